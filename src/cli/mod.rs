@@ -1,0 +1,61 @@
+//! What the command-line entry points share: finding the config, and the commands that both
+//! `homekey` and the drop-in binaries run.
+
+pub mod hash_password;
+
+use std::path::PathBuf;
+
+use crate::config::{Config, ConfigError, DatabaseConfig};
+
+/// Where a command takes its configuration from.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Synapse's homeserver.yaml (or homekey's). Repeat to layer files: later ones win.
+    #[arg(short = 'c', long = "config", value_name = "PATH", env = "HOMEKEY_CONFIG")]
+    pub config: Vec<PathBuf>,
+}
+
+/// The file used when neither `-c` nor `$HOMEKEY_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "homeserver.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FindConfigError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "no config: give -c homeserver.yaml, set HOMEKEY_CONFIG, or run where ./homeserver.yaml is"
+    )]
+    NoConfig,
+}
+
+impl ConfigArgs {
+    /// The config named by `-c`, by `$HOMEKEY_CONFIG`, or `./homeserver.yaml`; `None` if
+    /// none of them exists.
+    pub fn load_optional(&self) -> Result<Option<Config>, ConfigError> {
+        if !self.config.is_empty() {
+            return Config::load(&self.config).map(Some);
+        }
+        let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+        if default.exists() {
+            return Config::load(&[default]).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Like [`ConfigArgs::load_optional`], but a config is required.
+    pub fn load(&self) -> Result<Config, FindConfigError> {
+        self.load_optional()?.ok_or(FindConfigError::NoConfig)
+    }
+}
+
+/// `--database`, for commands that can work on a database without a config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DatabaseArgs {
+    /// The database, instead of the config's: sqlite:PATH or postgres://USER@HOST/DB
+    #[arg(long = "database", value_name = "URL", value_parser = parse_database_url)]
+    pub database: Option<DatabaseConfig>,
+}
+
+fn parse_database_url(url: &str) -> Result<DatabaseConfig, String> {
+    DatabaseConfig::from_url(url)
+}

@@ -1,0 +1,864 @@
+//! Synapse's `homeserver.yaml`, read into a typed, validated [`Config`].
+//!
+//! homekey reads the very file an operator's Synapse reads. Several files may be given (Debian
+//! keeps `server_name` in `conf.d/`); as in Synapse, a later file replaces whole top-level keys
+//! of an earlier one. Keys homekey does not use are ignored. Every error names the file, the key
+//! and what was expected, and never echoes the value of a secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use crate::ids;
+
+/// Synapse's default `bcrypt_rounds`.
+pub const DEFAULT_BCRYPT_ROUNDS: u32 = 12;
+/// Where the built-in configuration (no file at all) keeps its data.
+pub const DEFAULT_DATA_DIR: &str = "homekey-data";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server_name: String,
+    pub database: DatabaseConfig,
+    pub listeners: Vec<Listener>,
+    pub registration_shared_secret: Option<SecretString>,
+    pub macaroon_secret_key: Option<SecretString>,
+    pub bcrypt_rounds: u32,
+    pub password: PasswordConfig,
+    pub rc_login: LoginRateLimits,
+    pub public_baseurl: Option<String>,
+    /// The files this configuration was read from, in order; empty for the built-in one.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        host: Option<String>,
+        port: Option<u16>,
+        user: Option<String>,
+        /// Kept out of `Debug` and `Display` output by hand (see the impls below).
+        password: Option<String>,
+        dbname: Option<String>,
+    },
+    /// A `postgres://` URL given on the command line (`--database`). It may hold a password:
+    /// kept out of `Debug` and `Display`.
+    PostgresUrl(String),
+}
+
+impl DatabaseConfig {
+    /// Reads `--database`: `sqlite:PATH` or a `postgres://` / `postgresql://` URL.
+    pub fn from_url(url: &str) -> Result<DatabaseConfig, String> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err("sqlite: needs a file path, e.g. sqlite:/data/homeserver.db".into());
+            }
+            Ok(DatabaseConfig::Sqlite { path: path.into() })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseConfig::PostgresUrl(url.to_owned()))
+        } else {
+            Err("expected sqlite:PATH or a postgres:// URL".into())
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub port: u16,
+    pub bind_addresses: Vec<String>,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordConfig {
+    /// `password_config.enabled`: whether passwords may be used at all.
+    pub enabled: PasswordLogin,
+    pub localdb_enabled: bool,
+    pub pepper: SecretString,
+    pub scheme: HashScheme,
+    pub policy: PasswordPolicyConfig,
+}
+
+/// `password_config.enabled`: `true`, `false`, or `only_for_reauth` (passwords confirm an
+/// already logged-in user but cannot log in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordLogin {
+    Enabled,
+    Disabled,
+    OnlyForReauth,
+}
+
+/// The scheme new hashes are written in. bcrypt is what Synapse reads; argon2id is homekey's
+/// opt-in for deployments that Synapse will never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashScheme {
+    #[default]
+    Bcrypt,
+    Argon2id,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PasswordPolicyConfig {
+    pub enabled: bool,
+    pub minimum_length: u32,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    pub require_lowercase: bool,
+    pub require_uppercase: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst_count: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoginRateLimits {
+    pub address: RateLimit,
+    pub account: RateLimit,
+    pub failed_attempts: RateLimit,
+}
+
+impl Default for LoginRateLimits {
+    /// Synapse's defaults (`synapse/config/ratelimiting.py`).
+    fn default() -> Self {
+        LoginRateLimits {
+            address: RateLimit {
+                per_second: 0.003,
+                burst_count: 5.0,
+            },
+            account: RateLimit {
+                per_second: 0.003,
+                burst_count: 5.0,
+            },
+            failed_attempts: RateLimit {
+                per_second: 0.17,
+                burst_count: 3.0,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read the config file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not valid YAML: {message}", path.display())]
+    Yaml { path: PathBuf, message: String },
+    #[error("{}: `{key}`: {message}", path.display())]
+    Key {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("{}: `{key}` is required: {message}", path.display())]
+    Missing {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// Keys whose values are secrets: an error about them never shows the value.
+const SECRET_KEYS: &[&str] = &[
+    "registration_shared_secret",
+    "macaroon_secret_key",
+    "form_secret",
+    "password_config.pepper",
+    "database.args.password",
+];
+
+impl Config {
+    /// The configuration used when no file is given: server `localhost`, SQLite in
+    /// `./homekey-data`, one listener on 127.0.0.1:8008.
+    pub fn builtin() -> Config {
+        Config {
+            server_name: "localhost".into(),
+            database: DatabaseConfig::Sqlite {
+                path: Path::new(DEFAULT_DATA_DIR).join("homeserver.db"),
+            },
+            listeners: vec![Listener {
+                port: 8008,
+                bind_addresses: vec!["127.0.0.1".into()],
+                kind: "http".into(),
+            }],
+            registration_shared_secret: None,
+            macaroon_secret_key: None,
+            bcrypt_rounds: DEFAULT_BCRYPT_ROUNDS,
+            password: PasswordConfig {
+                enabled: PasswordLogin::Enabled,
+                localdb_enabled: true,
+                pepper: SecretString::from(""),
+                scheme: HashScheme::Bcrypt,
+                policy: PasswordPolicyConfig::default(),
+            },
+            rc_login: LoginRateLimits::default(),
+            public_baseurl: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// Reads one or more config files (a directory means every `*.yaml` file in it, sorted),
+    /// later ones replacing top-level keys of earlier ones, as Synapse does.
+    pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<Config, ConfigError> {
+        let mut files = Vec::new();
+        for path in paths {
+            files.extend(expand_config_path(path.as_ref())?);
+        }
+        let mut merged = serde_yaml_ng::Mapping::new();
+        let mut origin: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let value: Value =
+                serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Yaml {
+                    path: file.clone(),
+                    message: err.to_string(),
+                })?;
+            match value {
+                Value::Mapping(map) => {
+                    for (key, value) in map {
+                        if let Value::String(name) = &key {
+                            origin.insert(name.clone(), file.clone());
+                        }
+                        merged.insert(key, value);
+                    }
+                }
+                // An empty file is an empty config, as in Synapse.
+                Value::Null => {}
+                _ => {
+                    return Err(ConfigError::Yaml {
+                        path: file.clone(),
+                        message: "the top level must be a mapping of keys to values".into(),
+                    });
+                }
+            }
+        }
+        let last_file = files.last().cloned().unwrap_or_default();
+        let file_of = |key: &str| {
+            let top = key.split('.').next().unwrap_or(key);
+            origin.get(top).cloned().unwrap_or_else(|| last_file.clone())
+        };
+        let raw: RawConfig = serde_path_to_error::deserialize(Value::Mapping(merged.clone()))
+            .map_err(|err| {
+                let key = err.path().to_string();
+                ConfigError::Key {
+                    path: file_of(&key),
+                    message: describe_serde_error(&key, err.inner()),
+                    key,
+                }
+            })?;
+        for key in merged.keys().filter_map(Value::as_str) {
+            if !KNOWN_KEYS.contains(&key) {
+                tracing::debug!(key, "ignoring a config key homekey does not use");
+            }
+        }
+        raw.validate(files, &file_of)
+    }
+
+    /// The pepper appended to every password before hashing (`password_config.pepper`).
+    pub fn pepper(&self) -> &SecretString {
+        &self.password.pepper
+    }
+}
+
+/// Top-level keys homekey reads; anything else is Synapse's business and ignored.
+const KNOWN_KEYS: &[&str] = &[
+    "server_name",
+    "database",
+    "listeners",
+    "registration_shared_secret",
+    "registration_shared_secret_path",
+    "macaroon_secret_key",
+    "bcrypt_rounds",
+    "password_config",
+    "rc_login",
+    "public_baseurl",
+];
+
+fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let file = entry.map_err(read_error)?.path();
+        if file.extension().is_some_and(|ext| ext == "yaml") && file.is_file() {
+            files.push(file);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Serde's message, unless the key is a secret: then only what was expected.
+fn describe_serde_error(key: &str, err: &serde_yaml_ng::Error) -> String {
+    if SECRET_KEYS.iter().any(|secret| key.starts_with(secret)) {
+        "expected a string (the value is not shown: it is a secret)".into()
+    } else {
+        // serde_yaml_ng appends the position in the merged document, which means nothing to
+        // the reader of the original file.
+        let message = err.to_string();
+        match message.find(" at line ") {
+            Some(at) => message[..at].to_string(),
+            None => message,
+        }
+    }
+}
+
+/// The file's shape, before validation. Field names are Synapse's.
+#[derive(Deserialize)]
+struct RawConfig {
+    server_name: Option<String>,
+    database: Option<RawDatabase>,
+    listeners: Option<Vec<RawListener>>,
+    registration_shared_secret: Option<String>,
+    registration_shared_secret_path: Option<PathBuf>,
+    macaroon_secret_key: Option<String>,
+    bcrypt_rounds: Option<u32>,
+    #[serde(default)]
+    password_config: RawPasswordConfig,
+    #[serde(default)]
+    rc_login: RawLoginRateLimits,
+    public_baseurl: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawDatabase {
+    #[serde(default = "default_database_name")]
+    name: String,
+    #[serde(default)]
+    args: RawDatabaseArgs,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDatabaseArgs {
+    database: Option<String>,
+    dbname: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+#[derive(Deserialize)]
+struct RawListener {
+    port: u16,
+    bind_addresses: Option<Vec<String>>,
+    #[serde(rename = "type", default = "default_listener_type")]
+    kind: String,
+}
+
+fn default_database_name() -> String {
+    "sqlite3".into()
+}
+
+fn default_listener_type() -> String {
+    "http".into()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawPasswordConfig {
+    enabled: Option<BoolOrString>,
+    localdb_enabled: Option<bool>,
+    pepper: Option<String>,
+    scheme: Option<String>,
+    policy: PasswordPolicyConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BoolOrString {
+    Bool(bool),
+    String(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawLoginRateLimits {
+    address: Option<RateLimit>,
+    account: Option<RateLimit>,
+    failed_attempts: Option<RateLimit>,
+}
+
+impl RawConfig {
+    fn validate(
+        self,
+        files: Vec<PathBuf>,
+        file_of: &dyn Fn(&str) -> PathBuf,
+    ) -> Result<Config, ConfigError> {
+        let key_error = |key: &str, message: String| ConfigError::Key {
+            path: file_of(key),
+            key: key.to_owned(),
+            message,
+        };
+        let server_name = self.server_name.ok_or_else(|| ConfigError::Missing {
+            path: file_of("server_name"),
+            key: "server_name".into(),
+            message: "the domain of this server's user IDs, e.g. example.com".into(),
+        })?;
+        ids::validate_server_name(&server_name)
+            .map_err(|err| key_error("server_name", err.to_string()))?;
+
+        let database = match self.database {
+            None => DatabaseConfig::Sqlite {
+                path: PathBuf::from("homeserver.db"),
+            },
+            Some(db) => match db.name.as_str() {
+                "sqlite3" => DatabaseConfig::Sqlite {
+                    path: PathBuf::from(db.args.database.ok_or_else(|| ConfigError::Missing {
+                        path: file_of("database"),
+                        key: "database.args.database".into(),
+                        message: "the path of the SQLite database file".into(),
+                    })?),
+                },
+                "psycopg2" | "psycopg" => DatabaseConfig::Postgres {
+                    host: db.args.host,
+                    port: db.args.port,
+                    user: db.args.user,
+                    password: db.args.password,
+                    dbname: db.args.dbname.or(db.args.database),
+                },
+                other => {
+                    return Err(key_error(
+                        "database.name",
+                        format!("Unsupported database type \"{other}\": expected \"sqlite3\" or \"psycopg2\""),
+                    ));
+                }
+            },
+        };
+
+        let listeners = match self.listeners {
+            None => Config::builtin().listeners,
+            Some(raw) => raw
+                .into_iter()
+                .map(|l| Listener {
+                    port: l.port,
+                    // Synapse's default when a listener names no address: every interface.
+                    bind_addresses: l
+                        .bind_addresses
+                        .unwrap_or_else(|| vec!["::".into(), "0.0.0.0".into()]),
+                    kind: l.kind,
+                })
+                .collect(),
+        };
+
+        let registration_shared_secret = match (
+            self.registration_shared_secret,
+            self.registration_shared_secret_path,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(key_error(
+                    "registration_shared_secret_path",
+                    "give either registration_shared_secret or registration_shared_secret_path, not both".into(),
+                ));
+            }
+            (Some(secret), None) => Some(SecretString::from(secret)),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    key_error(
+                        "registration_shared_secret_path",
+                        format!("cannot read {}: {err}", path.display()),
+                    )
+                })?;
+                Some(SecretString::from(text.trim().to_owned()))
+            }
+            (None, None) => None,
+        };
+
+        let bcrypt_rounds = self.bcrypt_rounds.unwrap_or(DEFAULT_BCRYPT_ROUNDS);
+        if !(4..=31).contains(&bcrypt_rounds) {
+            return Err(key_error(
+                "bcrypt_rounds",
+                format!("expected a cost between 4 and 31, found {bcrypt_rounds}"),
+            ));
+        }
+
+        let raw_password = self.password_config;
+        let enabled = match raw_password.enabled {
+            None | Some(BoolOrString::Bool(true)) => PasswordLogin::Enabled,
+            Some(BoolOrString::Bool(false)) => PasswordLogin::Disabled,
+            Some(BoolOrString::String(s)) if s == "only_for_reauth" => PasswordLogin::OnlyForReauth,
+            Some(BoolOrString::String(other)) => {
+                return Err(key_error(
+                    "password_config.enabled",
+                    format!("expected true, false or \"only_for_reauth\", found \"{other}\""),
+                ));
+            }
+        };
+        let scheme = match raw_password.scheme.as_deref() {
+            None | Some("bcrypt") => HashScheme::Bcrypt,
+            Some("argon2id") => HashScheme::Argon2id,
+            Some(other) => {
+                return Err(key_error(
+                    "password_config.scheme",
+                    format!("expected \"bcrypt\" or \"argon2id\", found \"{other}\""),
+                ));
+            }
+        };
+
+        let public_baseurl = match self.public_baseurl {
+            None => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                // Synapse stores it with a trailing slash.
+                Some(if url.ends_with('/') { url } else { url + "/" })
+            }
+            Some(other) => {
+                return Err(key_error(
+                    "public_baseurl",
+                    format!("expected an http:// or https:// URL, found \"{other}\""),
+                ));
+            }
+        };
+
+        let defaults = LoginRateLimits::default();
+        let rc_login = LoginRateLimits {
+            address: self.rc_login.address.unwrap_or(defaults.address),
+            account: self.rc_login.account.unwrap_or(defaults.account),
+            failed_attempts: self
+                .rc_login
+                .failed_attempts
+                .unwrap_or(defaults.failed_attempts),
+        };
+
+        Ok(Config {
+            server_name,
+            database,
+            listeners,
+            registration_shared_secret,
+            macaroon_secret_key: self.macaroon_secret_key.map(SecretString::from),
+            bcrypt_rounds,
+            password: PasswordConfig {
+                enabled,
+                localdb_enabled: raw_password.localdb_enabled.unwrap_or(true),
+                pepper: SecretString::from(raw_password.pepper.unwrap_or_default()),
+                scheme,
+                policy: raw_password.policy,
+            },
+            rc_login,
+            public_baseurl,
+            files,
+        })
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseConfig::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            DatabaseConfig::Postgres {
+                host,
+                port,
+                user,
+                password,
+                dbname,
+            } => f
+                .debug_struct("Postgres")
+                .field("host", host)
+                .field("port", port)
+                .field("user", user)
+                .field("password", &password.as_ref().map(|_| "[REDACTED]"))
+                .field("dbname", dbname)
+                .finish(),
+            DatabaseConfig::PostgresUrl(_) => f.write_str("PostgresUrl([REDACTED])"),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseConfig {
+    /// A description for people: where the data is, never the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseConfig::Sqlite { path } => write!(f, "SQLite at {}", path.display()),
+            DatabaseConfig::Postgres {
+                host,
+                port,
+                user,
+                dbname,
+                ..
+            } => write!(
+                f,
+                "PostgreSQL database {} on {}:{} as {}",
+                dbname.as_deref().unwrap_or("(default)"),
+                host.as_deref().unwrap_or("localhost"),
+                port.unwrap_or(5432),
+                user.as_deref().unwrap_or("(current user)"),
+            ),
+            DatabaseConfig::PostgresUrl(_) => f.write_str("PostgreSQL (from --database)"),
+        }
+    }
+}
+
+/// Writes a commented starter `homeserver.yaml` with fresh secrets; refuses to overwrite.
+pub fn generate(path: &Path, server_name: &str, data_dir: &Path) -> Result<(), GenerateError> {
+    ids::validate_server_name(server_name)
+        .map_err(|err| GenerateError::ServerName(err.to_string()))?;
+    let data_dir = std::path::absolute(data_dir).map_err(GenerateError::Io)?;
+    let text = starter_config(server_name, &data_dir);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        // The file holds secrets: readable by its owner only.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|err| match err.kind() {
+        std::io::ErrorKind::AlreadyExists => GenerateError::Exists(path.to_path_buf()),
+        _ => GenerateError::Io(err),
+    })?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(GenerateError::Io)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("{} already exists; homekey does not overwrite a config file", .0.display())]
+    Exists(PathBuf),
+    #[error("--server-name: {0}")]
+    ServerName(String),
+    #[error("cannot write the config file: {0}")]
+    Io(std::io::Error),
+}
+
+fn starter_config(server_name: &str, data_dir: &Path) -> String {
+    use crate::secrets::random_alphanumeric;
+    let database = data_dir.join("homeserver.db");
+    format!(
+        r#"# homeserver.yaml, written by `homekey generate-config`.
+# homekey reads Synapse's config format: this file also suits Synapse, and homekey can read
+# an existing Synapse homeserver.yaml. Keys homekey does not use are ignored.
+
+# The domain of this server's user IDs (@alice:{server_name}). It cannot change later.
+server_name: "{server_name}"
+
+# Where accounts are kept. For PostgreSQL:
+#   database:
+#     name: psycopg2
+#     args: {{user: homekey, password: "...", dbname: homekey, host: localhost, port: 5432}}
+database:
+  name: sqlite3
+  args:
+    database: "{database}"
+
+# Where `homekey serve` listens. Put a TLS-terminating reverse proxy in front of it.
+listeners:
+  - port: 8008
+    type: http
+    bind_addresses: ["127.0.0.1"]
+    resources:
+      - names: [client]
+
+# Lets `register_new_matrix_user` and the admin registration API create accounts. Keep it secret.
+registration_shared_secret: "{shared_secret}"
+
+# Synapse signs tokens with this key. Keep it secret.
+macaroon_secret_key: "{macaroon_key}"
+
+# The bcrypt cost of new password hashes (Synapse's default: 12).
+bcrypt_rounds: 12
+
+password_config:
+  enabled: true
+  # Appended to every password before hashing. Changing it invalidates every password.
+  pepper: "{pepper}"
+  # bcrypt (readable by Synapse) or argon2id (homekey only).
+  scheme: bcrypt
+  policy:
+    enabled: false
+    minimum_length: 10
+    require_digit: true
+    require_symbol: true
+    require_lowercase: true
+    require_uppercase: true
+"#,
+        database = database.display(),
+        shared_secret = random_alphanumeric(48),
+        macaroon_key = random_alphanumeric(48),
+        pepper = random_alphanumeric(32),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_a_synapse_config_with_synapse_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "homeserver.yaml",
+            "server_name: example.com\n\
+             database: {name: psycopg2, args: {user: synapse, password: s3cret, database: synapse, host: db, cp_min: 5}}\n\
+             report_stats: false\n\
+             password_config: {pepper: pep}\n",
+        );
+        let config = Config::load(&[&file]).unwrap();
+        assert_eq!(config.server_name, "example.com");
+        assert_eq!(config.bcrypt_rounds, 12);
+        assert_eq!(config.password.enabled, PasswordLogin::Enabled);
+        assert_eq!(config.password.scheme, HashScheme::Bcrypt);
+        assert_eq!(config.pepper().expose_secret(), "pep");
+        assert_eq!(config.rc_login, LoginRateLimits::default());
+        assert_eq!(
+            config.database,
+            DatabaseConfig::Postgres {
+                host: Some("db".into()),
+                port: None,
+                user: Some("synapse".into()),
+                password: Some("s3cret".into()),
+                dbname: Some("synapse".into()),
+            }
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("\"pep\"") && !debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn later_files_replace_top_level_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = write(
+            dir.path(),
+            "a.yaml",
+            "server_name: old.org\nbcrypt_rounds: 10\n",
+        );
+        let extra = write(dir.path(), "b.yaml", "server_name: new.org\n");
+        let config = Config::load(&[&base, &extra]).unwrap();
+        assert_eq!(config.server_name, "new.org");
+        assert_eq!(config.bcrypt_rounds, 10);
+    }
+
+    #[test]
+    fn only_for_reauth_is_a_valid_enabled_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "h.yaml",
+            "server_name: x.org\npassword_config: {enabled: only_for_reauth}\n",
+        );
+        assert_eq!(
+            Config::load(&[&file]).unwrap().password.enabled,
+            PasswordLogin::OnlyForReauth
+        );
+    }
+
+    fn load_error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "homeserver.yaml", text);
+        Config::load(&[&file]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_expectation() {
+        let err = load_error("server_name: x.org\nbcrypt_rounds: many\n");
+        assert!(err.contains("homeserver.yaml: `bcrypt_rounds`: invalid type"), "{err}");
+        assert!(err.contains("expected u32"), "{err}");
+
+        let err = load_error("server_name: x.org\nbcrypt_rounds: 99\n");
+        assert!(err.ends_with("`bcrypt_rounds`: expected a cost between 4 and 31, found 99"), "{err}");
+
+        let err = load_error("server_name: x.org\npassword_config: {policy: {minimum_length: -1}}\n");
+        assert!(err.contains("`password_config.policy.minimum_length`"), "{err}");
+
+        let err = load_error("server_name: x.org\npassword_config: {enabled: sometimes}\n");
+        assert!(err.contains("expected true, false or \"only_for_reauth\""), "{err}");
+
+        let err = load_error("server_name: x.org\ndatabase: {name: mysql}\n");
+        assert!(err.contains("`database.name`: Unsupported database type \"mysql\": expected \"sqlite3\" or \"psycopg2\""), "{err}");
+
+        let err = load_error("bcrypt_rounds: 12\n");
+        assert!(err.contains("`server_name` is required"), "{err}");
+
+        let err = load_error("server_name: 'bad name'\n");
+        assert!(err.contains("`server_name`: 'bad name' is not a valid server name"), "{err}");
+
+        let err = load_error("server_name: x.org\n  bad: [indent\n");
+        assert!(err.contains("homeserver.yaml: not valid YAML"), "{err}");
+
+        let missing = Config::load(&["/nonexistent/homeserver.yaml"]).unwrap_err().to_string();
+        assert!(missing.starts_with("/nonexistent/homeserver.yaml: cannot read the config file"), "{missing}");
+    }
+
+    #[test]
+    fn an_error_about_a_secret_does_not_show_it() {
+        let err = load_error("server_name: x.org\npassword_config: {pepper: [hunter2-pepper]}\n");
+        assert!(err.contains("`password_config.pepper`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = load_error("server_name: x.org\nregistration_shared_secret: {a: sharedsecretvalue}\n");
+        assert!(!err.contains("sharedsecretvalue"), "{err}");
+    }
+
+    #[test]
+    fn the_shared_secret_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = write(dir.path(), "secret", "  from-a-file\n");
+        let file = write(
+            dir.path(),
+            "h.yaml",
+            &format!("server_name: x.org\nregistration_shared_secret_path: {}\n", secret.display()),
+        );
+        let config = Config::load(&[&file]).unwrap();
+        assert_eq!(
+            config.registration_shared_secret.unwrap().expose_secret(),
+            "from-a-file"
+        );
+    }
+
+    #[test]
+    fn generated_config_loads_back_and_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("homeserver.yaml");
+        generate(&path, "example.com", &dir.path().join("data")).unwrap();
+        let config = Config::load(&[&path]).unwrap();
+        assert_eq!(config.server_name, "example.com");
+        assert_eq!(config.password.pepper.expose_secret().len(), 32);
+        assert_eq!(
+            config.database,
+            DatabaseConfig::Sqlite {
+                path: dir.path().join("data").join("homeserver.db")
+            }
+        );
+        assert_eq!(config.listeners[0].port, 8008);
+        assert_eq!(config.listeners[0].bind_addresses, vec!["127.0.0.1"]);
+
+        let before = std::fs::read_to_string(&path).unwrap();
+        let err = generate(&path, "other.org", dir.path()).unwrap_err();
+        assert!(matches!(err, GenerateError::Exists(_)));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+        let second = dir.path().join("second.yaml");
+        generate(&second, "example.com", dir.path()).unwrap();
+        let other = Config::load(&[&second]).unwrap();
+        assert_ne!(
+            other.password.pepper.expose_secret(),
+            config.password.pepper.expose_secret()
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! homekey: the accounts and passwords of a Matrix homeserver, Synapse-compatible.
+//!
+//! Data flows one way: an entry point (CLI command or HTTP route) parses input into the types
+//! of [`ids`] and [`config`], hashes with [`password`], and changes accounts through one
+//! transaction of the [`store`].
+
+pub mod cli;
+pub mod config;
+pub mod ids;
+pub mod password;
+pub mod secrets;
+pub mod store;

@@ -1,0 +1,143 @@
+//! `homekey`: the command-line entry point. Parses arguments, runs one command, maps its
+//! outcome to an exit code. The work itself lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use homekey::cli::hash_password::{self, HashPasswordArgs};
+use homekey::cli::{ConfigArgs, DatabaseArgs};
+use homekey::config;
+use homekey::store::{OpenMode, Store, StoreError};
+
+#[derive(Parser)]
+#[command(
+    name = "homekey",
+    version,
+    about = "Accounts and passwords of a Matrix homeserver, Synapse-compatible",
+    after_help = "Exit codes: 0 done; 1 refused or failed (the message says why); 2 bad usage; \
+                  3 database unreachable."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented starter homeserver.yaml with fresh secrets (never overwrites).
+    GenerateConfig {
+        /// The domain of the server's user IDs, e.g. example.com.
+        #[arg(long)]
+        server_name: String,
+        /// Where to write the file.
+        #[arg(short = 'c', long = "config", default_value = "homeserver.yaml")]
+        config: PathBuf,
+        /// Where the SQLite database goes (default: homekey-data beside the config file).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print a Synapse-compatible hash of a password (same flags as Synapse's hash_password).
+    HashPassword(HashPasswordArgs),
+    /// Create or update homekey's database schema (never touches a Synapse database's).
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_UNREACHABLE: u8 = 3;
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("homekey: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// A failed command: the one-line message for the operator and the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn new(err: impl std::fmt::Display) -> Failure {
+        Failure {
+            message: err.to_string(),
+            code: EXIT_FAILED,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Failure {
+        let code = match err {
+            StoreError::Unavailable(_) => EXIT_UNREACHABLE,
+            _ => EXIT_FAILED,
+        };
+        Failure {
+            message: err.to_string(),
+            code,
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::GenerateConfig {
+            server_name,
+            config: path,
+            data_dir,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(|| {
+                let parent = path.parent().unwrap_or(std::path::Path::new(""));
+                parent.join(config::DEFAULT_DATA_DIR)
+            });
+            config::generate(&path, &server_name, &data_dir).map_err(Failure::new)?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
+        Command::HashPassword(args) => hash_password::run(args).map_err(Failure::new),
+        Command::Migrate { config, database } => {
+            let database = match database.database {
+                Some(database) => database,
+                None => config.load().map_err(Failure::new)?.database,
+            };
+            runtime()?.block_on(async {
+                let store = Store::open(&database, OpenMode::CreateIfMissing).await?;
+                store.migrate().await?;
+                store.close().await;
+                println!("{database}: schema up to date");
+                Ok(())
+            })
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::new)
+}
+
+/// Logs go to stderr, at the level `RUST_LOG` asks (warnings by default).
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+

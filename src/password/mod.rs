@@ -1,0 +1,67 @@
+//! Passwords: Synapse-compatible hashing, the other schemes homekey reads, and the policy.
+//!
+//! - [`scheme`]: one hash or verification, on the calling thread (for the CLI and the blocking
+//!   pool).
+//! - [`PasswordHasher`]: the async face for servers: the same work on the blocking pool, never
+//!   on an async worker, with at most one hash per core at a time.
+//! - [`policy`]: what a new password must look like (Synapse's `password_config.policy`).
+
+pub mod policy;
+pub mod scheme;
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::sync::Semaphore;
+
+pub use policy::{MAX_PASSWORD_LENGTH, PasswordPolicy, PolicyViolation};
+pub use scheme::{HashSettings, PasswordError};
+
+/// Hashes and verifies passwords off the async workers, bounded to the machine's cores so a
+/// burst of logins queues instead of starving every other request.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    settings: Arc<HashSettings>,
+    permits: Arc<Semaphore>,
+}
+
+impl PasswordHasher {
+    pub fn new(settings: HashSettings) -> PasswordHasher {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PasswordHasher {
+            settings: Arc::new(settings),
+            permits: Arc::new(Semaphore::new(cores)),
+        }
+    }
+
+    pub fn settings(&self) -> &HashSettings {
+        &self.settings
+    }
+
+    /// A new hash of `password` in the configured scheme.
+    pub async fn hash(&self, password: SecretString) -> Result<SecretString, PasswordError> {
+        let settings = Arc::clone(&self.settings);
+        self.run_blocking(move || settings.hash(&password)).await
+    }
+
+    /// Whether `password` matches `stored_hash` (any scheme homekey knows). A missing, empty or
+    /// malformed hash never matches.
+    pub async fn verify(&self, password: SecretString, stored_hash: Option<SecretString>) -> bool {
+        let settings = Arc::clone(&self.settings);
+        self.run_blocking(move || settings.verify(&password, stored_hash.as_ref()))
+            .await
+    }
+
+    async fn run_blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the hashing semaphore is never closed");
+        match tokio::task::spawn_blocking(work).await {
+            Ok(result) => result,
+            // Hashing does not panic on any input; if it ever did, keep the panic a panic.
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    }
+}

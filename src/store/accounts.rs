@@ -1,0 +1,231 @@
+//! Account operations: create, read, list, and change one user's row.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::sessions::delete_sessions;
+use super::{
+    BeginWrite, Logout, NewUser, Store, StoreError, User, UserFilter, UserPage, UserRow,
+    is_unique_violation, with_pool,
+};
+
+/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID.
+pub(super) const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
+     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, u.user_type, \
+     u.appservice_id, p.displayname, p.avatar_url";
+pub(super) const USERS_WITH_PROFILES: &str =
+    "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
+
+/// The filter of a listing, on `$1`–`$6` (see [`Store::list_users`]).
+const USER_FILTER: &str = "($1 = '' OR u.name LIKE $1 OR lower(p.displayname) LIKE $1) \
+     AND ($2 = '' OR u.name LIKE $2) \
+     AND ($3 < 0 OR u.admin = $3) \
+     AND ($4 = 1 OR u.is_guest = 0) \
+     AND ($5 = 1 OR u.deactivated = 0) \
+     AND ($6 = 1 OR u.locked = FALSE)";
+
+impl Store {
+    /// Creates an account (and its profile row). Refused if the name is taken, ignoring case,
+    /// as Synapse does at registration.
+    pub async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        let name = new.user_id.as_str();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let taken: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower($1))")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if taken {
+                return Err(StoreError::UserExists(name.to_owned()));
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO users (name, password_hash, creation_ts, admin, is_guest, user_type, \
+                 deactivated, locked, approved) VALUES ($1, $2, $3, $4, $5, $6, 0, FALSE, TRUE)",
+            )
+            .bind(name)
+            .bind(new.password_hash.as_ref().map(|h| h.expose_secret().to_owned()))
+            .bind(new.creation_ts)
+            .bind(i16::from(new.admin))
+            .bind(i16::from(new.is_guest))
+            .bind(new.user_type.as_deref())
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(err) if is_unique_violation(&err) => {
+                    return Err(StoreError::UserExists(name.to_owned()));
+                }
+                other => other?,
+            };
+            sqlx::query(
+                "INSERT INTO profiles (user_id, displayname, full_user_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id) DO UPDATE SET displayname = excluded.displayname, \
+                 full_user_id = excluded.full_user_id",
+            )
+            .bind(new.user_id.localpart())
+            .bind(new.displayname.as_deref())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+            let user = fetch_user(&mut *tx, name).await?;
+            tx.commit().await?;
+            user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))
+        })
+    }
+
+    /// The account with exactly this ID.
+    pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        with_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            fetch_user(&mut *conn, user_id).await
+        })
+    }
+
+    /// The accounts whose ID equals `user_id` ignoring case, as Synapse looks users up at
+    /// login (`get_users_by_id_case_insensitive`). Historical databases may hold several.
+    pub async fn find_users_case_insensitive(&self, user_id: &str) -> Result<Vec<User>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE lower(u.name) = lower($1) ORDER BY u.name"
+        );
+        with_pool!(self, |pool| {
+            let rows: Vec<UserRow> = sqlx::query_as(&sql).bind(user_id).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(User::from).collect())
+        })
+    }
+
+    /// A page of the users matching `filter`, ordered by name, and how many match in all.
+    pub async fn list_users(
+        &self,
+        filter: &UserFilter,
+        from: i64,
+        limit: i64,
+    ) -> Result<UserPage, StoreError> {
+        let page_sql = format!(
+            "SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER} \
+             ORDER BY u.name LIMIT $7 OFFSET $8"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER}");
+        let admins: i16 = match filter.admins {
+            None => -1,
+            Some(admin) => i16::from(admin),
+        };
+        macro_rules! bind_filter {
+            ($query:expr) => {
+                $query
+                    .bind(filter.name_like.as_deref().unwrap_or(""))
+                    .bind(filter.user_id_like.as_deref().unwrap_or(""))
+                    .bind(admins)
+                    .bind(i16::from(filter.include_guests))
+                    .bind(i16::from(filter.include_deactivated))
+                    .bind(i16::from(filter.include_locked))
+            };
+        }
+        with_pool!(self, |pool| {
+            // One read transaction, so the page and the total agree.
+            let mut tx = pool.begin().await?;
+            let rows: Vec<UserRow> = bind_filter!(sqlx::query_as(&page_sql))
+                .bind(limit)
+                .bind(from)
+                .fetch_all(&mut *tx)
+                .await?;
+            let total: i64 = bind_filter!(sqlx::query_scalar(&count_sql))
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(UserPage {
+                users: rows.into_iter().map(User::from).collect(),
+                total,
+            })
+        })
+    }
+
+    /// Replaces a user's password hash (`None` removes it, so no password logs in) and logs
+    /// devices out as asked, in one transaction: the new hash and the logout land together.
+    pub async fn set_password_hash(
+        &self,
+        user_id: &str,
+        hash: Option<&SecretString>,
+        logout: &Logout,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
+                .bind(user_id)
+                .bind(hash.map(|h| h.expose_secret().to_owned()))
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::UserNotFound(user_id.to_owned()));
+            }
+            delete_sessions(&mut tx, user_id, logout).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Grants or removes server admin rights.
+    pub async fn set_admin(&self, user_id: &str, admin: bool) -> Result<(), StoreError> {
+        self.update_user(user_id, "UPDATE users SET admin = $2 WHERE name = $1", i16::from(admin))
+            .await
+    }
+
+    /// Locks or unlocks an account (a locked user's requests are refused; tokens survive).
+    pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<(), StoreError> {
+        self.update_user(user_id, "UPDATE users SET locked = $2 WHERE name = $1", locked)
+            .await
+    }
+
+    /// Deactivates an account as Synapse does: the flag set, the password hash removed, every
+    /// device and token deleted, in one transaction.
+    pub async fn deactivate(&self, user_id: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query(
+                "UPDATE users SET deactivated = 1, password_hash = NULL WHERE name = $1",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::UserNotFound(user_id.to_owned()));
+            }
+            delete_sessions(&mut tx, user_id, &Logout::AllDevices).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Runs a one-column `UPDATE … WHERE name = $1` with `$2 = value`.
+    async fn update_user<T>(&self, user_id: &str, sql: &'static str, value: T) -> Result<(), StoreError>
+    where
+        T: Send
+            + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+            + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+            + sqlx::Type<sqlx::Sqlite>
+            + sqlx::Type<sqlx::Postgres>
+            + Copy,
+    {
+        let updated = with_pool!(self, |pool| {
+            sqlx::query(sql).bind(user_id).bind(value).execute(pool).await?.rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::UserNotFound(user_id.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// One user by exact ID, on any connection or transaction.
+pub(super) async fn fetch_user<'c, E>(executor: E, user_id: &str) -> Result<Option<User>, StoreError>
+where
+    E: sqlx::Executor<'c>,
+    UserRow: for<'r> sqlx::FromRow<'r, <E::Database as sqlx::Database>::Row>,
+    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
+{
+    let sql = format!("SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE u.name = $1");
+    let row: Option<UserRow> = sqlx::query_as(&sql)
+        .bind(user_id)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(User::from))
+}

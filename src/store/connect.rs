@@ -1,0 +1,173 @@
+//! Opening the database: connection settings for each engine, telling homekey's schema from
+//! Synapse's, and running homekey's migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+use super::{Backend, Flavour, Store, StoreError};
+use crate::config::DatabaseConfig;
+
+/// Whether opening may create the database. `serve` creates its own; the operator's commands
+/// refuse a path that does not exist, which is far more likely a typo than a wish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    MustExist,
+}
+
+
+/// How long an operation waits for a locked SQLite database before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for a connection before calling the database unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects, finds out whose schema the database has, and brings homekey's own schema up
+    /// to date. A Synapse database is opened as it is.
+    pub async fn open(database: &DatabaseConfig, mode: OpenMode) -> Result<Store, StoreError> {
+        let backend = match database {
+            DatabaseConfig::Sqlite { path } => {
+                if mode == OpenMode::CreateIfMissing {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).map_err(|err| {
+                            StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
+                        })?;
+                    }
+                } else if !path.exists() {
+                    return Err(StoreError::Unavailable(format!(
+                        "{} does not exist",
+                        path.display()
+                    )));
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(mode == OpenMode::CreateIfMissing)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|err| {
+                        StoreError::Unavailable(format!("SQLite at {}: {err}", path.display()))
+                    })?;
+                Backend::Sqlite(pool)
+            }
+            DatabaseConfig::Postgres {
+                host,
+                port,
+                user,
+                password,
+                dbname,
+            } => {
+                let mut options = PgConnectOptions::new();
+                if let Some(host) = host {
+                    // libpq's rule: a host starting with '/' is the directory of a Unix socket.
+                    options = if host.starts_with('/') {
+                        options.socket(host)
+                    } else {
+                        options.host(host)
+                    };
+                }
+                if let Some(port) = port {
+                    options = options.port(*port);
+                }
+                if let Some(user) = user {
+                    options = options.username(user);
+                }
+                if let Some(password) = password {
+                    options = options.password(password);
+                }
+                if let Some(dbname) = dbname {
+                    options = options.database(dbname);
+                }
+                Backend::Postgres(connect_postgres(options, database).await?)
+            }
+            DatabaseConfig::PostgresUrl(url) => {
+                let options = PgConnectOptions::from_str(url).map_err(|_| {
+                    StoreError::Unavailable("--database: not a valid postgres:// URL".into())
+                })?;
+                Backend::Postgres(connect_postgres(options, database).await?)
+            }
+        };
+        let mut store = Store {
+            backend,
+            flavour: Flavour::Homekey,
+        };
+        store.flavour = store.detect_flavour().await?;
+        if store.flavour == Flavour::Homekey {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Brings homekey's schema up to date. Refused on a Synapse database: its schema is
+    /// Synapse's to change.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        if self.flavour == Flavour::Synapse {
+            return Err(StoreError::RefusedOnSynapse(
+                "homekey does not migrate it; Synapse manages its own schema",
+            ));
+        }
+        match &self.backend {
+            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Synapse keeps its schema version in `schema_version`; homekey's migrations leave
+    /// `_sqlx_migrations`. A database with neither and no `users` table is new.
+    async fn detect_flavour(&self) -> Result<Flavour, StoreError> {
+        let mut tables = Vec::new();
+        for table in ["_sqlx_migrations", "schema_version", "users"] {
+            let exists: bool = match &self.backend {
+                Backend::Sqlite(pool) => sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
+                )
+                .bind(table)
+                .fetch_one(pool)
+                .await?,
+                Backend::Postgres(pool) => {
+                    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                        .bind(table)
+                        .fetch_one(pool)
+                        .await?
+                }
+            };
+            if exists {
+                tables.push(table);
+            }
+        }
+        match tables.as_slice() {
+            ["_sqlx_migrations", ..] => Ok(Flavour::Homekey),
+            ["schema_version", ..] => Ok(Flavour::Synapse),
+            [] => Ok(Flavour::Homekey),
+            _ => Err(StoreError::NotAccountDatabase(
+                "the database has a users table but is neither homekey's nor Synapse's; homekey leaves it alone"
+                    .into(),
+            )),
+        }
+    }
+}
+
+async fn connect_postgres(
+    options: PgConnectOptions,
+    database: &DatabaseConfig,
+) -> Result<sqlx::PgPool, StoreError> {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_with(options)
+        .await
+        // `database`'s Display never includes the password.
+        .map_err(|err| StoreError::Unavailable(format!("{database}: {err}")))
+}

@@ -1,0 +1,265 @@
+//! Storage of accounts, devices and access tokens, on SQLite or PostgreSQL.
+//!
+//! One [`Store`] API for both databases. The SQL is written once: SQLite accepts PostgreSQL's
+//! `$1` placeholders, and the schemas (in `migrations/`) use the same names and types, so each
+//! operation's body is compiled once per backend by [`with_pool!`]. Every operation runs in a
+//! single transaction: it happens completely or not at all.
+//!
+//! The tables are Synapse's (see DESIGN.md), so the same code opens an existing Synapse
+//! database. homekey never migrates a Synapse database, and does not mint tokens in one
+//! (Synapse allocates `access_tokens.id` in its own processes).
+
+mod accounts;
+mod connect;
+mod sessions;
+
+use secrecy::SecretString;
+
+pub use connect::OpenMode;
+
+/// The database, and which kind of database it is.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    flavour: Flavour,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Whose schema the database has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// homekey's own: created and migrated by homekey.
+    Homekey,
+    /// An existing Synapse database: homekey reads and changes accounts, never the schema.
+    Synapse,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend. The body is the
+/// same source compiled twice, once per database type.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// An account, as stored in Synapse's `users` table (with the display name from `profiles`).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password_hash: Option<SecretString>,
+    /// Seconds since the epoch, as Synapse stores it.
+    pub creation_ts: i64,
+    pub admin: bool,
+    pub is_guest: bool,
+    pub deactivated: bool,
+    pub locked: bool,
+    pub shadow_banned: bool,
+    pub approved: bool,
+    pub user_type: Option<String>,
+    pub appservice_id: Option<String>,
+    pub displayname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// A row of `users` joined with `profiles`, in the database's own types: Synapse keeps
+/// `admin`, `is_guest` and `deactivated` as `SMALLINT` 0/1, the newer flags as `BOOLEAN`.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    name: String,
+    password_hash: Option<String>,
+    creation_ts: Option<i64>,
+    admin: i16,
+    is_guest: i16,
+    deactivated: i16,
+    locked: Option<bool>,
+    shadow_banned: Option<bool>,
+    approved: Option<bool>,
+    user_type: Option<String>,
+    appservice_id: Option<String>,
+    displayname: Option<String>,
+    avatar_url: Option<String>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> User {
+        User {
+            name: row.name,
+            password_hash: row.password_hash.map(SecretString::from),
+            creation_ts: row.creation_ts.unwrap_or(0),
+            admin: row.admin != 0,
+            is_guest: row.is_guest != 0,
+            deactivated: row.deactivated != 0,
+            locked: row.locked.unwrap_or(false),
+            shadow_banned: row.shadow_banned.unwrap_or(false),
+            // Synapse reads a NULL `approved` as approved (accounts from before the column).
+            approved: row.approved.unwrap_or(true),
+            user_type: row.user_type,
+            appservice_id: row.appservice_id,
+            displayname: row.displayname,
+            avatar_url: row.avatar_url,
+        }
+    }
+}
+
+/// What a new account starts with.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub user_id: crate::ids::UserId,
+    pub password_hash: Option<SecretString>,
+    pub creation_ts: i64,
+    pub admin: bool,
+    pub is_guest: bool,
+    pub user_type: Option<String>,
+    pub displayname: Option<String>,
+}
+
+/// Which users a listing includes, as the Admin API's `GET /_synapse/admin/v2/users` asks.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// A `LIKE` pattern matched against the user ID or the lowercased display name.
+    pub name_like: Option<String>,
+    /// A `LIKE` pattern matched against the user ID only.
+    pub user_id_like: Option<String>,
+    /// Only admins (`Some(true)`), only non-admins (`Some(false)`), or both.
+    pub admins: Option<bool>,
+    pub include_guests: bool,
+    pub include_deactivated: bool,
+    pub include_locked: bool,
+}
+
+/// A page of a listing: the users from `from` (an offset), at most `limit` of them, by name.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// How many users match the filter, on every page.
+    pub total: i64,
+}
+
+/// Which of a user's devices and tokens an operation removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logout {
+    /// None: the user stays logged in everywhere.
+    Keep,
+    /// Every device, access token and refresh token of the user.
+    AllDevices,
+    /// All of them but this device and its tokens (the device asking for the change).
+    AllDevicesExcept(String),
+}
+
+/// A new login: the device (created if the user does not have it yet) and its access token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: String,
+    pub device_id: String,
+    pub device_display_name: Option<String>,
+    pub access_token: SecretString,
+    pub valid_until_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
+/// Who an access token belongs to.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub token_id: i64,
+    pub device_id: Option<String>,
+    pub valid_until_ms: Option<i64>,
+}
+
+/// A device of a user, from Synapse's `devices` table.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Device {
+    pub user_id: String,
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub last_seen: Option<i64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("user {0} does not exist")]
+    UserNotFound(String),
+    #[error("user {0} already exists")]
+    UserExists(String),
+    #[error("this is a Synapse database: {0}")]
+    RefusedOnSynapse(&'static str),
+    #[error("the database cannot be opened: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    NotAccountDatabase(String),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("migrating the database failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+impl Store {
+    pub fn flavour(&self) -> Flavour {
+        self.flavour
+    }
+
+    /// Which database engine this is, for messages.
+    pub fn engine(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// Waits for running operations and closes every connection.
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// Starting a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a transaction that reads first and upgrades later fails with
+/// `SQLITE_BUSY` when another writer got there in between, instead of waiting its turn.
+trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// Whether an error is the database refusing a duplicate in a unique column.
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}

@@ -1,0 +1,182 @@
+//! Devices and access tokens: logging in, finding who a token belongs to, logging out.
+
+use secrecy::ExposeSecret;
+
+use super::accounts::{USER_COLUMNS, fetch_user};
+use super::{
+    BeginWrite, Device, Flavour, Logout, NewSession, Session, Store, StoreError, User, UserRow,
+    with_pool,
+};
+
+/// A row of `access_tokens` joined with its user.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    token_id: i64,
+    device_id: Option<String>,
+    valid_until_ms: Option<i64>,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
+
+impl Store {
+    /// Records a login: the device (created if the user does not have it yet, otherwise
+    /// kept as it is) and a new access token for it. Returns the token's row ID.
+    pub async fn create_session(&self, new: &NewSession) -> Result<i64, StoreError> {
+        if self.flavour == Flavour::Synapse {
+            // Synapse hands out access_tokens.id from a counter it reads at start-up: a row
+            // written behind its back can collide with the next one it writes.
+            return Err(StoreError::RefusedOnSynapse(
+                "homekey does not mint access tokens in it; use the Admin API's login-as-user",
+            ));
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if fetch_user(&mut *tx, &new.user_id).await?.is_none() {
+                return Err(StoreError::UserNotFound(new.user_id.clone()));
+            }
+            sqlx::query(
+                "INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) \
+                 VALUES ($1, $2, $3, $4, FALSE) ON CONFLICT (user_id, device_id) DO NOTHING",
+            )
+            .bind(&new.user_id)
+            .bind(&new.device_id)
+            .bind(new.device_display_name.as_deref())
+            .bind(new.now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let token_id: i64 = sqlx::query_scalar(
+                "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, last_validated) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&new.user_id)
+            .bind(&new.device_id)
+            .bind(new.access_token.expose_secret())
+            .bind(new.valid_until_ms)
+            .bind(new.now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(token_id)
+        })
+    }
+
+    /// Who an access token belongs to, or `None` for a token that does not exist. Expiry is
+    /// the caller's to judge (`valid_until_ms`), with its own clock.
+    pub async fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
+        let sql = format!(
+            "SELECT t.id AS token_id, t.device_id, t.valid_until_ms, {USER_COLUMNS} \
+             FROM access_tokens t JOIN users u ON u.name = t.user_id \
+             LEFT JOIN profiles p ON p.full_user_id = u.name WHERE t.token = $1"
+        );
+        with_pool!(self, |pool| {
+            let row: Option<SessionRow> = sqlx::query_as(&sql)
+                .bind(access_token)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|row| Session {
+                user: User::from(row.user),
+                token_id: row.token_id,
+                device_id: row.device_id,
+                valid_until_ms: row.valid_until_ms,
+            }))
+        })
+    }
+
+    /// A user's devices, by device ID.
+    pub async fn list_devices(&self, user_id: &str) -> Result<Vec<Device>, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT user_id, device_id, display_name, last_seen, ip, user_agent FROM devices \
+                 WHERE user_id = $1 AND (hidden IS NULL OR hidden = FALSE) ORDER BY device_id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Logs a user out of devices as `logout` says; returns how many access tokens went.
+    pub async fn logout(&self, user_id: &str, logout: &Logout) -> Result<u64, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if fetch_user(&mut *tx, user_id).await?.is_none() {
+                return Err(StoreError::UserNotFound(user_id.to_owned()));
+            }
+            let removed = delete_sessions(&mut tx, user_id, logout).await?;
+            tx.commit().await?;
+            Ok(removed)
+        })
+    }
+
+    /// Deletes one access token (a client's `/logout` of its own session, without the device).
+    pub async fn delete_access_token(&self, token_id: i64) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let deleted = sqlx::query("DELETE FROM access_tokens WHERE id = $1")
+                .bind(token_id)
+                .execute(pool)
+                .await?;
+            Ok(deleted.rows_affected() > 0)
+        })
+    }
+}
+
+/// `rows_affected` of either backend's query result (sqlx has no common trait for it).
+pub(super) trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::sqlite::SqliteQueryResult::rows_affected(self)
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::postgres::PgQueryResult::rows_affected(self)
+    }
+}
+
+/// Deletes the devices, access tokens and refresh tokens of `user_id` that `logout` names,
+/// inside the caller's transaction. Returns how many access tokens were removed.
+pub(super) async fn delete_sessions<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    user_id: &str,
+    logout: &Logout,
+) -> Result<u64, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DB::QueryResult: RowsAffected,
+{
+    // `$2` is the device to keep; '' keeps none (device IDs are never empty).
+    let keep = match logout {
+        Logout::Keep => return Ok(0),
+        Logout::AllDevices => "",
+        Logout::AllDevicesExcept(device_id) => device_id.as_str(),
+    };
+    // Access tokens first: they reference refresh tokens. A token without a device goes too,
+    // unless a device is kept (then only tokens of other devices go).
+    let tokens = sqlx::query(
+        "DELETE FROM access_tokens WHERE user_id = $1 \
+         AND ($2 = '' OR device_id IS NULL OR device_id <> $2)",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1 AND ($2 = '' OR device_id <> $2)")
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM devices WHERE user_id = $1 AND ($2 = '' OR device_id <> $2)")
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(tokens)
+}
