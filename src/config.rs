@@ -225,11 +225,10 @@ impl Config {
                 path: file.clone(),
                 source,
             })?;
-            let value: Value =
-                serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Yaml {
-                    path: file.clone(),
-                    message: err.to_string(),
-                })?;
+            let value: Value = serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Yaml {
+                path: file.clone(),
+                message: err.to_string(),
+            })?;
             match value {
                 Value::Mapping(map) => {
                     for (key, value) in map {
@@ -252,7 +251,10 @@ impl Config {
         let last_file = files.last().cloned().unwrap_or_default();
         let file_of = |key: &str| {
             let top = key.split('.').next().unwrap_or(key);
-            origin.get(top).cloned().unwrap_or_else(|| last_file.clone())
+            origin
+                .get(top)
+                .cloned()
+                .unwrap_or_else(|| last_file.clone())
         };
         let raw: RawConfig = serde_path_to_error::deserialize(Value::Mapping(merged.clone()))
             .map_err(|err| {
@@ -442,7 +444,9 @@ impl RawConfig {
                 other => {
                     return Err(key_error(
                         "database.name",
-                        format!("Unsupported database type \"{other}\": expected \"sqlite3\" or \"psycopg2\""),
+                        format!(
+                            "Unsupported database type \"{other}\": expected \"sqlite3\" or \"psycopg2\""
+                        ),
                     ));
                 }
             },
@@ -565,7 +569,9 @@ impl RawConfig {
 impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DatabaseConfig::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            DatabaseConfig::Sqlite { path } => {
+                f.debug_struct("Sqlite").field("path", path).finish()
+            }
             DatabaseConfig::Postgres {
                 host,
                 port,
@@ -738,7 +744,10 @@ mod tests {
             }
         );
         let debug = format!("{config:?}");
-        assert!(!debug.contains("\"pep\"") && !debug.contains("s3cret"), "{debug}");
+        assert!(
+            !debug.contains("\"pep\"") && !debug.contains("s3cret"),
+            "{debug}"
+        );
     }
 
     #[test]
@@ -778,17 +787,30 @@ mod tests {
     #[test]
     fn errors_name_the_file_the_key_and_the_expectation() {
         let err = load_error("server_name: x.org\nbcrypt_rounds: many\n");
-        assert!(err.contains("homeserver.yaml: `bcrypt_rounds`: invalid type"), "{err}");
+        assert!(
+            err.contains("homeserver.yaml: `bcrypt_rounds`: invalid type"),
+            "{err}"
+        );
         assert!(err.contains("expected u32"), "{err}");
 
         let err = load_error("server_name: x.org\nbcrypt_rounds: 99\n");
-        assert!(err.ends_with("`bcrypt_rounds`: expected a cost between 4 and 31, found 99"), "{err}");
+        assert!(
+            err.ends_with("`bcrypt_rounds`: expected a cost between 4 and 31, found 99"),
+            "{err}"
+        );
 
-        let err = load_error("server_name: x.org\npassword_config: {policy: {minimum_length: -1}}\n");
-        assert!(err.contains("`password_config.policy.minimum_length`"), "{err}");
+        let err =
+            load_error("server_name: x.org\npassword_config: {policy: {minimum_length: -1}}\n");
+        assert!(
+            err.contains("`password_config.policy.minimum_length`"),
+            "{err}"
+        );
 
         let err = load_error("server_name: x.org\npassword_config: {enabled: sometimes}\n");
-        assert!(err.contains("expected true, false or \"only_for_reauth\""), "{err}");
+        assert!(
+            err.contains("expected true, false or \"only_for_reauth\""),
+            "{err}"
+        );
 
         let err = load_error("server_name: x.org\ndatabase: {name: mysql}\n");
         assert!(err.contains("`database.name`: Unsupported database type \"mysql\": expected \"sqlite3\" or \"psycopg2\""), "{err}");
@@ -797,13 +819,21 @@ mod tests {
         assert!(err.contains("`server_name` is required"), "{err}");
 
         let err = load_error("server_name: 'bad name'\n");
-        assert!(err.contains("`server_name`: 'bad name' is not a valid server name"), "{err}");
+        assert!(
+            err.contains("`server_name`: 'bad name' is not a valid server name"),
+            "{err}"
+        );
 
         let err = load_error("server_name: x.org\n  bad: [indent\n");
         assert!(err.contains("homeserver.yaml: not valid YAML"), "{err}");
 
-        let missing = Config::load(&["/nonexistent/homeserver.yaml"]).unwrap_err().to_string();
-        assert!(missing.starts_with("/nonexistent/homeserver.yaml: cannot read the config file"), "{missing}");
+        let missing = Config::load(&["/nonexistent/homeserver.yaml"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("/nonexistent/homeserver.yaml: cannot read the config file"),
+            "{missing}"
+        );
     }
 
     #[test]
@@ -811,7 +841,8 @@ mod tests {
         let err = load_error("server_name: x.org\npassword_config: {pepper: [hunter2-pepper]}\n");
         assert!(err.contains("`password_config.pepper`"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
-        let err = load_error("server_name: x.org\nregistration_shared_secret: {a: sharedsecretvalue}\n");
+        let err =
+            load_error("server_name: x.org\nregistration_shared_secret: {a: sharedsecretvalue}\n");
         assert!(!err.contains("sharedsecretvalue"), "{err}");
     }
 
@@ -822,7 +853,10 @@ mod tests {
         let file = write(
             dir.path(),
             "h.yaml",
-            &format!("server_name: x.org\nregistration_shared_secret_path: {}\n", secret.display()),
+            &format!(
+                "server_name: x.org\nregistration_shared_secret_path: {}\n",
+                secret.display()
+            ),
         );
         let config = Config::load(&[&file]).unwrap();
         assert_eq!(

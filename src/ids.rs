@@ -51,9 +51,8 @@ impl UserId {
         let rest = input
             .strip_prefix('@')
             .ok_or(UserIdError::MissingServerName)?;
-        let (localpart, server_name) = rest
-            .split_once(':')
-            .ok_or(UserIdError::MissingServerName)?;
+        let (localpart, server_name) =
+            rest.split_once(':').ok_or(UserIdError::MissingServerName)?;
         Self::from_parts(localpart, server_name)
     }
 
@@ -153,7 +152,10 @@ pub fn validate_server_name(server_name: &str) -> Result<(), UserIdError> {
     let invalid = || UserIdError::InvalidServerName(server_name.to_owned());
     let (host, port) = if let Some(rest) = server_name.strip_prefix('[') {
         let (ipv6, after) = rest.split_once(']').ok_or_else(invalid)?;
-        if ipv6.is_empty() || !ipv6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        if ipv6.is_empty()
+            || !ipv6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
             return Err(invalid());
         }
@@ -173,9 +175,8 @@ pub fn validate_server_name(server_name: &str) -> Result<(), UserIdError> {
             && host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
-    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     if host_ok && port_ok {
         Ok(())
     } else {
@@ -245,7 +246,12 @@ mod tests {
             UserId::parse("@alice:[::1"),
             Err(UserIdError::InvalidServerName(_))
         ));
-        for bad in ["@al ice:example.com", "@al\u{0}ice:x.org", "@é:x.org", "@a\u{202e}b:x.org"] {
+        for bad in [
+            "@al ice:example.com",
+            "@al\u{0}ice:x.org",
+            "@é:x.org",
+            "@a\u{202e}b:x.org",
+        ] {
             assert_eq!(
                 UserId::parse(bad),
                 Err(UserIdError::InvalidHistoricalCharacters),

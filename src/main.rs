@@ -140,4 +140,3 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .init();
 }
-

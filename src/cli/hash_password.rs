@@ -71,7 +71,9 @@ fn read_password() -> Result<SecretString, HashPasswordError> {
         secrecy::zeroize::Zeroize::zeroize(&mut line);
         return Ok(password);
     }
-    let first = SecretString::from(rpassword::prompt_password("Password: ").map_err(HashPasswordError::Read)?);
+    let first = SecretString::from(
+        rpassword::prompt_password("Password: ").map_err(HashPasswordError::Read)?,
+    );
     if first.expose_secret().is_empty() {
         return Err(HashPasswordError::Blank);
     }

@@ -11,7 +11,12 @@ use crate::config::{Config, ConfigError, DatabaseConfig};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
     /// Synapse's homeserver.yaml (or homekey's). Repeat to layer files: later ones win.
-    #[arg(short = 'c', long = "config", value_name = "PATH", env = "HOMEKEY_CONFIG")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "PATH",
+        env = "HOMEKEY_CONFIG"
+    )]
     pub config: Vec<PathBuf>,
 }
 

@@ -52,7 +52,10 @@ impl PasswordHasher {
             .await
     }
 
-    async fn run_blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         let _permit = self
             .permits
             .acquire()

@@ -106,7 +106,10 @@ mod tests {
         let p = strict();
         let err = p.check("aB1!").unwrap_err();
         assert_eq!(err.errcode, "M_PASSWORD_TOO_SHORT");
-        assert_eq!(err.message, "The password must be at least 8 characters long");
+        assert_eq!(
+            err.message,
+            "The password must be at least 8 characters long"
+        );
         assert_eq!(errcode(&p, "abcdefgh"), Some("M_PASSWORD_NO_DIGIT"));
         assert_eq!(errcode(&p, "abcdefg1"), Some("M_PASSWORD_NO_SYMBOL"));
         assert_eq!(errcode(&p, "abcdef1!"), Some("M_PASSWORD_NO_UPPERCASE"));

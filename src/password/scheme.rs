@@ -62,7 +62,11 @@ impl HashSettings {
 
     /// The bytes a hash is computed over: NFKC(password) ++ pepper.
     fn hash_input(&self, password: &SecretString) -> SecretBytes {
-        let mut input: Vec<u8> = password.expose_secret().nfkc().collect::<String>().into_bytes();
+        let mut input: Vec<u8> = password
+            .expose_secret()
+            .nfkc()
+            .collect::<String>()
+            .into_bytes();
         input.extend_from_slice(self.pepper.expose_secret().as_bytes());
         SecretBytes(input)
     }
@@ -118,12 +122,7 @@ impl HashSettings {
             }
             (Some(HashScheme::Argon2id), HashScheme::Argon2id) => {
                 PhcHash::new(stored).is_ok_and(|parsed| {
-                    let param = |name: &str| {
-                        parsed
-                            .params
-                            .get_decimal(name)
-                            .unwrap_or(0)
-                    };
+                    let param = |name: &str| parsed.params.get_decimal(name).unwrap_or(0);
                     param("m") < ARGON2_MEMORY_KIB
                         || param("t") < ARGON2_ITERATIONS
                         || param("p") < ARGON2_LANES
@@ -235,7 +234,14 @@ mod tests {
     #[test]
     fn malformed_or_missing_hashes_never_match() {
         let s = settings(HashScheme::Bcrypt, 4, "");
-        for bad in ["", "$2b$", "$2b$04$short", "plaintext", "$argon2id$v=19$garbage", "$2b$99$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        for bad in [
+            "",
+            "$2b$",
+            "$2b$04$short",
+            "plaintext",
+            "$argon2id$v=19$garbage",
+            "$2b$99$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             assert!(!s.verify(&secret("pw"), Some(&secret(bad))), "{bad}");
         }
         assert!(!s.verify(&secret(""), None));
@@ -245,7 +251,10 @@ mod tests {
     fn argon2id_is_opt_in_and_any_known_scheme_verifies() {
         let argon = settings(HashScheme::Argon2id, 12, "pep");
         let hash = argon.hash(&secret("pw")).unwrap();
-        assert!(hash.expose_secret().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(
+            hash.expose_secret()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+        );
         assert!(argon.verify(&secret("pw"), Some(&hash)));
         assert!(!argon.verify(&secret("pW"), Some(&hash)));
 
@@ -259,7 +268,9 @@ mod tests {
     #[test]
     fn needs_rehash_when_the_scheme_or_cost_is_below_the_configured_one() {
         let cost5 = settings(HashScheme::Bcrypt, 5, "");
-        let cost4_hash = settings(HashScheme::Bcrypt, 4, "").hash(&secret("pw")).unwrap();
+        let cost4_hash = settings(HashScheme::Bcrypt, 4, "")
+            .hash(&secret("pw"))
+            .unwrap();
         let cost5_hash = cost5.hash(&secret("pw")).unwrap();
         assert!(cost5.needs_rehash(&cost4_hash));
         assert!(!cost5.needs_rehash(&cost5_hash));
@@ -277,7 +288,10 @@ mod tests {
                 argon2::Version::V0x13,
                 argon2::Params::new(8, 1, 1, None).unwrap(),
             )
-            .hash_password(b"pw", &argon2::password_hash::SaltString::from_b64("c2FsdHNhbHQ").unwrap())
+            .hash_password(
+                b"pw",
+                &argon2::password_hash::SaltString::from_b64("c2FsdHNhbHQ").unwrap(),
+            )
             .unwrap()
             .to_string(),
         );

@@ -30,11 +30,12 @@ impl Store {
         let name = new.user_id.as_str();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let taken: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower($1))")
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let taken: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower($1))",
+            )
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
             if taken {
                 return Err(StoreError::UserExists(name.to_owned()));
             }
@@ -43,7 +44,11 @@ impl Store {
                  deactivated, locked, approved) VALUES ($1, $2, $3, $4, $5, $6, 0, FALSE, TRUE)",
             )
             .bind(name)
-            .bind(new.password_hash.as_ref().map(|h| h.expose_secret().to_owned()))
+            .bind(
+                new.password_hash
+                    .as_ref()
+                    .map(|h| h.expose_secret().to_owned()),
+            )
             .bind(new.creation_ts)
             .bind(i16::from(new.admin))
             .bind(i16::from(new.is_guest))
@@ -82,7 +87,10 @@ impl Store {
 
     /// The accounts whose ID equals `user_id` ignoring case, as Synapse looks users up at
     /// login (`get_users_by_id_case_insensitive`). Historical databases may hold several.
-    pub async fn find_users_case_insensitive(&self, user_id: &str) -> Result<Vec<User>, StoreError> {
+    pub async fn find_users_case_insensitive(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<User>, StoreError> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE lower(u.name) = lower($1) ORDER BY u.name"
         );
@@ -164,14 +172,22 @@ impl Store {
 
     /// Grants or removes server admin rights.
     pub async fn set_admin(&self, user_id: &str, admin: bool) -> Result<(), StoreError> {
-        self.update_user(user_id, "UPDATE users SET admin = $2 WHERE name = $1", i16::from(admin))
-            .await
+        self.update_user(
+            user_id,
+            "UPDATE users SET admin = $2 WHERE name = $1",
+            i16::from(admin),
+        )
+        .await
     }
 
     /// Locks or unlocks an account (a locked user's requests are refused; tokens survive).
     pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<(), StoreError> {
-        self.update_user(user_id, "UPDATE users SET locked = $2 WHERE name = $1", locked)
-            .await
+        self.update_user(
+            user_id,
+            "UPDATE users SET locked = $2 WHERE name = $1",
+            locked,
+        )
+        .await
     }
 
     /// Deactivates an account as Synapse does: the flag set, the password hash removed, every
@@ -195,7 +211,12 @@ impl Store {
     }
 
     /// Runs a one-column `UPDATE … WHERE name = $1` with `$2 = value`.
-    async fn update_user<T>(&self, user_id: &str, sql: &'static str, value: T) -> Result<(), StoreError>
+    async fn update_user<T>(
+        &self,
+        user_id: &str,
+        sql: &'static str,
+        value: T,
+    ) -> Result<(), StoreError>
     where
         T: Send
             + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
@@ -205,7 +226,12 @@ impl Store {
             + Copy,
     {
         let updated = with_pool!(self, |pool| {
-            sqlx::query(sql).bind(user_id).bind(value).execute(pool).await?.rows_affected()
+            sqlx::query(sql)
+                .bind(user_id)
+                .bind(value)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         if updated == 0 {
             return Err(StoreError::UserNotFound(user_id.to_owned()));
@@ -215,7 +241,10 @@ impl Store {
 }
 
 /// One user by exact ID, on any connection or transaction.
-pub(super) async fn fetch_user<'c, E>(executor: E, user_id: &str) -> Result<Option<User>, StoreError>
+pub(super) async fn fetch_user<'c, E>(
+    executor: E,
+    user_id: &str,
+) -> Result<Option<User>, StoreError>
 where
     E: sqlx::Executor<'c>,
     UserRow: for<'r> sqlx::FromRow<'r, <E::Database as sqlx::Database>::Row>,

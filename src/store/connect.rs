@@ -18,7 +18,6 @@ pub enum OpenMode {
     MustExist,
 }
 
-
 /// How long an operation waits for a locked SQLite database before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for a connection before calling the database unreachable.
@@ -36,7 +35,10 @@ impl Store {
                 if mode == OpenMode::CreateIfMissing {
                     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                         std::fs::create_dir_all(dir).map_err(|err| {
-                            StoreError::Unavailable(format!("cannot create {}: {err}", dir.display()))
+                            StoreError::Unavailable(format!(
+                                "cannot create {}: {err}",
+                                dir.display()
+                            ))
                         })?;
                     }
                 } else if !path.exists() {

@@ -1,0 +1,8 @@
+//! homekey's black-box tests, in one test binary (it links once): the store on SQLite and
+//! PostgreSQL, the CLI as processes, and hashes checked against Synapse's vectors and rule.
+
+mod cli_config;
+mod cli_hash_password;
+mod store;
+mod support;
+mod vectors;

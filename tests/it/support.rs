@@ -1,0 +1,210 @@
+//! Test fixtures: fresh databases, the built binaries, an optional Python with `bcrypt`.
+//!
+//! PostgreSQL tests run against `$HOMEKEY_TEST_POSTGRES_URL` (default: this machine's server,
+//! `postgres://postgres@127.0.0.1:5432/test`), each in a database of its own that is dropped
+//! afterwards. Without a reachable server they print that they were skipped and pass, except
+//! under CI (`CI=true`), where a missing server is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use homekey::config::DatabaseConfig;
+use homekey::store::{OpenMode, Store};
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skips a test whose external dependency is missing, loudly; under CI, fails it.
+pub fn skip(test: &str, why: &str) {
+    assert!(!in_ci(), "{test}: {why} (CI=true: skipping is not allowed)");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// A database for one test, removed when the test ends (also when it fails).
+pub struct TestDb {
+    pub store: Store,
+    pub config: DatabaseConfig,
+    _dir: Option<tempfile::TempDir>,
+    postgres_name: Option<String>,
+}
+
+fn admin_url() -> String {
+    std::env::var("HOMEKEY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatabaseConfig::Sqlite {
+            path: dir.path().join("homeserver.db"),
+        };
+        let store = Store::open(&config, OpenMode::CreateIfMissing)
+            .await
+            .unwrap();
+        TestDb {
+            store,
+            config,
+            _dir: Some(dir),
+            postgres_name: None,
+        }
+    }
+
+    /// A fresh, empty PostgreSQL database (not yet opened by a store), or `None` if skipped.
+    pub async fn postgres_empty(test: &str) -> Option<(DatabaseConfig, PostgresGuard)> {
+        use sqlx::Connection;
+        let url = admin_url();
+        let mut admin = match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sqlx::PgConnection::connect(&url),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => {
+                skip(test, &format!("PostgreSQL unreachable: {err}"));
+                return None;
+            }
+            Err(_) => {
+                skip(test, "PostgreSQL unreachable: connection timed out");
+                return None;
+            }
+        };
+        let name = format!(
+            "homekey_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            homekey::secrets::random_alphanumeric(6).to_lowercase()
+        );
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+        let config = DatabaseConfig::PostgresUrl(format!("{base}/{name}"));
+        Some((config, PostgresGuard { name }))
+    }
+
+    pub async fn postgres(test: &str) -> Option<TestDb> {
+        let (config, guard) = Self::postgres_empty(test).await?;
+        let store = Store::open(&config, OpenMode::CreateIfMissing)
+            .await
+            .unwrap();
+        let name = guard.name.clone();
+        std::mem::forget(guard);
+        Some(TestDb {
+            store,
+            config,
+            _dir: None,
+            postgres_name: Some(name),
+        })
+    }
+}
+
+/// Drops a test's PostgreSQL database when it goes out of scope.
+pub struct PostgresGuard {
+    pub name: String,
+}
+
+impl Drop for PostgresGuard {
+    fn drop(&mut self) {
+        drop_postgres_database(&self.name);
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres_name {
+            drop_postgres_database(name);
+        }
+    }
+}
+
+/// Drops a database from a thread of its own (Drop may run inside an async test).
+fn drop_postgres_database(name: &str) {
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+            }
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// Runs a built binary of this package with `stdin` piped in.
+pub fn run_binary(binary: &str, args: &[&str], stdin: &[u8], envs: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("HOMEKEY_CONFIG")
+        .env_remove("RUST_LOG");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub const HOMEKEY: &str = env!("CARGO_BIN_EXE_homekey");
+pub const HASH_PASSWORD: &str = env!("CARGO_BIN_EXE_hash_password");
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes a homeserver.yaml into `dir` and returns its path.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("homeserver.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The shared reference data made with the real Synapse.
+pub fn shared_vectors() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/synapse_hashes.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A Python interpreter that has `bcrypt` (`$HOMEKEY_TEST_PYTHON`, else `python3`), or `None`
+/// (the test is skipped; under CI it fails).
+pub fn python_with_bcrypt(test: &str) -> Option<String> {
+    let python = std::env::var("HOMEKEY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_bcrypt = Command::new(&python)
+        .args(["-c", "import bcrypt"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if has_bcrypt {
+        Some(python)
+    } else {
+        skip(
+            test,
+            &format!("{python} has no bcrypt module (set HOMEKEY_TEST_PYTHON)"),
+        );
+        None
+    }
+}
