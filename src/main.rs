@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use homekey::cli::hash_password::{self, HashPasswordArgs};
 use homekey::cli::{ConfigArgs, DatabaseArgs};
-use homekey::config;
+use homekey::config::{self, Config};
 use homekey::store::{OpenMode, Store, StoreError};
 
 #[derive(Parser)]
@@ -110,7 +110,16 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Migrate { config, database } => {
             let database = match database.database {
                 Some(database) => database,
-                None => config.load().map_err(Failure::new)?.database,
+                None => match config.load_optional().map_err(Failure::new)? {
+                    Some(config) => config.database,
+                    None => {
+                        eprintln!(
+                            "homekey: no config file; using the built-in one (SQLite in ./{})",
+                            config::DEFAULT_DATA_DIR
+                        );
+                        Config::builtin().database
+                    }
+                },
             };
             runtime()?.block_on(async {
                 let store = Store::open(&database, OpenMode::CreateIfMissing).await?;

@@ -146,3 +146,17 @@ fn migrate_reports_an_unreachable_database_with_exit_code_3() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("expected sqlite:PATH or a postgres:// URL"));
 }
+
+#[test]
+fn migrate_without_any_config_uses_the_builtin_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(HOMEKEY)
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env_remove("HOMEKEY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no config file; using the built-in one"));
+    assert!(dir.path().join("homekey-data/homeserver.db").is_file());
+}
