@@ -170,7 +170,7 @@ fn neither_the_password_nor_the_pepper_reaches_the_logs() {
 /// Python), answering its prompts; returns what the terminal showed and the exit code.
 fn on_a_terminal(config: &str, answers: &[&str]) -> (String, i32) {
     let script = r#"
-import os, pty, sys, time
+import os, pty, sys, termios, time
 binary, config, answers = sys.argv[1], sys.argv[2], sys.argv[3:]
 pid, fd = pty.fork()
 if pid == 0:
@@ -188,8 +188,14 @@ def read_until(marker, deadline):
         seen += chunk
 deadline = time.time() + 20
 prompts = [b"Password: ", b"Confirm password: "]
+def wait_for_echo_off(deadline):
+    # The prompt is printed just before echo is switched off: type only once it is off,
+    # as a person would (on Linux the master side reports the terminal's settings).
+    while time.time() < deadline and termios.tcgetattr(fd)[3] & termios.ECHO:
+        time.sleep(0.01)
 for i, answer in enumerate(answers):
     read_until(prompts[i], deadline)
+    wait_for_echo_off(deadline)
     os.write(fd, answer.encode() + b"\r")
 while time.time() < deadline:
     try:
