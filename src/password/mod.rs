@@ -68,3 +68,51 @@ impl PasswordHasher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::config::HashScheme;
+
+    /// On a single-threaded runtime, a hash that ran on the async worker would freeze every
+    /// other task until it finished; on the blocking pool, they keep running.
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_leaves_the_async_worker_free() {
+        let hasher = PasswordHasher::new(HashSettings::new(
+            HashScheme::Bcrypt,
+            11,
+            SecretString::from("pepper"),
+        ));
+        let ticks = Arc::new(AtomicU32::new(0));
+        let ticker = {
+            let ticks = Arc::clone(&ticks);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let hash = hasher.hash(SecretString::from("pw")).await.unwrap();
+        ticker.abort();
+        assert!(hash.expose_secret().starts_with("$2b$11$"));
+        // A cost-11 hash takes tens of milliseconds; the ticker ran meanwhile.
+        assert!(
+            ticks.load(Ordering::Relaxed) >= 5,
+            "{} ticks",
+            ticks.load(Ordering::Relaxed)
+        );
+        assert!(
+            hasher
+                .verify(SecretString::from("pw"), Some(hash.clone()))
+                .await
+        );
+        assert!(!hasher.verify(SecretString::from("px"), Some(hash)).await);
+        assert!(!hasher.verify(SecretString::from("pw"), None).await);
+    }
+}
