@@ -4,8 +4,10 @@
 //! of [`ids`] and [`config`], hashes with [`password`], and changes accounts through one
 //! transaction of the [`store`].
 
+pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod ids;
 pub mod password;
 pub mod secrets;

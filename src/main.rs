@@ -39,6 +39,13 @@ enum Command {
     },
     /// Print a Synapse-compatible hash of a password (same flags as Synapse's hash_password).
     HashPassword(HashPasswordArgs),
+    /// Run the Matrix account server (Client-Server login, whoami, logout…).
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Create or update homekey's database schema (never touches a Synapse database's).
     Migrate {
         #[command(flatten)]
@@ -52,8 +59,12 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // The server logs each request; the one-shot commands only speak up about problems.
+    init_logging(match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    });
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -107,20 +118,17 @@ fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::HashPassword(args) => hash_password::run(args).map_err(Failure::new),
+        Command::Serve { config, database } => {
+            let config = effective_config(&config, database)?;
+            runtime()?
+                .block_on(homekey::http::serve(config))
+                .map_err(|err| match err {
+                    homekey::http::ServeError::Store(err) => Failure::from(err),
+                    other => Failure::new(other),
+                })
+        }
         Command::Migrate { config, database } => {
-            let database = match database.database {
-                Some(database) => database,
-                None => match config.load_optional().map_err(Failure::new)? {
-                    Some(config) => config.database,
-                    None => {
-                        eprintln!(
-                            "homekey: no config file; using the built-in one (SQLite in ./{})",
-                            config::DEFAULT_DATA_DIR
-                        );
-                        Config::builtin().database
-                    }
-                },
-            };
+            let database = effective_config(&config, database)?.database;
             runtime()?.block_on(async {
                 let store = Store::open(&database, OpenMode::CreateIfMissing).await?;
                 store.migrate().await?;
@@ -132,6 +140,25 @@ fn run(command: Command) -> Result<(), Failure> {
     }
 }
 
+/// The config a command runs with: the file(s) named, or the built-in one when there are
+/// none (said on stderr), with `--database` taking the place of the file's database.
+fn effective_config(config: &ConfigArgs, database: DatabaseArgs) -> Result<Config, Failure> {
+    let mut effective = match config.load_optional().map_err(Failure::new)? {
+        Some(config) => config,
+        None => {
+            eprintln!(
+                "homekey: no config file; using the built-in one (server localhost, SQLite in ./{})",
+                config::DEFAULT_DATA_DIR
+            );
+            Config::builtin()
+        }
+    };
+    if let Some(database) = database.database {
+        effective.database = database;
+    }
+    Ok(effective)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,13 +166,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(Failure::new)
 }
 
-/// Logs go to stderr, at the level `RUST_LOG` asks (warnings by default).
-fn init_logging() {
+/// Logs go to stderr, at the level `RUST_LOG` asks (else `default_level`).
+fn init_logging(default_level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

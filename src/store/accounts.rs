@@ -23,6 +23,24 @@ const USER_FILTER: &str = "($1 = '' OR u.name LIKE $1 OR lower(p.displayname) LI
      AND ($5 = 1 OR u.deactivated = 0) \
      AND ($6 = 1 OR u.locked = FALSE)";
 
+/// One user by exact ID, on a connection or transaction of either backend (a macro rather
+/// than a generic function: generic sqlx executors make the futures lose `Send`).
+macro_rules! fetch_user {
+    ($executor:expr, $user_id:expr) => {{
+        let sql = format!(
+            "SELECT {} FROM {} WHERE u.name = $1",
+            $crate::store::accounts::USER_COLUMNS,
+            $crate::store::accounts::USERS_WITH_PROFILES
+        );
+        let row: Option<$crate::store::UserRow> = sqlx::query_as(&sql)
+            .bind($user_id)
+            .fetch_optional($executor)
+            .await?;
+        row.map($crate::store::User::from)
+    }};
+}
+pub(super) use fetch_user;
+
 impl Store {
     /// Creates an account (and its profile row). Refused if the name is taken, ignoring case,
     /// as Synapse does at registration.
@@ -71,7 +89,7 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-            let user = fetch_user(&mut *tx, name).await?;
+            let user = fetch_user!(&mut *tx, name);
             tx.commit().await?;
             user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))
         })
@@ -81,7 +99,7 @@ impl Store {
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         with_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
-            fetch_user(&mut *conn, user_id).await
+            Ok(fetch_user!(&mut *conn, user_id))
         })
     }
 
@@ -164,9 +182,31 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
-            delete_sessions(&mut tx, user_id, logout).await?;
+            delete_sessions!(&mut tx, user_id, logout);
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Replaces `current` by `upgraded` only if `current` is still the stored hash, so a
+    /// login's rehash never overwrites a password changed in the meantime. Returns whether it
+    /// replaced it.
+    pub async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        current: &SecretString,
+        upgraded: &SecretString,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let updated = sqlx::query(
+                "UPDATE users SET password_hash = $3 WHERE name = $1 AND password_hash = $2",
+            )
+            .bind(user_id)
+            .bind(current.expose_secret())
+            .bind(upgraded.expose_secret())
+            .execute(pool)
+            .await?;
+            Ok(updated.rows_affected() == 1)
         })
     }
 
@@ -204,7 +244,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
-            delete_sessions(&mut tx, user_id, &Logout::AllDevices).await?;
+            delete_sessions!(&mut tx, user_id, &Logout::AllDevices);
             tx.commit().await?;
             Ok(())
         })
@@ -238,23 +278,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// One user by exact ID, on any connection or transaction.
-pub(super) async fn fetch_user<'c, E>(
-    executor: E,
-    user_id: &str,
-) -> Result<Option<User>, StoreError>
-where
-    E: sqlx::Executor<'c>,
-    UserRow: for<'r> sqlx::FromRow<'r, <E::Database as sqlx::Database>::Row>,
-    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
-    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-{
-    let sql = format!("SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE u.name = $1");
-    let row: Option<UserRow> = sqlx::query_as(&sql)
-        .bind(user_id)
-        .fetch_optional(executor)
-        .await?;
-    Ok(row.map(User::from))
 }

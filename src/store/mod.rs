@@ -153,6 +153,8 @@ pub enum Logout {
     AllDevices,
     /// All of them but this device and its tokens (the device asking for the change).
     AllDevicesExcept(String),
+    /// Only this device and its tokens (a client's `/logout`).
+    Device(String),
 }
 
 /// A new login: the device (created if the user does not have it yet) and its access token.
@@ -241,7 +243,9 @@ impl Store {
 /// `SQLITE_BUSY` when another writer got there in between, instead of waiting its turn.
 trait BeginWrite {
     type Db: sqlx::Database;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
 }
 
 impl BeginWrite for sqlx::SqlitePool {

@@ -31,7 +31,7 @@ impl Store {
         }
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if fetch_user(&mut *tx, &new.user_id).await?.is_none() {
+            if fetch_user!(&mut *tx, &new.user_id).is_none() {
                 return Err(StoreError::UserNotFound(new.user_id.clone()));
             }
             sqlx::query(
@@ -99,10 +99,10 @@ impl Store {
     pub async fn logout(&self, user_id: &str, logout: &Logout) -> Result<u64, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if fetch_user(&mut *tx, user_id).await?.is_none() {
+            if fetch_user!(&mut *tx, user_id).is_none() {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
-            let removed = delete_sessions(&mut tx, user_id, logout).await?;
+            let removed = delete_sessions!(&mut tx, user_id, logout);
             tx.commit().await?;
             Ok(removed)
         })
@@ -120,63 +120,48 @@ impl Store {
     }
 }
 
-/// `rows_affected` of either backend's query result (sqlx has no common trait for it).
-pub(super) trait RowsAffected {
-    fn rows_affected(&self) -> u64;
-}
-
-impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
-    fn rows_affected(&self) -> u64 {
-        sqlx::sqlite::SqliteQueryResult::rows_affected(self)
-    }
-}
-
-impl RowsAffected for sqlx::postgres::PgQueryResult {
-    fn rows_affected(&self) -> u64 {
-        sqlx::postgres::PgQueryResult::rows_affected(self)
-    }
-}
-
 /// Deletes the devices, access tokens and refresh tokens of `user_id` that `logout` names,
-/// inside the caller's transaction. Returns how many access tokens were removed.
-pub(super) async fn delete_sessions<DB>(
-    tx: &mut sqlx::Transaction<'_, DB>,
-    user_id: &str,
-    logout: &Logout,
-) -> Result<u64, StoreError>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    DB::QueryResult: RowsAffected,
-{
-    // `$2` is the device to keep; '' keeps none (device IDs are never empty).
-    let keep = match logout {
-        Logout::Keep => return Ok(0),
-        Logout::AllDevices => "",
-        Logout::AllDevicesExcept(device_id) => device_id.as_str(),
-    };
-    // Access tokens first: they reference refresh tokens. A token without a device goes too,
-    // unless a device is kept (then only tokens of other devices go).
-    let tokens = sqlx::query(
-        "DELETE FROM access_tokens WHERE user_id = $1 \
-         AND ($2 = '' OR device_id IS NULL OR device_id <> $2)",
-    )
-    .bind(user_id)
-    .bind(keep)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1 AND ($2 = '' OR device_id <> $2)")
-        .bind(user_id)
-        .bind(keep)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM devices WHERE user_id = $1 AND ($2 = '' OR device_id <> $2)")
-        .bind(user_id)
-        .bind(keep)
-        .execute(&mut **tx)
-        .await?;
-    Ok(tokens)
+/// inside the caller's transaction; evaluates to how many access tokens were removed. (A
+/// macro for the same reason as `fetch_user!`.)
+macro_rules! delete_sessions {
+    ($tx:expr, $user_id:expr, $logout:expr) => {{
+        let tx = $tx;
+        let user_id: &str = $user_id;
+        // `$2` limits the deletion to one device, `$3` spares one; '' means no limit / spare
+        // nothing (device IDs are never empty).
+        let limits = match $logout {
+            $crate::store::Logout::Keep => None,
+            $crate::store::Logout::AllDevices => Some(("", "")),
+            $crate::store::Logout::AllDevicesExcept(device_id) => Some(("", device_id.as_str())),
+            $crate::store::Logout::Device(device_id) => Some((device_id.as_str(), "")),
+        };
+        let mut tokens = 0;
+        if let Some((only, spare)) = limits {
+            let device_condition = "($2 = '' OR device_id = $2) AND ($3 = '' OR device_id <> $3)";
+            // Access tokens first: they reference refresh tokens. A token without a device
+            // goes with "all devices" and "all but one": it belongs to no device that is kept.
+            tokens = sqlx::query(&format!(
+                "DELETE FROM access_tokens WHERE user_id = $1 AND ({device_condition} \
+                 OR (device_id IS NULL AND $2 = ''))"
+            ))
+            .bind(user_id)
+            .bind(only)
+            .bind(spare)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            for table in ["refresh_tokens", "devices"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE user_id = $1 AND {device_condition}"
+                ))
+                .bind(user_id)
+                .bind(only)
+                .bind(spare)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        tokens
+    }};
 }
+pub(super) use delete_sessions;

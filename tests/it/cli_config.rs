@@ -157,6 +157,6 @@ fn migrate_without_any_config_uses_the_builtin_sqlite_database() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no config file; using the built-in one"));
+    assert!(stderr(&out).contains("no config file; using the built-in one (server localhost"));
     assert!(dir.path().join("homekey-data/homeserver.db").is_file());
 }

@@ -1,0 +1,72 @@
+//! Access tokens and device IDs, in Synapse's shapes.
+//!
+//! Tokens look like Synapse's: `syt_<base64 localpart>_<20 random chars>_<crc32 in base62>`.
+//! The prefix tells a leaked token's kind and owner in a secret scanner; the checksum lets
+//! a scanner reject random strings without asking the server.
+//!
+//! They are stored as they are, in `access_tokens.token`, as Synapse stores them. Storing a
+//! hash instead would protect tokens against a read-only database leak, but the same store
+//! code runs on Synapse databases, where Synapse must find the plain token; and whoever reads
+//! homekey's database also reads its password hashes. One form everywhere keeps the SQL that
+//! operators know (`SELECT … FROM access_tokens WHERE token = …`) working.
+
+use base64::Engine;
+use secrecy::SecretString;
+
+use crate::secrets::{random_alphanumeric, random_uppercase};
+
+/// A new access token for the user with this localpart.
+pub fn new_access_token(localpart: &str) -> SecretString {
+    let owner = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(localpart);
+    let base = format!("syt_{owner}_{}", random_alphanumeric(20));
+    let checksum = base62(crc32fast::hash(base.as_bytes()), 6);
+    SecretString::from(format!("{base}_{checksum}"))
+}
+
+/// A new device ID: ten uppercase letters, as Synapse makes them.
+pub fn new_device_id() -> String {
+    random_uppercase(10)
+}
+
+/// `value` in base 62 (`0-9a-zA-Z`), left-padded with '0' to `min_width`.
+fn base62(mut value: u32, min_width: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut out = Vec::new();
+    while value > 0 {
+        out.push(DIGITS[(value % 62) as usize]);
+        value /= 62;
+    }
+    while out.len() < min_width {
+        out.push(b'0');
+    }
+    out.reverse();
+    String::from_utf8(out).expect("base62 digits are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn tokens_have_synapses_shape_and_a_valid_checksum() {
+        let token = new_access_token("alice");
+        let token = token.expose_secret();
+        let parts: Vec<&str> = token.split('_').collect();
+        assert_eq!(parts[0], "syt");
+        assert_eq!(parts[1], "YWxpY2U");
+        assert_eq!(parts[2].len(), 20);
+        let base = token.rsplit_once('_').unwrap().0;
+        assert_eq!(parts[3], base62(crc32fast::hash(base.as_bytes()), 6));
+        assert_ne!(new_access_token("alice").expose_secret(), token);
+    }
+
+    #[test]
+    fn base62_matches_known_values() {
+        assert_eq!(base62(0, 6), "000000");
+        assert_eq!(base62(61, 1), "Z");
+        assert_eq!(base62(62, 1), "10");
+        assert_eq!(base62(u32::MAX, 6), "4GFfc3");
+    }
+}

@@ -1,0 +1,116 @@
+//! `GET /login` (the flows) and `POST /login` with `m.login.password`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::PasswordLoginAttempt;
+use crate::config::PasswordLogin;
+use crate::http::AppState;
+use crate::http::error::MatrixError;
+use crate::http::json::MatrixJson;
+
+/// Synapse refuses longer device IDs at login.
+const MAX_DEVICE_ID_LENGTH: usize = 512;
+
+pub async fn flows(State(state): State<AppState>) -> Json<Value> {
+    let password = &state.accounts.config.password;
+    let flows = if password.enabled == PasswordLogin::Enabled && password.localdb_enabled {
+        vec![json!({"type": "m.login.password"})]
+    } else {
+        Vec::new()
+    };
+    Json(json!({ "flows": flows }))
+}
+
+/// The login body. `password` stays a JSON value until checked, so a wrong type gets
+/// Synapse's error and never an echo of the value.
+#[derive(Deserialize)]
+pub struct LoginBody {
+    #[serde(rename = "type")]
+    login_type: Option<String>,
+    identifier: Option<Identifier>,
+    /// Deprecated top-level user (a localpart or a full user ID).
+    user: Option<String>,
+    password: Option<Value>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Identifier {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    MatrixJson(body): MatrixJson<LoginBody>,
+) -> Result<Json<Value>, MatrixError> {
+    match body.login_type.as_deref() {
+        Some("m.login.password") => {}
+        Some(_) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                "Unknown login type",
+            ));
+        }
+        None => return Err(MatrixError::missing_param("Missing parameter: type")),
+    }
+    let user = match (body.identifier, body.user) {
+        (Some(identifier), _) if identifier.kind != "m.id.user" => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                "Unknown login identifier type",
+            ));
+        }
+        (
+            Some(Identifier {
+                user: Some(user), ..
+            }),
+            _,
+        )
+        | (None, Some(user)) => user,
+        _ => {
+            return Err(MatrixError::missing_param(
+                "User identifier is missing 'user' key",
+            ));
+        }
+    };
+    let password = match body.password {
+        Some(Value::String(password)) => SecretString::from(password),
+        _ => return Err(MatrixError::invalid_param("Bad parameter: password")),
+    };
+    if body
+        .device_id
+        .as_ref()
+        .is_some_and(|d| d.is_empty() || d.len() > MAX_DEVICE_ID_LENGTH)
+    {
+        return Err(MatrixError::invalid_param("Invalid device_id"));
+    }
+    let success = state
+        .accounts
+        .login_with_password(PasswordLoginAttempt {
+            user,
+            password,
+            device_id: body.device_id,
+            initial_device_display_name: body.initial_device_display_name,
+        })
+        .await?;
+    let mut answer = json!({
+        "user_id": success.user_id,
+        "access_token": success.access_token.expose_secret(),
+        "device_id": success.device_id,
+        "home_server": state.accounts.config.server_name,
+    });
+    if let Some(base_url) = &state.accounts.config.public_baseurl {
+        answer["well_known"] = json!({"m.homeserver": {"base_url": base_url}});
+    }
+    Ok(Json(answer))
+}

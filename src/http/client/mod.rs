@@ -1,0 +1,32 @@
+//! The Client-Server API routes homekey serves (mounted under `/v3` and `/r0`).
+
+mod capabilities;
+mod login;
+mod session;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login::flows).post(login::login))
+        .route("/logout", post(session::logout))
+        .route("/logout/all", post(session::logout_all))
+        .route("/account/whoami", get(session::whoami))
+        .route("/capabilities", get(capabilities::capabilities))
+}
+
+/// `GET /_matrix/client/versions`: the spec versions whose account endpoints homekey serves.
+pub async fn versions() -> Json<Value> {
+    Json(json!({
+        "versions": [
+            "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6",
+            "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12"
+        ],
+        "unstable_features": {}
+    }))
+}

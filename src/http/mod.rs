@@ -1,0 +1,156 @@
+//! `homekey serve`: the Matrix Client-Server account endpoints over HTTP.
+//!
+//! - [`error`]: Matrix errors as responses; [`json`]: request bodies; [`auth`]: access tokens.
+//! - [`client`]: the Client-Server routes, under `/_matrix/client/v3` and the legacy `/r0`.
+//! - [`access_log`]: one log line per request, tokens redacted.
+
+mod access_log;
+mod auth;
+mod client;
+pub mod error;
+mod json;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, header};
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::accounts::Accounts;
+use crate::config::Config;
+use crate::store::{OpenMode, Store, StoreError};
+use error::MatrixError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Accounts,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let client = client::routes();
+    Router::new()
+        .route(
+            "/_matrix/client/versions",
+            axum::routing::get(client::versions),
+        )
+        .nest("/_matrix/client/v3", client.clone())
+        .nest("/_matrix/client/r0", client)
+        .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async {
+            MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
+        .layer(cors())
+        .layer(axum::middleware::from_fn(access_log::log_request))
+        .with_state(state)
+}
+
+/// The CORS headers the Client-Server spec asks for, so browser clients work.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::HeaderName::from_static("x-requested-with"),
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+        ])
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("the config has no http listener")]
+    NoListener,
+    #[error(transparent)]
+    Hash(#[from] crate::password::PasswordError),
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the server until SIGTERM or SIGINT: requests in flight finish, then the database is
+/// closed cleanly.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let store = Store::open(&config.database, OpenMode::CreateIfMissing).await?;
+    tracing::info!(database = %config.database, "database open");
+    let accounts = Accounts::new(store.clone(), Arc::new(config.clone())).await?;
+    let app = router(AppState { accounts });
+
+    let mut listeners = Vec::new();
+    for listener in config.listeners.iter().filter(|l| l.kind == "http") {
+        for address in &listener.bind_addresses {
+            let ip: std::net::IpAddr = address.parse().map_err(|_| ServeError::Bind {
+                address: address.clone(),
+                source: std::io::Error::other("not an IP address"),
+            })?;
+            let socket = SocketAddr::new(ip, listener.port);
+            let bound = tokio::net::TcpListener::bind(socket)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address: socket.to_string(),
+                    source,
+                })?;
+            tracing::info!("listening on http://{}", bound.local_addr()?);
+            listeners.push(bound);
+        }
+    }
+    if listeners.is_empty() {
+        return Err(ServeError::NoListener);
+    }
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let mut stopped = stopped.clone();
+        let app = app.clone();
+        servers.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop.send(true);
+    while let Some(result) = servers.join_next().await {
+        result.map_err(std::io::Error::other)??;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
