@@ -3,6 +3,7 @@
 
 mod cli_config;
 mod cli_hash_password;
+mod serve;
 mod store;
 mod support;
 mod vectors;

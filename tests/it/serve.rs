@@ -1,0 +1,632 @@
+//! `homekey serve` as a process, through HTTP, on SQLite and on PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use homekey::config::{DatabaseConfig, HashScheme};
+use homekey::ids::UserId;
+use homekey::password::HashSettings;
+use homekey::store::{NewUser, Store};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use crate::support::{HOMEKEY, TestDb};
+
+const PEPPER: &str = "serve-pepper";
+
+/// A running `homekey serve` on a test database; stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+    db: TestDb,
+    http: reqwest::Client,
+    pepper: String,
+    _config_dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(db: TestDb, extra_config: &str) -> Server {
+        Server::start_with_pepper(db, PEPPER, extra_config).await
+    }
+
+    async fn start_with_pepper(db: TestDb, pepper: &str, extra_config: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("homeserver.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "server_name: example.com\nbcrypt_rounds: 5\npassword_config:\n  pepper: {pepper}\n\
+                 listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n{extra_config}"
+            ),
+        )
+        .unwrap();
+        let database = match &db.config {
+            DatabaseConfig::Sqlite { path } => format!("sqlite:{}", path.display()),
+            DatabaseConfig::PostgresUrl(url) => url.clone(),
+            other => panic!("unexpected test database {other:?}"),
+        };
+        let mut child = Command::new(HOMEKEY)
+            .args([
+                "serve",
+                "-c",
+                config.to_str().unwrap(),
+                "--database",
+                &database,
+            ])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("listening on ").nth(1) {
+                    let _ = address_tx.send(address.trim().to_owned());
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let base = address_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+        Server {
+            child,
+            base,
+            log,
+            db,
+            http: reqwest::Client::new(),
+            pepper: pepper.to_owned(),
+            _config_dir: dir,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.db.store
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method.parse().unwrap(), self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            // No Content-Type, as operators' curl commands send it.
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+        (status, value)
+    }
+
+    async fn create_user(&self, localpart: &str, password: &str) {
+        let settings = HashSettings::new(
+            HashScheme::Bcrypt,
+            5,
+            SecretString::from(self.pepper.clone()),
+        );
+        self.store()
+            .create_user(&NewUser {
+                user_id: UserId::parse_local(localpart, "example.com").unwrap(),
+                password_hash: Some(settings.hash(&SecretString::from(password)).unwrap()),
+                creation_ts: 1_700_000_000,
+                admin: false,
+                is_guest: false,
+                user_type: None,
+                displayname: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/_matrix/client/v3/login",
+            None,
+            Some(json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password})),
+        )
+        .await
+    }
+
+    async fn token_for(&self, user: &str, password: &str) -> String {
+        let (status, body) = self.login(user, password).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok()?.code()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+macro_rules! on_both_databases {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(crate::support::TestDb::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(db) = crate::support::TestDb::postgres(stringify!($test)).await {
+                        super::$test(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    versions_and_login_flows_answer_on_v3_and_r0,
+    a_user_logs_in_by_localpart_full_id_any_case_or_legacy_user,
+    wrong_password_unknown_and_deactivated_users_get_one_answer,
+    whoami_takes_the_token_from_the_header_or_the_query,
+    logout_ends_one_device_and_logout_all_ends_every_one,
+    bad_bodies_get_matrix_errors,
+    unknown_paths_and_methods_are_unrecognized,
+    a_hash_written_by_hand_with_sql_logs_in_at_once,
+    a_login_upgrades_a_hash_below_the_configured_cost,
+    sigterm_stops_the_server_cleanly,
+);
+
+async fn versions_and_login_flows_answer_on_v3_and_r0(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let (status, body) = server
+        .call("GET", "/_matrix/client/versions", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let versions = body["versions"].as_array().unwrap();
+    assert!(versions.contains(&json!("r0.6.1")) && versions.contains(&json!("v1.1")));
+    for prefix in ["v3", "r0"] {
+        let (status, body) = server
+            .call(
+                "GET",
+                &format!("/_matrix/client/{prefix}/login"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({"flows": [{"type": "m.login.password"}]}));
+    }
+}
+
+async fn a_user_logs_in_by_localpart_full_id_any_case_or_legacy_user(db: TestDb) {
+    let server = Server::start(db, "public_baseurl: https://matrix.example.com\n").await;
+    server.create_user("alice", "correct horse").await;
+    for user in ["alice", "@alice:example.com", "ALICE", "@Alice:example.com"] {
+        let (status, body) = server.login(user, "correct horse").await;
+        assert_eq!(status, StatusCode::OK, "{user}: {body}");
+        assert_eq!(body["user_id"], "@alice:example.com");
+        assert_eq!(body["home_server"], "example.com");
+        assert!(
+            body["access_token"]
+                .as_str()
+                .unwrap()
+                .starts_with("syt_YWxpY2U_")
+        );
+        assert_eq!(body["device_id"].as_str().unwrap().len(), 10);
+        assert_eq!(
+            body["well_known"]["m.homeserver"]["base_url"],
+            "https://matrix.example.com/"
+        );
+    }
+    // The deprecated top-level `user`, on the legacy prefix, with a chosen device.
+    let (status, body) = server
+        .call(
+            "POST",
+            "/_matrix/client/r0/login",
+            None,
+            Some(
+                json!({"type": "m.login.password", "user": "alice", "password": "correct horse",
+                        "device_id": "MYPHONE", "initial_device_display_name": "Alice's phone"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["device_id"], "MYPHONE");
+    let devices = server
+        .store()
+        .list_devices("@alice:example.com")
+        .await
+        .unwrap();
+    let phone = devices.iter().find(|d| d.device_id == "MYPHONE").unwrap();
+    assert_eq!(phone.display_name.as_deref(), Some("Alice's phone"));
+    assert_eq!(devices.len(), 5);
+}
+
+async fn wrong_password_unknown_and_deactivated_users_get_one_answer(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("bob", "bobs password").await;
+    server.create_user("gone", "gone password").await;
+    server
+        .store()
+        .deactivate("@gone:example.com")
+        .await
+        .unwrap();
+    let expected = json!({"errcode": "M_FORBIDDEN", "error": "Invalid username or password"});
+    for (user, password) in [
+        ("bob", "wrong"),
+        ("nobody", "whatever"),
+        ("gone", "gone password"),
+        ("@bob:other.org", "bobs password"),
+        ("not valid!", "x"),
+    ] {
+        let (status, body) = server.login(user, password).await;
+        assert_eq!(
+            (status, &body),
+            (StatusCode::FORBIDDEN, &expected),
+            "{user}"
+        );
+    }
+}
+
+async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("carol", "pw-carol").await;
+    let token = server.token_for("carol", "pw-carol").await;
+    let (status, body) = server
+        .call(
+            "GET",
+            "/_matrix/client/v3/account/whoami",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user_id"], "@carol:example.com");
+    assert_eq!(body["is_guest"], false);
+    assert_eq!(body["device_id"].as_str().unwrap().len(), 10);
+
+    let path = format!("/_matrix/client/r0/account/whoami?access_token={token}");
+    let (status, body) = server.call("GET", &path, None, None).await;
+    assert_eq!(
+        (status, &body["user_id"]),
+        (StatusCode::OK, &json!("@carol:example.com"))
+    );
+    // The token never reaches the log, even from the query string.
+    assert!(
+        server.log().contains("access_token=<redacted>"),
+        "{}",
+        server.log()
+    );
+    assert!(!server.log().contains(&token));
+
+    let (status, body) = server
+        .call("GET", "/_matrix/client/v3/account/whoami", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errcode"], "M_MISSING_TOKEN");
+    let (status, body) = server
+        .call(
+            "GET",
+            "/_matrix/client/v3/account/whoami",
+            Some("syt_bogus"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body,
+        json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Unrecognised access token", "soft_logout": false})
+    );
+
+    // A locked account's token is refused with M_USER_LOCKED.
+    server
+        .store()
+        .set_locked("@carol:example.com", true)
+        .await
+        .unwrap();
+    let (status, body) = server
+        .call(
+            "GET",
+            "/_matrix/client/v3/account/whoami",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::UNAUTHORIZED, &json!("M_USER_LOCKED"))
+    );
+}
+
+async fn logout_ends_one_device_and_logout_all_ends_every_one(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("dave", "pw-dave").await;
+    let first = server.token_for("dave", "pw-dave").await;
+    let second = server.token_for("dave", "pw-dave").await;
+    let third = server.token_for("dave", "pw-dave").await;
+    let whoami = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    "GET",
+                    "/_matrix/client/v3/account/whoami",
+                    Some(&token),
+                    None,
+                )
+                .await
+                .0
+        }
+    };
+
+    let (status, body) = server
+        .call(
+            "POST",
+            "/_matrix/client/v3/logout",
+            Some(&first),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    assert_eq!(whoami(first.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(whoami(second.clone()).await, StatusCode::OK);
+    assert_eq!(
+        server
+            .store()
+            .list_devices("@dave:example.com")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let (status, _) = server
+        .call("POST", "/_matrix/client/r0/logout/all", Some(&second), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(whoami(second).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(whoami(third).await, StatusCode::UNAUTHORIZED);
+    assert!(
+        server
+            .store()
+            .list_devices("@dave:example.com")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn bad_bodies_get_matrix_errors(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let login = "/_matrix/client/v3/login";
+    let raw = |body: &'static str| {
+        let server = &server;
+        async move {
+            let response = server
+                .http
+                .post(server.url(login))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = raw("{not json").await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_NOT_JSON"))
+    );
+    let (status, body) = raw("[1, 2]").await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_BAD_JSON"))
+    );
+    let (status, body) =
+        raw(r#"{"identifier": {"type": "m.id.user", "user": "x"}, "password": "p"}"#).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_MISSING_PARAM"))
+    );
+    let (status, body) =
+        raw(r#"{"type": "m.login.password", "user": "x", "password": ["secret-in-array"]}"#).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_INVALID_PARAM"))
+    );
+    let (status, body) = raw(r#"{"type": "m.login.password", "user": 12, "password": "p"}"#).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_BAD_JSON"))
+    );
+    let (status, body) = raw(r#"{"type": "m.login.token", "token": "t"}"#).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_UNKNOWN"))
+    );
+
+    let huge = format!(
+        r#"{{"type": "m.login.password", "user": "x", "password": "{}"}}"#,
+        "a".repeat(100_000)
+    );
+    let response = server
+        .http
+        .post(server.url(login))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["errcode"],
+        "M_TOO_LARGE"
+    );
+}
+
+async fn unknown_paths_and_methods_are_unrecognized(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let unrecognized = json!({"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"});
+    for path in [
+        "/_matrix/client/v3/rooms",
+        "/_matrix/federation/v1/version",
+        "/anything",
+    ] {
+        let (status, body) = server.call("GET", path, None, None).await;
+        assert_eq!(
+            (status, &body),
+            (StatusCode::NOT_FOUND, &unrecognized),
+            "{path}"
+        );
+    }
+    let (status, body) = server
+        .call("DELETE", "/_matrix/client/v3/login", None, None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::METHOD_NOT_ALLOWED, unrecognized)
+    );
+
+    // Browser clients get CORS headers.
+    let response = server
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            server.url("/_matrix/client/v3/login"),
+        )
+        .header("Origin", "https://app.element.io")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
+
+async fn a_hash_written_by_hand_with_sql_logs_in_at_once(db: TestDb) {
+    // The seed's way: a hash made by Synapse's hash_password, put in place with plain SQL
+    // while the server runs, logs in at once.
+    let vectors = crate::support::shared_vectors();
+    let vector = &vectors["peppered"][1];
+    let (password, pepper, hash) = (
+        vector["password"].as_str().unwrap(),
+        vector["pepper"].as_str().unwrap(),
+        vector["hash"].as_str().unwrap(),
+    );
+    let server = Server::start_with_pepper(db, pepper, "").await;
+    server.create_user("erin", "old password").await;
+    let old_token = server.token_for("erin", "old password").await;
+    let sql = "UPDATE users SET password_hash = $1 WHERE name = '@erin:example.com'";
+    raw_execute(&server.db.config, sql, hash).await;
+    let (status, body) = server.login("erin", password).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        server.login("erin", "old password").await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Plain SQL does not log anyone out: the old session stays (that is the Admin API's job).
+    let (status, _) = server
+        .call(
+            "GET",
+            "/_matrix/client/v3/account/whoami",
+            Some(&old_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn raw_execute(config: &DatabaseConfig, sql: &str, value: &str) {
+    use sqlx::Connection;
+    match config {
+        DatabaseConfig::Sqlite { path } => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query(sql)
+                .bind(value)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        DatabaseConfig::PostgresUrl(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(sql)
+                .bind(value)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn a_login_upgrades_a_hash_below_the_configured_cost(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("frank", "pw-frank").await;
+    let cost4 = HashSettings::new(HashScheme::Bcrypt, 4, SecretString::from(PEPPER))
+        .hash(&SecretString::from("pw-frank"))
+        .unwrap();
+    raw_execute(
+        &server.db.config,
+        "UPDATE users SET password_hash = $1 WHERE name = '@frank:example.com'",
+        cost4.expose_secret(),
+    )
+    .await;
+    server.token_for("frank", "pw-frank").await;
+    let stored = server
+        .store()
+        .get_user("@frank:example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    assert!(
+        stored.expose_secret().starts_with("$2b$05$"),
+        "not upgraded"
+    );
+    server.token_for("frank", "pw-frank").await;
+}
+
+async fn sigterm_stops_the_server_cleanly(db: TestDb) {
+    let mut server = Server::start(db, "").await;
+    assert_eq!(server.stop(), Some(0), "{}", server.log());
+    assert!(server.log().contains("stopped"));
+}
