@@ -119,6 +119,11 @@ impl Server {
         (status, value)
     }
 
+    async fn whoami(&self, token: Option<&str>) -> (StatusCode, Value) {
+        self.call("GET", "/_matrix/client/v3/account/whoami", token, None)
+            .await
+    }
+
     async fn create_user(&self, localpart: &str, password: &str) {
         let settings = HashSettings::new(
             HashScheme::Bcrypt,
@@ -309,14 +314,7 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
     let server = Server::start(db, "").await;
     server.create_user("carol", "pw-carol").await;
     let token = server.token_for("carol", "pw-carol").await;
-    let (status, body) = server
-        .call(
-            "GET",
-            "/_matrix/client/v3/account/whoami",
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, body) = server.whoami(Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["user_id"], "@carol:example.com");
     assert_eq!(body["is_guest"], false);
@@ -336,19 +334,10 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
     );
     assert!(!server.log().contains(&token));
 
-    let (status, body) = server
-        .call("GET", "/_matrix/client/v3/account/whoami", None, None)
-        .await;
+    let (status, body) = server.whoami(None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["errcode"], "M_MISSING_TOKEN");
-    let (status, body) = server
-        .call(
-            "GET",
-            "/_matrix/client/v3/account/whoami",
-            Some("syt_bogus"),
-            None,
-        )
-        .await;
+    let (status, body) = server.whoami(Some("syt_bogus")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         body,
@@ -361,14 +350,7 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
         .set_locked("@carol:example.com", true)
         .await
         .unwrap();
-    let (status, body) = server
-        .call(
-            "GET",
-            "/_matrix/client/v3/account/whoami",
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, body) = server.whoami(Some(&token)).await;
     assert_eq!(
         (status, &body["errcode"]),
         (StatusCode::UNAUTHORIZED, &json!("M_USER_LOCKED"))
@@ -383,17 +365,7 @@ async fn logout_ends_one_device_and_logout_all_ends_every_one(db: TestDb) {
     let third = server.token_for("dave", "pw-dave").await;
     let whoami = |token: String| {
         let server = &server;
-        async move {
-            server
-                .call(
-                    "GET",
-                    "/_matrix/client/v3/account/whoami",
-                    Some(&token),
-                    None,
-                )
-                .await
-                .0
-        }
+        async move { server.whoami(Some(&token)).await.0 }
     };
 
     let (status, body) = server
@@ -561,14 +533,7 @@ async fn a_hash_written_by_hand_with_sql_logs_in_at_once(db: TestDb) {
         StatusCode::FORBIDDEN
     );
     // Plain SQL does not log anyone out: the old session stays (that is the Admin API's job).
-    let (status, _) = server
-        .call(
-            "GET",
-            "/_matrix/client/v3/account/whoami",
-            Some(&old_token),
-            None,
-        )
-        .await;
+    let (status, _) = server.whoami(Some(&old_token)).await;
     assert_eq!(status, StatusCode::OK);
 }
 
