@@ -25,6 +25,8 @@ struct Server {
     http: reqwest::Client,
     pepper: String,
     _config_dir: tempfile::TempDir,
+    /// Copies the server's stderr into `log`; ends when the process does.
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -66,7 +68,7 @@ impl Server {
         let (address_tx, address_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(address) = line.split("listening on ").nth(1) {
                     let _ = address_tx.send(address.trim().to_owned());
@@ -86,6 +88,7 @@ impl Server {
             http: reqwest::Client::new(),
             pepper: pepper.to_owned(),
             _config_dir: dir,
+            log_reader: Some(log_reader),
         }
     }
 
@@ -164,12 +167,29 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    /// Sends SIGTERM and waits; returns the exit code.
+    /// Waits (up to 10 s) for the server's stderr to show `needle`: lines arrive through a
+    /// pipe, a little after the response they describe.
+    fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends SIGTERM and waits, until the last log line is read too; returns the exit code.
     fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().ok()?.code()
+        let code = self.child.wait().ok()?.code();
+        if let Some(reader) = self.log_reader.take() {
+            reader.join().unwrap();
+        }
+        code
     }
 }
 
@@ -328,7 +348,7 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
     );
     // The token never reaches the log, even from the query string.
     assert!(
-        server.log().contains("access_token=<redacted>"),
+        server.wait_for_log("access_token=<redacted>"),
         "{}",
         server.log()
     );
