@@ -88,6 +88,9 @@ pub enum ServeError {
 /// Runs the server until SIGTERM or SIGINT: requests in flight finish, then the database is
 /// closed cleanly.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    // Installed before anything is announced: a SIGTERM sent as soon as "listening" shows
+    // must stop the server gracefully, not kill it.
+    let shutdown = ShutdownSignal::install()?;
     let store = Store::open(&config.database, OpenMode::CreateIfMissing).await?;
     tracing::info!(database = %config.database, "database open");
     let accounts = Accounts::new(store.clone(), Arc::new(config.clone())).await?;
@@ -128,7 +131,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 .await
         });
     }
-    shutdown_signal().await;
+    shutdown.received().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop.send(true);
     while let Some(result) = servers.join_next().await {
@@ -139,18 +142,35 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGTERM or SIGINT, listened for from the moment it is installed.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> std::io::Result<ShutdownSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignal {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignal {})
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
