@@ -160,7 +160,10 @@ pub fn run_binary(binary: &str, args: &[&str], stdin: &[u8], envs: &[(&str, &str
         command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A command that fails early (a bad config, say) may exit before reading its input.
+    if let Err(err) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+    }
     child.wait_with_output().unwrap()
 }
 
