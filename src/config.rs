@@ -272,11 +272,6 @@ impl Config {
         }
         raw.validate(files, &file_of)
     }
-
-    /// The pepper appended to every password before hashing (`password_config.pepper`).
-    pub fn pepper(&self) -> &SecretString {
-        &self.password.pepper
-    }
 }
 
 /// Top-level keys homekey reads; anything else is Synapse's business and ignored.
@@ -731,7 +726,7 @@ mod tests {
         assert_eq!(config.bcrypt_rounds, 12);
         assert_eq!(config.password.enabled, PasswordLogin::Enabled);
         assert_eq!(config.password.scheme, HashScheme::Bcrypt);
-        assert_eq!(config.pepper().expose_secret(), "pep");
+        assert_eq!(config.password.pepper.expose_secret(), "pep");
         assert_eq!(config.rc_login, LoginRateLimits::default());
         assert_eq!(
             config.database,

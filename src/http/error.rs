@@ -46,6 +46,17 @@ impl MatrixError {
         MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
     }
 
+    /// A 500 for a fault of the server's own: logged here with its cause, which the client
+    /// never sees.
+    pub fn internal(what: &str, cause: &dyn std::fmt::Display) -> MatrixError {
+        tracing::error!(error = %cause, "{what}");
+        MatrixError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "M_UNKNOWN",
+            "Internal server error",
+        )
+    }
+
     fn token_error(errcode: &'static str, message: &str, soft_logout: bool) -> MatrixError {
         MatrixError {
             soft_logout: Some(soft_logout),
@@ -83,14 +94,7 @@ impl From<StoreError> for MatrixError {
                     "The database is unavailable; try again shortly",
                 )
             }
-            other => {
-                tracing::error!(error = %other, "database error");
-                MatrixError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "M_UNKNOWN",
-                    "Internal server error",
-                )
-            }
+            other => MatrixError::internal("database error", &other),
         }
     }
 }
@@ -131,14 +135,7 @@ impl From<LoginError> for MatrixError {
                 "Password login has been disabled.",
             ),
             LoginError::Store(err) => err.into(),
-            LoginError::Hash(err) => {
-                tracing::error!(error = %err, "hashing failed");
-                MatrixError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "M_UNKNOWN",
-                    "Internal server error",
-                )
-            }
+            LoginError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }
     }
 }

@@ -34,6 +34,8 @@ impl Server {
         Server::start_with_pepper(db, PEPPER, extra_config).await
     }
 
+    /// `extra_config` goes in a second `-c` file, layered over the base one as Synapse
+    /// layers config files: a top-level key there replaces the base's.
     async fn start_with_pepper(db: TestDb, pepper: &str, extra_config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("homeserver.yaml");
@@ -41,10 +43,12 @@ impl Server {
             &config,
             format!(
                 "server_name: example.com\nbcrypt_rounds: 5\npassword_config:\n  pepper: {pepper}\n\
-                 listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n{extra_config}"
+                 listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n"
             ),
         )
         .unwrap();
+        let layer = dir.path().join("conf.d.yaml");
+        std::fs::write(&layer, extra_config).unwrap();
         let database = match &db.config {
             DatabaseConfig::Sqlite { path } => format!("sqlite:{}", path.display()),
             DatabaseConfig::PostgresUrl(url) => url.clone(),
@@ -55,6 +59,8 @@ impl Server {
                 "serve",
                 "-c",
                 config.to_str().unwrap(),
+                "-c",
+                layer.to_str().unwrap(),
                 "--database",
                 &database,
             ])
@@ -236,6 +242,7 @@ on_both_databases!(
     a_hash_written_by_hand_with_sql_logs_in_at_once,
     a_login_upgrades_a_hash_below_the_configured_cost,
     sigterm_stops_the_server_cleanly,
+    password_login_can_be_switched_off,
 );
 
 async fn versions_and_login_flows_answer_on_v3_and_r0(db: TestDb) {
@@ -475,6 +482,15 @@ async fn bad_bodies_get_matrix_errors(db: TestDb) {
         (StatusCode::BAD_REQUEST, &json!("M_UNKNOWN"))
     );
 
+    for device_id in ["", &"D".repeat(513)] {
+        let body = json!({"type": "m.login.password", "user": "x", "password": "p", "device_id": device_id});
+        let (status, body) = server.call("POST", login, None, Some(body)).await;
+        assert_eq!(
+            (status, &body["errcode"]),
+            (StatusCode::BAD_REQUEST, &json!("M_INVALID_PARAM"))
+        );
+    }
+
     let huge = format!(
         r#"{{"type": "m.login.password", "user": "x", "password": "{}"}}"#,
         "a".repeat(100_000)
@@ -614,4 +630,30 @@ async fn sigterm_stops_the_server_cleanly(db: TestDb) {
     let mut server = Server::start(db, "").await;
     assert_eq!(server.stop(), Some(0), "{}", server.log());
     assert!(server.log().contains("stopped"));
+}
+
+async fn password_login_can_be_switched_off(db: TestDb) {
+    let server = Server::start(
+        db,
+        &format!("password_config: {{pepper: {PEPPER}, enabled: false}}\n"),
+    )
+    .await;
+    server.create_user("gina", "pw-gina").await;
+    let (status, body) = server
+        .call("GET", "/_matrix/client/v3/login", None, None)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"flows": []})));
+    let (status, body) = server.login("gina", "pw-gina").await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_UNKNOWN"))
+    );
+    assert!(
+        server
+            .store()
+            .list_devices("@gina:example.com")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
