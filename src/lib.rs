@@ -10,5 +10,6 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod password;
+pub mod rate_limit;
 pub mod secrets;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The account service: what a user or an operator can do to an account, each operation one
 //! call, whatever the entry point (HTTP route or CLI command).
 
+pub mod interactive_auth;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use secrecy::SecretString;
 use crate::config::{Config, PasswordLogin};
 use crate::ids::UserId;
 use crate::password::{HashSettings, PasswordHasher};
+use crate::rate_limit::LoginLimiters;
 use crate::store::{Logout, NewSession, Store, StoreError, User};
 
 /// The account service, shared by every request.
@@ -19,6 +21,8 @@ pub struct Accounts {
     pub store: Store,
     pub hasher: PasswordHasher,
     pub config: Arc<Config>,
+    /// `rc_login`: kept in the process, as Synapse keeps them.
+    pub limits: Arc<LoginLimiters>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing.
     dummy_hash: SecretString,
@@ -48,6 +52,8 @@ pub struct PasswordLoginAttempt {
     pub password: SecretString,
     pub device_id: Option<String>,
     pub initial_device_display_name: Option<String>,
+    /// Where the attempt came from, for `rc_login.address`.
+    pub client_address: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,10 +65,20 @@ pub enum LoginError {
     Locked,
     #[error("Password login has been disabled.")]
     PasswordLoginDisabled,
+    #[error("Too Many Requests")]
+    RateLimited { retry_after_ms: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Hash(#[from] crate::password::PasswordError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("Password change disabled")]
+    Disabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +112,7 @@ impl Accounts {
         Ok(Accounts {
             store,
             hasher,
+            limits: Arc::new(LoginLimiters::new(&config.rc_login)),
             config,
             dummy_hash,
         })
@@ -111,23 +128,30 @@ impl Accounts {
         {
             return Err(LoginError::PasswordLoginDisabled);
         }
-        let user = self.find_login_user(&attempt.user).await?;
-        // Deactivated accounts have no hash (Synapse removes it); one left behind by hand
-        // must not log in either.
-        let stored_hash = user
-            .as_ref()
-            .filter(|u| !u.deactivated)
-            .and_then(|u| u.password_hash.clone());
-        let checked_hash = stored_hash
-            .clone()
-            .unwrap_or_else(|| self.dummy_hash.clone());
-        let matches = self
-            .hasher
-            .verify(attempt.password.clone(), Some(checked_hash))
-            .await;
-        let (Some(user), Some(stored_hash), true) = (user, stored_hash, matches) else {
+        // Synapse's order: every attempt counts per address; the account named must not be
+        // over its failed attempts even to try; a wrong password counts as a failure; a
+        // success counts per account.
+        let limited = |retry_after_ms| LoginError::RateLimited { retry_after_ms };
+        self.limits
+            .address
+            .attempt(&attempt.client_address)
+            .map_err(limited)?;
+        let named_key = self.qualified_user_id(&attempt.user).to_lowercase();
+        self.limits
+            .failed_attempts
+            .check(&named_key)
+            .map_err(limited)?;
+        let Some((user, stored_hash)) = self
+            .check_password(&attempt.user, attempt.password.clone())
+            .await?
+        else {
+            self.limits.failed_attempts.record(&named_key);
             return Err(LoginError::InvalidCredentials);
         };
+        self.limits
+            .account
+            .attempt(&user.name.to_lowercase())
+            .map_err(limited)?;
         if user.locked {
             return Err(LoginError::Locked);
         }
@@ -157,6 +181,39 @@ impl Accounts {
             device_id,
             access_token,
         })
+    }
+
+    /// The account `given` names and its stored hash, if `password` is that account's
+    /// password. Takes as long for an unknown or deactivated account as for a wrong password.
+    async fn check_password(
+        &self,
+        given: &str,
+        password: SecretString,
+    ) -> Result<Option<(User, SecretString)>, StoreError> {
+        let user = self.find_login_user(given).await?;
+        // Deactivated accounts have no hash (Synapse removes it); one left behind by hand
+        // must not log in either.
+        let stored_hash = user
+            .as_ref()
+            .filter(|u| !u.deactivated)
+            .and_then(|u| u.password_hash.clone());
+        let checked_hash = stored_hash
+            .clone()
+            .unwrap_or_else(|| self.dummy_hash.clone());
+        let matches = self.hasher.verify(password, Some(checked_hash)).await;
+        Ok(match (user, stored_hash, matches) {
+            (Some(user), Some(stored_hash), true) => Some((user, stored_hash)),
+            _ => None,
+        })
+    }
+
+    /// A user named by a localpart or a full ID, as a full ID (as typed, not validated).
+    fn qualified_user_id(&self, given: &str) -> String {
+        if given.starts_with('@') {
+            given.to_owned()
+        } else {
+            format!("@{given}:{}", self.config.server_name)
+        }
     }
 
     /// The local account a login names, found as Synapse finds it: the ID ignoring case; of
@@ -226,9 +283,42 @@ impl Accounts {
             .map(|_| ())
     }
 
-    /// Whether passwords can be changed (`m.change_password`).
+    /// Whether passwords can be changed (`m.change_password`): as Synapse, only where they
+    /// log in (`only_for_reauth` re-authenticates with a password but never changes one).
     pub fn can_change_password(&self) -> bool {
-        self.config.password.enabled != PasswordLogin::Disabled
+        self.config.password.enabled == PasswordLogin::Enabled
             && self.config.password.localdb_enabled
+    }
+
+    /// The requester's new password (already hashed). With `logout_devices`, every other
+    /// device and its tokens go, in the same transaction; the requester's device stays.
+    pub async fn change_own_password(
+        &self,
+        requester: &Requester,
+        new_hash: &SecretString,
+        logout_devices: bool,
+    ) -> Result<(), PasswordChangeError> {
+        if !self.can_change_password() {
+            return Err(PasswordChangeError::Disabled);
+        }
+        let logout = match (&requester.device_id, logout_devices) {
+            (_, false) => Logout::Keep,
+            (Some(device_id), true) => Logout::AllDevicesExcept(device_id.clone()),
+            (None, true) => Logout::AllDevices,
+        };
+        self.store
+            .set_password_hash(&requester.user.name, Some(new_hash), &logout)
+            .await?;
+        Ok(())
+    }
+
+    /// The requester deactivates their own account: no password, no devices, no tokens.
+    /// The display name stays unless `erase`, as in Synapse.
+    pub async fn deactivate_own_account(
+        &self,
+        requester: &Requester,
+        erase: bool,
+    ) -> Result<(), StoreError> {
+        self.store.deactivate(&requester.user.name, erase).await
     }
 }

@@ -1,8 +1,8 @@
 //! Matrix errors over HTTP: `{"errcode": "M_…", "error": "…"}` with the spec's status codes.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use crate::accounts::{AuthError, LoginError};
 use crate::store::StoreError;
@@ -10,10 +10,12 @@ use crate::store::StoreError;
 #[derive(Debug, Clone)]
 pub struct MatrixError {
     pub status: StatusCode,
-    pub errcode: &'static str,
-    pub message: String,
-    /// `soft_logout` of token errors: whether the client may log in again to the same device.
-    pub soft_logout: Option<bool>,
+    /// `errcode` and `error`; `None` only for the first answer of user-interactive auth,
+    /// which Synapse sends without them (clients show an `error` to the user as a failure).
+    pub error: Option<(&'static str, String)>,
+    /// Fields beside `errcode` and `error`: `soft_logout` of token errors, `retry_after_ms`
+    /// of rate limits, the flows of user-interactive auth.
+    pub fields: Map<String, Value>,
 }
 
 impl MatrixError {
@@ -24,10 +26,24 @@ impl MatrixError {
     ) -> MatrixError {
         MatrixError {
             status,
-            errcode,
-            message: message.into(),
-            soft_logout: None,
+            error: Some((errcode, message.into())),
+            fields: Map::new(),
         }
+    }
+
+    /// 401 asking for user-interactive auth: `fields` holds the flows and the session.
+    pub fn interactive_auth(fields: Map<String, Value>) -> MatrixError {
+        MatrixError {
+            status: StatusCode::UNAUTHORIZED,
+            error: None,
+            fields,
+        }
+    }
+
+    /// Adds a field to the error's body.
+    pub fn with_field(mut self, name: &str, value: impl Into<Value>) -> MatrixError {
+        self.fields.insert(name.to_owned(), value.into());
+        self
     }
 
     pub fn unrecognized(status: StatusCode) -> MatrixError {
@@ -46,6 +62,16 @@ impl MatrixError {
         MatrixError::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
     }
 
+    /// 429: over a rate limit; the client may try again after `retry_after_ms`.
+    pub fn rate_limited(retry_after_ms: u64) -> MatrixError {
+        MatrixError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "M_LIMIT_EXCEEDED",
+            "Too Many Requests",
+        )
+        .with_field("retry_after_ms", retry_after_ms)
+    }
+
     /// A 500 for a fault of the server's own: logged here with its cause, which the client
     /// never sees.
     pub fn internal(what: &str, cause: &dyn std::fmt::Display) -> MatrixError {
@@ -57,21 +83,31 @@ impl MatrixError {
         )
     }
 
+    /// A token error; `soft_logout` tells whether the client may log in again to the same device.
     fn token_error(errcode: &'static str, message: &str, soft_logout: bool) -> MatrixError {
-        MatrixError {
-            soft_logout: Some(soft_logout),
-            ..MatrixError::new(StatusCode::UNAUTHORIZED, errcode, message)
-        }
+        MatrixError::new(StatusCode::UNAUTHORIZED, errcode, message)
+            .with_field("soft_logout", soft_logout)
     }
 }
 
 impl IntoResponse for MatrixError {
     fn into_response(self) -> Response {
-        let mut body = json!({"errcode": self.errcode, "error": self.message});
-        if let Some(soft_logout) = self.soft_logout {
-            body["soft_logout"] = json!(soft_logout);
+        // As Synapse: a rate limit's wait also in whole seconds, in `Retry-After`.
+        let retry_after = self
+            .fields
+            .get("retry_after_ms")
+            .and_then(Value::as_u64)
+            .map(|ms| ms.div_ceil(1000).to_string());
+        let mut body = self.fields;
+        if let Some((errcode, message)) = self.error {
+            body.insert("errcode".into(), json!(errcode));
+            body.insert("error".into(), json!(message));
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after.and_then(|s| header::HeaderValue::from_str(&s).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
+        response
     }
 }
 
@@ -134,6 +170,7 @@ impl From<LoginError> for MatrixError {
                 "M_UNKNOWN",
                 "Password login has been disabled.",
             ),
+            LoginError::RateLimited { retry_after_ms } => MatrixError::rate_limited(retry_after_ms),
             LoginError::Store(err) => err.into(),
             LoginError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }

@@ -7,7 +7,9 @@
 mod access_log;
 mod auth;
 mod client;
+mod client_address;
 pub mod error;
+mod interactive_auth;
 mod json;
 
 use std::net::SocketAddr;
@@ -94,7 +96,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = Store::open(&config.database, OpenMode::CreateIfMissing).await?;
     tracing::info!(database = %config.database, "database open");
     let accounts = Accounts::new(store.clone(), Arc::new(config.clone())).await?;
-    let app = router(AppState { accounts });
+    let app = router(AppState {
+        accounts: accounts.clone(),
+    });
 
     let mut listeners = Vec::new();
     for listener in config.listeners.iter().filter(|l| l.kind == "http") {
@@ -119,16 +123,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let housekeeping = tokio::spawn(delete_expired_sessions(accounts, stopped.clone()));
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         let mut stopped = stopped.clone();
         let app = app.clone();
         servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
         });
     }
     shutdown.received().await;
@@ -137,9 +145,35 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     while let Some(result) = servers.join_next().await {
         result.map_err(std::io::Error::other)??;
     }
+    let _ = housekeeping.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes expired user-interactive auth sessions every few minutes (as Synapse does), until
+/// the server stops.
+async fn delete_expired_sessions(
+    accounts: Accounts,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+    let mut ticks = tokio::time::interval(EVERY);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        match accounts.delete_expired_ui_auth_sessions().await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::debug!(deleted, "expired user-interactive auth sessions deleted")
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "deleting expired user-interactive auth sessions failed")
+            }
+        }
+    }
 }
 
 /// SIGTERM or SIGINT, listened for from the moment it is installed.

@@ -210,6 +210,31 @@ impl Store {
         })
     }
 
+    /// Sets (or with `None` clears) a user's display name, in Synapse's `profiles` table.
+    pub async fn set_displayname(
+        &self,
+        user_id: &crate::ids::UserId,
+        displayname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if fetch_user!(&mut *tx, user_id.as_str()).is_none() {
+                return Err(StoreError::UserNotFound(user_id.as_str().to_owned()));
+            }
+            sqlx::query(
+                "INSERT INTO profiles (user_id, displayname, full_user_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id) DO UPDATE SET displayname = excluded.displayname",
+            )
+            .bind(user_id.localpart())
+            .bind(displayname)
+            .bind(user_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Grants or removes server admin rights.
     pub async fn set_admin(&self, user_id: &str, admin: bool) -> Result<(), StoreError> {
         self.update_user(
@@ -231,8 +256,9 @@ impl Store {
     }
 
     /// Deactivates an account as Synapse does: the flag set, the password hash removed, every
-    /// device and token deleted, in one transaction.
-    pub async fn deactivate(&self, user_id: &str) -> Result<(), StoreError> {
+    /// device and token deleted, and with `erase` the display name and avatar too, in one
+    /// transaction.
+    pub async fn deactivate(&self, user_id: &str, erase: bool) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
@@ -245,6 +271,15 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             delete_sessions!(&mut tx, user_id, &Logout::AllDevices);
+            if erase {
+                sqlx::query(
+                    "UPDATE profiles SET displayname = NULL, avatar_url = NULL \
+                     WHERE full_user_id = $1",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok(())
         })

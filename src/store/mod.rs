@@ -11,11 +11,13 @@
 
 mod accounts;
 mod connect;
+mod interactive_auth;
 mod sessions;
 
 use secrecy::SecretString;
 
 pub use connect::OpenMode;
+pub use interactive_auth::UiAuthSession;
 
 /// The database, and which kind of database it is.
 #[derive(Clone)]

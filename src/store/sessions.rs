@@ -95,6 +95,64 @@ impl Store {
         })
     }
 
+    /// One device of a user.
+    pub async fn get_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT user_id, device_id, display_name, last_seen, ip, user_agent FROM devices \
+                 WHERE user_id = $1 AND device_id = $2 AND (hidden IS NULL OR hidden = FALSE)",
+            )
+            .bind(user_id)
+            .bind(device_id)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    /// Renames a device; `false` if the user has no such device.
+    pub async fn rename_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: &str,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let updated = sqlx::query(
+                "UPDATE devices SET display_name = $3 \
+                 WHERE user_id = $1 AND device_id = $2 AND (hidden IS NULL OR hidden = FALSE)",
+            )
+            .bind(user_id)
+            .bind(device_id)
+            .bind(display_name)
+            .execute(pool)
+            .await?;
+            Ok(updated.rows_affected() > 0)
+        })
+    }
+
+    /// Deletes devices of a user with their access and refresh tokens, in one transaction.
+    /// IDs the user has no device for are passed over. Returns how many tokens went.
+    pub async fn delete_devices(
+        &self,
+        user_id: &str,
+        device_ids: &[String],
+    ) -> Result<u64, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut removed = 0;
+            for device_id in device_ids {
+                let device = Logout::Device(device_id.clone());
+                removed += delete_sessions!(&mut tx, user_id, &device);
+            }
+            tx.commit().await?;
+            Ok(removed)
+        })
+    }
+
     /// Logs a user out of devices as `logout` says; returns how many access tokens went.
     pub async fn logout(&self, user_id: &str, logout: &Logout) -> Result<u64, StoreError> {
         with_pool!(self, |pool| {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::accounts::PasswordLoginAttempt;
 use crate::config::PasswordLogin;
 use crate::http::AppState;
+use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
 
@@ -40,15 +41,45 @@ pub struct LoginBody {
     initial_device_display_name: Option<String>,
 }
 
+/// `identifier` of a login or of an `m.login.password` stage.
 #[derive(Deserialize)]
-struct Identifier {
+pub struct Identifier {
     #[serde(rename = "type")]
     kind: String,
     user: Option<String>,
 }
 
+/// The user a login names: `identifier` (`m.id.user`), or the deprecated top-level `user`.
+/// The errors are Synapse's.
+pub fn named_user(
+    identifier: Option<Identifier>,
+    user: Option<String>,
+) -> Result<String, MatrixError> {
+    match (identifier, user) {
+        (Some(identifier), _) if identifier.kind != "m.id.user" => Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            "Unknown login identifier type",
+        )),
+        (
+            Some(Identifier {
+                user: Some(user), ..
+            }),
+            _,
+        )
+        | (None, Some(user)) => Ok(user),
+        (Some(_), _) => Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            "User identifier is missing 'user' key",
+        )),
+        (None, None) => Err(MatrixError::invalid_param("Invalid login submission")),
+    }
+}
+
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(client_address): ClientAddress,
     MatrixJson(body): MatrixJson<LoginBody>,
 ) -> Result<Json<Value>, MatrixError> {
     match body.login_type.as_deref() {
@@ -62,27 +93,7 @@ pub async fn login(
         }
         None => return Err(MatrixError::missing_param("Missing parameter: type")),
     }
-    let user = match (body.identifier, body.user) {
-        (Some(identifier), _) if identifier.kind != "m.id.user" => {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_UNKNOWN",
-                "Unknown login identifier type",
-            ));
-        }
-        (
-            Some(Identifier {
-                user: Some(user), ..
-            }),
-            _,
-        )
-        | (None, Some(user)) => user,
-        _ => {
-            return Err(MatrixError::missing_param(
-                "User identifier is missing 'user' key",
-            ));
-        }
-    };
+    let user = named_user(body.identifier, body.user)?;
     let password = match body.password {
         Some(Value::String(password)) => SecretString::from(password),
         _ => return Err(MatrixError::invalid_param("Bad parameter: password")),
@@ -101,6 +112,7 @@ pub async fn login(
             password,
             device_id: body.device_id,
             initial_device_display_name: body.initial_device_display_name,
+            client_address,
         })
         .await?;
     let mut answer = json!({

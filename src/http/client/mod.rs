@@ -1,7 +1,10 @@
 //! The Client-Server API routes homekey serves (mounted under `/v3` and `/r0`).
 
+mod account;
 mod capabilities;
-mod login;
+mod devices;
+pub mod login;
+mod profile;
 mod session;
 
 use axum::Json;
@@ -17,7 +20,22 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/logout/all", post(session::logout_all))
         .route("/account/whoami", get(session::whoami))
+        .route("/account/password", post(account::change_password))
+        .route("/account/deactivate", post(account::deactivate))
         .route("/capabilities", get(capabilities::capabilities))
+        .route("/devices", get(devices::list))
+        .route(
+            "/devices/{device_id}",
+            get(devices::get)
+                .put(devices::rename)
+                .delete(devices::delete),
+        )
+        .route("/delete_devices", post(devices::delete_many))
+        .route("/profile/{user_id}", get(profile::get_profile))
+        .route(
+            "/profile/{user_id}/displayname",
+            get(profile::get_displayname).put(profile::set_displayname),
+        )
 }
 
 /// `GET /_matrix/client/versions`: the spec versions whose account endpoints homekey serves.

@@ -1,0 +1,281 @@
+//! User-interactive authentication: a logged-in user proves again who they are before a
+//! sensitive operation (changing the password, deactivating, deleting devices), as Synapse
+//! runs it. homekey offers one flow of one stage, `m.login.password`.
+//!
+//! The first request usually carries no `auth`: it gets 401 with the flows and a new session.
+//! The client repeats the request with `auth` (the stage and the session), and the operation
+//! goes ahead once the stage is complete. Sessions live in the database (Synapse's
+//! `ui_auth_sessions`), so every instance on one database shares them.
+//!
+//! Where homekey differs from Synapse, on purpose:
+//! - A session is bound to the request's path and method, without the query string (Synapse
+//!   keeps the whole URI, so a `?access_token=` would be stored in the database).
+//! - A session is spent once its operation has been carried out; Synapse lets a completed
+//!   session authorise the same operation again until it expires.
+//! - Wrong passwords count against `rc_login.failed_attempts` (Synapse checks that limit here
+//!   but never records a failure, so it cannot stop guessing).
+
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+
+use super::{Accounts, Requester, now_ms};
+use crate::config::PasswordLogin;
+use crate::store::{StoreError, UiAuthSession};
+
+/// The one stage homekey offers.
+pub const PASSWORD_STAGE: &str = "m.login.password";
+
+/// Synapse deletes sessions 48 hours after they were created.
+const SESSION_LIFETIME_MS: i64 = 48 * 60 * 60 * 1000;
+
+/// The operation a session authorises; it may not change between the session's requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// What the user is asked to authorise, in words ("modify your account password").
+    pub description: &'a str,
+}
+
+/// The request's `auth` object.
+#[derive(Debug, Default)]
+pub struct AuthSubmission {
+    pub session: Option<String>,
+    /// The stage being completed (`type`); none just asks for the session's state.
+    pub stage: Option<String>,
+    /// The user the stage names: a localpart or a full user ID.
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+}
+
+/// A completed authentication: the session it happened in.
+#[derive(Debug, Clone)]
+pub struct Authorised {
+    pub session: UiAuthSession,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UiAuthError {
+    /// More to do: 401 with the flows, the session and why the last stage failed, if it did.
+    #[error("user-interactive authentication is incomplete")]
+    Incomplete {
+        session_id: String,
+        flows: Vec<&'static str>,
+        /// `None` on the session's first answer, which Synapse sends without `completed`.
+        completed: Option<Vec<String>>,
+        failure: Option<StageFailure>,
+    },
+    #[error("Unknown session ID: {0}")]
+    UnknownSession(String),
+    #[error("Requested operation has changed during the UI authentication session.")]
+    OperationChanged,
+    /// The stage proved another user's identity.
+    #[error("Invalid auth")]
+    OtherUser,
+    /// A stage's submission is malformed (400, not a 401: the client has a bug).
+    #[error("{message}")]
+    BadSubmission {
+        errcode: &'static str,
+        message: &'static str,
+    },
+    #[error("Too many failed attempts")]
+    RateLimited { retry_after_ms: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a stage failed; the client may try again in the same session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageFailure {
+    InvalidPassword,
+}
+
+impl StageFailure {
+    pub fn errcode(self) -> &'static str {
+        "M_FORBIDDEN"
+    }
+
+    pub fn message(self) -> &'static str {
+        "Invalid username or password"
+    }
+}
+
+impl Accounts {
+    /// Runs one request of user-interactive authentication for `operation`. `Ok` means the
+    /// requester has proved who they are, in the returned session.
+    pub async fn user_interactive_auth(
+        &self,
+        requester: &Requester,
+        auth: Option<AuthSubmission>,
+        operation: Operation<'_>,
+    ) -> Result<Authorised, UiAuthError> {
+        let user_key = requester.user.name.to_lowercase();
+        if let Err(retry_after_ms) = self.limits.failed_attempts.check(&user_key) {
+            return Err(UiAuthError::RateLimited { retry_after_ms });
+        }
+        let auth = auth.unwrap_or_default();
+        let flows = self.ui_auth_stages(requester);
+        let (session, new) = match auth.session.as_deref().filter(|s| !s.is_empty()) {
+            None => (self.start_ui_auth_session(operation).await?, true),
+            Some(session_id) => {
+                let session = self
+                    .store
+                    .get_ui_auth_session(session_id)
+                    .await?
+                    .filter(|s| s.creation_time_ms > now_ms() - SESSION_LIFETIME_MS)
+                    .ok_or_else(|| UiAuthError::UnknownSession(session_id.to_owned()))?;
+                if (session.method.as_str(), session.uri.as_str())
+                    != (operation.method, operation.path)
+                {
+                    return Err(UiAuthError::OperationChanged);
+                }
+                (session, false)
+            }
+        };
+
+        let mut failure = None;
+        match auth.stage.as_deref() {
+            None => {}
+            Some(PASSWORD_STAGE) => match self.check_password_stage(&auth).await? {
+                Some(user_id) => {
+                    self.store
+                        .complete_ui_auth_stage(
+                            &session.session_id,
+                            PASSWORD_STAGE,
+                            &json!(user_id),
+                        )
+                        .await?;
+                }
+                None => {
+                    self.limits.failed_attempts.record(&user_key);
+                    failure = Some(StageFailure::InvalidPassword);
+                }
+            },
+            Some(_) => {
+                return Err(UiAuthError::BadSubmission {
+                    errcode: "M_UNKNOWN",
+                    message: "Unknown login type",
+                });
+            }
+        }
+
+        let completed = self
+            .store
+            .completed_ui_auth_stages(&session.session_id)
+            .await?;
+        if let Some((_, proved)) = completed
+            .iter()
+            .find(|(stage, _)| flows.contains(&stage.as_str()))
+        {
+            if proved.as_str() != Some(requester.user.name.as_str()) {
+                return Err(UiAuthError::OtherUser);
+            }
+            return Ok(Authorised { session });
+        }
+        let first_answer = new && auth.stage.is_none();
+        Err(UiAuthError::Incomplete {
+            session_id: session.session_id,
+            flows,
+            completed: (!first_answer)
+                .then(|| completed.into_iter().map(|(stage, _)| stage).collect()),
+            failure,
+        })
+    }
+
+    /// Keeps a value for the rest of a session (a new password's hash, sent before the
+    /// authentication was complete).
+    pub async fn set_ui_auth_data(
+        &self,
+        session_id: &str,
+        key: &str,
+        value: Value,
+    ) -> Result<(), StoreError> {
+        self.store
+            .set_ui_auth_session_data(session_id, key, value)
+            .await
+    }
+
+    /// Spends a session whose operation has been carried out.
+    pub async fn finish_ui_auth(&self, authorised: &Authorised) -> Result<(), StoreError> {
+        self.store
+            .delete_ui_auth_session(&authorised.session.session_id)
+            .await
+    }
+
+    /// Deletes sessions older than Synapse's 48 hours; returns how many went.
+    pub async fn delete_expired_ui_auth_sessions(&self) -> Result<u64, StoreError> {
+        self.store
+            .delete_expired_ui_auth_sessions(now_ms() - SESSION_LIFETIME_MS)
+            .await
+    }
+
+    /// The stages this user can complete: the password, if passwords may be used to
+    /// re-authenticate and the user has one (as Synapse: no stage at all otherwise).
+    fn ui_auth_stages(&self, requester: &Requester) -> Vec<&'static str> {
+        let password = &self.config.password;
+        let has_password = requester
+            .user
+            .password_hash
+            .as_ref()
+            .is_some_and(|h| !secrecy::ExposeSecret::expose_secret(h).is_empty());
+        if password.enabled != PasswordLogin::Disabled && password.localdb_enabled && has_password {
+            vec![PASSWORD_STAGE]
+        } else {
+            Vec::new()
+        }
+    }
+
+    async fn start_ui_auth_session(
+        &self,
+        operation: Operation<'_>,
+    ) -> Result<UiAuthSession, StoreError> {
+        let session_id = crate::secrets::random_alphanumeric(24);
+        let now = now_ms();
+        self.store
+            .create_ui_auth_session(
+                &session_id,
+                now,
+                operation.method,
+                operation.path,
+                operation.description,
+            )
+            .await?;
+        Ok(UiAuthSession {
+            session_id,
+            creation_time_ms: now,
+            uri: operation.path.to_owned(),
+            method: operation.method.to_owned(),
+            serverdict: Map::new(),
+        })
+    }
+
+    /// Checks an `m.login.password` stage: the user ID it proves, or `None` for a wrong
+    /// password or a user that cannot log in.
+    async fn check_password_stage(
+        &self,
+        auth: &AuthSubmission,
+    ) -> Result<Option<String>, UiAuthError> {
+        if self.config.password.enabled == PasswordLogin::Disabled {
+            return Err(UiAuthError::BadSubmission {
+                errcode: "M_UNKNOWN",
+                message: "Password login has been disabled.",
+            });
+        }
+        let Some(password) = auth.password.clone() else {
+            return Err(UiAuthError::BadSubmission {
+                errcode: "M_INVALID_PARAM",
+                message: "Bad parameter: password",
+            });
+        };
+        let Some(user) = auth.user.as_deref() else {
+            return Err(UiAuthError::BadSubmission {
+                errcode: "M_INVALID_PARAM",
+                message: "Invalid login submission",
+            });
+        };
+        Ok(self
+            .check_password(user, password)
+            .await?
+            .map(|(user, _)| user.name))
+    }
+}

@@ -1,0 +1,165 @@
+//! `GET /devices`, `GET/PUT/DELETE /devices/{deviceId}` and `POST /delete_devices`: the
+//! requester's own devices. Deleting needs user-interactive auth.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::Requester;
+use crate::accounts::interactive_auth::Operation;
+use crate::http::AppState;
+use crate::http::auth::Authenticated;
+use crate::http::error::MatrixError;
+use crate::http::interactive_auth::parse_auth;
+use crate::http::json::{MatrixJson, parse_body};
+use crate::store::Device;
+
+/// Synapse's `MAX_DEVICE_DISPLAY_NAME_LEN`, in characters.
+const MAX_DEVICE_DISPLAY_NAME_LENGTH: usize = 100;
+
+/// A device as Synapse shows it: every key present, `null` where unknown.
+fn device_json(device: &Device) -> Value {
+    json!({
+        "user_id": device.user_id,
+        "device_id": device.device_id,
+        "display_name": device.display_name,
+        "last_seen_ip": device.ip,
+        "last_seen_ts": device.last_seen,
+    })
+}
+
+fn device_not_found() -> MatrixError {
+    MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Not found")
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(requester): Authenticated,
+) -> Result<Json<Value>, MatrixError> {
+    let devices = state
+        .accounts
+        .store
+        .list_devices(&requester.user.name)
+        .await?;
+    let devices: Vec<Value> = devices.iter().map(device_json).collect();
+    Ok(Json(json!({ "devices": devices })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Authenticated(requester): Authenticated,
+    Path(device_id): Path<String>,
+) -> Result<Json<Value>, MatrixError> {
+    let device = state
+        .accounts
+        .store
+        .get_device(&requester.user.name, &device_id)
+        .await?
+        .ok_or_else(device_not_found)?;
+    Ok(Json(device_json(&device)))
+}
+
+#[derive(Deserialize)]
+pub struct RenameBody {
+    display_name: Option<String>,
+}
+
+/// Renames a device. A body without `display_name` changes nothing and succeeds, as in
+/// Synapse; an unknown device is 404 (it is never created here).
+pub async fn rename(
+    State(state): State<AppState>,
+    Authenticated(requester): Authenticated,
+    Path(device_id): Path<String>,
+    MatrixJson(body): MatrixJson<RenameBody>,
+) -> Result<Json<Value>, MatrixError> {
+    let Some(display_name) = body.display_name else {
+        return Ok(Json(json!({})));
+    };
+    if display_name.chars().count() > MAX_DEVICE_DISPLAY_NAME_LENGTH {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_TOO_LARGE",
+            format!("Device display name is too long (max {MAX_DEVICE_DISPLAY_NAME_LENGTH})"),
+        ));
+    }
+    let renamed = state
+        .accounts
+        .store
+        .rename_device(&requester.user.name, &device_id, &display_name)
+        .await?;
+    if !renamed {
+        return Err(device_not_found());
+    }
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteBody {
+    auth: Option<Value>,
+}
+
+/// `DELETE /devices/{deviceId}`. The body is optional (a DELETE often has none).
+pub async fn delete(
+    State(state): State<AppState>,
+    Authenticated(requester): Authenticated,
+    OriginalUri(uri): OriginalUri,
+    Path(device_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, MatrixError> {
+    let body: DeleteBody = if body.is_empty() {
+        DeleteBody { auth: None }
+    } else {
+        parse_body(&body)?
+    };
+    let operation = Operation {
+        method: "DELETE",
+        path: uri.path(),
+        description: "remove a device from your account",
+    };
+    delete_after_auth(&state, &requester, body.auth, operation, &[device_id]).await
+}
+
+#[derive(Deserialize)]
+pub struct DeleteManyBody {
+    auth: Option<Value>,
+    devices: Vec<String>,
+}
+
+/// `POST /delete_devices`: the devices named in this request (not the first one's).
+pub async fn delete_many(
+    State(state): State<AppState>,
+    Authenticated(requester): Authenticated,
+    OriginalUri(uri): OriginalUri,
+    MatrixJson(body): MatrixJson<DeleteManyBody>,
+) -> Result<Json<Value>, MatrixError> {
+    let operation = Operation {
+        method: "POST",
+        path: uri.path(),
+        description: "remove device(s) from your account",
+    };
+    delete_after_auth(&state, &requester, body.auth, operation, &body.devices).await
+}
+
+/// Deletes devices (with their tokens) once the requester has re-authenticated. Devices the
+/// user does not have are passed over, as Synapse does.
+async fn delete_after_auth(
+    state: &AppState,
+    requester: &Requester,
+    auth: Option<Value>,
+    operation: Operation<'_>,
+    device_ids: &[String],
+) -> Result<Json<Value>, MatrixError> {
+    let accounts = &state.accounts;
+    let authorised = accounts
+        .user_interactive_auth(requester, parse_auth(auth)?, operation)
+        .await?;
+    accounts
+        .store
+        .delete_devices(&requester.user.name, device_ids)
+        .await?;
+    accounts.finish_ui_auth(&authorised).await?;
+    Ok(Json(json!({})))
+}
