@@ -4,6 +4,10 @@
 mod cli_config;
 mod cli_hash_password;
 mod serve;
+mod serve_account;
+mod serve_devices;
+mod serve_rate_limit;
+mod server;
 mod store;
 mod support;
 mod vectors;

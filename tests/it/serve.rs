@@ -1,237 +1,15 @@
 //! `homekey serve` as a process, through HTTP, on SQLite and on PostgreSQL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-
-use homekey::config::{DatabaseConfig, HashScheme};
-use homekey::ids::UserId;
+use homekey::config::HashScheme;
 use homekey::password::HashSettings;
-use homekey::store::{NewUser, Store};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::support::{HOMEKEY, TestDb};
+use crate::server::{PEPPER, Server, raw_execute, server_tests};
+use crate::support::TestDb;
 
-const PEPPER: &str = "serve-pepper";
-
-/// A running `homekey serve` on a test database; stopped (SIGTERM) when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-    db: TestDb,
-    http: reqwest::Client,
-    pepper: String,
-    _config_dir: tempfile::TempDir,
-    /// Copies the server's stderr into `log`; ends when the process does.
-    log_reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    async fn start(db: TestDb, extra_config: &str) -> Server {
-        Server::start_with_pepper(db, PEPPER, extra_config).await
-    }
-
-    /// `extra_config` goes in a second `-c` file, layered over the base one as Synapse
-    /// layers config files: a top-level key there replaces the base's.
-    async fn start_with_pepper(db: TestDb, pepper: &str, extra_config: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("homeserver.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "server_name: example.com\nbcrypt_rounds: 5\npassword_config:\n  pepper: {pepper}\n\
-                 listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n"
-            ),
-        )
-        .unwrap();
-        let layer = dir.path().join("conf.d.yaml");
-        std::fs::write(&layer, extra_config).unwrap();
-        let database = match &db.config {
-            DatabaseConfig::Sqlite { path } => format!("sqlite:{}", path.display()),
-            DatabaseConfig::PostgresUrl(url) => url.clone(),
-            other => panic!("unexpected test database {other:?}"),
-        };
-        let mut child = Command::new(HOMEKEY)
-            .args([
-                "serve",
-                "-c",
-                config.to_str().unwrap(),
-                "-c",
-                layer.to_str().unwrap(),
-                "--database",
-                &database,
-            ])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (address_tx, address_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        let log_reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("listening on ").nth(1) {
-                    let _ = address_tx.send(address.trim().to_owned());
-                }
-                sink.lock().unwrap().push_str(&line);
-                sink.lock().unwrap().push('\n');
-            }
-        });
-        let base = address_rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
-        Server {
-            child,
-            base,
-            log,
-            db,
-            http: reqwest::Client::new(),
-            pepper: pepper.to_owned(),
-            _config_dir: dir,
-            log_reader: Some(log_reader),
-        }
-    }
-
-    fn store(&self) -> &Store {
-        &self.db.store
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method.parse().unwrap(), self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            // No Content-Type, as operators' curl commands send it.
-            request = request.body(body.to_string());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
-        (status, value)
-    }
-
-    async fn whoami(&self, token: Option<&str>) -> (StatusCode, Value) {
-        self.call("GET", "/_matrix/client/v3/account/whoami", token, None)
-            .await
-    }
-
-    async fn create_user(&self, localpart: &str, password: &str) {
-        let settings = HashSettings::new(
-            HashScheme::Bcrypt,
-            5,
-            SecretString::from(self.pepper.clone()),
-        );
-        self.store()
-            .create_user(&NewUser {
-                user_id: UserId::parse_local(localpart, "example.com").unwrap(),
-                password_hash: Some(settings.hash(&SecretString::from(password)).unwrap()),
-                creation_ts: 1_700_000_000,
-                admin: false,
-                is_guest: false,
-                user_type: None,
-                displayname: None,
-            })
-            .await
-            .unwrap();
-    }
-
-    async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            "/_matrix/client/v3/login",
-            None,
-            Some(json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password})),
-        )
-        .await
-    }
-
-    async fn token_for(&self, user: &str, password: &str) -> String {
-        let (status, body) = self.login(user, password).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits (up to 10 s) for the server's stderr to show `needle`: lines arrive through a
-    /// pipe, a little after the response they describe.
-    fn wait_for_log(&self, needle: &str) -> bool {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// Sends SIGTERM and waits, until the last log line is read too; returns the exit code.
-    fn stop(&mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let code = self.child.wait().ok()?.code();
-        if let Some(reader) = self.log_reader.take() {
-            reader.join().unwrap();
-        }
-        code
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-macro_rules! on_both_databases {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(crate::support::TestDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    if let Some(db) = crate::support::TestDb::postgres(stringify!($test)).await {
-                        super::$test(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+server_tests!(
     versions_and_login_flows_answer_on_v3_and_r0,
     a_user_logs_in_by_localpart_full_id_any_case_or_legacy_user,
     wrong_password_unknown_and_deactivated_users_get_one_answer,
@@ -317,7 +95,7 @@ async fn wrong_password_unknown_and_deactivated_users_get_one_answer(db: TestDb)
     server.create_user("gone", "gone password").await;
     server
         .store()
-        .deactivate("@gone:example.com")
+        .deactivate("@gone:example.com", false)
         .await
         .unwrap();
     let expected = json!({"errcode": "M_FORBIDDEN", "error": "Invalid username or password"});
@@ -571,31 +349,6 @@ async fn a_hash_written_by_hand_with_sql_logs_in_at_once(db: TestDb) {
     // Plain SQL does not log anyone out: the old session stays (that is the Admin API's job).
     let (status, _) = server.whoami(Some(&old_token)).await;
     assert_eq!(status, StatusCode::OK);
-}
-
-async fn raw_execute(config: &DatabaseConfig, sql: &str, value: &str) {
-    use sqlx::Connection;
-    match config {
-        DatabaseConfig::Sqlite { path } => {
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query(sql)
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        DatabaseConfig::PostgresUrl(url) => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query(sql)
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        other => panic!("{other:?}"),
-    }
 }
 
 async fn a_login_upgrades_a_hash_below_the_configured_cost(db: TestDb) {

@@ -6,6 +6,7 @@ use homekey::store::{
     Flavour, Logout, NewSession, NewUser, OpenMode, Store, StoreError, UserFilter,
 };
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
 
 use crate::support::TestDb;
 
@@ -47,6 +48,7 @@ on_both_databases!(
     admin_and_lock_flags_change,
     secrets_stay_out_of_debug_output,
     lookup_ignoring_case_finds_the_stored_spelling,
+    interactive_auth_sessions_keep_stages_and_data_until_spent_or_expired,
 );
 
 const NOW_S: i64 = 1_790_000_000;
@@ -181,7 +183,7 @@ async fn unknown_users_are_reported_and_nothing_changes(store: Store) {
     ));
     assert!(not_found(store.set_admin(ghost, true).await));
     assert!(not_found(store.set_locked(ghost, true).await));
-    assert!(not_found(store.deactivate(ghost).await));
+    assert!(not_found(store.deactivate(ghost, false).await));
     assert!(not_found(
         store.logout(ghost, &Logout::AllDevices).await.map(|_| ())
     ));
@@ -213,7 +215,7 @@ async fn listing_pages_and_filters_like_the_admin_api(store: Store) {
         create(&store, name).await;
     }
     store.set_admin("@erin:example.com", true).await.unwrap();
-    store.deactivate("@frank:example.com").await.unwrap();
+    store.deactivate("@frank:example.com", false).await.unwrap();
     store.set_locked("@grace:example.com", true).await.unwrap();
     store
         .create_user(&NewUser {
@@ -429,7 +431,7 @@ async fn a_session_is_found_by_its_token_until_logged_out(store: Store) {
 async fn deactivation_removes_the_password_and_every_session(store: Store) {
     create(&store, "leo").await;
     login(&store, "leo", "PHONE", "tok-leo").await;
-    store.deactivate("@leo:example.com").await.unwrap();
+    store.deactivate("@leo:example.com", false).await.unwrap();
     let leo = store.get_user("@leo:example.com").await.unwrap().unwrap();
     assert!(leo.deactivated);
     assert!(leo.password_hash.is_none());
@@ -496,6 +498,66 @@ async fn lookup_ignoring_case_finds_the_stored_spelling(store: Store) {
 }
 
 // ---- Opening databases: these are not per-backend suites but cover both engines. ----
+
+async fn interactive_auth_sessions_keep_stages_and_data_until_spent_or_expired(store: Store) {
+    let day_ms = 24 * 60 * 60 * 1000;
+    for (session, created) in [("old", NOW_MS - 3 * day_ms), ("new", NOW_MS)] {
+        store
+            .create_ui_auth_session(
+                session,
+                created,
+                "POST",
+                "/_matrix/client/v3/account/password",
+                "test",
+            )
+            .await
+            .unwrap();
+        store
+            .complete_ui_auth_stage(session, "m.login.password", &json!("@amy:example.com"))
+            .await
+            .unwrap();
+    }
+    store
+        .set_ui_auth_session_data("new", "password_hash", json!("$2b$04$x"))
+        .await
+        .unwrap();
+    let new = store.get_ui_auth_session("new").await.unwrap().unwrap();
+    assert_eq!(
+        (new.method.as_str(), new.creation_time_ms),
+        ("POST", NOW_MS)
+    );
+    assert_eq!(new.serverdict["password_hash"], json!("$2b$04$x"));
+    assert_eq!(
+        store.completed_ui_auth_stages("new").await.unwrap(),
+        vec![("m.login.password".to_owned(), json!("@amy:example.com"))]
+    );
+
+    // Expiry takes the old session with its stages, and only it.
+    assert_eq!(
+        store
+            .delete_expired_ui_auth_sessions(NOW_MS - 2 * day_ms)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.get_ui_auth_session("old").await.unwrap().is_none());
+    assert!(
+        store
+            .completed_ui_auth_stages("old")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.delete_ui_auth_session("new").await.unwrap();
+    assert!(store.get_ui_auth_session("new").await.unwrap().is_none());
+    assert!(
+        store
+            .completed_ui_auth_stages("new")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 #[tokio::test]
 async fn a_missing_sqlite_file_is_not_created_by_operator_commands() {
