@@ -36,6 +36,14 @@ pub struct Requester {
     pub token_id: i64,
 }
 
+/// What an access token is presented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    Any,
+    /// `/logout` and `/logout/all`.
+    Logout,
+}
+
 /// A successful login.
 #[derive(Debug)]
 pub struct LoginSuccess {
@@ -235,21 +243,33 @@ impl Accounts {
 
     /// The owner of an access token, if the token is valid now.
     pub async fn authenticate(&self, access_token: &str) -> Result<Requester, AuthError> {
+        self.authenticate_for(access_token, TokenUse::Any).await
+    }
+
+    /// The owner of an access token, for `use_`: a logout also accepts an expired token or a
+    /// locked account's, as Synapse does, so a client can always end its session.
+    pub async fn authenticate_for(
+        &self,
+        access_token: &str,
+        use_: TokenUse,
+    ) -> Result<Requester, AuthError> {
         let session = self
             .store
             .find_session(access_token)
             .await?
             .ok_or(AuthError::UnknownToken)?;
-        if session
-            .valid_until_ms
-            .is_some_and(|until| until <= now_ms())
+        let logout = use_ == TokenUse::Logout;
+        if !logout
+            && session
+                .valid_until_ms
+                .is_some_and(|until| until <= now_ms())
         {
             return Err(AuthError::Expired);
         }
         if session.user.deactivated {
             return Err(AuthError::UnknownToken);
         }
-        if session.user.locked {
+        if !logout && session.user.locked {
             return Err(AuthError::Locked);
         }
         Ok(Requester {

@@ -7,10 +7,13 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::MatrixError;
-use crate::accounts::Requester;
+use crate::accounts::{Requester, TokenUse};
 
 /// The user (and device) behind a request's access token.
 pub struct Authenticated(pub Requester);
+
+/// The same, for a logout: an expired token or a locked account's still counts.
+pub struct AuthenticatedForLogout(pub Requester);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = MatrixError;
@@ -19,15 +22,38 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = access_token(parts).ok_or_else(|| {
-            MatrixError::new(
-                StatusCode::UNAUTHORIZED,
-                "M_MISSING_TOKEN",
-                "Missing access token",
-            )
-        })?;
-        Ok(Authenticated(state.accounts.authenticate(&token).await?))
+        requester(parts, state, TokenUse::Any)
+            .await
+            .map(Authenticated)
     }
+}
+
+impl FromRequestParts<AppState> for AuthenticatedForLogout {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        requester(parts, state, TokenUse::Logout)
+            .await
+            .map(AuthenticatedForLogout)
+    }
+}
+
+async fn requester(
+    parts: &Parts,
+    state: &AppState,
+    use_: TokenUse,
+) -> Result<Requester, MatrixError> {
+    let token = access_token(parts).ok_or_else(|| {
+        MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_MISSING_TOKEN",
+            "Missing access token",
+        )
+    })?;
+    Ok(state.accounts.authenticate_for(&token, use_).await?)
 }
 
 fn access_token(parts: &Parts) -> Option<String> {

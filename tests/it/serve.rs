@@ -15,6 +15,7 @@ server_tests!(
     wrong_password_unknown_and_deactivated_users_get_one_answer,
     whoami_takes_the_token_from_the_header_or_the_query,
     logout_ends_one_device_and_logout_all_ends_every_one,
+    expired_tokens_and_locked_accounts_can_still_log_out,
     bad_bodies_get_matrix_errors,
     unknown_paths_and_methods_are_unrecognized,
     a_hash_written_by_hand_with_sql_logs_in_at_once,
@@ -208,6 +209,64 @@ async fn logout_ends_one_device_and_logout_all_ends_every_one(db: TestDb) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("ivy", "pw-ivy").await;
+    let expired = "syt_aXZ5_expired-token-of-ivy_0000";
+    server
+        .store()
+        .create_session(&homekey::store::NewSession {
+            user_id: "@ivy:example.com".into(),
+            device_id: "OLDPHONE".into(),
+            device_display_name: None,
+            access_token: SecretString::from(expired),
+            valid_until_ms: Some(1_000),
+            now_ms: 0,
+        })
+        .await
+        .unwrap();
+    let (status, body) = server.whoami(Some(expired)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (&body["errcode"], &body["soft_logout"]),
+        (&json!("M_UNKNOWN_TOKEN"), &json!(true))
+    );
+    let (status, _) = server
+        .call("POST", "/_matrix/client/v3/logout", Some(expired), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        server.whoami(Some(expired)).await.1["soft_logout"],
+        json!(false),
+        "gone now"
+    );
+
+    let token = server.token_for("ivy", "pw-ivy").await;
+    server
+        .store()
+        .set_locked("@ivy:example.com", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.whoami(Some(&token)).await.1["errcode"],
+        "M_USER_LOCKED"
+    );
+    let (status, _) = server
+        .call("POST", "/_matrix/client/v3/logout/all", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server
+        .store()
+        .set_locked("@ivy:example.com", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.whoami(Some(&token)).await.1["errcode"],
+        "M_UNKNOWN_TOKEN"
+    );
+    assert!(server.device_ids("@ivy:example.com").await.is_empty());
 }
 
 async fn bad_bodies_get_matrix_errors(db: TestDb) {

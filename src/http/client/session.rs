@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use crate::http::AppState;
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, AuthenticatedForLogout};
 use crate::http::error::MatrixError;
 
 pub async fn whoami(Authenticated(requester): Authenticated) -> Json<Value> {
@@ -21,7 +21,7 @@ pub async fn whoami(Authenticated(requester): Authenticated) -> Json<Value> {
 
 pub async fn logout(
     State(state): State<AppState>,
-    Authenticated(requester): Authenticated,
+    AuthenticatedForLogout(requester): AuthenticatedForLogout,
 ) -> Result<Json<Value>, MatrixError> {
     state.accounts.logout(&requester).await?;
     Ok(Json(json!({})))
@@ -29,7 +29,7 @@ pub async fn logout(
 
 pub async fn logout_all(
     State(state): State<AppState>,
-    Authenticated(requester): Authenticated,
+    AuthenticatedForLogout(requester): AuthenticatedForLogout,
 ) -> Result<Json<Value>, MatrixError> {
     state.accounts.logout_all(&requester).await?;
     Ok(Json(json!({})))
