@@ -5,6 +5,7 @@
 //! transaction of the [`store`].
 
 pub mod accounts;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod http;

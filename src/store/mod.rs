@@ -10,12 +10,14 @@
 //! (Synapse allocates `access_tokens.id` in its own processes).
 
 mod accounts;
+mod audit;
 mod connect;
 mod interactive_auth;
 mod sessions;
 
 use secrecy::SecretString;
 
+pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
 

@@ -49,6 +49,7 @@ on_both_databases!(
     secrets_stay_out_of_debug_output,
     lookup_ignoring_case_finds_the_stored_spelling,
     interactive_auth_sessions_keep_stages_and_data_until_spent_or_expired,
+    audit_records_are_listed_newest_first_by_user_and_time,
 );
 
 const NOW_S: i64 = 1_790_000_000;
@@ -498,6 +499,48 @@ async fn lookup_ignoring_case_finds_the_stored_spelling(store: Store) {
 }
 
 // ---- Opening databases: these are not per-backend suites but cover both engines. ----
+
+async fn audit_records_are_listed_newest_first_by_user_and_time(store: Store) {
+    use homekey::store::{AuditFilter, NewAuditRecord};
+    let record = |ts_ms: i64, action: &str, target: &str| NewAuditRecord {
+        ts_ms,
+        actor: "@root:example.com".into(),
+        action: action.into(),
+        target: Some(target.into()),
+        details: json!({"logout_devices": true}),
+    };
+    for new in [
+        record(NOW_MS - 2000, "create_user", "@amy:example.com"),
+        record(NOW_MS - 1000, "reset_password", "@amy:example.com"),
+        record(NOW_MS, "set_admin", "@bo:example.com"),
+    ] {
+        assert!(store.record_audit(&new).await.unwrap());
+    }
+    let all = store.list_audit(&AuditFilter::default()).await.unwrap();
+    let actions: Vec<&str> = all.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["set_admin", "reset_password", "create_user"]);
+    assert_eq!(all[1].details, json!({"logout_devices": true}));
+    assert_eq!(all[1].actor, "@root:example.com");
+
+    let amy_recent = store
+        .list_audit(&AuditFilter {
+            target: Some("@amy:example.com".into()),
+            since_ms: Some(NOW_MS - 1500),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(amy_recent.len(), 1);
+    assert_eq!(amy_recent[0].action, "reset_password");
+    let newest = store
+        .list_audit(&AuditFilter {
+            limit: Some(1),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].action, "set_admin");
+}
 
 async fn interactive_auth_sessions_keep_stages_and_data_until_spent_or_expired(store: Store) {
     let day_ms = 24 * 60 * 60 * 1000;
