@@ -1,6 +1,7 @@
 //! The account service: what a user or an operator can do to an account, each operation one
 //! call, whatever the entry point (HTTP route or CLI command).
 
+pub mod admin;
 pub mod interactive_auth;
 pub mod tokens;
 
@@ -169,23 +170,39 @@ impl Accounts {
                 .upgrade_password_hash(&user.name, &stored_hash, &upgraded)
                 .await?;
         }
-        let localpart = UserId::parse(&user.name)
+        self.open_session(
+            &user.name,
+            attempt.device_id,
+            attempt.initial_device_display_name,
+        )
+        .await
+        .map_err(LoginError::from)
+    }
+
+    /// Logs a user in on a device (a new one unless `device_id` names one): a new access token.
+    pub async fn open_session(
+        &self,
+        user_id: &str,
+        device_id: Option<String>,
+        device_display_name: Option<String>,
+    ) -> Result<LoginSuccess, StoreError> {
+        let localpart = UserId::parse(user_id)
             .map(|id| id.localpart().to_owned())
             .unwrap_or_default();
-        let device_id = attempt.device_id.unwrap_or_else(tokens::new_device_id);
+        let device_id = device_id.unwrap_or_else(tokens::new_device_id);
         let access_token = tokens::new_access_token(&localpart);
         self.store
             .create_session(&NewSession {
-                user_id: user.name.clone(),
+                user_id: user_id.to_owned(),
                 device_id: device_id.clone(),
-                device_display_name: attempt.initial_device_display_name,
+                device_display_name,
                 access_token: access_token.clone(),
                 valid_until_ms: None,
                 now_ms: now_ms(),
             })
             .await?;
         Ok(LoginSuccess {
-            user_id: user.name,
+            user_id: user_id.to_owned(),
             device_id,
             access_token,
         })

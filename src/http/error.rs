@@ -176,3 +176,24 @@ impl From<LoginError> for MatrixError {
         }
     }
 }
+
+impl From<crate::accounts::admin::AdminError> for MatrixError {
+    fn from(err: crate::accounts::admin::AdminError) -> MatrixError {
+        use crate::accounts::admin::AdminError;
+        match err {
+            AdminError::UserNotFound => {
+                MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "User not found")
+            }
+            AdminError::PasswordChangeDisabled => {
+                MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
+            }
+            AdminError::SelfDemotion | AdminError::LoginAsSelf => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", err.to_string())
+            }
+            AdminError::LastAdmin(_) => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_FORBIDDEN", err.to_string())
+            }
+            AdminError::Store(err) => err.into(),
+        }
+    }
+}

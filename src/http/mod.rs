@@ -1,10 +1,13 @@
-//! `homekey serve`: the Matrix Client-Server account endpoints over HTTP.
+//! `homekey serve`: the Matrix Client-Server account endpoints and Synapse's Admin API for
+//! users, over HTTP.
 //!
 //! - [`error`]: Matrix errors as responses; [`json`]: request bodies; [`auth`]: access tokens.
 //! - [`client`]: the Client-Server routes, under `/_matrix/client/v3` and the legacy `/r0`.
+//! - [`admin`]: Synapse's Admin API for users, under `/_synapse/admin`.
 //! - [`access_log`]: one log line per request, tokens redacted.
 
 mod access_log;
+mod admin;
 mod auth;
 mod client;
 mod client_address;
@@ -40,7 +43,11 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(client::versions),
         )
         .nest("/_matrix/client/v3", client.clone())
-        .nest("/_matrix/client/r0", client)
+        .nest(
+            "/_matrix/client/r0",
+            client.merge(admin::legacy_client_routes()),
+        )
+        .nest("/_synapse/admin", admin::routes())
         .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)

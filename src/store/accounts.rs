@@ -4,8 +4,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::sessions::delete_sessions;
 use super::{
-    BeginWrite, Logout, NewUser, Store, StoreError, User, UserFilter, UserPage, UserRow,
-    is_unique_violation, with_pool,
+    BeginWrite, Logout, NewUser, Store, StoreError, User, UserChanges, UserFilter, UserPage,
+    UserRow, is_unique_violation, with_pool,
 };
 
 /// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID.
@@ -15,13 +15,15 @@ pub(super) const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u
 pub(super) const USERS_WITH_PROFILES: &str =
     "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
 
-/// The filter of a listing, on `$1`–`$6` (see [`Store::list_users`]).
-const USER_FILTER: &str = "($1 = '' OR u.name LIKE $1 OR lower(p.displayname) LIKE $1) \
-     AND ($2 = '' OR u.name LIKE $2) \
+/// The filter of a listing, on `$1`–`$7` (see [`Store::list_users`]).
+const USER_FILTER: &str = "($1 = '' OR u.name LIKE '@%' || $1 || '%:%' \
+         OR lower(p.displayname) LIKE '%' || $1 || '%') \
+     AND ($2 = '' OR lower(u.name) LIKE '%' || $2 || '%') \
      AND ($3 < 0 OR u.admin = $3) \
      AND ($4 = 1 OR u.is_guest = 0) \
      AND ($5 = 1 OR u.deactivated = 0) \
-     AND ($6 = 1 OR u.locked = FALSE)";
+     AND ($6 = 0 OR u.deactivated = 1) \
+     AND ($7 = 1 OR u.locked = FALSE)";
 
 /// One user by exact ID, on a connection or transaction of either backend (a macro rather
 /// than a generic function: generic sqlx executors make the futures lose `Send`).
@@ -118,16 +120,18 @@ impl Store {
         })
     }
 
-    /// A page of the users matching `filter`, ordered by name, and how many match in all.
+    /// A page of the users matching `filter`, in its order, and how many match in all.
     pub async fn list_users(
         &self,
         filter: &UserFilter,
         from: i64,
         limit: i64,
     ) -> Result<UserPage, StoreError> {
+        let direction = if filter.descending { "DESC" } else { "ASC" };
         let page_sql = format!(
             "SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER} \
-             ORDER BY u.name LIMIT $7 OFFSET $8"
+             ORDER BY {} {direction}, u.name ASC LIMIT $8 OFFSET $9",
+            filter.order_by.sql()
         );
         let count_sql = format!("SELECT COUNT(*) FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER}");
         let admins: i16 = match filter.admins {
@@ -137,11 +141,14 @@ impl Store {
         macro_rules! bind_filter {
             ($query:expr) => {
                 $query
-                    .bind(filter.name_like.as_deref().unwrap_or(""))
-                    .bind(filter.user_id_like.as_deref().unwrap_or(""))
+                    .bind(lowercase(&filter.name_contains))
+                    .bind(lowercase(&filter.user_id_contains))
                     .bind(admins)
                     .bind(i16::from(filter.include_guests))
-                    .bind(i16::from(filter.include_deactivated))
+                    .bind(i16::from(
+                        filter.include_deactivated || filter.only_deactivated,
+                    ))
+                    .bind(i16::from(filter.only_deactivated))
                     .bind(i16::from(filter.include_locked))
             };
         }
@@ -235,6 +242,106 @@ impl Store {
         })
     }
 
+    /// Applies several changes to one account in one transaction: all land or none does.
+    pub async fn modify_user(
+        &self,
+        user_id: &crate::ids::UserId,
+        changes: &UserChanges,
+    ) -> Result<(), StoreError> {
+        let name = user_id.as_str();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            if fetch_user!(&mut *tx, name).is_none() {
+                return Err(StoreError::UserNotFound(name.to_owned()));
+            }
+            if changes.displayname.is_some() || changes.avatar_url.is_some() {
+                // Make sure the profile row exists, then set what was asked.
+                sqlx::query(
+                    "INSERT INTO profiles (user_id, full_user_id) VALUES ($1, $2) \
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(user_id.localpart())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(displayname) = &changes.displayname {
+                sqlx::query("UPDATE profiles SET displayname = $2 WHERE full_user_id = $1")
+                    .bind(name)
+                    .bind(displayname.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(avatar_url) = &changes.avatar_url {
+                sqlx::query("UPDATE profiles SET avatar_url = $2 WHERE full_user_id = $1")
+                    .bind(name)
+                    .bind(avatar_url.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(admin) = changes.admin {
+                sqlx::query("UPDATE users SET admin = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(i16::from(admin))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((hash, logout)) = &changes.password {
+                sqlx::query("UPDATE users SET password_hash = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(hash.expose_secret())
+                    .execute(&mut *tx)
+                    .await?;
+                delete_sessions!(&mut tx, name, logout);
+            }
+            match changes.deactivated {
+                Some(true) => {
+                    sqlx::query(
+                        "UPDATE users SET deactivated = 1, password_hash = NULL WHERE name = $1",
+                    )
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                    delete_sessions!(&mut tx, name, &Logout::AllDevices);
+                }
+                Some(false) => {
+                    sqlx::query("UPDATE users SET deactivated = 0 WHERE name = $1")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {}
+            }
+            if let Some(locked) = changes.locked {
+                sqlx::query("UPDATE users SET locked = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(locked)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(user_type) = &changes.user_type {
+                sqlx::query("UPDATE users SET user_type = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(user_type.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// How many admins can act: not deactivated, not locked.
+    pub async fn count_active_admins(&self) -> Result<i64, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM users WHERE admin = 1 AND deactivated = 0 AND locked = FALSE",
+            )
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+
     /// Grants or removes server admin rights.
     pub async fn set_admin(&self, user_id: &str, admin: bool) -> Result<(), StoreError> {
         self.update_user(
@@ -313,4 +420,9 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A filter's text, lowercased as Synapse compares it; '' for none.
+fn lowercase(text: &Option<String>) -> String {
+    text.as_deref().unwrap_or("").to_lowercase()
 }

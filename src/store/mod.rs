@@ -13,6 +13,7 @@ mod accounts;
 mod audit;
 mod connect;
 mod interactive_auth;
+mod registration_nonces;
 mod sessions;
 
 use secrecy::SecretString;
@@ -126,18 +127,91 @@ pub struct NewUser {
     pub displayname: Option<String>,
 }
 
+/// Changes to one account, applied together in one transaction (`None`: leave as it is).
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// `Some(None)` clears the display name.
+    pub displayname: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub admin: Option<bool>,
+    /// A new password hash, and which devices to log out with it.
+    pub password: Option<(SecretString, Logout)>,
+    /// `true` deactivates as [`Store::deactivate`] does; `false` reactivates (without a
+    /// password: one must be set to log in again).
+    pub deactivated: Option<bool>,
+    pub locked: Option<bool>,
+    pub user_type: Option<Option<String>>,
+}
+
 /// Which users a listing includes, as the Admin API's `GET /_synapse/admin/v2/users` asks.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
-    /// A `LIKE` pattern matched against the user ID or the lowercased display name.
-    pub name_like: Option<String>,
-    /// A `LIKE` pattern matched against the user ID only.
-    pub user_id_like: Option<String>,
+    /// A text found in the localpart or the display name, ignoring case (Synapse's `name`).
+    pub name_contains: Option<String>,
+    /// A text found in the user ID, ignoring case (Synapse's `user_id`).
+    pub user_id_contains: Option<String>,
     /// Only admins (`Some(true)`), only non-admins (`Some(false)`), or both.
     pub admins: Option<bool>,
     pub include_guests: bool,
     pub include_deactivated: bool,
+    /// Only deactivated accounts (the v3 listing's `deactivated=true`).
+    pub only_deactivated: bool,
     pub include_locked: bool,
+    pub order_by: UserOrder,
+    pub descending: bool,
+}
+
+/// The column a listing is sorted by (then by name), as Synapse's `order_by` names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserOrder {
+    #[default]
+    Name,
+    Displayname,
+    IsGuest,
+    Admin,
+    Deactivated,
+    UserType,
+    AvatarUrl,
+    ShadowBanned,
+    CreationTs,
+    LastSeenTs,
+    Locked,
+}
+
+impl UserOrder {
+    /// Synapse's names, in the order its error message lists them.
+    pub const ALL: [(&'static str, UserOrder); 11] = [
+        ("name", UserOrder::Name),
+        ("displayname", UserOrder::Displayname),
+        ("is_guest", UserOrder::IsGuest),
+        ("admin", UserOrder::Admin),
+        ("deactivated", UserOrder::Deactivated),
+        ("user_type", UserOrder::UserType),
+        ("avatar_url", UserOrder::AvatarUrl),
+        ("shadow_banned", UserOrder::ShadowBanned),
+        ("creation_ts", UserOrder::CreationTs),
+        ("last_seen_ts", UserOrder::LastSeenTs),
+        ("locked", UserOrder::Locked),
+    ];
+
+    /// The SQL expression sorted on (a fixed string: never built from input).
+    fn sql(self) -> &'static str {
+        match self {
+            UserOrder::Name => "u.name",
+            UserOrder::Displayname => "p.displayname",
+            UserOrder::IsGuest => "u.is_guest",
+            UserOrder::Admin => "u.admin",
+            UserOrder::Deactivated => "u.deactivated",
+            UserOrder::UserType => "u.user_type",
+            UserOrder::AvatarUrl => "p.avatar_url",
+            UserOrder::ShadowBanned => "u.shadow_banned",
+            UserOrder::CreationTs => "u.creation_ts",
+            UserOrder::LastSeenTs => {
+                "(SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name)"
+            }
+            UserOrder::Locked => "u.locked",
+        }
+    }
 }
 
 /// A page of a listing: the users from `from` (an offset), at most `limit` of them, by name.

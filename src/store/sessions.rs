@@ -1,6 +1,6 @@
 //! Devices and access tokens: logging in, finding who a token belongs to, logging out.
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::accounts::{USER_COLUMNS, fetch_user};
 use super::{
@@ -60,12 +60,44 @@ impl Store {
         })
     }
 
-    /// Who an access token belongs to, or `None` for a token that does not exist. Expiry is
+    /// Mints a token with which `admin_id` acts as `user_id` (the Admin API's login as a
+    /// user). As in Synapse the row is the admin's, with `puppets_user_id` naming the user,
+    /// and no device is made: the user's device list does not change.
+    pub async fn create_puppet_token(
+        &self,
+        admin_id: &str,
+        user_id: &str,
+        access_token: &SecretString,
+        valid_until_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.flavour == Flavour::Synapse {
+            return Err(StoreError::RefusedOnSynapse(
+                "homekey does not mint access tokens in it; use the Admin API's login-as-user",
+            ));
+        }
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, \
+                 puppets_user_id, last_validated) VALUES ($1, NULL, $2, $3, $4, $5)",
+            )
+            .bind(admin_id)
+            .bind(access_token.expose_secret())
+            .bind(valid_until_ms)
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Who an access token belongs to (for a puppet token, the user it acts as), or `None` for a token that does not exist. Expiry is
     /// the caller's to judge (`valid_until_ms`), with its own clock.
     pub async fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
         let sql = format!(
             "SELECT t.id AS token_id, t.device_id, t.valid_until_ms, {USER_COLUMNS} \
-             FROM access_tokens t JOIN users u ON u.name = t.user_id \
+             FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
              LEFT JOIN profiles p ON p.full_user_id = u.name WHERE t.token = $1"
         );
         with_pool!(self, |pool| {

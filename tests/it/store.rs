@@ -284,9 +284,9 @@ async fn listing_pages_and_filters_like_the_admin_api(store: Store) {
         ["dave", "heidi"]
     );
 
-    // The name filter matches the ID or the (lowercased) display name.
+    // The name filter matches the localpart or the (lowercased) display name.
     let by_name = UserFilter {
-        name_like: Some("%eid%".into()),
+        name_contains: Some("EID".into()),
         ..everyone()
     };
     assert_eq!(
@@ -294,7 +294,7 @@ async fn listing_pages_and_filters_like_the_admin_api(store: Store) {
         ["heidi"]
     );
     let by_id = UserFilter {
-        user_id_like: Some("%ra%".into()),
+        user_id_contains: Some("ra".into()),
         ..everyone()
     };
     let page = store.list_users(&by_id, 0, 100).await.unwrap();

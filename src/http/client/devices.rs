@@ -21,7 +21,7 @@ use crate::store::Device;
 const MAX_DEVICE_DISPLAY_NAME_LENGTH: usize = 100;
 
 /// A device as Synapse shows it: every key present, `null` where unknown.
-fn device_json(device: &Device) -> Value {
+pub(crate) fn device_json(device: &Device) -> Value {
     json!({
         "user_id": device.user_id,
         "device_id": device.device_id,
@@ -31,7 +31,19 @@ fn device_json(device: &Device) -> Value {
     })
 }
 
-fn device_not_found() -> MatrixError {
+/// Synapse's limit on a device's display name.
+pub(crate) fn check_device_display_name(display_name: &str) -> Result<(), MatrixError> {
+    if display_name.chars().count() > MAX_DEVICE_DISPLAY_NAME_LENGTH {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_TOO_LARGE",
+            format!("Device display name is too long (max {MAX_DEVICE_DISPLAY_NAME_LENGTH})"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn device_not_found() -> MatrixError {
     MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Not found")
 }
 
@@ -78,13 +90,7 @@ pub async fn rename(
     let Some(display_name) = body.display_name else {
         return Ok(Json(json!({})));
     };
-    if display_name.chars().count() > MAX_DEVICE_DISPLAY_NAME_LENGTH {
-        return Err(MatrixError::new(
-            StatusCode::BAD_REQUEST,
-            "M_TOO_LARGE",
-            format!("Device display name is too long (max {MAX_DEVICE_DISPLAY_NAME_LENGTH})"),
-        ));
-    }
+    check_device_display_name(&display_name)?;
     let renamed = state
         .accounts
         .store

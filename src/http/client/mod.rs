@@ -2,7 +2,7 @@
 
 mod account;
 mod capabilities;
-mod devices;
+pub(crate) mod devices;
 pub mod login;
 mod profile;
 mod session;

@@ -1,0 +1,127 @@
+//! Synapse's Admin API for users, under `/_synapse/admin/`: the same paths, fields, status
+//! codes and errcodes as Synapse (`docs/admin_api/user_admin_api.md`), so operators' scripts
+//! and tools work against homekey unchanged.
+//!
+//! - [`AdminRequester`]: an admin's access token (the flag is read at each request).
+//! - one module per family of endpoints.
+
+mod devices;
+mod password;
+mod register;
+mod sessions;
+mod users;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::error::MatrixError;
+use crate::accounts::Requester;
+use crate::ids::UserId;
+
+/// The routes under `/_synapse/admin`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/server_version", get(server_version))
+        .route(
+            "/v1/reset_password/{user_id}",
+            post(password::reset_password),
+        )
+        .route(
+            "/v2/users/{user_id}",
+            get(users::get_user).put(users::put_user),
+        )
+        .route("/v2/users", get(users::list_users_v2))
+        .route("/v3/users", get(users::list_users_v3))
+        .route(
+            "/v1/users/{user_id}/admin",
+            get(users::get_admin).put(users::set_admin),
+        )
+        .route("/v1/deactivate/{user_id}", post(users::deactivate))
+        .route("/v1/whois/{user_id}", get(sessions::whois))
+        .route("/v1/users/{user_id}/login", post(sessions::login_as_user))
+        .route("/v1/username_available", get(users::username_available))
+        .route("/v2/users/{user_id}/devices", get(devices::list))
+        .route(
+            "/v2/users/{user_id}/devices/{device_id}",
+            get(devices::get)
+                .put(devices::rename)
+                .delete(devices::delete),
+        )
+        .route(
+            "/v2/users/{user_id}/delete_devices",
+            post(devices::delete_many),
+        )
+        .route(
+            "/v1/register",
+            get(register::new_nonce).post(register::register),
+        )
+}
+
+/// The legacy path the seed's docs still print (Synapse removed it in 1.24):
+/// `POST /_matrix/client/r0/admin/reset_password/<user_id>`.
+pub fn legacy_client_routes() -> Router<AppState> {
+    Router::new().route(
+        "/admin/reset_password/{user_id}",
+        post(password::reset_password),
+    )
+}
+
+/// `GET /_synapse/admin/v1/server_version`.
+async fn server_version() -> Json<Value> {
+    Json(json!({
+        "server_version": format!("homekey {}", env!("CARGO_PKG_VERSION")),
+    }))
+}
+
+/// A request made with the access token of a server admin. The `admin` flag is read from the
+/// database at each request, so an operator's `UPDATE users SET admin = 1` counts at once.
+pub struct AdminRequester(pub Requester);
+
+impl FromRequestParts<AppState> for AdminRequester {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Authenticated(requester) = Authenticated::from_request_parts(parts, state).await?;
+        if !requester.user.admin {
+            return Err(not_admin());
+        }
+        Ok(AdminRequester(requester))
+    }
+}
+
+fn not_admin() -> MatrixError {
+    MatrixError::new(
+        StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+        "You are not a server admin",
+    )
+}
+
+/// The user a path names, which must be a syntactically valid user ID.
+fn parse_user_id(user_id: &str) -> Result<UserId, MatrixError> {
+    UserId::parse(user_id).map_err(|_| MatrixError::invalid_param("Invalid user id"))
+}
+
+/// The user a path names, which must be a user of this server (`message` is Synapse's
+/// wording for the endpoint).
+fn local_user_id(state: &AppState, user_id: &str, message: &str) -> Result<UserId, MatrixError> {
+    let user_id = parse_user_id(user_id)?;
+    if user_id.server_name() != state.accounts.config.server_name {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            message,
+        ));
+    }
+    Ok(user_id)
+}

@@ -1,0 +1,234 @@
+//! Shared-secret registration, `GET`/`POST /_synapse/admin/v1/register`, exactly as Synapse
+//! runs it, so Synapse's own `register_new_matrix_user` registers users on homekey.
+//!
+//! `GET` hands out a nonce; `POST` registers a user if its `mac` is the HMAC-SHA1, keyed by
+//! `registration_shared_secret`, of `nonce NUL username NUL password NUL admin|notadmin`
+//! (and `NUL user_type` when one is given). A nonce is good for one `POST` within 60 seconds.
+//! Nonces live in the database, so any instance accepts a nonce another one issued.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use sha1::Sha1;
+
+use super::users::check_username_available;
+use crate::accounts::admin::Registration;
+use crate::accounts::now_ms;
+use crate::http::AppState;
+use crate::http::error::MatrixError;
+use crate::http::json::MatrixJson;
+use crate::password::MAX_PASSWORD_LENGTH;
+
+/// Synapse's `NONCE_TIMEOUT`.
+const NONCE_LIFETIME_MS: i64 = 60 * 1000;
+/// Synapse's built-in user types.
+const USER_TYPES: [&str; 2] = ["bot", "support"];
+
+/// `GET`: a new nonce (64 random bytes as hex, as Synapse's `token_hex(64)`).
+pub async fn new_nonce(State(state): State<AppState>) -> Result<Json<Value>, MatrixError> {
+    let nonce = hex::encode(rand::random::<[u8; 64]>());
+    let now = now_ms();
+    state
+        .accounts
+        .store
+        .create_registration_nonce(&nonce, now, now - NONCE_LIFETIME_MS)
+        .await?;
+    Ok(Json(json!({ "nonce": nonce })))
+}
+
+fn unknown(status: StatusCode, message: &str) -> MatrixError {
+    MatrixError::new(status, "M_UNKNOWN", message)
+}
+
+/// A string field no longer than Synapse's 512 characters and free of NUL, or `invalid`.
+fn text_field<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+    invalid: &str,
+) -> Result<&'a str, MatrixError> {
+    match body.get(name) {
+        None => Err(MatrixError::bad_json(format!("{name} must be specified"))),
+        Some(Value::String(text))
+            if text.chars().count() <= MAX_PASSWORD_LENGTH && !text.contains('\0') =>
+        {
+            Ok(text)
+        }
+        Some(_) => Err(unknown(StatusCode::BAD_REQUEST, invalid)),
+    }
+}
+
+/// `POST`: checks in Synapse's order, then registers and logs the new user in.
+pub async fn register(
+    State(state): State<AppState>,
+    MatrixJson(body): MatrixJson<Map<String, Value>>,
+) -> Result<Json<Value>, MatrixError> {
+    let accounts = &state.accounts;
+    let Some(secret) = accounts.config.registration_shared_secret.clone() else {
+        return Err(unknown(
+            StatusCode::BAD_REQUEST,
+            "Shared secret registration is not enabled",
+        ));
+    };
+    let nonce = match body.get("nonce") {
+        None => return Err(MatrixError::bad_json("nonce must be specified")),
+        Some(Value::String(nonce)) => nonce.as_str(),
+        Some(_) => return Err(unknown(StatusCode::BAD_REQUEST, "unrecognised nonce")),
+    };
+    // Used up now, whatever happens next: a nonce never serves twice.
+    let fresh = accounts
+        .store
+        .take_registration_nonce(nonce, now_ms() - NONCE_LIFETIME_MS)
+        .await?;
+    if !fresh {
+        return Err(unknown(StatusCode::BAD_REQUEST, "unrecognised nonce"));
+    }
+    let username = text_field(&body, "username", "Invalid username")?;
+    let password = text_field(&body, "password", "Invalid password")?;
+    let admin = body.get("admin").is_some_and(is_truthy);
+    let user_type = match body.get("user_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(kind)) if USER_TYPES.contains(&kind.as_str()) => Some(kind.as_str()),
+        Some(_) => return Err(unknown(StatusCode::BAD_REQUEST, "Invalid user type")),
+    };
+    let mac = match body.get("mac") {
+        None => return Err(MatrixError::bad_json("mac must be specified")),
+        Some(Value::String(mac)) => mac.as_str(),
+        Some(_) => return Err(unknown(StatusCode::FORBIDDEN, "HMAC incorrect")),
+    };
+    if !mac_matches(&secret, nonce, username, password, admin, user_type, mac) {
+        tracing::warn!("shared-secret registration refused: wrong mac");
+        return Err(unknown(StatusCode::FORBIDDEN, "HMAC incorrect"));
+    }
+
+    // As Synapse: the MAC covers the name as sent; the account gets it lowercased.
+    let user_id = check_username_available(&state, &username.to_lowercase()).await?;
+    let displayname = match body.get("displayname") {
+        Some(Value::String(name)) => Some(name.clone()),
+        _ => None,
+    };
+    let password_hash = accounts
+        .hasher
+        .hash(SecretString::from(password.to_owned()))
+        .await
+        .map_err(|err| MatrixError::internal("hashing failed", &err))?;
+    let session = accounts
+        .register_and_log_in(
+            "shared-secret registration",
+            Registration {
+                user_id,
+                password_hash: Some(password_hash),
+                admin,
+                user_type: user_type.map(str::to_owned),
+                displayname,
+            },
+        )
+        .await?;
+    Ok(Json(json!({
+        "user_id": session.user_id,
+        "home_server": accounts.config.server_name,
+        "access_token": session.access_token.expose_secret(),
+        "device_id": session.device_id,
+    })))
+}
+
+/// Python's truthiness of a JSON value, which is how Synapse reads `admin`.
+fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Whether `mac` (lowercase hex) is the registration's HMAC-SHA1; compared in constant time.
+fn mac_matches(
+    secret: &SecretString,
+    nonce: &str,
+    username: &str,
+    password: &str,
+    admin: bool,
+    user_type: Option<&str>,
+    mac: &str,
+) -> bool {
+    // Synapse compares the hex digests as text: uppercase hex does not match.
+    if mac.bytes().any(|b| b.is_ascii_uppercase()) {
+        return false;
+    }
+    let Ok(given) = hex::decode(mac) else {
+        return false;
+    };
+    let Ok(mut expected) = Hmac::<Sha1>::new_from_slice(secret.expose_secret().as_bytes()) else {
+        return false;
+    };
+    expected.update(nonce.as_bytes());
+    expected.update(b"\x00");
+    expected.update(username.as_bytes());
+    expected.update(b"\x00");
+    expected.update(password.as_bytes());
+    expected.update(b"\x00");
+    expected.update(if admin {
+        b"admin" as &[u8]
+    } else {
+        b"notadmin"
+    });
+    if let Some(user_type) = user_type {
+        expected.update(b"\x00");
+        expected.update(user_type.as_bytes());
+    }
+    expected.verify_slice(&given).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mac_is_synapses_hmac_sha1_over_the_nul_separated_fields() {
+        // Computed with Python, as Synapse does: hmac.new(b"s3cret",
+        // b"abc\x00alice\x00pw\x00notadmin", hashlib.sha1).hexdigest(), and with
+        // b"…\x00admin\x00bot" for an admin bot.
+        let secret = SecretString::from("s3cret");
+        let user = "d7cd8fe38bb2b37bacf757920ef46050075d427d";
+        let admin_bot = "dfd765b6c92fc9489e0cb8631f40384529ec931a";
+        assert!(mac_matches(
+            &secret, "abc", "alice", "pw", false, None, user
+        ));
+        assert!(mac_matches(
+            &secret,
+            "abc",
+            "alice",
+            "pw",
+            true,
+            Some("bot"),
+            admin_bot
+        ));
+        assert!(!mac_matches(
+            &secret, "abc", "alice", "pw", true, None, user
+        ));
+        assert!(!mac_matches(
+            &secret, "abc", "alice", "pw2", false, None, user
+        ));
+        assert!(!mac_matches(
+            &secret,
+            "abc",
+            "alice",
+            "pw",
+            false,
+            None,
+            &user.to_uppercase()
+        ));
+        assert!(!mac_matches(
+            &secret, "abc", "alice", "pw", false, None, "not hex"
+        ));
+        let other = SecretString::from("other");
+        assert!(!mac_matches(
+            &other, "abc", "alice", "pw", false, None, user
+        ));
+    }
+}
