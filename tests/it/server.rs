@@ -26,7 +26,7 @@ const RAISED_RC_LOGIN: &str = "rc_login:\n  address: {per_second: 1000, burst_co
 /// A running `homekey serve` on a test database; stopped (SIGTERM) when dropped.
 pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     log: Arc<Mutex<String>>,
     pub db: TestDb,
     pub http: reqwest::Client,
@@ -295,5 +295,28 @@ impl Server {
     pub async fn device_ids(&self, user_id: &str) -> Vec<String> {
         let devices = self.store().list_devices(user_id).await.unwrap();
         devices.into_iter().map(|d| d.device_id).collect()
+    }
+}
+
+impl Server {
+    /// Creates a server admin and returns its access token.
+    pub async fn admin_token(&self, localpart: &str, password: &str) -> String {
+        self.create_user(localpart, password).await;
+        self.store()
+            .set_admin(&format!("@{localpart}:example.com"), true)
+            .await
+            .unwrap();
+        self.token_for(localpart, password).await
+    }
+
+    /// Whether `password` is the user's password now, checked on the stored hash.
+    pub async fn has_password(&self, user_id: &str, password: &str) -> bool {
+        let user = self.store().get_user(user_id).await.unwrap().unwrap();
+        HashSettings::new(
+            HashScheme::Bcrypt,
+            5,
+            SecretString::from(self.pepper.clone()),
+        )
+        .verify(&SecretString::from(password), user.password_hash.as_ref())
     }
 }

@@ -94,6 +94,7 @@ struct UserPut {
     admin: Option<bool>,
     deactivated: Option<bool>,
     locked: Option<bool>,
+    /// `Some(None)` for `null`; `Some(Some(""))` for an empty name.
     displayname: Option<Option<String>>,
     avatar_url: Option<Option<String>>,
     user_type: Option<Option<String>>,
@@ -162,7 +163,8 @@ fn parse_user_put(body: &Map<String, Value>) -> Result<UserPut, MatrixError> {
                     "Displayname is too long (max {MAX_DISPLAYNAME_LENGTH})"
                 )));
             }
-            Some(Some(name.to_owned()).filter(|n| !n.is_empty()))
+            // "" stays "": on creation it means no display name, not the default.
+            Some(Some(name.to_owned()))
         }
         Some(_) => {
             return Err(MatrixError::invalid_param("'displayname' must be a string"));
@@ -219,7 +221,8 @@ pub async fn put_user(
     let status = match existing {
         Some(user) => {
             let changes = UserChanges {
-                displayname: put.displayname,
+                // An empty display name clears it.
+                displayname: put.displayname.map(|name| name.filter(|n| !n.is_empty())),
                 avatar_url: put.avatar_url,
                 // Only a change counts (Synapse compares with the stored flag).
                 admin: put.admin.filter(|admin| *admin != user.admin),
