@@ -12,4 +12,5 @@ mod serve_rate_limit;
 mod server;
 mod store;
 mod support;
+mod synapse_register_script;
 mod vectors;

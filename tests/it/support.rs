@@ -222,3 +222,19 @@ pub fn python_with_bcrypt(test: &str) -> Option<String> {
         None
     }
 }
+
+/// The venv holding the real Synapse (`pip install matrix-synapse`), from
+/// `HOMEKEY_TEST_SYNAPSE`; `.ci/run` makes it. `None` (a skip) without one.
+pub fn synapse_venv(test: &str) -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("HOMEKEY_TEST_SYNAPSE").map(std::path::PathBuf::from);
+    match venv {
+        Some(venv) if venv.join("bin/register_new_matrix_user").exists() => Some(venv),
+        _ => {
+            skip(
+                test,
+                "no Synapse venv (set HOMEKEY_TEST_SYNAPSE to a venv with matrix-synapse)",
+            );
+            None
+        }
+    }
+}
