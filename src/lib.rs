@@ -5,6 +5,7 @@
 //! transaction of the [`store`].
 
 pub mod accounts;
+pub mod admin_client;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -13,4 +14,5 @@ pub mod ids;
 pub mod password;
 pub mod rate_limit;
 pub mod secrets;
+pub mod shared_secret;
 pub mod store;

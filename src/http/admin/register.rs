@@ -9,10 +9,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
-use sha1::Sha1;
 
 use super::users::check_username_available;
 use crate::accounts::admin::Registration;
@@ -21,6 +19,7 @@ use crate::http::AppState;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
 use crate::password::MAX_PASSWORD_LENGTH;
+use crate::shared_secret::{RegistrationFields, registration_mac_matches};
 
 /// Synapse's `NONCE_TIMEOUT`.
 const NONCE_LIFETIME_MS: i64 = 60 * 1000;
@@ -98,7 +97,14 @@ pub async fn register(
         Some(Value::String(mac)) => mac.as_str(),
         Some(_) => return Err(unknown(StatusCode::FORBIDDEN, "HMAC incorrect")),
     };
-    if !mac_matches(&secret, nonce, username, password, admin, user_type, mac) {
+    let fields = RegistrationFields {
+        nonce,
+        username,
+        password,
+        admin,
+        user_type,
+    };
+    if !registration_mac_matches(&secret, fields, mac) {
         tracing::warn!("shared-secret registration refused: wrong mac");
         return Err(unknown(StatusCode::FORBIDDEN, "HMAC incorrect"));
     }
@@ -143,92 +149,5 @@ fn is_truthy(value: &Value) -> bool {
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
-    }
-}
-
-/// Whether `mac` (lowercase hex) is the registration's HMAC-SHA1; compared in constant time.
-fn mac_matches(
-    secret: &SecretString,
-    nonce: &str,
-    username: &str,
-    password: &str,
-    admin: bool,
-    user_type: Option<&str>,
-    mac: &str,
-) -> bool {
-    // Synapse compares the hex digests as text: uppercase hex does not match.
-    if mac.bytes().any(|b| b.is_ascii_uppercase()) {
-        return false;
-    }
-    let Ok(given) = hex::decode(mac) else {
-        return false;
-    };
-    let Ok(mut expected) = Hmac::<Sha1>::new_from_slice(secret.expose_secret().as_bytes()) else {
-        return false;
-    };
-    expected.update(nonce.as_bytes());
-    expected.update(b"\x00");
-    expected.update(username.as_bytes());
-    expected.update(b"\x00");
-    expected.update(password.as_bytes());
-    expected.update(b"\x00");
-    expected.update(if admin {
-        b"admin" as &[u8]
-    } else {
-        b"notadmin"
-    });
-    if let Some(user_type) = user_type {
-        expected.update(b"\x00");
-        expected.update(user_type.as_bytes());
-    }
-    expected.verify_slice(&given).is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_mac_is_synapses_hmac_sha1_over_the_nul_separated_fields() {
-        // Computed with Python, as Synapse does: hmac.new(b"s3cret",
-        // b"abc\x00alice\x00pw\x00notadmin", hashlib.sha1).hexdigest(), and with
-        // b"…\x00admin\x00bot" for an admin bot.
-        let secret = SecretString::from("s3cret");
-        let user = "d7cd8fe38bb2b37bacf757920ef46050075d427d";
-        let admin_bot = "dfd765b6c92fc9489e0cb8631f40384529ec931a";
-        assert!(mac_matches(
-            &secret, "abc", "alice", "pw", false, None, user
-        ));
-        assert!(mac_matches(
-            &secret,
-            "abc",
-            "alice",
-            "pw",
-            true,
-            Some("bot"),
-            admin_bot
-        ));
-        assert!(!mac_matches(
-            &secret, "abc", "alice", "pw", true, None, user
-        ));
-        assert!(!mac_matches(
-            &secret, "abc", "alice", "pw2", false, None, user
-        ));
-        assert!(!mac_matches(
-            &secret,
-            "abc",
-            "alice",
-            "pw",
-            false,
-            None,
-            &user.to_uppercase()
-        ));
-        assert!(!mac_matches(
-            &secret, "abc", "alice", "pw", false, None, "not hex"
-        ));
-        let other = SecretString::from("other");
-        assert!(!mac_matches(
-            &other, "abc", "alice", "pw", false, None, user
-        ));
     }
 }
