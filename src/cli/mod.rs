@@ -2,6 +2,7 @@
 //! `homekey` and the drop-in binaries run.
 
 pub mod hash_password;
+pub mod password_input;
 
 use std::path::PathBuf;
 
