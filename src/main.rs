@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use homekey::cli::audit_list::{self, AuditArgs};
 use homekey::cli::hash_password::{self, HashPasswordArgs};
+use homekey::cli::operator::CommandError;
+use homekey::cli::user::{self, UserArgs};
 use homekey::cli::{ConfigArgs, DatabaseArgs};
 use homekey::config::{self, Config};
 use homekey::store::{OpenMode, Store, StoreError};
@@ -53,6 +56,11 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Manage accounts straight on the database (homekey's or Synapse's): create,
+    /// set-password, set-admin, deactivate, lock, unlock, logout, show, list, login, import.
+    User(UserArgs),
+    /// Read the audit log: who changed which account, and how.
+    Audit(AuditArgs),
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -68,7 +76,13 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("homekey: {}", failure.message);
+            // One line, whatever the cause (a database's message may span several).
+            let message = failure
+                .message
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("homekey: {message}");
             ExitCode::from(failure.code)
         }
     }
@@ -85,6 +99,15 @@ impl Failure {
         Failure {
             message: err.to_string(),
             code: EXIT_FAILED,
+        }
+    }
+}
+
+impl From<CommandError> for Failure {
+    fn from(err: CommandError) -> Failure {
+        Failure {
+            code: err.exit_code(),
+            message: err.to_string(),
         }
     }
 }
@@ -127,6 +150,8 @@ fn run(command: Command) -> Result<(), Failure> {
                     other => Failure::new(other),
                 })
         }
+        Command::User(args) => Ok(runtime()?.block_on(user::run(args))?),
+        Command::Audit(args) => Ok(runtime()?.block_on(audit_list::run(args))?),
         Command::Migrate { config, database } => {
             let database = effective_config(&config, database)?.database;
             runtime()?.block_on(async {
