@@ -64,10 +64,14 @@ enum Command {
 }
 
 const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     // The server logs each request; the one-shot commands only speak up about problems.
     init_logging(match cli.command {
         Command::Serve { .. } => "info",
@@ -86,6 +90,29 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Help and version as clap prints them; a usage error as one line (clap's message without
+/// its usage block), exit 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return match err.print() {
+            Ok(()) => ExitCode::from(err.exit_code() as u8),
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let rendered = err.render().to_string();
+    let message = rendered.split("\n\n").next().unwrap_or(&rendered);
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("homekey: {message} (see --help)");
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// A failed command: the one-line message for the operator and the exit code.
