@@ -68,9 +68,15 @@ pub async fn run(args: AuditArgs) -> Result<(), CommandError> {
         out!("{:#}", json!({ "records": records }));
         return Ok(());
     }
+    let width = |column: fn(&crate::store::AuditRecord) -> usize| {
+        records.iter().map(column).max().unwrap_or(0)
+    };
+    let actor_width = width(|r| r.actor.chars().count());
+    let action_width = width(|r| r.action.chars().count());
+    let target_width = width(|r| r.target.as_deref().map_or(1, |t| t.chars().count()));
     for r in &records {
         out!(
-            "{}  {:<16}  {:<14}  {:<24}  {}",
+            "{}  {:<actor_width$}  {:<action_width$}  {:<target_width$}  {}",
             format_utc(r.ts_ms),
             r.actor,
             r.action,

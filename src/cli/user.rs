@@ -370,7 +370,12 @@ async fn show(args: ShowArgs) -> Result<(), CommandError> {
 async fn list(args: ListArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let filter = UserFilter {
-        name_like: args.name.as_ref().map(|name| format!("%{name}%")),
+        // Lowercase, as Synapse matches it against lowercased display names; user IDs are
+        // lowercase too.
+        name_like: args
+            .name
+            .as_ref()
+            .map(|name| format!("%{}%", name.to_lowercase())),
         user_id_like: None,
         admins: args.admins.then_some(true),
         include_guests: true,
