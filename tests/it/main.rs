@@ -3,6 +3,7 @@
 
 mod cli_config;
 mod cli_hash_password;
+mod cli_user;
 mod serve;
 mod serve_account;
 mod serve_devices;
