@@ -11,4 +11,5 @@ mod serve_rate_limit;
 mod server;
 mod store;
 mod support;
+mod synapse_interop;
 mod vectors;
