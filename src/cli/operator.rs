@@ -273,6 +273,14 @@ impl Operator {
         }
     }
 
+    /// After a change: its audit record, the result for the operator on stdout, and on a
+    /// Synapse database the notice about Synapse's caches.
+    pub async fn changed(&self, action: &str, user_id: &str, details: Value, result: &str) {
+        self.audit(action, user_id, details).await;
+        print_stdout(&format!("{result}\n"));
+        self.note_synapse_caches();
+    }
+
     /// After a change on a Synapse database: what a running Synapse will and won't see.
     pub fn note_synapse_caches(&self) {
         if self.store.flavour() == Flavour::Synapse {

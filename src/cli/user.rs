@@ -219,15 +219,14 @@ async fn create(args: CreateArgs) -> Result<(), CommandError> {
         }
         other => other?,
     };
-    op.audit(
+    let role = if args.admin { " (server admin)" } else { "" };
+    op.changed(
         "create_user",
         user_id.as_str(),
         json!({"admin": args.admin}),
+        &format!("created {user_id}{role}"),
     )
     .await;
-    let role = if args.admin { " (server admin)" } else { "" };
-    out!("created {user_id}{role}");
-    op.note_synapse_caches();
     Ok(())
 }
 
@@ -250,18 +249,18 @@ async fn set_password(args: SetPasswordArgs) -> Result<(), CommandError> {
     op.store
         .set_password_hash(&user.name, Some(&hash), &logout)
         .await?;
-    op.audit(
+    let also = if args.logout_devices {
+        "; every device logged out"
+    } else {
+        ""
+    };
+    op.changed(
         "reset_password",
         &user.name,
         json!({"logout_devices": args.logout_devices}),
+        &format!("password of {} changed{also}", user.name),
     )
     .await;
-    if args.logout_devices {
-        out!("password of {} changed; every device logged out", user.name);
-    } else {
-        out!("password of {} changed", user.name);
-    }
-    op.note_synapse_caches();
     Ok(())
 }
 
@@ -269,14 +268,14 @@ async fn set_admin(args: SetAdminArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
     op.store.set_admin(&user.name, args.admin).await?;
-    op.audit("set_admin", &user.name, json!({"admin": args.admin}))
-        .await;
-    if args.admin {
-        out!("{} is a server admin", user.name);
-    } else {
-        out!("{} is not a server admin", user.name);
-    }
-    op.note_synapse_caches();
+    let is = if args.admin { "is" } else { "is not" };
+    op.changed(
+        "set_admin",
+        &user.name,
+        json!({"admin": args.admin}),
+        &format!("{} {is} a server admin", user.name),
+    )
+    .await;
     Ok(())
 }
 
@@ -288,13 +287,16 @@ async fn deactivate(args: OneUser) -> Result<(), CommandError> {
         return Ok(());
     }
     op.store.deactivate(&user.name, false).await?;
-    op.audit("deactivate", &user.name, json!({"erase": false}))
-        .await;
-    out!(
-        "deactivated {}: password removed, every device logged out",
-        user.name
-    );
-    op.note_synapse_caches();
+    op.changed(
+        "deactivate",
+        &user.name,
+        json!({"erase": false}),
+        &format!(
+            "deactivated {}: password removed, every device logged out",
+            user.name
+        ),
+    )
+    .await;
     Ok(())
 }
 
@@ -307,9 +309,13 @@ async fn set_locked(args: OneUser, locked: bool) -> Result<(), CommandError> {
     } else {
         ("unlock", "unlocked")
     };
-    op.audit(action, &user.name, json!({})).await;
-    out!("{done} {}", user.name);
-    op.note_synapse_caches();
+    op.changed(
+        action,
+        &user.name,
+        json!({}),
+        &format!("{done} {}", user.name),
+    )
+    .await;
     Ok(())
 }
 
@@ -317,14 +323,18 @@ async fn logout(args: OneUser) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
     let tokens = op.store.logout(&user.name, &Logout::AllDevices).await?;
-    op.audit("logout", &user.name, json!({"access_tokens": tokens}))
-        .await;
-    out!(
+    let result = format!(
         "logged {} out everywhere ({tokens} access token{} removed)",
         user.name,
         plural(tokens)
     );
-    op.note_synapse_caches();
+    op.changed(
+        "logout",
+        &user.name,
+        json!({"access_tokens": tokens}),
+        &result,
+    )
+    .await;
     Ok(())
 }
 
