@@ -1,7 +1,8 @@
 //! homekey on a real Synapse's database: Synapse (from `$HOMEKEY_TEST_SYNAPSE`, a venv with
 //! `matrix-synapse`; `.ci/run` makes one) creates its SQLite database and a user, stops;
 //! `homekey user set-password` changes the password straight in that database; Synapse starts
-//! again and logs the user in with the new password only. Synapse listens on 127.0.0.1 only
+//! again and logs the user in with the new password only (and an account homekey created
+//! there too). Synapse listens on 127.0.0.1 only
 //! and talks to no other server.
 
 use std::path::{Path, PathBuf};
@@ -322,6 +323,20 @@ async fn a_password_set_by_homekey_in_synapses_database_logs_in_to_synapse() {
         stderr(&out)
     );
 
+    // An account homekey creates in Synapse's tables logs in to Synapse too.
+    let out = synapse.homekey(
+        &[
+            "user",
+            "create",
+            "carol",
+            "--displayname",
+            "Carol",
+            "--password-stdin",
+        ],
+        "carol-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
     // homekey mints no access token in Synapse's database, and keeps no audit log there.
     let out = synapse.homekey(&["user", "login", "alice"], "");
     assert_eq!(out.status.code(), Some(1));
@@ -342,6 +357,9 @@ async fn a_password_set_by_homekey_in_synapses_database_logs_in_to_synapse() {
     let (status, body) = synapse.login("alice", "old-pw").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "old password: {body}");
     assert_eq!(body["errcode"], "M_FORBIDDEN");
+    let (status, body) = synapse.login("carol", "carol-pw").await;
+    assert_eq!(status, StatusCode::OK, "created by homekey: {body}");
+    assert_eq!(body["user_id"], "@carol:example.com");
     // --logout-devices ended the session Synapse had handed out.
     let (status, body) = synapse.whoami(&old_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "old token: {body}");
