@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use homekey::cli::audit_list::{self, AuditArgs};
 use homekey::cli::hash_password::{self, HashPasswordArgs};
+use homekey::cli::operator::CommandError;
+use homekey::cli::user::{self, UserArgs};
 use homekey::cli::{ConfigArgs, DatabaseArgs};
 use homekey::config::{self, Config};
 use homekey::store::{OpenMode, Store, StoreError};
@@ -53,13 +56,22 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Manage accounts straight on the database (homekey's or Synapse's): create,
+    /// set-password, set-admin, deactivate, lock, unlock, logout, show, list, login, import.
+    User(UserArgs),
+    /// Read the audit log: who changed which account, and how.
+    Audit(AuditArgs),
 }
 
 const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     // The server logs each request; the one-shot commands only speak up about problems.
     init_logging(match cli.command {
         Command::Serve { .. } => "info",
@@ -68,10 +80,39 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("homekey: {}", failure.message);
+            // One line, whatever the cause (a database's message may span several).
+            let message = failure
+                .message
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("homekey: {message}");
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Help and version as clap prints them; a usage error as one line (clap's message without
+/// its usage block), exit 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return match err.print() {
+            Ok(()) => ExitCode::from(err.exit_code() as u8),
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let rendered = err.render().to_string();
+    let message = rendered.split("\n\n").next().unwrap_or(&rendered);
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("homekey: {message} (see --help)");
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// A failed command: the one-line message for the operator and the exit code.
@@ -85,6 +126,15 @@ impl Failure {
         Failure {
             message: err.to_string(),
             code: EXIT_FAILED,
+        }
+    }
+}
+
+impl From<CommandError> for Failure {
+    fn from(err: CommandError) -> Failure {
+        Failure {
+            code: err.exit_code(),
+            message: err.to_string(),
         }
     }
 }
@@ -127,6 +177,8 @@ fn run(command: Command) -> Result<(), Failure> {
                     other => Failure::new(other),
                 })
         }
+        Command::User(args) => Ok(runtime()?.block_on(user::run(args))?),
+        Command::Audit(args) => Ok(runtime()?.block_on(audit_list::run(args))?),
         Command::Migrate { config, database } => {
             let database = effective_config(&config, database)?.database;
             runtime()?.block_on(async {

@@ -5,11 +5,10 @@
 //! Unlike Synapse, stdout carries nothing but the hash: the notice about the 72-byte cut goes
 //! to stderr, so `$(hash_password …)` in a script is always just the hash.
 
-use std::io::{BufRead, IsTerminal};
-
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ConfigArgs;
+use super::password_input::{self, PasswordInputError};
 use crate::password::HashSettings;
 
 #[derive(Debug, clap::Args)]
@@ -27,12 +26,8 @@ pub struct HashPasswordArgs {
 pub enum HashPasswordError {
     #[error(transparent)]
     Config(#[from] super::FindConfigError),
-    #[error("Password cannot be blank.")]
-    Blank,
-    #[error("Passwords do not match.")]
-    Mismatch,
-    #[error("cannot read the password: {0}")]
-    Read(std::io::Error),
+    #[error(transparent)]
+    Input(#[from] PasswordInputError),
     #[error(transparent)]
     Hash(#[from] crate::password::PasswordError),
 }
@@ -41,47 +36,14 @@ pub enum HashPasswordError {
 pub fn run(args: HashPasswordArgs) -> Result<(), HashPasswordError> {
     let config = args.config.load()?;
     let settings = HashSettings::from_config(&config);
+    // As Synapse's script: a terminal is prompted, anything else is read as one line.
     let password = match args.password {
-        Some(password) => SecretString::from(password),
-        None => read_password()?,
+        Some(password) => password_input::refuse_blank(SecretString::from(password))?,
+        None if password_input::stdin_is_terminal() => password_input::prompt_twice()?,
+        None => password_input::read_stdin_line()?,
     };
-    if password.expose_secret().is_empty() {
-        return Err(HashPasswordError::Blank);
-    }
-    if settings.is_truncated(&password) {
-        eprintln!(
-            "note: password + pepper is longer than 72 bytes; bcrypt, here as in Synapse, \
-             uses the first 72 bytes. Logging in works the same."
-        );
-    }
+    password_input::note_if_truncated(&settings, &password);
     let hash = settings.hash(&password)?;
     println!("{}", hash.expose_secret());
     Ok(())
-}
-
-fn read_password() -> Result<SecretString, HashPasswordError> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        let mut line = String::new();
-        stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(HashPasswordError::Read)?;
-        let password = SecretString::from(line.trim().to_owned());
-        secrecy::zeroize::Zeroize::zeroize(&mut line);
-        return Ok(password);
-    }
-    let first = SecretString::from(
-        rpassword::prompt_password("Password: ").map_err(HashPasswordError::Read)?,
-    );
-    if first.expose_secret().is_empty() {
-        return Err(HashPasswordError::Blank);
-    }
-    let second = SecretString::from(
-        rpassword::prompt_password("Confirm password: ").map_err(HashPasswordError::Read)?,
-    );
-    if first.expose_secret() != second.expose_secret() {
-        return Err(HashPasswordError::Mismatch);
-    }
-    Ok(first)
 }

@@ -1,7 +1,19 @@
 //! What the command-line entry points share: finding the config, and the commands that both
 //! `homekey` and the drop-in binaries run.
+//!
+//! - [`hash_password`]: Synapse's script, natively.
+//! - [`user`], [`user_import`] and [`audit_list`]: the operator's commands straight on the
+//!   database, with what they share in [`operator`].
+//! - [`password_input`]: reading a new password (prompt, stdin, or `-p`).
+//! - [`time`]: durations and timestamps as an operator types and reads them.
 
+pub mod audit_list;
 pub mod hash_password;
+pub mod operator;
+pub mod password_input;
+pub mod time;
+pub mod user;
+pub mod user_import;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@ use homekey::config::HashScheme;
 use homekey::password::HashSettings;
 use secrecy::SecretString;
 
-use crate::support::{HASH_PASSWORD, HOMEKEY, run_binary, stderr, stdout, write_config};
+use crate::support::{self, HASH_PASSWORD, HOMEKEY, run_binary, stderr, stdout, write_config};
 
 const PEPPER: &str = "cli-pepper-xyz";
 
@@ -166,53 +166,9 @@ fn neither_the_password_nor_the_pepper_reaches_the_logs() {
     );
 }
 
-/// Runs `hash_password` on a pseudo-terminal (through Python's `pty`, on every machine with
-/// Python), answering its prompts; returns what the terminal showed and the exit code.
+/// Runs `hash_password -c CONFIG` on a pseudo-terminal, answering its prompts.
 fn on_a_terminal(config: &str, answers: &[&str]) -> (String, i32) {
-    let script = r#"
-import os, pty, sys, termios, time
-binary, config, answers = sys.argv[1], sys.argv[2], sys.argv[3:]
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(binary, [binary, "-c", config])
-seen = b""
-def read_until(marker, deadline):
-    global seen
-    while marker not in seen and time.time() < deadline:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            return
-        if not chunk:
-            return
-        seen += chunk
-deadline = time.time() + 20
-prompts = [b"Password: ", b"Confirm password: "]
-def wait_for_echo_off(deadline):
-    # The prompt is printed just before echo is switched off: type only once it is off,
-    # as a person would (on Linux the master side reports the terminal's settings).
-    while time.time() < deadline and termios.tcgetattr(fd)[3] & termios.ECHO:
-        time.sleep(0.01)
-for i, answer in enumerate(answers):
-    read_until(prompts[i], deadline)
-    wait_for_echo_off(deadline)
-    os.write(fd, answer.encode() + b"\r")
-while time.time() < deadline:
-    try:
-        chunk = os.read(fd, 1024)
-    except OSError:
-        break
-    if not chunk:
-        break
-    seen += chunk
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(seen.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
-    let mut args = vec!["-c", script, HASH_PASSWORD, config];
-    args.extend_from_slice(answers);
-    let out = run_binary("python3", &args, b"", &[]);
-    (stdout(&out), out.status.code().unwrap_or(-1))
+    support::on_a_terminal(&[HASH_PASSWORD, "-c", config], answers)
 }
 
 #[test]

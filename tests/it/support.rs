@@ -224,17 +224,75 @@ pub fn python_with_bcrypt(test: &str) -> Option<String> {
 }
 
 /// The venv holding the real Synapse (`pip install matrix-synapse`), from
-/// `HOMEKEY_TEST_SYNAPSE`; `.ci/run` makes it. `None` (a skip) without one.
+/// `HOMEKEY_TEST_SYNAPSE`; `.ci/run` makes it. `None` (a skip; under CI a failure) without.
 pub fn synapse_venv(test: &str) -> Option<std::path::PathBuf> {
-    let venv = std::env::var_os("HOMEKEY_TEST_SYNAPSE").map(std::path::PathBuf::from);
-    match venv {
-        Some(venv) if venv.join("bin/register_new_matrix_user").exists() => Some(venv),
-        _ => {
-            skip(
-                test,
-                "no Synapse venv (set HOMEKEY_TEST_SYNAPSE to a venv with matrix-synapse)",
-            );
-            None
-        }
+    let Some(venv) = std::env::var_os("HOMEKEY_TEST_SYNAPSE").map(std::path::PathBuf::from) else {
+        skip(
+            test,
+            "HOMEKEY_TEST_SYNAPSE is not set (a venv with matrix-synapse; .ci/run makes one)",
+        );
+        return None;
+    };
+    let python = venv.join("bin/python");
+    let importable = Command::new(&python)
+        .args(["-c", "import synapse"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !importable {
+        skip(test, &format!("{} cannot import synapse", python.display()));
+        return None;
     }
+    Some(venv)
+}
+
+/// Runs `argv` on a pseudo-terminal (through Python's `pty`, on every machine with Python),
+/// answering its password prompts; returns what the terminal showed and the exit code.
+pub fn on_a_terminal(argv: &[&str], answers: &[&str]) -> (String, i32) {
+    let script = r#"
+import os, pty, sys, termios, time
+count = int(sys.argv[1])
+argv, answers = sys.argv[2:2 + count], sys.argv[2 + count:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen = b""
+def read_until(marker, deadline):
+    global seen
+    while marker not in seen and time.time() < deadline:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            return
+        if not chunk:
+            return
+        seen += chunk
+deadline = time.time() + 20
+prompts = [b"Password: ", b"Confirm password: "]
+def wait_for_echo_off(deadline):
+    # The prompt is printed just before echo is switched off: type only once it is off,
+    # as a person would (on Linux the master side reports the terminal's settings).
+    while time.time() < deadline and termios.tcgetattr(fd)[3] & termios.ECHO:
+        time.sleep(0.01)
+for i, answer in enumerate(answers):
+    read_until(prompts[i], deadline)
+    wait_for_echo_off(deadline)
+    os.write(fd, answer.encode() + b"\r")
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let count = argv.len().to_string();
+    let mut args = vec!["-c", script, &count];
+    args.extend_from_slice(argv);
+    args.extend_from_slice(answers);
+    let out = run_binary("python3", &args, b"", &[]);
+    (stdout(&out), out.status.code().unwrap_or(-1))
 }

@@ -1,0 +1,368 @@
+//! `homekey user import FILE`: many accounts at once, from CSV (with a header line) or JSON
+//! lines. The whole file is checked before anything changes, so a bad line imports nothing;
+//! users that already exist are skipped, so an interrupted import is finished by running it
+//! again. Errors name the line and the field, never a password or a hash.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::operator::{CommandError, DatabaseSelection, Operator, out};
+use crate::accounts::now_ms;
+use crate::config::HashScheme;
+use crate::ids::UserId;
+use crate::store::{Flavour, NewUser, StoreError};
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// A CSV file with a header line, or a JSON-lines file (one object a line).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub db: DatabaseSelection,
+}
+
+/// The fields a line may have.
+const FIELDS: &[&str] = &["user", "password", "password_hash", "admin", "displayname"];
+
+/// One account of the file, checked.
+struct Entry {
+    line: u64,
+    user_id: UserId,
+    password: Option<SecretString>,
+    password_hash: Option<SecretString>,
+    admin: bool,
+    displayname: String,
+}
+
+/// A line's fields, as text (absent when empty or null), with its line number.
+struct RawLine {
+    line: u64,
+    fields: BTreeMap<String, String>,
+}
+
+pub async fn run(args: ImportArgs) -> Result<(), CommandError> {
+    let text = std::fs::read_to_string(&args.file).map_err(|err| {
+        CommandError::Refused(format!("{}: cannot read it: {err}", args.file.display()))
+    })?;
+    let raw = if is_json_lines(&args.file, &text) {
+        parse_json_lines(&text)?
+    } else {
+        parse_csv(&text)?
+    };
+    let op = args.db.open().await?;
+    let entries = check(&op, raw).await?;
+    let outcome = import(&op, &entries).await?;
+    out!(
+        "imported {} user{}; skipped {} that already existed",
+        outcome.imported,
+        if outcome.imported == 1 { "" } else { "s" },
+        outcome.skipped
+    );
+    if outcome.imported > 0 {
+        op.note_synapse_caches();
+    }
+    Ok(())
+}
+
+/// JSON lines by extension (`.jsonl`, `.ndjson`, `.json`), CSV by `.csv`, else by whether
+/// the first line that is not blank is an object.
+fn is_json_lines(path: &Path, text: &str) -> bool {
+    match path.extension().and_then(|ext| ext.to_str()) {
+        Some("jsonl" | "ndjson" | "json") => true,
+        Some("csv") => false,
+        _ => text
+            .lines()
+            .find(|line| !line.trim().is_empty())
+            .is_some_and(|line| line.trim_start().starts_with('{')),
+    }
+}
+
+fn line_error(line: u64, message: impl std::fmt::Display) -> CommandError {
+    CommandError::Refused(format!("line {line}: {message}; nothing was imported"))
+}
+
+fn parse_json_lines(text: &str) -> Result<Vec<RawLine>, CommandError> {
+    let mut lines = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // serde_json's messages may quote the text: say only where it went wrong.
+        let object: serde_json::Map<String, Value> = serde_json::from_str(line).map_err(|err| {
+            line_error(
+                number,
+                format!("not a JSON object (column {})", err.column()),
+            )
+        })?;
+        let mut fields = BTreeMap::new();
+        for (key, value) in object {
+            let text = match value {
+                Value::Null => continue,
+                Value::String(text) => text,
+                Value::Bool(flag) => flag.to_string(),
+                Value::Number(number) => number.to_string(),
+                _ => {
+                    return Err(line_error(
+                        number,
+                        format!("`{key}` must be a string or a boolean"),
+                    ));
+                }
+            };
+            fields.insert(key, text);
+        }
+        lines.push(RawLine {
+            line: number,
+            fields,
+        });
+    }
+    Ok(lines)
+}
+
+fn parse_csv(text: &str) -> Result<Vec<RawLine>, CommandError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::Headers)
+        .from_reader(text.as_bytes());
+    // csv's errors name positions and counts, never the field's content.
+    let headers = reader
+        .headers()
+        .map_err(|err| line_error(1, format!("not a CSV header: {err}")))?
+        .clone();
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|err| {
+            let line = err.position().map_or(0, |p| p.line());
+            line_error(line, format!("not valid CSV: {}", csv_error_kind(&err)))
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let fields = headers
+            .iter()
+            .zip(record.iter())
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        lines.push(RawLine { line, fields });
+    }
+    Ok(lines)
+}
+
+fn csv_error_kind(err: &csv::Error) -> String {
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} fields where the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "not UTF-8".into(),
+        _ => "malformed".into(),
+    }
+}
+
+/// Checks every line, and which users exist, before anything changes.
+async fn check(op: &Operator, raw: Vec<RawLine>) -> Result<Vec<Entry>, CommandError> {
+    let mut entries = Vec::new();
+    let mut seen = HashSet::new();
+    let mut new_passwords = false;
+    for RawLine { line, mut fields } in raw {
+        if let Some(unknown) = fields.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+            return Err(line_error(
+                line,
+                format!("unknown field `{unknown}` (known: {})", FIELDS.join(", ")),
+            ));
+        }
+        let given = fields
+            .remove("user")
+            .ok_or_else(|| line_error(line, "`user` is missing"))?;
+        let user_id = op.user_id(&given).map_err(|err| line_error(line, err))?;
+        if !seen.insert(user_id.as_str().to_lowercase()) {
+            return Err(line_error(line, format!("{user_id} is listed twice")));
+        }
+        let exists = !op
+            .store
+            .find_users_case_insensitive(user_id.as_str())
+            .await?
+            .is_empty();
+        if !exists {
+            crate::ids::validate_new_localpart(user_id.localpart())
+                .map_err(|err| line_error(line, format!("cannot create {user_id}: {err}")))?;
+        }
+        let password = fields.remove("password").map(SecretString::from);
+        let password_hash = fields.remove("password_hash").map(SecretString::from);
+        if password.is_some() && password_hash.is_some() {
+            return Err(line_error(
+                line,
+                "give `password` or `password_hash`, not both",
+            ));
+        }
+        if let Some(password) = &password {
+            op.check_new_password(password)
+                .map_err(|err| line_error(line, err))?;
+            new_passwords = true;
+        }
+        if let Some(hash) = &password_hash {
+            match crate::password::scheme::scheme_of(hash.expose_secret()) {
+                None => {
+                    return Err(line_error(
+                        line,
+                        "`password_hash` is not a bcrypt or argon2id hash",
+                    ));
+                }
+                Some(HashScheme::Argon2id) if op.store.flavour() == Flavour::Synapse => {
+                    return Err(line_error(
+                        line,
+                        "`password_hash` is argon2id, which Synapse cannot read",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let admin = match fields.remove("admin").as_deref().map(str::to_lowercase) {
+            None => false,
+            Some(flag) => match flag.as_str() {
+                "true" | "yes" | "1" => true,
+                "false" | "no" | "0" => false,
+                _ => return Err(line_error(line, "`admin` must be true or false")),
+            },
+        };
+        let displayname = fields
+            .remove("displayname")
+            .unwrap_or_else(|| user_id.localpart().to_owned());
+        entries.push(Entry {
+            line,
+            user_id,
+            password,
+            password_hash,
+            admin,
+            displayname,
+        });
+    }
+    if new_passwords {
+        op.check_hash_scheme()?;
+        op.note_without_config();
+    }
+    Ok(entries)
+}
+
+struct Outcome {
+    imported: u64,
+    skipped: u64,
+}
+
+/// Creates the accounts that do not exist yet, hashing a batch of passwords at a time on
+/// every core; each account is its own transaction, so a stop leaves whole accounts only.
+async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandError> {
+    let progress = Progress::new(entries.len());
+    let mut outcome = Outcome {
+        imported: 0,
+        skipped: 0,
+    };
+    let batch = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for chunk in entries.chunks(batch) {
+        let mut todo = Vec::new();
+        for entry in chunk {
+            let exists = !op
+                .store
+                .find_users_case_insensitive(entry.user_id.as_str())
+                .await
+                .map_err(|err| stopped(entry, &outcome, err.into()))?
+                .is_empty();
+            if exists {
+                outcome.skipped += 1;
+            } else {
+                todo.push(entry);
+            }
+        }
+        let mut hashing = tokio::task::JoinSet::new();
+        for (index, entry) in todo.iter().enumerate() {
+            if let Some(password) = &entry.password {
+                let hasher = op.hasher.clone();
+                let password = password.clone();
+                hashing.spawn(async move { (index, hasher.hash(password).await) });
+            }
+        }
+        let mut hashes: Vec<Option<SecretString>> =
+            todo.iter().map(|e| e.password_hash.clone()).collect();
+        while let Some(joined) = hashing.join_next().await {
+            let (index, hash) = joined.expect("hashing does not panic");
+            let hash = hash.map_err(|err| {
+                stopped(
+                    todo[index],
+                    &outcome,
+                    CommandError::Refused(err.to_string()),
+                )
+            })?;
+            hashes[index] = Some(hash);
+        }
+        for (entry, hash) in todo.into_iter().zip(hashes) {
+            let created = op
+                .store
+                .create_user(&NewUser {
+                    user_id: entry.user_id.clone(),
+                    password_hash: hash,
+                    creation_ts: now_ms() / 1000,
+                    admin: entry.admin,
+                    is_guest: false,
+                    user_type: None,
+                    displayname: Some(entry.displayname.clone()),
+                })
+                .await;
+            match created {
+                Ok(_) => {
+                    outcome.imported += 1;
+                    op.audit(
+                        "create_user",
+                        entry.user_id.as_str(),
+                        json!({"admin": entry.admin, "import": true}),
+                    )
+                    .await;
+                }
+                // Created by someone else since the check: it exists, which is the point.
+                Err(StoreError::UserExists(_)) => outcome.skipped += 1,
+                Err(err) => return Err(stopped(entry, &outcome, err.into())),
+            }
+        }
+        progress.show(outcome.imported + outcome.skipped);
+    }
+    progress.finish();
+    Ok(outcome)
+}
+
+/// The error that stopped an import midway, with what was done and how to go on.
+fn stopped(entry: &Entry, outcome: &Outcome, err: CommandError) -> CommandError {
+    let message = format!(
+        "line {} ({}): {err}; {} imported before it: run the import again to go on",
+        entry.line, entry.user_id, outcome.imported
+    );
+    match err {
+        CommandError::Unreachable(_) => CommandError::Unreachable(message),
+        _ => CommandError::Refused(message),
+    }
+}
+
+/// A counter on stderr, rewritten in place, only when stderr is a terminal.
+struct Progress {
+    total: usize,
+    on_terminal: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            on_terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: u64) {
+        if self.on_terminal {
+            eprint!("\rimporting: {done}/{}", self.total);
+        }
+    }
+
+    fn finish(&self) {
+        if self.on_terminal {
+            eprintln!();
+        }
+    }
+}

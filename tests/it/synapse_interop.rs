@@ -1,0 +1,351 @@
+//! homekey on a real Synapse's database: Synapse (from `$HOMEKEY_TEST_SYNAPSE`, a venv with
+//! `matrix-synapse`; `.ci/run` makes one) creates its SQLite database and a user, stops;
+//! `homekey user set-password` changes the password straight in that database; Synapse starts
+//! again and logs the user in with the new password only (and an account homekey created
+//! there too). Synapse listens on 127.0.0.1 only
+//! and talks to no other server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{HOMEKEY, run_binary, stderr, stdout, synapse_venv};
+
+const SHARED_SECRET: &str = "interop-shared-secret";
+const PEPPER: &str = "interop-pepper";
+
+/// A Synapse homeserver for example.com on SQLite in a temporary directory, listening on a
+/// free port of 127.0.0.1; killed when dropped.
+struct Synapse {
+    venv: PathBuf,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl Synapse {
+    /// Writes the config and generates the signing key.
+    fn prepare(venv: PathBuf) -> Synapse {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let d = dir.path().display();
+        let config = dir.path().join("homeserver.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "server_name: example.com
+pid_file: {d}/homeserver.pid
+listeners:
+  - port: {port}
+    tls: false
+    type: http
+    x_forwarded: false
+    bind_addresses: ['127.0.0.1']
+    resources:
+      - names: [client]
+        compress: false
+database:
+  name: sqlite3
+  args:
+    database: {d}/homeserver.db
+media_store_path: {d}/media_store
+signing_key_path: {d}/example.com.signing.key
+registration_shared_secret: {SHARED_SECRET}
+macaroon_secret_key: interop-macaroon-key
+enable_registration: false
+report_stats: false
+suppress_key_server_warning: true
+trusted_key_servers: []
+bcrypt_rounds: 5
+password_config:
+  pepper: {PEPPER}
+rc_login:
+  address: {{per_second: 1000, burst_count: 1000}}
+  account: {{per_second: 1000, burst_count: 1000}}
+  failed_attempts: {{per_second: 1000, burst_count: 1000}}
+"
+            ),
+        )
+        .unwrap();
+        let synapse = Synapse {
+            venv,
+            dir,
+            config,
+            port,
+            child: None,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        };
+        let out = synapse
+            .python_command()
+            .args(["-m", "synapse.app.homeserver", "--generate-keys", "-c"])
+            .arg(&synapse.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        synapse
+    }
+
+    /// A command of the venv, kept off any proxy: every request goes to 127.0.0.1.
+    fn venv_command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.venv.join("bin").join(program));
+        for var in [
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+        ] {
+            command.env_remove(var);
+        }
+        command.env("NO_PROXY", "127.0.0.1,localhost");
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    fn python_command(&self) -> Command {
+        self.venv_command("python")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("synapse.log")
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Starts Synapse and waits until it answers `/_matrix/client/versions`.
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = self
+            .python_command()
+            .args(["-m", "synapse.app.homeserver", "-c"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let answered = self
+                .http
+                .get(self.url("/_matrix/client/versions"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if answered {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "Synapse exited ({status}) before answering:\n{}",
+                    self.log_tail()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Synapse did not answer in 120 s:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, and waits for Synapse to exit (killed after 30 s).
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url("/_matrix/client/v3/login"))
+            .json(&json!({
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user},
+                "password": password,
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn whoami(&self, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url("/_matrix/client/v3/account/whoami"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `homekey ARGS -c <Synapse's homeserver.yaml>`.
+    fn homekey(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut all = args.to_vec();
+        all.extend(["-c", path_str(&self.config)]);
+        run_binary(HOMEKEY, &all, stdin.as_bytes(), &[])
+    }
+}
+
+impl Drop for Synapse {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_password_set_by_homekey_in_synapses_database_logs_in_to_synapse() {
+    let test = "a_password_set_by_homekey_in_synapses_database_logs_in_to_synapse";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let started = Instant::now();
+    let mut synapse = Synapse::prepare(venv);
+    synapse.start().await;
+
+    // Synapse's own script registers the user through the shared-secret API.
+    let out = synapse
+        .venv_command("register_new_matrix_user")
+        .args([
+            "-u",
+            "alice",
+            "-p",
+            "old-pw",
+            "--no-admin",
+            "-k",
+            SHARED_SECRET,
+        ])
+        .arg(synapse.url(""))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (status, body) = synapse.login("alice", "old-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let old_token = body["access_token"].as_str().unwrap().to_owned();
+    synapse.stop();
+
+    // homekey reads Synapse's homeserver.yaml (ignoring the keys it does not use) and sees
+    // Synapse's account.
+    let out = synapse.homekey(&["user", "show", "alice", "--json"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["name"], "@alice:example.com");
+    assert_eq!(shown["admin"], false);
+    assert_eq!(shown["password_set"], true);
+    assert!(!shown["devices"].as_array().unwrap().is_empty(), "{shown}");
+
+    let out = synapse.homekey(
+        &[
+            "user",
+            "set-password",
+            "@alice:example.com",
+            "--password-stdin",
+            "--logout-devices",
+        ],
+        "new-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "password of @alice:example.com changed; every device logged out\n"
+    );
+    assert!(
+        stderr(&out).contains("Synapse caches users and access tokens"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An account homekey creates in Synapse's tables logs in to Synapse too.
+    let out = synapse.homekey(
+        &[
+            "user",
+            "create",
+            "carol",
+            "--displayname",
+            "Carol",
+            "--password-stdin",
+        ],
+        "carol-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // homekey mints no access token in Synapse's database, and keeps no audit log there.
+    let out = synapse.homekey(&["user", "login", "alice"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("POST /_synapse/admin/v1/users/<user_id>/login"),
+        "{err}"
+    );
+    let out = synapse.homekey(&["audit", "list"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    synapse.start().await;
+    let (status, body) = synapse.login("alice", "new-pw").await;
+    assert_eq!(status, StatusCode::OK, "new password: {body}");
+    assert_eq!(body["user_id"], "@alice:example.com");
+    let (status, body) = synapse.login("alice", "old-pw").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "old password: {body}");
+    assert_eq!(body["errcode"], "M_FORBIDDEN");
+    let (status, body) = synapse.login("carol", "carol-pw").await;
+    assert_eq!(status, StatusCode::OK, "created by homekey: {body}");
+    assert_eq!(body["user_id"], "@carol:example.com");
+    // --logout-devices ended the session Synapse had handed out.
+    let (status, body) = synapse.whoami(&old_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "old token: {body}");
+    assert_eq!(body["errcode"], "M_UNKNOWN_TOKEN");
+    synapse.stop();
+    eprintln!(
+        "{test}: Synapse scenario took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
