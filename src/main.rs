@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use homekey::cli::admin::{self, AdminArgs};
 use homekey::cli::audit_list::{self, AuditArgs};
 use homekey::cli::hash_password::{self, HashPasswordArgs};
 use homekey::cli::operator::CommandError;
@@ -61,6 +62,9 @@ enum Command {
     User(UserArgs),
     /// Read the audit log: who changed which account, and how.
     Audit(AuditArgs),
+    /// Use the Admin API of a running server (homekey's or Synapse's): login, reset-password,
+    /// user show/list/create, set-admin, deactivate, whois, devices, server-version.
+    Admin(AdminArgs),
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -179,6 +183,7 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::User(args) => Ok(runtime()?.block_on(user::run(args))?),
         Command::Audit(args) => Ok(runtime()?.block_on(audit_list::run(args))?),
+        Command::Admin(args) => Ok(runtime()?.block_on(admin::run(args))?),
         Command::Migrate { config, database } => {
             let database = effective_config(&config, database)?.database;
             runtime()?.block_on(async {

@@ -7,6 +7,7 @@
 //! - [`password_input`]: reading a new password (prompt, stdin, or `-p`).
 //! - [`time`]: durations and timestamps as an operator types and reads them.
 
+pub mod admin;
 pub mod audit_list;
 pub mod hash_password;
 pub mod operator;

@@ -169,6 +169,7 @@ pub fn run_binary(binary: &str, args: &[&str], stdin: &[u8], envs: &[(&str, &str
 
 pub const HOMEKEY: &str = env!("CARGO_BIN_EXE_homekey");
 pub const HASH_PASSWORD: &str = env!("CARGO_BIN_EXE_hash_password");
+pub const REGISTER_NEW_MATRIX_USER: &str = env!("CARGO_BIN_EXE_register_new_matrix_user");
 
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{HOMEKEY, run_binary, stderr, stdout, synapse_venv};
+use crate::support::{HOMEKEY, REGISTER_NEW_MATRIX_USER, run_binary, stderr, stdout, synapse_venv};
 
 const SHARED_SECRET: &str = "interop-shared-secret";
 const PEPPER: &str = "interop-pepper";
@@ -348,4 +348,125 @@ async fn a_password_set_by_homekey_in_synapses_database_logs_in_to_synapse() {
         "{test}: Synapse scenario took {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// homekey's `register_new_matrix_user` and `homekey admin …` against a running Synapse: the
+/// clients speak Synapse's Admin API as Synapse serves it.
+#[tokio::test]
+async fn homekeys_admin_client_and_register_script_work_against_a_running_synapse() {
+    let test = "homekeys_admin_client_and_register_script_work_against_a_running_synapse";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let mut synapse = Synapse::prepare(venv);
+    synapse.start().await;
+    let url = synapse.url("");
+    for (user, password, admin_flag) in [
+        ("boss", "boss-pw", "--admin"),
+        ("alice", "old-pw", "--no-admin"),
+    ] {
+        let out = run_binary(
+            REGISTER_NEW_MATRIX_USER,
+            &[
+                "-u",
+                user,
+                "-p",
+                password,
+                admin_flag,
+                "-k",
+                SHARED_SECRET,
+                &url,
+            ],
+            b"",
+            &[],
+        );
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        assert!(stdout(&out).contains("Success!"));
+    }
+    let (status, body) = synapse.login("alice", "old-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let alice_token = body["access_token"].as_str().unwrap().to_owned();
+
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path().to_str().unwrap();
+    let admin = |args: &[&str], stdin: &str| {
+        run_binary(
+            HOMEKEY,
+            &[&["admin"], args].concat(),
+            stdin.as_bytes(),
+            &[("XDG_CONFIG_HOME", xdg)],
+        )
+    };
+    let out = admin(
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "boss",
+            "--password-stdin",
+        ],
+        "boss-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let session = home.path().join("homekey/admin-session.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!stdout(&out).contains("syt_"), "the token is not printed");
+
+    // A localpart is on the saved admin's server.
+    let out = admin(&["reset-password", "alice", "--password-stdin"], "new-pw\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, body) = synapse.whoami(&alice_token).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::UNAUTHORIZED, &json!("M_UNKNOWN_TOKEN"))
+    );
+    assert_eq!(
+        synapse.login("alice", "old-pw").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(synapse.login("alice", "new-pw").await.0, StatusCode::OK);
+
+    let out = admin(&["user", "show", "@alice:example.com", "--json"], "");
+    let shown: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    assert_eq!(shown["name"], "@alice:example.com");
+    let out = admin(&["user", "list"], "");
+    assert!(
+        stdout(&out).contains("@alice:example.com") && stdout(&out).contains("@boss:example.com"),
+        "{}",
+        stdout(&out)
+    );
+    let out = admin(&["server-version"], "");
+    assert!(
+        out.status.success() && !stdout(&out).trim().is_empty(),
+        "{}",
+        stderr(&out)
+    );
+
+    // A non-admin's token: Synapse's 403, explained.
+    let out = run_binary(
+        HOMEKEY,
+        &[
+            "admin",
+            "--server",
+            &url,
+            "--token",
+            &alice_token,
+            "user",
+            "list",
+        ],
+        b"",
+        &[("XDG_CONFIG_HOME", xdg)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("M_"), "{}", stderr(&out));
+
+    let out = admin(&["logout"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!session.exists());
 }

@@ -1,0 +1,274 @@
+//! `homekey admin …` and homekey's `register_new_matrix_user` as processes against a running
+//! homekey, on SQLite and PostgreSQL.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::server::{Server, server_tests};
+use crate::support::{HOMEKEY, REGISTER_NEW_MATRIX_USER, TestDb, run_binary, stderr, stdout};
+
+server_tests!(
+    register_new_matrix_user_and_the_admin_commands_manage_users,
+    admin_command_errors_name_the_problem_and_exit_with_its_code,
+);
+
+const SHARED_SECRET: &str = "cli-admin-secret";
+
+async fn register_new_matrix_user_and_the_admin_commands_manage_users(db: TestDb) {
+    let server = Server::start(
+        db,
+        &format!("registration_shared_secret: {SHARED_SECRET}\n"),
+    )
+    .await;
+    let url = server.base.clone();
+    let out = run_binary(
+        REGISTER_NEW_MATRIX_USER,
+        &[
+            "-u",
+            "boss",
+            "-p",
+            "boss-pw",
+            "--admin",
+            "-k",
+            SHARED_SECRET,
+            &url,
+        ],
+        b"",
+        &[],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "Sending registration request...\nSuccess!\n");
+    // Again: taken, unless --exists-ok.
+    let again = [
+        "-u",
+        "boss",
+        "-p",
+        "x",
+        "--admin",
+        "-k",
+        SHARED_SECRET,
+        &url,
+    ];
+    let out = run_binary(REGISTER_NEW_MATRIX_USER, &again, b"", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("User ID already taken."),
+        "{}",
+        stdout(&out)
+    );
+    let out = run_binary(
+        REGISTER_NEW_MATRIX_USER,
+        &[&again[..], &["--exists-ok"]].concat(),
+        b"",
+        &[],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            stdout(&out).contains("User already exists. Skipping.")
+        ),
+        (Some(0), true)
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path().to_str().unwrap();
+    let admin = |args: &[&str], stdin: &str| {
+        run_binary(
+            HOMEKEY,
+            &[&["admin"], args].concat(),
+            stdin.as_bytes(),
+            &[("XDG_CONFIG_HOME", xdg)],
+        )
+    };
+    let out = admin(
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "boss",
+            "--password-stdin",
+        ],
+        "boss-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = admin(
+        &[
+            "user",
+            "create",
+            "carol",
+            "--displayname",
+            "Carol",
+            "--password-stdin",
+        ],
+        "carol-pw\n",
+    );
+    assert_eq!(
+        stdout(&out),
+        "created @carol:example.com\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = admin(&["user", "create", "carol", "--password-stdin"], "x\n");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an existing user is not changed"
+    );
+    assert!(server.has_password("@carol:example.com", "carol-pw").await);
+    let (carol_token, _) = server.session_for("carol", "carol-pw").await;
+
+    let out = admin(
+        &[
+            "reset-password",
+            "carol",
+            "--keep-devices",
+            "--password-stdin",
+        ],
+        "second-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.whoami(Some(&carol_token)).await.0, StatusCode::OK);
+    let out = admin(
+        &["reset-password", "@carol:example.com", "--password-stdin"],
+        "third-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        server.whoami(Some(&carol_token)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(server.has_password("@carol:example.com", "third-pw").await);
+
+    let out = admin(&["set-admin", "carol", "true"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = admin(&["user", "show", "carol", "--json"], "");
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (shown["admin"].clone(), shown["displayname"].clone()),
+        (true.into(), "Carol".into())
+    );
+    let out = admin(&["user", "list", "--admins"], "");
+    assert!(
+        stdout(&out).contains("@carol:example.com") && stdout(&out).ends_with("2 users\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = admin(&["devices", "boss"], "");
+    // Registration logged boss in once, `admin login` once more.
+    let devices = stdout(&out);
+    assert_eq!(devices.lines().count(), 2, "{devices}");
+    assert!(devices.contains("homekey admin"), "{devices}");
+    let out = admin(&["whois", "boss"], "");
+    assert!(
+        stdout(&out).contains("\"user_id\": \"@boss:example.com\""),
+        "{}",
+        stdout(&out)
+    );
+    let out = admin(&["deactivate", "carol"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        server
+            .store()
+            .get_user("@carol:example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .deactivated
+    );
+    let out = admin(&["server-version"], "");
+    assert!(stdout(&out).starts_with("homekey "), "{}", stdout(&out));
+
+    // The audit log names the admin for each change.
+    let records = server
+        .store()
+        .list_audit(&Default::default())
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.actor.as_str(), r.action.as_str()))
+        .collect();
+    assert!(
+        actions.contains(&("@boss:example.com", "deactivate")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("@boss:example.com", "reset_password")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("shared-secret registration", "create_user")),
+        "{actions:?}"
+    );
+
+    let out = admin(&["logout"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = admin(&["--server", &url, "server-version"], "");
+    assert!(out.status.success(), "the version needs no token");
+    let out = admin(&["--server", &url, "user", "list"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("M_MISSING_TOKEN"), "{}", stderr(&out));
+}
+
+async fn admin_command_errors_name_the_problem_and_exit_with_its_code(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("dave", "dave-pw").await;
+    let token = server.token_for("dave", "dave-pw").await;
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path().to_str().unwrap();
+    let run = |args: &[&str]| run_binary(HOMEKEY, args, b"", &[("XDG_CONFIG_HOME", xdg)]);
+
+    // Not an admin: the server's errcode and a hint, exit 1, never the token.
+    let out = run(&[
+        "admin",
+        "--server",
+        &server.base,
+        "--token",
+        &token,
+        "user",
+        "list",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("M_FORBIDDEN") && err.contains("hint"), "{err}");
+    assert!(!err.contains(&token));
+    // A localpart without a saved session: which server is unknown.
+    let out = run(&[
+        "admin",
+        "--server",
+        &server.base,
+        "--token",
+        &token,
+        "whois",
+        "dave",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // No server at all.
+    let out = run(&["admin", "server-version"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--server"), "{}", stderr(&out));
+    // Nobody listening there.
+    let out = run(&["admin", "--server", "http://127.0.0.1:9", "server-version"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // A wrong password at login: exit 1, nothing saved.
+    let out = run_binary(
+        HOMEKEY,
+        &[
+            "admin",
+            "login",
+            "--server",
+            &server.base,
+            "--user",
+            "dave",
+            "--password-stdin",
+        ],
+        b"wrong\n",
+        &[("XDG_CONFIG_HOME", xdg)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("M_FORBIDDEN"), "{}", stderr(&out));
+    assert!(!home.path().join("homekey/admin-session.json").exists());
+}
