@@ -362,15 +362,9 @@ async fn deactivation_needs_the_password_and_ends_every_session(db: TestDb) {
     server.create_user("fay", "fay-pw").await;
     let (token, _) = server.session_for("fay", "fay-pw").await;
     let (other_token, _) = server.session_for("fay", "fay-pw").await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/_matrix/client/v3/profile/@fay:example.com/displayname",
-            Some(&token),
-            Some(json!({"displayname": "Fay"})),
-        )
+    server
+        .set_own_displayname(&token, "@fay:example.com", "Fay")
         .await;
-    assert_eq!(status, StatusCode::OK);
 
     let (status, body) = server
         .call("POST", DEACTIVATE, Some(&token), Some(json!({})))
@@ -437,15 +431,9 @@ async fn deactivation_needs_the_password_and_ends_every_session(db: TestDb) {
     // With `erase`, in one request, the profile goes too.
     server.create_user("gus", "gus-pw").await;
     let (token, _) = server.session_for("gus", "gus-pw").await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/_matrix/client/v3/profile/@gus:example.com/displayname",
-            Some(&token),
-            Some(json!({"displayname": "Gus"})),
-        )
+    server
+        .set_own_displayname(&token, "@gus:example.com", "Gus")
         .await;
-    assert_eq!(status, StatusCode::OK);
     let (status, _) = server
         .call(
             "POST",

@@ -309,6 +309,19 @@ impl Server {
         self.token_for(localpart, password).await
     }
 
+    /// Sets a user's display name with the user's own token, as a client does.
+    pub async fn set_own_displayname(&self, token: &str, user_id: &str, displayname: &str) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("/_matrix/client/v3/profile/{user_id}/displayname"),
+                Some(token),
+                Some(json!({ "displayname": displayname })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     /// Whether `password` is the user's password now, checked on the stored hash.
     pub async fn has_password(&self, user_id: &str, password: &str) -> bool {
         let user = self.store().get_user(user_id).await.unwrap().unwrap();
