@@ -237,8 +237,7 @@ impl Accounts {
 
     /// Refuses a change that would leave the server without an admin who can act.
     async fn refuse_losing_the_last_admin(&self, user: &User) -> Result<(), AdminError> {
-        let acting_admin = user.admin && !user.deactivated && !user.locked;
-        if acting_admin && self.store.count_active_admins().await? <= 1 {
+        if self.store.is_last_active_admin(user).await? {
             return Err(AdminError::LastAdmin(user.name.clone()));
         }
         Ok(())

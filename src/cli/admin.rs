@@ -62,12 +62,18 @@ pub enum AdminCommand {
         user: String,
         #[arg(action = clap::ArgAction::Set)]
         admin: bool,
+        /// Remove the rights of the last admin who can act (a homekey server refuses anyway).
+        #[arg(long)]
+        force: bool,
     },
     /// Deactivate an account (no password, no sessions); --erase also clears its profile.
     Deactivate {
         user: String,
         #[arg(long)]
         erase: bool,
+        /// Deactivate the last admin who can act (a homekey server refuses anyway).
+        #[arg(long)]
+        force: bool,
     },
     /// Where a user is logged in.
     Whois { user: String },
@@ -320,13 +326,19 @@ pub async fn run(args: AdminArgs) -> Result<(), CommandError> {
             client.put_user(&user_id, body).await?;
             out!("created {user_id}{}", if *admin { " (admin)" } else { "" });
         }
-        AdminCommand::SetAdmin { user, admin } => {
+        AdminCommand::SetAdmin { user, admin, force } => {
             let user_id = user_id(user)?;
+            if !admin && !force {
+                refuse_losing_the_last_admin(&client, &user_id).await?;
+            }
             client.set_admin(&user_id, *admin).await?;
             out!("{user_id} admin: {admin}");
         }
-        AdminCommand::Deactivate { user, erase } => {
+        AdminCommand::Deactivate { user, erase, force } => {
             let user_id = user_id(user)?;
+            if !force {
+                refuse_losing_the_last_admin(&client, &user_id).await?;
+            }
             client.deactivate(&user_id, *erase).await?;
             out!("{user_id} deactivated");
         }
@@ -384,6 +396,29 @@ async fn login(args: &AdminArgs, user: &str, password_stdin: bool) -> Result<(),
         client.server(),
         path.display()
     );
+    Ok(())
+}
+
+/// Refuses to demote or deactivate the last admin who can act: Synapse would let the operator
+/// lock themselves out. (A homekey server refuses it itself.)
+async fn refuse_losing_the_last_admin(
+    client: &AdminClient,
+    user_id: &str,
+) -> Result<(), CommandError> {
+    let user = client.get_user(user_id).await?;
+    let acting_admin = user["admin"] == json!(true)
+        && user["deactivated"] != json!(true)
+        && user["locked"] != json!(true);
+    if !acting_admin {
+        return Ok(());
+    }
+    // The listing leaves out deactivated and locked users: these admins can act.
+    let admins = client.list_users(&[("admins", "true".into())]).await?;
+    if admins.len() <= 1 {
+        return Err(CommandError::Refused(format!(
+            "{user_id} is the last server admin who can act; make another user an admin first, or give --force"
+        )));
+    }
     Ok(())
 }
 

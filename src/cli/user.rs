@@ -5,7 +5,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::operator::{CommandError, DatabaseSelection, EXIT_CODES_HELP, out};
+use super::operator::{CommandError, DatabaseSelection, EXIT_CODES_HELP, Operator, out};
 use super::password_input::NewPasswordArgs;
 use super::time::{format_utc, parse_duration_ms};
 use crate::accounts::{now_ms, tokens};
@@ -31,10 +31,10 @@ pub enum UserCommand {
     SetAdmin(SetAdminArgs),
     /// Deactivate an account: no password, no devices, no tokens; it can't log in again.
     #[command(after_help = EXIT_CODES_HELP)]
-    Deactivate(OneUser),
+    Deactivate(LastAdminGuarded),
     /// Lock an account: its requests are refused until it is unlocked.
     #[command(after_help = EXIT_CODES_HELP)]
-    Lock(OneUser),
+    Lock(LastAdminGuarded),
     /// Unlock a locked account.
     #[command(after_help = EXIT_CODES_HELP)]
     Unlock(OneUser),
@@ -111,6 +111,21 @@ pub struct SetAdminArgs {
     /// true to grant admin rights, false to remove them.
     #[arg(action = clap::ArgAction::Set, value_parser = clap::value_parser!(bool))]
     pub admin: bool,
+    /// Remove the rights of the last admin who can act, leaving the server with none.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub db: DatabaseSelection,
+}
+
+/// A user whose change could take away the server's last admin.
+#[derive(Debug, clap::Args)]
+pub struct LastAdminGuarded {
+    /// A localpart of this server (alice) or a full user ID (@alice:example.com).
+    pub user: String,
+    /// Go ahead even if this is the last admin who can act, leaving the server with none.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub db: DatabaseSelection,
 }
@@ -165,8 +180,8 @@ pub async fn run(args: UserArgs) -> Result<(), CommandError> {
         UserCommand::SetPassword(args) => set_password(args).await,
         UserCommand::SetAdmin(args) => set_admin(args).await,
         UserCommand::Deactivate(args) => deactivate(args).await,
-        UserCommand::Lock(args) => set_locked(args, true).await,
-        UserCommand::Unlock(args) => set_locked(args, false).await,
+        UserCommand::Lock(args) => set_locked(&args.user, &args.db, true, args.force).await,
+        UserCommand::Unlock(args) => set_locked(&args.user, &args.db, false, false).await,
         UserCommand::Logout(args) => logout(args).await,
         UserCommand::Show(args) => show(args).await,
         UserCommand::List(args) => list(args).await,
@@ -267,6 +282,9 @@ async fn set_password(args: SetPasswordArgs) -> Result<(), CommandError> {
 async fn set_admin(args: SetAdminArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
+    if !args.admin {
+        refuse_losing_the_last_admin(&op, &user, args.force).await?;
+    }
     op.store.set_admin(&user.name, args.admin).await?;
     let is = if args.admin { "is" } else { "is not" };
     op.changed(
@@ -279,13 +297,14 @@ async fn set_admin(args: SetAdminArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn deactivate(args: OneUser) -> Result<(), CommandError> {
+async fn deactivate(args: LastAdminGuarded) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
     if user.deactivated {
         out!("{} was already deactivated", user.name);
         return Ok(());
     }
+    refuse_losing_the_last_admin(&op, &user, args.force).await?;
     op.store.deactivate(&user.name, false).await?;
     op.changed(
         "deactivate",
@@ -300,9 +319,17 @@ async fn deactivate(args: OneUser) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn set_locked(args: OneUser, locked: bool) -> Result<(), CommandError> {
-    let op = args.db.open().await?;
-    let user = op.existing_user(&args.user).await?;
+async fn set_locked(
+    user: &str,
+    db: &DatabaseSelection,
+    locked: bool,
+    force: bool,
+) -> Result<(), CommandError> {
+    let op = db.open().await?;
+    let user = op.existing_user(user).await?;
+    if locked {
+        refuse_losing_the_last_admin(&op, &user, force).await?;
+    }
     op.store.set_locked(&user.name, locked).await?;
     let (action, done) = if locked {
         ("lock", "locked")
@@ -548,4 +575,20 @@ fn device_json(device: &Device) -> Value {
         "last_seen_ip": device.ip,
         "last_seen_user_agent": device.user_agent,
     })
+}
+
+/// Refuses to take away the last admin who can act, unless `--force`: the operator would
+/// lock themselves out of the Admin API.
+async fn refuse_losing_the_last_admin(
+    op: &Operator,
+    user: &User,
+    force: bool,
+) -> Result<(), CommandError> {
+    if !force && op.store.is_last_active_admin(user).await? {
+        return Err(CommandError::Refused(format!(
+            "{} is the last server admin who can act; make another user an admin first, or give --force",
+            user.name
+        )));
+    }
+    Ok(())
 }

@@ -331,6 +331,13 @@ impl Store {
         })
     }
 
+    /// Whether `user` is the only admin who can act (not deactivated, not locked): demoting,
+    /// deactivating or locking them would leave the server with no admin.
+    pub async fn is_last_active_admin(&self, user: &User) -> Result<bool, StoreError> {
+        let acting_admin = user.admin && !user.deactivated && !user.locked;
+        Ok(acting_admin && self.count_active_admins().await? <= 1)
+    }
+
     /// How many admins can act: not deactivated, not locked.
     pub async fn count_active_admins(&self) -> Result<i64, StoreError> {
         with_pool!(self, |pool| {

@@ -93,6 +93,33 @@ async fn register_new_matrix_user_and_the_admin_commands_manage_users(db: TestDb
     );
     assert!(out.status.success(), "{}", stderr(&out));
 
+    // boss is the only admin: the client refuses to take boss away (so would the server).
+    for command in [&["set-admin", "boss", "false"][..], &["deactivate", "boss"]] {
+        let out = admin(command, "");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("last server admin"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = admin(&["set-admin", "boss", "false", "--force"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "homekey's server refuses even with --force"
+    );
+    assert!(stderr(&out).contains("M_UNKNOWN"), "{}", stderr(&out));
+    assert!(
+        server
+            .store()
+            .get_user("@boss:example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .admin
+    );
+
     let out = admin(
         &[
             "user",

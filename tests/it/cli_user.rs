@@ -327,7 +327,21 @@ async fn admin_lock_logout_and_deactivate_change_the_account(db: TestDb) {
         "@alice:example.com is a server admin\n"
     );
     assert!(user(&op).await.admin);
-    op.ok(&["user", "set-admin", "alice", "false"], "");
+    // alice is the only admin: taking her away needs --force, or the operator is locked out.
+    for command in [
+        &["user", "set-admin", "alice", "false"][..],
+        &["user", "lock", "alice"],
+        &["user", "deactivate", "alice"],
+    ] {
+        let err = op.fails(command, "", 1);
+        assert!(
+            err.contains("last server admin") && err.contains("--force"),
+            "{err}"
+        );
+    }
+    let alice = user(&op).await;
+    assert!(alice.admin && !alice.locked && !alice.deactivated);
+    op.ok(&["user", "set-admin", "alice", "false", "--force"], "");
     assert!(!user(&op).await.admin);
     op.fails(&["user", "set-admin", "alice", "maybe"], "", 2);
 
