@@ -7,6 +7,9 @@ use serde_json::{Map, Value, json};
 use crate::accounts::{AuthError, LoginError};
 use crate::store::StoreError;
 
+/// How long a client is asked to wait when the database is unreachable.
+const DATABASE_RETRY_AFTER_SECONDS: u64 = 5;
+
 #[derive(Debug, Clone)]
 pub struct MatrixError {
     pub status: StatusCode,
@@ -16,6 +19,8 @@ pub struct MatrixError {
     /// Fields beside `errcode` and `error`: `soft_logout` of token errors, `retry_after_ms`
     /// of rate limits, the flows of user-interactive auth.
     pub fields: Map<String, Value>,
+    /// `Retry-After`, in seconds: when a rate limit or an outage should be over.
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl MatrixError {
@@ -28,6 +33,7 @@ impl MatrixError {
             status,
             error: Some((errcode, message.into())),
             fields: Map::new(),
+            retry_after_seconds: None,
         }
     }
 
@@ -37,6 +43,7 @@ impl MatrixError {
             status: StatusCode::UNAUTHORIZED,
             error: None,
             fields,
+            retry_after_seconds: None,
         }
     }
 
@@ -70,6 +77,13 @@ impl MatrixError {
             "Too Many Requests",
         )
         .with_field("retry_after_ms", retry_after_ms)
+        .retry_after(retry_after_ms.div_ceil(1000))
+    }
+
+    /// Says in `Retry-After` when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> MatrixError {
+        self.retry_after_seconds = Some(seconds);
+        self
     }
 
     /// A 500 for a fault of the server's own: logged here with its cause, which the client
@@ -92,12 +106,7 @@ impl MatrixError {
 
 impl IntoResponse for MatrixError {
     fn into_response(self) -> Response {
-        // As Synapse: a rate limit's wait also in whole seconds, in `Retry-After`.
-        let retry_after = self
-            .fields
-            .get("retry_after_ms")
-            .and_then(Value::as_u64)
-            .map(|ms| ms.div_ceil(1000).to_string());
+        let retry_after = self.retry_after_seconds.map(|s| s.to_string());
         let mut body = self.fields;
         if let Some((errcode, message)) = self.error {
             body.insert("errcode".into(), json!(errcode));
@@ -129,6 +138,7 @@ impl From<StoreError> for MatrixError {
                     "M_UNKNOWN",
                     "The database is unavailable; try again shortly",
                 )
+                .retry_after(DATABASE_RETRY_AFTER_SECONDS)
             }
             other => MatrixError::internal("database error", &other),
         }
