@@ -26,6 +26,11 @@ die() {
   exit 1
 }
 say() { echo "tests/ansible: $*"; }
+checks=0
+pass() { # pass WHAT: one check passed
+  checks=$((checks + 1))
+  echo "tests/ansible: ok: $*"
+}
 
 [[ -x "$bin" ]] || die "no homekey binary at $bin: run \`cargo build\` first, or set HOMEKEY_BIN"
 bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
@@ -128,13 +133,13 @@ expect_ok() { # expect_ok CHANGED WHAT: the last run succeeded with that many ch
   local changed
   changed="$(recap changed)"
   if [[ "$changed" != "$1" ]]; then show_log; die "$2: changed=$changed, expected changed=$1"; fi
-  say "ok: $2 (changed=$changed)"
+  pass "$2 (changed=$changed)"
 }
 expect_failure() { # expect_failure MESSAGE WHAT: the last run failed and said MESSAGE
   if [[ $last_rc -eq 0 ]]; then show_log; die "$2: ansible-playbook succeeded, expected a failure"; fi
   if ! grep -qF -- "$1" "$last_log"; then show_log; die "$2: the output does not say: $1"; fi
   if [[ "$(recap changed)" != 0 ]]; then show_log; die "$2: a failed run reported changes"; fi
-  say "ok: $2 (failed with: $1)"
+  pass "$2 (failed with: $1)"
 }
 
 # --- 1. ansible-lint -----------------------------------------------------------------------
@@ -217,7 +222,7 @@ expect_login() { # expect_login STATUS USER PASSWORD WHAT
   local status
   status="$(login "$2" "$3")"
   [[ "$status" == "$1" ]] || die "$4: login answered $status, expected $1: $(cat "$work/login.json")"
-  say "ok: $4 (login $status)"
+  pass "$4 (login $status)"
 }
 whoami_status() {
   curl --silent --noproxy '*' --max-time 20 -o /dev/null -w '%{http_code}' \
@@ -238,11 +243,17 @@ token="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access
 play update-user-password "${users[@]}" --extra-vars="username=alice password=$new_password"
 expect_ok 1 "update-user-password without logout_devices"
 [[ "$(whoami_status "$token")" == 200 ]] || die "logout_devices defaults to false, yet the token stopped working"
-say "ok: the session survives without logout_devices"
+pass "the session survives without logout_devices"
 play update-user-password "${users[@]}" --extra-vars="username=alice password=$new_password logout_devices=true"
 expect_ok 1 "update-user-password with logout_devices=true"
 [[ "$(whoami_status "$token")" == 401 ]] || die "logout_devices=true left the token working"
-say "ok: logout_devices=true logged the session out"
+pass "logout_devices=true logged the session out"
+
+# At the highest verbosity too, the password stays out of the output (checked at the end).
+play update-user-password "${users[@]}" -vvv --extra-vars="username=alice password=$new_password"
+expect_ok 1 "update-user-password with -vvv"
+play update-user-password "${users[@]}" -vvv --extra-vars="username=alice password=$weak_password"
+expect_failure "homekey: password refused by the policy" "update-user-password with a weak password and -vvv"
 
 # --- 3. bad input: a clear message, and nothing changed ------------------------------------------
 play update-user-password "${users[@]}" --extra-vars="password=$other_password"
@@ -276,7 +287,7 @@ expect_login 200 alice "$new_password" "after the bad input, alice's password is
 expect_login 403 alice "$other_password" "no bad run set another password"
 "$bin" user show carol -c "$config" >/dev/null 2>&1 && die "carol was created by a refused register-user"
 "$bin" user show bob -c "$config" >/dev/null 2>&1 && die "bob exists after the bad input"
-say "ok: no user was created by the bad input"
+pass "no user was created by the bad input"
 
 # set-user-admin: changed only when the flag changes.
 admin_of() { "$bin" user show "$1" --json -c "$config" | python3 -c 'import json,sys; print(json.load(sys.stdin)["admin"])'; }
@@ -332,7 +343,7 @@ ansible_become_flags: -s /bin/sh
 EOF
 setup=(--extra-vars="@$work/setup.yml")
 
-play setup-all "${setup[@]}"
+play setup-all "${setup[@]}" --diff
 expect_ok "$(recap changed)" "setup-all into $prefix"
 [[ "$(recap changed)" -gt 0 ]] || die "the first setup-all changed nothing"
 play setup-all "${setup[@]}"
@@ -355,7 +366,19 @@ for line in "User=$system_user" "ExecStart=$prefix/usr/local/bin/homekey serve -
   grep -qxF "$line" "$unit" || die "the unit lacks $line"
 done
 grep -q '^server_name: example.com$' "$prefix/etc/homekey/homeserver.yaml" || die "homeserver.yaml lacks the server name"
-say "ok: binary, user, config (0640 root:$system_user), data folder, database and hardened unit in place"
+pass "binary, user, config (0640 root:$system_user), data folder, database and hardened unit in place"
+
+# systemd does not run here, but its analyzer reads unit files offline: every line must parse,
+# and the hardening must score as systemd's own "OK" or better (exposure at most 3 of 10).
+if command -v systemd-analyze >/dev/null; then
+  systemd-analyze verify "$unit" >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; die "systemd-analyze verify failed"; }
+  [[ ! -s "$work/verify.log" ]] || { cat "$work/verify.log" >&2; die "systemd-analyze verify complains about the unit"; }
+  systemd-analyze security --offline=true --threshold=30 "$unit" >"$work/security.log" 2>&1 ||
+    { cat "$work/security.log" >&2; die "the unit's exposure is above 3.0"; }
+  pass "systemd-analyze verify is silent; $(grep -o 'Overall exposure level.*' "$work/security.log")"
+else
+  say "systemd-analyze is not installed: the unit file was not checked by systemd"
+fi
 
 # The user tags against what setup-all installed, as the service's user (become: su).
 play register-user "${setup[@]}" --extra-vars="username=erin password=$other_password admin=yes"
@@ -364,20 +387,23 @@ play update-user-password "${setup[@]}" --extra-vars="username=erin password=$ne
 expect_ok 1 "update-user-password on the installed homekey, as $system_user"
 foreign="$(find "$prefix/var/lib/homekey" ! -user "$system_user" -print)"
 [[ -z "$foreign" ]] || die "files in the data folder not owned by $system_user: $foreign"
-say "ok: every file in the data folder is still $system_user's"
+pass "every file in the data folder is still $system_user's"
 
 # A wrong checksum stops the install before anything is unpacked.
 play setup-all "${setup[@]}" --extra-vars="homekey_prefix=$work/prefix2 homekey_release_checksum=sha256:$(printf '0%.0s' $(seq 1 64))"
 [[ $last_rc -ne 0 ]] || { show_log; die "setup-all with a wrong checksum succeeded"; }
 grep -qi "checksum" "$last_log" || { show_log; die "setup-all with a wrong checksum does not say so"; }
 [[ ! -e "$work/prefix2/usr/local/bin/homekey" ]] || die "a binary was installed despite the wrong checksum"
-say "ok: a wrong checksum fails the install"
+pass "a wrong checksum fails the install"
 
-# --- 5. no password in any output ---------------------------------------------------------------
-for password in "$old_password" "$new_password" "$other_password" "$weak_password"; do
+# --- 5. no password or secret in any output -----------------------------------------------------
+secrets=()
+for file in "$prefix/etc/homekey/secrets/"*; do secrets+=("$(cat "$file")"); done
+[[ ${#secrets[@]} -eq 3 ]] || die "expected 3 generated secrets, found ${#secrets[@]}"
+for password in "$old_password" "$new_password" "$other_password" "$weak_password" "${secrets[@]}"; do
   if grep -rlF -- "$password" "$work"/run-*.log "$work/lint.log"; then
-    die "a password appears in the ansible output (files above)"
+    die "a password or secret appears in the ansible output (files above)"
   fi
 done
-say "ok: no password in the output of $runs ansible-playbook runs"
-echo "tests/ansible: $runs playbook runs passed"
+pass "no password and no generated secret in the output of $runs ansible-playbook runs"
+echo "ansible: $checks passed, 0 failed"
