@@ -59,6 +59,7 @@ server_pid=""
 release_pid=""
 system_user="homekey-ci-$$"
 created_system_user=""
+pg_created=""
 stop() {
   local pid="$1"
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
@@ -71,6 +72,9 @@ cleanup() {
   local status=$?
   stop "$server_pid"
   stop "$release_pid"
+  if [[ -n "$pg_created" ]]; then
+    pg_admin "DROP DATABASE IF EXISTS $pg_created" >/dev/null 2>&1 || true
+  fi
   if [[ -n "$created_system_user" ]]; then
     userdel "$system_user" 2>/dev/null || true
     groupdel "$system_user" 2>/dev/null || true
@@ -395,6 +399,50 @@ play setup-all "${setup[@]}" --extra-vars="homekey_prefix=$work/prefix2 homekey_
 grep -qi "checksum" "$last_log" || { show_log; die "setup-all with a wrong checksum does not say so"; }
 [[ ! -e "$work/prefix2/usr/local/bin/homekey" ]] || die "a binary was installed despite the wrong checksum"
 pass "a wrong checksum fails the install"
+
+# --- 4b. setup-all with PostgreSQL, where a server answers ----------------------------------------
+# $HOMEKEY_TEST_POSTGRES_URL as the Rust tests take it; a database of its own, dropped on exit.
+# With CI=true a missing server is a failure, as in the Rust tests.
+pg_url="${HOMEKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+read -r pg_host pg_port pg_user pg_password < <(python3 - "$pg_url" <<'EOF'
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+print(u.hostname or "127.0.0.1", u.port or 5432, urllib.parse.unquote(u.username or "postgres"),
+      urllib.parse.unquote(u.password or "") or "-")
+EOF
+)
+[[ "$pg_password" == - ]] && pg_password=""
+pg_admin() { PGPASSWORD="$pg_password" psql -X -q -v ON_ERROR_STOP=1 -h "$pg_host" -p "$pg_port" -U "$pg_user" -d postgres -c "$1"; }
+if command -v psql >/dev/null && pg_admin 'SELECT 1' >/dev/null 2>&1; then
+  pg_db="homekey_ansible_$$"
+  pg_admin "CREATE DATABASE $pg_db" >/dev/null
+  pg_created="$pg_db"
+  cat >"$work/setup-pg.yml" <<EOF
+homekey_prefix: $work/prefix-pg
+homekey_database_type: postgres
+homekey_postgres_host: "$pg_host"
+homekey_postgres_port: $pg_port
+homekey_postgres_user: "$pg_user"
+homekey_postgres_password: "$pg_password"
+homekey_postgres_dbname: $pg_db
+homekey_binary_src: $bin
+homekey_release_url: ""
+EOF
+  play setup-all "${setup[@]}" --extra-vars="@$work/setup-pg.yml"
+  expect_ok "$(recap changed)" "setup-all with PostgreSQL (database $pg_db)"
+  grep -q '^  name: psycopg2$' "$work/prefix-pg/etc/homekey/homeserver.yaml" || die "homeserver.yaml does not name psycopg2"
+  play setup-all "${setup[@]}" --extra-vars="@$work/setup-pg.yml"
+  expect_ok 0 "setup-all with PostgreSQL again reports no change"
+  play register-user "${setup[@]}" --extra-vars="@$work/setup-pg.yml" --extra-vars="username=frank password=$other_password"
+  expect_ok 1 "register-user on PostgreSQL"
+  "$bin" user show frank -c "$work/prefix-pg/etc/homekey/homeserver.yaml" >/dev/null ||
+    die "frank is not in the PostgreSQL database"
+  pass "frank is in the PostgreSQL database"
+elif [[ "${CI:-}" == true ]]; then
+  die "no PostgreSQL at $pg_host:$pg_port (required with CI=true)"
+else
+  say "SKIPPED: setup-all with PostgreSQL (no server at $pg_host:$pg_port)"
+fi
 
 # --- 5. no password or secret in any output -----------------------------------------------------
 secrets=()
