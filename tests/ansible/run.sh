@@ -141,6 +141,13 @@ expect_ok() { # expect_ok CHANGED WHAT: the last run succeeded with that many ch
   if [[ "$changed" != "$1" ]]; then show_log; die "$2: changed=$changed, expected changed=$1"; fi
   pass "$2 (changed=$changed)"
 }
+expect_changes() { # expect_changes WHAT: the last run succeeded and changed something
+  if [[ $last_rc -ne 0 ]]; then show_log; die "$1: ansible-playbook exited $last_rc"; fi
+  local changed
+  changed="$(recap changed)"
+  if [[ "$changed" -eq 0 ]]; then show_log; die "$1: changed=0, expected changes"; fi
+  pass "$1 (changed=$changed)"
+}
 expect_failure() { # expect_failure MESSAGE WHAT: the last run failed and said MESSAGE
   if [[ $last_rc -eq 0 ]]; then show_log; die "$2: ansible-playbook succeeded, expected a failure"; fi
   if ! grep -qF -- "$1" "$last_log"; then show_log; die "$2: the output does not say: $1"; fi
@@ -350,8 +357,7 @@ EOF
 setup=(--extra-vars="@$work/setup.yml")
 
 play setup-all "${setup[@]}" --diff
-expect_ok "$(recap changed)" "setup-all into $prefix"
-[[ "$(recap changed)" -gt 0 ]] || die "the first setup-all changed nothing"
+expect_changes "setup-all into $prefix"
 play setup-all "${setup[@]}"
 expect_ok 0 "setup-all again reports no change"
 play - "${setup[@]}" --extra-vars="homekey_binary_src=$bin homekey_release_url=''"
@@ -436,7 +442,7 @@ homekey_binary_src: $bin
 homekey_release_url: ""
 EOF
   play setup-all "${setup[@]}" --extra-vars="@$work/setup-pg.yml"
-  expect_ok "$(recap changed)" "setup-all with PostgreSQL (database $pg_db)"
+  expect_changes "setup-all with PostgreSQL (database $pg_db)"
   grep -q '^  name: psycopg2$' "$work/prefix-pg/etc/homekey/homeserver.yaml" || die "homeserver.yaml does not name psycopg2"
   play setup-all "${setup[@]}" --extra-vars="@$work/setup-pg.yml"
   expect_ok 0 "setup-all with PostgreSQL again reports no change"
