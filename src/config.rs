@@ -890,4 +890,197 @@ mod tests {
             config.password.pepper.expose_secret()
         );
     }
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "homeserver.yaml",
+            "server_name: example.com\n\
+             database: {name: psycopg2, args: {user: synapse, password: db-secret-1}}\n\
+             registration_shared_secret: shared-secret-2\n\
+             macaroon_secret_key: macaroon-secret-3\n\
+             password_config: {pepper: pepper-secret-4}\n",
+        );
+        let config = Config::load(&[&file]).unwrap();
+        let mut shown = format!("{config:?} {config:#?} {}", config.database);
+        let url = DatabaseConfig::from_url("postgres://u:url-secret-5@h/db").unwrap();
+        shown.push_str(&format!("{url:?} {url}"));
+        for secret in [
+            "db-secret-1",
+            "shared-secret-2",
+            "macaroon-secret-3",
+            "pepper-secret-4",
+            "url-secret-5",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+        use crate::property_testing::json_value;
+
+        const SECRET: &str = "SENTINEL-s3cret";
+
+        /// Text that looks like YAML: keys homekey reads, YAML's punctuation, anchors, tags,
+        /// indentation, and random text.
+        fn yaml_ish() -> impl Strategy<Value = String> {
+            let token = prop_oneof![
+                prop::sample::select(vec![
+                    "server_name",
+                    "database",
+                    "name",
+                    "args",
+                    "sqlite3",
+                    "psycopg2",
+                    "listeners",
+                    "port",
+                    "bind_addresses",
+                    "type",
+                    "bcrypt_rounds",
+                    "password_config",
+                    "enabled",
+                    "pepper",
+                    "policy",
+                    "minimum_length",
+                    "rc_login",
+                    "address",
+                    "per_second",
+                    "burst_count",
+                    "public_baseurl",
+                    "macaroon_secret_key",
+                    "registration_shared_secret",
+                    ":",
+                    ": ",
+                    "- ",
+                    "\n",
+                    "\n  ",
+                    "\n    ",
+                    "{",
+                    "}",
+                    "[",
+                    "]",
+                    ",",
+                    "'",
+                    "\"",
+                    "&a ",
+                    "*a",
+                    "!!str ",
+                    "!!binary ",
+                    "<<: ",
+                    "~",
+                    "null",
+                    "true",
+                    "only_for_reauth",
+                    "12",
+                    "-1",
+                    "1e999",
+                    "0x1F",
+                    ".nan",
+                    "#",
+                    "---",
+                    "...",
+                    "|",
+                    ">",
+                    "?",
+                    "%YAML 1.2\n",
+                    "\t",
+                    "\u{0}",
+                    "\u{feff}",
+                ])
+                .prop_map(str::to_owned),
+                any::<String>(),
+            ];
+            prop::collection::vec(token, 0..40).prop_map(|tokens| tokens.concat())
+        }
+
+        /// A value for a known key: a plausible one or any JSON, as YAML.
+        fn value_for(plausible: serde_json::Value) -> impl Strategy<Value = serde_json::Value> {
+            prop_oneof![Just(plausible), json_value()]
+        }
+
+        /// A config of known keys, each present or not, with plausible or random values; the
+        /// secrets hold `SECRET`, wherever they are put.
+        fn known_keys() -> impl Strategy<Value = serde_json::Value> {
+            let secret = || {
+                prop_oneof![
+                    Just(json!(SECRET)),
+                    Just(json!([SECRET])),
+                    Just(json!({"k": SECRET})),
+                    Just(json!(format!("{SECRET}\n"))),
+                ]
+            };
+            (
+                (
+                    prop::option::of(value_for(json!("example.com"))),
+                    prop::option::of(prop_oneof![
+                        value_for(json!({"name": "sqlite3", "args": {"database": "/tmp/x.db"}})),
+                        secret().prop_map(|password| json!({"name": "psycopg2", "args": {"user": "u", "password": password}})),
+                    ]),
+                    prop::option::of(value_for(json!([{"port": 8008, "bind_addresses": ["127.0.0.1"]}]))),
+                    prop::option::of(secret()),
+                    prop::option::of(secret()),
+                ),
+                (
+                    prop::option::of(value_for(json!(12))),
+                    prop::option::of(prop_oneof![
+                        secret().prop_map(|pepper| json!({"pepper": pepper})),
+                        value_for(json!({"enabled": "only_for_reauth", "policy": {"enabled": true, "minimum_length": 8}})),
+                    ]),
+                    prop::option::of(value_for(json!({"address": {"per_second": 1, "burst_count": 5}}))),
+                    prop::option::of(value_for(json!("https://matrix.example.com"))),
+                ),
+            )
+                .prop_map(|((server_name, database, listeners, shared, macaroon), (rounds, password, rc, baseurl))| {
+                    let mut config = serde_json::Map::new();
+                    for (key, value) in [
+                        ("server_name", server_name),
+                        ("database", database),
+                        ("listeners", listeners),
+                        ("registration_shared_secret", shared),
+                        ("macaroon_secret_key", macaroon),
+                        ("bcrypt_rounds", rounds),
+                        ("password_config", password),
+                        ("rc_login", rc),
+                        ("public_baseurl", baseurl),
+                    ] {
+                        if let Some(value) = value {
+                            config.insert(key.to_owned(), value);
+                        }
+                    }
+                    serde_json::Value::Object(config)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(crate::property_testing::config(256))]
+
+            /// Whatever the file holds, loading it answers a config or an error, never a panic.
+            #[test]
+            fn any_yaml_ish_text_loads_or_is_refused(text in yaml_ish()) {
+                let dir = tempfile::tempdir().unwrap();
+                let file = write(dir.path(), "homeserver.yaml", &text);
+                let _ = Config::load(&[&file]);
+            }
+
+            /// Known keys with any values: no panic, and a secret's value is never shown,
+            /// neither in an error nor in the `Debug` of the config.
+            #[test]
+            fn known_keys_with_any_values_never_show_a_secret(config in known_keys()) {
+                let dir = tempfile::tempdir().unwrap();
+                let text = serde_yaml_ng::to_string(&config).unwrap();
+                let file = write(dir.path(), "homeserver.yaml", &text);
+                let shown = match Config::load(&[&file]) {
+                    Ok(config) => format!("{config:?}"),
+                    Err(err) => format!("{err} {err:?}"),
+                };
+                prop_assert!(!shown.contains("SENTINEL"), "{}\n{}", text, shown);
+            }
+        }
+    }
 }

@@ -14,6 +14,9 @@ pub const MAX_USER_ID_LENGTH: usize = 255;
 pub enum UserIdError {
     #[error("a user ID may not be empty")]
     Empty,
+    /// Synapse's wording for an empty localpart of a new account.
+    #[error("User ID cannot be empty")]
+    EmptyLocalpart,
     #[error("a user ID must have the form @localpart:server_name")]
     MissingServerName,
     #[error("User ID may not be longer than {MAX_USER_ID_LENGTH} characters")]
@@ -93,10 +96,27 @@ impl UserId {
     }
 
     /// Like [`UserId::parse_local`], for an account about to be created: the localpart must
-    /// follow the strict grammar and Synapse's registration rules.
+    /// follow the strict grammar and Synapse's registration rules, checked in the order of
+    /// Synapse's `check_username` (characters, empty, leading `_`, length, all digits), so
+    /// the first complaint, its message and its errcode are Synapse's whatever the input.
     pub fn parse_new_local(input: &str, server_name: &str) -> Result<UserId, UserIdError> {
-        let user_id = Self::parse_local(input, server_name)?;
-        validate_new_localpart(user_id.localpart())?;
+        let localpart = match input.strip_prefix('@') {
+            Some(rest) => {
+                let (localpart, server) =
+                    rest.split_once(':').ok_or(UserIdError::MissingServerName)?;
+                if server != server_name {
+                    return Err(UserIdError::NotLocal {
+                        user_id: input.to_owned(),
+                        server_name: server_name.to_owned(),
+                    });
+                }
+                localpart
+            }
+            None => input,
+        };
+        check_new_localpart_syntax(localpart)?;
+        let user_id = Self::from_parts(localpart, server_name)?;
+        check_not_numeric(localpart)?;
         Ok(user_id)
     }
 
@@ -122,16 +142,27 @@ impl fmt::Display for UserId {
 /// The strict localpart grammar for new accounts, with Synapse's registration rules, checked
 /// in Synapse's order (`check_username`) so the first complaint is the same.
 pub fn validate_new_localpart(localpart: &str) -> Result<(), UserIdError> {
+    check_new_localpart_syntax(localpart)?;
+    check_not_numeric(localpart)
+}
+
+/// Synapse's first three rules: the strict characters, not empty, no leading `_`.
+fn check_new_localpart_syntax(localpart: &str) -> Result<(), UserIdError> {
     if !localpart.bytes().all(is_strict_localpart_byte) {
         return Err(UserIdError::InvalidCharacters);
     }
     if localpart.is_empty() {
-        return Err(UserIdError::Empty);
+        return Err(UserIdError::EmptyLocalpart);
     }
     if localpart.starts_with('_') {
         return Err(UserIdError::LeadingUnderscore);
     }
-    if localpart.bytes().all(|b| b.is_ascii_digit()) {
+    Ok(())
+}
+
+/// Synapse's last rule: all-digit localparts are for guests (`^\d+$`).
+fn check_not_numeric(localpart: &str) -> Result<(), UserIdError> {
+    if !localpart.is_empty() && localpart.bytes().all(|b| b.is_ascii_digit()) {
         return Err(UserIdError::AllNumeric);
     }
     Ok(())
@@ -296,5 +327,121 @@ mod tests {
             UserIdError::TooLong.to_string(),
             "User ID may not be longer than 255 characters"
         );
+    }
+
+    #[test]
+    fn new_localparts_are_checked_in_synapses_order() {
+        let new = |input: &str| UserId::parse_new_local(input, "example.com");
+        // Characters first, whatever else is wrong (Synapse's `check_username`).
+        for bad in [
+            "al\u{0}ice",
+            "al\tice",
+            "\u{7f}",
+            "a\u{202e}b",
+            "\u{200f}alice",
+            "é",
+            "Alice",
+            "_É",
+        ] {
+            assert_eq!(new(bad), Err(UserIdError::InvalidCharacters), "{bad:?}");
+        }
+        assert_eq!(new(&"é".repeat(300)), Err(UserIdError::InvalidCharacters));
+        assert_eq!(new(""), Err(UserIdError::EmptyLocalpart));
+        assert_eq!(
+            UserIdError::EmptyLocalpart.to_string(),
+            "User ID cannot be empty"
+        );
+        assert_eq!(
+            new(&format!("_{}", "a".repeat(300))),
+            Err(UserIdError::LeadingUnderscore)
+        );
+        // Length before the guest rule.
+        assert_eq!(new(&"1".repeat(300)), Err(UserIdError::TooLong));
+        assert_eq!(new("123"), Err(UserIdError::AllNumeric));
+        assert!(new("1_0").is_ok());
+        assert!(matches!(
+            new("@bob:other.org"),
+            Err(UserIdError::NotLocal { .. })
+        ));
+        assert_eq!(
+            new("@bob:example.com").unwrap().as_str(),
+            "@bob:example.com"
+        );
+        assert_eq!(
+            new("@Bob!:example.com"),
+            Err(UserIdError::InvalidCharacters)
+        );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Anything a client may send as a user ID: arbitrary text, and text shaped like an ID
+        /// with control characters, NUL, bidi marks and non-ASCII mixed in.
+        fn user_id_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "@?[a-zA-Z0-9._=/+!:\\-\u{0}\u{1}\u{7f}\u{85}\u{200e}\u{202e} é]{0,300}",
+                "@[a-z0-9._=/+\\-]{0,30}:[a-z0-9.\\-\\[\\]:]{0,30}",
+            ]
+        }
+
+        fn is_strict(localpart: &str) -> bool {
+            localpart
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+'))
+        }
+
+        proptest! {
+            #![proptest_config(crate::property_testing::config(512))]
+
+            /// Parsing never panics; what parses is a well-formed ID of at most 255 bytes that
+            /// prints back as it was given.
+            #[test]
+            fn parsing_any_text_never_panics_and_round_trips(input in user_id_like()) {
+                if let Ok(id) = UserId::parse(&input) {
+                    prop_assert_eq!(id.as_str(), input.as_str());
+                    prop_assert!(id.as_str().len() <= MAX_USER_ID_LENGTH);
+                    prop_assert!(!id.localpart().is_empty());
+                    prop_assert!(id.localpart().bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b':'));
+                    prop_assert_eq!(format!("@{}:{}", id.localpart(), id.server_name()), input.clone());
+                    prop_assert_eq!(UserId::parse(id.as_str()), Ok(id.clone()));
+                }
+                let _ = UserId::parse_local(&input, "example.com");
+            }
+
+            /// A new account's ID follows every registration rule; anything with a character
+            /// outside `a-z 0-9 . _ = - / +` (a control character, NUL, a bidi mark, an
+            /// uppercase or non-ASCII letter) is refused for its characters first, as Synapse does.
+            #[test]
+            fn new_ids_follow_every_registration_rule(input in user_id_like()) {
+                match UserId::parse_new_local(&input, "example.com") {
+                    Ok(id) => {
+                        let localpart = id.localpart();
+                        prop_assert!(is_strict(localpart));
+                        prop_assert!(!localpart.is_empty() && !localpart.starts_with('_'));
+                        prop_assert!(!localpart.bytes().all(|b| b.is_ascii_digit()));
+                        prop_assert!(id.as_str().len() <= MAX_USER_ID_LENGTH);
+                        prop_assert_eq!(id.server_name(), "example.com");
+                    }
+                    Err(err) => {
+                        if !input.starts_with('@') && !is_strict(&input) {
+                            prop_assert_eq!(err, UserIdError::InvalidCharacters);
+                        }
+                    }
+                }
+            }
+
+            /// Every strict localpart that fits is accepted, unless reserved (leading `_`,
+            /// all digits).
+            #[test]
+            fn strict_localparts_that_fit_are_accepted(localpart in "[a-z0-9._=/+\\-]{1,242}") {
+                let result = UserId::parse_new_local(&localpart, "example.com");
+                let reserved = localpart.starts_with('_') || localpart.bytes().all(|b| b.is_ascii_digit());
+                prop_assert_eq!(result.is_ok(), !reserved, "{:?}", result);
+            }
+        }
     }
 }

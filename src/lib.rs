@@ -12,6 +12,8 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod password;
+#[cfg(test)]
+mod property_testing;
 pub mod rate_limit;
 pub mod secrets;
 pub mod shared_secret;

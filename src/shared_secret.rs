@@ -7,14 +7,26 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 
-/// What a registration's MAC covers.
-#[derive(Debug, Clone, Copy)]
+/// What a registration's MAC covers. `Debug` shows no password.
+#[derive(Clone, Copy)]
 pub struct RegistrationFields<'a> {
     pub nonce: &'a str,
     pub username: &'a str,
     pub password: &'a str,
     pub admin: bool,
     pub user_type: Option<&'a str>,
+}
+
+impl std::fmt::Debug for RegistrationFields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationFields")
+            .field("nonce", &self.nonce)
+            .field("username", &self.username)
+            .field("password", &"[REDACTED]")
+            .field("admin", &self.admin)
+            .field("user_type", &self.user_type)
+            .finish()
+    }
 }
 
 fn hmac(secret: &SecretString, fields: RegistrationFields<'_>) -> Hmac<Sha1> {
@@ -122,5 +134,41 @@ mod tests {
             fields("pw", false, None),
             user
         ));
+    }
+
+    #[test]
+    fn a_wrong_garbage_or_wrong_length_mac_is_refused_without_panic() {
+        let secret = SecretString::from("s3cret");
+        let good = registration_mac(&secret, fields("pw", false, None));
+        let mut wrong_last = good.clone();
+        wrong_last.replace_range(39.., if good.ends_with('0') { "1" } else { "0" });
+        for mac in [
+            String::new(),
+            "0".into(),
+            "00".into(),
+            good[..38].to_owned(),
+            format!("{good}00"),
+            format!("{good}0"),
+            wrong_last,
+            "zz".repeat(20),
+            "é".repeat(20),
+            "\0".repeat(40),
+            "0".repeat(100_000),
+        ] {
+            assert!(
+                !registration_mac_matches(&secret, fields("pw", false, None), &mac),
+                "{mac:.50}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let shown = format!("{:?}", fields("hunter2-secret", true, Some("bot")));
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(
+            shown.contains("alice") && shown.contains("[REDACTED]"),
+            "{shown}"
+        );
     }
 }

@@ -11,7 +11,8 @@ use super::ConfigArgs;
 use super::password_input::{self, PasswordInputError};
 use crate::password::HashSettings;
 
-#[derive(Debug, clap::Args)]
+/// `Debug` shows no password.
+#[derive(clap::Args)]
 pub struct HashPasswordArgs {
     /// The password to hash. Prompted for if omitted (or read from stdin when it is not a
     /// terminal). Careful: a password on the command line lands in the shell's history.
@@ -20,6 +21,15 @@ pub struct HashPasswordArgs {
 
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+impl std::fmt::Debug for HashPasswordArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashPasswordArgs")
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -23,8 +23,9 @@ pub enum PasswordInputError {
 }
 
 /// How a command that sets a password gets it: prompted for on a terminal (the default),
-/// read from stdin, or, only when asked for explicitly, from the command line.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// read from stdin, or, only when asked for explicitly, from the command line. `Debug` shows
+/// no password.
+#[derive(Clone, Default, clap::Args)]
 pub struct NewPasswordArgs {
     /// Read the password from the first line of stdin (for scripts; the white space around
     /// it is stripped). Without this or -p, the password is prompted for twice.
@@ -34,6 +35,15 @@ pub struct NewPasswordArgs {
     /// prefer the prompt or --password-stdin.
     #[arg(short = 'p', long = "password", value_name = "PASSWORD")]
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NewPasswordArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPasswordArgs")
+            .field("password_stdin", &self.password_stdin)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 impl NewPasswordArgs {

@@ -60,3 +60,57 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::http::client::login::LoginBody;
+    use crate::property_testing::{json_object, json_value};
+
+    const LOGIN_KEYS: &[&str] = &[
+        "type",
+        "identifier",
+        "user",
+        "password",
+        "device_id",
+        "initial_device_display_name",
+    ];
+
+    fn assert_client_error(err: &MatrixError) -> Result<(), TestCaseError> {
+        prop_assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        let (errcode, _) = err.error.as_ref().unwrap();
+        prop_assert!(
+            ["M_NOT_JSON", "M_BAD_JSON", "M_MISSING_PARAM"].contains(errcode),
+            "{}",
+            errcode
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(crate::property_testing::config(512))]
+
+        /// Any bytes at all: a body or a 400 with a Matrix errcode.
+        #[test]
+        fn any_bytes_parse_or_get_a_client_error(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(err) = parse_body::<LoginBody>(&bytes) {
+                assert_client_error(&err)?;
+            }
+        }
+
+        /// Any JSON, and objects with the login's keys holding any values: the same.
+        #[test]
+        fn any_json_parses_or_gets_a_client_error(value in json_value(), object in json_object(LOGIN_KEYS)) {
+            for body in [value.to_string(), serde_json::Value::Object(object).to_string()] {
+                if let Err(err) = parse_body::<LoginBody>(body.as_bytes()) {
+                    assert_client_error(&err)?;
+                    // The error names a field at most, never echoes a value.
+                    let (_, message) = err.error.unwrap();
+                    prop_assert!(message.len() < 200, "{}", message);
+                }
+            }
+        }
+    }
+}

@@ -60,15 +60,24 @@ impl HashSettings {
         )
     }
 
-    /// The bytes a hash is computed over: NFKC(password) ++ pepper.
+    /// The bytes a hash is computed over: NFKC(password) ++ pepper, in one buffer that is
+    /// wiped when dropped. The buffer is sized before it is filled, so it never moves: a
+    /// growing `Vec` or `String` would leave its earlier copies in freed memory, unwiped.
     fn hash_input(&self, password: &SecretString) -> SecretBytes {
-        let mut input: Vec<u8> = password
-            .expose_secret()
-            .nfkc()
-            .collect::<String>()
-            .into_bytes();
-        input.extend_from_slice(self.pepper.expose_secret().as_bytes());
-        SecretBytes(input)
+        let pepper = self.pepper.expose_secret().as_bytes();
+        let normalized = || password.expose_secret().nfkc();
+        let length = normalized().map(char::len_utf8).sum::<usize>() + pepper.len();
+        let mut input = SecretBytes(Vec::with_capacity(length));
+        let mut utf8 = [0u8; 4];
+        for c in normalized() {
+            input
+                .0
+                .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+        secrecy::zeroize::Zeroize::zeroize(&mut utf8);
+        input.0.extend_from_slice(pepper);
+        debug_assert_eq!(input.0.capacity(), length, "the password buffer moved");
+        input
     }
 
     /// Whether Synapse's rule cuts this password (with the pepper) short. Only worth a notice.
@@ -302,5 +311,109 @@ mod tests {
     fn debug_output_hides_the_pepper() {
         let s = settings(HashScheme::Bcrypt, 4, "very-secret-pepper");
         assert!(!format!("{s:?}").contains("very-secret-pepper"));
+    }
+
+    #[test]
+    fn the_hash_input_is_one_buffer_that_never_moved() {
+        let s = settings(HashScheme::Bcrypt, 4, "pep\u{e9}");
+        // "ﬁ" becomes "fi", "e" + U+0301 composes, "①" becomes "1", as Python's
+        // unicodedata.normalize("NFKC", …); the pepper is appended raw.
+        let input = s.hash_input(&secret("\u{fb01}e\u{301}\u{2460}"));
+        assert_eq!(input.0, "fi\u{e9}1pep\u{e9}".as_bytes());
+        // Filled in place: had it grown, copies of the password would be left unwiped.
+        assert_eq!(input.0.capacity(), input.0.len());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Stored hashes that are anything but a hash of the password: random text, text with
+        /// a known prefix, well-formed bcrypt and argon2id strings with random digests (at low
+        /// costs: a well-formed `$2b$31$` would take days, see docs/SECURITY.md).
+        fn garbage_hash() -> impl Strategy<Value = String> {
+            let prefixes = prop::sample::select(vec![
+                "$2a$",
+                "$2b$",
+                "$2y$",
+                "$2x$",
+                "$2b$04$",
+                "$2b$4$",
+                "$2b$-1$",
+                "$argon2id$",
+                "$argon2id$v=19$",
+                "$argon2id$v=19$m=8,t=1,p=1$",
+                "$argon2i$",
+                "$",
+            ]);
+            prop_oneof![
+                any::<String>(),
+                (prefixes, any::<String>()).prop_map(|(prefix, rest)| format!("{prefix}{rest}")),
+                (
+                    prop::sample::select(vec!["2a", "2b", "2y"]),
+                    4u32..=5,
+                    "[./A-Za-z0-9]{50,56}",
+                )
+                    .prop_map(|(version, cost, rest)| format!("${version}${cost:02}${rest}")),
+                (
+                    8u32..=64,
+                    1u32..=2,
+                    "[A-Za-z0-9+/]{8,24}",
+                    "[A-Za-z0-9+/]{0,48}"
+                )
+                    .prop_map(|(m, t, salt, hash)| format!(
+                        "$argon2id$v=19$m={m},t={t},p=1${salt}${hash}"
+                    )),
+            ]
+        }
+
+        fn bcrypt_character() -> impl Strategy<Value = char> {
+            prop::sample::select(
+                "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    .chars()
+                    .collect::<Vec<_>>(),
+            )
+        }
+
+        proptest! {
+            #![proptest_config(crate::property_testing::config(256))]
+
+            /// Verifying against a malformed or foreign hash never panics and never matches.
+            #[test]
+            fn garbage_hashes_never_match(password in any::<String>(), stored in garbage_hash()) {
+                let s = settings(HashScheme::Bcrypt, 4, "pep");
+                prop_assert!(!s.verify(&secret(&password), Some(&secret(&stored))), "{}", stored);
+                // needs_rehash reads the same strings: no panic either.
+                let _ = s.needs_rehash(&secret(&stored));
+            }
+
+            /// One changed character of a real hash's salt or digest and it no longer matches
+            /// (the last character of each carries unused bits, so it is left alone).
+            #[test]
+            fn a_hash_with_one_character_changed_never_matches(
+                password in "\\PC{0,40}",
+                position in (7usize..28).prop_union(29usize..59),
+                replacement in bcrypt_character(),
+            ) {
+                let s = settings(HashScheme::Bcrypt, 4, "pep");
+                let hash = s.hash(&secret(&password)).unwrap();
+                let mut chars: Vec<char> = hash.expose_secret().chars().collect();
+                prop_assume!(chars[position] != replacement);
+                chars[position] = replacement;
+                let changed: String = chars.into_iter().collect();
+                prop_assert!(!s.verify(&secret(&password), Some(&secret(&changed))), "{}", changed);
+            }
+
+            /// The hash input is NFKC(password) ++ pepper, in a buffer that never moved.
+            #[test]
+            fn the_hash_input_is_nfkc_then_the_pepper(password in any::<String>(), pepper in any::<String>()) {
+                let s = settings(HashScheme::Bcrypt, 4, &pepper);
+                let input = s.hash_input(&secret(&password));
+                let expected = format!("{}{pepper}", password.nfkc().collect::<String>());
+                prop_assert_eq!(&input.0, expected.as_bytes());
+                prop_assert_eq!(input.0.capacity(), input.0.len());
+            }
+        }
     }
 }

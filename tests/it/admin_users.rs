@@ -407,10 +407,11 @@ async fn put_refuses_bad_input_and_changes_nothing(db: TestDb) {
             json!({}),
             "M_UNKNOWN",
         ),
+        // As Synapse: any @localpart:server is read, and the registration rules refuse it.
         (
             format!("{ADMIN}/v2/users/@Bad Name:example.com"),
             json!({}),
-            "M_INVALID_PARAM",
+            "M_INVALID_USERNAME",
         ),
         (
             format!("{ADMIN}/v2/users/@Upper:example.com"),

@@ -187,7 +187,7 @@ async fn bad_new_passwords_are_refused_before_the_auth_and_change_nothing(db: Te
         ),
         (
             json!({"new_password": "x1".repeat(257), "auth": auth}),
-            "M_INVALID_PARAM",
+            "M_BAD_JSON",
         ),
         (
             json!({"new_password": 12345678901_u64, "auth": auth}),

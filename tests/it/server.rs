@@ -44,6 +44,16 @@ impl Server {
     /// `extra_config` goes in a second `-c` file, layered over the base one as Synapse
     /// layers config files: a top-level key there replaces the base's.
     pub async fn start_with_pepper(db: TestDb, pepper: &str, extra_config: &str) -> Server {
+        Server::start_logging(db, pepper, extra_config, "info").await
+    }
+
+    /// Like [`Server::start_with_pepper`], logging at `rust_log` (`RUST_LOG`'s syntax).
+    pub async fn start_logging(
+        db: TestDb,
+        pepper: &str,
+        extra_config: &str,
+        rust_log: &str,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("homeserver.yaml");
         std::fs::write(
@@ -71,7 +81,7 @@ impl Server {
                 "--database",
                 &database,
             ])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

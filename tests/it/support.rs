@@ -297,3 +297,15 @@ sys.exit(os.waitstatus_to_exitcode(status))
     let out = run_binary("python3", &args, b"", &[]);
     (stdout(&out), out.status.code().unwrap_or(-1))
 }
+
+/// The property tests' configuration: `PROPTEST_CASES` inputs if set (a long run, see
+/// docs/SECURITY.md), else `default_cases`, modest so that `cargo test` stays fast.
+pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(default_cases),
+        ..proptest::test_runner::Config::default()
+    }
+}

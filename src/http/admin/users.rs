@@ -197,14 +197,30 @@ pub async fn put_user(
     Path(user_id): Path<String>,
     MatrixJson(body): MatrixJson<Map<String, Value>>,
 ) -> Result<Response, MatrixError> {
-    let user_id = parse_user_id(&user_id)?;
-    if user_id.server_name() != state.accounts.config.server_name {
+    let server_name = &state.accounts.config.server_name;
+    // As Synapse: any `@localpart:server` shape is read, the server checked, and a localpart
+    // no account can have is the registration's error (no such account exists to modify).
+    let (localpart, server) = user_id
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once(':'))
+        .ok_or_else(|| MatrixError::invalid_param("Invalid user id"))?;
+    if server != server_name {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
             "M_UNKNOWN",
             "This endpoint can only be used with local users",
         ));
     }
+    let user_id = match UserId::from_parts(localpart, server) {
+        Ok(user_id) => user_id,
+        Err(_) => {
+            parse_user_put(&body)?;
+            return Err(match UserId::parse_new_local(localpart, server) {
+                Err(err) => invalid_username(err),
+                Ok(_) => MatrixError::invalid_param("Invalid user id"),
+            });
+        }
+    };
     let put = parse_user_put(&body)?;
     let accounts = &state.accounts;
     let existing = accounts.store.get_user(user_id.as_str()).await?;
@@ -240,13 +256,7 @@ pub async fn put_user(
             // As Synapse: a new user's localpart follows the registration rules, and
             // `deactivated`, `locked` and `logout_devices` mean nothing yet.
             let user_id = UserId::parse_new_local(user_id.localpart(), user_id.server_name())
-                .map_err(|err| {
-                    MatrixError::new(
-                        StatusCode::BAD_REQUEST,
-                        "M_INVALID_USERNAME",
-                        err.to_string(),
-                    )
-                })?;
+                .map_err(invalid_username)?;
             accounts
                 .register(
                     &admin.user.name,
@@ -506,18 +516,21 @@ pub async fn username_available(
 }
 
 /// Synapse's `check_username`: the registration rules, then a case-insensitive clash.
+/// A localpart the registration rules refuse: 400 `M_INVALID_USERNAME`, Synapse's message.
+fn invalid_username(err: crate::ids::UserIdError) -> MatrixError {
+    MatrixError::new(
+        StatusCode::BAD_REQUEST,
+        "M_INVALID_USERNAME",
+        err.to_string(),
+    )
+}
+
 pub async fn check_username_available(
     state: &AppState,
     localpart: &str,
 ) -> Result<UserId, MatrixError> {
     let server_name = &state.accounts.config.server_name;
-    let user_id = UserId::parse_new_local(localpart, server_name).map_err(|err| {
-        MatrixError::new(
-            StatusCode::BAD_REQUEST,
-            "M_INVALID_USERNAME",
-            err.to_string(),
-        )
-    })?;
+    let user_id = UserId::parse_new_local(localpart, server_name).map_err(invalid_username)?;
     let taken = !state
         .accounts
         .store
@@ -577,5 +590,55 @@ mod tests {
         .unwrap();
         assert_eq!(put.displayname, Some(Some("Ann".to_owned())));
         assert!(!put.logout_devices && put.password.is_some());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::property_testing::json_object;
+
+        const PUT_KEYS: &[&str] = &[
+            "password",
+            "logout_devices",
+            "admin",
+            "deactivated",
+            "locked",
+            "displayname",
+            "avatar_url",
+            "user_type",
+            "threepids",
+            "external_ids",
+        ];
+
+        proptest! {
+            #![proptest_config(crate::property_testing::config(512))]
+
+            /// Any body: a 400 with a Matrix errcode, or a change within Synapse's limits.
+            #[test]
+            fn any_put_body_is_refused_as_a_client_error_or_kept_within_the_limits(
+                body in json_object(PUT_KEYS),
+            ) {
+                match parse_user_put(&body) {
+                    Err(err) => {
+                        prop_assert_eq!(err.status, StatusCode::BAD_REQUEST);
+                        let (errcode, _) = err.error.unwrap();
+                        prop_assert!(errcode.starts_with("M_"));
+                    }
+                    Ok(put) => {
+                        if let Some(password) = &put.password {
+                            prop_assert!(password.chars().count() <= MAX_PASSWORD_LENGTH);
+                        }
+                        if let Some(Some(name)) = &put.displayname {
+                            prop_assert!(name.chars().count() <= MAX_DISPLAYNAME_LENGTH);
+                        }
+                        if let Some(Some(kind)) = &put.user_type {
+                            prop_assert!(USER_TYPES.contains(&kind.as_str()));
+                        }
+                        prop_assert!(!(put.deactivated == Some(true) && put.locked == Some(true)));
+                    }
+                }
+            }
+        }
     }
 }

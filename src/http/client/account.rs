@@ -44,8 +44,10 @@ pub async fn change_password(
     };
     // As Synapse: the new password is judged before the authentication, on every request.
     if let Some(password) = &new_password {
+        // Synapse's errcode (its body model's `max_length=512` fails as M_BAD_JSON); unlike
+        // Synapse's message, which quotes the start of the password, this one does not.
         if !within_length_limit(password) {
-            return Err(MatrixError::invalid_param(format!(
+            return Err(MatrixError::bad_json(format!(
                 "'new_password' may have at most {MAX_PASSWORD_LENGTH} characters"
             )));
         }
