@@ -282,11 +282,16 @@ async fn set_password(args: SetPasswordArgs) -> Result<(), CommandError> {
 async fn set_admin(args: SetAdminArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
+    let is = if args.admin { "is" } else { "is not" };
+    if user.admin == args.admin {
+        // Nothing to change, and nothing to audit; scripts can tell by the wording.
+        out!("{} already {is} a server admin", user.name);
+        return Ok(());
+    }
     if !args.admin {
         refuse_losing_the_last_admin(&op, &user, args.force).await?;
     }
     op.store.set_admin(&user.name, args.admin).await?;
-    let is = if args.admin { "is" } else { "is not" };
     op.changed(
         "set_admin",
         &user.name,

@@ -327,6 +327,10 @@ async fn admin_lock_logout_and_deactivate_change_the_account(db: TestDb) {
         "@alice:example.com is a server admin\n"
     );
     assert!(user(&op).await.admin);
+    assert_eq!(
+        op.ok(&["user", "set-admin", "alice", "true"], ""),
+        "@alice:example.com already is a server admin\n"
+    );
     // alice is the only admin: taking her away needs --force, or the operator is locked out.
     for command in [
         &["user", "set-admin", "alice", "false"][..],
