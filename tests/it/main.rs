@@ -7,6 +7,7 @@ mod cli_admin;
 mod cli_config;
 mod cli_hash_password;
 mod cli_user;
+mod hardening_concurrency;
 mod serve;
 mod serve_account;
 mod serve_devices;
