@@ -41,11 +41,13 @@ impl ThrowawayPostgres {
         }
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let owner = Command::new("chown")
-            .args(["postgres:postgres", dir.path().to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(owner.success(), "chown to postgres failed");
+        if running_as_root() {
+            let owner = Command::new("chown")
+                .args(["postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(owner.success(), "chown to postgres failed");
+        }
         as_postgres(
             "initdb",
             &[
@@ -120,22 +122,35 @@ impl ThrowawayPostgres {
 
 impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(Path::new(POSTGRES_BIN).join("pg_ctl"))
+        let _ = postgres_command("pg_ctl")
             .args(["-D", self.data.to_str().unwrap(), "-m", "immediate", "stop"])
             .output();
     }
 }
 
-/// Runs one of PostgreSQL's programs as the `postgres` user; it must succeed.
-fn as_postgres(program: &str, args: &[&str]) {
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(Path::new(POSTGRES_BIN).join(program))
-        .args(args)
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
         .output()
-        .unwrap();
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// One of PostgreSQL's programs, as the `postgres` user when running as root (they refuse
+/// root), else as the user running the tests.
+fn postgres_command(program: &str) -> Command {
+    let path = Path::new(POSTGRES_BIN).join(program);
+    if running_as_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(path);
+        command
+    } else {
+        Command::new(path)
+    }
+}
+
+/// Runs one of PostgreSQL's programs; it must succeed.
+fn as_postgres(program: &str, args: &[&str]) {
+    let out = postgres_command(program).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{program} {args:?}: {}{}",

@@ -8,6 +8,7 @@ mod cli_config;
 mod cli_hash_password;
 mod cli_user;
 mod hardening_concurrency;
+mod hardening_crash;
 mod hardening_outage;
 mod serve;
 mod serve_account;
