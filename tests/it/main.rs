@@ -9,6 +9,7 @@ mod cli_hash_password;
 mod cli_user;
 mod hardening_concurrency;
 mod hardening_crash;
+mod hardening_instances;
 mod hardening_outage;
 mod serve;
 mod serve_account;
