@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use homekey::shared_secret::{RegistrationFields, registration_mac};
+use homekey::store::{Logout, NewSession};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -307,6 +308,58 @@ async fn concurrent_logins_and_logouts_of_one_device_leave_no_orphan(db: TestDb)
     assert!(server.device_ids(user_id).await.is_empty());
     eprintln!(
         "concurrency: {WORKERS} clients x {CYCLES} login/logout cycles on one device; {working} final logins survived"
+    );
+
+    // The same straight on the store, without HTTP in between: many more interleavings.
+    let (tasks, cycles) = (12, 30);
+    let mut workers = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let store = server.store().clone();
+        workers.spawn(async move {
+            for cycle in 0..=cycles {
+                let token = format!("syt_dave_{task}_{cycle}");
+                store
+                    .create_session(&NewSession {
+                        user_id: user_id.into(),
+                        device_id: "STOREDEVICE".into(),
+                        device_display_name: None,
+                        access_token: SecretString::from(token),
+                        valid_until_ms: None,
+                        now_ms: homekey::accounts::now_ms(),
+                    })
+                    .await
+                    .unwrap();
+                if cycle < cycles {
+                    store
+                        .logout(user_id, &Logout::Device("STOREDEVICE".into()))
+                        .await
+                        .unwrap();
+                }
+            }
+        });
+    }
+    // Meanwhile, each snapshot of the database has every token on an existing device.
+    let mut snapshots = 0;
+    while !workers.is_empty() {
+        let orphans = server.db.count(ORPHAN_TOKENS, user_id).await;
+        assert_eq!(
+            orphans, 0,
+            "a token without its device, after {snapshots} snapshots"
+        );
+        snapshots += 1;
+        while let Some(joined) = workers.try_join_next() {
+            joined.unwrap();
+        }
+    }
+    assert_eq!(
+        server.db.count(ORPHAN_TOKENS, user_id).await,
+        0,
+        "a token without its device"
+    );
+    assert_eq!(server.db.count(DEVICES_WITHOUT_TOKEN, user_id).await, 0);
+    assert_eq!(server.device_ids(user_id).await, ["STOREDEVICE"]);
+    eprintln!(
+        "concurrency: {tasks} tasks x {cycles} store login/logout cycles on one device: no orphan in {snapshots} snapshots"
     );
 }
 
