@@ -49,10 +49,10 @@ impl Store {
             let Some(current_hash) = lock_user!(&mut tx, &new.user_id) else {
                 return Err(StoreError::UserNotFound(new.user_id.clone()));
             };
-            if let Some(verified) = verified_hash {
-                if current_hash.as_deref() != Some(verified.expose_secret()) {
-                    return Ok(None);
-                }
+            if let Some(verified) = verified_hash
+                && current_hash.as_deref() != Some(verified.expose_secret())
+            {
+                return Ok(None);
             }
             sqlx::query(
                 "INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) \
