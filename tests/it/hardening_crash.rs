@@ -124,38 +124,85 @@ async fn seed_account(store: &Store, old_hash: &SecretString, localpart: &str) -
     tokens
 }
 
-/// Checks that a reset account is wholly old or wholly new; returns whether it is new.
+/// One account as one snapshot of the database: a single statement, so a transaction that
+/// commits while it is read (a killed client's last `COMMIT` may still be on its way to
+/// PostgreSQL) is seen whole or not at all.
+struct AccountSnapshot {
+    users: i64,
+    profiles: i64,
+    password_hash: Option<String>,
+    displayname: Option<String>,
+    tokens: i64,
+    devices: i64,
+}
+
+async fn snapshot(db: &TestDb, user_id: &str) -> AccountSnapshot {
+    use sqlx::Connection;
+    const SQL: &str = "SELECT (SELECT COUNT(*) FROM users WHERE name = $1), \
+         (SELECT COUNT(*) FROM profiles WHERE full_user_id = $1), \
+         (SELECT password_hash FROM users WHERE name = $1), \
+         (SELECT displayname FROM profiles WHERE full_user_id = $1), \
+         (SELECT COUNT(*) FROM access_tokens WHERE user_id = $1), \
+         (SELECT COUNT(*) FROM devices WHERE user_id = $1)";
+    type Row = (i64, i64, Option<String>, Option<String>, i64, i64);
+    let row: Row = match &db.config {
+        DatabaseConfig::Sqlite { path } => {
+            let url = format!("sqlite:{}", path.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_as(SQL)
+                .bind(user_id)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        DatabaseConfig::PostgresUrl(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_as(SQL)
+                .bind(user_id)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        other => panic!("unexpected test database {other:?}"),
+    };
+    AccountSnapshot {
+        users: row.0,
+        profiles: row.1,
+        password_hash: row.2,
+        displayname: row.3,
+        tokens: row.4,
+        devices: row.5,
+    }
+}
+
+/// Checks that a reset account is wholly old (old hash, both tokens and devices) or wholly
+/// new (new hash, no token, no device); returns whether it is new.
 async fn assert_old_or_new(
-    store: &Store,
+    db: &TestDb,
     old_hash: &SecretString,
     localpart: &str,
     new_password: &str,
-    tokens: &[String],
 ) -> bool {
     let id = user_id(localpart);
-    let user = store.get_user(&id).await.unwrap().unwrap();
-    let hash = user.password_hash.expect("a password hash");
-    let mut live_tokens = 0;
-    for token in tokens {
-        if store.find_session(token).await.unwrap().is_some() {
-            live_tokens += 1;
-        }
-    }
-    let devices = store.list_devices(&id).await.unwrap().len();
-    if hash.expose_secret() == old_hash.expose_secret() {
+    let account = snapshot(db, &id).await;
+    let hash = account.password_hash.expect("a password hash");
+    if hash == old_hash.expose_secret() {
         assert_eq!(
-            (live_tokens, devices),
-            (tokens.len(), 2),
+            (account.tokens, account.devices),
+            (2, 2),
             "{id}: old hash but tokens or devices gone"
         );
         false
     } else {
         assert!(
-            settings().verify(&SecretString::from(new_password), Some(&hash)),
+            settings().verify(
+                &SecretString::from(new_password),
+                Some(&SecretString::from(hash))
+            ),
             "{id}: a hash that is neither the old nor the new password's"
         );
         assert_eq!(
-            (live_tokens, devices),
+            (account.tokens, account.devices),
             (0, 0),
             "{id}: new hash but tokens left"
         );
@@ -172,23 +219,21 @@ async fn assert_whole_or_absent(
     displayname: &str,
 ) -> bool {
     let id = user_id(localpart);
-    match db.store.get_user(&id).await.unwrap() {
-        None => {
-            let profiles = db
-                .count("SELECT COUNT(*) FROM profiles WHERE full_user_id = $1", &id)
-                .await;
-            assert_eq!(profiles, 0, "{id}: a profile without its account");
-            false
-        }
-        Some(user) => {
-            assert!(
-                settings().verify(&SecretString::from(password), user.password_hash.as_ref()),
-                "{id}: created without its password"
-            );
-            assert_eq!(user.displayname.as_deref(), Some(displayname), "{id}");
-            true
-        }
+    let account = snapshot(db, &id).await;
+    if account.users == 0 {
+        assert_eq!(account.profiles, 0, "{id}: a profile without its account");
+        return false;
     }
+    assert_eq!(account.profiles, 1, "{id}: an account without its profile");
+    assert!(
+        settings().verify(
+            &SecretString::from(password),
+            account.password_hash.map(SecretString::from).as_ref()
+        ),
+        "{id}: created without its password"
+    );
+    assert_eq!(account.displayname.as_deref(), Some(displayname), "{id}");
+    true
 }
 
 /// `homekey serve` killed while resets and creations are in flight.
@@ -206,13 +251,13 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
         let mut seeded = Vec::new();
         for i in 0..RESETS_PER_ROUND {
             let localpart = format!("s{round}r{i}");
-            let tokens = seed_account(&db.store, &old_hash, &localpart).await;
-            seeded.push((localpart, tokens));
+            seed_account(&db.store, &old_hash, &localpart).await;
+            seeded.push(localpart);
         }
         let server = Server::start(db.share().await, "").await;
         let started = Instant::now();
         let mut requests = tokio::task::JoinSet::new();
-        for (i, (localpart, _)) in seeded.iter().enumerate() {
+        for (i, localpart) in seeded.iter().enumerate() {
             let (http, url) = (
                 server.http.clone(),
                 server.url(&format!(
@@ -265,9 +310,9 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
             }
         }
         let (mut landed, mut not_landed) = (0, 0);
-        for (i, (localpart, tokens)) in seeded.iter().enumerate() {
+        for (i, localpart) in seeded.iter().enumerate() {
             let new = format!("new-{localpart}");
-            let is_new = assert_old_or_new(&db.store, &old_hash, localpart, &new, tokens).await;
+            let is_new = assert_old_or_new(&db, &old_hash, localpart, &new).await;
             assert!(
                 is_new || !answered_ok.contains(&(false, i)),
                 "{localpart}: answered but not done"
@@ -363,13 +408,13 @@ async fn set_password_killed_at_random_points_leaves_old_or_new_state(db: TestDb
         let mut seeded = Vec::new();
         for i in 0..CLI_PROCESSES {
             let localpart = format!("p{round}u{i}");
-            let tokens = seed_account(&db.store, &old_hash, &localpart).await;
-            seeded.push((localpart, tokens));
+            seed_account(&db.store, &old_hash, &localpart).await;
+            seeded.push(localpart);
         }
         let started = Instant::now();
         let mut children: Vec<Child> = seeded
             .iter()
-            .map(|(localpart, _)| {
+            .map(|localpart| {
                 cli.spawn(
                     &[
                         "user",
@@ -399,9 +444,9 @@ async fn set_password_killed_at_random_points_leaves_old_or_new_state(db: TestDb
             exited_ok.push(child.wait().unwrap().success());
         }
         let (mut landed, mut not_landed) = (0, 0);
-        for ((localpart, tokens), ok) in seeded.iter().zip(exited_ok) {
+        for (localpart, ok) in seeded.iter().zip(exited_ok) {
             let new = format!("new-{localpart}");
-            let is_new = assert_old_or_new(&db.store, &old_hash, localpart, &new, tokens).await;
+            let is_new = assert_old_or_new(&db, &old_hash, localpart, &new).await;
             assert!(is_new || !ok, "{localpart}: exited 0 but not done");
             if is_new { landed += 1 } else { not_landed += 1 }
         }
