@@ -4,10 +4,10 @@
 # --logout-devices` and `homekey user import`, on SQLite and PostgreSQL. After every kill
 # each account must be wholly old or wholly new, and a re-run import must complete.
 #
-#   scripts/soak-crash.sh            # scale 10: 750 kill points per database
-#   scripts/soak-crash.sh 40         # scale 40: 3000 kill points per database
+#   scripts/soak-crash.sh            # scale 10: about 800 kill points per database
+#   scripts/soak-crash.sh 40         # scale 40: about 3000
 #
-# The scale multiplies the CI rounds (20 serve kills, 15 x 3 set-password kills and 10
+# The scale multiplies the CI rounds (20 serve kills, 20 x 3 set-password processes and 10
 # import kills per database). PostgreSQL is $HOMEKEY_TEST_POSTGRES_URL (default the
 # machine's server on 127.0.0.1:5432); CI=true makes a missing one a failure instead of a skip.
 # The tallies (kills, operations landed / not landed, rounds where the kill came while
