@@ -155,7 +155,8 @@ async fn a_hundred_concurrent_resets_leave_one_password_and_no_older_token(db: T
     assert_eq!(server.db.count(ORPHAN_TOKENS, rose).await, 0);
     server.token_for("rose", &last).await;
     eprintln!(
-        "concurrency: {RESETS} resets at once ({} answered 200), {} logins succeeded during them, {surviving} survived",
+        "concurrency ({}): {RESETS} resets at once ({} answered 200), {} logins succeeded during them, {surviving} survived",
+        server.store().engine(),
         answered.len(),
         minted.len()
     );
@@ -212,7 +213,8 @@ async fn a_login_that_checked_the_old_password_never_outlives_the_reset(db: Test
         );
     }
     eprintln!(
-        "concurrency: {ROUNDS} rounds of 1 reset against {LOGINS} logins; in {raced} a login lost the race"
+        "concurrency ({}): {ROUNDS} rounds of 1 reset against {LOGINS} logins; in {raced} a login lost the race",
+        server.store().engine(),
     );
 }
 
@@ -307,7 +309,8 @@ async fn concurrent_logins_and_logouts_of_one_device_leave_no_orphan(db: TestDb)
     assert_eq!(server.db.count(TOKENS_OF, user_id).await, 0);
     assert!(server.device_ids(user_id).await.is_empty());
     eprintln!(
-        "concurrency: {WORKERS} clients x {CYCLES} login/logout cycles on one device; {working} final logins survived"
+        "concurrency ({}): {WORKERS} clients x {CYCLES} login/logout cycles on one device; {working} final logins survived",
+        server.store().engine(),
     );
 
     // The same straight on the store, without HTTP in between: many more interleavings.
@@ -359,7 +362,8 @@ async fn concurrent_logins_and_logouts_of_one_device_leave_no_orphan(db: TestDb)
     assert_eq!(server.db.count(DEVICES_WITHOUT_TOKEN, user_id).await, 0);
     assert_eq!(server.device_ids(user_id).await, ["STOREDEVICE"]);
     eprintln!(
-        "concurrency: {tasks} tasks x {cycles} store login/logout cycles on one device: no orphan in {snapshots} snapshots"
+        "concurrency ({}): {tasks} tasks x {cycles} store login/logout cycles on one device: no orphan in {snapshots} snapshots",
+        server.store().engine(),
     );
 }
 
@@ -439,5 +443,8 @@ async fn concurrent_registrations_of_one_name_give_one_account_and_user_in_use(d
             .await,
         1
     );
-    eprintln!("concurrency: {CLIENTS} registrations of one name at once: {outcomes:?}");
+    eprintln!(
+        "concurrency ({}): {CLIENTS} registrations of one name at once: {outcomes:?}",
+        server.store().engine()
+    );
 }

@@ -356,7 +356,10 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
             tally.round(landed, not_landed);
         }
     }
-    eprintln!("crash (serve): kill window {window:?}, {tally:?}");
+    eprintln!(
+        "crash (serve, {}): kill window {window:?}, {tally:?}",
+        db.store.engine()
+    );
 }
 
 /// The operator's commands, run as processes on the test database.
@@ -471,7 +474,10 @@ async fn set_password_killed_at_random_points_leaves_old_or_new_state(db: TestDb
             tally.round(landed, not_landed);
         }
     }
-    eprintln!("crash (set-password): kill window {window:?}, {tally:?}");
+    eprintln!(
+        "crash (set-password, {}): kill window {window:?}, {tally:?}",
+        db.store.engine()
+    );
     assert!(
         tally.kills * 2 >= rounds * CLI_PROCESSES,
         "too few kills hit a running set-password: {tally:?}"
@@ -546,7 +552,10 @@ async fn import_killed_at_random_points_leaves_whole_accounts_and_a_rerun_comple
             );
         }
     }
-    eprintln!("crash (import of {IMPORT_SIZE}): kill window {window:?}, {tally:?}");
+    eprintln!(
+        "crash (import of {IMPORT_SIZE}, {}): kill window {window:?}, {tally:?}",
+        db.store.engine()
+    );
     assert!(
         tally.kills * 3 >= rounds,
         "too few kills hit a running import: {tally:?}"
