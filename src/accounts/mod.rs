@@ -164,19 +164,27 @@ impl Accounts {
         if user.locked {
             return Err(LoginError::Locked);
         }
-        if self.hasher.settings().needs_rehash(&stored_hash) {
+        let mut verified_hash = stored_hash;
+        if self.hasher.settings().needs_rehash(&verified_hash) {
             let upgraded = self.hasher.hash(attempt.password).await?;
-            self.store
-                .upgrade_password_hash(&user.name, &stored_hash, &upgraded)
-                .await?;
+            if self
+                .store
+                .upgrade_password_hash(&user.name, &verified_hash, &upgraded)
+                .await?
+            {
+                verified_hash = upgraded;
+            }
         }
-        self.open_session(
+        // The token is written only if the password checked is still the account's: a reset
+        // (or a deactivation) that committed since the check ends this login too.
+        self.open_session_checked(
             &user.name,
             attempt.device_id,
             attempt.initial_device_display_name,
+            Some(&verified_hash),
         )
-        .await
-        .map_err(LoginError::from)
+        .await?
+        .ok_or(LoginError::InvalidCredentials)
     }
 
     /// Logs a user in on a device (a new one unless `device_id` names one): a new access token.
@@ -186,26 +194,44 @@ impl Accounts {
         device_id: Option<String>,
         device_display_name: Option<String>,
     ) -> Result<LoginSuccess, StoreError> {
+        self.open_session_checked(user_id, device_id, device_display_name, None)
+            .await?
+            .ok_or_else(|| StoreError::UserNotFound(user_id.to_owned()))
+    }
+
+    /// [`Accounts::open_session`], only while the user's password hash is `verified_hash`
+    /// (when given); `None` if it changed.
+    async fn open_session_checked(
+        &self,
+        user_id: &str,
+        device_id: Option<String>,
+        device_display_name: Option<String>,
+        verified_hash: Option<&SecretString>,
+    ) -> Result<Option<LoginSuccess>, StoreError> {
         let localpart = UserId::parse(user_id)
             .map(|id| id.localpart().to_owned())
             .unwrap_or_default();
         let device_id = device_id.unwrap_or_else(tokens::new_device_id);
         let access_token = tokens::new_access_token(&localpart);
-        self.store
-            .create_session(&NewSession {
-                user_id: user_id.to_owned(),
-                device_id: device_id.clone(),
-                device_display_name,
-                access_token: access_token.clone(),
-                valid_until_ms: None,
-                now_ms: now_ms(),
-            })
+        let created = self
+            .store
+            .create_session_checked(
+                &NewSession {
+                    user_id: user_id.to_owned(),
+                    device_id: device_id.clone(),
+                    device_display_name,
+                    access_token: access_token.clone(),
+                    valid_until_ms: None,
+                    now_ms: now_ms(),
+                },
+                verified_hash,
+            )
             .await?;
-        Ok(LoginSuccess {
+        Ok(created.map(|_| LoginSuccess {
             user_id: user_id.to_owned(),
             device_id,
             access_token,
-        })
+        }))
     }
 
     /// The account `given` names and its stored hash, if `password` is that account's

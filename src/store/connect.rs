@@ -165,9 +165,15 @@ async fn connect_postgres(
     options: PgConnectOptions,
     database: &DatabaseConfig,
 ) -> Result<sqlx::PgPool, StoreError> {
+    // When the server goes away (restart, failover, outage), the connections in the pool are
+    // dead: each is pinged before it is handed out and replaced if it fails, and a new one
+    // is tried until `CONNECT_TIMEOUT`, after which the request fails with 503 (a refused
+    // connection is retried within that time, so a quick restart goes unnoticed). When the
+    // server is back, the next request connects again: no restart of homekey is needed.
     PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(CONNECT_TIMEOUT)
+        .test_before_acquire(true)
         .connect_with(options)
         .await
         // `database`'s Display never includes the password.

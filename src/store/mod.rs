@@ -292,9 +292,33 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            ref db if is_transient_database_error(db) => StoreError::Unavailable(err.to_string()),
             other => StoreError::Database(other),
         }
     }
+}
+
+/// Whether the database refused for a while rather than for good: PostgreSQL shutting down,
+/// starting up, out of connections or losing the connection (SQLSTATE class 08, 57P01–57P03,
+/// 53300), or SQLite still locked by another writer once `busy_timeout` has run out
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED`). Nothing was changed: the client may try again.
+fn is_transient_database_error(err: &sqlx::Error) -> bool {
+    let Some(db) = err.as_database_error() else {
+        return false;
+    };
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        let code = pg.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // The extended result code; its low byte is the primary one.
+        let primary = db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff);
+        return matches!(primary, Some(5 | 6));
+    }
+    false
 }
 
 impl Store {
@@ -339,6 +363,48 @@ impl BeginWrite for sqlx::PgPool {
         self.begin().await
     }
 }
+
+/// What each engine needs to lock a row read in a write transaction until it commits. On
+/// SQLite nothing: `BEGIN IMMEDIATE` already holds the whole database's write lock.
+trait RowLock {
+    const FOR_UPDATE: &'static str;
+}
+
+impl RowLock for sqlx::Sqlite {
+    const FOR_UPDATE: &'static str = "";
+}
+
+impl RowLock for sqlx::Postgres {
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+}
+
+/// The `FOR UPDATE` clause of `tx`'s engine (`""` where none is needed).
+fn for_update<DB: sqlx::Database + RowLock>(_tx: &sqlx::Transaction<'_, DB>) -> &'static str {
+    DB::FOR_UPDATE
+}
+
+/// Locks a user's row for the rest of the transaction (PostgreSQL; on SQLite the transaction
+/// already excludes every other writer) and evaluates to its password hash: `None` if there
+/// is no such user, `Some(None)` if the user has no password. Every operation that adds or
+/// removes a user's tokens or devices takes this lock first, so they run one after the other
+/// per user: a login cannot slip a token in between a reset's check and its commit, and a
+/// logout cannot delete a device while a login adds a token to it. (A macro for the same
+/// reason as `fetch_user!`.)
+macro_rules! lock_user {
+    ($tx:expr, $user_id:expr) => {{
+        let tx = $tx;
+        let sql = format!(
+            "SELECT password_hash FROM users WHERE name = $1{}",
+            $crate::store::for_update(&*tx)
+        );
+        let hash: Option<Option<String>> = sqlx::query_scalar(&sql)
+            .bind($user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        hash
+    }};
+}
+pub(crate) use lock_user;
 
 /// Whether an error is the database refusing a duplicate in a unique column.
 fn is_unique_violation(err: &sqlx::Error) -> bool {

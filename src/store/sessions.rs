@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::accounts::{USER_COLUMNS, fetch_user};
 use super::{
     BeginWrite, Device, Flavour, Logout, NewSession, Session, Store, StoreError, User, UserRow,
-    with_pool,
+    lock_user, with_pool,
 };
 
 /// A row of `access_tokens` joined with its user.
@@ -22,6 +22,21 @@ impl Store {
     /// Records a login: the device (created if the user does not have it yet, otherwise
     /// kept as it is) and a new access token for it. Returns the token's row ID.
     pub async fn create_session(&self, new: &NewSession) -> Result<i64, StoreError> {
+        self.create_session_checked(new, None)
+            .await?
+            .ok_or_else(|| StoreError::UserNotFound(new.user_id.clone()))
+    }
+
+    /// [`Store::create_session`] for a login by password: the token is written only if the
+    /// user's password hash is still `verified_hash`, the one the password was checked
+    /// against; otherwise nothing is written and the answer is `None`. The check and the
+    /// insert are one transaction holding the user's row, so a login that checked the old
+    /// password while a reset was committing never leaves a token behind the reset.
+    pub async fn create_session_checked(
+        &self,
+        new: &NewSession,
+        verified_hash: Option<&SecretString>,
+    ) -> Result<Option<i64>, StoreError> {
         if self.flavour == Flavour::Synapse {
             // Synapse hands out access_tokens.id from a counter it reads at start-up: a row
             // written behind its back can collide with the next one it writes.
@@ -31,8 +46,13 @@ impl Store {
         }
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            if fetch_user!(&mut *tx, &new.user_id).is_none() {
+            let Some(current_hash) = lock_user!(&mut tx, &new.user_id) else {
                 return Err(StoreError::UserNotFound(new.user_id.clone()));
+            };
+            if let Some(verified) = verified_hash
+                && current_hash.as_deref() != Some(verified.expose_secret())
+            {
+                return Ok(None);
             }
             sqlx::query(
                 "INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) \
@@ -56,7 +76,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(token_id)
+            Ok(Some(token_id))
         })
     }
 
@@ -227,6 +247,8 @@ macro_rules! delete_sessions {
         };
         let mut tokens = 0;
         if let Some((only, spare)) = limits {
+            // One at a time with the user's logins (see `lock_user!`).
+            $crate::store::lock_user!(&mut *tx, user_id);
             let device_condition = "($2 = '' OR device_id = $2) AND ($3 = '' OR device_id <> $3)";
             // Access tokens first: they reference refresh tokens. A token without a device
             // goes with "all devices" and "all but one": it belongs to no device that is kept.

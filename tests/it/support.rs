@@ -309,3 +309,51 @@ pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
+
+impl TestDb {
+    /// Another handle on the same database, with a store of its own; dropping it leaves the
+    /// database to its owner (for tests that restart a server on one database, or run several).
+    pub async fn share(&self) -> TestDb {
+        TestDb::external(self.config.clone()).await
+    }
+
+    /// A database the test manages itself (a throwaway PostgreSQL cluster, say): opened and
+    /// migrated here, never removed.
+    pub async fn external(config: DatabaseConfig) -> TestDb {
+        let store = Store::open(&config, OpenMode::CreateIfMissing)
+            .await
+            .unwrap();
+        TestDb {
+            store,
+            config,
+            _dir: None,
+            postgres_name: None,
+        }
+    }
+
+    /// How many rows `sql` counts (one `COUNT(*)`), with one bound text value, run straight
+    /// on the database as an operator's SQL would be.
+    pub async fn count(&self, sql: &str, value: &str) -> i64 {
+        use sqlx::Connection;
+        match &self.config {
+            DatabaseConfig::Sqlite { path } => {
+                let url = format!("sqlite:{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sql)
+                    .bind(value)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            DatabaseConfig::PostgresUrl(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_scalar(sql)
+                    .bind(value)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            other => panic!("unexpected test database {other:?}"),
+        }
+    }
+}
