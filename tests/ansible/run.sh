@@ -4,7 +4,7 @@
 #
 #   bash tests/ansible/run.sh        # after `cargo build` (or `cargo test`)
 #
-# It builds nothing: homekey is $HOMEKEY_BIN (default target/debug/homekey). ansible-core and
+# It builds nothing: homekey is $HOMEKEY_BIN (default target/debug/homekey, or under $CARGO_TARGET_DIR). ansible-core and
 # ansible-lint (pinned below) are installed once into a venv outside the repository,
 # $HOMEKEY_ANSIBLE_VENV (default ~/.cache/homekey-ci/ansible-venv). Everything else lives in a
 # temporary folder: a homeserver.yaml with SQLite, a `homekey serve` on 127.0.0.1 (port chosen
@@ -17,7 +17,7 @@ ANSIBLE_LINT_VERSION=26.10.1
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-bin="${HOMEKEY_BIN:-$repo/target/debug/homekey}"
+bin="${HOMEKEY_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/homekey}"
 venv="${HOMEKEY_ANSIBLE_VENV:-$HOME/.cache/homekey-ci/ansible-venv}"
 playbook="$repo/deploy/ansible/setup.yml"
 

@@ -4,7 +4,7 @@
 #
 #   bash tests/clients/run.sh        # after `cargo build` (or `cargo test`)
 #
-# It builds nothing: the server is $HOMEKEY_BIN (default target/debug/homekey). The library is
+# It builds nothing: the server is $HOMEKEY_BIN (default target/debug/homekey, or under $CARGO_TARGET_DIR). The library is
 # installed once under $HOMEKEY_CLIENTS_CACHE (default ~/.cache/homekey-ci/js-sdk), outside the
 # repository, and reinstalled when package-lock.json changes. The server runs on 127.0.0.1 on a
 # port the system picks, with SQLite in a temporary folder, and is stopped (SIGTERM) on exit.
@@ -13,7 +13,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-bin="${HOMEKEY_BIN:-$repo/target/debug/homekey}"
+bin="${HOMEKEY_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/homekey}"
 cache="${HOMEKEY_CLIENTS_CACHE:-$HOME/.cache/homekey-ci/js-sdk}"
 
 die() {
