@@ -13,15 +13,13 @@ use secrecy::SecretString;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let cost: u32 = args.next().map_or(12, |a| a.parse().expect("COST: a number"));
+    let cost: u32 = args
+        .next()
+        .map_or(12, |a| a.parse().expect("COST: a number"));
     let hashes: usize = args
         .next()
         .map_or(10, |a| a.parse().expect("HASHES: a number"));
-    let settings = HashSettings::new(
-        HashScheme::Bcrypt,
-        cost,
-        SecretString::from("bench-pepper"),
-    );
+    let settings = HashSettings::new(HashScheme::Bcrypt, cost, SecretString::from("bench-pepper"));
     let password = SecretString::from("correct horse battery staple");
     // One hash first: page faults and frequency ramp-up are not the hash.
     settings.hash(&password).expect("hashing works");
