@@ -128,14 +128,17 @@ row(
     0,
 )
 
+# The whole-process rows are judged against one hash in a process of its own, timed right
+# beside them (the limit row's hash is minutes older); the limit row's if there is none.
+hash_once = num("hash_once_ms") or hash_ms
 h, s = num("hash_process_ms.homekey"), num("hash_process_ms.synapse")
 row(
     "`hash_password -c homeserver.yaml` whole process, ms",
     h,
     s,
     both(s, h, lambda s, h: s / h),
-    f"≤ one hash + 5 = {fmt(hash_ms + 5 if hash_ms else None)} ms",
-    both(h, hash_ms, lambda h, x: h <= x + 5),
+    f"≤ one hash + 5 = {fmt(hash_once + 5 if hash_once else None)} ms",
+    both(h, hash_once, lambda h, x: h <= x + 5),
     load("load.hash"),
 )
 row(
@@ -143,8 +146,8 @@ row(
     num("hash_process_ms.homekey_cli"),
     s,
     both(s, num("hash_process_ms.homekey_cli"), lambda s, h: s / h),
-    f"≤ one hash + 5 = {fmt(hash_ms + 5 if hash_ms else None)} ms",
-    both(num("hash_process_ms.homekey_cli"), hash_ms, lambda h, x: h <= x + 5),
+    f"≤ one hash + 5 = {fmt(hash_once + 5 if hash_once else None)} ms",
+    both(num("hash_process_ms.homekey_cli"), hash_once, lambda h, x: h <= x + 5),
     load("load.hash"),
 )
 
@@ -181,14 +184,15 @@ row(
 )
 
 h, s = num("set_password_ms.homekey"), num("set_password_ms.synapse")
+set_once = num("set_password_hash_once_ms") or hash_ms
 row(
     f"`homekey user set-password`, {fmt(num('import_users'), 0)}-user SQLite database, whole process, ms "
     "(Synapse: its `hash_password`, then the UPDATE by hand)",
     h,
     s,
     both(s, h, lambda s, h: s / h),
-    f"≤ one hash + 20 = {fmt(hash_ms + 20 if hash_ms else None)} ms",
-    both(h, hash_ms, lambda h, x: h <= x + 20),
+    f"≤ one hash + 20 = {fmt(set_once + 20 if set_once else None)} ms",
+    both(h, set_once, lambda h, x: h <= x + 20),
     load("load.set_password"),
 )
 for db, name in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):

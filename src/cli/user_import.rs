@@ -285,12 +285,17 @@ async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandErro
         IMPORT_BATCH
     };
     for chunk in entries.chunks(batch) {
-        let names: Vec<&str> = chunk.iter().map(|e| e.user_id.as_str()).collect();
-        let existing = op
-            .store
-            .existing_user_ids(&names)
-            .await
-            .map_err(|err| stopped(&chunk[0], &outcome, err.into()))?;
+        // Existing accounts are passed over again in create_users; looking them up here
+        // only spares hashing their passwords.
+        let existing = if chunk.iter().any(|e| e.password.is_some()) {
+            let names: Vec<&str> = chunk.iter().map(|e| e.user_id.as_str()).collect();
+            op.store
+                .existing_user_ids(&names)
+                .await
+                .map_err(|err| stopped(&chunk[0], &outcome, err.into()))?
+        } else {
+            HashSet::new()
+        };
         let todo: Vec<&Entry> = chunk
             .iter()
             .filter(|e| !existing.contains(e.user_id.as_str()))

@@ -40,8 +40,13 @@ where
     query.push_values(user_ids, |mut row, id| {
         row.push_bind(*id);
     });
+    // A scalar subquery, not EXISTS: PostgreSQL turns an EXISTS into a semi-join, and on a
+    // table that grew since its statistics (an import) it chose a sequential scan of `users`
+    // per query: 115 million rows read for 100,000 imported users. A subquery per row
+    // always probes the `lower(name)` index.
     query.push(
-        ") AS v WHERE EXISTS (SELECT 1 FROM users WHERE lower(users.name) = lower(v.column1))",
+        ") AS v WHERE (SELECT 1 FROM users WHERE lower(users.name) = lower(v.column1) LIMIT 1) \
+         IS NOT NULL",
     );
     query
 }
