@@ -49,7 +49,7 @@ if $smoke; then
   devices=100 import_users=1000 resets=1 hashes=3
 else
   profile=release cost=12 login_seconds=25 login_clients=$((2 * cores)) whoami_seconds=10 runs=15
-  devices=10000 import_users=100000 resets=3 hashes=10
+  devices=10000 import_users=100000 resets=5 hashes=10
 fi
 login_max=$((login_seconds * 20)) # per wrk thread; far above what bcrypt allows
 pepper="bench-pepper"
@@ -330,6 +330,23 @@ reset_seconds() { # BASE_URL ADMIN_TOKEN USER
 
 median() { python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
+# Synapse's own hashing (synapse/handlers/auth.py: bcrypt.hashpw over NFKC(password) + pepper)
+# in its venv: the median of N hashes, in ms.
+python_hash_ms() { # N
+  "$synapse_venv/bin/python" - "$cost" "$1" "$pepper" <<'EOF'
+import statistics, sys, time, unicodedata
+import bcrypt
+cost, hashes, pepper = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+# Synapse's own hashing (synapse/handlers/auth.py): bcrypt.hashpw over NFKC(password) + pepper.
+pw = (unicodedata.normalize("NFKC", "correct horse battery staple") + pepper).encode()
+bcrypt.hashpw(pw, bcrypt.gensalt(cost))
+times = []
+for _ in range(hashes):
+    t = time.perf_counter(); bcrypt.hashpw(pw, bcrypt.gensalt(cost)); times.append(time.perf_counter() - t)
+print(round(statistics.median(times) * 1000, 2))
+EOF
+}
+
 # ============================================================================================
 say "work folder $work; load average $(cut -d' ' -f1-3 /proc/loadavg); $cores cores"
 record date "$(date -u +%Y-%m-%dT%H:%MZ)"
@@ -343,19 +360,7 @@ record load.limit "$(load1)"
 out="$("$bin/examples/bench-bcrypt" "$cost" "$hashes")"
 record hash_ms.homekey "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["median_ms"])' "$out")"
 if [[ $with_synapse != false ]]; then
-  record hash_ms.synapse "$("$synapse_venv/bin/python" - "$cost" "$hashes" "$pepper" <<'EOF'
-import statistics, sys, time, unicodedata
-import bcrypt
-cost, hashes, pepper = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-# Synapse's own hashing (synapse/handlers/auth.py): bcrypt.hashpw over NFKC(password) + pepper.
-pw = (unicodedata.normalize("NFKC", "correct horse battery staple") + pepper).encode()
-bcrypt.hashpw(pw, bcrypt.gensalt(cost))
-times = []
-for _ in range(hashes):
-    t = time.perf_counter(); bcrypt.hashpw(pw, bcrypt.gensalt(cost)); times.append(time.perf_counter() - t)
-print(round(statistics.median(times) * 1000, 2))
-EOF
-)"
+  record hash_ms.synapse "$(python_hash_ms "$hashes")"
 fi
 
 # --- servers for the HTTP rows ---------------------------------------------------------------
@@ -436,6 +441,8 @@ if wants reset; then
     seed_devices "$work/homekey-sqlite/homeserver.db" "@victim$i:example.com" "$devices" $((i * 1000000))
   done
   record load.reset.homekey "$(load1)"
+  # The hash this row subtracts, timed right before it (the machine drifts within a run).
+  record hash_ms.reset "$("$bin/examples/bench-bcrypt" "$cost" 5 | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])')"
   for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$homekey_url" "$homekey_admin_token" "@victim$i:example.com")"); done
   record reset_ms.homekey "$(python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")")"
   left="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM access_tokens WHERE user_id LIKE ?", ("@victim%",)).fetchone()[0])' "$work/homekey-sqlite/homeserver.db")"
@@ -448,6 +455,7 @@ if wants reset; then
       seed_devices "$work/synapse-sqlite/homeserver.db" "@victim$i:example.com" "$devices" $((i * 1000000))
     done
     record load.reset.synapse "$(load1)"
+    record hash_ms.reset_synapse "$(python_hash_ms 5)"
     for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$synapse_url" "$synapse_admin_token" "@victim$i:example.com")"); done
     record reset_ms.synapse "$(python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")")"
   fi

@@ -161,16 +161,18 @@ row("RSS under the whoami load (peak), MB", h, s, both(s, h, lambda s, h: s / h)
 
 devices = figures.get("devices", "?")
 h, s = num("reset_ms.homekey"), num("reset_ms.synapse")
-h_beyond = h - hash_ms if h is not None and hash_ms else None
-s_hash = num("hash_ms.synapse")
+# The hash subtracted is the one timed right before the resets (the limit row's otherwise).
+reset_hash = num("hash_ms.reset") or hash_ms
+h_beyond = h - reset_hash if h is not None and reset_hash else None
+s_hash = num("hash_ms.reset_synapse") or num("hash_ms.synapse")
 s_beyond = s - s_hash if s is not None and s_hash else None
 row(
     f"reset_password, {devices} devices + tokens, logout on, ms",
     h,
     s,
     both(s, h, lambda s, h: s / h),
-    f"≤ one hash + 30 = {fmt(hash_ms + 30 if hash_ms else None)} ms",
-    both(h, hash_ms, lambda h, x: h <= x + 30),
+    f"≤ one hash + 30 = {fmt(reset_hash + 30 if reset_hash else None)} ms",
+    both(h, reset_hash, lambda h, x: h <= x + 30),
     load("load.reset.homekey", "load.reset.synapse"),
 )
 row(
