@@ -558,7 +558,7 @@ if wants pg; then
       token="$(login_token "$synapse_url" alice "$password")"
       whoami_load "$synapse_url" "$token" "$synapse_pid" synapse_pg
       stop_pid "$synapse_pid"
-    else
+    elif [[ $with_synapse != false ]]; then
       say "pg: no Synapse with psycopg2 in $synapse_pg_venv: Synapse's PostgreSQL column stays empty"
     fi
     if [[ -f $work/import/users.csv ]]; then
