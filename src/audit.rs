@@ -34,3 +34,35 @@ pub async fn record(
         .await
         .map(|_| ())
 }
+
+/// Records changes of one kind made together (an import): a log line each, and their rows
+/// in one transaction.
+pub async fn record_many(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    changes: impl IntoIterator<Item = (String, Value)>,
+) -> Result<(), StoreError> {
+    let ts_ms = now_ms();
+    let records: Vec<NewAuditRecord> = changes
+        .into_iter()
+        .map(|(target, details)| {
+            tracing::info!(
+                target: "homekey::audit",
+                actor,
+                action,
+                user = target.as_str(),
+                details = %details,
+                "audit"
+            );
+            NewAuditRecord {
+                ts_ms,
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+                target: Some(target),
+                details,
+            }
+        })
+        .collect();
+    store.record_audits(&records).await.map(|_| ())
+}

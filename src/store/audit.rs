@@ -66,6 +66,32 @@ impl Store {
         })
     }
 
+    /// Records many changes in one transaction, a few multi-row statements (for an import).
+    /// As [`Store::record_audit`], nothing is kept in a Synapse database (`false`).
+    pub async fn record_audits(&self, records: &[NewAuditRecord]) -> Result<bool, StoreError> {
+        if self.flavour == Flavour::Synapse {
+            return Ok(false);
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for chunk in records.chunks(100) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO homekey_audit_log (ts_ms, actor, action, target, details) ",
+                );
+                insert.push_values(chunk, |mut row, record| {
+                    row.push_bind(record.ts_ms)
+                        .push_bind(record.actor.as_str())
+                        .push_bind(record.action.as_str())
+                        .push_bind(record.target.as_deref())
+                        .push_bind(record.details.to_string());
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// The records matching `filter`, newest first. Refused on a Synapse database.
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         if self.flavour == Flavour::Synapse {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
+use super::sqlite_reads::SqliteReads;
 use super::{Backend, Flavour, Store, StoreError};
 use crate::config::DatabaseConfig;
 
@@ -55,6 +56,10 @@ impl Store {
                     .foreign_keys(true);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
+                    // A file on this machine does not drop a connection: the ping sqlx sends
+                    // before handing one out is a round trip to the connection's thread on
+                    // every query (bench/README.md, whoami's profile).
+                    .test_before_acquire(false)
                     .acquire_timeout(CONNECT_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -100,9 +105,17 @@ impl Store {
                 Backend::Postgres(connect_postgres(options, database).await?)
             }
         };
+        let sqlite_reads = match database {
+            DatabaseConfig::Sqlite { path } => Some(std::sync::Arc::new(SqliteReads::new(
+                path.clone(),
+                SQLITE_BUSY_TIMEOUT,
+            ))),
+            _ => None,
+        };
         let mut store = Store {
             backend,
             flavour: Flavour::Homekey,
+            sqlite_reads,
         };
         store.flavour = store.detect_flavour().await?;
         if store.flavour == Flavour::Homekey {

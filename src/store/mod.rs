@@ -15,6 +15,7 @@ mod connect;
 mod interactive_auth;
 mod registration_nonces;
 mod sessions;
+mod sqlite_reads;
 
 use secrecy::SecretString;
 
@@ -27,6 +28,8 @@ pub use interactive_auth::UiAuthSession;
 pub struct Store {
     backend: Backend,
     flavour: Flavour,
+    /// On SQLite, the token lookup without sqlx's thread hop (see [`sqlite_reads`]).
+    sqlite_reads: Option<std::sync::Arc<sqlite_reads::SqliteReads>>,
 }
 
 #[derive(Clone)]
@@ -280,6 +283,8 @@ pub enum StoreError {
     NotAccountDatabase(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("migrating the database failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -336,6 +341,9 @@ impl Store {
 
     /// Waits for running operations and closes every connection.
     pub async fn close(&self) {
+        if let Some(reads) = &self.sqlite_reads {
+            reads.close();
+        }
         with_pool!(self, |pool| pool.close().await)
     }
 }

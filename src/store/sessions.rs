@@ -120,6 +120,9 @@ impl Store {
              FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
              LEFT JOIN profiles p ON p.full_user_id = u.name WHERE t.token = $1"
         );
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.find_session(&sql, access_token);
+        }
         with_pool!(self, |pool| {
             let row: Option<SessionRow> = sqlx::query_as(&sql)
                 .bind(access_token)
