@@ -39,6 +39,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MatrixJson<T> {
     }
 }
 
+/// Parses a body that may be absent (a DELETE, or Synapse's `allow_empty_body`): an empty
+/// body is `T::default()`, anything else as [`parse_body`].
+pub fn parse_optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, MatrixError> {
+    if bytes.is_empty() {
+        Ok(T::default())
+    } else {
+        parse_body(bytes)
+    }
+}
+
 /// Parses a body: not JSON is `M_NOT_JSON`, not an object `M_BAD_JSON`, a missing field
 /// `M_MISSING_PARAM`, a field of the wrong type `M_BAD_JSON` naming the field.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {

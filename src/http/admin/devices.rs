@@ -11,7 +11,7 @@ use super::{AdminRequester, local_user_id};
 use crate::http::AppState;
 use crate::http::client::devices::{check_device_display_name, device_json, device_not_found};
 use crate::http::error::MatrixError;
-use crate::http::json::{MatrixJson, parse_body};
+use crate::http::json::{MatrixJson, parse_optional_body};
 use crate::ids::UserId;
 use crate::store::Device;
 
@@ -67,7 +67,7 @@ pub async fn get(
     Ok(Json(admin_device_json(&device)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct RenameBody {
     display_name: Option<String>,
 }
@@ -80,11 +80,7 @@ pub async fn rename(
     body: Bytes,
 ) -> Result<Json<Value>, MatrixError> {
     let user_id = device_owner(&state, &user_id).await?;
-    let body: RenameBody = if body.is_empty() {
-        RenameBody { display_name: None }
-    } else {
-        parse_body(&body)?
-    };
+    let body: RenameBody = parse_optional_body(&body)?;
     let store = &state.accounts.store;
     let found = match &body.display_name {
         Some(display_name) => {

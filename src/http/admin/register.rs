@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
-use super::users::check_username_available;
+use super::users::{USER_TYPES, check_username_available};
 use crate::accounts::admin::Registration;
 use crate::accounts::now_ms;
 use crate::http::AppState;
@@ -23,8 +23,6 @@ use crate::shared_secret::{RegistrationFields, registration_mac_matches};
 
 /// Synapse's `NONCE_TIMEOUT`.
 const NONCE_LIFETIME_MS: i64 = 60 * 1000;
-/// Synapse's built-in user types.
-const USER_TYPES: [&str; 2] = ["bot", "support"];
 
 /// `GET`: a new nonce (64 random bytes as hex, as Synapse's `token_hex(64)`).
 pub async fn new_nonce(State(state): State<AppState>) -> Result<Json<Value>, MatrixError> {

@@ -10,7 +10,7 @@ use super::{AdminRequester, local_user_id, parse_user_id};
 use crate::http::AppState;
 use crate::http::auth::Authenticated;
 use crate::http::error::MatrixError;
-use crate::http::json::parse_body;
+use crate::http::json::parse_optional_body;
 
 /// `GET /_synapse/admin/v1/whois/<id>`: an admin, or the user themselves. Synapse's shape:
 /// one device `""` with one session whose connections are the devices' last contacts.
@@ -44,11 +44,7 @@ pub async fn login_as_user(
     body: Bytes,
 ) -> Result<Json<Value>, MatrixError> {
     let user_id = local_user_id(&state, &user_id, "Only local users can be logged in as")?;
-    let body: Map<String, Value> = if body.is_empty() {
-        Map::new()
-    } else {
-        parse_body(&body)?
-    };
+    let body: Map<String, Value> = parse_optional_body(&body)?;
     let valid_until_ms = match body.get("valid_until_ms") {
         None | Some(Value::Null) => None,
         Some(Value::Number(ms)) if ms.is_i64() => ms.as_i64(),

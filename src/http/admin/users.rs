@@ -12,13 +12,13 @@ use super::{AdminRequester, local_user_id, parse_user_id};
 use crate::accounts::admin::Registration;
 use crate::http::AppState;
 use crate::http::error::MatrixError;
-use crate::http::json::{MatrixJson, parse_body};
+use crate::http::json::{MatrixJson, parse_optional_body};
 use crate::ids::UserId;
 use crate::password::policy::within_length_limit;
 use crate::store::{Logout, User, UserChanges, UserFilter, UserOrder};
 
-/// Synapse's built-in user types.
-const USER_TYPES: [&str; 2] = ["bot", "support"];
+/// Synapse's built-in user types (`UserTypes.ALL_USER_TYPES`).
+pub(super) const USER_TYPES: [&str; 2] = ["bot", "support"];
 /// Synapse's `MAX_DISPLAYNAME_LEN`.
 const MAX_DISPLAYNAME_LENGTH: usize = 256;
 
@@ -482,11 +482,7 @@ pub async fn deactivate(
 ) -> Result<Json<Value>, MatrixError> {
     let user_id = local_user_id(&state, &user_id, "Can only deactivate local users")?;
     let user = existing_user(&state, &user_id).await?;
-    let body: Map<String, Value> = if body.is_empty() {
-        Map::new()
-    } else {
-        parse_body(&body)?
-    };
+    let body: Map<String, Value> = parse_optional_body(&body)?;
     let erase = match body.get("erase") {
         None => false,
         Some(Value::Bool(erase)) => *erase,

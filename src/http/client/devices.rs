@@ -14,7 +14,7 @@ use crate::http::AppState;
 use crate::http::auth::Authenticated;
 use crate::http::error::MatrixError;
 use crate::http::interactive_auth::parse_auth;
-use crate::http::json::{MatrixJson, parse_body};
+use crate::http::json::{MatrixJson, parse_optional_body};
 use crate::store::Device;
 
 /// Synapse's `MAX_DEVICE_DISPLAY_NAME_LEN`, in characters.
@@ -102,7 +102,7 @@ pub async fn rename(
     Ok(Json(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct DeleteBody {
     auth: Option<Value>,
 }
@@ -115,11 +115,7 @@ pub async fn delete(
     Path(device_id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, MatrixError> {
-    let body: DeleteBody = if body.is_empty() {
-        DeleteBody { auth: None }
-    } else {
-        parse_body(&body)?
-    };
+    let body: DeleteBody = parse_optional_body(&body)?;
     let operation = Operation {
         method: "DELETE",
         path: uri.path(),
