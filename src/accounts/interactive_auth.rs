@@ -182,16 +182,15 @@ impl Accounts {
         })
     }
 
-    /// Keeps a value for the rest of a session (a new password's hash, sent before the
+    /// Keeps values for the rest of a session (a new password's hash, sent before the
     /// authentication was complete).
     pub async fn set_ui_auth_data(
         &self,
         session_id: &str,
-        key: &str,
-        value: Value,
+        entries: Map<String, Value>,
     ) -> Result<(), StoreError> {
         self.store
-            .set_ui_auth_session_data(session_id, key, value)
+            .set_ui_auth_session_data(session_id, entries)
             .await
     }
 

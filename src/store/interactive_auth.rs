@@ -74,12 +74,11 @@ impl Store {
         }))
     }
 
-    /// Sets one key of a session's server data.
+    /// Sets keys of a session's server data (the others stay), in one write.
     pub async fn set_ui_auth_session_data(
         &self,
         session_id: &str,
-        key: &str,
-        value: Value,
+        entries: serde_json::Map<String, Value>,
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -93,7 +92,7 @@ impl Store {
             };
             let mut data: serde_json::Map<String, Value> =
                 serde_json::from_str(&current).unwrap_or_default();
-            data.insert(key.to_owned(), value);
+            data.extend(entries);
             sqlx::query("UPDATE ui_auth_sessions SET serverdict = $2 WHERE session_id = $1")
                 .bind(session_id)
                 .bind(Value::Object(data).to_string())

@@ -357,6 +357,25 @@ async fn shared_secret_registration_takes_a_fresh_nonce_and_synapses_mac(db: Tes
     );
 }
 
+/// Registers `user` with `password` on a fresh nonce, the MAC computed over `signed`'s
+/// password and admin flag (which a test may make differ from what is sent).
+async fn register_with_fresh_nonce(
+    server: &Server,
+    user: &str,
+    password: &str,
+    signed: (&str, bool),
+) -> (StatusCode, Value) {
+    let nonce = nonce(server).await;
+    let (signed_password, signed_admin) = signed;
+    let body = json!({
+        "nonce": nonce, "username": user, "password": password,
+        "mac": registration_mac(&nonce, user, signed_password, signed_admin),
+    });
+    server
+        .call("POST", &format!("{ADMIN}/v1/register"), None, Some(body))
+        .await
+}
+
 /// A fresh nonce, made to look `age_ms` old.
 async fn nonce_aged(server: &Server, age_ms: i64) -> String {
     let nonce = nonce(server).await;
@@ -378,7 +397,6 @@ async fn shared_secret_registration_refuses_bad_requests_and_registers_nobody(db
     .await;
     server.create_user("gina", "pw").await;
     let register = format!("{ADMIN}/v1/register");
-    let fresh = nonce(&server).await;
     let cases = [
         (
             json!({"username": "x", "password": "p", "mac": "00"}),
@@ -397,22 +415,9 @@ async fn shared_secret_registration_refuses_bad_requests_and_registers_nobody(db
             .await;
         assert_eq!((got, errcode(&answer)), (status, code), "{body}");
     }
-    // Each of these uses up a fresh nonce.
-    let with_nonce = |nonce: &str, user: &str, password: &str, mac: String| json!({"nonce": nonce, "username": user, "password": password, "mac": mac});
-    let n1 = fresh;
-    let (status, answer) = server
-        .call(
-            "POST",
-            &register,
-            None,
-            Some(with_nonce(
-                &n1,
-                "hugo",
-                "pw",
-                registration_mac(&n1, "hugo", "other-pw", false),
-            )),
-        )
-        .await;
+    // Each of these uses up a fresh nonce; the MAC covers what the third and fourth say.
+    let (status, answer) =
+        register_with_fresh_nonce(&server, "hugo", "pw", ("other-pw", false)).await;
     assert_eq!(
         (status, answer),
         (
@@ -420,76 +425,24 @@ async fn shared_secret_registration_refuses_bad_requests_and_registers_nobody(db
             json!({"errcode": "M_UNKNOWN", "error": "HMAC incorrect"})
         )
     );
-    let n2 = nonce(&server).await;
-    let (status, answer) = server
-        .call(
-            "POST",
-            &register,
-            None,
-            Some(with_nonce(
-                &n2,
-                "hugo",
-                "pw",
-                registration_mac(&n2, "hugo", "pw", true),
-            )),
-        )
-        .await;
+    let (status, answer) = register_with_fresh_nonce(&server, "hugo", "pw", ("pw", true)).await;
     assert_eq!(
         (status, errcode(&answer)),
         (StatusCode::FORBIDDEN, "M_UNKNOWN"),
         "admin flag not covered by the mac"
     );
-    let n3 = nonce(&server).await;
-    let (status, answer) = server
-        .call(
-            "POST",
-            &register,
-            None,
-            Some(with_nonce(
-                &n3,
-                "gina",
-                "pw",
-                registration_mac(&n3, "gina", "pw", false),
-            )),
-        )
-        .await;
+    let (status, answer) = register_with_fresh_nonce(&server, "gina", "pw", ("pw", false)).await;
     assert_eq!(
         (status, errcode(&answer)),
         (StatusCode::BAD_REQUEST, "M_USER_IN_USE")
     );
-    let n4 = nonce(&server).await;
     let long = "p".repeat(513);
-    let (status, answer) = server
-        .call(
-            "POST",
-            &register,
-            None,
-            Some(with_nonce(
-                &n4,
-                "hugo",
-                &long,
-                registration_mac(&n4, "hugo", &long, false),
-            )),
-        )
-        .await;
+    let (status, answer) = register_with_fresh_nonce(&server, "hugo", &long, (&long, false)).await;
     assert_eq!(
         (status, answer["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("Invalid password"))
     );
-    let n5 = nonce(&server).await;
-    let (status, answer) = server
-        .call(
-            "POST",
-            &register,
-            None,
-            Some(with_nonce(
-                &n5,
-                "_hugo",
-                "pw",
-                registration_mac(&n5, "_hugo", "pw", false),
-            )),
-        )
-        .await;
+    let (status, answer) = register_with_fresh_nonce(&server, "_hugo", "pw", ("pw", false)).await;
     assert_eq!(
         (status, errcode(&answer)),
         (StatusCode::BAD_REQUEST, "M_INVALID_USERNAME")
@@ -506,20 +459,7 @@ async fn shared_secret_registration_refuses_bad_requests_and_registers_nobody(db
 
     // Without a shared secret in the config, registration is off.
     let plain = Server::start(TestDb::sqlite().await, "").await;
-    let n = nonce(&plain).await;
-    let (status, answer) = plain
-        .call(
-            "POST",
-            &register,
-            None,
-            Some(with_nonce(
-                &n,
-                "ivy",
-                "pw",
-                registration_mac(&n, "ivy", "pw", false),
-            )),
-        )
-        .await;
+    let (status, answer) = register_with_fresh_nonce(&plain, "ivy", "pw", ("pw", false)).await;
     assert_eq!(
         (status, answer["error"].as_str()),
         (

@@ -561,7 +561,13 @@ async fn interactive_auth_sessions_keep_stages_and_data_until_spent_or_expired(s
             .unwrap();
     }
     store
-        .set_ui_auth_session_data("new", "password_hash", json!("$2b$04$x"))
+        .set_ui_auth_session_data(
+            "new",
+            json!({"password_hash": "$2b$04$x"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
         .await
         .unwrap();
     let new = store.get_ui_auth_session("new").await.unwrap().unwrap();

@@ -80,6 +80,7 @@ pub async fn change_password(
         }) => {
             // Keep what came with this request for the one that completes the session, which
             // may not repeat it (the password only as a hash, as Synapse does).
+            let mut keep = serde_json::Map::new();
             if let Some(password) = new_password {
                 let hash = accounts
                     .hasher
@@ -87,14 +88,13 @@ pub async fn change_password(
                     .await
                     .map_err(|err| MatrixError::internal("hashing failed", &err))?;
                 let hash = secrecy::ExposeSecret::expose_secret(&hash).to_owned();
-                accounts
-                    .set_ui_auth_data(&session_id, SESSION_PASSWORD_HASH, json!(hash))
-                    .await?;
+                keep.insert(SESSION_PASSWORD_HASH.into(), json!(hash));
             }
             if let Some(logout_devices) = body.logout_devices {
-                accounts
-                    .set_ui_auth_data(&session_id, SESSION_LOGOUT_DEVICES, json!(logout_devices))
-                    .await?;
+                keep.insert(SESSION_LOGOUT_DEVICES.into(), json!(logout_devices));
+            }
+            if !keep.is_empty() {
+                accounts.set_ui_auth_data(&session_id, keep).await?;
             }
             return Err(UiAuthError::Incomplete {
                 session_id,
