@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod logging;
 pub mod password;
 #[cfg(test)]
 mod property_testing;

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     // The server logs each request; the one-shot commands only speak up about problems.
-    init_logging(match cli.command {
+    homekey::logging::init(match cli.command {
         Command::Serve { .. } => "info",
         _ => "warn",
     });
@@ -221,16 +221,4 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(Failure::new)
-}
-
-/// Logs go to stderr, at the level `RUST_LOG` asks (else `default_level`).
-fn init_logging(default_level: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

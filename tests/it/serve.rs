@@ -14,6 +14,7 @@ server_tests!(
     a_user_logs_in_by_localpart_full_id_any_case_or_legacy_user,
     wrong_password_unknown_and_deactivated_users_get_one_answer,
     whoami_takes_the_token_from_the_header_or_the_query,
+    a_burst_of_requests_leaves_one_whole_log_line_each,
     logout_ends_one_device_and_logout_all_ends_every_one,
     expired_tokens_and_locked_accounts_can_still_log_out,
     bad_bodies_get_matrix_errors,
@@ -161,6 +162,48 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
         (status, &body["errcode"]),
         (StatusCode::UNAUTHORIZED, &json!("M_USER_LOCKED"))
     );
+}
+
+/// The access log gathers its lines while requests are in flight: none may be lost, cut or
+/// mixed with another, and the last is written once the server is idle again.
+async fn a_burst_of_requests_leaves_one_whole_log_line_each(db: TestDb) {
+    const REQUESTS: usize = 200;
+    let server = Server::start(db, "").await;
+    server.create_user("dora", "pw-dora").await;
+    let token = server.token_for("dora", "pw-dora").await;
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..REQUESTS {
+        let request = server
+            .http
+            .get(server.url(&format!("/_matrix/client/v3/account/whoami?burst={i}")))
+            .bearer_auth(&token);
+        burst.spawn(async move { request.send().await.unwrap().status() });
+    }
+    while let Some(status) = burst.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    let lines_of_the_burst = || {
+        let log = server.log();
+        let mut seen: Vec<usize> = log
+            .lines()
+            .filter(|line| line.contains("?burst="))
+            .map(|line| {
+                assert!(
+                    line.contains("status=200") && line.contains("latency_ms="),
+                    "a cut or mixed line: {line}"
+                );
+                let number = line.split("?burst=").nth(1).unwrap();
+                number.split(' ').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        seen.sort_unstable();
+        seen
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lines_of_the_burst().len() < REQUESTS && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(lines_of_the_burst(), (0..REQUESTS).collect::<Vec<_>>());
 }
 
 async fn logout_ends_one_device_and_logout_all_ends_every_one(db: TestDb) {
