@@ -478,12 +478,12 @@ async fn the_listings_page_and_filter_like_synapse(db: TestDb) {
     }
     server
         .store()
-        .deactivate("@dirk:example.com", false)
+        .deactivate("@dirk:example.com", false, None)
         .await
         .unwrap();
     server
         .store()
-        .set_locked("@eddy:example.com", true)
+        .set_locked("@eddy:example.com", true, None)
         .await
         .unwrap();
     let list = |query: &str| {

@@ -124,14 +124,17 @@ impl Operator {
     async fn session(&self, user_id: &str, device_id: &str) -> String {
         let token = format!("syt_test_{device_id}");
         self.store()
-            .create_session(&NewSession {
-                user_id: user_id.into(),
-                device_id: device_id.into(),
-                device_display_name: None,
-                access_token: SecretString::from(token.clone()),
-                valid_until_ms: None,
-                now_ms: homekey::accounts::now_ms(),
-            })
+            .create_session(
+                &NewSession {
+                    user_id: user_id.into(),
+                    device_id: device_id.into(),
+                    device_display_name: None,
+                    access_token: SecretString::from(token.clone()),
+                    valid_until_ms: None,
+                    now_ms: homekey::accounts::now_ms(),
+                },
+                None,
+            )
             .await
             .unwrap();
         token
@@ -537,18 +540,19 @@ async fn a_bad_import_line_imports_nothing(db: TestDb) {
 
 async fn audit_list_shows_each_change_with_its_actor(db: TestDb) {
     let op = Operator::new(db);
-    // An old record, from before --since's window.
+    op.create("alice", "wonderland1");
+    // A change with an old record, from before --since's window.
+    let old = NewAuditRecord {
+        ts_ms: homekey::accounts::now_ms() - 3 * 24 * 3600 * 1000,
+        actor: "@admin:example.com".into(),
+        action: "set_admin".into(),
+        target: Some("@alice:example.com".into()),
+        details: serde_json::json!({"admin": true}),
+    };
     op.store()
-        .record_audit(&NewAuditRecord {
-            ts_ms: homekey::accounts::now_ms() - 3 * 24 * 3600 * 1000,
-            actor: "@admin:example.com".into(),
-            action: "set_admin".into(),
-            target: Some("@alice:example.com".into()),
-            details: serde_json::json!({"admin": true}),
-        })
+        .set_admin("@alice:example.com", true, Some(&old))
         .await
         .unwrap();
-    op.create("alice", "wonderland1");
     op.create("bob", "builder22");
     op.ok(
         &[

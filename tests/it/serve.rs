@@ -96,7 +96,7 @@ async fn wrong_password_unknown_and_deactivated_users_get_one_answer(db: TestDb)
     server.create_user("gone", "gone password").await;
     server
         .store()
-        .deactivate("@gone:example.com", false)
+        .deactivate("@gone:example.com", false, None)
         .await
         .unwrap();
     let expected = json!({"errcode": "M_FORBIDDEN", "error": "Invalid username or password"});
@@ -153,7 +153,7 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
     // A locked account's token is refused with M_USER_LOCKED.
     server
         .store()
-        .set_locked("@carol:example.com", true)
+        .set_locked("@carol:example.com", true, None)
         .await
         .unwrap();
     let (status, body) = server.whoami(Some(&token)).await;
@@ -217,14 +217,17 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     let expired = "syt_aXZ5_expired-token-of-ivy_0000";
     server
         .store()
-        .create_session(&homekey::store::NewSession {
-            user_id: "@ivy:example.com".into(),
-            device_id: "OLDPHONE".into(),
-            device_display_name: None,
-            access_token: SecretString::from(expired),
-            valid_until_ms: Some(1_000),
-            now_ms: 0,
-        })
+        .create_session(
+            &homekey::store::NewSession {
+                user_id: "@ivy:example.com".into(),
+                device_id: "OLDPHONE".into(),
+                device_display_name: None,
+                access_token: SecretString::from(expired),
+                valid_until_ms: Some(1_000),
+                now_ms: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     let (status, body) = server.whoami(Some(expired)).await;
@@ -246,7 +249,7 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     let token = server.token_for("ivy", "pw-ivy").await;
     server
         .store()
-        .set_locked("@ivy:example.com", true)
+        .set_locked("@ivy:example.com", true, None)
         .await
         .unwrap();
     assert_eq!(
@@ -259,7 +262,7 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     assert_eq!(status, StatusCode::OK);
     server
         .store()
-        .set_locked("@ivy:example.com", false)
+        .set_locked("@ivy:example.com", false, None)
         .await
         .unwrap();
     assert_eq!(

@@ -468,14 +468,17 @@ async fn only_for_reauth_authenticates_with_the_password_but_refuses_the_change(
     let token = "syt_aGFs_test-token-for-hal_0000";
     server
         .store()
-        .create_session(&NewSession {
-            user_id: "@hal:example.com".into(),
-            device_id: "HALDEVICE".into(),
-            device_display_name: None,
-            access_token: SecretString::from(token),
-            valid_until_ms: None,
-            now_ms: 0,
-        })
+        .create_session(
+            &NewSession {
+                user_id: "@hal:example.com".into(),
+                device_id: "HALDEVICE".into(),
+                device_display_name: None,
+                access_token: SecretString::from(token),
+                valid_until_ms: None,
+                now_ms: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     let (status, body) = server

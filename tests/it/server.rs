@@ -157,15 +157,18 @@ impl Server {
             SecretString::from(self.pepper.clone()),
         );
         self.store()
-            .create_user(&NewUser {
-                user_id: UserId::parse_local(localpart, "example.com").unwrap(),
-                password_hash: Some(settings.hash(&SecretString::from(password)).unwrap()),
-                creation_ts: 1_700_000_000,
-                admin: false,
-                is_guest: false,
-                user_type: None,
-                displayname: None,
-            })
+            .create_user(
+                &NewUser {
+                    user_id: UserId::parse_local(localpart, "example.com").unwrap(),
+                    password_hash: Some(settings.hash(&SecretString::from(password)).unwrap()),
+                    creation_ts: 1_700_000_000,
+                    admin: false,
+                    is_guest: false,
+                    user_type: None,
+                    displayname: None,
+                },
+                None,
+            )
             .await
             .unwrap();
     }
@@ -313,7 +316,7 @@ impl Server {
     pub async fn admin_token(&self, localpart: &str, password: &str) -> String {
         self.create_user(localpart, password).await;
         self.store()
-            .set_admin(&format!("@{localpart}:example.com"), true)
+            .set_admin(&format!("@{localpart}:example.com"), true, None)
             .await
             .unwrap();
         self.token_for(localpart, password).await
