@@ -54,7 +54,7 @@ async fn only_admins_may_use_the_admin_api_and_the_flag_counts_at_once(db: TestD
     crate::server::raw_execute(
         &server.db.config,
         "UPDATE users SET admin = 1 WHERE name = $1",
-        "@mallory:example.com",
+        &["@mallory:example.com"],
     )
     .await;
     let (status, body) = server.call("GET", &path, Some(&token), None).await;

@@ -401,7 +401,7 @@ async fn a_hash_written_by_hand_with_sql_logs_in_at_once(db: TestDb) {
     server.create_user("erin", "old password").await;
     let old_token = server.token_for("erin", "old password").await;
     let sql = "UPDATE users SET password_hash = $1 WHERE name = '@erin:example.com'";
-    raw_execute(&server.db.config, sql, hash).await;
+    raw_execute(&server.db.config, sql, &[hash]).await;
     let (status, body) = server.login("erin", password).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -422,7 +422,7 @@ async fn a_login_upgrades_a_hash_below_the_configured_cost(db: TestDb) {
     raw_execute(
         &server.db.config,
         "UPDATE users SET password_hash = $1 WHERE name = '@frank:example.com'",
-        cost4.expose_secret(),
+        &[cost4.expose_secret()],
     )
     .await;
     server.token_for("frank", "pw-frank").await;

@@ -335,7 +335,7 @@ async fn sessions_are_bound_to_their_operation_and_their_user(db: TestDb) {
     raw_execute(
         &server.db.config,
         "UPDATE ui_auth_sessions SET creation_time = 0 WHERE session_id = $1",
-        &old_session,
+        &[&old_session],
     )
     .await;
     let (status, body) = server

@@ -253,28 +253,28 @@ macro_rules! server_tests {
 }
 pub(crate) use server_tests;
 
-/// Runs one statement with one bound text value straight on the test database, as an
-/// operator's SQL would.
-pub async fn raw_execute(config: &DatabaseConfig, sql: &str, value: &str) {
+/// Runs one statement with its bound text values (`$1`, `$2`…; none for DDL) straight on the
+/// test database, as an operator's SQL would.
+pub async fn raw_execute(config: &DatabaseConfig, sql: &str, values: &[&str]) {
     use sqlx::Connection;
     match config {
         DatabaseConfig::Sqlite { path } => {
             let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
                 .await
                 .unwrap();
-            sqlx::query(sql)
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            let mut query = sqlx::query(sql);
+            for value in values {
+                query = query.bind(*value);
+            }
+            query.execute(&mut conn).await.unwrap();
         }
         DatabaseConfig::PostgresUrl(url) => {
             let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query(sql)
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            let mut query = sqlx::query(sql);
+            for value in values {
+                query = query.bind(*value);
+            }
+            query.execute(&mut conn).await.unwrap();
         }
         other => panic!("{other:?}"),
     }
