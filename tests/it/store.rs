@@ -763,16 +763,29 @@ async fn a_synapse_database_is_used_as_it_is_never_migrated() {
         )
         .await;
     assert!(matches!(mint, Err(StoreError::RefusedOnSynapse(_))));
+    // An operator's change, with its audit record: Synapse's schema has no table for it, so
+    // none is written (and no error comes of it).
+    let record = homekey::store::NewAuditRecord {
+        ts_ms: NOW_MS,
+        actor: "cli:tester".into(),
+        action: "reset_password".into(),
+        target: Some("@old:example.com".into()),
+        details: json!({"logout_devices": true}),
+    };
     store
         .set_password_hash(
             "@old:example.com",
             Some(&hash("new")),
             &Logout::AllDevices,
-            None,
+            Some(&record),
         )
         .await
         .unwrap();
     assert!(store.find_session("syt_old").await.unwrap().is_none());
+    assert_eq!(
+        stored_hash(&store, "old").await.as_deref(),
+        Some("$2b$04$new")
+    );
     store.close().await;
 
     // No homekey table was added.
