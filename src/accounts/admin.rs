@@ -5,12 +5,12 @@
 //! can act may not be deactivated or locked.
 
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Accounts, LoginSuccess, Requester, now_ms, tokens};
 use crate::audit;
 use crate::ids::UserId;
-use crate::store::{Logout, NewUser, StoreError, User, UserChanges};
+use crate::store::{Logout, NewAuditRecord, NewUser, StoreError, User, UserChanges};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -66,8 +66,8 @@ impl Accounts {
             return Err(AdminError::PasswordChangeDisabled);
         }
         let logout = password_logout(admin, user_id, logout_devices);
-        let record = audit::record(
-            &admin.user.name,
+        let record = admin_record(
+            admin,
             "reset_password",
             user_id,
             json!({"logout_devices": logout_devices}),
@@ -142,7 +142,7 @@ impl Accounts {
             "displayname_changed": changes.displayname.is_some(),
             "user_type_changed": changes.user_type.is_some(),
         });
-        let record = audit::record(&admin.user.name, "modify_user", &user.name, details);
+        let record = admin_record(admin, "modify_user", &user.name, details);
         self.store
             .modify_user(&user_id, &changes, Some(&record))
             .await?;
@@ -159,12 +159,7 @@ impl Accounts {
         if !make_admin && user_id == admin.user.name {
             return Err(AdminError::SelfDemotion);
         }
-        let record = audit::record(
-            &admin.user.name,
-            "set_admin",
-            user_id,
-            json!({"admin": make_admin}),
-        );
+        let record = admin_record(admin, "set_admin", user_id, json!({"admin": make_admin}));
         self.store
             .set_admin(user_id, make_admin, Some(&record))
             .await?;
@@ -181,12 +176,7 @@ impl Accounts {
         if !user.deactivated {
             self.refuse_losing_the_last_admin(user).await?;
         }
-        let record = audit::record(
-            &admin.user.name,
-            "deactivate",
-            &user.name,
-            json!({"erase": erase}),
-        );
+        let record = admin_record(admin, "deactivate", &user.name, json!({"erase": erase}));
         self.store
             .deactivate(&user.name, erase, Some(&record))
             .await?;
@@ -211,8 +201,8 @@ impl Accounts {
             .map(|id| id.localpart().to_owned())
             .unwrap_or_default();
         let token = tokens::new_access_token(&localpart);
-        let record = audit::record(
-            &admin.user.name,
+        let record = admin_record(
+            admin,
             "login_as_user",
             user_id,
             json!({"valid_until_ms": valid_until_ms}),
@@ -237,8 +227,8 @@ impl Accounts {
         user_id: &str,
         device_ids: &[String],
     ) -> Result<(), AdminError> {
-        let record = audit::record(
-            &admin.user.name,
+        let record = admin_record(
+            admin,
             "delete_devices",
             user_id,
             json!({"devices": device_ids}),
@@ -266,6 +256,11 @@ impl Accounts {
         }
         Ok(())
     }
+}
+
+/// The audit record of a change `admin` is about to make to `user_id`.
+fn admin_record(admin: &Requester, action: &str, user_id: &str, details: Value) -> NewAuditRecord {
+    audit::record(&admin.user.name, action, user_id, details)
 }
 
 /// Which sessions a password change by an admin ends: with `logout_devices`, all of the
