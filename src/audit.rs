@@ -1,68 +1,25 @@
 //! Who changed which account: every change an admin (Admin API) or an operator (CLI) makes
-//! leaves a log line and, in homekey's own database, a record that `homekey audit list` shows.
+//! leaves a record, which `homekey audit list` shows, and a log line.
+//!
+//! The record is made before the change, with [`record`], and handed to the store write that
+//! makes the change (`Store::set_password_hash`, `Store::set_admin`, …). The store inserts it
+//! in the change's own transaction, so the change and its record are kept together or not at
+//! all, and writes the log line (target `homekey::audit`) once they are committed. A Synapse
+//! database has no audit table: there only the log line is written.
 
 use serde_json::Value;
 
 use crate::accounts::now_ms;
-use crate::store::{NewAuditRecord, Store, StoreError};
+use crate::store::NewAuditRecord;
 
-/// Records a change after it happened: a log line at `info` (target `homekey::audit`) and a
-/// row in the audit log. `details` says what changed, never a secret.
-pub async fn record(
-    store: &Store,
-    actor: &str,
-    action: &str,
-    target: Option<&str>,
-    details: Value,
-) -> Result<(), StoreError> {
-    tracing::info!(
-        target: "homekey::audit",
-        actor,
-        action,
-        user = target.unwrap_or("-"),
-        details = %details,
-        "audit"
-    );
-    store
-        .record_audit(&NewAuditRecord {
-            ts_ms: now_ms(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.map(str::to_owned),
-            details,
-        })
-        .await
-        .map(|_| ())
-}
-
-/// Records changes of one kind made together (an import): a log line each, and their rows
-/// in one transaction.
-pub async fn record_many(
-    store: &Store,
-    actor: &str,
-    action: &str,
-    changes: impl IntoIterator<Item = (String, Value)>,
-) -> Result<(), StoreError> {
-    let ts_ms = now_ms();
-    let records: Vec<NewAuditRecord> = changes
-        .into_iter()
-        .map(|(target, details)| {
-            tracing::info!(
-                target: "homekey::audit",
-                actor,
-                action,
-                user = target.as_str(),
-                details = %details,
-                "audit"
-            );
-            NewAuditRecord {
-                ts_ms,
-                actor: actor.to_owned(),
-                action: action.to_owned(),
-                target: Some(target),
-                details,
-            }
-        })
-        .collect();
-    store.record_audits(&records).await.map(|_| ())
+/// The record of a change `actor` is about to make to the account `target`, stamped now.
+/// `details` says what changes, never a secret.
+pub fn record(actor: &str, action: &str, target: &str, details: Value) -> NewAuditRecord {
+    NewAuditRecord {
+        ts_ms: now_ms(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: Some(target.to_owned()),
+        details,
+    }
 }

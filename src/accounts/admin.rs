@@ -1,16 +1,16 @@
 //! What a server admin does to other accounts (the Admin API's operations). Each change is
-//! one store transaction, then an audit record naming the admin.
+//! one store transaction, which holds the change's audit record naming the admin.
 //!
 //! Where Synapse would let an admin lock everyone out, homekey refuses: the last admin who
 //! can act may not be deactivated or locked.
 
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Accounts, LoginSuccess, Requester, now_ms, tokens};
 use crate::audit;
 use crate::ids::UserId;
-use crate::store::{Logout, NewUser, StoreError, User, UserChanges};
+use crate::store::{Logout, NewAuditRecord, NewUser, StoreError, User, UserChanges};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -66,16 +66,16 @@ impl Accounts {
             return Err(AdminError::PasswordChangeDisabled);
         }
         let logout = password_logout(admin, user_id, logout_devices);
-        self.store
-            .set_password_hash(user_id, Some(&new_hash), &logout)
-            .await?;
-        self.audit(
+        let record = admin_record(
             admin,
             "reset_password",
             user_id,
             json!({"logout_devices": logout_devices}),
-        )
-        .await
+        );
+        self.store
+            .set_password_hash(user_id, Some(&new_hash), &logout, Some(&record))
+            .await?;
+        Ok(())
     }
 
     /// Creates an account, as the admin `actor` (a user ID, or what registered it).
@@ -86,27 +86,26 @@ impl Accounts {
             Some(name) if name.is_empty() => None,
             Some(name) => Some(name),
         };
-        let user = self
-            .store
-            .create_user(&NewUser {
-                user_id: new.user_id.clone(),
-                password_hash: new.password_hash,
-                creation_ts: now_ms() / 1000,
-                admin: new.admin,
-                is_guest: false,
-                user_type: new.user_type.clone(),
-                displayname,
-            })
-            .await?;
-        audit::record(
-            &self.store,
+        let record = audit::record(
             actor,
             "create_user",
-            Some(new.user_id.as_str()),
+            new.user_id.as_str(),
             json!({"admin": new.admin, "user_type": new.user_type}),
-        )
-        .await?;
-        Ok(user)
+        );
+        self.store
+            .create_user(
+                &NewUser {
+                    user_id: new.user_id.clone(),
+                    password_hash: new.password_hash,
+                    creation_ts: now_ms() / 1000,
+                    admin: new.admin,
+                    is_guest: false,
+                    user_type: new.user_type,
+                    displayname,
+                },
+                Some(&record),
+            )
+            .await
     }
 
     /// Changes an existing account, all in one transaction (Synapse applies the changes one
@@ -134,7 +133,6 @@ impl Accounts {
         if stops_acting {
             self.refuse_losing_the_last_admin(user).await?;
         }
-        self.store.modify_user(&user_id, &changes).await?;
         let details = json!({
             "admin": changes.admin,
             "password_changed": changes.password.is_some(),
@@ -144,7 +142,11 @@ impl Accounts {
             "displayname_changed": changes.displayname.is_some(),
             "user_type_changed": changes.user_type.is_some(),
         });
-        self.audit(admin, "modify_user", &user.name, details).await
+        let record = admin_record(admin, "modify_user", &user.name, details);
+        self.store
+            .modify_user(&user_id, &changes, Some(&record))
+            .await?;
+        Ok(())
     }
 
     /// Grants or removes admin rights (`PUT /_synapse/admin/v1/users/<id>/admin`).
@@ -157,9 +159,11 @@ impl Accounts {
         if !make_admin && user_id == admin.user.name {
             return Err(AdminError::SelfDemotion);
         }
-        self.store.set_admin(user_id, make_admin).await?;
-        self.audit(admin, "set_admin", user_id, json!({"admin": make_admin}))
-            .await
+        let record = admin_record(admin, "set_admin", user_id, json!({"admin": make_admin}));
+        self.store
+            .set_admin(user_id, make_admin, Some(&record))
+            .await?;
+        Ok(())
     }
 
     /// Deactivates an account (`POST /_synapse/admin/v1/deactivate/<id>`).
@@ -172,9 +176,11 @@ impl Accounts {
         if !user.deactivated {
             self.refuse_losing_the_last_admin(user).await?;
         }
-        self.store.deactivate(&user.name, erase).await?;
-        self.audit(admin, "deactivate", &user.name, json!({"erase": erase}))
-            .await
+        let record = admin_record(admin, "deactivate", &user.name, json!({"erase": erase}));
+        self.store
+            .deactivate(&user.name, erase, Some(&record))
+            .await?;
+        Ok(())
     }
 
     /// An access token with which the admin acts as `user_id`, with no device.
@@ -195,16 +201,22 @@ impl Accounts {
             .map(|id| id.localpart().to_owned())
             .unwrap_or_default();
         let token = tokens::new_access_token(&localpart);
-        self.store
-            .create_puppet_token(&admin.user.name, user_id, &token, valid_until_ms, now_ms())
-            .await?;
-        self.audit(
+        let record = admin_record(
             admin,
             "login_as_user",
             user_id,
             json!({"valid_until_ms": valid_until_ms}),
-        )
-        .await?;
+        );
+        self.store
+            .create_puppet_token(
+                &admin.user.name,
+                user_id,
+                &token,
+                valid_until_ms,
+                now_ms(),
+                &record,
+            )
+            .await?;
         Ok(token)
     }
 
@@ -215,14 +227,16 @@ impl Accounts {
         user_id: &str,
         device_ids: &[String],
     ) -> Result<(), AdminError> {
-        self.store.delete_devices(user_id, device_ids).await?;
-        self.audit(
+        let record = admin_record(
             admin,
             "delete_devices",
             user_id,
             json!({"devices": device_ids}),
-        )
-        .await
+        );
+        self.store
+            .delete_devices(user_id, device_ids, Some(&record))
+            .await?;
+        Ok(())
     }
 
     /// Registers and logs in at once (shared-secret registration).
@@ -242,24 +256,11 @@ impl Accounts {
         }
         Ok(())
     }
+}
 
-    async fn audit(
-        &self,
-        admin: &Requester,
-        action: &str,
-        user_id: &str,
-        details: serde_json::Value,
-    ) -> Result<(), AdminError> {
-        audit::record(
-            &self.store,
-            &admin.user.name,
-            action,
-            Some(user_id),
-            details,
-        )
-        .await
-        .map_err(AdminError::Store)
-    }
+/// The audit record of a change `admin` is about to make to `user_id`.
+fn admin_record(admin: &Requester, action: &str, user_id: &str, details: Value) -> NewAuditRecord {
+    audit::record(&admin.user.name, action, user_id, details)
 }
 
 /// Which sessions a password change by an admin ends: with `logout_devices`, all of the

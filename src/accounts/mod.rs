@@ -328,7 +328,11 @@ impl Accounts {
         match &requester.device_id {
             Some(device_id) => {
                 self.store
-                    .logout(&requester.user.name, &Logout::Device(device_id.clone()))
+                    .logout(
+                        &requester.user.name,
+                        &Logout::Device(device_id.clone()),
+                        None,
+                    )
                     .await?;
             }
             None => {
@@ -341,7 +345,7 @@ impl Accounts {
     /// `/logout/all`: every device and token of the requester.
     pub async fn logout_all(&self, requester: &Requester) -> Result<(), StoreError> {
         self.store
-            .logout(&requester.user.name, &Logout::AllDevices)
+            .logout(&requester.user.name, &Logout::AllDevices, None)
             .await
             .map(|_| ())
     }
@@ -370,7 +374,7 @@ impl Accounts {
             (None, true) => Logout::AllDevices,
         };
         self.store
-            .set_password_hash(&requester.user.name, Some(new_hash), &logout)
+            .set_password_hash(&requester.user.name, Some(new_hash), &logout, None)
             .await?;
         Ok(())
     }
@@ -382,6 +386,8 @@ impl Accounts {
         requester: &Requester,
         erase: bool,
     ) -> Result<(), StoreError> {
-        self.store.deactivate(&requester.user.name, erase).await
+        self.store
+            .deactivate(&requester.user.name, erase, None)
+            .await
     }
 }

@@ -1,6 +1,6 @@
 //! What the operator's commands on the database (`homekey user …`, `homekey audit list`)
 //! share: finding the database and the server's settings, naming users, checking and hashing
-//! new passwords, the audit record, the notice on a Synapse database, and the exit codes.
+//! new passwords, the audit records, the notice on a Synapse database, and the exit codes.
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -9,7 +9,7 @@ use super::{ConfigArgs, DatabaseArgs};
 use crate::config::Config;
 use crate::ids::{UserId, UserIdError};
 use crate::password::{HashSettings, PasswordHasher, PasswordPolicy};
-use crate::store::{Flavour, OpenMode, Store, StoreError, User};
+use crate::store::{Flavour, NewAuditRecord, OpenMode, Store, StoreError, User};
 
 /// The exit codes of the operator's commands, for `--help`.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 done; 1 refused (unknown user, user exists, \
@@ -263,20 +263,16 @@ impl Operator {
             .map_err(|violation| format!("password refused by the policy: {violation}"))
     }
 
-    /// Records a change in the audit log (not kept on a Synapse database). The change is
-    /// done by then: a failure to record it is reported, not fatal.
-    pub async fn audit(&self, action: &str, user_id: &str, details: Value) {
-        if let Err(err) =
-            crate::audit::record(&self.store, &self.actor, action, Some(user_id), details).await
-        {
-            eprintln!("warning: the change was made, but its audit record was not written: {err}");
-        }
+    /// The audit record of a change the operator is about to make to `user_id`, naming them
+    /// as the actor. The store write that makes the change takes it and commits it with the
+    /// change: if it cannot be written, the change is not made and the command fails.
+    pub fn record(&self, action: &str, user_id: &str, details: Value) -> NewAuditRecord {
+        crate::audit::record(&self.actor, action, user_id, details)
     }
 
-    /// After a change: its audit record, the result for the operator on stdout, and on a
-    /// Synapse database the notice about Synapse's caches.
-    pub async fn changed(&self, action: &str, user_id: &str, details: Value, result: &str) {
-        self.audit(action, user_id, details).await;
+    /// After a change (committed with its audit record): the result for the operator on
+    /// stdout, and on a Synapse database the notice about Synapse's caches.
+    pub fn changed(&self, result: &str) {
         print_stdout(&format!("{result}\n"));
         self.note_synapse_caches();
     }

@@ -1,6 +1,7 @@
 //! `homekey user …`: an operator's account commands, straight on the database (homekey's own
-//! or an existing Synapse one). Each change is one transaction of the store and one audit
-//! record; on a Synapse database each change says that a running Synapse may not see it.
+//! or an existing Synapse one). Each change is one transaction of the store, which holds its
+//! audit record (none on a Synapse database, which has no audit table); on a Synapse database
+//! each change says that a running Synapse may not see it.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -215,17 +216,25 @@ async fn create(args: CreateArgs) -> Result<(), CommandError> {
     let displayname = args
         .displayname
         .unwrap_or_else(|| user_id.localpart().to_owned());
+    let record = op.record(
+        "create_user",
+        user_id.as_str(),
+        json!({"admin": args.admin}),
+    );
     let created = op
         .store
-        .create_user(&NewUser {
-            user_id: user_id.clone(),
-            password_hash: Some(hash),
-            creation_ts: now_ms() / 1000,
-            admin: args.admin,
-            is_guest: false,
-            user_type: None,
-            displayname: Some(displayname),
-        })
+        .create_user(
+            &NewUser {
+                user_id: user_id.clone(),
+                password_hash: Some(hash),
+                creation_ts: now_ms() / 1000,
+                admin: args.admin,
+                is_guest: false,
+                user_type: None,
+                displayname: Some(displayname),
+            },
+            Some(&record),
+        )
         .await;
     match created {
         Err(crate::store::StoreError::UserExists(_)) if args.exists_ok => {
@@ -235,13 +244,7 @@ async fn create(args: CreateArgs) -> Result<(), CommandError> {
         other => other?,
     };
     let role = if args.admin { " (server admin)" } else { "" };
-    op.changed(
-        "create_user",
-        user_id.as_str(),
-        json!({"admin": args.admin}),
-        &format!("created {user_id}{role}"),
-    )
-    .await;
+    op.changed(&format!("created {user_id}{role}"));
     Ok(())
 }
 
@@ -261,21 +264,20 @@ async fn set_password(args: SetPasswordArgs) -> Result<(), CommandError> {
     } else {
         Logout::Keep
     };
+    let record = op.record(
+        "reset_password",
+        &user.name,
+        json!({"logout_devices": args.logout_devices}),
+    );
     op.store
-        .set_password_hash(&user.name, Some(&hash), &logout)
+        .set_password_hash(&user.name, Some(&hash), &logout, Some(&record))
         .await?;
     let also = if args.logout_devices {
         "; every device logged out"
     } else {
         ""
     };
-    op.changed(
-        "reset_password",
-        &user.name,
-        json!({"logout_devices": args.logout_devices}),
-        &format!("password of {} changed{also}", user.name),
-    )
-    .await;
+    op.changed(&format!("password of {} changed{also}", user.name));
     Ok(())
 }
 
@@ -291,14 +293,11 @@ async fn set_admin(args: SetAdminArgs) -> Result<(), CommandError> {
     if !args.admin {
         refuse_losing_the_last_admin(&op, &user, args.force).await?;
     }
-    op.store.set_admin(&user.name, args.admin).await?;
-    op.changed(
-        "set_admin",
-        &user.name,
-        json!({"admin": args.admin}),
-        &format!("{} {is} a server admin", user.name),
-    )
-    .await;
+    let record = op.record("set_admin", &user.name, json!({"admin": args.admin}));
+    op.store
+        .set_admin(&user.name, args.admin, Some(&record))
+        .await?;
+    op.changed(&format!("{} {is} a server admin", user.name));
     Ok(())
 }
 
@@ -310,17 +309,14 @@ async fn deactivate(args: LastAdminGuarded) -> Result<(), CommandError> {
         return Ok(());
     }
     refuse_losing_the_last_admin(&op, &user, args.force).await?;
-    op.store.deactivate(&user.name, false).await?;
-    op.changed(
-        "deactivate",
-        &user.name,
-        json!({"erase": false}),
-        &format!(
-            "deactivated {}: password removed, every device logged out",
-            user.name
-        ),
-    )
-    .await;
+    let record = op.record("deactivate", &user.name, json!({"erase": false}));
+    op.store
+        .deactivate(&user.name, false, Some(&record))
+        .await?;
+    op.changed(&format!(
+        "deactivated {}: password removed, every device logged out",
+        user.name
+    ));
     Ok(())
 }
 
@@ -335,38 +331,33 @@ async fn set_locked(
     if locked {
         refuse_losing_the_last_admin(&op, &user, force).await?;
     }
-    op.store.set_locked(&user.name, locked).await?;
     let (action, done) = if locked {
         ("lock", "locked")
     } else {
         ("unlock", "unlocked")
     };
-    op.changed(
-        action,
-        &user.name,
-        json!({}),
-        &format!("{done} {}", user.name),
-    )
-    .await;
+    let record = op.record(action, &user.name, json!({}));
+    op.store
+        .set_locked(&user.name, locked, Some(&record))
+        .await?;
+    op.changed(&format!("{done} {}", user.name));
     Ok(())
 }
 
 async fn logout(args: OneUser) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
-    let tokens = op.store.logout(&user.name, &Logout::AllDevices).await?;
-    let result = format!(
+    // The record says what was asked; how many tokens went is known only once they went.
+    let record = op.record("logout", &user.name, json!({"devices": "all"}));
+    let tokens = op
+        .store
+        .logout(&user.name, &Logout::AllDevices, Some(&record))
+        .await?;
+    op.changed(&format!(
         "logged {} out everywhere ({tokens} access token{} removed)",
         user.name,
         plural(tokens)
-    );
-    op.changed(
-        "logout",
-        &user.name,
-        json!({"access_tokens": tokens}),
-        &result,
-    )
-    .await;
+    ));
     Ok(())
 }
 
@@ -491,22 +482,24 @@ async fn login(args: LoginArgs) -> Result<(), CommandError> {
         .unwrap_or_default();
     let device_id = tokens::new_device_id();
     let access_token: SecretString = tokens::new_access_token(&localpart);
-    op.store
-        .create_session(&NewSession {
-            user_id: user.name.clone(),
-            device_id: device_id.clone(),
-            device_display_name: Some("homekey user login".into()),
-            access_token: access_token.clone(),
-            valid_until_ms,
-            now_ms: now,
-        })
-        .await?;
-    op.audit(
+    let record = op.record(
         "login_as_user",
         &user.name,
         json!({"device_id": device_id, "valid_until_ms": valid_until_ms}),
-    )
-    .await;
+    );
+    op.store
+        .create_session(
+            &NewSession {
+                user_id: user.name.clone(),
+                device_id: device_id.clone(),
+                device_display_name: Some("homekey user login".into()),
+                access_token: access_token.clone(),
+                valid_until_ms,
+                now_ms: now,
+            },
+            Some(&record),
+        )
+        .await?;
     if args.json {
         let body = json!({
             "user_id": user.name,

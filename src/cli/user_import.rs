@@ -14,7 +14,7 @@ use super::operator::{CommandError, DatabaseSelection, Operator, out};
 use crate::accounts::now_ms;
 use crate::config::HashScheme;
 use crate::ids::UserId;
-use crate::store::{Flavour, NewUser};
+use crate::store::{Flavour, NewAuditRecord, NewUser};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -270,8 +270,9 @@ async fn existing_users(op: &Operator, raw: &[RawLine]) -> Result<HashSet<String
 }
 
 /// Creates the accounts that do not exist yet, a batch at a time, each batch one transaction
-/// (so a stop leaves whole accounts only, and a run again finishes the job). Passwords given
-/// in clear are hashed a small batch at a time on every core.
+/// with the audit records of its accounts (so a stop leaves whole accounts only, each with its
+/// record, and a run again finishes the job). Passwords given in clear are hashed a small
+/// batch at a time on every core.
 async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandError> {
     let progress = Progress::new(entries.len());
     let mut outcome = Outcome {
@@ -323,17 +324,25 @@ async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandErro
             hashes[index] = Some(hash);
         }
         let creation_ts = now_ms() / 1000;
-        let new_users: Vec<NewUser> = todo
+        let new_users: Vec<(NewUser, NewAuditRecord)> = todo
             .iter()
             .zip(hashes)
-            .map(|(entry, hash)| NewUser {
-                user_id: entry.user_id.clone(),
-                password_hash: hash,
-                creation_ts,
-                admin: entry.admin,
-                is_guest: false,
-                user_type: None,
-                displayname: Some(entry.displayname.clone()),
+            .map(|(entry, hash)| {
+                let user = NewUser {
+                    user_id: entry.user_id.clone(),
+                    password_hash: hash,
+                    creation_ts,
+                    admin: entry.admin,
+                    is_guest: false,
+                    user_type: None,
+                    displayname: Some(entry.displayname.clone()),
+                };
+                let record = op.record(
+                    "create_user",
+                    entry.user_id.as_str(),
+                    json!({"admin": entry.admin, "import": true}),
+                );
+                (user, record)
             })
             .collect();
         if let Some(first) = todo.first() {
@@ -342,26 +351,13 @@ async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandErro
                 .create_users(&new_users)
                 .await
                 .map_err(|err| stopped(first, &outcome, err.into()))?;
-            let mut audited = Vec::new();
-            for (entry, created) in todo.iter().zip(created) {
+            for created in created {
                 if created {
                     outcome.imported += 1;
-                    audited.push((
-                        entry.user_id.as_str().to_owned(),
-                        json!({"admin": entry.admin, "import": true}),
-                    ));
                 } else {
                     // Created by someone else since the check: it exists, which is the point.
                     outcome.skipped += 1;
                 }
-            }
-            if let Err(err) =
-                crate::audit::record_many(&op.store, &op.actor, "create_user", audited).await
-            {
-                eprintln!(
-                    "warning: the accounts were created, but their audit records were not \
-                     written: {err}"
-                );
             }
         }
         progress.show(outcome.imported + outcome.skipped);

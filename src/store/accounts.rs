@@ -4,10 +4,11 @@ use std::collections::HashSet;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::audit::commit_audited;
 use super::sessions::delete_sessions;
 use super::{
-    BeginWrite, Logout, NewUser, Store, StoreError, User, UserChanges, UserFilter, UserPage,
-    UserRow, is_unique_violation, with_pool,
+    BeginWrite, Logout, NewAuditRecord, NewUser, Store, StoreError, User, UserChanges, UserFilter,
+    UserPage, UserRow, is_unique_violation, with_pool,
 };
 
 /// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID.
@@ -70,9 +71,14 @@ macro_rules! fetch_user {
 pub(super) use fetch_user;
 
 impl Store {
-    /// Creates an account (and its profile row). Refused if the name is taken, ignoring case,
-    /// as Synapse does at registration.
-    pub async fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+    /// Creates an account (and its profile row), with its audit record if an admin or an
+    /// operator creates it. Refused if the name is taken, ignoring case, as Synapse does at
+    /// registration.
+    pub async fn create_user(
+        &self,
+        new: &NewUser,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<User, StoreError> {
         let name = new.user_id.as_str();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -118,7 +124,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             let user = fetch_user!(&mut *tx, name);
-            tx.commit().await?;
+            commit_audited!(tx, self, audit);
             user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))
         })
     }
@@ -144,13 +150,17 @@ impl Store {
     }
 
     /// Creates the accounts (and their profile rows) whose names are not taken, ignoring case,
-    /// all in one transaction, with a few multi-row statements; the others are passed over.
-    /// Returns which were created, in order. For `homekey user import`: one account at a time
-    /// costs a transaction (and a sync to disk) each.
-    pub async fn create_users(&self, new: &[NewUser]) -> Result<Vec<bool>, StoreError> {
+    /// each with the audit record of its creation, all in one transaction, with a few
+    /// multi-row statements; the others are passed over, and so are their records. Returns
+    /// which were created, in order. For `homekey user import`: one account at a time costs a
+    /// transaction (and a sync to disk) each.
+    pub async fn create_users(
+        &self,
+        new: &[(NewUser, NewAuditRecord)],
+    ) -> Result<Vec<bool>, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let names: Vec<&str> = new.iter().map(|n| n.user_id.as_str()).collect();
+            let names: Vec<&str> = new.iter().map(|(n, _)| n.user_id.as_str()).collect();
             let mut taken = HashSet::new();
             for chunk in names.chunks(BATCH_ROWS) {
                 let rows: Vec<String> = taken_ids_query(chunk)
@@ -161,6 +171,7 @@ impl Store {
             }
             let todo: Vec<&NewUser> = new
                 .iter()
+                .map(|(n, _)| n)
                 .filter(|n| !taken.contains(n.user_id.as_str()))
                 .collect();
             let mut created = HashSet::new();
@@ -203,10 +214,14 @@ impl Store {
                 }
                 created.extend(inserted);
             }
-            tx.commit().await?;
+            let records = new
+                .iter()
+                .filter(|(n, _)| created.contains(n.user_id.as_str()))
+                .map(|(_, record)| record);
+            commit_audited!(tx, self, records);
             Ok(new
                 .iter()
-                .map(|n| created.contains(n.user_id.as_str()))
+                .map(|(n, _)| created.contains(n.user_id.as_str()))
                 .collect())
         })
     }
@@ -286,12 +301,14 @@ impl Store {
     }
 
     /// Replaces a user's password hash (`None` removes it, so no password logs in) and logs
-    /// devices out as asked, in one transaction: the new hash and the logout land together.
+    /// devices out as asked, in one transaction: the new hash, the logout and the audit
+    /// record (`None` for a user changing their own password) land together.
     pub async fn set_password_hash(
         &self,
         user_id: &str,
         hash: Option<&SecretString>,
         logout: &Logout,
+        audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -304,7 +321,7 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             delete_sessions!(&mut tx, user_id, logout);
-            tx.commit().await?;
+            commit_audited!(tx, self, audit);
             Ok(())
         })
     }
@@ -356,11 +373,13 @@ impl Store {
         })
     }
 
-    /// Applies several changes to one account in one transaction: all land or none does.
+    /// Applies several changes to one account in one transaction, with their audit record:
+    /// all land or none does.
     pub async fn modify_user(
         &self,
         user_id: &crate::ids::UserId,
         changes: &UserChanges,
+        audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError> {
         let name = user_id.as_str();
         with_pool!(self, |pool| {
@@ -440,7 +459,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
+            commit_audited!(tx, self, audit);
             Ok(())
         })
     }
@@ -463,30 +482,48 @@ impl Store {
         })
     }
 
-    /// Grants or removes server admin rights.
-    pub async fn set_admin(&self, user_id: &str, admin: bool) -> Result<(), StoreError> {
+    /// Grants or removes server admin rights, with the change's audit record.
+    pub async fn set_admin(
+        &self,
+        user_id: &str,
+        admin: bool,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<(), StoreError> {
         self.update_user(
             user_id,
             "UPDATE users SET admin = $2 WHERE name = $1",
             i16::from(admin),
+            audit,
         )
         .await
     }
 
-    /// Locks or unlocks an account (a locked user's requests are refused; tokens survive).
-    pub async fn set_locked(&self, user_id: &str, locked: bool) -> Result<(), StoreError> {
+    /// Locks or unlocks an account (a locked user's requests are refused; tokens survive),
+    /// with the change's audit record.
+    pub async fn set_locked(
+        &self,
+        user_id: &str,
+        locked: bool,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<(), StoreError> {
         self.update_user(
             user_id,
             "UPDATE users SET locked = $2 WHERE name = $1",
             locked,
+            audit,
         )
         .await
     }
 
     /// Deactivates an account as Synapse does: the flag set, the password hash removed, every
     /// device and token deleted, and with `erase` the display name and avatar too, in one
-    /// transaction.
-    pub async fn deactivate(&self, user_id: &str, erase: bool) -> Result<(), StoreError> {
+    /// transaction with the audit record (`None` for a user deactivating their own account).
+    pub async fn deactivate(
+        &self,
+        user_id: &str,
+        erase: bool,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
@@ -508,17 +545,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
+            commit_audited!(tx, self, audit);
             Ok(())
         })
     }
 
-    /// Runs a one-column `UPDATE … WHERE name = $1` with `$2 = value`.
+    /// Runs a one-column `UPDATE … WHERE name = $1` with `$2 = value`, in one transaction
+    /// with its audit record.
     async fn update_user<T>(
         &self,
         user_id: &str,
         sql: &'static str,
         value: T,
+        audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError>
     where
         T: Send
@@ -528,18 +567,19 @@ impl Store {
             + sqlx::Type<sqlx::Postgres>
             + Copy,
     {
-        let updated = with_pool!(self, |pool| {
-            sqlx::query(sql)
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let updated = sqlx::query(sql)
                 .bind(user_id)
                 .bind(value)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if updated == 0 {
-            return Err(StoreError::UserNotFound(user_id.to_owned()));
-        }
-        Ok(())
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::UserNotFound(user_id.to_owned()));
+            }
+            commit_audited!(tx, self, audit);
+            Ok(())
+        })
     }
 }
 

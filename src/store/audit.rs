@@ -1,10 +1,14 @@
 //! The audit log: who changed which account, and how, in homekey's `homekey_audit_log`.
+//!
+//! A record is never written on its own: the store write that makes the change takes it and
+//! commits it in the change's own transaction ([`commit_audited!`]).
 
 use serde_json::Value;
 
 use super::{Flavour, Store, StoreError, with_pool};
 
-/// One change to record. `details` must never hold a secret.
+/// One change to record, handed to the store write that makes the change (see
+/// `crate::audit::record`). `details` must never hold a secret.
 #[derive(Debug, Clone)]
 pub struct NewAuditRecord {
     pub ts_ms: i64,
@@ -43,38 +47,42 @@ pub struct AuditFilter {
     pub limit: Option<i64>,
 }
 
-impl Store {
-    /// Records a change. A Synapse database has no audit table (homekey does not add tables
-    /// to Synapse's schema): there the record is not kept, and this returns `false`.
-    pub async fn record_audit(&self, record: &NewAuditRecord) -> Result<bool, StoreError> {
-        if self.flavour == Flavour::Synapse {
-            return Ok(false);
-        }
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO homekey_audit_log (ts_ms, actor, action, target, details) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(record.ts_ms)
-            .bind(&record.actor)
-            .bind(&record.action)
-            .bind(record.target.as_deref())
-            .bind(record.details.to_string())
-            .execute(pool)
-            .await?;
-            Ok(true)
-        })
+impl NewAuditRecord {
+    /// The log line of a committed record: at `info`, target `homekey::audit`. Written by
+    /// [`commit_audited!`] once the change is committed, on either flavour of database.
+    pub(crate) fn log_committed(&self) {
+        tracing::info!(
+            target: "homekey::audit",
+            actor = self.actor,
+            action = self.action,
+            user = self.target.as_deref().unwrap_or("-"),
+            details = %self.details,
+            "audit"
+        );
     }
+}
 
-    /// Records many changes in one transaction, a few multi-row statements (for an import).
-    /// As [`Store::record_audit`], nothing is kept in a Synapse database (`false`).
-    pub async fn record_audits(&self, records: &[NewAuditRecord]) -> Result<bool, StoreError> {
-        if self.flavour == Flavour::Synapse {
-            return Ok(false);
-        }
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            for chunk in records.chunks(100) {
+/// Audit rows per multi-row `INSERT`: far below either database's limit on bound parameters.
+pub(super) const AUDIT_ROWS_PER_INSERT: usize = 100;
+
+/// Commits `$tx`, a write transaction of `$store`, with the audit records of its change, so
+/// that the change and its record are kept together or not at all. `$records` is anything
+/// that iterates over `&NewAuditRecord` (an `Option<&NewAuditRecord>`, a `Vec` of them).
+///
+/// In homekey's database the records are inserted into `homekey_audit_log` inside `$tx`, in
+/// a few multi-row statements, then `$tx` commits; a record that cannot be written fails the
+/// whole operation with [`StoreError::AuditNotWritten`] and nothing is changed. A Synapse
+/// database has no audit table (homekey adds none to Synapse's schema): there `$tx` commits
+/// alone. On both, once committed and not before, each record's log line is written.
+///
+/// Every store write that an admin or an operator makes ends with this in place of
+/// `tx.commit()`, and takes its record as a parameter. (A macro for the same reason as
+/// `fetch_user!`: generic sqlx executors make the futures lose `Send`.)
+macro_rules! commit_audited {
+    ($tx:ident, $store:expr, $records:expr) => {{
+        let records: Vec<&$crate::store::NewAuditRecord> = $records.into_iter().collect();
+        if $store.flavour == $crate::store::Flavour::Homekey {
+            for chunk in records.chunks($crate::store::audit::AUDIT_ROWS_PER_INSERT) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO homekey_audit_log (ts_ms, actor, action, target, details) ",
                 );
@@ -85,13 +93,22 @@ impl Store {
                         .push_bind(record.target.as_deref())
                         .push_bind(record.details.to_string());
                 });
-                insert.build().execute(&mut *tx).await?;
+                insert
+                    .build()
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err($crate::store::StoreError::audit_not_written)?;
             }
-            tx.commit().await?;
-            Ok(true)
-        })
-    }
+        }
+        $tx.commit().await?;
+        for record in records {
+            record.log_committed();
+        }
+    }};
+}
+pub(crate) use commit_audited;
 
+impl Store {
     /// The records matching `filter`, newest first. Refused on a Synapse database.
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         if self.flavour == Flavour::Synapse {

@@ -3,7 +3,9 @@
 //! One [`Store`] API for both databases. The SQL is written once: SQLite accepts PostgreSQL's
 //! `$1` placeholders, and the schemas (in `migrations/`) use the same names and types, so each
 //! operation's body is compiled once per backend by [`with_pool!`]. Every operation runs in a
-//! single transaction: it happens completely or not at all.
+//! single transaction: it happens completely or not at all. A write made by an admin or an
+//! operator takes its audit record as a parameter and commits it in that same transaction
+//! (see `commit_audited!` in `audit.rs`).
 //!
 //! The tables are Synapse's (see DESIGN.md), so the same code opens an existing Synapse
 //! database. homekey never migrates a Synapse database, and does not mint tokens in one
@@ -283,6 +285,9 @@ pub enum StoreError {
     NotAccountDatabase(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// The change's audit record could not be written, so the change was not made either.
+    #[error("the change was not made: its audit record could not be written: {0}")]
+    AuditNotWritten(sqlx::Error),
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
     #[error("migrating the database failed: {0}")]
@@ -299,6 +304,17 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
             ref db if is_transient_database_error(db) => StoreError::Unavailable(err.to_string()),
             other => StoreError::Database(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// The error of a failed audit insert: [`StoreError::AuditNotWritten`], unless the
+    /// database is away for a while ([`StoreError::Unavailable`], which callers may retry).
+    fn audit_not_written(err: sqlx::Error) -> StoreError {
+        match StoreError::from(err) {
+            StoreError::Database(err) => StoreError::AuditNotWritten(err),
+            other => other,
         }
     }
 }

@@ -3,9 +3,10 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::accounts::{USER_COLUMNS, fetch_user};
+use super::audit::commit_audited;
 use super::{
-    BeginWrite, Device, Flavour, Logout, NewSession, Session, Store, StoreError, User, UserRow,
-    lock_user, with_pool,
+    BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewSession, Session, Store, StoreError,
+    User, UserRow, lock_user, with_pool,
 };
 
 /// A row of `access_tokens` joined with its user.
@@ -20,22 +21,39 @@ struct SessionRow {
 
 impl Store {
     /// Records a login: the device (created if the user does not have it yet, otherwise
-    /// kept as it is) and a new access token for it. Returns the token's row ID.
-    pub async fn create_session(&self, new: &NewSession) -> Result<i64, StoreError> {
-        self.create_session_checked(new, None)
+    /// kept as it is) and a new access token for it, with the audit record of an operator
+    /// minting it. Returns the token's row ID.
+    pub async fn create_session(
+        &self,
+        new: &NewSession,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<i64, StoreError> {
+        self.insert_session(new, None, audit)
             .await?
             .ok_or_else(|| StoreError::UserNotFound(new.user_id.clone()))
     }
 
-    /// [`Store::create_session`] for a login by password: the token is written only if the
-    /// user's password hash is still `verified_hash`, the one the password was checked
-    /// against; otherwise nothing is written and the answer is `None`. The check and the
-    /// insert are one transaction holding the user's row, so a login that checked the old
-    /// password while a reset was committing never leaves a token behind the reset.
+    /// [`Store::create_session`] for a user's own login (not audited): with `verified_hash`,
+    /// the token is written only if the user's password hash is still that one, the one the
+    /// password was checked against; otherwise nothing is written and the answer is `None`.
+    /// The check and the insert are one transaction holding the user's row, so a login that
+    /// checked the old password while a reset was committing never leaves a token behind the
+    /// reset.
     pub async fn create_session_checked(
         &self,
         new: &NewSession,
         verified_hash: Option<&SecretString>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.insert_session(new, verified_hash, None).await
+    }
+
+    /// The device and token of [`Store::create_session`] and
+    /// [`Store::create_session_checked`], in one transaction with `audit`.
+    async fn insert_session(
+        &self,
+        new: &NewSession,
+        verified_hash: Option<&SecretString>,
+        audit: Option<&NewAuditRecord>,
     ) -> Result<Option<i64>, StoreError> {
         if self.flavour == Flavour::Synapse {
             // Synapse hands out access_tokens.id from a counter it reads at start-up: a row
@@ -75,14 +93,15 @@ impl Store {
             .bind(new.now_ms)
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit_audited!(tx, self, audit);
             Ok(Some(token_id))
         })
     }
 
     /// Mints a token with which `admin_id` acts as `user_id` (the Admin API's login as a
-    /// user). As in Synapse the row is the admin's, with `puppets_user_id` naming the user,
-    /// and no device is made: the user's device list does not change.
+    /// user), with its audit record. As in Synapse the row is the admin's, with
+    /// `puppets_user_id` naming the user, and no device is made: the user's device list does
+    /// not change.
     pub async fn create_puppet_token(
         &self,
         admin_id: &str,
@@ -90,6 +109,7 @@ impl Store {
         access_token: &SecretString,
         valid_until_ms: Option<i64>,
         now_ms: i64,
+        audit: &NewAuditRecord,
     ) -> Result<(), StoreError> {
         if self.flavour == Flavour::Synapse {
             return Err(StoreError::RefusedOnSynapse(
@@ -97,6 +117,7 @@ impl Store {
             ));
         }
         with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, \
                  puppets_user_id, last_validated) VALUES ($1, NULL, $2, $3, $4, $5)",
@@ -106,8 +127,9 @@ impl Store {
             .bind(valid_until_ms)
             .bind(user_id)
             .bind(now_ms)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            commit_audited!(tx, self, Some(audit));
             Ok(())
         })
     }
@@ -189,12 +211,14 @@ impl Store {
         })
     }
 
-    /// Deletes devices of a user with their access and refresh tokens, in one transaction.
-    /// IDs the user has no device for are passed over. Returns how many tokens went.
+    /// Deletes devices of a user with their access and refresh tokens, in one transaction
+    /// with the audit record (`None` for a user deleting their own devices). IDs the user has
+    /// no device for are passed over. Returns how many tokens went.
     pub async fn delete_devices(
         &self,
         user_id: &str,
         device_ids: &[String],
+        audit: Option<&NewAuditRecord>,
     ) -> Result<u64, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -203,20 +227,26 @@ impl Store {
                 let device = Logout::Device(device_id.clone());
                 removed += delete_sessions!(&mut tx, user_id, &device);
             }
-            tx.commit().await?;
+            commit_audited!(tx, self, audit);
             Ok(removed)
         })
     }
 
-    /// Logs a user out of devices as `logout` says; returns how many access tokens went.
-    pub async fn logout(&self, user_id: &str, logout: &Logout) -> Result<u64, StoreError> {
+    /// Logs a user out of devices as `logout` says, in one transaction with the audit record
+    /// (`None` for a user's own logout); returns how many access tokens went.
+    pub async fn logout(
+        &self,
+        user_id: &str,
+        logout: &Logout,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<u64, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if fetch_user!(&mut *tx, user_id).is_none() {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             let removed = delete_sessions!(&mut tx, user_id, logout);
-            tx.commit().await?;
+            commit_audited!(tx, self, audit);
             Ok(removed)
         })
     }

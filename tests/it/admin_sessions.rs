@@ -383,7 +383,7 @@ async fn nonce_aged(server: &Server, age_ms: i64) -> String {
     crate::server::raw_execute(
         &server.db.config,
         &format!("UPDATE homekey_registration_nonces SET created_ms = {created} WHERE nonce = $1"),
-        &nonce,
+        &[&nonce],
     )
     .await;
     nonce

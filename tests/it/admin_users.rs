@@ -54,7 +54,7 @@ async fn only_admins_may_use_the_admin_api_and_the_flag_counts_at_once(db: TestD
     crate::server::raw_execute(
         &server.db.config,
         "UPDATE users SET admin = 1 WHERE name = $1",
-        "@mallory:example.com",
+        &["@mallory:example.com"],
     )
     .await;
     let (status, body) = server.call("GET", &path, Some(&token), None).await;
@@ -478,12 +478,12 @@ async fn the_listings_page_and_filter_like_synapse(db: TestDb) {
     }
     server
         .store()
-        .deactivate("@dirk:example.com", false)
+        .deactivate("@dirk:example.com", false, None)
         .await
         .unwrap();
     server
         .store()
-        .set_locked("@eddy:example.com", true)
+        .set_locked("@eddy:example.com", true, None)
         .await
         .unwrap();
     let list = |query: &str| {

@@ -23,6 +23,7 @@ server_tests!(
     import_creates_accounts_and_a_second_run_skips_them,
     a_bad_import_line_imports_nothing,
     audit_list_shows_each_change_with_its_actor,
+    a_change_whose_audit_record_cannot_be_written_is_not_made,
     the_password_policy_refuses_and_changes_nothing,
     no_secret_reaches_the_output_or_the_logs,
 );
@@ -124,14 +125,17 @@ impl Operator {
     async fn session(&self, user_id: &str, device_id: &str) -> String {
         let token = format!("syt_test_{device_id}");
         self.store()
-            .create_session(&NewSession {
-                user_id: user_id.into(),
-                device_id: device_id.into(),
-                device_display_name: None,
-                access_token: SecretString::from(token.clone()),
-                valid_until_ms: None,
-                now_ms: homekey::accounts::now_ms(),
-            })
+            .create_session(
+                &NewSession {
+                    user_id: user_id.into(),
+                    device_id: device_id.into(),
+                    device_display_name: None,
+                    access_token: SecretString::from(token.clone()),
+                    valid_until_ms: None,
+                    now_ms: homekey::accounts::now_ms(),
+                },
+                None,
+            )
             .await
             .unwrap();
         token
@@ -537,18 +541,19 @@ async fn a_bad_import_line_imports_nothing(db: TestDb) {
 
 async fn audit_list_shows_each_change_with_its_actor(db: TestDb) {
     let op = Operator::new(db);
-    // An old record, from before --since's window.
+    op.create("alice", "wonderland1");
+    // A change with an old record, from before --since's window.
+    let old = NewAuditRecord {
+        ts_ms: homekey::accounts::now_ms() - 3 * 24 * 3600 * 1000,
+        actor: "@admin:example.com".into(),
+        action: "set_admin".into(),
+        target: Some("@alice:example.com".into()),
+        details: serde_json::json!({"admin": true}),
+    };
     op.store()
-        .record_audit(&NewAuditRecord {
-            ts_ms: homekey::accounts::now_ms() - 3 * 24 * 3600 * 1000,
-            actor: "@admin:example.com".into(),
-            action: "set_admin".into(),
-            target: Some("@alice:example.com".into()),
-            details: serde_json::json!({"admin": true}),
-        })
+        .set_admin("@alice:example.com", true, Some(&old))
         .await
         .unwrap();
-    op.create("alice", "wonderland1");
     op.create("bob", "builder22");
     op.ok(
         &[
@@ -606,6 +611,57 @@ async fn audit_list_shows_each_change_with_its_actor(db: TestDb) {
     let all_alice = op.json(&["audit", "list", "--user", "@alice:example.com", "--json"]);
     assert_eq!(all_alice["records"].as_array().unwrap().len(), 3);
     op.fails(&["audit", "list", "--since", "yesterday"], "", 2);
+}
+
+async fn a_change_whose_audit_record_cannot_be_written_is_not_made(db: TestDb) {
+    use crate::audit::{bring_the_audit_log_back, take_the_audit_log_away};
+    let op = Operator::new(db);
+    op.create("alice", "wonderland1");
+    let phone = op.session("@alice:example.com", "PHONE").await;
+    let csv = op.dir.path().join("users.csv");
+    std::fs::write(&csv, "user,admin\nbob,true\ncarol,false\n").unwrap();
+    let refused = "the change was not made: its audit record could not be written: ";
+
+    take_the_audit_log_away(&op.db).await;
+    let err = op.fails(
+        &[
+            "user",
+            "set-password",
+            "alice",
+            "--logout-devices",
+            "--password-stdin",
+        ],
+        "wonderland2\n",
+        1,
+    );
+    let lock = op.fails(&["user", "lock", "alice"], "", 1);
+    let import = op.fails(&["user", "import", csv.to_str().unwrap()], "", 1);
+    bring_the_audit_log_back(&op.db).await;
+
+    assert!(err.starts_with(&format!("homekey: {refused}")), "{err}");
+    assert!(err.contains("homekey_audit_log"), "{err}");
+    assert!(!err.contains("wonderland"), "{err}");
+    assert!(op.password_is("@alice:example.com", "wonderland1").await);
+    assert!(op.has_session(&phone).await);
+    assert!(lock.starts_with(&format!("homekey: {refused}")), "{lock}");
+    let alice = op.json(&["user", "show", "alice", "--json"]);
+    assert_eq!(alice["locked"], false);
+    // The batch and its records are one transaction: no account without its record.
+    assert!(
+        import.starts_with(&format!("homekey: line 2 (@bob:example.com): {refused}")),
+        "{import}"
+    );
+    assert!(
+        import.ends_with("0 imported before it: run the import again to go on"),
+        "{import}"
+    );
+    for user in ["@bob:example.com", "@carol:example.com"] {
+        assert!(op.store().get_user(user).await.unwrap().is_none(), "{user}");
+    }
+    let body = op.json(&["audit", "list", "--json"]);
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{body}");
+    assert_eq!(records[0]["action"], "create_user");
 }
 
 async fn the_password_policy_refuses_and_changes_nothing(db: TestDb) {

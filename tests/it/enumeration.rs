@@ -46,7 +46,7 @@ async fn unknown_and_deactivated_users_take_as_long_as_a_wrong_password() {
     }
     server
         .store()
-        .deactivate("@gone:example.com", false)
+        .deactivate("@gone:example.com", false, None)
         .await
         .unwrap();
     let refusal = json!({"errcode": "M_FORBIDDEN", "error": "Invalid username or password"});

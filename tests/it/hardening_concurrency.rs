@@ -322,19 +322,22 @@ async fn concurrent_logins_and_logouts_of_one_device_leave_no_orphan(db: TestDb)
             for cycle in 0..=cycles {
                 let token = format!("syt_dave_{task}_{cycle}");
                 store
-                    .create_session(&NewSession {
-                        user_id: user_id.into(),
-                        device_id: "STOREDEVICE".into(),
-                        device_display_name: None,
-                        access_token: SecretString::from(token),
-                        valid_until_ms: None,
-                        now_ms: homekey::accounts::now_ms(),
-                    })
+                    .create_session(
+                        &NewSession {
+                            user_id: user_id.into(),
+                            device_id: "STOREDEVICE".into(),
+                            device_display_name: None,
+                            access_token: SecretString::from(token),
+                            valid_until_ms: None,
+                            now_ms: homekey::accounts::now_ms(),
+                        },
+                        None,
+                    )
                     .await
                     .unwrap();
                 if cycle < cycles {
                     store
-                        .logout(user_id, &Logout::Device("STOREDEVICE".into()))
+                        .logout(user_id, &Logout::Device("STOREDEVICE".into()), None)
                         .await
                         .unwrap();
                 }

@@ -109,15 +109,18 @@ impl Tally {
 /// their tokens.
 async fn seed_account(store: &Store, old_hash: &SecretString, localpart: &str) -> Vec<String> {
     store
-        .create_user(&NewUser {
-            user_id: UserId::parse_local(localpart, "example.com").unwrap(),
-            password_hash: Some(old_hash.clone()),
-            creation_ts: 1_700_000_000,
-            admin: false,
-            is_guest: false,
-            user_type: None,
-            displayname: None,
-        })
+        .create_user(
+            &NewUser {
+                user_id: UserId::parse_local(localpart, "example.com").unwrap(),
+                password_hash: Some(old_hash.clone()),
+                creation_ts: 1_700_000_000,
+                admin: false,
+                is_guest: false,
+                user_type: None,
+                displayname: None,
+            },
+            None,
+        )
         .await
         .unwrap();
     let mut tokens = Vec::new();
@@ -127,14 +130,17 @@ async fn seed_account(store: &Store, old_hash: &SecretString, localpart: &str) -
             homekey::secrets::random_alphanumeric(12)
         );
         store
-            .create_session(&NewSession {
-                user_id: user_id(localpart),
-                device_id: device.into(),
-                device_display_name: None,
-                access_token: SecretString::from(token.clone()),
-                valid_until_ms: None,
-                now_ms: homekey::accounts::now_ms(),
-            })
+            .create_session(
+                &NewSession {
+                    user_id: user_id(localpart),
+                    device_id: device.into(),
+                    device_display_name: None,
+                    access_token: SecretString::from(token.clone()),
+                    valid_until_ms: None,
+                    now_ms: homekey::accounts::now_ms(),
+                },
+                None,
+            )
             .await
             .unwrap();
         tokens.push(token);
@@ -260,7 +266,10 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
     let old_hash = settings().hash(&SecretString::from(OLD_PASSWORD)).unwrap();
     // An admin whose token outlives every restart.
     let admin_token = seed_account(&db.store, &old_hash, "root").await.remove(0);
-    db.store.set_admin("@root:example.com", true).await.unwrap();
+    db.store
+        .set_admin("@root:example.com", true, None)
+        .await
+        .unwrap();
 
     let mut tally = Tally::default();
     let mut window = Duration::ZERO;

@@ -3,6 +3,7 @@
 
 mod admin_sessions;
 mod admin_users;
+mod audit;
 mod cli_admin;
 mod cli_config;
 mod cli_hash_password;

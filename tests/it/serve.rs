@@ -97,7 +97,7 @@ async fn wrong_password_unknown_and_deactivated_users_get_one_answer(db: TestDb)
     server.create_user("gone", "gone password").await;
     server
         .store()
-        .deactivate("@gone:example.com", false)
+        .deactivate("@gone:example.com", false, None)
         .await
         .unwrap();
     let expected = json!({"errcode": "M_FORBIDDEN", "error": "Invalid username or password"});
@@ -154,7 +154,7 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
     // A locked account's token is refused with M_USER_LOCKED.
     server
         .store()
-        .set_locked("@carol:example.com", true)
+        .set_locked("@carol:example.com", true, None)
         .await
         .unwrap();
     let (status, body) = server.whoami(Some(&token)).await;
@@ -260,14 +260,17 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     let expired = "syt_aXZ5_expired-token-of-ivy_0000";
     server
         .store()
-        .create_session(&homekey::store::NewSession {
-            user_id: "@ivy:example.com".into(),
-            device_id: "OLDPHONE".into(),
-            device_display_name: None,
-            access_token: SecretString::from(expired),
-            valid_until_ms: Some(1_000),
-            now_ms: 0,
-        })
+        .create_session(
+            &homekey::store::NewSession {
+                user_id: "@ivy:example.com".into(),
+                device_id: "OLDPHONE".into(),
+                device_display_name: None,
+                access_token: SecretString::from(expired),
+                valid_until_ms: Some(1_000),
+                now_ms: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     let (status, body) = server.whoami(Some(expired)).await;
@@ -289,7 +292,7 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     let token = server.token_for("ivy", "pw-ivy").await;
     server
         .store()
-        .set_locked("@ivy:example.com", true)
+        .set_locked("@ivy:example.com", true, None)
         .await
         .unwrap();
     assert_eq!(
@@ -302,7 +305,7 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     assert_eq!(status, StatusCode::OK);
     server
         .store()
-        .set_locked("@ivy:example.com", false)
+        .set_locked("@ivy:example.com", false, None)
         .await
         .unwrap();
     assert_eq!(
@@ -441,7 +444,7 @@ async fn a_hash_written_by_hand_with_sql_logs_in_at_once(db: TestDb) {
     server.create_user("erin", "old password").await;
     let old_token = server.token_for("erin", "old password").await;
     let sql = "UPDATE users SET password_hash = $1 WHERE name = '@erin:example.com'";
-    raw_execute(&server.db.config, sql, hash).await;
+    raw_execute(&server.db.config, sql, &[hash]).await;
     let (status, body) = server.login("erin", password).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -462,7 +465,7 @@ async fn a_login_upgrades_a_hash_below_the_configured_cost(db: TestDb) {
     raw_execute(
         &server.db.config,
         "UPDATE users SET password_hash = $1 WHERE name = '@frank:example.com'",
-        cost4.expose_secret(),
+        &[cost4.expose_secret()],
     )
     .await;
     server.token_for("frank", "pw-frank").await;

@@ -335,7 +335,7 @@ async fn sessions_are_bound_to_their_operation_and_their_user(db: TestDb) {
     raw_execute(
         &server.db.config,
         "UPDATE ui_auth_sessions SET creation_time = 0 WHERE session_id = $1",
-        &old_session,
+        &[&old_session],
     )
     .await;
     let (status, body) = server
@@ -468,14 +468,17 @@ async fn only_for_reauth_authenticates_with_the_password_but_refuses_the_change(
     let token = "syt_aGFs_test-token-for-hal_0000";
     server
         .store()
-        .create_session(&NewSession {
-            user_id: "@hal:example.com".into(),
-            device_id: "HALDEVICE".into(),
-            device_display_name: None,
-            access_token: SecretString::from(token),
-            valid_until_ms: None,
-            now_ms: 0,
-        })
+        .create_session(
+            &NewSession {
+                user_id: "@hal:example.com".into(),
+                device_id: "HALDEVICE".into(),
+                device_display_name: None,
+                access_token: SecretString::from(token),
+                valid_until_ms: None,
+                now_ms: 0,
+            },
+            None,
+        )
         .await
         .unwrap();
     let (status, body) = server

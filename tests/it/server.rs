@@ -157,15 +157,18 @@ impl Server {
             SecretString::from(self.pepper.clone()),
         );
         self.store()
-            .create_user(&NewUser {
-                user_id: UserId::parse_local(localpart, "example.com").unwrap(),
-                password_hash: Some(settings.hash(&SecretString::from(password)).unwrap()),
-                creation_ts: 1_700_000_000,
-                admin: false,
-                is_guest: false,
-                user_type: None,
-                displayname: None,
-            })
+            .create_user(
+                &NewUser {
+                    user_id: UserId::parse_local(localpart, "example.com").unwrap(),
+                    password_hash: Some(settings.hash(&SecretString::from(password)).unwrap()),
+                    creation_ts: 1_700_000_000,
+                    admin: false,
+                    is_guest: false,
+                    user_type: None,
+                    displayname: None,
+                },
+                None,
+            )
             .await
             .unwrap();
     }
@@ -250,28 +253,28 @@ macro_rules! server_tests {
 }
 pub(crate) use server_tests;
 
-/// Runs one statement with one bound text value straight on the test database, as an
-/// operator's SQL would.
-pub async fn raw_execute(config: &DatabaseConfig, sql: &str, value: &str) {
+/// Runs one statement with its bound text values (`$1`, `$2`…; none for DDL) straight on the
+/// test database, as an operator's SQL would.
+pub async fn raw_execute(config: &DatabaseConfig, sql: &str, values: &[&str]) {
     use sqlx::Connection;
     match config {
         DatabaseConfig::Sqlite { path } => {
             let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
                 .await
                 .unwrap();
-            sqlx::query(sql)
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            let mut query = sqlx::query(sql);
+            for value in values {
+                query = query.bind(*value);
+            }
+            query.execute(&mut conn).await.unwrap();
         }
         DatabaseConfig::PostgresUrl(url) => {
             let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query(sql)
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            let mut query = sqlx::query(sql);
+            for value in values {
+                query = query.bind(*value);
+            }
+            query.execute(&mut conn).await.unwrap();
         }
         other => panic!("{other:?}"),
     }
@@ -313,7 +316,7 @@ impl Server {
     pub async fn admin_token(&self, localpart: &str, password: &str) -> String {
         self.create_user(localpart, password).await;
         self.store()
-            .set_admin(&format!("@{localpart}:example.com"), true)
+            .set_admin(&format!("@{localpart}:example.com"), true, None)
             .await
             .unwrap();
         self.token_for(localpart, password).await

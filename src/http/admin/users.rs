@@ -277,7 +277,7 @@ pub async fn put_user(
                     avatar_url: Some(Some(avatar_url)),
                     ..UserChanges::default()
                 };
-                accounts.store.modify_user(&user_id, &changes).await?;
+                accounts.store.modify_user(&user_id, &changes, None).await?;
             }
             StatusCode::CREATED
         }

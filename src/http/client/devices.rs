@@ -160,7 +160,7 @@ async fn delete_after_auth(
         .await?;
     accounts
         .store
-        .delete_devices(&requester.user.name, device_ids)
+        .delete_devices(&requester.user.name, device_ids, None)
         .await?;
     accounts.finish_ui_auth(&authorised).await?;
     Ok(Json(json!({})))
