@@ -2,24 +2,24 @@
 //!
 //! The server writes one access-log line per request, and stderr is unbuffered: written one
 //! by one, each line is a system call, a sixth of the cost of a whoami (bench/README.md).
-//! So the access log's lines are gathered while requests are in flight and written in one
-//! go when the server has none in flight, when the oldest has waited [`MAX_WAIT`], or when
-//! [`MAX_PENDING`] bytes are waiting. Every other line (errors, the audit log, start and stop)
-//! is written at once, after the lines gathered before it, so the order never changes. An
-//! idle server therefore writes each line before it answers; a crash under load loses at most
-//! the last [`MAX_WAIT`] of access-log lines.
+//! So the access log's lines are gathered and written together by a thread of their own,
+//! [`MAX_WAIT`] after the first of them, or at once when [`MAX_PENDING`] bytes wait.
+//! Every other line (errors, the audit log, start and stop) is written at once, after the
+//! lines gathered before it, so the order never changes. A crash loses at most the last
+//! [`MAX_WAIT`] of access-log lines. (tracing-appender's non-blocking writer would wake its
+//! thread for every line under load; this one wakes it once per batch.)
 
 use std::io::{self, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, Once};
+use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The target of the access log's lines (its module), the only lines that are gathered.
 pub const ACCESS_LOG: &str = "homekey::http::access_log";
 
-/// How long a gathered line may wait for the server to go idle.
+/// How long a gathered line may wait.
 pub const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// How many bytes of lines may wait.
@@ -37,54 +37,59 @@ pub fn init(default_level: &str) {
         .init();
 }
 
-/// Counts a request as in flight until the guard is dropped; the last one out writes the
-/// gathered lines.
-pub fn request_started() -> InFlight {
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-    InFlight(())
-}
+/// Lines gathered and not yet written.
+static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// Wakes the writing thread when the first line of a batch arrives.
+static BATCH_STARTED: Condvar = Condvar::new();
+static WRITING_THREAD: Once = Once::new();
+static WRITING_THREAD_STARTED: AtomicBool = AtomicBool::new(false);
 
-#[must_use = "the request counts as in flight until this is dropped"]
-pub struct InFlight(());
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if IN_FLIGHT.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let _ = lock_pending().write_out();
-        }
-    }
-}
-
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-static PENDING: Mutex<Pending> = Mutex::new(Pending {
-    bytes: Vec::new(),
-    since: None,
-});
-
-/// Lines gathered and not yet written, and when the first of them was.
-struct Pending {
-    bytes: Vec<u8>,
-    since: Option<Instant>,
-}
-
-impl Pending {
-    fn write_out(&mut self) -> io::Result<()> {
-        self.since = None;
-        if self.bytes.is_empty() {
-            return Ok(());
-        }
-        let result = io::stderr().write_all(&self.bytes);
-        // Written or not (stderr closed), the lines are not kept: memory stays bounded.
-        self.bytes.clear();
-        result
-    }
-}
-
-fn lock_pending() -> std::sync::MutexGuard<'static, Pending> {
+fn lock_pending() -> std::sync::MutexGuard<'static, Vec<u8>> {
     // A panic while holding the lock leaves at worst a half-written batch: keep going.
     PENDING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes the gathered lines and forgets them, written or not (stderr closed): memory stays
+/// bounded.
+fn write_out(pending: &mut Vec<u8>) -> io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let result = io::stderr().write_all(pending);
+    pending.clear();
+    result
+}
+
+/// Whether lines can be gathered: the thread that writes each batch [`MAX_WAIT`] after its
+/// first line runs (it sleeps while nothing is gathered). Started with the first gathered
+/// line, so the one-shot commands never have it.
+fn writing_thread_runs() -> bool {
+    WRITING_THREAD.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("homekey-log".into())
+            .spawn(|| {
+                loop {
+                    let mut pending = lock_pending();
+                    while pending.is_empty() {
+                        pending = BATCH_STARTED
+                            .wait(pending)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    }
+                    drop(pending);
+                    std::thread::sleep(MAX_WAIT);
+                    let _ = write_out(&mut lock_pending());
+                }
+            });
+        match started {
+            Ok(_) => WRITING_THREAD_STARTED.store(true, Ordering::Release),
+            Err(err) => eprintln!(
+                "homekey: the log's writing thread did not start ({err}): lines are written one by one"
+            ),
+        }
+    });
+    WRITING_THREAD_STARTED.load(Ordering::Acquire)
 }
 
 /// The subscriber's writer: one per line, gathering the access log's lines.
@@ -111,17 +116,19 @@ impl<'a> MakeWriter<'a> for Stderr {
 
 impl Write for LineWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let gather = self.gather && writing_thread_runs();
         let mut pending = lock_pending();
-        if !self.gather {
-            pending.write_out()?;
+        if !gather {
+            write_out(&mut pending)?;
             io::stderr().write_all(line)?;
             return Ok(line.len());
         }
-        pending.bytes.extend_from_slice(line);
-        let since = *pending.since.get_or_insert_with(Instant::now);
-        let idle = IN_FLIGHT.load(Ordering::SeqCst) == 0;
-        if idle || pending.bytes.len() >= MAX_PENDING || since.elapsed() >= MAX_WAIT {
-            pending.write_out()?;
+        if pending.is_empty() {
+            BATCH_STARTED.notify_one();
+        }
+        pending.extend_from_slice(line);
+        if pending.len() >= MAX_PENDING {
+            write_out(&mut pending)?;
         }
         Ok(line.len())
     }

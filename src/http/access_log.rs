@@ -12,7 +12,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 pub async fn log_request(request: Request, next: Next) -> Response {
-    let in_flight = crate::logging::request_started();
     let method = request.method().clone();
     // A clone shares the request's bytes: no copy.
     let uri = request.uri().clone();
@@ -26,7 +25,6 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         latency_ms = %Milliseconds(started.elapsed()),
         "request"
     );
-    drop(in_flight);
     response
 }
 

@@ -164,8 +164,8 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
     );
 }
 
-/// The access log gathers its lines while requests are in flight: none may be lost, cut or
-/// mixed with another, and the last is written once the server is idle again.
+/// The access log gathers its lines and writes them in batches: none may be lost, cut or
+/// mixed with another, and the last batch is written without waiting for more requests.
 async fn a_burst_of_requests_leaves_one_whole_log_line_each(db: TestDb) {
     const REQUESTS: usize = 200;
     let server = Server::start(db, "").await;
