@@ -28,10 +28,10 @@ use crate::config::Config;
 use crate::store::{OpenMode, Store, StoreError};
 use error::MatrixError;
 
-/// What every handler can reach.
+/// What every handler can reach. axum clones it for every request: one shared pointer.
 #[derive(Clone)]
 pub struct AppState {
-    pub accounts: Accounts,
+    pub accounts: Arc<Accounts>,
 }
 
 /// The whole HTTP application.
@@ -104,7 +104,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(database = %config.database, "database open");
     let accounts = Accounts::new(store.clone(), Arc::new(config.clone())).await?;
     let app = router(AppState {
-        accounts: accounts.clone(),
+        accounts: Arc::new(accounts.clone()),
     });
 
     let mut listeners = Vec::new();
