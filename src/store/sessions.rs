@@ -1,5 +1,7 @@
 //! Devices and access tokens: logging in, finding who a token belongs to, logging out.
 
+use std::sync::LazyLock;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::accounts::{USER_COLUMNS, fetch_user};
@@ -137,16 +139,19 @@ impl Store {
     /// Who an access token belongs to (for a puppet token, the user it acts as), or `None` for a token that does not exist. Expiry is
     /// the caller's to judge (`valid_until_ms`), with its own clock.
     pub async fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
-        let sql = format!(
-            "SELECT t.id AS token_id, t.device_id, t.valid_until_ms, {USER_COLUMNS} \
-             FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
-             LEFT JOIN profiles p ON p.full_user_id = u.name WHERE t.token = $1"
-        );
+        // Built once: every authenticated request runs it.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT t.id AS token_id, t.device_id, t.valid_until_ms, {USER_COLUMNS} \
+                 FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
+                 LEFT JOIN profiles p ON p.full_user_id = u.name WHERE t.token = $1"
+            )
+        });
         if let Some(reads) = &self.sqlite_reads {
-            return reads.find_session(&sql, access_token);
+            return reads.find_session(&SQL, access_token);
         }
         with_pool!(self, |pool| {
-            let row: Option<SessionRow> = sqlx::query_as(&sql)
+            let row: Option<SessionRow> = sqlx::query_as(SQL.as_str())
                 .bind(access_token)
                 .fetch_optional(pool)
                 .await?;
