@@ -67,6 +67,10 @@ row(
     load("load.limit"),
 )
 
+# The login rows are judged against the hash timed around the login load itself (the limit
+# row's if there is none): the machine's speed drifts within a run.
+login_hash = num("hash_ms.login") or hash_ms
+login_limit = cores * 1000 / login_hash if login_hash else None
 h, s = num("login_rps.homekey"), num("login_rps.synapse")
 row(
     f"login, logins/s ({fmt(clients, 0)} clients)",
@@ -74,13 +78,18 @@ row(
     s,
     both(h, s, lambda h, s: h / s),
     "≥ 97 % of the limit and ≥ Synapse"
-    + (f" (homekey at {100 * h / limit_rps:.1f} %)" if h and limit_rps else ""),
-    both(h, limit_rps, lambda h, l: h >= 0.97 * l and (s is None or h >= s)),
+    + (
+        f" (homekey at {100 * h / login_limit:.1f} % of {fmt(login_limit, 2)}/s, the hash"
+        f" timed around the load: {fmt(login_hash)} ms)"
+        if h and login_limit
+        else ""
+    ),
+    both(h, login_limit, lambda h, l: h >= 0.97 * l and (s is None or h >= s)),
     load("load.login.homekey", "load.login.synapse"),
     2,
 )
 h, s = num("login_p99_ms.homekey"), num("login_p99_ms.synapse")
-bound = 2 * hash_ms * clients / cores if hash_ms and clients else None
+bound = 2 * login_hash * clients / cores if login_hash and clients else None
 row(
     "login p99 latency, ms",
     h,
