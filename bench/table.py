@@ -184,14 +184,30 @@ row(
     both(h, reset_hash, lambda h, x: h <= x + 30),
     load("load.reset.homekey", "load.reset.synapse"),
 )
+# The same resets on servers at bcrypt cost 4, where the hash (about 1 ms) no longer drowns
+# the rest: the figure the target is judged on when it was measured.
+h4, s4 = num("reset4_ms.homekey"), num("reset4_ms.synapse")
+h4_beyond = h4 - num("hash_ms.cost4") if h4 is not None and num("hash_ms.cost4") else None
+s4_beyond = (
+    s4 - num("hash_ms.cost4_synapse") if s4 is not None and num("hash_ms.cost4_synapse") else None
+)
 row(
-    "… the part beyond the hash, ms",
+    "… the part beyond the hash, ms (the reset minus the hash timed before it)",
     h_beyond,
     s_beyond,
     both(s_beyond, h_beyond, lambda s, h: s / h if h > 0 else float("inf")),
-    "≥ 20 × faster than Synapse's",
-    both(h_beyond, s_beyond, lambda h, s: h * 20 <= s),
+    "≥ 20 × faster than Synapse's" + (" (judged at cost 4, below)" if h4_beyond is not None else ""),
+    None if h4_beyond is not None else both(h_beyond, s_beyond, lambda h, s: h * 20 <= s),
     load("load.reset.homekey", "load.reset.synapse"),
+)
+row(
+    "… the part beyond the hash, ms, measured at bcrypt cost 4 (the reset minus one cost-4 hash)",
+    h4_beyond,
+    s4_beyond,
+    both(s4_beyond, h4_beyond, lambda s, h: s / h if h > 0 else float("inf")),
+    "≥ 20 × faster than Synapse's",
+    both(h4_beyond, s4_beyond, lambda h, s: h * 20 <= s),
+    load("load.reset4.homekey", "load.reset4.synapse"),
 )
 
 h, s = num("set_password_ms.homekey"), num("set_password_ms.synapse")
