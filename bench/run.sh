@@ -330,6 +330,28 @@ reset_seconds() { # BASE_URL ADMIN_TOKEN USER
 
 median() { python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
+# The reset rows' users: victim1..victimN with $devices devices and tokens each, on the
+# homekey or Synapse server started last, whose SQLite database is DATABASE.
+make_victims() { # homekey|synapse DATABASE
+  local i
+  for i in $(seq 1 "$resets"); do
+    if [[ $1 == homekey ]]; then
+      "$homekey" user create "victim$i" -p "$password" -c "$homekey_cfg" >/dev/null 2>&1
+    else
+      "$synapse_venv/bin/register_new_matrix_user" -u "victim$i" -p "$password" --no-admin \
+        -k bench-shared-secret "$synapse_url" </dev/null >>"$work/synapse-victims.log" 2>&1
+    fi
+    seed_devices "$2" "@victim$i:example.com" "$devices" $((i * 1000000))
+  done
+}
+
+# Resets every victim's password as ADMIN_TOKEN; prints the median, in ms.
+median_reset_ms() { # BASE_URL ADMIN_TOKEN
+  local times=() i
+  for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$1" "$2" "@victim$i:example.com")"); done
+  python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")"
+}
+
 # Synapse's own hashing (synapse/handlers/auth.py: bcrypt.hashpw over NFKC(password) + pepper)
 # in its venv: the median of N hashes, in ms.
 python_hash_ms() { # N
@@ -440,29 +462,18 @@ fi
 if wants reset; then
   say "reset_password: $resets users with $devices devices and tokens each"
   record devices "$devices"
-  times=()
-  for i in $(seq 1 "$resets"); do
-    "$homekey" user create "victim$i" -p "$password" -c "$homekey_cfg" >/dev/null 2>&1
-    seed_devices "$work/homekey-sqlite/homeserver.db" "@victim$i:example.com" "$devices" $((i * 1000000))
-  done
+  make_victims homekey "$work/homekey-sqlite/homeserver.db"
   record load.reset.homekey "$(load1)"
   # The hash this row subtracts, timed right before it (the machine drifts within a run).
   record hash_ms.reset "$("$bin/examples/bench-bcrypt" "$cost" 5 | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])')"
-  for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$homekey_url" "$homekey_admin_token" "@victim$i:example.com")"); done
-  record reset_ms.homekey "$(python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")")"
+  record reset_ms.homekey "$(median_reset_ms "$homekey_url" "$homekey_admin_token")"
   left="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM access_tokens WHERE user_id LIKE ?", ("@victim%",)).fetchone()[0])' "$work/homekey-sqlite/homeserver.db")"
   [[ $left == 0 ]] || die "homekey left $left tokens of the reset users"
   if [[ $with_synapse != false ]]; then
-    times=()
-    for i in $(seq 1 "$resets"); do
-      "$synapse_venv/bin/register_new_matrix_user" -u "victim$i" -p "$password" --no-admin \
-        -k bench-shared-secret "$synapse_url" </dev/null >>"$work/synapse-sqlite-register.log" 2>&1
-      seed_devices "$work/synapse-sqlite/homeserver.db" "@victim$i:example.com" "$devices" $((i * 1000000))
-    done
+    make_victims synapse "$work/synapse-sqlite/homeserver.db"
     record load.reset.synapse "$(load1)"
     record hash_ms.reset_synapse "$(python_hash_ms 5)"
-    for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$synapse_url" "$synapse_admin_token" "@victim$i:example.com")"); done
-    record reset_ms.synapse "$(python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")")"
+    record reset_ms.synapse "$(median_reset_ms "$synapse_url" "$synapse_admin_token")"
   fi
 fi
 
@@ -480,28 +491,17 @@ if wants reset; then
   cost=4
   start_homekey homekey-cost4 "$(sqlite_db "$work/homekey-cost4/homeserver.db")"
   admin4="$(login_token "$homekey_url" benchadmin "$password")"
-  times=()
-  for i in $(seq 1 "$resets"); do
-    "$homekey" user create "victim$i" -p "$password" -c "$homekey_cfg" >/dev/null 2>&1
-    seed_devices "$work/homekey-cost4/homeserver.db" "@victim$i:example.com" "$devices" $((i * 1000000))
-  done
+  make_victims homekey "$work/homekey-cost4/homeserver.db"
   record load.reset4.homekey "$(load1)"
   record hash_ms.cost4 "$("$bin/examples/bench-bcrypt" 4 50 | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])')"
-  for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$homekey_url" "$admin4" "@victim$i:example.com")"); done
-  record reset4_ms.homekey "$(python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")")"
+  record reset4_ms.homekey "$(median_reset_ms "$homekey_url" "$admin4")"
   if [[ $with_synapse != false ]]; then
     start_synapse synapse-cost4 "$synapse_venv" sqlite
     admin4="$(login_token "$synapse_url" benchadmin "$password")"
-    times=()
-    for i in $(seq 1 "$resets"); do
-      "$synapse_venv/bin/register_new_matrix_user" -u "victim$i" -p "$password" --no-admin \
-        -k bench-shared-secret "$synapse_url" </dev/null >>"$work/synapse-cost4-register.log" 2>&1
-      seed_devices "$work/synapse-cost4/homeserver.db" "@victim$i:example.com" "$devices" $((i * 1000000))
-    done
+    make_victims synapse "$work/synapse-cost4/homeserver.db"
     record load.reset4.synapse "$(load1)"
     record hash_ms.cost4_synapse "$(python_hash_ms 50)"
-    for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$synapse_url" "$admin4" "@victim$i:example.com")"); done
-    record reset4_ms.synapse "$(python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")")"
+    record reset4_ms.synapse "$(median_reset_ms "$synapse_url" "$admin4")"
   fi
   for pid in "${pids[@]}"; do stop_pid "$pid"; done
   pids=()
