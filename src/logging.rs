@@ -37,6 +37,11 @@ pub fn init(default_level: &str) {
         .init();
 }
 
+/// Writes the gathered lines now: called before the process exits, so that none is lost.
+pub fn flush() {
+    let _ = write_out(&mut lock_pending());
+}
+
 /// Lines gathered and not yet written.
 static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// Wakes the writing thread when the first line of a batch arrives.

@@ -81,7 +81,9 @@ fn main() -> ExitCode {
         Command::Serve { .. } => "info",
         _ => "warn",
     });
-    match run(cli.command) {
+    let outcome = run(cli.command);
+    homekey::logging::flush();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             // One line, whatever the cause (a database's message may span several).

@@ -486,8 +486,19 @@ async fn a_login_upgrades_a_hash_below_the_configured_cost(db: TestDb) {
 
 async fn sigterm_stops_the_server_cleanly(db: TestDb) {
     let mut server = Server::start(db, "").await;
+    // Answered right before the stop: its access-log line, gathered for a batch, must still
+    // be written, and before the last line.
+    let (status, _) = server
+        .call("GET", "/_matrix/client/versions?last=1", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(server.stop(), Some(0), "{}", server.log());
-    assert!(server.log().contains("stopped"));
+    let log = server.log();
+    let last_request = log
+        .find("versions?last=1")
+        .expect("the last request's line");
+    let stopped = log.rfind("stopped").expect("the stop's line");
+    assert!(last_request < stopped, "{log}");
 }
 
 async fn password_login_can_be_switched_off(db: TestDb) {
