@@ -45,25 +45,25 @@ say() { echo "bench: $*" >&2; }
 # --- sizes -----------------------------------------------------------------------------------
 cores="$(nproc)"
 if $smoke; then
-  profile=debug cost=4 login_seconds=1 login_clients=4 whoami_seconds=1 runs=2
+  profile=debug cost=4 login_seconds=1 login_clients=4 whoami_seconds=1 whoami_rounds=1 runs=2
   devices=100 import_users=1000 resets=1 hashes=3
 else
-  profile=release cost=12 login_seconds=25 login_clients=$((2 * cores)) whoami_seconds=10 runs=15
-  devices=10000 import_users=100000 resets=5 hashes=10
+  profile=release cost=12 login_seconds=25 login_clients=$((2 * cores)) whoami_seconds=10 whoami_rounds=3
+  runs=15 devices=10000 import_users=100000 resets=5 hashes=10
 fi
 login_max=$((login_seconds * 20)) # per wrk thread; far above what bcrypt allows
 pepper="bench-pepper"
 password="bench-password-1"
 
 # --- tools -----------------------------------------------------------------------------------
-for tool in wrk hyperfine curl python3; do
+for tool in wrk curl python3; do
   if ! command -v "$tool" >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       say "installing $tool from Debian's packages"
-      apt-get install -y -q wrk hyperfine curl >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk hyperfine curl >/dev/null 2>&1; } || true
+      apt-get install -y -q wrk curl >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk curl >/dev/null 2>&1; } || true
     fi
-    command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install wrk hyperfine curl)"
+    command -v "$tool" >/dev/null || die "$tool is needed (Debian: apt-get install wrk curl)"
   fi
 done
 
@@ -328,7 +328,11 @@ reset_seconds() { # BASE_URL ADMIN_TOKEN USER
   echo "${out#* }"
 }
 
-median() { python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+# homekey's hashing at the current cost: the median of N hashes (default 1), in ms.
+homekey_hash_ms() { # [N]
+  "$bin/examples/bench-bcrypt" "$cost" "${1:-1}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])'
+}
+
 
 # The reset rows' users: victim1..victimN with $devices devices and tokens each, on the
 # homekey or Synapse server started last, whose SQLite database is DATABASE.
@@ -345,11 +349,23 @@ make_victims() { # homekey|synapse DATABASE
   done
 }
 
-# Resets every victim's password as ADMIN_TOKEN; prints the median, in ms.
-median_reset_ms() { # BASE_URL ADMIN_TOKEN
-  local times=() i
-  for i in $(seq 1 "$resets"); do times+=("$(reset_seconds "$1" "$2" "@victim$i:example.com")"); done
-  python3 -c 'import sys; print(round(float(sys.argv[1]) * 1000, 1))' "$(median "${times[@]}")"
+# Resets every victim's password as ADMIN_TOKEN; prints the median, in ms. With HASH_MS (a
+# command printing one hash's time in ms), one hash is timed right before each reset, and the
+# median of each reset minus its hash follows: the part beyond the hash, paired so that the
+# machine's drift falls on both.
+median_reset_ms() { # BASE_URL ADMIN_TOKEN [HASH_MS]
+  local seconds=() hashes=() i
+  for i in $(seq 1 "$resets"); do
+    [[ -z ${3:-} ]] || hashes+=("$($3)")
+    seconds+=("$(reset_seconds "$1" "$2" "@victim$i:example.com")")
+  done
+  python3 - "${seconds[*]}" "${hashes[*]}" <<'EOF'
+import statistics, sys
+resets = [float(s) * 1000 for s in sys.argv[1].split()]
+hashes = [float(h) for h in sys.argv[2].split()]
+beyond = [r - h for r, h in zip(resets, hashes)]
+print(round(statistics.median(resets), 1), *([round(statistics.median(beyond), 1)] if beyond else []))
+EOF
 }
 
 # Synapse's own hashing (synapse/handlers/auth.py: bcrypt.hashpw over NFKC(password) + pepper)
@@ -379,8 +395,7 @@ record mode "$($smoke && echo smoke || echo full)"
 # --- the limit: one hash ---------------------------------------------------------------------
 say "limit: one bcrypt hash at cost $cost"
 record load.limit "$(load1)"
-out="$("$bin/examples/bench-bcrypt" "$cost" "$hashes")"
-record hash_ms.homekey "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["median_ms"])' "$out")"
+record hash_ms.homekey "$(homekey_hash_ms "$hashes")"
 if [[ $with_synapse != false ]]; then
   record hash_ms.synapse "$(python_hash_ms "$hashes")"
 fi
@@ -411,14 +426,13 @@ if wants login; then
     BENCH_LOGIN_USER=alice BENCH_LOGIN_PASSWORD="$password" BENCH_MAX_REQUESTS=$login_max \
       run_wrk "$1/_matrix/client/v3/login" "$login_seconds" "$login_clients" "$threads" login.lua
   }
-  hash_now() { "$bin/examples/bench-bcrypt" "$cost" 5 | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])'; }
   say "login: homekey, $login_clients clients, ${login_seconds} s"
   record load.login.homekey "$(load1)"
   # The limit this row is judged against: one hash timed right before and right after the
   # load (the machine's speed drifts within a run; the limit row is minutes away).
-  hash_before="$(hash_now)"
+  hash_before="$(homekey_hash_ms 5)"
   line="$(login_load "$homekey_url")"
-  record hash_ms.login "$(python3 -c 'import sys; print(round((float(sys.argv[1]) + float(sys.argv[2])) / 2, 1))' "$hash_before" "$(hash_now)")"
+  record hash_ms.login "$(python3 -c 'import sys; print(round((float(sys.argv[1]) + float(sys.argv[2])) / 2, 1))' "$hash_before" "$(homekey_hash_ms 5)")"
   record login_rps.homekey "$(field rps "$line")"
   record login_p50_ms.homekey "$(field p50_ms "$line")"
   record login_p99_ms.homekey "$(field p99_ms "$line")"
@@ -448,14 +462,18 @@ whoami_load() { # BASE_URL TOKEN PID NAME
   record "rss_load.$4" "$(sed -n 's/^PEAK_RSS //p' <<<"$out")"
 }
 if wants whoami || wants rss; then
-  say "whoami: homekey (SQLite), 16 connections, ${whoami_seconds} s"
-  whoami_load "$homekey_url" "$homekey_alice_token" "$homekey_pid" homekey
+  # homekey and the bare route in alternating rounds: the ratio of the two is a target, and
+  # the machine's speed drifts from one minute to the next (table.py takes the medians).
+  for round in $(seq 1 "$whoami_rounds"); do
+    say "whoami: homekey (SQLite), 16 connections, ${whoami_seconds} s (round $round of $whoami_rounds)"
+    whoami_load "$homekey_url" "$homekey_alice_token" "$homekey_pid" homekey
+    say "whoami: the bare axum route, 16 connections, ${whoami_seconds} s (round $round of $whoami_rounds)"
+    whoami_load "$bare_url" none "$bare_pid" bare
+  done
   if [[ $with_synapse != false ]]; then
     say "whoami: Synapse (SQLite), 16 connections, ${whoami_seconds} s"
     whoami_load "$synapse_url" "$synapse_alice_token" "$synapse_pid" synapse
   fi
-  say "whoami: the bare axum route, 16 connections, ${whoami_seconds} s"
-  whoami_load "$bare_url" none "$bare_pid" bare
 fi
 
 # --- reset_password with 10,000 devices ------------------------------------------------------
@@ -464,16 +482,17 @@ if wants reset; then
   record devices "$devices"
   make_victims homekey "$work/homekey-sqlite/homeserver.db"
   record load.reset.homekey "$(load1)"
-  # The hash this row subtracts, timed right before it (the machine drifts within a run).
-  record hash_ms.reset "$("$bin/examples/bench-bcrypt" "$cost" 5 | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])')"
-  record reset_ms.homekey "$(median_reset_ms "$homekey_url" "$homekey_admin_token")"
+  read -r reset beyond <<<"$(median_reset_ms "$homekey_url" "$homekey_admin_token" homekey_hash_ms)"
+  record reset_ms.homekey "$reset"
+  record reset_beyond_ms.homekey "$beyond"
   left="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM access_tokens WHERE user_id LIKE ?", ("@victim%",)).fetchone()[0])' "$work/homekey-sqlite/homeserver.db")"
   [[ $left == 0 ]] || die "homekey left $left tokens of the reset users"
   if [[ $with_synapse != false ]]; then
     make_victims synapse "$work/synapse-sqlite/homeserver.db"
     record load.reset.synapse "$(load1)"
-    record hash_ms.reset_synapse "$(python_hash_ms 5)"
-    record reset_ms.synapse "$(median_reset_ms "$synapse_url" "$synapse_admin_token")"
+    read -r reset beyond <<<"$(median_reset_ms "$synapse_url" "$synapse_admin_token" "python_hash_ms 1")"
+    record reset_ms.synapse "$reset"
+    record reset_beyond_ms.synapse "$beyond"
   fi
 fi
 
@@ -493,7 +512,7 @@ if wants reset; then
   admin4="$(login_token "$homekey_url" benchadmin "$password")"
   make_victims homekey "$work/homekey-cost4/homeserver.db"
   record load.reset4.homekey "$(load1)"
-  record hash_ms.cost4 "$("$bin/examples/bench-bcrypt" 4 50 | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])')"
+  record hash_ms.cost4 "$(homekey_hash_ms 50)"
   record reset4_ms.homekey "$(median_reset_ms "$homekey_url" "$admin4")"
   if [[ $with_synapse != false ]]; then
     start_synapse synapse-cost4 "$synapse_venv" sqlite
@@ -509,30 +528,23 @@ if wants reset; then
 fi
 
 # --- hash_password as a whole process --------------------------------------------------------
-hyperfine_ms() { # NAME COMMAND… ; records the mean in ms
-  local name=$1
-  shift
-  hyperfine -N --warmup 1 --runs "$runs" --export-json "$work/hf.json" "$@" >/dev/null 2>&1 ||
-    die "hyperfine failed on: $*"
-  python3 - "$work/hf.json" "$name" >>"$results" <<'EOF'
-import json, sys
-for i, r in enumerate(json.load(open(sys.argv[1]))["results"]):
-    print(f"{sys.argv[2]}{'' if i == 0 else '.' + str(i)}\t{r['mean'] * 1000:.1f}")
-EOF
+paired_ms() { # RUNS YARDSTICK_NAME YARDSTICK_COMMAND [NAME COMMAND]… ; see paired.py
+  python3 "$here/paired.py" "$@" >>"$results" || die "timing whole processes failed"
 }
 if wants hash; then
   say "hash_password: whole processes, $runs runs each"
   mkdir -p "$work/hash"
   homekey_config "$work/hash/homeserver.yaml" "$(sqlite_db "$work/hash/homeserver.db")"
   record load.hash "$(load1)"
-  # One hash in a process of its own, right beside: the floor these rows are judged against
-  # (the limit row's hash was timed minutes earlier, and the machine drifts).
-  hyperfine_ms hash_once_ms "$bin/examples/bench-bcrypt $cost once"
-  hyperfine_ms hash_process_ms.homekey "$bin/hash_password -c $work/hash/homeserver.yaml -p $password"
-  hyperfine_ms hash_process_ms.homekey_cli "$homekey hash-password -c $work/hash/homeserver.yaml -p $password"
+  # Judged against one hash in a process of its own, timed in the same rounds (the limit
+  # row's hash was timed minutes earlier, and the machine drifts).
+  commands=(hash_once_ms "$bin/examples/bench-bcrypt $cost once"
+    hash_process_ms.homekey "$bin/hash_password -c $work/hash/homeserver.yaml -p $password"
+    hash_process_ms.homekey_cli "$homekey hash-password -c $work/hash/homeserver.yaml -p $password")
   if [[ $with_synapse != false ]]; then
-    hyperfine_ms hash_process_ms.synapse "$synapse_venv/bin/hash_password -c $work/hash/homeserver.yaml -p $password"
+    commands+=(hash_process_ms.synapse "$synapse_venv/bin/hash_password -c $work/hash/homeserver.yaml -p $password")
   fi
+  paired_ms "$runs" "${commands[@]}"
 fi
 
 # --- import, then set-password on the imported database --------------------------------------
@@ -561,9 +573,8 @@ EOF
   if wants set-password; then
     say "set-password: on the $import_users-user database, $runs runs"
     record load.set_password "$(load1)"
-    hyperfine_ms set_password_hash_once_ms "$bin/examples/bench-bcrypt $cost once"
-    hyperfine_ms set_password_ms.homekey \
-      "$homekey user set-password user$(printf %06d $((import_users / 2))) -p $password -c $import_cfg"
+    commands=(set_password_hash_once_ms "$bin/examples/bench-bcrypt $cost once"
+      set_password_ms.homekey "$homekey user set-password user$(printf %06d $((import_users / 2))) -p $password -c $import_cfg")
     if [[ $with_synapse != false ]]; then
       # The operator's way with Synapse's tools today: hash_password, then the UPDATE by hand.
       cat >"$work/import/by-hand.sh" <<EOF
@@ -571,8 +582,9 @@ hash="\$("$synapse_venv/bin/hash_password" -c "$import_cfg" -p "$password")"
 python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE users SET password_hash = ? WHERE name = ?", (sys.argv[2], sys.argv[3])); c.commit()' \
   "$work/import/homeserver.db" "\$hash" "@user$(printf %06d $((import_users / 3))):example.com"
 EOF
-      hyperfine_ms set_password_ms.synapse "bash $work/import/by-hand.sh"
+      commands+=(set_password_ms.synapse "bash $work/import/by-hand.sh")
     fi
+    paired_ms "$runs" "${commands[@]}"
   fi
 fi
 
