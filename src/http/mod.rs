@@ -21,6 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, header};
+use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::accounts::Accounts;
@@ -36,25 +37,27 @@ pub struct AppState {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let client = client::routes();
     Router::new()
         .route(
             "/_matrix/client/versions",
             axum::routing::get(client::versions),
         )
-        .nest("/_matrix/client/v3", client.clone())
-        .nest(
-            "/_matrix/client/r0",
-            client.merge(admin::legacy_client_routes()),
-        )
-        .nest("/_synapse/admin", admin::routes())
+        .merge(client::routes("/_matrix/client/v3"))
+        .merge(client::routes("/_matrix/client/r0"))
+        .merge(admin::legacy_client_routes())
+        .merge(admin::routes())
         .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
         })
-        .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
-        .layer(cors())
-        .layer(axum::middleware::from_fn(access_log::log_request))
+        // One `layer` call with the three, outermost first: axum boxes each route anew at every
+        // call, and each box is cloned at every request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(access_log::AccessLogLayer)
+                .layer(cors())
+                .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES)),
+        )
         .with_state(state)
 }
 

@@ -25,41 +25,48 @@ use super::error::MatrixError;
 use crate::accounts::Requester;
 use crate::ids::UserId;
 
-/// The routes under `/_synapse/admin`.
+/// The routes under `/_synapse/admin` (registered whole, not nested: see `client::routes`).
 pub fn routes() -> Router<AppState> {
+    let at = |path: &str| format!("/_synapse/admin{path}");
     Router::new()
-        .route("/v1/server_version", get(server_version))
+        .route(&at("/v1/server_version"), get(server_version))
         .route(
-            "/v1/reset_password/{user_id}",
+            &at("/v1/reset_password/{user_id}"),
             post(password::reset_password),
         )
         .route(
-            "/v2/users/{user_id}",
+            &at("/v2/users/{user_id}"),
             get(users::get_user).put(users::put_user),
         )
-        .route("/v2/users", get(users::list_users_v2))
-        .route("/v3/users", get(users::list_users_v3))
+        .route(&at("/v2/users"), get(users::list_users_v2))
+        .route(&at("/v3/users"), get(users::list_users_v3))
         .route(
-            "/v1/users/{user_id}/admin",
+            &at("/v1/users/{user_id}/admin"),
             get(users::get_admin).put(users::set_admin),
         )
-        .route("/v1/deactivate/{user_id}", post(users::deactivate))
-        .route("/v1/whois/{user_id}", get(sessions::whois))
-        .route("/v1/users/{user_id}/login", post(sessions::login_as_user))
-        .route("/v1/username_available", get(users::username_available))
-        .route("/v2/users/{user_id}/devices", get(devices::list))
+        .route(&at("/v1/deactivate/{user_id}"), post(users::deactivate))
+        .route(&at("/v1/whois/{user_id}"), get(sessions::whois))
         .route(
-            "/v2/users/{user_id}/devices/{device_id}",
+            &at("/v1/users/{user_id}/login"),
+            post(sessions::login_as_user),
+        )
+        .route(
+            &at("/v1/username_available"),
+            get(users::username_available),
+        )
+        .route(&at("/v2/users/{user_id}/devices"), get(devices::list))
+        .route(
+            &at("/v2/users/{user_id}/devices/{device_id}"),
             get(devices::get)
                 .put(devices::rename)
                 .delete(devices::delete),
         )
         .route(
-            "/v2/users/{user_id}/delete_devices",
+            &at("/v2/users/{user_id}/delete_devices"),
             post(devices::delete_many),
         )
         .route(
-            "/v1/register",
+            &at("/v1/register"),
             get(register::new_nonce).post(register::register),
         )
 }
@@ -68,7 +75,7 @@ pub fn routes() -> Router<AppState> {
 /// `POST /_matrix/client/r0/admin/reset_password/<user_id>`.
 pub fn legacy_client_routes() -> Router<AppState> {
     Router::new().route(
-        "/admin/reset_password/{user_id}",
+        "/_matrix/client/r0/admin/reset_password/{user_id}",
         post(password::reset_password),
     )
 }

@@ -1,4 +1,4 @@
-//! The Client-Server API routes homekey serves (mounted under `/v3` and `/r0`).
+//! The Client-Server API routes homekey serves (under `/v3` and `/r0`).
 
 mod account;
 mod capabilities;
@@ -14,26 +14,29 @@ use serde_json::{Value, json};
 
 use super::AppState;
 
-pub fn routes() -> Router<AppState> {
+/// The routes, each at `prefix` and its path: registered whole, not nested, because axum's
+/// `nest` rewrites the URI of every request it routes.
+pub fn routes(prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}{path}");
     Router::new()
-        .route("/login", get(login::flows).post(login::login))
-        .route("/logout", post(session::logout))
-        .route("/logout/all", post(session::logout_all))
-        .route("/account/whoami", get(session::whoami))
-        .route("/account/password", post(account::change_password))
-        .route("/account/deactivate", post(account::deactivate))
-        .route("/capabilities", get(capabilities::capabilities))
-        .route("/devices", get(devices::list))
+        .route(&at("/login"), get(login::flows).post(login::login))
+        .route(&at("/logout"), post(session::logout))
+        .route(&at("/logout/all"), post(session::logout_all))
+        .route(&at("/account/whoami"), get(session::whoami))
+        .route(&at("/account/password"), post(account::change_password))
+        .route(&at("/account/deactivate"), post(account::deactivate))
+        .route(&at("/capabilities"), get(capabilities::capabilities))
+        .route(&at("/devices"), get(devices::list))
         .route(
-            "/devices/{device_id}",
+            &at("/devices/{device_id}"),
             get(devices::get)
                 .put(devices::rename)
                 .delete(devices::delete),
         )
-        .route("/delete_devices", post(devices::delete_many))
-        .route("/profile/{user_id}", get(profile::get_profile))
+        .route(&at("/delete_devices"), post(devices::delete_many))
+        .route(&at("/profile/{user_id}"), get(profile::get_profile))
         .route(
-            "/profile/{user_id}/displayname",
+            &at("/profile/{user_id}/displayname"),
             get(profile::get_displayname).put(profile::set_displayname),
         )
 }
