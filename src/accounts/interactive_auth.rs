@@ -212,12 +212,10 @@ impl Accounts {
     /// re-authenticate and the user has one (as Synapse: no stage at all otherwise).
     fn ui_auth_stages(&self, requester: &Requester) -> Vec<&'static str> {
         let password = &self.config.password;
-        let has_password = requester
-            .user
-            .password_hash
-            .as_ref()
-            .is_some_and(|h| !secrecy::ExposeSecret::expose_secret(h).is_empty());
-        if password.enabled != PasswordLogin::Disabled && password.localdb_enabled && has_password {
+        if password.enabled != PasswordLogin::Disabled
+            && password.localdb_enabled
+            && requester.user.has_password
+        {
             vec![PASSWORD_STAGE]
         } else {
             Vec::new()

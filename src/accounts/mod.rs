@@ -14,7 +14,7 @@ use crate::config::{Config, PasswordLogin};
 use crate::ids::UserId;
 use crate::password::{HashSettings, PasswordHasher};
 use crate::rate_limit::LoginLimiters;
-use crate::store::{Logout, NewSession, Store, StoreError, User};
+use crate::store::{Logout, NewSession, Store, StoreError, TokenUser, User};
 
 /// The account service, shared by every request.
 #[derive(Clone)]
@@ -32,7 +32,7 @@ pub struct Accounts {
 /// Who made a request: the owner of a valid access token.
 #[derive(Debug, Clone)]
 pub struct Requester {
-    pub user: User,
+    pub user: TokenUser,
     pub device_id: Option<String>,
     pub token_id: i64,
 }

@@ -240,6 +240,20 @@ pub enum Logout {
     Device(String),
 }
 
+/// The account an access token acts for, as much of it as authenticating a request needs.
+/// Read at every authenticated request, so nothing more: not the hash (which then never
+/// reaches memory on a request that does not check a password) nor the profile.
+#[derive(Debug, Clone)]
+pub struct TokenUser {
+    pub name: String,
+    pub admin: bool,
+    pub is_guest: bool,
+    pub deactivated: bool,
+    pub locked: bool,
+    /// Whether the account has a password (re-authentication offers the password stage).
+    pub has_password: bool,
+}
+
 /// A new login: the device (created if the user does not have it yet) and its access token.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -254,7 +268,7 @@ pub struct NewSession {
 /// Who an access token belongs to.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub user: User,
+    pub user: TokenUser,
     pub token_id: i64,
     pub device_id: Option<String>,
     pub valid_until_ms: Option<i64>,

@@ -1,24 +1,53 @@
 //! Devices and access tokens: logging in, finding who a token belongs to, logging out.
 
-use std::sync::LazyLock;
-
 use secrecy::{ExposeSecret, SecretString};
 
-use super::accounts::{USER_COLUMNS, fetch_user};
+use super::accounts::fetch_user;
 use super::audit::commit_audited;
 use super::{
     BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewSession, Session, Store, StoreError,
-    User, UserRow, lock_user, with_pool,
+    TokenUser, lock_user, with_pool,
 };
 
-/// A row of `access_tokens` joined with its user.
+/// Who a token belongs to: the columns of [`SessionRow`], `$1` the token. A puppet token
+/// (`puppets_user_id`, an admin's "login as user") acts for the user it puppets.
+pub(super) const FIND_SESSION: &str = "SELECT t.id, t.device_id, t.valid_until_ms, u.name, \
+     u.admin, u.is_guest, u.deactivated, u.locked, \
+     (u.password_hash IS NOT NULL AND u.password_hash <> '') AS has_password \
+     FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
+     WHERE t.token = $1";
+
+/// A row of [`FIND_SESSION`], in the database's own types (Synapse keeps `admin`,
+/// `is_guest` and `deactivated` as `SMALLINT` 0/1, `locked` as a `BOOLEAN` that may be NULL).
 #[derive(sqlx::FromRow)]
-struct SessionRow {
-    token_id: i64,
-    device_id: Option<String>,
-    valid_until_ms: Option<i64>,
-    #[sqlx(flatten)]
-    user: UserRow,
+pub(super) struct SessionRow {
+    pub id: i64,
+    pub device_id: Option<String>,
+    pub valid_until_ms: Option<i64>,
+    pub name: String,
+    pub admin: i16,
+    pub is_guest: i16,
+    pub deactivated: i16,
+    pub locked: Option<bool>,
+    pub has_password: bool,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Session {
+        Session {
+            token_id: row.id,
+            device_id: row.device_id,
+            valid_until_ms: row.valid_until_ms,
+            user: TokenUser {
+                name: row.name,
+                admin: row.admin != 0,
+                is_guest: row.is_guest != 0,
+                deactivated: row.deactivated != 0,
+                locked: row.locked.unwrap_or(false),
+                has_password: row.has_password,
+            },
+        }
+    }
 }
 
 impl Store {
@@ -139,28 +168,15 @@ impl Store {
     /// Who an access token belongs to (for a puppet token, the user it acts as), or `None` for a token that does not exist. Expiry is
     /// the caller's to judge (`valid_until_ms`), with its own clock.
     pub async fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
-        // Built once: every authenticated request runs it.
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT t.id AS token_id, t.device_id, t.valid_until_ms, {USER_COLUMNS} \
-                 FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
-                 LEFT JOIN profiles p ON p.full_user_id = u.name WHERE t.token = $1"
-            )
-        });
         if let Some(reads) = &self.sqlite_reads {
-            return reads.find_session(&SQL, access_token);
+            return reads.find_session(access_token);
         }
         with_pool!(self, |pool| {
-            let row: Option<SessionRow> = sqlx::query_as(SQL.as_str())
+            let row: Option<SessionRow> = sqlx::query_as(FIND_SESSION)
                 .bind(access_token)
                 .fetch_optional(pool)
                 .await?;
-            Ok(row.map(|row| Session {
-                user: User::from(row.user),
-                token_id: row.token_id,
-                device_id: row.device_id,
-                valid_until_ms: row.valid_until_ms,
-            }))
+            Ok(row.map(Session::from))
         })
     }
 

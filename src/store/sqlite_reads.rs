@@ -14,10 +14,9 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use super::sessions::{FIND_SESSION, SessionRow};
+use super::{Session, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use secrecy::SecretString;
-
-use super::{Session, StoreError, User};
 
 /// Idle connections kept; more are opened when requests overlap, and closed after.
 const IDLE_CONNECTIONS: usize = 8;
@@ -75,40 +74,26 @@ impl SqliteReads {
         result.map_err(StoreError::Sqlite)
     }
 
-    /// [`super::Store::find_session`] on SQLite: `sql` selects the token's columns and then
-    /// the user's, in [`super::accounts::USER_COLUMNS`]' order.
-    pub(super) fn find_session(
-        &self,
-        sql: &str,
-        access_token: &str,
-    ) -> Result<Option<Session>, StoreError> {
+    /// [`super::Store::find_session`] on SQLite.
+    pub(super) fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
         self.with_connection(|connection| {
             connection
-                .prepare_cached(sql)?
+                .prepare_cached(FIND_SESSION)?
                 .query_row([access_token], |row| {
-                    Ok(Session {
-                        token_id: row.get(0)?,
+                    Ok(SessionRow {
+                        id: row.get(0)?,
                         device_id: row.get(1)?,
                         valid_until_ms: row.get(2)?,
-                        user: User {
-                            name: row.get(3)?,
-                            password_hash: row.get::<_, Option<String>>(4)?.map(SecretString::from),
-                            creation_ts: row.get::<_, Option<i64>>(5)?.unwrap_or(0),
-                            admin: row.get::<_, i64>(6)? != 0,
-                            is_guest: row.get::<_, i64>(7)? != 0,
-                            deactivated: row.get::<_, i64>(8)? != 0,
-                            locked: row.get::<_, Option<bool>>(9)?.unwrap_or(false),
-                            shadow_banned: row.get::<_, Option<bool>>(10)?.unwrap_or(false),
-                            // As in `UserRow`: a NULL `approved` is approved.
-                            approved: row.get::<_, Option<bool>>(11)?.unwrap_or(true),
-                            user_type: row.get(12)?,
-                            appservice_id: row.get(13)?,
-                            displayname: row.get(14)?,
-                            avatar_url: row.get(15)?,
-                        },
+                        name: row.get(3)?,
+                        admin: row.get(4)?,
+                        is_guest: row.get(5)?,
+                        deactivated: row.get(6)?,
+                        locked: row.get(7)?,
+                        has_password: row.get(8)?,
                     })
                 })
                 .optional()
         })
+        .map(|row| row.map(Session::from))
     }
 }

@@ -16,6 +16,7 @@ server_tests!(
     sessions_are_bound_to_their_operation_and_their_user,
     deactivation_needs_the_password_and_ends_every_session,
     only_for_reauth_authenticates_with_the_password_but_refuses_the_change,
+    an_account_without_a_password_is_offered_no_password_stage,
 );
 
 const PASSWORD: &str = "/_matrix/client/v3/account/password";
@@ -518,4 +519,32 @@ async fn only_for_reauth_authenticates_with_the_password_but_refuses_the_change(
         SecretString::from(PEPPER),
     );
     assert!(settings.verify(&SecretString::from("hal-pw"), user.password_hash.as_ref()));
+}
+
+/// Whether an account has a password is read with its token at every request: once its hash
+/// is cleared by hand (NULL, or empty as some scripts leave it), the password stage is no
+/// longer offered, and the session itself goes on working.
+async fn an_account_without_a_password_is_offered_no_password_stage(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("gus", "gus-pw").await;
+    let (token, _) = server.session_for("gus", "gus-pw").await;
+    let (status, body) = server
+        .call("POST", DEACTIVATE, Some(&token), Some(json!({})))
+        .await;
+    assert_auth_required(status, &body);
+
+    for cleared in ["NULL", "''"] {
+        raw_execute(
+            &server.db.config,
+            &format!("UPDATE users SET password_hash = {cleared} WHERE name = $1"),
+            &["@gus:example.com"],
+        )
+        .await;
+        let (status, body) = server
+            .call("POST", DEACTIVATE, Some(&token), Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["flows"], json!([]), "hash {cleared}: {body}");
+        assert_eq!(server.whoami(Some(&token)).await.0, StatusCode::OK);
+    }
 }
