@@ -6,7 +6,7 @@
 #   bash bench/run.sh --smoke          # CI: debug build, tiny sizes, no Synapse, a few seconds
 #   bash bench/run.sh --smoke --synapse  # the same with Synapse (about 20 s more)
 #
-# Rows: limit login whoami rss hash reset set-password import pg
+# Rows: limit login whoami rss instructions hash reset set-password import pg
 # Everything listens on 127.0.0.1 on ports the system picks; every server is started and
 # stopped here (SIGTERM, then SIGKILL), every load is bounded in time (and the login load in
 # count), and the temporary folder is removed on exit. Results: a Markdown table on stdout,
@@ -31,12 +31,12 @@ for arg in "$@"; do
     --synapse) with_synapse=force ;;
     --no-synapse) with_synapse=false ;;
     -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
-    limit | login | whoami | rss | hash | reset | set-password | import | pg) rows+=("$arg") ;;
+    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg) rows+=("$arg") ;;
     *) echo "bench: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
 if $smoke && [[ $with_synapse != force ]]; then with_synapse=false; fi
-[[ ${#rows[@]} -gt 0 ]] || rows=(limit login whoami rss hash reset set-password import pg)
+[[ ${#rows[@]} -gt 0 ]] || rows=(limit login whoami rss instructions hash reset set-password import pg)
 wants() { local r; for r in "${rows[@]}"; do [[ $r == "$1" ]] && return 0; done; return 1; }
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -401,7 +401,7 @@ if [[ $with_synapse != false ]]; then
 fi
 
 # --- servers for the HTTP rows ---------------------------------------------------------------
-if wants login || wants whoami || wants rss || wants reset; then
+if wants login || wants whoami || wants rss || wants instructions || wants reset; then
   say "starting homekey serve (SQLite)"
   start_homekey homekey-sqlite "$(sqlite_db "$work/homekey-sqlite/homeserver.db")"
   record rss_idle.homekey "$(sleep 1; rss_mb "$homekey_pid")"
@@ -473,6 +473,38 @@ if wants whoami || wants rss; then
   if [[ $with_synapse != false ]]; then
     say "whoami: Synapse (SQLite), 16 connections, ${whoami_seconds} s"
     whoami_load "$synapse_url" "$synapse_alice_token" "$synapse_pid" synapse
+  fi
+fi
+
+# --- whoami: instructions per request, under callgrind ---------------------------------------
+# Requests per second follow this machine's speed, which drifts; the instructions a request
+# takes in user space do not (the same count run after run, whatever else runs). A second
+# homekey serve on the same database and the bare route, each under callgrind, counting only
+# while the load runs. The kernel's share (the socket, SQLite's locks) is not in this count.
+ir_per_request() { # NAME TOKEN COMMAND… ; records ir_per_request.NAME
+  local name=$1 token=$2 pid url line total
+  shift 2
+  NO_COLOR=1 RUST_LOG=info valgrind --tool=callgrind --instr-atstart=no \
+    --callgrind-out-file="$work/$name.callgrind" "$@" </dev/null >"$work/$name.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  url="$(listening_on "$work/$name.log" "$pid")"
+  run_wrk "$url/_matrix/client/v3/account/whoami" 2 16 1 whoami.lua -H "Authorization: Bearer $token" >/dev/null
+  callgrind_control --instr=on "$pid" >/dev/null
+  line="$(run_wrk "$url/_matrix/client/v3/account/whoami" "$whoami_seconds" 16 1 whoami.lua -H "Authorization: Bearer $token")"
+  callgrind_control --instr=off "$pid" >/dev/null
+  stop_pid "$pid"
+  total="$(sed -n 's/^totals: *//p' "$work/$name.callgrind")"
+  [[ -n $total ]] || die "callgrind wrote no totals for $name"
+  record "ir_per_request.$name" "$((total / $(field requests "$line")))"
+}
+if wants instructions; then
+  if ! command -v valgrind >/dev/null; then
+    say "instructions: no valgrind (Debian: apt-get install valgrind); skipped"
+  else
+    say "instructions: whoami under callgrind, homekey and the bare route, ${whoami_seconds} s each"
+    ir_per_request homekey "$homekey_alice_token" "$homekey" serve -c "$homekey_cfg"
+    ir_per_request bare none "$bin/examples/bench-bare-route"
   fi
 fi
 

@@ -135,6 +135,17 @@ row(
     load("load.whoami.homekey", "load.whoami.bare"),
     0,
 )
+h, bare_ir = num("ir_per_request.homekey"), num("ir_per_request.bare")
+row(
+    "GET whoami, instructions per request in user space, under callgrind (Synapse column: the bare route)",
+    h,
+    bare_ir,
+    both(bare_ir, h, lambda b, h: b / h),
+    "– (the row above's steady counterpart: it does not drift with the machine's speed)",
+    None,
+    "–",
+    0,
+)
 h, s = num("whoami_p50_ms.homekey"), num("whoami_p50_ms.synapse")
 row("GET whoami p50 latency, ms, SQLite", h, s, both(s, h, lambda s, h: s / h), "–", None,
     load("load.whoami.homekey", "load.whoami.synapse"), 2)
