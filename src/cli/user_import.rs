@@ -250,12 +250,15 @@ struct Outcome {
 const IMPORT_BATCH: usize = 1000;
 
 /// Which lines name an account that exists (ignoring case), by the text of their `user`
-/// field; a few queries for the whole file.
+/// field, among those whose localpart a new account could not have: only there does it
+/// matter (an existing account is skipped, not refused). Usually none, so no query at all;
+/// else a few queries for the whole file.
 async fn existing_users(op: &Operator, raw: &[RawLine]) -> Result<HashSet<String>, CommandError> {
     let mut ids = Vec::new();
     for RawLine { fields, .. } in raw {
         if let Some(given) = fields.get("user")
             && let Ok(user_id) = op.user_id(given)
+            && crate::ids::validate_new_localpart(user_id.localpart()).is_err()
         {
             ids.push((given.clone(), user_id));
         }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::audit::commit_audited;
+use super::bulk_rows::{BulkRows, rows_per_statement};
 use super::sessions::delete_sessions;
 use super::{
     BeginWrite, Logout, NewAuditRecord, NewUser, Store, StoreError, User, UserChanges, UserFilter,
@@ -28,25 +29,17 @@ const USER_FILTER: &str = "($1 = '' OR u.name LIKE '@%' || $1 || '%:%' \
      AND ($6 = 0 OR u.deactivated = 1) \
      AND ($7 = 1 OR u.locked = FALSE)";
 
-/// Rows per multi-row statement: far below either database's limit on bound parameters.
-const BATCH_ROWS: usize = 100;
-
 /// `SELECT` those of `user_ids` that an account has, ignoring case (the database's `lower`
-/// on both sides, as at login); generic over the database.
-fn taken_ids_query<'a, DB: sqlx::Database>(user_ids: &[&'a str]) -> sqlx::QueryBuilder<'a, DB>
-where
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    let mut query = sqlx::QueryBuilder::new("SELECT v.column1 FROM (");
-    query.push_values(user_ids, |mut row, id| {
-        row.push_bind(*id);
-    });
+/// on both sides, as at login).
+fn taken_ids_query<'a, DB: BulkRows>(user_ids: &[&'a str]) -> sqlx::QueryBuilder<'a, DB> {
+    let mut query = sqlx::QueryBuilder::new("SELECT v.column1 FROM ");
+    DB::push_names(&mut query, user_ids);
     // A scalar subquery, not EXISTS: PostgreSQL turns an EXISTS into a semi-join, and on a
     // table that grew since its statistics (an import) it chose a sequential scan of `users`
     // per query: 115 million rows read for 100,000 imported users. A subquery per row
     // always probes the `lower(name)` index.
     query.push(
-        ") AS v WHERE (SELECT 1 FROM users WHERE lower(users.name) = lower(v.column1) LIMIT 1) \
+        " WHERE (SELECT 1 FROM users WHERE lower(users.name) = lower(v.column1) LIMIT 1) \
          IS NOT NULL",
     );
     query
@@ -137,23 +130,26 @@ impl Store {
     ) -> Result<HashSet<String>, StoreError> {
         let mut existing = HashSet::new();
         with_pool!(self, |pool| {
-            let mut conn = pool.acquire().await?;
-            for chunk in user_ids.chunks(BATCH_ROWS) {
+            // A transaction: one snapshot for all its statements.
+            let mut tx = pool.begin().await?;
+            for chunk in user_ids.chunks(rows_per_statement(&tx)) {
                 let taken: Vec<String> = taken_ids_query(chunk)
                     .build_query_scalar()
-                    .fetch_all(&mut *conn)
+                    .fetch_all(&mut *tx)
                     .await?;
                 existing.extend(taken);
             }
+            tx.commit().await?;
         });
         Ok(existing)
     }
 
     /// Creates the accounts (and their profile rows) whose names are not taken, ignoring case,
     /// each with the audit record of its creation, all in one transaction, with a few
-    /// multi-row statements; the others are passed over, and so are their records. Returns
-    /// which were created, in order. For `homekey user import`: one account at a time costs a
-    /// transaction (and a sync to disk) each.
+    /// multi-row statements (one per table on PostgreSQL: see `bulk_rows`); the others are
+    /// passed over, and so are their records. Returns which were created, in order. For
+    /// `homekey user import`: one account at a time costs a transaction (and a sync to disk)
+    /// each.
     pub async fn create_users(
         &self,
         new: &[(NewUser, NewAuditRecord)],
@@ -162,7 +158,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let names: Vec<&str> = new.iter().map(|(n, _)| n.user_id.as_str()).collect();
             let mut taken = HashSet::new();
-            for chunk in names.chunks(BATCH_ROWS) {
+            for chunk in names.chunks(rows_per_statement(&tx)) {
                 let rows: Vec<String> = taken_ids_query(chunk)
                     .build_query_scalar()
                     .fetch_all(&mut *tx)
@@ -175,37 +171,26 @@ impl Store {
                 .filter(|n| !taken.contains(n.user_id.as_str()))
                 .collect();
             let mut created = HashSet::new();
-            for chunk in todo.chunks(BATCH_ROWS) {
+            for chunk in todo.chunks(rows_per_statement(&tx)) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO users (name, password_hash, creation_ts, admin, is_guest, \
                      user_type, deactivated, locked, approved) ",
                 );
-                insert.push_values(chunk, |mut row, user| {
-                    row.push_bind(user.user_id.as_str())
-                        .push_bind(user.password_hash.as_ref().map(|h| h.expose_secret()))
-                        .push_bind(user.creation_ts)
-                        .push_bind(i16::from(user.admin))
-                        .push_bind(i16::from(user.is_guest))
-                        .push_bind(user.user_type.as_deref())
-                        .push("0, FALSE, TRUE");
-                });
+                BulkRows::push_users(&mut insert, chunk);
                 // A name taken meanwhile (by another writer on PostgreSQL) is passed over too.
                 insert.push(" ON CONFLICT DO NOTHING RETURNING name");
                 let inserted: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
                 let inserted: HashSet<String> = inserted.into_iter().collect();
-                let profiles: Vec<&&NewUser> = chunk
+                let profiles: Vec<&NewUser> = chunk
                     .iter()
+                    .copied()
                     .filter(|n| inserted.contains(n.user_id.as_str()))
                     .collect();
                 if !profiles.is_empty() {
                     let mut insert = sqlx::QueryBuilder::new(
                         "INSERT INTO profiles (user_id, displayname, full_user_id) ",
                     );
-                    insert.push_values(profiles, |mut row, user| {
-                        row.push_bind(user.user_id.localpart())
-                            .push_bind(user.displayname.as_deref())
-                            .push_bind(user.user_id.as_str());
-                    });
+                    BulkRows::push_profiles(&mut insert, &profiles);
                     insert.push(
                         " ON CONFLICT (user_id) DO UPDATE SET displayname = excluded.displayname, \
                          full_user_id = excluded.full_user_id",

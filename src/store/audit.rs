@@ -62,18 +62,16 @@ impl NewAuditRecord {
     }
 }
 
-/// Audit rows per multi-row `INSERT`: far below either database's limit on bound parameters.
-pub(super) const AUDIT_ROWS_PER_INSERT: usize = 100;
-
 /// Commits `$tx`, a write transaction of `$store`, with the audit records of its change, so
 /// that the change and its record are kept together or not at all. `$records` is anything
 /// that iterates over `&NewAuditRecord` (an `Option<&NewAuditRecord>`, a `Vec` of them).
 ///
 /// In homekey's database the records are inserted into `homekey_audit_log` inside `$tx`, in
-/// a few multi-row statements, then `$tx` commits; a record that cannot be written fails the
-/// whole operation with [`StoreError::AuditNotWritten`] and nothing is changed. A Synapse
-/// database has no audit table (homekey adds none to Synapse's schema): there `$tx` commits
-/// alone. On both, once committed and not before, each record's log line is written.
+/// a few multi-row statements (one on PostgreSQL: see `bulk_rows`), then `$tx` commits; a
+/// record that cannot be written fails the whole operation with
+/// [`StoreError::AuditNotWritten`] and nothing is changed. A Synapse database has no audit
+/// table (homekey adds none to Synapse's schema): there `$tx` commits alone. On both, once
+/// committed and not before, each record's log line is written.
 ///
 /// Every store write that an admin or an operator makes ends with this in place of
 /// `tx.commit()`, and takes its record as a parameter. (A macro for the same reason as
@@ -82,17 +80,11 @@ macro_rules! commit_audited {
     ($tx:ident, $store:expr, $records:expr) => {{
         let records: Vec<&$crate::store::NewAuditRecord> = $records.into_iter().collect();
         if $store.flavour == $crate::store::Flavour::Homekey {
-            for chunk in records.chunks($crate::store::audit::AUDIT_ROWS_PER_INSERT) {
+            for chunk in records.chunks($crate::store::bulk_rows::rows_per_statement(&$tx)) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO homekey_audit_log (ts_ms, actor, action, target, details) ",
                 );
-                insert.push_values(chunk, |mut row, record| {
-                    row.push_bind(record.ts_ms)
-                        .push_bind(record.actor.as_str())
-                        .push_bind(record.action.as_str())
-                        .push_bind(record.target.as_deref())
-                        .push_bind(record.details.to_string());
-                });
+                $crate::store::bulk_rows::BulkRows::push_audit(&mut insert, chunk);
                 insert
                     .build()
                     .execute(&mut *$tx)

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod audit;
+mod bulk_rows;
 mod connect;
 mod interactive_auth;
 mod registration_nonces;

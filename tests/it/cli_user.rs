@@ -22,6 +22,7 @@ server_tests!(
     login_mints_a_token_that_the_server_accepts,
     import_creates_accounts_and_a_second_run_skips_them,
     a_bad_import_line_imports_nothing,
+    an_import_skips_an_account_whose_name_a_new_one_could_not_have,
     audit_list_shows_each_change_with_its_actor,
     a_change_whose_audit_record_cannot_be_written_is_not_made,
     the_password_policy_refuses_and_changes_nothing,
@@ -537,6 +538,35 @@ async fn a_bad_import_line_imports_nothing(db: TestDb) {
         err.contains("/nonexistent/users.csv: cannot read it"),
         "{err}"
     );
+}
+
+/// A historical account (here all digits, a name Synapse keeps for guests) listed in a file is
+/// skipped as existing; such a name, new, is refused.
+async fn an_import_skips_an_account_whose_name_a_new_one_could_not_have(db: TestDb) {
+    let op = Operator::new(db);
+    let old = homekey::store::NewUser {
+        user_id: homekey::ids::UserId::parse("@12345:example.com").unwrap(),
+        password_hash: None,
+        creation_ts: 0,
+        admin: false,
+        is_guest: true,
+        user_type: None,
+        displayname: None,
+    };
+    op.store().create_user(&old, None).await.unwrap();
+    let csv = op.dir.path().join("users.csv");
+    std::fs::write(&csv, "user,displayname\n12345,Old\ngina,Gina\n").unwrap();
+    let out = op.ok(&["user", "import", csv.to_str().unwrap()], "");
+    assert_eq!(out, "imported 1 user; skipped 1 that already existed\n");
+
+    std::fs::write(&csv, "user\nhal\n67890\n").unwrap();
+    let err = op.fails(&["user", "import", csv.to_str().unwrap()], "", 1);
+    assert!(
+        err.contains("line 3: cannot create @67890:example.com"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was imported"), "{err}");
+    assert_eq!(op.json(&["user", "list", "--json"])["total"], 2);
 }
 
 async fn audit_list_shows_each_change_with_its_actor(db: TestDb) {
