@@ -328,8 +328,9 @@ reset_seconds() { # BASE_URL ADMIN_TOKEN USER
   echo "${out#* }"
 }
 
-# homekey's hashing at the current cost: the median of N hashes (default 1), in ms.
-homekey_hash_ms() { # [N]
+# homekey's hashing at the current cost: the median of N hashes (default 1; cold: one hash
+# with no warm-up before it), in ms.
+homekey_hash_ms() { # [N|cold]
   "$bin/examples/bench-bcrypt" "$cost" "${1:-1}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])'
 }
 
@@ -352,7 +353,7 @@ make_victims() { # homekey|synapse DATABASE
 # Resets every victim's password as ADMIN_TOKEN; prints the median, in ms. With HASH_MS (a
 # command printing one hash's time in ms), one hash is timed right before each reset, and the
 # median of each reset minus its hash follows: the part beyond the hash, paired so that the
-# machine's drift falls on both.
+# machine's drift falls on both. The hash is timed cold, like the server's after idle.
 median_reset_ms() { # BASE_URL ADMIN_TOKEN [HASH_MS]
   local seconds=() hashes=() i
   for i in $(seq 1 "$resets"); do
@@ -369,15 +370,17 @@ EOF
 }
 
 # Synapse's own hashing (synapse/handlers/auth.py: bcrypt.hashpw over NFKC(password) + pepper)
-# in its venv: the median of N hashes, in ms.
-python_hash_ms() { # N
+# in its venv: the median of N hashes (cold: one hash with no warm-up before it), in ms.
+python_hash_ms() { # N|cold
   "$synapse_venv/bin/python" - "$cost" "$1" "$pepper" <<'EOF'
 import statistics, sys, time, unicodedata
 import bcrypt
-cost, hashes, pepper = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+cost, cold, pepper = int(sys.argv[1]), sys.argv[2] == "cold", sys.argv[3]
+hashes = 1 if cold else int(sys.argv[2])
 # Synapse's own hashing (synapse/handlers/auth.py): bcrypt.hashpw over NFKC(password) + pepper.
 pw = (unicodedata.normalize("NFKC", "correct horse battery staple") + pepper).encode()
-bcrypt.hashpw(pw, bcrypt.gensalt(cost))
+if not cold:
+    bcrypt.hashpw(pw, bcrypt.gensalt(cost))
 times = []
 for _ in range(hashes):
     t = time.perf_counter(); bcrypt.hashpw(pw, bcrypt.gensalt(cost)); times.append(time.perf_counter() - t)
@@ -514,7 +517,7 @@ if wants reset; then
   record devices "$devices"
   make_victims homekey "$work/homekey-sqlite/homeserver.db"
   record load.reset.homekey "$(load1)"
-  read -r reset beyond <<<"$(median_reset_ms "$homekey_url" "$homekey_admin_token" homekey_hash_ms)"
+  read -r reset beyond <<<"$(median_reset_ms "$homekey_url" "$homekey_admin_token" "homekey_hash_ms cold")"
   record reset_ms.homekey "$reset"
   record reset_beyond_ms.homekey "$beyond"
   left="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM access_tokens WHERE user_id LIKE ?", ("@victim%",)).fetchone()[0])' "$work/homekey-sqlite/homeserver.db")"
@@ -522,7 +525,7 @@ if wants reset; then
   if [[ $with_synapse != false ]]; then
     make_victims synapse "$work/synapse-sqlite/homeserver.db"
     record load.reset.synapse "$(load1)"
-    read -r reset beyond <<<"$(median_reset_ms "$synapse_url" "$synapse_admin_token" "python_hash_ms 1")"
+    read -r reset beyond <<<"$(median_reset_ms "$synapse_url" "$synapse_admin_token" "python_hash_ms cold")"
     record reset_ms.synapse "$reset"
     record reset_beyond_ms.synapse "$beyond"
   fi
