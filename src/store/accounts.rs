@@ -6,18 +6,23 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::audit::commit_audited;
 use super::bulk_rows::{BulkRows, rows_per_statement};
-use super::sessions::delete_sessions;
+use super::transaction::{
+    admins_before_change, deactivate_user, delete_sessions, fetch_user, keep_an_admin,
+};
 use super::{
-    BeginWrite, Logout, NewAuditRecord, NewUser, Store, StoreError, User, UserChanges, UserFilter,
-    UserPage, UserRow, is_unique_violation, with_pool,
+    AdminGuard, BeginWrite, Logout, NewAuditRecord, NewSession, NewUser, Store, StoreError,
+    USER_COLUMNS, USERS_WITH_PROFILES, User, UserChanges, UserFilter, UserPage, UserRow,
+    is_unique_violation, with_pool,
 };
 
-/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID.
-pub(super) const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
-     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, u.user_type, \
-     u.appservice_id, p.displayname, p.avatar_url";
-pub(super) const USERS_WITH_PROFILES: &str =
-    "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
+/// What a deactivation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deactivation {
+    Done,
+    /// The account was deactivated already and nothing was asked beyond it: nothing changed,
+    /// and no record was written.
+    AlreadyDeactivated,
+}
 
 /// The filter of a listing, on `$1`–`$7` (see [`Store::list_users`]).
 const USER_FILTER: &str = "($1 = '' OR u.name LIKE '@%' || $1 || '%:%' \
@@ -45,24 +50,6 @@ fn taken_ids_query<'a, DB: BulkRows>(user_ids: &[&'a str]) -> sqlx::QueryBuilder
     query
 }
 
-/// One user by exact ID, on a connection or transaction of either backend (a macro rather
-/// than a generic function: generic sqlx executors make the futures lose `Send`).
-macro_rules! fetch_user {
-    ($executor:expr, $user_id:expr) => {{
-        let sql = format!(
-            "SELECT {} FROM {} WHERE u.name = $1",
-            $crate::store::accounts::USER_COLUMNS,
-            $crate::store::accounts::USERS_WITH_PROFILES
-        );
-        let row: Option<$crate::store::UserRow> = sqlx::query_as(&sql)
-            .bind($user_id)
-            .fetch_optional($executor)
-            .await?;
-        row.map($crate::store::User::from)
-    }};
-}
-pub(super) use fetch_user;
-
 impl Store {
     /// Creates an account (and its profile row), with its audit record if an admin or an
     /// operator creates it. Refused if the name is taken, ignoring case, as Synapse does at
@@ -72,7 +59,21 @@ impl Store {
         new: &NewUser,
         audit: Option<&NewAuditRecord>,
     ) -> Result<User, StoreError> {
+        self.create_user_with_session(new, None, audit).await
+    }
+
+    /// [`Store::create_user`], and with `session` the new user's first device and token, in
+    /// the same transaction (shared-secret registration): either both exist or neither.
+    pub async fn create_user_with_session(
+        &self,
+        new: &NewUser,
+        session: Option<&NewSession>,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<User, StoreError> {
         let name = new.user_id.as_str();
+        if session.is_some() {
+            self.refuse_minting_on_synapse()?;
+        }
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let taken: bool = sqlx::query_scalar(
@@ -107,15 +108,20 @@ impl Store {
                 other => other?,
             };
             sqlx::query(
-                "INSERT INTO profiles (user_id, displayname, full_user_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (user_id) DO UPDATE SET displayname = excluded.displayname, \
+                "INSERT INTO profiles (user_id, displayname, avatar_url, full_user_id) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+                 displayname = excluded.displayname, avatar_url = excluded.avatar_url, \
                  full_user_id = excluded.full_user_id",
             )
             .bind(new.user_id.localpart())
             .bind(new.displayname.as_deref())
+            .bind(new.avatar_url.as_deref())
             .bind(name)
             .execute(&mut *tx)
             .await?;
+            if let Some(session) = session {
+                super::sessions::insert_session_rows!(&mut tx, session);
+            }
             let user = fetch_user!(&mut *tx, name);
             commit_audited!(tx, self, audit);
             user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))
@@ -152,7 +158,7 @@ impl Store {
     /// each.
     pub async fn create_users(
         &self,
-        new: &[(NewUser, NewAuditRecord)],
+        new: &[(NewUser, Option<NewAuditRecord>)],
     ) -> Result<Vec<bool>, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -202,7 +208,7 @@ impl Store {
             let records = new
                 .iter()
                 .filter(|(n, _)| created.contains(n.user_id.as_str()))
-                .map(|(_, record)| record);
+                .filter_map(|(_, record)| record.as_ref());
             commit_audited!(tx, self, records);
             Ok(new
                 .iter()
@@ -333,42 +339,19 @@ impl Store {
         })
     }
 
-    /// Sets (or with `None` clears) a user's display name, in Synapse's `profiles` table.
-    pub async fn set_displayname(
-        &self,
-        user_id: &crate::ids::UserId,
-        displayname: Option<&str>,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            if fetch_user!(&mut *tx, user_id.as_str()).is_none() {
-                return Err(StoreError::UserNotFound(user_id.as_str().to_owned()));
-            }
-            sqlx::query(
-                "INSERT INTO profiles (user_id, displayname, full_user_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (user_id) DO UPDATE SET displayname = excluded.displayname",
-            )
-            .bind(user_id.localpart())
-            .bind(displayname)
-            .bind(user_id.as_str())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
     /// Applies several changes to one account in one transaction, with their audit record:
     /// all land or none does.
     pub async fn modify_user(
         &self,
         user_id: &crate::ids::UserId,
         changes: &UserChanges,
+        guard: AdminGuard,
         audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError> {
         let name = user_id.as_str();
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let admins_before = admins_before_change!(&mut tx, guard);
             if fetch_user!(&mut *tx, name).is_none() {
                 return Err(StoreError::UserNotFound(name.to_owned()));
             }
@@ -414,13 +397,7 @@ impl Store {
             }
             match changes.deactivated {
                 Some(true) => {
-                    sqlx::query(
-                        "UPDATE users SET deactivated = 1, password_hash = NULL WHERE name = $1",
-                    )
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                    delete_sessions!(&mut tx, name, &Logout::AllDevices);
+                    deactivate_user!(&mut tx, name, false);
                 }
                 Some(false) => {
                     sqlx::query("UPDATE users SET deactivated = 0 WHERE name = $1")
@@ -444,26 +421,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            keep_an_admin!(&mut tx, admins_before, name);
             commit_audited!(tx, self, audit);
             Ok(())
-        })
-    }
-
-    /// Whether `user` is the only admin who can act (not deactivated, not locked): demoting,
-    /// deactivating or locking them would leave the server with no admin.
-    pub async fn is_last_active_admin(&self, user: &User) -> Result<bool, StoreError> {
-        let acting_admin = user.admin && !user.deactivated && !user.locked;
-        Ok(acting_admin && self.count_active_admins().await? <= 1)
-    }
-
-    /// How many admins can act: not deactivated, not locked.
-    pub async fn count_active_admins(&self) -> Result<i64, StoreError> {
-        with_pool!(self, |pool| {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM users WHERE admin = 1 AND deactivated = 0 AND locked = FALSE",
-            )
-            .fetch_one(pool)
-            .await?)
         })
     }
 
@@ -472,12 +432,14 @@ impl Store {
         &self,
         user_id: &str,
         admin: bool,
+        guard: AdminGuard,
         audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError> {
         self.update_user(
             user_id,
             "UPDATE users SET admin = $2 WHERE name = $1",
             i16::from(admin),
+            guard,
             audit,
         )
         .await
@@ -489,12 +451,14 @@ impl Store {
         &self,
         user_id: &str,
         locked: bool,
+        guard: AdminGuard,
         audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError> {
         self.update_user(
             user_id,
             "UPDATE users SET locked = $2 WHERE name = $1",
             locked,
+            guard,
             audit,
         )
         .await
@@ -503,45 +467,42 @@ impl Store {
     /// Deactivates an account as Synapse does: the flag set, the password hash removed, every
     /// device and token deleted, and with `erase` the display name and avatar too, in one
     /// transaction with the audit record (`None` for a user deactivating their own account).
+    /// An account deactivated already is left as it is, unless `erase` asks for more.
     pub async fn deactivate(
         &self,
         user_id: &str,
         erase: bool,
+        guard: AdminGuard,
         audit: Option<&NewAuditRecord>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Deactivation, StoreError> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let updated = sqlx::query(
-                "UPDATE users SET deactivated = 1, password_hash = NULL WHERE name = $1",
-            )
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
-                return Err(StoreError::UserNotFound(user_id.to_owned()));
+            let admins_before = admins_before_change!(&mut tx, guard);
+            let deactivated: Option<i16> =
+                sqlx::query_scalar("SELECT deactivated FROM users WHERE name = $1")
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match deactivated {
+                None => return Err(StoreError::UserNotFound(user_id.to_owned())),
+                Some(1) if !erase => return Ok(Deactivation::AlreadyDeactivated),
+                Some(_) => {}
             }
-            delete_sessions!(&mut tx, user_id, &Logout::AllDevices);
-            if erase {
-                sqlx::query(
-                    "UPDATE profiles SET displayname = NULL, avatar_url = NULL \
-                     WHERE full_user_id = $1",
-                )
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            deactivate_user!(&mut tx, user_id, erase);
+            keep_an_admin!(&mut tx, admins_before, user_id);
             commit_audited!(tx, self, audit);
-            Ok(())
+            Ok(Deactivation::Done)
         })
     }
 
     /// Runs a one-column `UPDATE … WHERE name = $1` with `$2 = value`, in one transaction
-    /// with its audit record.
+    /// with its audit record and under `guard`.
     async fn update_user<T>(
         &self,
         user_id: &str,
         sql: &'static str,
         value: T,
+        guard: AdminGuard,
         audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError>
     where
@@ -554,6 +515,7 @@ impl Store {
     {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let admins_before = admins_before_change!(&mut tx, guard);
             let updated = sqlx::query(sql)
                 .bind(user_id)
                 .bind(value)
@@ -562,6 +524,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
+            keep_an_admin!(&mut tx, admins_before, user_id);
             commit_audited!(tx, self, audit);
             Ok(())
         })

@@ -75,7 +75,7 @@ impl NewAuditRecord {
 ///
 /// Every store write that an admin or an operator makes ends with this in place of
 /// `tx.commit()`, and takes its record as a parameter. (A macro for the same reason as
-/// `fetch_user!`: generic sqlx executors make the futures lose `Send`.)
+/// the steps in `transaction.rs`: generic sqlx executors make the futures lose `Send`.)
 macro_rules! commit_audited {
     ($tx:ident, $store:expr, $records:expr) => {{
         let records: Vec<&$crate::store::NewAuditRecord> = $records.into_iter().collect();

@@ -19,9 +19,11 @@ mod interactive_auth;
 mod registration_nonces;
 mod sessions;
 mod sqlite_reads;
+mod transaction;
 
 use secrecy::SecretString;
 
+pub use accounts::Deactivation;
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
@@ -61,6 +63,12 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID.
+const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
+     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, u.user_type, \
+     u.appservice_id, p.displayname, p.avatar_url";
+const USERS_WITH_PROFILES: &str = "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
 
 /// An account, as stored in Synapse's `users` table (with the display name from `profiles`).
 #[derive(Debug, Clone)]
@@ -131,6 +139,19 @@ pub struct NewUser {
     pub is_guest: bool,
     pub user_type: Option<String>,
     pub displayname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Whether a change that can end an admin's power (demote, lock, deactivate) must leave the
+/// server an admin who can act. The store decides inside the change's own transaction, so
+/// two admins doing it to each other at once cannot both pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminGuard {
+    /// Refuse with [`StoreError::LastAdmin`] if the server had such an admin and would have
+    /// none.
+    KeepOne,
+    /// No check (the operator's `--force`, or a change that cannot end an admin's power).
+    Off,
 }
 
 /// Changes to one account, applied together in one transaction (`None`: leave as it is).
@@ -292,6 +313,9 @@ pub enum StoreError {
     UserNotFound(String),
     #[error("user {0} already exists")]
     UserExists(String),
+    /// The change would leave the server without an admin who can act (see [`AdminGuard`]).
+    #[error("{0} is the last server admin who can act")]
+    LastAdmin(String),
     #[error("this is a Synapse database: {0}")]
     RefusedOnSynapse(&'static str),
     #[error("the database cannot be opened: {0}")]
@@ -402,48 +426,6 @@ impl BeginWrite for sqlx::PgPool {
         self.begin().await
     }
 }
-
-/// What each engine needs to lock a row read in a write transaction until it commits. On
-/// SQLite nothing: `BEGIN IMMEDIATE` already holds the whole database's write lock.
-trait RowLock {
-    const FOR_UPDATE: &'static str;
-}
-
-impl RowLock for sqlx::Sqlite {
-    const FOR_UPDATE: &'static str = "";
-}
-
-impl RowLock for sqlx::Postgres {
-    const FOR_UPDATE: &'static str = " FOR UPDATE";
-}
-
-/// The `FOR UPDATE` clause of `tx`'s engine (`""` where none is needed).
-fn for_update<DB: sqlx::Database + RowLock>(_tx: &sqlx::Transaction<'_, DB>) -> &'static str {
-    DB::FOR_UPDATE
-}
-
-/// Locks a user's row for the rest of the transaction (PostgreSQL; on SQLite the transaction
-/// already excludes every other writer) and evaluates to its password hash: `None` if there
-/// is no such user, `Some(None)` if the user has no password. Every operation that adds or
-/// removes a user's tokens or devices takes this lock first, so they run one after the other
-/// per user: a login cannot slip a token in between a reset's check and its commit, and a
-/// logout cannot delete a device while a login adds a token to it. (A macro for the same
-/// reason as `fetch_user!`.)
-macro_rules! lock_user {
-    ($tx:expr, $user_id:expr) => {{
-        let tx = $tx;
-        let sql = format!(
-            "SELECT password_hash FROM users WHERE name = $1{}",
-            $crate::store::for_update(&*tx)
-        );
-        let hash: Option<Option<String>> = sqlx::query_scalar(&sql)
-            .bind($user_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        hash
-    }};
-}
-pub(crate) use lock_user;
 
 /// Whether an error is the database refusing a duplicate in a unique column.
 fn is_unique_violation(err: &sqlx::Error) -> bool {

@@ -2,11 +2,11 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::accounts::fetch_user;
 use super::audit::commit_audited;
+use super::transaction::{delete_sessions, fetch_user, lock_user};
 use super::{
     BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewSession, Session, Store, StoreError,
-    TokenUser, lock_user, with_pool,
+    TokenUser, with_pool,
 };
 
 /// Who a token belongs to: the columns of [`SessionRow`], `$1` the token. A puppet token
@@ -86,13 +86,7 @@ impl Store {
         verified_hash: Option<&SecretString>,
         audit: Option<&NewAuditRecord>,
     ) -> Result<Option<i64>, StoreError> {
-        if self.flavour == Flavour::Synapse {
-            // Synapse hands out access_tokens.id from a counter it reads at start-up: a row
-            // written behind its back can collide with the next one it writes.
-            return Err(StoreError::RefusedOnSynapse(
-                "homekey does not mint access tokens in it; use the Admin API's login-as-user",
-            ));
-        }
+        self.refuse_minting_on_synapse()?;
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let Some(current_hash) = lock_user!(&mut tx, &new.user_id) else {
@@ -103,30 +97,21 @@ impl Store {
             {
                 return Ok(None);
             }
-            sqlx::query(
-                "INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) \
-                 VALUES ($1, $2, $3, $4, FALSE) ON CONFLICT (user_id, device_id) DO NOTHING",
-            )
-            .bind(&new.user_id)
-            .bind(&new.device_id)
-            .bind(new.device_display_name.as_deref())
-            .bind(new.now_ms)
-            .execute(&mut *tx)
-            .await?;
-            let token_id: i64 = sqlx::query_scalar(
-                "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, last_validated) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(&new.user_id)
-            .bind(&new.device_id)
-            .bind(new.access_token.expose_secret())
-            .bind(new.valid_until_ms)
-            .bind(new.now_ms)
-            .fetch_one(&mut *tx)
-            .await?;
+            let token_id = insert_session_rows!(&mut tx, new);
             commit_audited!(tx, self, audit);
             Ok(Some(token_id))
         })
+    }
+
+    /// Synapse hands out `access_tokens.id` from a counter it reads at start-up: a row written
+    /// behind its back can collide with the next one it writes.
+    pub(super) fn refuse_minting_on_synapse(&self) -> Result<(), StoreError> {
+        if self.flavour == Flavour::Synapse {
+            return Err(StoreError::RefusedOnSynapse(
+                "homekey does not mint access tokens in it; use the Admin API's login-as-user",
+            ));
+        }
+        Ok(())
     }
 
     /// Mints a token with which `admin_id` acts as `user_id` (the Admin API's login as a
@@ -142,11 +127,7 @@ impl Store {
         now_ms: i64,
         audit: &NewAuditRecord,
     ) -> Result<(), StoreError> {
-        if self.flavour == Flavour::Synapse {
-            return Err(StoreError::RefusedOnSynapse(
-                "homekey does not mint access tokens in it; use the Admin API's login-as-user",
-            ));
-        }
+        self.refuse_minting_on_synapse()?;
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
@@ -284,50 +265,34 @@ impl Store {
     }
 }
 
-/// Deletes the devices, access tokens and refresh tokens of `user_id` that `logout` names,
-/// inside the caller's transaction; evaluates to how many access tokens were removed. (A
-/// macro for the same reason as `fetch_user!`.)
-macro_rules! delete_sessions {
-    ($tx:expr, $user_id:expr, $logout:expr) => {{
+/// Writes a login's device (created if the user does not have it yet, otherwise kept as it
+/// is) and its access token inside the caller's transaction; evaluates to the token's row ID.
+macro_rules! insert_session_rows {
+    ($tx:expr, $new:expr) => {{
         let tx = $tx;
-        let user_id: &str = $user_id;
-        // `$2` limits the deletion to one device, `$3` spares one; '' means no limit / spare
-        // nothing (device IDs are never empty).
-        let limits = match $logout {
-            $crate::store::Logout::Keep => None,
-            $crate::store::Logout::AllDevices => Some(("", "")),
-            $crate::store::Logout::AllDevicesExcept(device_id) => Some(("", device_id.as_str())),
-            $crate::store::Logout::Device(device_id) => Some((device_id.as_str(), "")),
-        };
-        let mut tokens = 0;
-        if let Some((only, spare)) = limits {
-            // One at a time with the user's logins (see `lock_user!`).
-            $crate::store::lock_user!(&mut *tx, user_id);
-            let device_condition = "($2 = '' OR device_id = $2) AND ($3 = '' OR device_id <> $3)";
-            // Access tokens first: they reference refresh tokens. A token without a device
-            // goes with "all devices" and "all but one": it belongs to no device that is kept.
-            tokens = sqlx::query(&format!(
-                "DELETE FROM access_tokens WHERE user_id = $1 AND ({device_condition} \
-                 OR (device_id IS NULL AND $2 = ''))"
-            ))
-            .bind(user_id)
-            .bind(only)
-            .bind(spare)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            for table in ["refresh_tokens", "devices"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE user_id = $1 AND {device_condition}"
-                ))
-                .bind(user_id)
-                .bind(only)
-                .bind(spare)
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        tokens
+        let new: &$crate::store::NewSession = $new;
+        sqlx::query(
+            "INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) \
+             VALUES ($1, $2, $3, $4, FALSE) ON CONFLICT (user_id, device_id) DO NOTHING",
+        )
+        .bind(&new.user_id)
+        .bind(&new.device_id)
+        .bind(new.device_display_name.as_deref())
+        .bind(new.now_ms)
+        .execute(&mut **tx)
+        .await?;
+        let token_id: i64 = sqlx::query_scalar(
+            "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, \
+             last_validated) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&new.user_id)
+        .bind(&new.device_id)
+        .bind(secrecy::ExposeSecret::expose_secret(&new.access_token))
+        .bind(new.valid_until_ms)
+        .bind(new.now_ms)
+        .fetch_one(&mut **tx)
+        .await?;
+        token_id
     }};
 }
-pub(super) use delete_sessions;
+pub(super) use insert_session_rows;
