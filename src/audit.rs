@@ -1,24 +1,68 @@
-//! Who changed which account: every change an admin (Admin API) or an operator (CLI) makes
-//! leaves a record, which `homekey audit list` shows, and a log line.
+//! Who changed which account: every change an admin (Admin API), the operator (CLI) or a
+//! shared-secret registration makes leaves a record, which `homekey audit list` shows, and a
+//! log line.
 //!
-//! The record is made before the change, with [`record`], and handed to the store write that
-//! makes the change (`Store::set_password_hash`, `Store::set_admin`, …). The store inserts it
-//! in the change's own transaction, so the change and its record are kept together or not at
-//! all, and writes the log line (target `homekey::audit`) once they are committed. A Synapse
-//! database has no audit table: there only the log line is written.
+//! The account service makes the record before the change, with [`record`], and hands it to
+//! the store write that makes the change. The store inserts it in the change's own
+//! transaction, so the change and its record are kept together or not at all, and writes the
+//! log line (target `homekey::audit`) once they are committed. A Synapse database has no
+//! audit table: there only the log line is written.
 
 use serde_json::Value;
 
 use crate::accounts::now_ms;
 use crate::store::NewAuditRecord;
 
+/// What a record says was done, by the names `homekey audit list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    CreateUser,
+    ResetPassword,
+    SetAdmin,
+    Deactivate,
+    Lock,
+    Unlock,
+    /// Every device and token of a user ended.
+    Logout,
+    /// Some devices of a user deleted, with their tokens.
+    DeleteDevices,
+    /// Several fields changed at once (the Admin API's `PUT /v2/users/<id>`).
+    ModifyUser,
+    SetDisplayname,
+    /// A token with which an admin acts as the user, on no device (the Admin API's
+    /// login-as-user, Synapse's "puppet" token).
+    LoginAsUser,
+    /// A new device and access token for the user, minted by the operator
+    /// (`homekey user login`).
+    NewSession,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::CreateUser => "create_user",
+            Action::ResetPassword => "reset_password",
+            Action::SetAdmin => "set_admin",
+            Action::Deactivate => "deactivate",
+            Action::Lock => "lock",
+            Action::Unlock => "unlock",
+            Action::Logout => "logout",
+            Action::DeleteDevices => "delete_devices",
+            Action::ModifyUser => "modify_user",
+            Action::SetDisplayname => "set_displayname",
+            Action::LoginAsUser => "login_as_user",
+            Action::NewSession => "new_session",
+        }
+    }
+}
+
 /// The record of a change `actor` is about to make to the account `target`, stamped now.
 /// `details` says what changes, never a secret.
-pub fn record(actor: &str, action: &str, target: &str, details: Value) -> NewAuditRecord {
+pub fn record(actor: &str, action: Action, target: &str, details: Value) -> NewAuditRecord {
     NewAuditRecord {
         ts_ms: now_ms(),
         actor: actor.to_owned(),
-        action: action.to_owned(),
+        action: action.as_str().to_owned(),
         target: Some(target.to_owned()),
         details,
     }

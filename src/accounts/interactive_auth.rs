@@ -15,12 +15,24 @@
 //! - Wrong passwords count against `rc_login.failed_attempts` (Synapse checks that limit here
 //!   but never records a failure, so it cannot stop guessing).
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
-use super::{Accounts, Requester, now_ms};
+use super::sessions::{PasswordCheck, PasswordCheckError};
+use super::{AccountError, Accounts, Requester, now_ms};
 use crate::config::PasswordLogin;
 use crate::store::{StoreError, UiAuthSession};
+
+/// Where a session keeps a new password sent before the authentication was complete (the
+/// key is Synapse's), and the `logout_devices` that came with it.
+const SESSION_PASSWORD_HASH: &str = "password_hash";
+const SESSION_LOGOUT_DEVICES: &str = "logout_devices";
+
+/// What a password change's earlier requests kept in its session.
+pub(super) struct KeptPasswordChange {
+    pub hash: Option<SecretString>,
+    pub logout_devices: Option<bool>,
+}
 
 /// The one stage homekey offers.
 pub const PASSWORD_STAGE: &str = "m.login.password";
@@ -82,6 +94,8 @@ pub enum UiAuthError {
     RateLimited { retry_after_ms: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] crate::password::PasswordError),
 }
 
 /// Why a stage failed; the client may try again in the same session.
@@ -182,19 +196,47 @@ impl Accounts {
         })
     }
 
-    /// Keeps values for the rest of a session (a new password's hash, sent before the
-    /// authentication was complete).
-    pub async fn set_ui_auth_data(
+    /// Keeps what a password change's request brought for the request that completes its
+    /// session, which may not repeat it: the new password only as a hash, as Synapse does
+    /// (checked by the rule first), and `logout_devices`.
+    pub async fn keep_for_password_change(
         &self,
+        requester: &Requester,
         session_id: &str,
-        entries: Map<String, Value>,
-    ) -> Result<(), StoreError> {
-        self.store
-            .set_ui_auth_session_data(session_id, entries)
-            .await
+        password: Option<SecretString>,
+        logout_devices: Option<bool>,
+    ) -> Result<(), AccountError> {
+        let mut keep = Map::new();
+        if let Some(password) = password {
+            let actor = super::Actor::User(requester.clone());
+            let hash = self.hash_new_password(&actor, password).await?;
+            keep.insert(SESSION_PASSWORD_HASH.into(), json!(hash.expose_secret()));
+        }
+        if let Some(logout_devices) = logout_devices {
+            keep.insert(SESSION_LOGOUT_DEVICES.into(), json!(logout_devices));
+        }
+        if !keep.is_empty() {
+            self.store
+                .set_ui_auth_session_data(session_id, keep)
+                .await?;
+        }
+        Ok(())
     }
 
-    /// Spends a session whose operation has been carried out.
+    /// What [`Accounts::keep_for_password_change`] kept in `authorised`'s session.
+    pub(super) fn kept_password_change(&self, authorised: &Authorised) -> KeptPasswordChange {
+        let data = &authorised.session.serverdict;
+        KeptPasswordChange {
+            hash: data
+                .get(SESSION_PASSWORD_HASH)
+                .and_then(Value::as_str)
+                .map(SecretString::from),
+            logout_devices: data.get(SESSION_LOGOUT_DEVICES).and_then(Value::as_bool),
+        }
+    }
+
+    /// Spends a session whose operation has been carried out (the account service does it
+    /// for the operations it authorises itself).
     pub async fn finish_ui_auth(&self, authorised: &Authorised) -> Result<(), StoreError> {
         self.store
             .delete_ui_auth_session(&authorised.session.session_id)
@@ -270,9 +312,11 @@ impl Accounts {
                 message: "Invalid login submission",
             });
         };
-        Ok(self
-            .check_password(user, password)
-            .await?
-            .map(|(user, _)| user.name))
+        match self.check_password(user, password).await {
+            Ok(PasswordCheck::Matches(user, _)) => Ok(Some(user.name)),
+            Ok(PasswordCheck::Deactivated | PasswordCheck::Fails) => Ok(None),
+            Err(PasswordCheckError::Store(err)) => Err(err.into()),
+            Err(PasswordCheckError::Hash(err)) => Err(err.into()),
+        }
     }
 }

@@ -44,7 +44,7 @@ pub async fn run(args: AuditArgs) -> Result<(), CommandError> {
         None => None,
     };
     let records = op
-        .store
+        .accounts
         .list_audit(&AuditFilter {
             target,
             since_ms: args.since.map(|ms| now_ms().saturating_sub(ms)),

@@ -2,14 +2,15 @@
 //! share: finding the database and the server's settings, naming users, checking and hashing
 //! new passwords, the audit records, the notice on a Synapse database, and the exit codes.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
-use serde_json::Value;
 
 use super::{ConfigArgs, DatabaseArgs};
+use crate::accounts::{AccountError, Accounts, Actor, OperatorActor};
 use crate::config::Config;
 use crate::ids::{UserId, UserIdError};
-use crate::password::{HashSettings, PasswordHasher, PasswordPolicy};
-use crate::store::{Flavour, NewAuditRecord, OpenMode, Store, StoreError, User};
+use crate::store::{Flavour, OpenMode, Store, StoreError, User};
 
 /// The exit codes of the operator's commands, for `--help`.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 done; 1 refused (unknown user, user exists, \
@@ -58,6 +59,20 @@ impl From<StoreError> for CommandError {
     }
 }
 
+/// The one mapping of the account service's errors to the operator's line and exit code.
+impl From<AccountError> for CommandError {
+    fn from(err: AccountError) -> CommandError {
+        match err {
+            AccountError::Store(err) => err.into(),
+            AccountError::LastAdmin(user) => CommandError::Refused(format!(
+                "{user} is the last server admin who can act; make another user an admin \
+                 first, or give --force"
+            )),
+            other => CommandError::Refused(other.to_string()),
+        }
+    }
+}
+
 impl From<super::password_input::PasswordInputError> for CommandError {
     fn from(err: super::password_input::PasswordInputError) -> CommandError {
         match err {
@@ -69,16 +84,16 @@ impl From<super::password_input::PasswordInputError> for CommandError {
     }
 }
 
-/// An opened database with the settings of the server it belongs to, and who is acting.
+/// The account service on an opened database, with the settings of the server it belongs
+/// to, and who is acting.
 pub struct Operator {
-    pub store: Store,
-    pub config: Config,
+    pub accounts: Accounts,
+    pub config: Arc<Config>,
     /// Whether a config file was read. Without one (`--database` alone) the server name is
     /// unknown, and no pepper, cost or policy of the server's applies.
     has_config_file: bool,
-    pub hasher: PasswordHasher,
     /// `cli:` and the operating-system user, as the audit log names the CLI's changes.
-    pub actor: String,
+    name: String,
 }
 
 impl DatabaseSelection {
@@ -106,12 +121,12 @@ impl DatabaseSelection {
             config.database = database.clone();
         }
         let store = Store::open(&config.database, OpenMode::MustExist).await?;
+        let config = Arc::new(config);
         Ok(Operator {
-            store,
-            hasher: PasswordHasher::new(HashSettings::from_config(&config)),
+            accounts: Accounts::new(store, config.clone()),
             config,
             has_config_file,
-            actor: cli_actor(),
+            name: cli_actor(),
         })
     }
 }
@@ -184,15 +199,24 @@ impl Operator {
         Ok(user_id)
     }
 
+    /// The operator as the actor of a change, with what they chose to override.
+    pub fn actor(&self, force: bool, ignore_policy: bool) -> Actor {
+        Actor::Operator(OperatorActor {
+            name: self.name.clone(),
+            force,
+            ignore_policy,
+        })
+    }
+
     /// The existing account `given` names, exactly; if only another spelling of it exists,
     /// the refusal names that one.
     pub async fn existing_user(&self, given: &str) -> Result<User, CommandError> {
         let user_id = self.user_id(given)?;
-        if let Some(user) = self.store.get_user(user_id.as_str()).await? {
+        if let Some(user) = self.accounts.get_user(user_id.as_str()).await? {
             return Ok(user);
         }
         let others = self
-            .store
+            .accounts
             .find_users_case_insensitive(user_id.as_str())
             .await?;
         Err(CommandError::Refused(match others.first() {
@@ -204,34 +228,19 @@ impl Operator {
         }))
     }
 
-    /// Checks a new password against the 512-character limit and the config's policy, and
-    /// hashes it as the server would (scheme, cost, pepper). Errors never hold the password.
-    pub async fn hash_new_password(
+    /// Before a new password is hashed: the account service's checks for `actor` (so that a
+    /// refusal comes before any work), and what the operator should know.
+    pub fn check_new_password(
         &self,
+        actor: &Actor,
         password: &SecretString,
-    ) -> Result<SecretString, CommandError> {
-        self.check_new_password(password)
-            .map_err(CommandError::Refused)?;
-        self.check_hash_scheme()?;
+    ) -> Result<(), CommandError> {
+        self.accounts
+            .check_new_password(actor, password)
+            .map_err(|refusal| CommandError::from(AccountError::from(refusal)))?;
         self.note_without_config();
-        super::password_input::note_if_truncated(self.hasher.settings(), password);
-        self.hasher
-            .hash(password.clone())
-            .await
-            .map_err(|err| CommandError::Refused(err.to_string()))
-    }
-
-    /// Refuses to write argon2id hashes into a Synapse database: Synapse reads only bcrypt,
-    /// so the user could no longer log in there.
-    pub fn check_hash_scheme(&self) -> Result<(), CommandError> {
-        if self.store.flavour() == Flavour::Synapse
-            && self.hasher.settings().scheme != crate::config::HashScheme::Bcrypt
-        {
-            return Err(CommandError::Refused(
-                "password_config.scheme is argon2id, but this is a Synapse database and Synapse \
-                 reads only bcrypt hashes"
-                    .into(),
-            ));
+        for notice in self.accounts.password_notices(password) {
+            eprintln!("note: {notice}");
         }
         Ok(())
     }
@@ -248,28 +257,6 @@ impl Operator {
         }
     }
 
-    /// Whether a password may be set: Synapse's 512-character limit and the policy.
-    pub fn check_new_password(&self, password: &SecretString) -> Result<(), String> {
-        use secrecy::ExposeSecret;
-        let password = password.expose_secret();
-        if !crate::password::policy::within_length_limit(password) {
-            return Err(format!(
-                "the password is longer than {} characters",
-                crate::password::MAX_PASSWORD_LENGTH
-            ));
-        }
-        PasswordPolicy::new(self.config.password.policy.clone())
-            .check(password)
-            .map_err(|violation| format!("password refused by the policy: {violation}"))
-    }
-
-    /// The audit record of a change the operator is about to make to `user_id`, naming them
-    /// as the actor. The store write that makes the change takes it and commits it with the
-    /// change: if it cannot be written, the change is not made and the command fails.
-    pub fn record(&self, action: &str, user_id: &str, details: Value) -> NewAuditRecord {
-        crate::audit::record(&self.actor, action, user_id, details)
-    }
-
     /// After a change (committed with its audit record): the result for the operator on
     /// stdout, and on a Synapse database the notice about Synapse's caches.
     pub fn changed(&self, result: &str) {
@@ -279,7 +266,7 @@ impl Operator {
 
     /// After a change on a Synapse database: what a running Synapse will and won't see.
     pub fn note_synapse_caches(&self) {
-        if self.store.flavour() == Flavour::Synapse {
+        if self.accounts.flavour() == Flavour::Synapse {
             eprintln!(
                 "note: this is a Synapse database. Synapse caches users and access tokens in its \
                  processes, so a running Synapse may not see this change until it restarts; to \

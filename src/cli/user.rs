@@ -3,15 +3,14 @@
 //! audit record (none on a Synapse database, which has no audit table); on a Synapse database
 //! each change says that a running Synapse may not see it.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::operator::{CommandError, DatabaseSelection, EXIT_CODES_HELP, Operator, out};
+use super::operator::{CommandError, DatabaseSelection, EXIT_CODES_HELP, out};
 use super::password_input::NewPasswordArgs;
 use super::time::{format_utc, parse_duration_ms};
-use crate::accounts::{now_ms, tokens};
-use crate::ids::UserId;
-use crate::store::{Device, Flavour, Logout, NewSession, NewUser, User, UserFilter};
+use crate::accounts::{NewAccount, NewAccountPassword, Outcome, now_ms};
+use crate::store::{Deactivation, Device, Flavour, User, UserFilter};
 
 #[derive(Debug, clap::Args)]
 pub struct UserArgs {
@@ -86,6 +85,9 @@ pub struct CreateArgs {
     /// Succeed without changing anything if the user already exists.
     #[arg(long)]
     pub exists_ok: bool,
+    /// Set the password even if password_config.policy refuses it.
+    #[arg(long)]
+    pub ignore_policy: bool,
     #[command(flatten)]
     pub password: NewPasswordArgs,
     #[command(flatten)]
@@ -99,6 +101,9 @@ pub struct SetPasswordArgs {
     /// Also log the user out everywhere (every token and device), in the same transaction.
     #[arg(long)]
     pub logout_devices: bool,
+    /// Set the password even if password_config.policy refuses it.
+    #[arg(long)]
+    pub ignore_policy: bool,
     #[command(flatten)]
     pub password: NewPasswordArgs,
     #[command(flatten)]
@@ -196,7 +201,7 @@ async fn create(args: CreateArgs) -> Result<(), CommandError> {
     let user_id = op.user_id(&args.user)?;
     // Before asking for a password: is the name taken (in any case, as Synapse checks)?
     if let Some(existing) = op
-        .store
+        .accounts
         .find_users_case_insensitive(user_id.as_str())
         .await?
         .first()
@@ -211,33 +216,25 @@ async fn create(args: CreateArgs) -> Result<(), CommandError> {
         )));
     }
     let user_id = op.new_user_id(&args.user)?;
+    let actor = op.actor(false, args.ignore_policy);
     let password = args.password.read()?;
-    let hash = op.hash_new_password(&password).await?;
-    let displayname = args
-        .displayname
-        .unwrap_or_else(|| user_id.localpart().to_owned());
-    let record = op.record(
-        "create_user",
-        user_id.as_str(),
-        json!({"admin": args.admin}),
-    );
+    op.check_new_password(&actor, &password)?;
     let created = op
-        .store
+        .accounts
         .create_user(
-            &NewUser {
+            &actor,
+            NewAccount {
                 user_id: user_id.clone(),
-                password_hash: Some(hash),
-                creation_ts: now_ms() / 1000,
+                password: NewAccountPassword::Plain(password),
                 admin: args.admin,
-                is_guest: false,
                 user_type: None,
-                displayname: Some(displayname),
+                displayname: args.displayname,
+                avatar_url: None,
             },
-            Some(&record),
         )
         .await;
     match created {
-        Err(crate::store::StoreError::UserExists(_)) if args.exists_ok => {
+        Err(crate::accounts::AccountError::UserExists(_)) if args.exists_ok => {
             out!("{user_id} already exists; left as it is");
             return Ok(());
         }
@@ -252,25 +249,14 @@ async fn set_password(args: SetPasswordArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
     if user.deactivated {
-        return Err(CommandError::Refused(format!(
-            "user {} is deactivated; a password would not let it log in",
-            user.name
-        )));
+        // Before asking for a password the account service would refuse.
+        return Err(crate::accounts::AccountError::DeactivatedGetsNoPassword(user.name).into());
     }
+    let actor = op.actor(false, args.ignore_policy);
     let password = args.password.read()?;
-    let hash = op.hash_new_password(&password).await?;
-    let logout = if args.logout_devices {
-        Logout::AllDevices
-    } else {
-        Logout::Keep
-    };
-    let record = op.record(
-        "reset_password",
-        &user.name,
-        json!({"logout_devices": args.logout_devices}),
-    );
-    op.store
-        .set_password_hash(&user.name, Some(&hash), &logout, Some(&record))
+    op.check_new_password(&actor, &password)?;
+    op.accounts
+        .set_password(&actor, &user.name, password, args.logout_devices)
         .await?;
     let also = if args.logout_devices {
         "; every device logged out"
@@ -285,38 +271,32 @@ async fn set_admin(args: SetAdminArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
     let is = if args.admin { "is" } else { "is not" };
-    if user.admin == args.admin {
-        // Nothing to change, and nothing to audit; scripts can tell by the wording.
-        out!("{} already {is} a server admin", user.name);
-        return Ok(());
-    }
-    if !args.admin {
-        refuse_losing_the_last_admin(&op, &user, args.force).await?;
-    }
-    let record = op.record("set_admin", &user.name, json!({"admin": args.admin}));
-    op.store
-        .set_admin(&user.name, args.admin, Some(&record))
+    let outcome = op
+        .accounts
+        .set_admin(&op.actor(args.force, false), &user.name, args.admin)
         .await?;
-    op.changed(&format!("{} {is} a server admin", user.name));
+    match outcome {
+        // Nothing to change, and nothing to audit; scripts can tell by the wording.
+        Outcome::Unchanged => out!("{} already {is} a server admin", user.name),
+        Outcome::Changed => op.changed(&format!("{} {is} a server admin", user.name)),
+    }
     Ok(())
 }
 
 async fn deactivate(args: LastAdminGuarded) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
-    if user.deactivated {
-        out!("{} was already deactivated", user.name);
-        return Ok(());
-    }
-    refuse_losing_the_last_admin(&op, &user, args.force).await?;
-    let record = op.record("deactivate", &user.name, json!({"erase": false}));
-    op.store
-        .deactivate(&user.name, false, Some(&record))
+    let done = op
+        .accounts
+        .deactivate(&op.actor(args.force, false), &user.name, false)
         .await?;
-    op.changed(&format!(
-        "deactivated {}: password removed, every device logged out",
-        user.name
-    ));
+    match done {
+        Deactivation::AlreadyDeactivated => out!("{} was already deactivated", user.name),
+        Deactivation::Done => op.changed(&format!(
+            "deactivated {}: password removed, every device logged out",
+            user.name
+        )),
+    }
     Ok(())
 }
 
@@ -328,18 +308,10 @@ async fn set_locked(
 ) -> Result<(), CommandError> {
     let op = db.open().await?;
     let user = op.existing_user(user).await?;
-    if locked {
-        refuse_losing_the_last_admin(&op, &user, force).await?;
-    }
-    let (action, done) = if locked {
-        ("lock", "locked")
-    } else {
-        ("unlock", "unlocked")
-    };
-    let record = op.record(action, &user.name, json!({}));
-    op.store
-        .set_locked(&user.name, locked, Some(&record))
+    op.accounts
+        .set_locked(&op.actor(force, false), &user.name, locked)
         .await?;
+    let done = if locked { "locked" } else { "unlocked" };
     op.changed(&format!("{done} {}", user.name));
     Ok(())
 }
@@ -347,11 +319,9 @@ async fn set_locked(
 async fn logout(args: OneUser) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
-    // The record says what was asked; how many tokens went is known only once they went.
-    let record = op.record("logout", &user.name, json!({"devices": "all"}));
     let tokens = op
-        .store
-        .logout(&user.name, &Logout::AllDevices, Some(&record))
+        .accounts
+        .logout_everywhere(&op.actor(false, false), &user.name)
         .await?;
     op.changed(&format!(
         "logged {} out everywhere ({tokens} access token{} removed)",
@@ -364,7 +334,7 @@ async fn logout(args: OneUser) -> Result<(), CommandError> {
 async fn show(args: ShowArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.existing_user(&args.user).await?;
-    let devices = op.store.list_devices(&user.name).await?;
+    let devices = op.accounts.list_devices(&user.name).await?;
     if args.json {
         let mut body = user_json(&user);
         body["devices"] = devices.iter().map(device_json).collect();
@@ -415,7 +385,7 @@ async fn list(args: ListArgs) -> Result<(), CommandError> {
     let mut users = Vec::new();
     loop {
         let page = op
-            .store
+            .accounts
             .list_users(&filter, users.len() as i64, PAGE)
             .await?;
         let done = page.users.len() < PAGE as usize;
@@ -454,7 +424,7 @@ async fn list(args: ListArgs) -> Result<(), CommandError> {
 
 async fn login(args: LoginArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
-    if op.store.flavour() == Flavour::Synapse {
+    if op.accounts.flavour() == Flavour::Synapse {
         return Err(CommandError::Refused(
             "this is a Synapse database: homekey does not mint access tokens in it (Synapse \
              numbers them in its running processes); ask the running Synapse instead: \
@@ -463,62 +433,34 @@ async fn login(args: LoginArgs) -> Result<(), CommandError> {
         ));
     }
     let user = op.existing_user(&args.user).await?;
-    if user.deactivated {
-        return Err(CommandError::Refused(format!(
-            "user {} is deactivated",
-            user.name
-        )));
-    }
-    if user.locked {
-        return Err(CommandError::Refused(format!(
-            "user {} is locked: unlock it first",
-            user.name
-        )));
-    }
-    let now = now_ms();
-    let valid_until_ms = args.valid_for.map(|ms| now.saturating_add(ms));
-    let localpart = UserId::parse(&user.name)
-        .map(|id| id.localpart().to_owned())
-        .unwrap_or_default();
-    let device_id = tokens::new_device_id();
-    let access_token: SecretString = tokens::new_access_token(&localpart);
-    let record = op.record(
-        "login_as_user",
-        &user.name,
-        json!({"device_id": device_id, "valid_until_ms": valid_until_ms}),
-    );
-    op.store
-        .create_session(
-            &NewSession {
-                user_id: user.name.clone(),
-                device_id: device_id.clone(),
-                device_display_name: Some("homekey user login".into()),
-                access_token: access_token.clone(),
-                valid_until_ms,
-                now_ms: now,
-            },
-            Some(&record),
+    let valid_until_ms = args.valid_for.map(|ms| now_ms().saturating_add(ms));
+    let session = op
+        .accounts
+        .open_session(
+            &op.actor(false, false),
+            &user.name,
+            "homekey user login",
+            valid_until_ms,
         )
         .await?;
     if args.json {
         let body = json!({
-            "user_id": user.name,
-            "device_id": device_id,
-            "access_token": access_token.expose_secret(),
+            "user_id": session.user_id,
+            "device_id": session.device_id,
+            "access_token": session.access_token.expose_secret(),
             "valid_until_ms": valid_until_ms,
         });
         out!("{body:#}");
     } else {
-        out!("{}", access_token.expose_secret());
+        out!("{}", session.access_token.expose_secret());
     }
     let until = valid_until_ms.map_or_else(
         || "until logged out".to_owned(),
         |ms| format!("until {}", format_utc(ms)),
     );
     eprintln!(
-        "an access token for {} on device {device_id}, valid {until}; `homekey user logout` \
-         ends it",
-        user.name
+        "an access token for {} on device {}, valid {until}; `homekey user logout` ends it",
+        user.name, session.device_id
     );
     Ok(())
 }
@@ -573,20 +515,4 @@ fn device_json(device: &Device) -> Value {
         "last_seen_ip": device.ip,
         "last_seen_user_agent": device.user_agent,
     })
-}
-
-/// Refuses to take away the last admin who can act, unless `--force`: the operator would
-/// lock themselves out of the Admin API.
-async fn refuse_losing_the_last_admin(
-    op: &Operator,
-    user: &User,
-    force: bool,
-) -> Result<(), CommandError> {
-    if !force && op.store.is_last_active_admin(user).await? {
-        return Err(CommandError::Refused(format!(
-            "{} is the last server admin who can act; make another user an admin first, or give --force",
-            user.name
-        )));
-    }
-    Ok(())
 }

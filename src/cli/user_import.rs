@@ -7,19 +7,20 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use secrecy::SecretString;
+use serde_json::Value;
 
 use super::operator::{CommandError, DatabaseSelection, Operator, out};
-use crate::accounts::now_ms;
-use crate::config::HashScheme;
+use crate::accounts::{Actor, NewAccount, NewAccountPassword};
 use crate::ids::UserId;
-use crate::store::{Flavour, NewAuditRecord, NewUser};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// A CSV file with a header line, or a JSON-lines file (one object a line).
     pub file: PathBuf,
+    /// Import passwords even if password_config.policy refuses them.
+    #[arg(long)]
+    pub ignore_policy: bool,
     #[command(flatten)]
     pub db: DatabaseSelection,
 }
@@ -34,7 +35,7 @@ struct Entry {
     password: Option<SecretString>,
     password_hash: Option<SecretString>,
     admin: bool,
-    displayname: String,
+    displayname: Option<String>,
 }
 
 /// A line's fields, as text (absent when empty or null), with its line number.
@@ -53,8 +54,9 @@ pub async fn run(args: ImportArgs) -> Result<(), CommandError> {
         parse_csv(&text)?
     };
     let op = args.db.open().await?;
-    let entries = check(&op, raw).await?;
-    let outcome = import(&op, &entries).await?;
+    let actor = op.actor(false, args.ignore_policy);
+    let entries = check(&op, &actor, raw).await?;
+    let outcome = import(&op, &actor, &entries).await?;
     out!(
         "imported {} user{}; skipped {} that already existed",
         outcome.imported,
@@ -160,7 +162,11 @@ fn csv_error_kind(err: &csv::Error) -> String {
 }
 
 /// Checks every line, and which users exist, before anything changes.
-async fn check(op: &Operator, raw: Vec<RawLine>) -> Result<Vec<Entry>, CommandError> {
+async fn check(
+    op: &Operator,
+    actor: &Actor,
+    raw: Vec<RawLine>,
+) -> Result<Vec<Entry>, CommandError> {
     let mut entries = Vec::new();
     let mut seen = HashSet::new();
     let mut new_passwords = false;
@@ -192,26 +198,15 @@ async fn check(op: &Operator, raw: Vec<RawLine>) -> Result<Vec<Entry>, CommandEr
             ));
         }
         if let Some(password) = &password {
-            op.check_new_password(password)
-                .map_err(|err| line_error(line, err))?;
+            op.accounts
+                .check_new_password(actor, password)
+                .map_err(|refusal| line_error(line, refusal))?;
             new_passwords = true;
         }
         if let Some(hash) = &password_hash {
-            match crate::password::scheme::scheme_of(hash.expose_secret()) {
-                None => {
-                    return Err(line_error(
-                        line,
-                        "`password_hash` is not a bcrypt or argon2id hash",
-                    ));
-                }
-                Some(HashScheme::Argon2id) if op.store.flavour() == Flavour::Synapse => {
-                    return Err(line_error(
-                        line,
-                        "`password_hash` is argon2id, which Synapse cannot read",
-                    ));
-                }
-                Some(_) => {}
-            }
+            op.accounts
+                .check_given_hash(hash)
+                .map_err(|refusal| line_error(line, format!("`password_hash` is {refusal}")))?;
         }
         let admin = match fields.remove("admin").as_deref().map(str::to_lowercase) {
             None => false,
@@ -221,9 +216,7 @@ async fn check(op: &Operator, raw: Vec<RawLine>) -> Result<Vec<Entry>, CommandEr
                 _ => return Err(line_error(line, "`admin` must be true or false")),
             },
         };
-        let displayname = fields
-            .remove("displayname")
-            .unwrap_or_else(|| user_id.localpart().to_owned());
+        let displayname = fields.remove("displayname");
         entries.push(Entry {
             line,
             user_id,
@@ -234,7 +227,6 @@ async fn check(op: &Operator, raw: Vec<RawLine>) -> Result<Vec<Entry>, CommandEr
         });
     }
     if new_passwords {
-        op.check_hash_scheme()?;
         op.note_without_config();
     }
     Ok(entries)
@@ -264,7 +256,7 @@ async fn existing_users(op: &Operator, raw: &[RawLine]) -> Result<HashSet<String
         }
     }
     let names: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
-    let taken = op.store.existing_user_ids(&names).await?;
+    let taken = op.accounts.taken_user_ids(&names).await?;
     Ok(ids
         .into_iter()
         .filter(|(_, id)| taken.contains(id.as_str()))
@@ -276,7 +268,7 @@ async fn existing_users(op: &Operator, raw: &[RawLine]) -> Result<HashSet<String
 /// with the audit records of its accounts (so a stop leaves whole accounts only, each with its
 /// record, and a run again finishes the job). Passwords given in clear are hashed a small
 /// batch at a time on every core.
-async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandError> {
+async fn import(op: &Operator, actor: &Actor, entries: &[Entry]) -> Result<Outcome, CommandError> {
     let progress = Progress::new(entries.len());
     let mut outcome = Outcome {
         imported: 0,
@@ -293,8 +285,8 @@ async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandErro
         // only spares hashing their passwords.
         let existing = if chunk.iter().any(|e| e.password.is_some()) {
             let names: Vec<&str> = chunk.iter().map(|e| e.user_id.as_str()).collect();
-            op.store
-                .existing_user_ids(&names)
+            op.accounts
+                .taken_user_ids(&names)
                 .await
                 .map_err(|err| stopped(&chunk[0], &outcome, err.into()))?
         } else {
@@ -305,53 +297,25 @@ async fn import(op: &Operator, entries: &[Entry]) -> Result<Outcome, CommandErro
             .filter(|e| !existing.contains(e.user_id.as_str()))
             .collect();
         outcome.skipped += (chunk.len() - todo.len()) as u64;
-        let mut hashing = tokio::task::JoinSet::new();
-        for (index, entry) in todo.iter().enumerate() {
-            if let Some(password) = &entry.password {
-                let hasher = op.hasher.clone();
-                let password = password.clone();
-                hashing.spawn(async move { (index, hasher.hash(password).await) });
-            }
-        }
-        let mut hashes: Vec<Option<SecretString>> =
-            todo.iter().map(|e| e.password_hash.clone()).collect();
-        while let Some(joined) = hashing.join_next().await {
-            let (index, hash) = joined.expect("hashing does not panic");
-            let hash = hash.map_err(|err| {
-                stopped(
-                    todo[index],
-                    &outcome,
-                    CommandError::Refused(err.to_string()),
-                )
-            })?;
-            hashes[index] = Some(hash);
-        }
-        let creation_ts = now_ms() / 1000;
-        let new_users: Vec<(NewUser, NewAuditRecord)> = todo
+        let accounts: Vec<NewAccount> = todo
             .iter()
-            .zip(hashes)
-            .map(|(entry, hash)| {
-                let user = NewUser {
-                    user_id: entry.user_id.clone(),
-                    password_hash: hash,
-                    creation_ts,
-                    admin: entry.admin,
-                    is_guest: false,
-                    user_type: None,
-                    displayname: Some(entry.displayname.clone()),
-                };
-                let record = op.record(
-                    "create_user",
-                    entry.user_id.as_str(),
-                    json!({"admin": entry.admin, "import": true}),
-                );
-                (user, record)
+            .map(|entry| NewAccount {
+                user_id: entry.user_id.clone(),
+                password: match (&entry.password, &entry.password_hash) {
+                    (Some(password), _) => NewAccountPassword::Plain(password.clone()),
+                    (None, Some(hash)) => NewAccountPassword::Hash(hash.clone()),
+                    (None, None) => NewAccountPassword::None,
+                },
+                admin: entry.admin,
+                user_type: None,
+                displayname: entry.displayname.clone(),
+                avatar_url: None,
             })
             .collect();
         if let Some(first) = todo.first() {
             let created = op
-                .store
-                .create_users(&new_users)
+                .accounts
+                .create_users(actor, accounts)
                 .await
                 .map_err(|err| stopped(first, &outcome, err.into()))?;
             for created in created {

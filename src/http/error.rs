@@ -4,7 +4,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::accounts::{AuthError, LoginError};
+use crate::accounts::{AccountError, AuthError, LoginError, PasswordRefusal};
+use crate::password::MAX_PASSWORD_LENGTH;
 use crate::store::StoreError;
 
 /// How long a client is asked to wait when the database is unreachable.
@@ -170,6 +171,11 @@ impl From<LoginError> for MatrixError {
                 "M_FORBIDDEN",
                 "Invalid username or password",
             ),
+            LoginError::Deactivated => MatrixError::new(
+                StatusCode::FORBIDDEN,
+                "M_USER_DEACTIVATED",
+                "This account has been deactivated",
+            ),
             LoginError::Locked => MatrixError::new(
                 StatusCode::UNAUTHORIZED,
                 "M_USER_LOCKED",
@@ -187,23 +193,64 @@ impl From<LoginError> for MatrixError {
     }
 }
 
-impl From<crate::accounts::admin::AdminError> for MatrixError {
-    fn from(err: crate::accounts::admin::AdminError) -> MatrixError {
-        use crate::accounts::admin::AdminError;
+/// The one mapping of the account service's errors to Matrix errors. An endpoint whose
+/// Synapse counterpart words one of them differently matches on the variant first.
+impl From<AccountError> for MatrixError {
+    fn from(err: AccountError) -> MatrixError {
+        let bad_request = |errcode, err: &AccountError| {
+            MatrixError::new(StatusCode::BAD_REQUEST, errcode, err.to_string())
+        };
         match err {
-            AdminError::UserNotFound => {
+            AccountError::UserNotFound(_) => {
                 MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "User not found")
             }
-            AdminError::PasswordChangeDisabled => {
+            AccountError::UserExists(_) => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_USER_IN_USE",
+                "User ID already taken.",
+            ),
+            AccountError::Password(refusal) => refusal.into(),
+            AccountError::PasswordChangeDisabled => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
             }
-            AdminError::SelfDemotion | AdminError::LoginAsSelf => {
-                MatrixError::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", err.to_string())
+            AccountError::NoNewPassword => MatrixError::missing_param(err.to_string()),
+            AccountError::LastAdmin(ref user) => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_FORBIDDEN",
+                format!(
+                    "{user} is the last server admin who can act; make another user an admin \
+                     first, or the server has no admin left"
+                ),
+            ),
+            AccountError::DeactivatedGetsNoPassword(_)
+            | AccountError::SelfDemotion
+            | AccountError::LoginAsSelf
+            | AccountError::Deactivated(_)
+            | AccountError::Locked(_) => bad_request("M_UNKNOWN", &err),
+            AccountError::Store(err) => err.into(),
+            AccountError::Hash(err) => MatrixError::internal("hashing failed", &err),
+        }
+    }
+}
+
+impl From<PasswordRefusal> for MatrixError {
+    fn from(refusal: PasswordRefusal) -> MatrixError {
+        match refusal {
+            PasswordRefusal::TooLong => MatrixError::invalid_param(format!(
+                "Invalid password: longer than {MAX_PASSWORD_LENGTH} characters"
+            )),
+            PasswordRefusal::Policy(violation) => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                violation.errcode,
+                violation.message,
+            ),
+            PasswordRefusal::UnknownHashScheme | PasswordRefusal::GivenHashUnreadableBySynapse => {
+                MatrixError::invalid_param(refusal.to_string())
             }
-            AdminError::LastAdmin(_) => {
-                MatrixError::new(StatusCode::BAD_REQUEST, "M_FORBIDDEN", err.to_string())
+            // The server's own config: argon2id set for a Synapse database.
+            PasswordRefusal::UnreadableBySynapse => {
+                MatrixError::internal("password refused", &refusal)
             }
-            AdminError::Store(err) => err.into(),
         }
     }
 }

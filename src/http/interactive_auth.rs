@@ -93,6 +93,7 @@ impl From<UiAuthError> for MatrixError {
                 MatrixError::rate_limited(retry_after_ms)
             }
             UiAuthError::Store(err) => err.into(),
+            UiAuthError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }
     }
 }

@@ -105,7 +105,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let shutdown = ShutdownSignal::install()?;
     let store = Store::open(&config.database, OpenMode::CreateIfMissing).await?;
     tracing::info!(database = %config.database, "database open");
-    let accounts = Accounts::new(store.clone(), Arc::new(config.clone())).await?;
+    let accounts = Accounts::new(store, Arc::new(config.clone()));
+    accounts.prepare_logins().await?;
     let app = router(AppState {
         accounts: Arc::new(accounts.clone()),
     });
@@ -133,7 +134,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let housekeeping = tokio::spawn(delete_expired_sessions(accounts, stopped.clone()));
+    let housekeeping = tokio::spawn(delete_expired_sessions(accounts.clone(), stopped.clone()));
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
         let mut stopped = stopped.clone();
@@ -156,7 +157,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         result.map_err(std::io::Error::other)??;
     }
     let _ = housekeeping.await;
-    store.close().await;
+    accounts.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,6 +14,8 @@ mod hardening_crash;
 mod hardening_instances;
 mod hardening_outage;
 mod hostile_input;
+mod last_admin_race;
+mod one_account_service;
 mod secrets;
 mod serve;
 mod serve_account;

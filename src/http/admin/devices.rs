@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AdminRequester, local_user_id};
+use crate::accounts::Actor;
 use crate::http::AppState;
 use crate::http::client::devices::{check_device_display_name, device_json, device_not_found};
 use crate::http::error::MatrixError;
@@ -18,13 +19,7 @@ use crate::store::Device;
 /// The user a devices path names: local (Synapse's message) and existing ("Unknown user").
 async fn device_owner(state: &AppState, user_id: &str) -> Result<UserId, MatrixError> {
     let user_id = local_user_id(state, user_id, "Can only lookup local users")?;
-    if state
-        .accounts
-        .store
-        .get_user(user_id.as_str())
-        .await?
-        .is_none()
-    {
+    if state.accounts.get_user(user_id.as_str()).await?.is_none() {
         return Err(MatrixError::new(
             StatusCode::NOT_FOUND,
             "M_NOT_FOUND",
@@ -47,7 +42,7 @@ pub async fn list(
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, MatrixError> {
     let user_id = device_owner(&state, &user_id).await?;
-    let devices = state.accounts.store.list_devices(user_id.as_str()).await?;
+    let devices = state.accounts.list_devices(user_id.as_str()).await?;
     let devices: Vec<Value> = devices.iter().map(admin_device_json).collect();
     Ok(Json(json!({"total": devices.len(), "devices": devices})))
 }
@@ -60,7 +55,6 @@ pub async fn get(
     let user_id = device_owner(&state, &user_id).await?;
     let device = state
         .accounts
-        .store
         .get_device(user_id.as_str(), &device_id)
         .await?
         .ok_or_else(device_not_found)?;
@@ -81,15 +75,15 @@ pub async fn rename(
 ) -> Result<Json<Value>, MatrixError> {
     let user_id = device_owner(&state, &user_id).await?;
     let body: RenameBody = parse_optional_body(&body)?;
-    let store = &state.accounts.store;
+    let accounts = &state.accounts;
     let found = match &body.display_name {
         Some(display_name) => {
             check_device_display_name(display_name)?;
-            store
+            accounts
                 .rename_device(user_id.as_str(), &device_id, display_name)
                 .await?
         }
-        None => store
+        None => accounts
             .get_device(user_id.as_str(), &device_id)
             .await?
             .is_some(),
@@ -109,7 +103,7 @@ pub async fn delete(
     let user_id = device_owner(&state, &user_id).await?;
     state
         .accounts
-        .delete_user_devices(&admin, user_id.as_str(), &[device_id])
+        .delete_devices(&Actor::Admin(admin), user_id.as_str(), &[device_id])
         .await?;
     Ok(Json(json!({})))
 }
@@ -128,7 +122,7 @@ pub async fn delete_many(
     let user_id = device_owner(&state, &user_id).await?;
     state
         .accounts
-        .delete_user_devices(&admin, user_id.as_str(), &body.devices)
+        .delete_devices(&Actor::Admin(admin), user_id.as_str(), &body.devices)
         .await?;
     Ok(Json(json!({})))
 }

@@ -8,12 +8,10 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use super::{AdminRequester, parse_user_id};
-use crate::accounts::admin::AdminError;
+use crate::accounts::{AccountError, Actor};
 use crate::http::AppState;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
-use crate::password::MAX_PASSWORD_LENGTH;
-use crate::password::policy::within_length_limit;
 
 /// Sets a user's password; `logout_devices` (default true) ends every session of the user in
 /// the same transaction. As in Synapse the password policy binds users, not admins. Stricter
@@ -32,14 +30,11 @@ pub async fn reset_password(
                 "Missing params: ['new_password']",
             ));
         }
-        Some(Value::String(password)) => password,
+        Some(Value::String(password)) => SecretString::from(password.clone()),
         Some(_) => return Err(MatrixError::invalid_param("Invalid password")),
     };
-    if !within_length_limit(new_password) {
-        return Err(MatrixError::invalid_param(format!(
-            "Invalid password: longer than {MAX_PASSWORD_LENGTH} characters"
-        )));
-    }
+    let actor = Actor::Admin(admin);
+    state.accounts.check_new_password(&actor, &new_password)?;
     let logout_devices = match body.get("logout_devices") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(logout)) => *logout,
@@ -49,18 +44,13 @@ pub async fn reset_password(
             ));
         }
     };
-    let accounts = &state.accounts;
-    let new_hash = accounts
-        .hasher
-        .hash(SecretString::from(new_password.clone()))
-        .await
-        .map_err(|err| MatrixError::internal("hashing failed", &err))?;
-    accounts
-        .reset_password(&admin, user_id.as_str(), new_hash, logout_devices)
+    state
+        .accounts
+        .set_password(&actor, user_id.as_str(), new_password, logout_devices)
         .await
         .map_err(|err| match err {
             // Synapse's words here (remote users land here too: they have no row).
-            AdminError::UserNotFound => {
+            AccountError::UserNotFound(_) => {
                 MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Unknown user")
             }
             other => other.into(),

@@ -13,26 +13,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use super::users::{USER_TYPES, check_username_available};
-use crate::accounts::admin::Registration;
-use crate::accounts::now_ms;
+use crate::accounts::{Actor, NewAccount, NewAccountPassword};
 use crate::http::AppState;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
 use crate::password::MAX_PASSWORD_LENGTH;
 use crate::shared_secret::{RegistrationFields, registration_mac_matches};
 
-/// Synapse's `NONCE_TIMEOUT`.
-const NONCE_LIFETIME_MS: i64 = 60 * 1000;
-
-/// `GET`: a new nonce (64 random bytes as hex, as Synapse's `token_hex(64)`).
+/// `GET`: a new nonce.
 pub async fn new_nonce(State(state): State<AppState>) -> Result<Json<Value>, MatrixError> {
-    let nonce = hex::encode(rand::random::<[u8; 64]>());
-    let now = now_ms();
-    state
-        .accounts
-        .store
-        .create_registration_nonce(&nonce, now, now - NONCE_LIFETIME_MS)
-        .await?;
+    let nonce = state.accounts.new_registration_nonce().await?;
     Ok(Json(json!({ "nonce": nonce })))
 }
 
@@ -75,10 +65,7 @@ pub async fn register(
         Some(_) => return Err(unknown(StatusCode::BAD_REQUEST, "unrecognised nonce")),
     };
     // Used up now, whatever happens next: a nonce never serves twice.
-    let fresh = accounts
-        .store
-        .take_registration_nonce(nonce, now_ms() - NONCE_LIFETIME_MS)
-        .await?;
+    let fresh = accounts.take_registration_nonce(nonce).await?;
     if !fresh {
         return Err(unknown(StatusCode::BAD_REQUEST, "unrecognised nonce"));
     }
@@ -113,20 +100,16 @@ pub async fn register(
         Some(Value::String(name)) => Some(name.clone()),
         _ => None,
     };
-    let password_hash = accounts
-        .hasher
-        .hash(SecretString::from(password.to_owned()))
-        .await
-        .map_err(|err| MatrixError::internal("hashing failed", &err))?;
     let session = accounts
         .register_and_log_in(
-            "shared-secret registration",
-            Registration {
+            &Actor::SharedSecret,
+            NewAccount {
                 user_id,
-                password_hash: Some(password_hash),
+                password: NewAccountPassword::Plain(SecretString::from(password.to_owned())),
                 admin,
                 user_type: user_type.map(str::to_owned),
                 displayname,
+                avatar_url: None,
             },
         )
         .await?;

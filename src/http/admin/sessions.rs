@@ -24,7 +24,7 @@ pub async fn whois(
         return Err(super::not_admin());
     }
     let user_id = local_user_id(&state, user_id.as_str(), "Can only whois a local user")?;
-    let devices = state.accounts.store.list_devices(user_id.as_str()).await?;
+    let devices = state.accounts.list_devices(user_id.as_str()).await?;
     let connections: Vec<Value> = devices
         .iter()
         .filter(|d| d.last_seen.is_some())

@@ -9,13 +9,13 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use super::{AdminRequester, local_user_id, parse_user_id};
-use crate::accounts::admin::Registration;
+use crate::accounts::{AccountChanges, Actor, NewAccount, NewAccountPassword};
 use crate::http::AppState;
 use crate::http::error::MatrixError;
 use crate::http::json::{MatrixJson, parse_optional_body};
 use crate::ids::UserId;
 use crate::password::policy::within_length_limit;
-use crate::store::{Logout, User, UserChanges, UserFilter, UserOrder};
+use crate::store::{User, UserFilter, UserOrder};
 
 /// Synapse's built-in user types (`UserTypes.ALL_USER_TYPES`).
 pub(super) const USER_TYPES: [&str; 2] = ["bot", "support"];
@@ -70,7 +70,6 @@ fn listed_user_json(user: &User) -> Value {
 async fn existing_user(state: &AppState, user_id: &UserId) -> Result<User, MatrixError> {
     state
         .accounts
-        .store
         .get_user(user_id.as_str())
         .await?
         .ok_or_else(|| MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "User not found"))
@@ -223,33 +222,20 @@ pub async fn put_user(
     };
     let put = parse_user_put(&body)?;
     let accounts = &state.accounts;
-    let existing = accounts.store.get_user(user_id.as_str()).await?;
-    let hash = match &put.password {
-        Some(password) => Some(
-            accounts
-                .hasher
-                .hash(SecretString::from(password.clone()))
-                .await
-                .map_err(|err| MatrixError::internal("hashing failed", &err))?,
-        ),
-        None => None,
-    };
-    let status = match existing {
+    let actor = Actor::Admin(admin);
+    let status = match accounts.get_user(user_id.as_str()).await? {
         Some(user) => {
-            let changes = UserChanges {
-                // An empty display name clears it.
-                displayname: put.displayname.map(|name| name.filter(|n| !n.is_empty())),
+            let changes = AccountChanges {
+                displayname: put.displayname,
                 avatar_url: put.avatar_url,
-                // Only a change counts (Synapse compares with the stored flag).
-                admin: put.admin.filter(|admin| *admin != user.admin),
-                password: hash.map(|hash| (hash, Logout::Keep)),
-                deactivated: put.deactivated.filter(|d| *d != user.deactivated),
-                locked: put.locked.filter(|l| *l != user.locked),
+                admin: put.admin,
+                password: put.password.map(SecretString::from),
+                logout_devices: put.logout_devices,
+                deactivated: put.deactivated,
+                locked: put.locked,
                 user_type: put.user_type,
             };
-            accounts
-                .modify_user(&admin, &user, changes, put.logout_devices)
-                .await?;
+            accounts.modify_user(&actor, &user, changes).await?;
             StatusCode::OK
         }
         None => {
@@ -257,28 +243,23 @@ pub async fn put_user(
             // `deactivated`, `locked` and `logout_devices` mean nothing yet.
             let user_id = UserId::parse_new_local(user_id.localpart(), user_id.server_name())
                 .map_err(invalid_username)?;
+            let password = match put.password {
+                Some(password) => NewAccountPassword::Plain(SecretString::from(password)),
+                None => NewAccountPassword::None,
+            };
             accounts
-                .register(
-                    &admin.user.name,
-                    Registration {
+                .create_user(
+                    &actor,
+                    NewAccount {
                         user_id: user_id.clone(),
-                        password_hash: hash,
+                        password,
                         admin: put.admin.unwrap_or(false),
                         user_type: put.user_type.flatten(),
-                        displayname: match put.displayname {
-                            None | Some(None) => None,
-                            Some(Some(name)) => Some(name),
-                        },
+                        displayname: put.displayname.flatten(),
+                        avatar_url: put.avatar_url.flatten(),
                     },
                 )
                 .await?;
-            if let Some(Some(avatar_url)) = put.avatar_url {
-                let changes = UserChanges {
-                    avatar_url: Some(Some(avatar_url)),
-                    ..UserChanges::default()
-                };
-                accounts.store.modify_user(&user_id, &changes, None).await?;
-            }
             StatusCode::CREATED
         }
     };
@@ -410,11 +391,7 @@ async fn list_users(
         order_by,
         descending,
     };
-    let page = state
-        .accounts
-        .store
-        .list_users(&filter, from, limit)
-        .await?;
+    let page = state.accounts.list_users(&filter, from, limit).await?;
     let users: Vec<Value> = page.users.iter().map(listed_user_json).collect();
     let mut answer = json!({"users": users, "total": page.total});
     if from + limit < page.total {
@@ -436,7 +413,6 @@ pub async fn get_admin(
     // As Synapse: an unknown local user is simply not an admin.
     let admin = state
         .accounts
-        .store
         .get_user(user_id.as_str())
         .await?
         .is_some_and(|user| user.admin);
@@ -468,7 +444,7 @@ pub async fn set_admin(
     )?;
     state
         .accounts
-        .set_admin(&admin, user_id.as_str(), make_admin)
+        .set_admin(&Actor::Admin(admin), user_id.as_str(), make_admin)
         .await?;
     Ok(Json(json!({})))
 }
@@ -492,7 +468,10 @@ pub async fn deactivate(
             ));
         }
     };
-    state.accounts.deactivate_user(&admin, &user, erase).await?;
+    state
+        .accounts
+        .deactivate(&Actor::Admin(admin), &user.name, erase)
+        .await?;
     Ok(Json(json!({"id_server_unbind_result": "success"})))
 }
 
@@ -529,7 +508,6 @@ pub async fn check_username_available(
     let user_id = UserId::parse_new_local(localpart, server_name).map_err(invalid_username)?;
     let taken = !state
         .accounts
-        .store
         .find_users_case_insensitive(user_id.as_str())
         .await?
         .is_empty();

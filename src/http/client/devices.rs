@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::accounts::Requester;
 use crate::accounts::interactive_auth::Operation;
+use crate::accounts::{Actor, Requester};
 use crate::http::AppState;
 use crate::http::auth::Authenticated;
 use crate::http::error::MatrixError;
@@ -51,11 +51,7 @@ pub async fn list(
     State(state): State<AppState>,
     Authenticated(requester): Authenticated,
 ) -> Result<Json<Value>, MatrixError> {
-    let devices = state
-        .accounts
-        .store
-        .list_devices(&requester.user.name)
-        .await?;
+    let devices = state.accounts.list_devices(&requester.user.name).await?;
     let devices: Vec<Value> = devices.iter().map(device_json).collect();
     Ok(Json(json!({ "devices": devices })))
 }
@@ -67,7 +63,6 @@ pub async fn get(
 ) -> Result<Json<Value>, MatrixError> {
     let device = state
         .accounts
-        .store
         .get_device(&requester.user.name, &device_id)
         .await?
         .ok_or_else(device_not_found)?;
@@ -93,7 +88,6 @@ pub async fn rename(
     check_device_display_name(&display_name)?;
     let renamed = state
         .accounts
-        .store
         .rename_device(&requester.user.name, &device_id, &display_name)
         .await?;
     if !renamed {
@@ -159,8 +153,11 @@ async fn delete_after_auth(
         .user_interactive_auth(requester, parse_auth(auth)?, operation)
         .await?;
     accounts
-        .store
-        .delete_devices(&requester.user.name, device_ids, None)
+        .delete_devices(
+            &Actor::User(requester.clone()),
+            &requester.user.name,
+            device_ids,
+        )
         .await?;
     accounts.finish_ui_auth(&authorised).await?;
     Ok(Json(json!({})))

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::PasswordLoginAttempt;
-use crate::config::PasswordLogin;
 use crate::http::AppState;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
@@ -18,8 +17,7 @@ use crate::http::json::MatrixJson;
 const MAX_DEVICE_ID_LENGTH: usize = 512;
 
 pub async fn flows(State(state): State<AppState>) -> Json<Value> {
-    let password = &state.accounts.config.password;
-    let flows = if password.enabled == PasswordLogin::Enabled && password.localdb_enabled {
+    let flows = if state.accounts.password_login_enabled() {
         vec![json!({"type": "m.login.password"})]
     } else {
         Vec::new()

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use crate::accounts::Actor;
 use crate::http::AppState;
 use crate::http::auth::Authenticated;
 use crate::http::error::MatrixError;
@@ -34,7 +35,6 @@ async fn profile_owner(state: &AppState, user_id: &str) -> Result<User, MatrixEr
     }
     state
         .accounts
-        .store
         .get_user(user_id.as_str())
         .await?
         .ok_or_else(profile_not_found)
@@ -109,10 +109,15 @@ pub async fn set_displayname(
         ));
     }
     let displayname = Some(displayname).filter(|name| !name.is_empty());
+    // An admin setting another user's display name is recorded; a user's own change is not.
+    let actor = if target.as_str() == requester.user.name {
+        Actor::User(requester)
+    } else {
+        Actor::Admin(requester)
+    };
     state
         .accounts
-        .store
-        .set_displayname(&target, displayname)
+        .set_displayname(&actor, &target, displayname)
         .await?;
     Ok(Json(json!({})))
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use crate::accounts::Actor;
 use crate::http::AppState;
 use crate::http::auth::{Authenticated, AuthenticatedForLogout};
 use crate::http::error::MatrixError;
@@ -39,6 +40,10 @@ pub async fn logout_all(
     State(state): State<AppState>,
     AuthenticatedForLogout(requester): AuthenticatedForLogout,
 ) -> Result<Json<Value>, MatrixError> {
-    state.accounts.logout_all(&requester).await?;
+    let user_id = requester.user.name.clone();
+    state
+        .accounts
+        .logout_everywhere(&Actor::User(requester), &user_id)
+        .await?;
     Ok(Json(json!({})))
 }

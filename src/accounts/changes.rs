@@ -1,0 +1,404 @@
+//! Creating accounts and changing them: passwords, the admin flag, locks, deactivation,
+//! several fields at once, display names. Each change is one store transaction holding its
+//! audit record; the changes that can end an admin's power are decided inside it (see
+//! `store::AdminGuard`).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::interactive_auth::Authorised;
+use super::{AccountError, Accounts, Actor, LoginSuccess, Requester, now_ms};
+use crate::audit::Action;
+use crate::config::PasswordLogin;
+use crate::ids::UserId;
+use crate::store::{AdminGuard, Deactivation, Logout, NewAuditRecord, NewUser, User, UserChanges};
+
+/// A new account, as an entry point asks for it.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub user_id: UserId,
+    pub password: NewAccountPassword,
+    pub admin: bool,
+    pub user_type: Option<String>,
+    /// As Synapse: none given means the localpart; an empty one means no display name.
+    pub displayname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// The password a new account starts with.
+#[derive(Debug, Clone)]
+pub enum NewAccountPassword {
+    /// No password: the account cannot log in with one (SSO, bots with tokens).
+    None,
+    /// Checked by the password rule and hashed by the service.
+    Plain(SecretString),
+    /// A hash made elsewhere (an import): only its scheme is checked.
+    Hash(SecretString),
+}
+
+/// Whether a change had anything to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Changed,
+    /// The account already was as asked: nothing was written, nothing recorded.
+    Unchanged,
+}
+
+/// What an admin's `PUT /_synapse/admin/v2/users/<id>` asks of an existing account (`None`:
+/// leave it as it is).
+#[derive(Debug, Clone, Default)]
+pub struct AccountChanges {
+    /// `Some(None)` or `Some(Some(""))` clears the display name.
+    pub displayname: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub admin: Option<bool>,
+    pub password: Option<SecretString>,
+    /// With a new password: whether the user's other sessions end.
+    pub logout_devices: bool,
+    pub deactivated: Option<bool>,
+    pub locked: Option<bool>,
+    pub user_type: Option<Option<String>>,
+}
+
+impl Accounts {
+    /// Creates an account (its password checked and hashed by the rule for `actor`).
+    pub async fn create_user(&self, actor: &Actor, new: NewAccount) -> Result<User, AccountError> {
+        let (user, record) = self.prepare_new_user(actor, new).await?;
+        Ok(self.store.create_user(&user, record.as_ref()).await?)
+    }
+
+    /// Registers an account and logs it in on a new device in one transaction (shared-secret
+    /// registration): a failure leaves neither, so the client's retry is not `M_USER_IN_USE`.
+    pub async fn register_and_log_in(
+        &self,
+        actor: &Actor,
+        new: NewAccount,
+    ) -> Result<LoginSuccess, AccountError> {
+        let (user, record) = self.prepare_new_user(actor, new).await?;
+        let session = self.new_session(user.user_id.as_str(), None, None, None);
+        self.store
+            .create_user_with_session(&user, Some(&session), record.as_ref())
+            .await?;
+        Ok(LoginSuccess {
+            user_id: session.user_id,
+            device_id: session.device_id,
+            access_token: session.access_token,
+        })
+    }
+
+    /// Creates the accounts whose names are not taken (ignoring case), all in one
+    /// transaction, each with its record; the others are passed over. Plain passwords are
+    /// hashed on every core at once. Returns which were created, in order (`user import`).
+    pub async fn create_users(
+        &self,
+        actor: &Actor,
+        accounts: Vec<NewAccount>,
+    ) -> Result<Vec<bool>, AccountError> {
+        let mut hashing = tokio::task::JoinSet::new();
+        for (index, account) in accounts.iter().enumerate() {
+            if let NewAccountPassword::Plain(password) = &account.password {
+                self.check_new_password(actor, password)?;
+                let hasher = self.hasher.clone();
+                let password = password.clone();
+                hashing.spawn(async move { (index, hasher.hash(password).await) });
+            }
+        }
+        let mut hashes = vec![None; accounts.len()];
+        while let Some(joined) = hashing.join_next().await {
+            let (index, hash) = joined.expect("hashing does not panic");
+            hashes[index] = Some(hash?);
+        }
+        let mut rows = Vec::with_capacity(accounts.len());
+        for (account, hash) in accounts.into_iter().zip(hashes) {
+            let hash = match &account.password {
+                NewAccountPassword::Hash(given) => {
+                    self.check_given_hash(given)?;
+                    Some(given.clone())
+                }
+                _ => hash,
+            };
+            let details = json!({"admin": account.admin, "import": true});
+            let record =
+                self.audit_record(actor, Action::CreateUser, account.user_id.as_str(), details);
+            rows.push((new_user(account, hash), record));
+        }
+        Ok(self.store.create_users(&rows).await?)
+    }
+
+    /// The row of a new account and its audit record, its password checked and hashed.
+    async fn prepare_new_user(
+        &self,
+        actor: &Actor,
+        new: NewAccount,
+    ) -> Result<(NewUser, Option<NewAuditRecord>), AccountError> {
+        let hash = match &new.password {
+            NewAccountPassword::None => None,
+            NewAccountPassword::Plain(password) => {
+                Some(self.hash_new_password(actor, password.clone()).await?)
+            }
+            NewAccountPassword::Hash(hash) => {
+                self.check_given_hash(hash)?;
+                Some(hash.clone())
+            }
+        };
+        let mut details = json!({"admin": new.admin});
+        if let Some(user_type) = &new.user_type {
+            details["user_type"] = json!(user_type);
+        }
+        let record = self.audit_record(actor, Action::CreateUser, new.user_id.as_str(), details);
+        Ok((new_user(new, hash), record))
+    }
+
+    /// Whether passwords can be changed through the API (`m.change_password`): as Synapse,
+    /// only where they log in (`only_for_reauth` re-authenticates with a password but never
+    /// changes one).
+    pub fn can_change_password(&self) -> bool {
+        self.config.password.enabled == PasswordLogin::Enabled
+            && self.config.password.localdb_enabled
+    }
+
+    /// Whether `actor` may change passwords at all: over HTTP only where
+    /// [`Accounts::can_change_password`]; the operator at the server always.
+    fn refuse_disabled_password_change(&self, actor: &Actor) -> Result<(), AccountError> {
+        if !matches!(actor, Actor::Operator(_)) && !self.can_change_password() {
+            return Err(AccountError::PasswordChangeDisabled);
+        }
+        Ok(())
+    }
+
+    /// Sets a user's password (an admin's reset, the operator's `set-password`). With
+    /// `logout_devices`, every device and token of the user goes in the same transaction,
+    /// except the actor's own device when they change their own password.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        password: SecretString,
+        logout_devices: bool,
+    ) -> Result<(), AccountError> {
+        self.refuse_disabled_password_change(actor)?;
+        let user = self.existing_user(user_id).await?;
+        if user.deactivated {
+            return Err(AccountError::DeactivatedGetsNoPassword(user.name));
+        }
+        let hash = self.hash_new_password(actor, password).await?;
+        let logout = self.password_logout(actor, &user.name, logout_devices);
+        let record = self.audit_record(
+            actor,
+            Action::ResetPassword,
+            &user.name,
+            json!({"logout_devices": logout_devices}),
+        );
+        self.store
+            .set_password_hash(&user.name, Some(&hash), &logout, record.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// The requester's new password, once user-interactive auth is complete: the one in this
+    /// request, or the one kept in the session by an earlier request of it. With
+    /// `logout_devices` (default true) every other device and its tokens go in the same
+    /// transaction; the requester's device stays. The session is spent.
+    pub async fn change_own_password(
+        &self,
+        requester: &Requester,
+        authorised: &Authorised,
+        password: Option<SecretString>,
+        logout_devices: Option<bool>,
+    ) -> Result<(), AccountError> {
+        let actor = Actor::User(requester.clone());
+        self.refuse_disabled_password_change(&actor)?;
+        let kept = self.kept_password_change(authorised);
+        let hash = match password {
+            Some(password) => self.hash_new_password(&actor, password).await?,
+            None => kept.hash.ok_or(AccountError::NoNewPassword)?,
+        };
+        let logout_devices = logout_devices.or(kept.logout_devices).unwrap_or(true);
+        let logout = self.password_logout(&actor, &requester.user.name, logout_devices);
+        self.store
+            .set_password_hash(&requester.user.name, Some(&hash), &logout, None)
+            .await?;
+        self.finish_ui_auth(authorised).await?;
+        Ok(())
+    }
+
+    /// Which sessions a password change by `actor` ends.
+    fn password_logout(&self, actor: &Actor, user_id: &str, logout_devices: bool) -> Logout {
+        match (logout_devices, actor.own_device_of(user_id)) {
+            (false, _) => Logout::Keep,
+            (true, Some(device_id)) => Logout::AllDevicesExcept(device_id.to_owned()),
+            (true, None) => Logout::AllDevices,
+        }
+    }
+
+    /// Grants or removes server admin rights. Admins may not demote themselves; removing the
+    /// rights of the last admin who can act is refused unless the operator forces it.
+    pub async fn set_admin(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        admin: bool,
+    ) -> Result<Outcome, AccountError> {
+        if !admin && actor.admin_name() == Some(user_id) {
+            return Err(AccountError::SelfDemotion);
+        }
+        let user = self.existing_user(user_id).await?;
+        if user.admin == admin {
+            return Ok(Outcome::Unchanged);
+        }
+        let guard = if admin {
+            AdminGuard::Off
+        } else {
+            actor.admin_guard()
+        };
+        let record = self.audit_record(actor, Action::SetAdmin, user_id, json!({"admin": admin}));
+        self.store
+            .set_admin(&user.name, admin, guard, record.as_ref())
+            .await?;
+        Ok(Outcome::Changed)
+    }
+
+    /// Locks or unlocks an account (a locked user's requests are refused; tokens survive).
+    /// Locking the last admin who can act is refused unless the operator forces it.
+    pub async fn set_locked(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        locked: bool,
+    ) -> Result<(), AccountError> {
+        let (action, guard) = if locked {
+            (Action::Lock, actor.admin_guard())
+        } else {
+            (Action::Unlock, AdminGuard::Off)
+        };
+        let record = self.audit_record(actor, action, user_id, json!({}));
+        self.store
+            .set_locked(user_id, locked, guard, record.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Deactivates an account: no password, no devices, no tokens, and with `erase` no
+    /// display name or avatar. The last admin who can act is refused (their own deactivation
+    /// too) unless the operator forces it.
+    pub async fn deactivate(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        erase: bool,
+    ) -> Result<Deactivation, AccountError> {
+        let record = self.audit_record(actor, Action::Deactivate, user_id, json!({"erase": erase}));
+        Ok(self
+            .store
+            .deactivate(user_id, erase, actor.admin_guard(), record.as_ref())
+            .await?)
+    }
+
+    /// Changes an existing account, all in one transaction (Synapse applies the changes one
+    /// by one, so a failure halfway leaves half of them). Only what differs from the account
+    /// counts, as in Synapse.
+    pub async fn modify_user(
+        &self,
+        actor: &Actor,
+        user: &User,
+        changes: AccountChanges,
+    ) -> Result<(), AccountError> {
+        let user_id =
+            UserId::parse(&user.name).map_err(|_| AccountError::UserNotFound(user.name.clone()))?;
+        let admin = changes.admin.filter(|admin| *admin != user.admin);
+        let deactivated = changes.deactivated.filter(|d| *d != user.deactivated);
+        let locked = changes.locked.filter(|l| *l != user.locked);
+        if admin == Some(false) && actor.admin_name() == Some(user.name.as_str()) {
+            return Err(AccountError::SelfDemotion);
+        }
+        let password = match changes.password {
+            None => None,
+            Some(password) => {
+                self.refuse_disabled_password_change(actor)?;
+                if user.deactivated && deactivated != Some(false) {
+                    return Err(AccountError::DeactivatedGetsNoPassword(user.name.clone()));
+                }
+                let hash = self.hash_new_password(actor, password).await?;
+                let logout = self.password_logout(actor, &user.name, changes.logout_devices);
+                Some((hash, logout))
+            }
+        };
+        let ends_admin_power =
+            deactivated == Some(true) || locked == Some(true) || admin == Some(false);
+        let guard = if ends_admin_power {
+            actor.admin_guard()
+        } else {
+            AdminGuard::Off
+        };
+        let details = json!({
+            "admin": admin,
+            "password_changed": password.is_some(),
+            "logout_devices": password.is_some().then_some(changes.logout_devices),
+            "deactivated": deactivated,
+            "locked": locked,
+            "displayname_changed": changes.displayname.is_some(),
+            "avatar_url_changed": changes.avatar_url.is_some(),
+            "user_type_changed": changes.user_type.is_some(),
+        });
+        let record = self.audit_record(actor, Action::ModifyUser, &user.name, details);
+        let changes = UserChanges {
+            // An empty display name clears it.
+            displayname: changes
+                .displayname
+                .map(|name| name.filter(|n| !n.is_empty())),
+            avatar_url: changes.avatar_url,
+            admin,
+            password,
+            deactivated,
+            locked,
+            user_type: changes.user_type,
+        };
+        self.store
+            .modify_user(&user_id, &changes, guard, record.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` clears) a user's display name: the user's own, or another's by
+    /// an admin (recorded).
+    pub async fn set_displayname(
+        &self,
+        actor: &Actor,
+        user_id: &UserId,
+        displayname: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let record = self.audit_record(
+            actor,
+            Action::SetDisplayname,
+            user_id.as_str(),
+            json!({"cleared": displayname.is_none()}),
+        );
+        let changes = UserChanges {
+            displayname: Some(displayname.map(str::to_owned)),
+            ..UserChanges::default()
+        };
+        self.store
+            .modify_user(user_id, &changes, AdminGuard::Off, record.as_ref())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The row of a new account, with Synapse's display-name default.
+fn new_user(new: NewAccount, password_hash: Option<SecretString>) -> NewUser {
+    let displayname = match new.displayname {
+        None => Some(new.user_id.localpart().to_owned()),
+        Some(name) if name.is_empty() => None,
+        Some(name) => Some(name),
+    };
+    NewUser {
+        user_id: new.user_id,
+        password_hash: password_hash.filter(|hash| !hash.expose_secret().is_empty()),
+        creation_ts: now_ms() / 1000,
+        admin: new.admin,
+        is_guest: false,
+        user_type: new.user_type,
+        displayname,
+        avatar_url: new.avatar_url.filter(|url| !url.is_empty()),
+    }
+}

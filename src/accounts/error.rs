@@ -1,0 +1,72 @@
+//! Why an operation of the account service was refused or failed: one typed error for every
+//! entry point, which each maps once (HTTP to a status and errcode in `http::error`, the CLI
+//! to a line and an exit code in `cli::operator`). Messages never hold a secret.
+
+use crate::password::{MAX_PASSWORD_LENGTH, PasswordError, PolicyViolation};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("user {0} does not exist")]
+    UserNotFound(String),
+    #[error("user {0} already exists")]
+    UserExists(String),
+    #[error(transparent)]
+    Password(#[from] PasswordRefusal),
+    /// `password_config` does not let passwords be changed (`enabled: false`,
+    /// `only_for_reauth`, or `localdb_enabled: false`).
+    #[error("Password change disabled")]
+    PasswordChangeDisabled,
+    /// A password change completed its authentication without a new password.
+    #[error("Missing params: password")]
+    NoNewPassword,
+    #[error("user {0} is deactivated; a password would not let it log in")]
+    DeactivatedGetsNoPassword(String),
+    #[error("You may not demote yourself.")]
+    SelfDemotion,
+    #[error("Cannot use admin API to login as self")]
+    LoginAsSelf,
+    /// The change would leave the server without an admin who can act.
+    #[error("{0} is the last server admin who can act")]
+    LastAdmin(String),
+    #[error("user {0} is deactivated")]
+    Deactivated(String),
+    #[error("user {0} is locked: unlock it first")]
+    Locked(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("hashing failed: {0}")]
+    Hash(#[from] PasswordError),
+}
+
+/// Why a new password may not be set. Holds no part of the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRefusal {
+    #[error("the password is longer than {MAX_PASSWORD_LENGTH} characters")]
+    TooLong,
+    #[error("password refused by the policy: {0}")]
+    Policy(PolicyViolation),
+    /// argon2id configured, on a Synapse database: Synapse reads only bcrypt.
+    #[error(
+        "password_config.scheme is argon2id, but this is a Synapse database and Synapse reads \
+         only bcrypt hashes"
+    )]
+    UnreadableBySynapse,
+    /// A given hash (an import's `password_hash`) of no scheme homekey knows.
+    #[error("not a bcrypt or argon2id hash")]
+    UnknownHashScheme,
+    /// A given argon2id hash, on a Synapse database.
+    #[error("argon2id, which Synapse cannot read")]
+    GivenHashUnreadableBySynapse,
+}
+
+impl From<StoreError> for AccountError {
+    fn from(err: StoreError) -> AccountError {
+        match err {
+            StoreError::UserNotFound(user) => AccountError::UserNotFound(user),
+            StoreError::UserExists(user) => AccountError::UserExists(user),
+            StoreError::LastAdmin(user) => AccountError::LastAdmin(user),
+            other => AccountError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Sessions: logging in with a password, finding who an access token belongs to, tokens
+//! minted for an admin or the operator, logging out, and devices.
+
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::{AccountError, Accounts, Actor, Requester, now_ms, tokens};
+use crate::audit::Action;
+use crate::config::PasswordLogin;
+use crate::ids::UserId;
+use crate::store::{Logout, NewSession, StoreError, User};
+
+/// What an access token is presented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    Any,
+    /// `/logout` and `/logout/all`.
+    Logout,
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub struct LoginSuccess {
+    pub user_id: String,
+    pub device_id: String,
+    pub access_token: SecretString,
+}
+
+/// A login attempt, already parsed from the request.
+#[derive(Debug)]
+pub struct PasswordLoginAttempt {
+    /// What the client sent to name the user: a localpart or a full user ID.
+    pub user: String,
+    pub password: SecretString,
+    pub device_id: Option<String>,
+    pub initial_device_display_name: Option<String>,
+    /// Where the attempt came from, for `rc_login.address`.
+    pub client_address: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown user, wrong password: one answer for both.
+    #[error("Invalid username or password")]
+    InvalidCredentials,
+    /// The right password of a deactivated account (one whose hash was set again by hand):
+    /// Synapse's answer. A wrong password there is [`LoginError::InvalidCredentials`].
+    #[error("This account has been deactivated")]
+    Deactivated,
+    #[error("User account has been locked")]
+    Locked,
+    #[error("Password login has been disabled.")]
+    PasswordLoginDisabled,
+    #[error("Too Many Requests")]
+    RateLimited { retry_after_ms: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] crate::password::PasswordError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Unrecognised access token")]
+    UnknownToken,
+    #[error("Access token has expired")]
+    Expired,
+    #[error("User account has been locked")]
+    Locked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a password check found.
+pub(super) enum PasswordCheck {
+    /// The password is the account's, and this is the hash it matched.
+    Matches(User, SecretString),
+    /// The password is that of a deactivated account.
+    Deactivated,
+    /// Unknown account, no password, or a wrong one.
+    Fails,
+}
+
+/// Why a password could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PasswordCheckError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] crate::password::PasswordError),
+}
+
+impl From<PasswordCheckError> for LoginError {
+    fn from(err: PasswordCheckError) -> LoginError {
+        match err {
+            PasswordCheckError::Store(err) => LoginError::Store(err),
+            PasswordCheckError::Hash(err) => LoginError::Hash(err),
+        }
+    }
+}
+
+/// Synapse's `NONCE_TIMEOUT`: how long a shared-secret registration nonce is good for.
+const NONCE_LIFETIME_MS: i64 = 60 * 1000;
+
+impl Accounts {
+    /// Makes what a login of an unknown user verifies, so that the first such login takes
+    /// no longer than the others.
+    pub async fn prepare_logins(&self) -> Result<(), crate::password::PasswordError> {
+        self.dummy_hash().await.map(drop)
+    }
+
+    async fn dummy_hash(&self) -> Result<SecretString, crate::password::PasswordError> {
+        self.dummy_hash
+            .get_or_try_init(|| {
+                self.hasher
+                    .hash(SecretString::from(crate::secrets::random_alphanumeric(32)))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Whether password login is on (the flows of `GET /login`).
+    pub fn password_login_enabled(&self) -> bool {
+        self.config.password.enabled == PasswordLogin::Enabled
+            && self.config.password.localdb_enabled
+    }
+
+    /// `m.login.password`: checks the password and opens a session on a device.
+    pub async fn login_with_password(
+        &self,
+        attempt: PasswordLoginAttempt,
+    ) -> Result<LoginSuccess, LoginError> {
+        if !self.password_login_enabled() {
+            return Err(LoginError::PasswordLoginDisabled);
+        }
+        // Synapse's order: every attempt counts per address; the account named must not be
+        // over its failed attempts even to try; a wrong password counts as a failure; a
+        // success counts per account.
+        let limited = |retry_after_ms| LoginError::RateLimited { retry_after_ms };
+        self.limits
+            .address
+            .attempt(&attempt.client_address)
+            .map_err(limited)?;
+        let named_key = self.qualified_user_id(&attempt.user).to_lowercase();
+        self.limits
+            .failed_attempts
+            .check(&named_key)
+            .map_err(limited)?;
+        let (user, stored_hash) = match self
+            .check_password(&attempt.user, attempt.password.clone())
+            .await?
+        {
+            PasswordCheck::Matches(user, hash) => (user, hash),
+            PasswordCheck::Deactivated => return Err(LoginError::Deactivated),
+            PasswordCheck::Fails => {
+                self.limits.failed_attempts.record(&named_key);
+                return Err(LoginError::InvalidCredentials);
+            }
+        };
+        self.limits
+            .account
+            .attempt(&user.name.to_lowercase())
+            .map_err(limited)?;
+        if user.locked {
+            return Err(LoginError::Locked);
+        }
+        let mut verified_hash = stored_hash;
+        if self.hasher.settings().needs_rehash(&verified_hash) {
+            let upgraded = self.hasher.hash(attempt.password).await?;
+            if self
+                .store
+                .upgrade_password_hash(&user.name, &verified_hash, &upgraded)
+                .await?
+            {
+                verified_hash = upgraded;
+            }
+        }
+        let new = self.new_session(
+            &user.name,
+            attempt.device_id,
+            attempt.initial_device_display_name,
+            None,
+        );
+        // The token is written only if the password checked is still the account's: a reset
+        // (or a deactivation) that committed since the check ends this login too.
+        self.store
+            .create_session_checked(&new, Some(&verified_hash))
+            .await?
+            .map(|_| login_success(new))
+            .ok_or(LoginError::InvalidCredentials)
+    }
+
+    /// The operator logs a user in on a new device (`homekey user login`): a new access
+    /// token, valid until `valid_until_ms` if given, with its audit record.
+    pub async fn open_session(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        device_display_name: &str,
+        valid_until_ms: Option<i64>,
+    ) -> Result<LoginSuccess, AccountError> {
+        let user = self.existing_user(user_id).await?;
+        if user.deactivated {
+            return Err(AccountError::Deactivated(user.name));
+        }
+        if user.locked {
+            return Err(AccountError::Locked(user.name));
+        }
+        let new = self.new_session(
+            &user.name,
+            None,
+            Some(device_display_name.to_owned()),
+            valid_until_ms,
+        );
+        let record = self.audit_record(
+            actor,
+            Action::NewSession,
+            &user.name,
+            json!({"device_id": new.device_id, "valid_until_ms": valid_until_ms}),
+        );
+        self.store.create_session(&new, record.as_ref()).await?;
+        Ok(login_success(new))
+    }
+
+    /// A new session of `user_id`: a device (a new one unless `device_id` names one) and a
+    /// new access token.
+    pub(super) fn new_session(
+        &self,
+        user_id: &str,
+        device_id: Option<String>,
+        device_display_name: Option<String>,
+        valid_until_ms: Option<i64>,
+    ) -> NewSession {
+        let localpart = UserId::parse(user_id)
+            .map(|id| id.localpart().to_owned())
+            .unwrap_or_default();
+        NewSession {
+            user_id: user_id.to_owned(),
+            device_id: device_id.unwrap_or_else(tokens::new_device_id),
+            device_display_name,
+            access_token: tokens::new_access_token(&localpart),
+            valid_until_ms,
+            now_ms: now_ms(),
+        }
+    }
+
+    /// The account `given` names, if `password` is its password, with the hash it matched.
+    /// Takes as long for an unknown account, or one without a password, as for a wrong
+    /// password.
+    pub(super) async fn check_password(
+        &self,
+        given: &str,
+        password: SecretString,
+    ) -> Result<PasswordCheck, PasswordCheckError> {
+        let user = self.find_login_user(given).await?;
+        let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let checked_hash = match stored_hash.clone() {
+            Some(hash) => hash,
+            None => self.dummy_hash().await?,
+        };
+        let matches = self.hasher.verify(password, Some(checked_hash)).await;
+        Ok(match (user, stored_hash, matches) {
+            // Deactivation removes the hash; one set again by hand must not log in either.
+            (Some(user), Some(_), true) if user.deactivated => PasswordCheck::Deactivated,
+            (Some(user), Some(stored_hash), true) => PasswordCheck::Matches(user, stored_hash),
+            _ => PasswordCheck::Fails,
+        })
+    }
+
+    /// A user named by a localpart or a full ID, as a full ID (as typed, not validated).
+    fn qualified_user_id(&self, given: &str) -> String {
+        if given.starts_with('@') {
+            given.to_owned()
+        } else {
+            format!("@{given}:{}", self.config.server_name)
+        }
+    }
+
+    /// The local account a login names, found as Synapse finds it: the ID ignoring case; of
+    /// several such accounts, only the exact spelling.
+    async fn find_login_user(&self, given: &str) -> Result<Option<User>, StoreError> {
+        let server_name = &self.config.server_name;
+        let Ok(user_id) = UserId::parse_local(given, server_name) else {
+            return Ok(None);
+        };
+        let mut candidates = self
+            .store
+            .find_users_case_insensitive(user_id.as_str())
+            .await?;
+        if candidates.len() == 1 {
+            return Ok(candidates.pop());
+        }
+        Ok(candidates.into_iter().find(|u| u.name == user_id.as_str()))
+    }
+
+    /// The owner of an access token, if the token is valid now.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Requester, AuthError> {
+        self.authenticate_for(access_token, TokenUse::Any).await
+    }
+
+    /// The owner of an access token, for `use_`: a logout also accepts an expired token or a
+    /// locked account's, as Synapse does, so a client can always end its session.
+    pub async fn authenticate_for(
+        &self,
+        access_token: &str,
+        use_: TokenUse,
+    ) -> Result<Requester, AuthError> {
+        let session = self
+            .store
+            .find_session(access_token)
+            .await?
+            .ok_or(AuthError::UnknownToken)?;
+        let logout = use_ == TokenUse::Logout;
+        if !logout
+            && session
+                .valid_until_ms
+                .is_some_and(|until| until <= now_ms())
+        {
+            return Err(AuthError::Expired);
+        }
+        if session.user.deactivated {
+            return Err(AuthError::UnknownToken);
+        }
+        if !logout && session.user.locked {
+            return Err(AuthError::Locked);
+        }
+        Ok(Requester {
+            user: session.user,
+            device_id: session.device_id,
+            token_id: session.token_id,
+        })
+    }
+
+    /// `/logout`: the requester's device goes, with its tokens; a token without a device
+    /// goes alone.
+    pub async fn logout(&self, requester: &Requester) -> Result<(), AccountError> {
+        match &requester.device_id {
+            Some(device_id) => {
+                let device = Logout::Device(device_id.clone());
+                self.store
+                    .logout(&requester.user.name, &device, None)
+                    .await?;
+            }
+            None => {
+                self.store.delete_access_token(requester.token_id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every device and token of `user_id` (`/logout/all` by the user, `homekey user logout`
+    /// by the operator); returns how many access tokens went.
+    pub async fn logout_everywhere(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+    ) -> Result<u64, AccountError> {
+        // The record says what was asked; how many tokens went is known only once they went.
+        let record = self.audit_record(actor, Action::Logout, user_id, json!({"devices": "all"}));
+        Ok(self
+            .store
+            .logout(user_id, &Logout::AllDevices, record.as_ref())
+            .await?)
+    }
+
+    /// Deletes devices of `user_id` with their tokens (a user's own, or an admin's through
+    /// the Admin API). Devices the user does not have are passed over, as Synapse does; an
+    /// empty ID names no device.
+    pub async fn delete_devices(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        device_ids: &[String],
+    ) -> Result<(), AccountError> {
+        let record = self.audit_record(
+            actor,
+            Action::DeleteDevices,
+            user_id,
+            json!({"devices": device_ids}),
+        );
+        self.store
+            .delete_devices(user_id, device_ids, record.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Renames a device; `false` if the user has no such device.
+    pub async fn rename_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: &str,
+    ) -> Result<bool, AccountError> {
+        Ok(self
+            .store
+            .rename_device(user_id, device_id, display_name)
+            .await?)
+    }
+
+    /// An access token with which the admin acts as `user_id`, with no device (the Admin
+    /// API's login-as-user).
+    pub async fn login_as_user(
+        &self,
+        admin: &Requester,
+        user_id: &str,
+        valid_until_ms: Option<i64>,
+    ) -> Result<SecretString, AccountError> {
+        if user_id == admin.user.name {
+            return Err(AccountError::LoginAsSelf);
+        }
+        // Synapse mints a token even for an account that does not exist; it could never work.
+        let user = self.existing_user(user_id).await?;
+        let localpart = UserId::parse(&user.name)
+            .map(|id| id.localpart().to_owned())
+            .unwrap_or_default();
+        let token = tokens::new_access_token(&localpart);
+        let record = crate::audit::record(
+            &admin.user.name,
+            Action::LoginAsUser,
+            &user.name,
+            json!({"valid_until_ms": valid_until_ms}),
+        );
+        self.store
+            .create_puppet_token(
+                &admin.user.name,
+                &user.name,
+                &token,
+                valid_until_ms,
+                now_ms(),
+                &record,
+            )
+            .await?;
+        Ok(token)
+    }
+
+    /// A new nonce for shared-secret registration (64 random bytes as hex, as Synapse's
+    /// `token_hex(64)`), good for one registration within a minute, on any instance.
+    pub async fn new_registration_nonce(&self) -> Result<String, StoreError> {
+        let nonce = hex::encode(rand::random::<[u8; 64]>());
+        let now = now_ms();
+        self.store
+            .create_registration_nonce(&nonce, now, now - NONCE_LIFETIME_MS)
+            .await?;
+        Ok(nonce)
+    }
+
+    /// Spends a registration nonce: whether it was fresh. A nonce never serves twice.
+    pub async fn take_registration_nonce(&self, nonce: &str) -> Result<bool, StoreError> {
+        self.store
+            .take_registration_nonce(nonce, now_ms() - NONCE_LIFETIME_MS)
+            .await
+    }
+
+    /// The account with exactly this ID, or [`AccountError::UserNotFound`].
+    pub(super) async fn existing_user(&self, user_id: &str) -> Result<User, AccountError> {
+        self.store
+            .get_user(user_id)
+            .await?
+            .ok_or_else(|| AccountError::UserNotFound(user_id.to_owned()))
+    }
+}
+
+fn login_success(session: NewSession) -> LoginSuccess {
+    LoginSuccess {
+        user_id: session.user_id,
+        device_id: session.device_id,
+        access_token: session.access_token,
+    }
+}
