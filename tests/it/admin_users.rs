@@ -478,12 +478,22 @@ async fn the_listings_page_and_filter_like_synapse(db: TestDb) {
     }
     server
         .store()
-        .deactivate("@dirk:example.com", false, None)
+        .deactivate(
+            "@dirk:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     server
         .store()
-        .set_locked("@eddy:example.com", true, None)
+        .set_locked(
+            "@eddy:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     let list = |query: &str| {

@@ -90,7 +90,7 @@ impl Write {
         match self {
             Write::CreateUser => store.create_user(&new_user("dave"), audit).await.map(drop),
             Write::ImportUsers => store
-                .create_users(&[(new_user("erin"), record.clone())])
+                .create_users(&[(new_user("erin"), Some(record.clone()))])
                 .await
                 .map(drop),
             Write::MintSession => {
@@ -115,8 +115,16 @@ impl Write {
                 .delete_devices(ALICE, &["PHONE".into()], audit)
                 .await
                 .map(drop),
-            Write::Lock => store.set_locked(ALICE, true, audit).await,
-            Write::SetAdmin => store.set_admin(ALICE, true, audit).await,
+            Write::Lock => {
+                store
+                    .set_locked(ALICE, true, homekey::store::AdminGuard::Off, audit)
+                    .await
+            }
+            Write::SetAdmin => {
+                store
+                    .set_admin(ALICE, true, homekey::store::AdminGuard::Off, audit)
+                    .await
+            }
             Write::ModifyUser => {
                 let changes = UserChanges {
                     displayname: Some(Some("Alice L.".into())),
@@ -124,7 +132,9 @@ impl Write {
                     ..UserChanges::default()
                 };
                 let user_id = UserId::parse(ALICE).unwrap();
-                store.modify_user(&user_id, &changes, audit).await
+                store
+                    .modify_user(&user_id, &changes, homekey::store::AdminGuard::Off, audit)
+                    .await
             }
             Write::Logout => store
                 .logout(ALICE, &Logout::AllDevices, audit)
@@ -136,7 +146,10 @@ impl Write {
                     .set_password_hash(ALICE, Some(&hash), &Logout::AllDevices, audit)
                     .await
             }
-            Write::Deactivate => store.deactivate(ALICE, true, audit).await,
+            Write::Deactivate => store
+                .deactivate(ALICE, true, homekey::store::AdminGuard::Off, audit)
+                .await
+                .map(drop),
         }
     }
 }
@@ -150,6 +163,7 @@ fn new_user(localpart: &str) -> NewUser {
         is_guest: false,
         user_type: None,
         displayname: Some(localpart.into()),
+        avatar_url: None,
     }
 }
 

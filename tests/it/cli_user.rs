@@ -552,6 +552,7 @@ async fn an_import_skips_an_account_whose_name_a_new_one_could_not_have(db: Test
         is_guest: true,
         user_type: None,
         displayname: None,
+        avatar_url: None,
     };
     op.store().create_user(&old, None).await.unwrap();
     let csv = op.dir.path().join("users.csv");
@@ -581,7 +582,12 @@ async fn audit_list_shows_each_change_with_its_actor(db: TestDb) {
         details: serde_json::json!({"admin": true}),
     };
     op.store()
-        .set_admin("@alice:example.com", true, Some(&old))
+        .set_admin(
+            "@alice:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            Some(&old),
+        )
         .await
         .unwrap();
     op.create("bob", "builder22");
@@ -745,6 +751,32 @@ async fn the_password_policy_refuses_and_changes_nothing(db: TestDb) {
     // Only the successful change was recorded.
     let body = op.json(&["audit", "list", "--json"]);
     assert_eq!(body["records"].as_array().unwrap().len(), 1);
+
+    // The operator may override the policy, never the length limit.
+    op.ok(
+        &[
+            "user",
+            "set-password",
+            "alice",
+            "--ignore-policy",
+            "--password-stdin",
+        ],
+        "nodigitshere\n",
+    );
+    assert!(op.password_is("@alice:example.com", "nodigitshere").await);
+    let err = op.fails(
+        &[
+            "user",
+            "set-password",
+            "alice",
+            "--ignore-policy",
+            "--password-stdin",
+        ],
+        &format!("{}\n", "a1".repeat(257)),
+        1,
+    );
+    assert!(err.contains("longer than 512 characters"), "{err}");
+    assert!(op.password_is("@alice:example.com", "nodigitshere").await);
 }
 
 async fn no_secret_reaches_the_output_or_the_logs(db: TestDb) {

@@ -46,7 +46,12 @@ async fn unknown_and_deactivated_users_take_as_long_as_a_wrong_password() {
     }
     server
         .store()
-        .deactivate("@gone:example.com", false, None)
+        .deactivate(
+            "@gone:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     let refusal = json!({"errcode": "M_FORBIDDEN", "error": "Invalid username or password"});

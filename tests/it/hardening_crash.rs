@@ -118,6 +118,7 @@ async fn seed_account(store: &Store, old_hash: &SecretString, localpart: &str) -
                 is_guest: false,
                 user_type: None,
                 displayname: None,
+                avatar_url: None,
             },
             None,
         )
@@ -267,7 +268,12 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
     // An admin whose token outlives every restart.
     let admin_token = seed_account(&db.store, &old_hash, "root").await.remove(0);
     db.store
-        .set_admin("@root:example.com", true, None)
+        .set_admin(
+            "@root:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
 

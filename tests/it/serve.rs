@@ -13,6 +13,7 @@ server_tests!(
     versions_and_login_flows_answer_on_v3_and_r0,
     a_user_logs_in_by_localpart_full_id_any_case_or_legacy_user,
     wrong_password_unknown_and_deactivated_users_get_one_answer,
+    a_deactivated_account_with_a_hash_again_is_told_so_only_with_its_password,
     whoami_takes_the_token_from_the_header_or_the_query,
     a_burst_of_requests_leaves_one_whole_log_line_each,
     logout_ends_one_device_and_logout_all_ends_every_one,
@@ -97,7 +98,12 @@ async fn wrong_password_unknown_and_deactivated_users_get_one_answer(db: TestDb)
     server.create_user("gone", "gone password").await;
     server
         .store()
-        .deactivate("@gone:example.com", false, None)
+        .deactivate(
+            "@gone:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     let expected = json!({"errcode": "M_FORBIDDEN", "error": "Invalid username or password"});
@@ -115,6 +121,47 @@ async fn wrong_password_unknown_and_deactivated_users_get_one_answer(db: TestDb)
             "{user}"
         );
     }
+}
+
+/// A deactivated account whose hash came back (set by hand in SQL): the right password gets
+/// Synapse's 403 `M_USER_DEACTIVATED`, a wrong one the answer of an unknown user, and no
+/// session is opened either way.
+async fn a_deactivated_account_with_a_hash_again_is_told_so_only_with_its_password(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("ghost", "ghost password").await;
+    server.create_user("spare", "spare password").await;
+    let hash = server
+        .store()
+        .get_user("@spare:example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    server
+        .store()
+        .deactivate(
+            "@ghost:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
+        .await
+        .unwrap();
+    // The hash of "spare password", put back by hand on the deactivated account.
+    raw_execute(
+        &server.db.config,
+        "UPDATE users SET password_hash = $1 WHERE name = '@ghost:example.com'",
+        &[hash.expose_secret()],
+    )
+    .await;
+    let (status, body) = server.login("ghost", "spare password").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["errcode"], "M_USER_DEACTIVATED", "{body}");
+    let unknown = server.login("nobody", "spare password").await;
+    assert_eq!(server.login("ghost", "wrong password").await, unknown);
+    assert_eq!(unknown.1["errcode"], "M_FORBIDDEN");
+    assert!(server.device_ids("@ghost:example.com").await.is_empty());
 }
 
 async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
@@ -154,7 +201,12 @@ async fn whoami_takes_the_token_from_the_header_or_the_query(db: TestDb) {
     // A locked account's token is refused with M_USER_LOCKED.
     server
         .store()
-        .set_locked("@carol:example.com", true, None)
+        .set_locked(
+            "@carol:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     let (status, body) = server.whoami(Some(&token)).await;
@@ -292,7 +344,12 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     let token = server.token_for("ivy", "pw-ivy").await;
     server
         .store()
-        .set_locked("@ivy:example.com", true, None)
+        .set_locked(
+            "@ivy:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -305,7 +362,12 @@ async fn expired_tokens_and_locked_accounts_can_still_log_out(db: TestDb) {
     assert_eq!(status, StatusCode::OK);
     server
         .store()
-        .set_locked("@ivy:example.com", false, None)
+        .set_locked(
+            "@ivy:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(

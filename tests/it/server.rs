@@ -166,6 +166,7 @@ impl Server {
                     is_guest: false,
                     user_type: None,
                     displayname: None,
+                    avatar_url: None,
                 },
                 None,
             )
@@ -316,7 +317,12 @@ impl Server {
     pub async fn admin_token(&self, localpart: &str, password: &str) -> String {
         self.create_user(localpart, password).await;
         self.store()
-            .set_admin(&format!("@{localpart}:example.com"), true, None)
+            .set_admin(
+                &format!("@{localpart}:example.com"),
+                true,
+                homekey::store::AdminGuard::Off,
+                None,
+            )
             .await
             .unwrap();
         self.token_for(localpart, password).await

@@ -74,6 +74,7 @@ async fn create(store: &Store, localpart: &str) -> homekey::store::User {
                 is_guest: false,
                 user_type: None,
                 displayname: Some(localpart.to_uppercase()),
+                avatar_url: None,
             },
             None,
         )
@@ -128,6 +129,7 @@ async fn a_created_user_reads_back_with_synapses_fields(store: Store) {
                 is_guest: false,
                 user_type: Some("support".into()),
                 displayname: Some("Alice Liddell".into()),
+                avatar_url: None,
             },
             None,
         )
@@ -157,6 +159,7 @@ async fn a_duplicate_name_is_refused_ignoring_case_and_changes_nothing(store: St
         is_guest: false,
         user_type: None,
         displayname: Some("impostor".into()),
+        avatar_url: None,
     };
     let err = store.create_user(&duplicate, None).await.unwrap_err();
     assert!(
@@ -191,9 +194,22 @@ async fn unknown_users_are_reported_and_nothing_changes(store: Store) {
             .set_password_hash(ghost, Some(&hash("x")), &Logout::AllDevices, None)
             .await
     ));
-    assert!(not_found(store.set_admin(ghost, true, None).await));
-    assert!(not_found(store.set_locked(ghost, true, None).await));
-    assert!(not_found(store.deactivate(ghost, false, None).await));
+    assert!(not_found(
+        store
+            .set_admin(ghost, true, homekey::store::AdminGuard::Off, None)
+            .await
+    ));
+    assert!(not_found(
+        store
+            .set_locked(ghost, true, homekey::store::AdminGuard::Off, None)
+            .await
+    ));
+    assert!(not_found(
+        store
+            .deactivate(ghost, false, homekey::store::AdminGuard::Off, None)
+            .await
+            .map(drop)
+    ));
     assert!(not_found(
         store
             .logout(ghost, &Logout::AllDevices, None)
@@ -230,15 +246,30 @@ async fn listing_pages_and_filters_like_the_admin_api(store: Store) {
         create(&store, name).await;
     }
     store
-        .set_admin("@erin:example.com", true, None)
+        .set_admin(
+            "@erin:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     store
-        .deactivate("@frank:example.com", false, None)
+        .deactivate(
+            "@frank:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     store
-        .set_locked("@grace:example.com", true, None)
+        .set_locked(
+            "@grace:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     store
@@ -251,6 +282,7 @@ async fn listing_pages_and_filters_like_the_admin_api(store: Store) {
                 is_guest: true,
                 user_type: None,
                 displayname: None,
+                avatar_url: None,
             },
             None,
         )
@@ -466,7 +498,12 @@ async fn deactivation_removes_the_password_and_every_session(store: Store) {
     create(&store, "leo").await;
     login(&store, "leo", "PHONE", "tok-leo").await;
     store
-        .deactivate("@leo:example.com", false, None)
+        .deactivate(
+            "@leo:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     let leo = store.get_user("@leo:example.com").await.unwrap().unwrap();
@@ -485,12 +522,24 @@ async fn deactivation_removes_the_password_and_every_session(store: Store) {
 async fn admin_and_lock_flags_change(store: Store) {
     create(&store, "mia").await;
     let mia = "@mia:example.com";
-    store.set_admin(mia, true, None).await.unwrap();
-    store.set_locked(mia, true, None).await.unwrap();
+    store
+        .set_admin(mia, true, homekey::store::AdminGuard::Off, None)
+        .await
+        .unwrap();
+    store
+        .set_locked(mia, true, homekey::store::AdminGuard::Off, None)
+        .await
+        .unwrap();
     let read = store.get_user(mia).await.unwrap().unwrap();
     assert!(read.admin && read.locked);
-    store.set_admin(mia, false, None).await.unwrap();
-    store.set_locked(mia, false, None).await.unwrap();
+    store
+        .set_admin(mia, false, homekey::store::AdminGuard::Off, None)
+        .await
+        .unwrap();
+    store
+        .set_locked(mia, false, homekey::store::AdminGuard::Off, None)
+        .await
+        .unwrap();
     let read = store.get_user(mia).await.unwrap().unwrap();
     assert!(!read.admin && !read.locked);
 }
@@ -554,6 +603,7 @@ async fn audit_records_are_listed_newest_first_by_user_and_time(store: Store) {
         is_guest: false,
         user_type: None,
         displayname: None,
+        avatar_url: None,
     };
     let created = record(NOW_MS - 2000, "create_user", "@amy:example.com");
     store.create_user(&amy, Some(&created)).await.unwrap();
@@ -570,7 +620,12 @@ async fn audit_records_are_listed_newest_first_by_user_and_time(store: Store) {
     create(&store, "bo").await;
     let promoted = record(NOW_MS, "set_admin", "@bo:example.com");
     store
-        .set_admin("@bo:example.com", true, Some(&promoted))
+        .set_admin(
+            "@bo:example.com",
+            true,
+            homekey::store::AdminGuard::Off,
+            Some(&promoted),
+        )
         .await
         .unwrap();
     let all = store.list_audit(&AuditFilter::default()).await.unwrap();
