@@ -17,6 +17,7 @@ server_tests!(
     the_admin_flag_is_read_and_set_but_never_self_demoted,
     deactivation_ends_every_session_but_never_the_last_admin,
     username_available_applies_the_registration_rules,
+    joined_rooms_is_empty_for_any_user_and_the_key_server_names_the_server,
 );
 
 const ADMIN: &str = "/_synapse/admin";
@@ -790,4 +791,63 @@ async fn username_available_applies_the_registration_rules(db: TestDb) {
         (status, errcode(&body)),
         (StatusCode::BAD_REQUEST, "M_MISSING_PARAM")
     );
+}
+
+async fn joined_rooms_is_empty_for_any_user_and_the_key_server_names_the_server(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin = server.admin_token("root", "root-pw").await;
+    server.create_user("gina", "pw").await;
+    let user_token = server.token_for("gina", "pw").await;
+    // As Synapse: no check of the user at all, the same empty answer for everyone.
+    for user_id in [
+        "@gina:example.com",
+        "@nobody:example.com",
+        "@someone:other.org",
+        "not-a-user-id",
+    ] {
+        let path = format!("{ADMIN}/v1/users/{user_id}/joined_rooms");
+        let (status, body) = server.call("GET", &path, Some(&admin), None).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"joined_rooms": [], "total": 0})),
+            "{user_id}"
+        );
+    }
+    let path = format!("{ADMIN}/v1/users/@gina:example.com/joined_rooms");
+    let (status, body) = server.call("GET", &path, Some(&user_token), None).await;
+    assert_eq!(
+        (status, errcode(&body)),
+        (StatusCode::FORBIDDEN, "M_FORBIDDEN")
+    );
+    let (status, _) = server.call("GET", &path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The server name for tools such as synadm; no keys, since homekey signs nothing. No
+    // token needed, as in Synapse.
+    for path in ["/_matrix/key/v2/server", "/_matrix/key/v2/server/ed25519:a"] {
+        let before = now_ms();
+        let (status, body) = server.call("GET", path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let valid_until = body["valid_until_ts"].as_i64().unwrap();
+        assert!(
+            valid_until >= before + 86_400_000 && valid_until <= now_ms() + 86_400_000,
+            "{body}"
+        );
+        assert_eq!(
+            body,
+            json!({
+                "server_name": "example.com",
+                "verify_keys": {},
+                "old_verify_keys": {},
+                "valid_until_ts": valid_until,
+            })
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
