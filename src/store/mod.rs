@@ -163,6 +163,9 @@ pub struct UserFilter {
     /// Only deactivated accounts (the v3 listing's `deactivated=true`).
     pub only_deactivated: bool,
     pub include_locked: bool,
+    /// User types left out (Synapse's repeatable `not_user_type`; `""` is "no type"). Empty:
+    /// none left out.
+    pub not_user_types: Vec<String>,
     pub order_by: UserOrder,
     pub descending: bool,
 }

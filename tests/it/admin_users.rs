@@ -18,6 +18,8 @@ server_tests!(
     deactivation_ends_every_session_but_never_the_last_admin,
     username_available_applies_the_registration_rules,
     joined_rooms_is_empty_for_any_user_and_the_key_server_names_the_server,
+    not_user_type_leaves_out_types_as_synapse_does,
+    joined_rooms_is_empty_for_any_user_and_the_key_server_names_the_server,
 );
 
 const ADMIN: &str = "/_synapse/admin";
@@ -850,4 +852,94 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+async fn not_user_type_leaves_out_types_as_synapse_does(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin = server.admin_token("root", "root-pw").await;
+    server.create_user("human", "pw").await;
+    for (name, user_type) in [("robot", "bot"), ("helper", "support")] {
+        let (status, body) = server
+            .call(
+                "PUT",
+                &format!("{ADMIN}/v2/users/@{name}:example.com"),
+                Some(&admin),
+                Some(json!({"user_type": user_type})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let names = |body: &Value| -> Vec<String> {
+        body["users"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (helper, human, robot, root) = (
+        "@helper:example.com",
+        "@human:example.com",
+        "@robot:example.com",
+        "@root:example.com",
+    );
+    // Synapse's rules (get_users_paginate): "" alone is "no type"; beside other types it
+    // makes them leave out the untyped too; several "" alone leave out nothing.
+    for (query, expected) in [
+        ("", vec![helper, human, robot, root]),
+        ("not_user_type=bot", vec![helper, human, root]),
+        ("not_user_type=bot&not_user_type=support", vec![human, root]),
+        ("not_user_type=", vec![helper, robot]),
+        ("not_user_type=&not_user_type=bot", vec![helper]),
+        (
+            "not_user_type=&not_user_type=",
+            vec![helper, human, robot, root],
+        ),
+        (
+            "not_user_type=bot&not_user_type=bot",
+            vec![helper, human, root],
+        ),
+        ("not_user_type=nobody", vec![helper, human, robot, root]),
+    ] {
+        for version in ["v2", "v3"] {
+            let (status, body) = server
+                .call(
+                    "GET",
+                    &format!("{ADMIN}/{version}/users?{query}"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{version} {query}: {body}");
+            assert_eq!(names(&body), expected, "{version} {query}");
+            assert_eq!(body["total"], expected.len(), "{version} {query}");
+        }
+    }
+    // With the other filters and paging: the placeholders after the types still bind.
+    let (_, body) = server
+        .call(
+            "GET",
+            &format!("{ADMIN}/v2/users?not_user_type=support&admins=false&limit=1&from=1"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(names(&body), [robot], "{body}");
+    assert_eq!(body["total"], 2);
+    // Synapse reads the values as ASCII.
+    let (status, body) = server
+        .call(
+            "GET",
+            &format!("{ADMIN}/v2/users?not_user_type=b%C3%B6t"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"errcode": "M_UNKNOWN", "error": "Query parameter 'not_user_type' must be ascii"})
+        )
+    );
 }

@@ -297,6 +297,14 @@ impl ListQuery {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Every value of a repeatable parameter, in order.
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     fn integer(&self, name: &str, default: i64) -> Result<i64, MatrixError> {
         let Some(value) = self.get(name) else {
             return Ok(default);
@@ -399,6 +407,21 @@ async fn list_users(
             ));
         }
     };
+    // Repeatable; read as Synapse's `parse_strings_from_args` does, in ASCII.
+    let not_user_types: Vec<String> = query
+        .all("not_user_type")
+        .map(|value| {
+            if value.is_ascii() {
+                Ok(value.to_owned())
+            } else {
+                Err(MatrixError::new(
+                    StatusCode::BAD_REQUEST,
+                    "M_UNKNOWN",
+                    "Query parameter 'not_user_type' must be ascii",
+                ))
+            }
+        })
+        .collect::<Result<_, _>>()?;
     let filter = UserFilter {
         name_contains: name,
         user_id_contains: user_id,
@@ -407,6 +430,7 @@ async fn list_users(
         include_deactivated,
         only_deactivated,
         include_locked,
+        not_user_types,
         order_by,
         descending,
     };
