@@ -12,10 +12,12 @@ use super::{
     UserPage, UserRow, is_unique_violation, with_pool,
 };
 
-/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID.
+/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID, and the
+/// latest `last_seen` of the user's devices (one probe of the devices' unique index).
 pub(super) const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
      u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, u.user_type, \
-     u.appservice_id, p.displayname, p.avatar_url";
+     u.appservice_id, p.displayname, p.avatar_url, \
+     (SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name) AS last_seen_ts";
 pub(super) const USERS_WITH_PROFILES: &str =
     "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
 

@@ -79,6 +79,8 @@ pub struct User {
     pub appservice_id: Option<String>,
     pub displayname: Option<String>,
     pub avatar_url: Option<String>,
+    /// The latest `last_seen` of the user's devices, in milliseconds; `None` without any.
+    pub last_seen_ts: Option<i64>,
 }
 
 /// A row of `users` joined with `profiles`, in the database's own types: Synapse keeps
@@ -98,6 +100,7 @@ struct UserRow {
     appservice_id: Option<String>,
     displayname: Option<String>,
     avatar_url: Option<String>,
+    last_seen_ts: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -117,6 +120,7 @@ impl From<UserRow> for User {
             appservice_id: row.appservice_id,
             displayname: row.displayname,
             avatar_url: row.avatar_url,
+            last_seen_ts: row.last_seen_ts,
         }
     }
 }

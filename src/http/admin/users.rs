@@ -24,6 +24,8 @@ const MAX_DISPLAYNAME_LENGTH: usize = 256;
 
 /// A user as `GET /_synapse/admin/v2/users/<id>` shows it (`creation_ts` in seconds, as
 /// Synapse has it here). homekey keeps no third-party IDs, external IDs or erasure marks.
+/// `last_seen_ts` is the latest of the devices' `last_seen` (Synapse reads its `user_ips`
+/// here and both tables in the listing; it updates them together, homekey has only devices).
 fn user_json(user: &User) -> Value {
     json!({
         "name": user.name,
@@ -44,7 +46,7 @@ fn user_json(user: &User) -> Value {
         "threepids": [],
         "external_ids": [],
         "erased": false,
-        "last_seen_ts": null,
+        "last_seen_ts": user.last_seen_ts,
     })
 }
 
@@ -62,7 +64,7 @@ fn listed_user_json(user: &User) -> Value {
         "creation_ts": user.creation_ts * 1000,
         "approved": user.approved,
         "erased": false,
-        "last_seen_ts": null,
+        "last_seen_ts": user.last_seen_ts,
         "locked": user.locked,
     })
 }
