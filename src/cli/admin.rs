@@ -47,7 +47,9 @@ pub enum AdminCommand {
     /// the saved session out on the server and forget it.
     ///
     /// A user's devices are listed, then deleted in one request (Synapse's
-    /// `delete_devices`); a device that logs in between the two is not touched.
+    /// `delete_devices`); a device that logs in between the two is not touched, nor is a
+    /// token an admin got with login-as-user (it has no device; it ends when it expires or
+    /// is logged out itself), on homekey as on Synapse.
     Logout {
         /// The user to log out everywhere (localpart or full user ID).
         user: Option<String>,

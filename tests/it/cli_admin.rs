@@ -320,6 +320,18 @@ async fn admin_logout_user_ends_every_session_of_the_user(db: TestDb) {
         )
     };
 
+    // A token an admin got to act as erin has no device: delete_devices leaves it (Synapse
+    // too), as the help says.
+    let (status, body) = server
+        .call(
+            "POST",
+            "/_synapse/admin/v1/users/@erin:example.com/login",
+            Some(&admin_token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let puppet = body["access_token"].as_str().unwrap().to_owned();
     let out = admin(&admin_token, &["logout", "@erin:example.com"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
@@ -334,6 +346,7 @@ async fn admin_logout_user_ends_every_session_of_the_user(db: TestDb) {
         );
     }
     assert!(server.device_ids("@erin:example.com").await.is_empty());
+    assert_eq!(server.whoami(Some(&puppet)).await.0, StatusCode::OK);
     // Nobody else: not the admin, not another user.
     assert_eq!(server.whoami(Some(&admin_token)).await.0, StatusCode::OK);
     assert_eq!(server.whoami(Some(&frank)).await.0, StatusCode::OK);
