@@ -298,6 +298,29 @@ impl AdminClient {
         .await
     }
 
+    /// Deletes these devices of the user, with their access tokens.
+    pub async fn delete_devices(
+        &self,
+        user_id: &str,
+        device_ids: &[String],
+    ) -> Result<(), AdminClientError> {
+        self.request(
+            reqwest::Method::POST,
+            &[
+                "_synapse",
+                "admin",
+                "v2",
+                "users",
+                user_id,
+                "delete_devices",
+            ],
+            &[],
+            Some(json!({ "devices": device_ids })),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn server_version(&self) -> Result<Value, AdminClientError> {
         self.request(
             reqwest::Method::GET,

@@ -43,8 +43,17 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Log the saved session out on the server and forget it.
-    Logout,
+    /// With USER: log that user out everywhere (every device, with its tokens). Without: log
+    /// the saved session out on the server and forget it.
+    ///
+    /// A user's devices are listed, then deleted in one request (Synapse's
+    /// `delete_devices`); a device that logs in between the two is not touched, nor is a
+    /// token an admin got with login-as-user (it has no device; it ends when it expires or
+    /// is logged out itself), on homekey as on Synapse.
+    Logout {
+        /// The user to log out everywhere (localpart or full user ID).
+        user: Option<String>,
+    },
     /// Set a user's password; every session of the user ends unless --keep-devices.
     ResetPassword {
         user: String,
@@ -243,7 +252,25 @@ pub async fn run(args: AdminArgs) -> Result<(), CommandError> {
     let user_id = |user: &str| full_user_id(user, admin_user_id);
     match &args.command {
         AdminCommand::Login { .. } => unreachable!("handled above"),
-        AdminCommand::Logout => {
+        AdminCommand::Logout { user: Some(user) } => {
+            let user_id = user_id(user)?;
+            let devices = client.devices(&user_id).await?;
+            let device_ids: Vec<String> = devices["devices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|device| device["device_id"].as_str().map(str::to_owned))
+                .collect();
+            if !device_ids.is_empty() {
+                client.delete_devices(&user_id, &device_ids).await?;
+            }
+            let count = device_ids.len();
+            out!(
+                "{user_id} logged out everywhere: {count} device{} deleted",
+                if count == 1 { "" } else { "s" }
+            );
+        }
+        AdminCommand::Logout { user: None } => {
             client.logout().await?;
             if let Ok(path) = session_path() {
                 let _ = std::fs::remove_file(path);

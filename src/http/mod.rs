@@ -5,6 +5,7 @@
 //! - [`client`]: the Client-Server routes, under `/_matrix/client/v3` and the legacy `/r0`.
 //! - [`admin`]: Synapse's Admin API for users, under `/_synapse/admin`.
 //! - [`access_log`]: one log line per request, tokens redacted.
+//! - [`server_keys`]: the server name at `/_matrix/key/v2/server`, with no keys.
 
 mod access_log;
 mod admin;
@@ -14,6 +15,7 @@ mod client_address;
 pub mod error;
 mod interactive_auth;
 mod json;
+mod server_keys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +43,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/_matrix/client/versions",
             axum::routing::get(client::versions),
+        )
+        .route(
+            "/_matrix/key/v2/server",
+            axum::routing::get(server_keys::server_keys),
+        )
+        .route(
+            "/_matrix/key/v2/server/{key_id}",
+            axum::routing::get(server_keys::server_keys),
         )
         .merge(client::routes("/_matrix/client/v3"))
         .merge(client::routes("/_matrix/client/r0"))

@@ -248,19 +248,24 @@ impl Store {
         limit: i64,
     ) -> Result<UserPage, StoreError> {
         let direction = if filter.descending { "DESC" } else { "ASC" };
+        let (user_type_filter, excluded_types) = not_user_type_filter(&filter.not_user_types);
         let page_sql = format!(
-            "SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER} \
-             ORDER BY {} {direction}, u.name ASC LIMIT $8 OFFSET $9",
-            filter.order_by.sql()
+            "SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER}{user_type_filter} \
+             ORDER BY {} {direction}, u.name ASC LIMIT ${} OFFSET ${}",
+            filter.order_by.sql(),
+            8 + excluded_types.len(),
+            9 + excluded_types.len(),
         );
-        let count_sql = format!("SELECT COUNT(*) FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER}");
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER}{user_type_filter}"
+        );
         let admins: i16 = match filter.admins {
             None => -1,
             Some(admin) => i16::from(admin),
         };
         macro_rules! bind_filter {
-            ($query:expr) => {
-                $query
+            ($query:expr) => {{
+                let mut query = $query
                     .bind(lowercase(&filter.name_contains))
                     .bind(lowercase(&filter.user_id_contains))
                     .bind(admins)
@@ -269,8 +274,12 @@ impl Store {
                         filter.include_deactivated || filter.only_deactivated,
                     ))
                     .bind(i16::from(filter.only_deactivated))
-                    .bind(i16::from(filter.include_locked))
-            };
+                    .bind(i16::from(filter.include_locked));
+                for user_type in &excluded_types {
+                    query = query.bind(*user_type);
+                }
+                query
+            }};
         }
         with_pool!(self, |pool| {
             // One read transaction, so the page and the total agree.
@@ -529,6 +538,41 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// The listing's `not_user_type` clause, on `$8`, `$9`… (one per type, each once), and the
+/// types to bind there; `""` and none when nothing is excluded. Synapse's rules
+/// (`get_users_paginate`): `""` stands for "no user type" (NULL). Alone it excludes exactly
+/// the users without a type; beside other types it makes those others exclude users without a
+/// type too (SQL's `NULL NOT IN (…)`), while without it they never do. Several `""` and
+/// nothing else exclude nothing at all (Synapse's `NOT FALSE`): odd, matched.
+fn not_user_type_filter(not_user_types: &[String]) -> (String, Vec<&str>) {
+    if not_user_types.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    if let [only] = not_user_types
+        && only.is_empty()
+    {
+        return (" AND u.user_type IS NOT NULL".into(), Vec::new());
+    }
+    let mut types: Vec<&str> = not_user_types
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    if types.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let placeholders: Vec<String> = (0..types.len()).map(|i| format!("${}", 8 + i)).collect();
+    let not_in = format!("u.user_type NOT IN ({})", placeholders.join(", "));
+    let clause = if not_user_types.iter().any(|t| t.is_empty()) {
+        format!(" AND {not_in}")
+    } else {
+        format!(" AND ({not_in} OR u.user_type IS NULL)")
+    };
+    (clause, types)
 }
 
 /// A filter's text, lowercased as Synapse compares it; '' for none.

@@ -43,8 +43,10 @@ impl Store {
                         })?;
                     }
                 } else if !path.exists() {
+                    // What a new user meets after `generate-config`: say how to make it.
                     return Err(StoreError::Unavailable(format!(
-                        "{} does not exist",
+                        "{} does not exist; create it with `homekey migrate` given the same \
+                         -c or --database (or start `homekey serve` once)",
                         path.display()
                     )));
                 }

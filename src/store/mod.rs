@@ -64,10 +64,12 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID.
+/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID, and the
+/// latest `last_seen` of the user's devices (one probe of the devices' unique index).
 const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
      u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, u.user_type, \
-     u.appservice_id, p.displayname, p.avatar_url";
+     u.appservice_id, p.displayname, p.avatar_url, \
+     (SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name) AS last_seen_ts";
 const USERS_WITH_PROFILES: &str = "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
 
 /// An account, as stored in Synapse's `users` table (with the display name from `profiles`).
@@ -87,6 +89,8 @@ pub struct User {
     pub appservice_id: Option<String>,
     pub displayname: Option<String>,
     pub avatar_url: Option<String>,
+    /// The latest `last_seen` of the user's devices, in milliseconds; `None` without any.
+    pub last_seen_ts: Option<i64>,
 }
 
 /// A row of `users` joined with `profiles`, in the database's own types: Synapse keeps
@@ -106,6 +110,7 @@ struct UserRow {
     appservice_id: Option<String>,
     displayname: Option<String>,
     avatar_url: Option<String>,
+    last_seen_ts: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -125,6 +130,7 @@ impl From<UserRow> for User {
             appservice_id: row.appservice_id,
             displayname: row.displayname,
             avatar_url: row.avatar_url,
+            last_seen_ts: row.last_seen_ts,
         }
     }
 }
@@ -184,6 +190,9 @@ pub struct UserFilter {
     /// Only deactivated accounts (the v3 listing's `deactivated=true`).
     pub only_deactivated: bool,
     pub include_locked: bool,
+    /// User types left out (Synapse's repeatable `not_user_type`; `""` is "no type"). Empty:
+    /// none left out.
+    pub not_user_types: Vec<String>,
     pub order_by: UserOrder,
     pub descending: bool,
 }

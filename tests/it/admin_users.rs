@@ -17,6 +17,9 @@ server_tests!(
     the_admin_flag_is_read_and_set_but_never_self_demoted,
     deactivation_ends_every_session_but_never_the_last_admin,
     username_available_applies_the_registration_rules,
+    not_user_type_leaves_out_types_as_synapse_does,
+    last_seen_ts_is_the_latest_of_the_devices,
+    joined_rooms_is_empty_for_any_user_and_the_key_server_names_the_server,
 );
 
 const ADMIN: &str = "/_synapse/admin";
@@ -800,4 +803,224 @@ async fn username_available_applies_the_registration_rules(db: TestDb) {
         (status, errcode(&body)),
         (StatusCode::BAD_REQUEST, "M_MISSING_PARAM")
     );
+}
+
+async fn not_user_type_leaves_out_types_as_synapse_does(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin = server.admin_token("root", "root-pw").await;
+    server.create_user("human", "pw").await;
+    for (name, user_type) in [("robot", "bot"), ("helper", "support")] {
+        let (status, body) = server
+            .call(
+                "PUT",
+                &format!("{ADMIN}/v2/users/@{name}:example.com"),
+                Some(&admin),
+                Some(json!({"user_type": user_type})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let names = |body: &Value| -> Vec<String> {
+        body["users"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (helper, human, robot, root) = (
+        "@helper:example.com",
+        "@human:example.com",
+        "@robot:example.com",
+        "@root:example.com",
+    );
+    // Synapse's rules (get_users_paginate): "" alone is "no type"; beside other types it
+    // makes them leave out the untyped too; several "" alone leave out nothing.
+    for (query, expected) in [
+        ("", vec![helper, human, robot, root]),
+        ("not_user_type=bot", vec![helper, human, root]),
+        ("not_user_type=bot&not_user_type=support", vec![human, root]),
+        ("not_user_type=", vec![helper, robot]),
+        ("not_user_type=&not_user_type=bot", vec![helper]),
+        (
+            "not_user_type=&not_user_type=",
+            vec![helper, human, robot, root],
+        ),
+        (
+            "not_user_type=bot&not_user_type=bot",
+            vec![helper, human, root],
+        ),
+        ("not_user_type=nobody", vec![helper, human, robot, root]),
+    ] {
+        for version in ["v2", "v3"] {
+            let (status, body) = server
+                .call(
+                    "GET",
+                    &format!("{ADMIN}/{version}/users?{query}"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{version} {query}: {body}");
+            assert_eq!(names(&body), expected, "{version} {query}");
+            assert_eq!(body["total"], expected.len(), "{version} {query}");
+        }
+    }
+    // With the other filters and paging: the placeholders after the types still bind.
+    let (_, body) = server
+        .call(
+            "GET",
+            &format!("{ADMIN}/v2/users?not_user_type=support&admins=false&limit=1&from=1"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(names(&body), [robot], "{body}");
+    assert_eq!(body["total"], 2);
+    // Synapse reads the values as ASCII.
+    let (status, body) = server
+        .call(
+            "GET",
+            &format!("{ADMIN}/v2/users?not_user_type=b%C3%B6t"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"errcode": "M_UNKNOWN", "error": "Query parameter 'not_user_type' must be ascii"})
+        )
+    );
+}
+
+async fn last_seen_ts_is_the_latest_of_the_devices(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin = server.admin_token("root", "root-pw").await;
+    server.create_user("anna", "pw").await;
+    server.create_user("bert", "pw").await;
+    let anna = format!("{ADMIN}/v2/users/@anna:example.com");
+    let (_, body) = server.call("GET", &anna, Some(&admin), None).await;
+    assert_eq!(body["last_seen_ts"], Value::Null, "no device yet: {body}");
+
+    let before = now_ms();
+    server.session_for("anna", "pw").await;
+    let (_, laptop) = server.session_for("anna", "pw").await;
+    server.session_for("bert", "pw").await;
+    let after = now_ms();
+    // One device seen later than the others (a later login on it would do the same).
+    crate::server::raw_execute(
+        &server.db.config,
+        &format!(
+            "UPDATE devices SET last_seen = {} WHERE user_id = $1 AND device_id = $2",
+            after + 60_000
+        ),
+        &["@anna:example.com", &laptop],
+    )
+    .await;
+
+    let (status, body) = server.call("GET", &anna, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["last_seen_ts"], json!(after + 60_000), "{body}");
+    let listed = |body: &Value, name: &str| -> Value {
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {body}"))["last_seen_ts"]
+            .clone()
+    };
+    for version in ["v2", "v3"] {
+        let (_, body) = server
+            .call(
+                "GET",
+                &format!("{ADMIN}/{version}/users?order_by=last_seen_ts&dir=b"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(listed(&body, "@anna:example.com"), json!(after + 60_000));
+        let bert = listed(&body, "@bert:example.com").as_i64().unwrap();
+        assert!(
+            (before..=after).contains(&bert),
+            "{bert} in {before}..{after}"
+        );
+        assert_eq!(
+            body["users"][0]["name"], "@anna:example.com",
+            "sorted by it, latest first: {body}"
+        );
+    }
+    // A user with no device left has no last_seen_ts again.
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("{ADMIN}/v1/reset_password/@anna:example.com"),
+            Some(&admin),
+            Some(json!({"new_password": "pw2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = server.call("GET", &anna, Some(&admin), None).await;
+    assert_eq!(body["last_seen_ts"], Value::Null, "{body}");
+}
+
+async fn joined_rooms_is_empty_for_any_user_and_the_key_server_names_the_server(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin = server.admin_token("root", "root-pw").await;
+    server.create_user("gina", "pw").await;
+    let user_token = server.token_for("gina", "pw").await;
+    // As Synapse: no check of the user at all, the same empty answer for everyone.
+    for user_id in [
+        "@gina:example.com",
+        "@nobody:example.com",
+        "@someone:other.org",
+        "not-a-user-id",
+    ] {
+        let path = format!("{ADMIN}/v1/users/{user_id}/joined_rooms");
+        let (status, body) = server.call("GET", &path, Some(&admin), None).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"joined_rooms": [], "total": 0})),
+            "{user_id}"
+        );
+    }
+    let path = format!("{ADMIN}/v1/users/@gina:example.com/joined_rooms");
+    let (status, body) = server.call("GET", &path, Some(&user_token), None).await;
+    assert_eq!(
+        (status, errcode(&body)),
+        (StatusCode::FORBIDDEN, "M_FORBIDDEN")
+    );
+    let (status, _) = server.call("GET", &path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The server name for tools such as synadm; no keys, since homekey signs nothing. No
+    // token needed, as in Synapse.
+    for path in ["/_matrix/key/v2/server", "/_matrix/key/v2/server/ed25519:a"] {
+        let before = now_ms();
+        let (status, body) = server.call("GET", path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let valid_until = body["valid_until_ts"].as_i64().unwrap();
+        assert!(
+            valid_until >= before + 86_400_000 && valid_until <= now_ms() + 86_400_000,
+            "{body}"
+        );
+        assert_eq!(
+            body,
+            json!({
+                "server_name": "example.com",
+                "verify_keys": {},
+                "old_verify_keys": {},
+                "valid_until_ts": valid_until,
+            })
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

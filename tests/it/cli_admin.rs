@@ -2,7 +2,7 @@
 //! homekey, on SQLite and PostgreSQL.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::server::{Server, server_tests};
 use crate::support::{HOMEKEY, REGISTER_NEW_MATRIX_USER, TestDb, run_binary, stderr, stdout};
@@ -10,6 +10,7 @@ use crate::support::{HOMEKEY, REGISTER_NEW_MATRIX_USER, TestDb, run_binary, stde
 server_tests!(
     register_new_matrix_user_and_the_admin_commands_manage_users,
     admin_command_errors_name_the_problem_and_exit_with_its_code,
+    admin_logout_user_ends_every_session_of_the_user,
 );
 
 const SHARED_SECRET: &str = "cli-admin-secret";
@@ -298,4 +299,102 @@ async fn admin_command_errors_name_the_problem_and_exit_with_its_code(db: TestDb
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("M_FORBIDDEN"), "{}", stderr(&out));
     assert!(!home.path().join("homekey/admin-session.json").exists());
+}
+
+async fn admin_logout_user_ends_every_session_of_the_user(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin_token = server.admin_token("boss", "boss-pw").await;
+    server.create_user("erin", "erin-pw").await;
+    let (phone, _) = server.session_for("erin", "erin-pw").await;
+    let (laptop, _) = server.session_for("erin", "erin-pw").await;
+    server.create_user("frank", "frank-pw").await;
+    let frank = server.token_for("frank", "frank-pw").await;
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path().to_str().unwrap();
+    let admin = |token: &str, args: &[&str]| {
+        run_binary(
+            HOMEKEY,
+            &[&["admin", "--server", &server.base, "--token", token], args].concat(),
+            b"",
+            &[("XDG_CONFIG_HOME", xdg)],
+        )
+    };
+
+    // A token an admin got to act as erin has no device: delete_devices leaves it (Synapse
+    // too), as the help says.
+    let (status, body) = server
+        .call(
+            "POST",
+            "/_synapse/admin/v1/users/@erin:example.com/login",
+            Some(&admin_token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let puppet = body["access_token"].as_str().unwrap().to_owned();
+    let out = admin(&admin_token, &["logout", "@erin:example.com"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "@erin:example.com logged out everywhere: 2 devices deleted\n"
+    );
+    for token in [&phone, &laptop] {
+        let (status, body) = server.whoami(Some(token)).await;
+        assert_eq!(
+            (status, body["errcode"].clone()),
+            (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
+        );
+    }
+    assert!(server.device_ids("@erin:example.com").await.is_empty());
+    assert_eq!(server.whoami(Some(&puppet)).await.0, StatusCode::OK);
+    // Nobody else: not the admin, not another user.
+    assert_eq!(server.whoami(Some(&admin_token)).await.0, StatusCode::OK);
+    assert_eq!(server.whoami(Some(&frank)).await.0, StatusCode::OK);
+    // The password still works: a new login is a new session.
+    server.session_for("erin", "erin-pw").await;
+    let out = admin(&admin_token, &["logout", "@erin:example.com"]);
+    assert_eq!(
+        stdout(&out),
+        "@erin:example.com logged out everywhere: 1 device deleted\n"
+    );
+    let out = admin(&admin_token, &["logout", "@erin:example.com"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (
+            Some(0),
+            "@erin:example.com logged out everywhere: 0 devices deleted\n".into()
+        )
+    );
+
+    // Refused: an unknown user, a token that is not an admin's (exit 1, the errcode, one
+    // line); a localpart with no saved session to name the server (exit 2); no server (3).
+    let out = admin(&admin_token, &["logout", "@nobody:example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("M_NOT_FOUND"), "{}", stderr(&out));
+    let out = admin(&frank, &["logout", "@boss:example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("M_FORBIDDEN") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!err.contains(&frank), "{err}");
+    assert_eq!(server.whoami(Some(&admin_token)).await.0, StatusCode::OK);
+    let out = admin(&admin_token, &["logout", "erin"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run_binary(
+        HOMEKEY,
+        &[
+            "admin",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            &admin_token,
+            "logout",
+            "@erin:example.com",
+        ],
+        b"",
+        &[("XDG_CONFIG_HOME", xdg)],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }

@@ -160,3 +160,50 @@ fn migrate_without_any_config_uses_the_builtin_sqlite_database() {
     assert!(stderr(&out).contains("no config file; using the built-in one (server localhost"));
     assert!(dir.path().join("homekey-data/homeserver.db").is_file());
 }
+
+/// What a new user meets: `generate-config`, then `user create` before any server ran. The
+/// database does not exist yet: exit 3, and the message says how to create it; done so,
+/// the same command works.
+#[test]
+fn user_create_right_after_generate_config_says_how_to_create_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("homeserver.yaml");
+    let path_arg = path.to_str().unwrap();
+    let out = run_binary(
+        HOMEKEY,
+        &[
+            "generate-config",
+            "--server-name",
+            "example.com",
+            "-c",
+            path_arg,
+        ],
+        b"",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let create = [
+        "user",
+        "create",
+        "alice",
+        "--password-stdin",
+        "-c",
+        path_arg,
+    ];
+    let out = run_binary(HOMEKEY, &create, b"alice-pw\n", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("homeserver.db does not exist"), "{err}");
+    assert!(
+        err.contains("homekey migrate") && err.contains("homekey serve"),
+        "no hint on how to create the database: {err}"
+    );
+    assert!(!dir.path().join("homekey-data/homeserver.db").exists());
+
+    // The hint works.
+    let out = run_binary(HOMEKEY, &["migrate", "-c", path_arg], b"", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_binary(HOMEKEY, &create, b"alice-pw\n", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -869,7 +869,9 @@ fn an_unreachable_database_is_exit_3() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         one_line_error(&out),
-        "homekey: the database cannot be opened: /nonexistent/homeserver.db does not exist"
+        "homekey: the database cannot be opened: /nonexistent/homeserver.db does not exist; \
+         create it with `homekey migrate` given the same -c or --database (or start \
+         `homekey serve` once)"
     );
     // Nothing listens on port 1; the password in the URL is never shown.
     let out = run_binary(

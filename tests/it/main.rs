@@ -24,6 +24,7 @@ mod serve_rate_limit;
 mod server;
 mod store;
 mod support;
+mod synadm_interop;
 mod synapse_interop;
 mod synapse_register_script;
 mod vectors;

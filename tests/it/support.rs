@@ -246,6 +246,31 @@ pub fn synapse_venv(test: &str) -> Option<std::path::PathBuf> {
     Some(venv)
 }
 
+/// The venv holding synadm, Synapse's admin CLI (`pip install synadm`), from
+/// `HOMEKEY_TEST_SYNADM`; `.ci/run` makes it. `None` (a skip; under CI a failure) without.
+pub fn synadm_venv(test: &str) -> Option<PathBuf> {
+    let Some(venv) = std::env::var_os("HOMEKEY_TEST_SYNADM").map(PathBuf::from) else {
+        skip(
+            test,
+            "HOMEKEY_TEST_SYNADM is not set (a venv with synadm; .ci/run makes one)",
+        );
+        return None;
+    };
+    let runs = Command::new(venv.join("bin/synadm"))
+        .arg("--version")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !runs {
+        skip(
+            test,
+            &format!("{} does not run", venv.join("bin/synadm").display()),
+        );
+        return None;
+    }
+    Some(venv)
+}
+
 /// Runs `argv` on a pseudo-terminal (through Python's `pty`, on every machine with Python),
 /// answering its password prompts; returns what the terminal showed and the exit code.
 pub fn on_a_terminal(argv: &[&str], answers: &[&str]) -> (String, i32) {

@@ -8,6 +8,7 @@
 mod devices;
 mod password;
 mod register;
+mod rooms;
 mod sessions;
 mod users;
 
@@ -45,6 +46,10 @@ pub fn routes() -> Router<AppState> {
             get(users::get_admin).put(users::set_admin),
         )
         .route(&at("/v1/deactivate/{user_id}"), post(users::deactivate))
+        .route(
+            &at("/v1/users/{user_id}/joined_rooms"),
+            get(rooms::joined_rooms),
+        )
         .route(&at("/v1/whois/{user_id}"), get(sessions::whois))
         .route(
             &at("/v1/users/{user_id}/login"),

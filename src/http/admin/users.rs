@@ -24,6 +24,8 @@ const MAX_DISPLAYNAME_LENGTH: usize = 256;
 
 /// A user as `GET /_synapse/admin/v2/users/<id>` shows it (`creation_ts` in seconds, as
 /// Synapse has it here). homekey keeps no third-party IDs, external IDs or erasure marks.
+/// `last_seen_ts` is the latest of the devices' `last_seen` (Synapse reads its `user_ips`
+/// here and both tables in the listing; it updates them together, homekey has only devices).
 fn user_json(user: &User) -> Value {
     json!({
         "name": user.name,
@@ -44,7 +46,7 @@ fn user_json(user: &User) -> Value {
         "threepids": [],
         "external_ids": [],
         "erased": false,
-        "last_seen_ts": null,
+        "last_seen_ts": user.last_seen_ts,
     })
 }
 
@@ -62,7 +64,7 @@ fn listed_user_json(user: &User) -> Value {
         "creation_ts": user.creation_ts * 1000,
         "approved": user.approved,
         "erased": false,
-        "last_seen_ts": null,
+        "last_seen_ts": user.last_seen_ts,
         "locked": user.locked,
     })
 }
@@ -278,6 +280,14 @@ impl ListQuery {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Every value of a repeatable parameter, in order.
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     fn integer(&self, name: &str, default: i64) -> Result<i64, MatrixError> {
         let Some(value) = self.get(name) else {
             return Ok(default);
@@ -380,6 +390,21 @@ async fn list_users(
             ));
         }
     };
+    // Repeatable; read as Synapse's `parse_strings_from_args` does, in ASCII.
+    let not_user_types: Vec<String> = query
+        .all("not_user_type")
+        .map(|value| {
+            if value.is_ascii() {
+                Ok(value.to_owned())
+            } else {
+                Err(MatrixError::new(
+                    StatusCode::BAD_REQUEST,
+                    "M_UNKNOWN",
+                    "Query parameter 'not_user_type' must be ascii",
+                ))
+            }
+        })
+        .collect::<Result<_, _>>()?;
     let filter = UserFilter {
         name_contains: name,
         user_id_contains: user_id,
@@ -388,6 +413,7 @@ async fn list_users(
         include_deactivated,
         only_deactivated,
         include_locked,
+        not_user_types,
         order_by,
         descending,
     };

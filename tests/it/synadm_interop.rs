@@ -1,0 +1,308 @@
+//! synadm, the admin CLI operators use on Synapse (from `$HOMEKEY_TEST_SYNADM`, a venv with
+//! synadm 0.49.2; `.ci/run` makes one), as a process against `homekey serve`, with a config
+//! file of its own and a token from a login to homekey: the commands an operator uses for
+//! users and sessions, each effect checked through the client API. synadm often prints the
+//! server's error and still exits 0, and logs what went wrong on stderr: every step checks
+//! the output and that stderr is empty, not only the exit code. synadm talks to 127.0.0.1
+//! only (no proxy).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::{Server, server_tests};
+use crate::support::{TestDb, stderr, stdout, synadm_venv};
+
+server_tests!(synadm_manages_users_and_sessions_on_homekey);
+
+/// synadm with its YAML config (in a temporary home, where it also keeps its debug log).
+struct Synadm {
+    program: PathBuf,
+    home: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Synadm {
+    /// `homeserver: auto-retrieval` is synadm's default: it learns the server name from
+    /// `/_matrix/key/v2/server` to complete a bare localpart.
+    fn new(venv: &Path, base_url: &str, admin: &str, token: &str) -> Synadm {
+        let home = tempfile::tempdir().unwrap();
+        let config = home.path().join("synadm.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "user: {admin}\ntoken: {token}\nbase_url: {base_url}\nadmin_path: /_synapse/admin\n\
+                 matrix_path: /_matrix\ntimeout: 30\nhomeserver: auto-retrieval\n\
+                 server_discovery: well-known\nssl_verify: true\nformat: json\n"
+            ),
+        )
+        .unwrap();
+        Synadm {
+            program: venv.join("bin/synadm"),
+            home,
+            config,
+        }
+    }
+
+    /// `synadm -c CONFIG --batch -o minified ARGS…`: no prompts, one JSON value per output.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(&self.program);
+        command
+            .arg("-c")
+            .arg(&self.config)
+            .args(["--batch", "-o", "minified"])
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdin(Stdio::null());
+        for var in [
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            command.env_remove(var);
+        }
+        command.output().unwrap()
+    }
+
+    /// Runs a command that must succeed: exit 0, nothing on stderr (synadm logs a failed
+    /// request there even when it exits 0), and returns the last line of stdout as JSON
+    /// (the answer; `modify` and `deactivate` print the user's details before it).
+    fn ok(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        let (stdout, stderr) = (stdout(&out), stderr(&out));
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "synadm {args:?}: exit {:?}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status.code()
+        );
+        last_json(&stdout).unwrap_or_else(|| panic!("synadm {args:?}: no JSON in {stdout:?}"))
+    }
+}
+
+fn last_json(stdout: &str) -> Option<Value> {
+    serde_json::from_str(stdout.lines().rev().find(|l| !l.trim().is_empty())?).ok()
+}
+
+fn names(listing: &Value) -> Vec<&str> {
+    listing["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a listing: {listing}"))
+        .iter()
+        .map(|user| user["name"].as_str().unwrap())
+        .collect()
+}
+
+fn errcode(body: &Value) -> &str {
+    body["errcode"].as_str().unwrap_or("")
+}
+
+async fn synadm_manages_users_and_sessions_on_homekey(db: TestDb) {
+    let test = "synadm_manages_users_and_sessions_on_homekey";
+    let Some(venv) = synadm_venv(test) else {
+        return;
+    };
+    let server = Server::start(db, "").await;
+    let token = server.admin_token("root", "root-pw").await;
+    let synadm = Synadm::new(&venv, &server.base, "root", &token);
+    server.create_user("alice", "alice-pw").await;
+    server.create_user("gone", "gone-pw").await;
+    server
+        .store()
+        .deactivate(
+            "@gone:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
+        .await
+        .unwrap();
+    let (alice, bot, gone, root) = (
+        "@alice:example.com",
+        "@robot:example.com",
+        "@gone:example.com",
+        "@root:example.com",
+    );
+
+    // Creating a user: synadm first shows the user (404, which it logs, as on Synapse).
+    let out = synadm.run(&[
+        "user",
+        "modify",
+        "robot",
+        "--user-type",
+        "bot",
+        "-P",
+        "bot-pw",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "WARNING Synapse returned status code 404\n",
+        "{}",
+        stdout(&out)
+    );
+    let created = last_json(&stdout(&out)).unwrap();
+    assert_eq!(
+        (created["name"].clone(), created["user_type"].clone()),
+        (json!(bot), json!("bot"))
+    );
+    let bot_token = server.token_for("robot", "bot-pw").await;
+
+    // The listings: deactivated users only with -d, bots left out with --exclude-user-type.
+    let listing = synadm.ok(&["user", "list"]);
+    assert_eq!(names(&listing), [alice, bot, root]);
+    assert_eq!(listing["total"], 3);
+    let root_seen = listing["users"][2]["last_seen_ts"].as_i64();
+    assert!(root_seen.is_some(), "root logged in: {listing}");
+    assert_eq!(listing["users"][0]["last_seen_ts"], Value::Null);
+    let listing = synadm.ok(&["user", "list", "--exclude-user-type", "bot"]);
+    assert_eq!(names(&listing), [alice, root]);
+    let listing = synadm.ok(&["user", "list", "--exclude-user-type", ""]);
+    assert_eq!(names(&listing), [bot]);
+    let listing = synadm.ok(&["user", "list", "-d"]);
+    assert_eq!(names(&listing), [alice, gone, bot, root]);
+    let listing = synadm.ok(&["user", "list", "-a"]);
+    assert_eq!(names(&listing), [root]);
+    let listing = synadm.ok(&["user", "list", "-A", "-n", "ali"]);
+    assert_eq!(names(&listing), [alice]);
+
+    // A bare localpart: synadm learns the server name from homekey.
+    let details = synadm.ok(&["user", "details", "alice"]);
+    assert_eq!(
+        (details["name"].clone(), details["admin"].clone()),
+        (json!(alice), json!(false))
+    );
+    // An unknown user: synadm shows the error and exits 0.
+    let out = synadm.run(&["user", "details", "nobody"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        errcode(&last_json(&stdout(&out)).unwrap()),
+        "M_NOT_FOUND",
+        "{}",
+        stdout(&out)
+    );
+
+    // Sessions: whois shows both of alice's devices, details their latest last_seen.
+    let (phone, _) = server.session_for("alice", "alice-pw").await;
+    let (laptop, _) = server.session_for("alice", "alice-pw").await;
+    let whois = synadm.ok(&["user", "whois", "alice"]);
+    assert_eq!(whois["user_id"], alice);
+    let connections = whois["devices"][""]["sessions"][0]["connections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{whois}"))
+        .clone();
+    assert_eq!(connections.len(), 2, "{whois}");
+    let latest = connections
+        .iter()
+        .filter_map(|c| c["last_seen"].as_i64())
+        .max();
+    let details = synadm.ok(&["user", "details", "alice"]);
+    assert_eq!(details["last_seen_ts"].as_i64(), latest, "{details}");
+
+    // user password -n: a new password, the sessions stay.
+    assert_eq!(
+        synadm.ok(&["user", "password", "alice", "-n", "-p", "second-pw"]),
+        json!({})
+    );
+    assert_eq!(server.whoami(Some(&phone)).await.0, StatusCode::OK);
+    let (third, _) = server.session_for("alice", "second-pw").await;
+    // user password: every session ends; only the new password logs in.
+    assert_eq!(
+        synadm.ok(&["user", "password", "alice", "-p", "third-pw"]),
+        json!({})
+    );
+    for token in [&phone, &laptop, &third] {
+        let (status, body) = server.whoami(Some(token)).await;
+        assert_eq!(
+            (status, errcode(&body)),
+            (StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN")
+        );
+    }
+    assert_eq!(
+        server.login("alice", "second-pw").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let alice_token = server.token_for("alice", "third-pw").await;
+    let details = synadm.ok(&["user", "details", alice]);
+    assert!(details["last_seen_ts"].as_i64() > latest, "{details}");
+
+    // user login: a token that acts as alice.
+    let login = synadm.ok(&["user", "login", "alice"]);
+    let puppet = login["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{login}"));
+    let (status, body) = server.whoami(Some(puppet)).await;
+    assert_eq!(
+        (status, body["user_id"].clone()),
+        (StatusCode::OK, json!(alice))
+    );
+
+    // user modify: the admin flag, then the lock, each seen by alice's own token.
+    let admin_listing = "/_synapse/admin/v2/users";
+    let modified = synadm.ok(&["user", "modify", "alice", "--admin"]);
+    assert_eq!(modified["admin"], true, "{modified}");
+    let (status, _) = server
+        .call("GET", admin_listing, Some(&alice_token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let modified = synadm.ok(&["user", "modify", "alice", "--no-admin"]);
+    assert_eq!(modified["admin"], false, "{modified}");
+    let (status, body) = server
+        .call("GET", admin_listing, Some(&alice_token), None)
+        .await;
+    assert_eq!(
+        (status, errcode(&body)),
+        (StatusCode::FORBIDDEN, "M_FORBIDDEN")
+    );
+    let modified = synadm.ok(&["user", "modify", "alice", "--lock"]);
+    assert_eq!(modified["locked"], true, "{modified}");
+    let (status, body) = server.whoami(Some(&alice_token)).await;
+    assert_eq!(
+        (status, errcode(&body)),
+        (StatusCode::UNAUTHORIZED, "M_USER_LOCKED")
+    );
+    // A locked user is listed only with -L.
+    assert_eq!(names(&synadm.ok(&["user", "list"])), [bot, root]);
+    assert_eq!(
+        names(&synadm.ok(&["user", "list", "-L"])),
+        [alice, bot, root]
+    );
+    let modified = synadm.ok(&["user", "modify", "alice", "--unlock"]);
+    assert_eq!(modified["locked"], false, "{modified}");
+    assert_eq!(server.whoami(Some(&alice_token)).await.0, StatusCode::OK);
+
+    // user deactivate: synadm shows the user and its rooms first, then deactivates.
+    let out = synadm.run(&["user", "deactivate", "robot"]);
+    let (out_text, err_text) = (stdout(&out), stderr(&out));
+    assert!(
+        out.status.success() && err_text.is_empty(),
+        "{out_text}{err_text}"
+    );
+    assert!(
+        out_text.contains(r#"{"joined_rooms":[],"total":0}"#),
+        "{out_text}"
+    );
+    assert_eq!(
+        last_json(&out_text),
+        Some(json!({"id_server_unbind_result": "success"}))
+    );
+    let (status, body) = server.whoami(Some(&bot_token)).await;
+    assert_eq!(
+        (status, errcode(&body)),
+        (StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN")
+    );
+    assert_eq!(
+        server.login("robot", "bot-pw").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(names(&synadm.ok(&["user", "list"])), [alice, root]);
+
+    // The admin's own session was never touched.
+    assert_eq!(server.whoami(Some(&token)).await.0, StatusCode::OK);
+    assert!(!server.log().contains("bot-pw") && !server.log().contains("third-pw"));
+}
