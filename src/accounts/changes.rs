@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::interactive_auth::Authorised;
-use super::{AccountError, Accounts, Actor, LoginSuccess, Requester, now_ms};
+use super::{AccountError, Accounts, Actor, LoginSuccess, OnSynapse, Requester, now_ms};
 use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
@@ -181,6 +181,9 @@ impl Accounts {
         if user.deactivated {
             return Err(AccountError::DeactivatedGetsNoPassword(user.name));
         }
+        if logout_devices {
+            self.refuse_on_synapse(&user.name, OnSynapse::Logout)?;
+        }
         let hash = self.hash_new_password(actor, password).await?;
         let logout = self.password_logout(actor, &user.name, logout_devices);
         let record = self.audit_record(
@@ -214,6 +217,9 @@ impl Accounts {
             None => kept.hash.ok_or(AccountError::NoNewPassword)?,
         };
         let logout_devices = logout_devices.or(kept.logout_devices).unwrap_or(true);
+        if logout_devices {
+            self.refuse_on_synapse(&requester.user.name, OnSynapse::Logout)?;
+        }
         let logout = self.password_logout(&actor, &requester.user.name, logout_devices);
         self.store
             .set_password_hash(&requester.user.name, Some(&hash), &logout, None)
@@ -287,6 +293,7 @@ impl Accounts {
         user_id: &str,
         erase: bool,
     ) -> Result<Deactivation, AccountError> {
+        self.refuse_on_synapse(user_id, OnSynapse::Deactivation)?;
         let record = self.audit_record(actor, Action::Deactivate, user_id, json!({"erase": erase}));
         Ok(self
             .store
@@ -323,6 +330,12 @@ impl Accounts {
                 Some((hash, logout))
             }
         };
+        if deactivated == Some(true) {
+            self.refuse_on_synapse(&user.name, OnSynapse::Deactivation)?;
+        }
+        if password.is_some() && changes.logout_devices {
+            self.refuse_on_synapse(&user.name, OnSynapse::Logout)?;
+        }
         let ends_admin_power =
             deactivated == Some(true) || locked == Some(true) || admin == Some(false);
         let guard = if ends_admin_power {

@@ -33,10 +33,32 @@ pub enum AccountError {
     Deactivated(String),
     #[error("user {0} is locked: unlock it first")]
     Locked(String),
+    /// On a Synapse database (Synapse on its own auth), homekey ends no session and
+    /// deactivates no account: Synapse does more than the tables show (see [`OnSynapse`]).
+    #[error("this is a Synapse database: {what}")]
+    RefusedOnSynapse { user: String, what: OnSynapse },
     #[error(transparent)]
     Store(StoreError),
     #[error("hashing failed: {0}")]
     Hash(#[from] PasswordError),
+}
+
+/// What homekey leaves to a running Synapse, on Synapse's own database. Synapse's device
+/// deletion also removes the devices' end-to-end keys, one-time and fallback keys, to-device
+/// inbox and pushers, and records a device-list change in its streams (numbered by counters
+/// kept in its processes) so that other users' clients stop encrypting to them; its
+/// deactivation also leaves rooms and removes third-party IDs. Deleting rows behind its back
+/// would leave ghost devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OnSynapse {
+    #[error(
+        "homekey does not delete devices in it (Synapse's own logout also removes their keys, pushers and messages, and tells other users' clients); log the user out through the running Synapse"
+    )]
+    Logout,
+    #[error(
+        "homekey does not deactivate accounts in it (Synapse's own deactivation also removes devices and their keys, leaves rooms and tells other users' clients); deactivate through the running Synapse"
+    )]
+    Deactivation,
 }
 
 /// Why a new password may not be set. Holds no part of the password.

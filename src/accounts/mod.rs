@@ -27,7 +27,7 @@ use secrecy::SecretString;
 
 pub use actor::{Actor, OperatorActor};
 pub use changes::{AccountChanges, NewAccount, NewAccountPassword, Outcome};
-pub use error::{AccountError, PasswordRefusal};
+pub use error::{AccountError, OnSynapse, PasswordRefusal};
 pub use sessions::{AuthError, LoginError, LoginSuccess, PasswordLoginAttempt, TokenUse};
 
 use crate::config::Config;
@@ -135,6 +135,19 @@ impl Accounts {
     /// The audit records matching `filter`, newest first.
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         self.store.list_audit(filter).await
+    }
+
+    /// Refuses, on a Synapse database, a change that would end sessions or deactivate
+    /// `user_id` (see [`OnSynapse`]); entry points may ask first, before prompting for
+    /// anything, and the operations ask again.
+    pub fn refuse_on_synapse(&self, user_id: &str, what: OnSynapse) -> Result<(), AccountError> {
+        if self.store.flavour() == Flavour::Synapse {
+            return Err(AccountError::RefusedOnSynapse {
+                user: user_id.to_owned(),
+                what,
+            });
+        }
+        Ok(())
     }
 
     /// The audit record of `actor`'s change, if that actor's changes are recorded.

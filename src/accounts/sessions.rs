@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::{AccountError, Accounts, Actor, Requester, now_ms, tokens};
+use super::{AccountError, Accounts, Actor, OnSynapse, Requester, now_ms, tokens};
 use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
@@ -334,6 +334,7 @@ impl Accounts {
     /// `/logout`: the requester's device goes, with its tokens; a token without a device
     /// goes alone.
     pub async fn logout(&self, requester: &Requester) -> Result<(), AccountError> {
+        self.refuse_on_synapse(&requester.user.name, OnSynapse::Logout)?;
         match &requester.device_id {
             Some(device_id) => {
                 let device = Logout::Device(device_id.clone());
@@ -355,6 +356,7 @@ impl Accounts {
         actor: &Actor,
         user_id: &str,
     ) -> Result<u64, AccountError> {
+        self.refuse_on_synapse(user_id, OnSynapse::Logout)?;
         // The record says what was asked; how many tokens went is known only once they went.
         let record = self.audit_record(actor, Action::Logout, user_id, json!({"devices": "all"}));
         Ok(self
@@ -372,6 +374,7 @@ impl Accounts {
         user_id: &str,
         device_ids: &[String],
     ) -> Result<(), AccountError> {
+        self.refuse_on_synapse(user_id, OnSynapse::Logout)?;
         let record = self.audit_record(
             actor,
             Action::DeleteDevices,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::{ConfigArgs, DatabaseArgs};
-use crate::accounts::{AccountError, Accounts, Actor, OperatorActor};
+use crate::accounts::{AccountError, Accounts, Actor, OnSynapse, OperatorActor};
 use crate::config::Config;
 use crate::ids::{UserId, UserIdError};
 use crate::store::{Flavour, OpenMode, Store, StoreError, User};
@@ -68,6 +68,15 @@ impl From<AccountError> for CommandError {
                 "{user} is the last server admin who can act; make another user an admin \
                  first, or give --force"
             )),
+            AccountError::RefusedOnSynapse { ref user, what } => {
+                let instead = match what {
+                    OnSynapse::Logout => {
+                        format!("`homekey admin logout {user}` (its Admin API's delete_devices)")
+                    }
+                    OnSynapse::Deactivation => format!("`homekey admin deactivate {user}`"),
+                };
+                CommandError::Refused(format!("{err}: {instead}; nothing was changed"))
+            }
             other => CommandError::Refused(other.to_string()),
         }
     }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::operator::{CommandError, DatabaseSelection, EXIT_CODES_HELP, out};
 use super::password_input::NewPasswordArgs;
 use super::time::{format_utc, parse_duration_ms};
-use crate::accounts::{NewAccount, NewAccountPassword, Outcome, now_ms};
+use crate::accounts::{NewAccount, NewAccountPassword, OnSynapse, Outcome, now_ms};
 use crate::store::{Deactivation, Device, Flavour, User, UserFilter};
 
 #[derive(Debug, clap::Args)]
@@ -251,6 +251,11 @@ async fn set_password(args: SetPasswordArgs) -> Result<(), CommandError> {
     if user.deactivated {
         // Before asking for a password the account service would refuse.
         return Err(crate::accounts::AccountError::DeactivatedGetsNoPassword(user.name).into());
+    }
+    if args.logout_devices {
+        // Before asking for a password the account service would refuse.
+        op.accounts
+            .refuse_on_synapse(&user.name, OnSynapse::Logout)?;
     }
     let actor = op.actor(false, args.ignore_policy);
     let password = args.password.read()?;

@@ -227,6 +227,9 @@ impl From<AccountError> for MatrixError {
             | AccountError::LoginAsSelf
             | AccountError::Deactivated(_)
             | AccountError::Locked(_) => bad_request("M_UNKNOWN", &err),
+            AccountError::RefusedOnSynapse { .. } => {
+                MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
+            }
             AccountError::Store(err) => err.into(),
             AccountError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }

@@ -218,6 +218,20 @@ rc_login:
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST path` with a JSON body and a token; the status and the JSON answer.
+    async fn post_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `homekey ARGS -c <Synapse's homeserver.yaml>`.
     fn homekey(&self, args: &[&str], stdin: &str) -> std::process::Output {
         let mut all = args.to_vec();
@@ -281,21 +295,19 @@ async fn a_password_set_by_homekey_in_synapses_database_logs_in_to_synapse() {
     assert_eq!(shown["password_set"], true);
     assert!(!shown["devices"].as_array().unwrap().is_empty(), "{shown}");
 
+    // The new password only: logging out is left to the running Synapse (see
+    // on_a_synapse_database_homekey_ends_no_session_and_points_to_the_admin_api).
     let out = synapse.homekey(
         &[
             "user",
             "set-password",
             "@alice:example.com",
             "--password-stdin",
-            "--logout-devices",
         ],
         "new-pw\n",
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        "password of @alice:example.com changed; every device logged out\n"
-    );
+    assert_eq!(stdout(&out), "password of @alice:example.com changed\n");
     assert!(
         stderr(&out).contains("Synapse caches users and access tokens"),
         "{}",
@@ -339,15 +351,186 @@ async fn a_password_set_by_homekey_in_synapses_database_logs_in_to_synapse() {
     let (status, body) = synapse.login("carol", "carol-pw").await;
     assert_eq!(status, StatusCode::OK, "created by homekey: {body}");
     assert_eq!(body["user_id"], "@carol:example.com");
-    // --logout-devices ended the session Synapse had handed out.
+    // Without --logout-devices the session Synapse had handed out goes on.
     let (status, body) = synapse.whoami(&old_token).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "old token: {body}");
-    assert_eq!(body["errcode"], "M_UNKNOWN_TOKEN");
+    assert_eq!(status, StatusCode::OK, "old token: {body}");
     synapse.stop();
     eprintln!(
         "{test}: Synapse scenario took {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// What Synapse's device deletion does beyond its tables (keys, pushers, device-list streams)
+/// homekey cannot do behind its back: on Synapse's database, `user logout`,
+/// `set-password --logout-devices` and `deactivate` refuse, change nothing, and name the
+/// command that asks the running Synapse instead; that command logs the user out there, and
+/// another user's `/keys/query` no longer lists the device.
+#[tokio::test]
+async fn on_a_synapse_database_homekey_ends_no_session_and_points_to_the_admin_api() {
+    let test = "on_a_synapse_database_homekey_ends_no_session_and_points_to_the_admin_api";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let mut synapse = Synapse::prepare(venv);
+    synapse.start().await;
+    let url = synapse.url("");
+    for (user, admin_flag) in [
+        ("boss", "--admin"),
+        ("alice", "--no-admin"),
+        ("bob", "--no-admin"),
+    ] {
+        let out = run_binary(
+            REGISTER_NEW_MATRIX_USER,
+            &[
+                "-u",
+                user,
+                "-p",
+                &format!("{user}-pw"),
+                admin_flag,
+                "-k",
+                SHARED_SECRET,
+                &url,
+            ],
+            b"",
+            &[],
+        );
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+    let (_, body) = synapse.login("alice", "alice-pw").await;
+    let alice_token = body["access_token"].as_str().unwrap().to_owned();
+    let device = body["device_id"].as_str().unwrap().to_owned();
+    let (_, body) = synapse.login("bob", "bob-pw").await;
+    let bob_token = body["access_token"].as_str().unwrap().to_owned();
+    let alice = "@alice:example.com";
+    let keys = json!({"device_keys": {
+        "user_id": alice, "device_id": device,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": {
+            format!("curve25519:{device}"): "3C5BFWi2Y8MaVvjM8M22DBmh24PmgR0nPvJOIArzgyI",
+            format!("ed25519:{device}"): "lEuiRJBit0IG6nUf5pUzWTUEsRVVe/HJkoKuEww9ULI",
+        },
+        "signatures": {alice: {format!("ed25519:{device}"): "dSO80A01XiigH3uBiDVx/EjzaoycHcjq9lfQX0uWsqxl2giMIiSPR8a4d291W1ihKJL/a+myXS367WT6NAIcBA"}},
+    }});
+    let (status, body) = synapse
+        .post_json("/_matrix/client/v3/keys/upload", &alice_token, &keys)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let alices_devices = |body: Value| -> Vec<String> {
+        body["device_keys"][alice]
+            .as_object()
+            .map(|devices| devices.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let query = json!({"device_keys": {alice: []}});
+    let (_, body) = synapse
+        .post_json("/_matrix/client/v3/keys/query", &bob_token, &query)
+        .await;
+    assert_eq!(alices_devices(body), [device.clone()]);
+    synapse.stop();
+
+    let database = synapse.dir.path().join("homeserver.db");
+    let rows = || async {
+        let mut counts = Vec::new();
+        for table in [
+            "devices",
+            "access_tokens",
+            "e2e_device_keys_json",
+            "device_lists_stream",
+            "users WHERE deactivated = 0 AND password_hash IS NOT NULL AND name",
+        ] {
+            let column = if table.starts_with("users") {
+                ""
+            } else {
+                " WHERE user_id"
+            };
+            let sql = format!("SELECT COUNT(*) FROM {table}{column} = '{alice}'");
+            counts.push((table, sqlite_count(&database, &sql).await));
+        }
+        counts
+    };
+    let before = rows().await;
+    for (args, stdin, instead) in [
+        (
+            &["user", "logout", alice][..],
+            "",
+            "homekey admin logout @alice:example.com",
+        ),
+        (
+            &[
+                "user",
+                "set-password",
+                alice,
+                "--logout-devices",
+                "--password-stdin",
+            ][..],
+            "new-pw\n",
+            "homekey admin logout @alice:example.com",
+        ),
+        (
+            &["user", "deactivate", alice][..],
+            "",
+            "homekey admin deactivate @alice:example.com",
+        ),
+    ] {
+        let out = synapse.homekey(args, stdin);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("this is a Synapse database"), "{err}");
+        assert!(err.contains(instead), "{args:?}: {err}");
+        assert_eq!(rows().await, before, "{args:?} changed Synapse's database");
+    }
+
+    synapse.start().await;
+    assert_eq!(synapse.whoami(&alice_token).await.0, StatusCode::OK);
+    assert_eq!(synapse.login("alice", "alice-pw").await.0, StatusCode::OK);
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path().to_str().unwrap();
+    let admin = |args: &[&str], stdin: &str| {
+        run_binary(
+            HOMEKEY,
+            &[&["admin"], args].concat(),
+            stdin.as_bytes(),
+            &[("XDG_CONFIG_HOME", xdg)],
+        )
+    };
+    let out = admin(
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "boss",
+            "--password-stdin",
+        ],
+        "boss-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = admin(&["logout", alice], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, body) = synapse.whoami(&alice_token).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::UNAUTHORIZED, &json!("M_UNKNOWN_TOKEN"))
+    );
+    let (_, body) = synapse
+        .post_json("/_matrix/client/v3/keys/query", &bob_token, &query)
+        .await;
+    assert!(
+        alices_devices(body).is_empty(),
+        "Synapse still lists a logged-out device"
+    );
+    synapse.stop();
+}
+
+/// A `COUNT(*)` straight on a SQLite file (Synapse's database, Synapse stopped).
+async fn sqlite_count(database: &Path, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let url = format!("sqlite:{}", database.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
 }
 
 /// homekey's `register_new_matrix_user` and `homekey admin …` against a running Synapse: the
