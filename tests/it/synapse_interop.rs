@@ -487,15 +487,7 @@ async fn on_a_synapse_database_homekey_ends_no_session_and_points_to_the_admin_a
     assert_eq!(synapse.whoami(&alice_token).await.0, StatusCode::OK);
     assert_eq!(synapse.login("alice", "alice-pw").await.0, StatusCode::OK);
     let home = tempfile::tempdir().unwrap();
-    let xdg = home.path().to_str().unwrap();
-    let admin = |args: &[&str], stdin: &str| {
-        run_binary(
-            HOMEKEY,
-            &[&["admin"], args].concat(),
-            stdin.as_bytes(),
-            &[("XDG_CONFIG_HOME", xdg)],
-        )
-    };
+    let admin = |args: &[&str], stdin: &str| admin_command(home.path(), args, stdin);
     let out = admin(
         &[
             "login",
@@ -523,6 +515,17 @@ async fn on_a_synapse_database_homekey_ends_no_session_and_points_to_the_admin_a
         "Synapse still lists a logged-out device"
     );
     synapse.stop();
+}
+
+/// `homekey admin ARGS`, keeping its session under `home` (its `$XDG_CONFIG_HOME`).
+fn admin_command(home: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let xdg = home.to_str().unwrap();
+    run_binary(
+        HOMEKEY,
+        &[&["admin"], args].concat(),
+        stdin.as_bytes(),
+        &[("XDG_CONFIG_HOME", xdg)],
+    )
 }
 
 /// A `COUNT(*)` straight on a SQLite file (Synapse's database, Synapse stopped).
@@ -571,15 +574,7 @@ async fn homekeys_admin_client_and_register_script_work_against_a_running_synaps
     let alice_token = body["access_token"].as_str().unwrap().to_owned();
 
     let home = tempfile::tempdir().unwrap();
-    let xdg = home.path().to_str().unwrap();
-    let admin = |args: &[&str], stdin: &str| {
-        run_binary(
-            HOMEKEY,
-            &[&["admin"], args].concat(),
-            stdin.as_bytes(),
-            &[("XDG_CONFIG_HOME", xdg)],
-        )
-    };
+    let admin = |args: &[&str], stdin: &str| admin_command(home.path(), args, stdin);
     let out = admin(
         &[
             "login",
@@ -644,7 +639,7 @@ async fn homekeys_admin_client_and_register_script_work_against_a_running_synaps
             "list",
         ],
         b"",
-        &[("XDG_CONFIG_HOME", xdg)],
+        &[("XDG_CONFIG_HOME", home.path().to_str().unwrap())],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("M_"), "{}", stderr(&out));
