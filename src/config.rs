@@ -31,8 +31,32 @@ pub struct Config {
     pub password: PasswordConfig,
     pub rc_login: LoginRateLimits,
     pub public_baseurl: Option<String>,
+    pub lifetimes: SessionLifetimes,
     /// The files this configuration was read from, in order; empty for the built-in one.
     pub files: Vec<PathBuf>,
+}
+
+/// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
+/// limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLifetimes {
+    /// `refreshable_access_token_lifetime` (default 5 minutes): an access token handed out
+    /// with a refresh token lasts this long. `None` (the key set to null): no refresh tokens.
+    pub refreshable_access_token_ms: Option<i64>,
+    /// `refresh_token_lifetime`: how long an unused refresh token stays usable.
+    pub refresh_token_ms: Option<i64>,
+    /// `session_lifetime`: when a login ends, however it is refreshed.
+    pub session_ms: Option<i64>,
+}
+
+impl Default for SessionLifetimes {
+    fn default() -> SessionLifetimes {
+        SessionLifetimes {
+            refreshable_access_token_ms: Some(5 * 60 * 1000),
+            refresh_token_ms: None,
+            session_ms: None,
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -207,6 +231,7 @@ impl Config {
             },
             rc_login: LoginRateLimits::default(),
             public_baseurl: None,
+            lifetimes: SessionLifetimes::default(),
             files: Vec::new(),
         }
     }
@@ -286,6 +311,9 @@ const KNOWN_KEYS: &[&str] = &[
     "password_config",
     "rc_login",
     "public_baseurl",
+    "refreshable_access_token_lifetime",
+    "refresh_token_lifetime",
+    "session_lifetime",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -337,6 +365,58 @@ struct RawConfig {
     #[serde(default)]
     rc_login: RawLoginRateLimits,
     public_baseurl: Option<String>,
+    /// Absent (the default) and null (no refresh tokens) differ.
+    #[serde(default, deserialize_with = "present")]
+    refreshable_access_token_lifetime: Option<Option<RawDuration>>,
+    refresh_token_lifetime: Option<RawDuration>,
+    session_lifetime: Option<RawDuration>,
+}
+
+/// A key that is there, even as null: `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A duration as Synapse reads one: an integer of milliseconds, or a string of digits with
+/// an optional unit `s`, `m`, `h`, `d`, `w` or `y` (none: milliseconds).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Ms(i64),
+    Text(String),
+}
+
+impl RawDuration {
+    fn to_ms(&self) -> Result<i64, String> {
+        let text = match self {
+            RawDuration::Ms(ms) => return Ok(*ms),
+            RawDuration::Text(text) => text,
+        };
+        let (number, unit_ms) = match text.char_indices().last() {
+            Some((at, unit)) if !unit.is_ascii_digit() => {
+                let unit_ms: i64 = match unit {
+                    's' => 1_000,
+                    'm' => 60_000,
+                    'h' => 3_600_000,
+                    'd' => 86_400_000,
+                    'w' => 7 * 86_400_000,
+                    'y' => 365 * 86_400_000,
+                    _ => return Err(format!("\"{text}\": the unit must be s, m, h, d, w or y")),
+                };
+                (&text[..at], unit_ms)
+            }
+            _ => (text.as_str(), 1),
+        };
+        number
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(unit_ms))
+            .ok_or_else(|| format!("\"{text}\" is not a duration, e.g. 5m or 300000"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -530,6 +610,22 @@ impl RawConfig {
             }
         };
 
+        let duration = |key: &str, raw: Option<&RawDuration>| {
+            raw.map(|raw| raw.to_ms().map_err(|message| key_error(key, message)))
+                .transpose()
+        };
+        let lifetimes = SessionLifetimes {
+            refreshable_access_token_ms: match &self.refreshable_access_token_lifetime {
+                None => SessionLifetimes::default().refreshable_access_token_ms,
+                Some(raw) => duration("refreshable_access_token_lifetime", raw.as_ref())?,
+            },
+            refresh_token_ms: duration(
+                "refresh_token_lifetime",
+                self.refresh_token_lifetime.as_ref(),
+            )?,
+            session_ms: duration("session_lifetime", self.session_lifetime.as_ref())?,
+        };
+
         let defaults = LoginRateLimits::default();
         let rc_login = LoginRateLimits {
             address: self.rc_login.address.unwrap_or(defaults.address),
@@ -556,6 +652,7 @@ impl RawConfig {
             },
             rc_login,
             public_baseurl,
+            lifetimes,
             files,
         })
     }
@@ -708,6 +805,41 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn session_lifetimes_are_read_as_synapse_reads_durations() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |extra: &str| {
+            let file = write(
+                dir.path(),
+                "homeserver.yaml",
+                &format!("server_name: example.com\n{extra}"),
+            );
+            Config::load(&[file])
+        };
+        let defaults = load("").unwrap().lifetimes;
+        assert_eq!(defaults, SessionLifetimes::default());
+        assert_eq!(defaults.refreshable_access_token_ms, Some(300_000));
+        let set = load(
+            "refreshable_access_token_lifetime: 90s\nrefresh_token_lifetime: 2d\n\
+             session_lifetime: 1500\n",
+        )
+        .unwrap()
+        .lifetimes;
+        assert_eq!(set.refreshable_access_token_ms, Some(90_000));
+        assert_eq!(set.refresh_token_ms, Some(2 * 86_400_000));
+        assert_eq!(set.session_ms, Some(1500));
+        let off = load("refreshable_access_token_lifetime: null\n").unwrap();
+        assert_eq!(off.lifetimes.refreshable_access_token_ms, None);
+        let err = load("session_lifetime: 5 minutes\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_lifetime"), "{err}");
+        let err = load("refresh_token_lifetime: 3q\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the unit must be"), "{err}");
     }
 
     #[test]

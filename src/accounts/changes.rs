@@ -83,6 +83,8 @@ impl Accounts {
             user_id: session.user_id,
             device_id: session.device_id,
             access_token: session.access_token,
+            valid_until_ms: None,
+            refresh_token: None,
         })
     }
 

@@ -28,7 +28,9 @@ use secrecy::SecretString;
 pub use actor::{Actor, OperatorActor};
 pub use changes::{AccountChanges, NewAccount, NewAccountPassword, Outcome};
 pub use error::{AccountError, OnSynapse, PasswordRefusal};
-pub use sessions::{AuthError, LoginError, LoginSuccess, PasswordLoginAttempt, TokenUse};
+pub use sessions::{
+    AuthError, LoginError, LoginSuccess, PasswordLoginAttempt, RefreshError, Refreshed, TokenUse,
+};
 
 use crate::config::Config;
 use crate::password::{HashSettings, PasswordHasher};

@@ -8,7 +8,7 @@ use super::{AccountError, Accounts, Actor, OnSynapse, Requester, now_ms, tokens}
 use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
-use crate::store::{Logout, NewSession, StoreError, User};
+use crate::store::{Logout, NewRefreshToken, NewSession, StoreError, User};
 
 /// What an access token is presented for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,38 @@ pub struct LoginSuccess {
     pub user_id: String,
     pub device_id: String,
     pub access_token: SecretString,
+    /// When the access token expires (`None`: never).
+    pub valid_until_ms: Option<i64>,
+    /// With a login that asked for one (`refresh_token: true`).
+    pub refresh_token: Option<SecretString>,
+}
+
+/// New tokens for a refresh token.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    pub valid_until_ms: Option<i64>,
+}
+
+/// Why a refresh token was not taken, with Synapse's words.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Not a refresh token's shape.
+    #[error("invalid refresh token")]
+    Malformed,
+    /// No such refresh token (its session ended).
+    #[error("refresh token does not exist")]
+    UnknownToken,
+    /// Its successor was refreshed in turn, or the successor's access token used.
+    #[error("refresh token isn't valid anymore")]
+    Spent,
+    #[error("The supplied refresh token has expired")]
+    Expired,
+    #[error("The session has expired and can no longer be refreshed")]
+    SessionOver,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A login attempt, already parsed from the request.
@@ -34,6 +66,9 @@ pub struct PasswordLoginAttempt {
     pub password: SecretString,
     pub device_id: Option<String>,
     pub initial_device_display_name: Option<String>,
+    /// Whether the client asked for a refresh token (handed out only where
+    /// `refreshable_access_token_lifetime` is set).
+    pub refresh_token: bool,
     /// Where the attempt came from, for `rc_login.address`.
     pub client_address: String,
 }
@@ -175,19 +210,112 @@ impl Accounts {
                 verified_hash = upgraded;
             }
         }
+        let now = now_ms();
+        let lifetimes = self.config.lifetimes;
+        let ultimate = lifetimes.session_ms.map(|ms| now.saturating_add(ms));
+        let refreshable = lifetimes
+            .refreshable_access_token_ms
+            .filter(|_| attempt.refresh_token);
+        let valid_until_ms = match refreshable {
+            Some(ms) => Some(cap(now.saturating_add(ms), ultimate)),
+            None => ultimate,
+        };
         let new = self.new_session(
             &user.name,
             attempt.device_id,
             attempt.initial_device_display_name,
-            None,
+            valid_until_ms,
         );
         // The token is written only if the password checked is still the account's: a reset
         // (or a deactivation) that committed since the check ends this login too.
-        self.store
-            .create_session_checked(&new, Some(&verified_hash))
-            .await?
+        let created = match refreshable {
+            None => {
+                self.store
+                    .create_session_checked(&new, Some(&verified_hash))
+                    .await?
+            }
+            Some(_) => {
+                let refresh = self.new_refresh_token(&user.name, now, ultimate);
+                let created = self
+                    .store
+                    .create_refreshable_session_checked(&new, &refresh, &verified_hash)
+                    .await?;
+                return created
+                    .map(|_| LoginSuccess {
+                        refresh_token: Some(refresh.token),
+                        ..login_success(new)
+                    })
+                    .ok_or(LoginError::InvalidCredentials);
+            }
+        };
+        created
             .map(|_| login_success(new))
             .ok_or(LoginError::InvalidCredentials)
+    }
+
+    /// A new refresh token of `user_id`, with the configured lifetime from `now` and the
+    /// login's end.
+    fn new_refresh_token(&self, user_id: &str, now: i64, ultimate: Option<i64>) -> NewRefreshToken {
+        let localpart = UserId::parse(user_id)
+            .map(|id| id.localpart().to_owned())
+            .unwrap_or_default();
+        let expiry = self
+            .config
+            .lifetimes
+            .refresh_token_ms
+            .map(|ms| cap(now.saturating_add(ms), ultimate));
+        NewRefreshToken {
+            token: tokens::new_refresh_token(&localpart),
+            expiry_ts: expiry.or(ultimate),
+            ultimate_session_expiry_ts: ultimate,
+        }
+    }
+
+    /// `POST /refresh`: new tokens for a refresh token, as Synapse hands them out. The old
+    /// refresh token stays usable until the new access token is used or the new refresh
+    /// token refreshed, so that a client whose refresh was interrupted can try again.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Refreshed, RefreshError> {
+        if !tokens::is_refresh_token_shape(refresh_token) {
+            return Err(RefreshError::Malformed);
+        }
+        let old = self
+            .store
+            .find_refresh_token(refresh_token)
+            .await?
+            .ok_or(RefreshError::UnknownToken)?;
+        if old.superseded {
+            return Err(RefreshError::Spent);
+        }
+        let now = now_ms();
+        if old.expiry_ts.is_some_and(|expiry| expiry < now) {
+            return Err(RefreshError::Expired);
+        }
+        let ultimate = old.ultimate_session_expiry_ts;
+        if ultimate.is_some_and(|end| end < now) {
+            return Err(RefreshError::SessionOver);
+        }
+        let valid_until_ms = self
+            .config
+            .lifetimes
+            .refreshable_access_token_ms
+            .map(|ms| cap(now.saturating_add(ms), ultimate))
+            .or(ultimate);
+        let access = self.new_session(
+            &old.user_id,
+            Some(old.device_id.clone()),
+            None,
+            valid_until_ms,
+        );
+        let refresh = self.new_refresh_token(&old.user_id, now, ultimate);
+        self.store
+            .refresh_session(&old, &access, &refresh)
+            .await?
+            .ok_or(RefreshError::UnknownToken)?;
+        Ok(Refreshed {
+            access_token: access.access_token,
+            refresh_token: refresh.token,
+            valid_until_ms,
+        })
     }
 
     /// The operator logs a user in on a new device (`homekey user login`): a new access
@@ -323,6 +451,9 @@ impl Accounts {
         }
         if !logout && session.user.locked {
             return Err(AuthError::Locked);
+        }
+        if session.unused_refreshable {
+            self.store.mark_access_token_used(session.token_id).await?;
         }
         Ok(Requester {
             user: session.user,
@@ -468,5 +599,12 @@ fn login_success(session: NewSession) -> LoginSuccess {
         user_id: session.user_id,
         device_id: session.device_id,
         access_token: session.access_token,
+        valid_until_ms: session.valid_until_ms,
+        refresh_token: None,
     }
+}
+
+/// `at`, or the login's end if that comes first.
+fn cap(at: i64, ultimate: Option<i64>) -> i64 {
+    ultimate.map_or(at, |end| at.min(end))
 }

@@ -1,6 +1,7 @@
 //! Access tokens and device IDs, in Synapse's shapes.
 //!
-//! Tokens look like Synapse's: `syt_<base64 localpart>_<20 random chars>_<crc32 in base62>`.
+//! Tokens look like Synapse's: `syt_<base64 localpart>_<20 random chars>_<crc32 in base62>`
+//! for access tokens, `syr_…` for refresh tokens.
 //! The prefix tells a leaked token's kind and owner in a secret scanner; the checksum lets
 //! a scanner reject random strings without asking the server.
 //!
@@ -15,12 +16,36 @@ use secrecy::SecretString;
 
 use crate::secrets::{random_alphanumeric, random_uppercase};
 
-/// A new access token for the user with this localpart.
+/// A new access token for the user with this localpart (its base64 URL-safe, so that the
+/// token needs no escaping in `?access_token=`).
 pub fn new_access_token(localpart: &str) -> SecretString {
     let owner = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(localpart);
-    let base = format!("syt_{owner}_{}", random_alphanumeric(20));
+    new_token("syt", &owner)
+}
+
+/// A new refresh token for the user with this localpart. Refresh tokens travel in JSON
+/// bodies only; their base64 is Synapse's standard one, never holding the `_` that
+/// separates the parts Synapse checks.
+pub fn new_refresh_token(localpart: &str) -> SecretString {
+    let owner = base64::engine::general_purpose::STANDARD_NO_PAD.encode(localpart);
+    new_token("syr", &owner)
+}
+
+fn new_token(prefix: &str, owner: &str) -> SecretString {
+    let base = format!("{prefix}_{owner}_{}", random_alphanumeric(20));
     let checksum = base62(crc32fast::hash(base.as_bytes()), 6);
     SecretString::from(format!("{base}_{checksum}"))
+}
+
+/// Whether `token` has a refresh token's shape and checksum, as Synapse checks before it
+/// looks one up.
+pub fn is_refresh_token_shape(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('_').collect();
+    let [prefix, owner, random, checksum] = parts[..] else {
+        return false;
+    };
+    let base = format!("{prefix}_{owner}_{random}");
+    prefix == "syr" && checksum == base62(crc32fast::hash(base.as_bytes()), 6)
 }
 
 /// A new device ID: ten uppercase letters, as Synapse makes them.
@@ -60,6 +85,23 @@ mod tests {
         let base = token.rsplit_once('_').unwrap().0;
         assert_eq!(parts[3], base62(crc32fast::hash(base.as_bytes()), 6));
         assert_ne!(new_access_token("alice").expose_secret(), token);
+    }
+
+    #[test]
+    fn refresh_tokens_are_told_by_their_shape_and_checksum() {
+        let token = new_refresh_token("alice");
+        assert!(is_refresh_token_shape(token.expose_secret()));
+        let access = new_access_token("alice");
+        assert!(!is_refresh_token_shape(access.expose_secret()));
+        let mut tampered = token.expose_secret().to_owned();
+        tampered.replace_range(10..11, if &tampered[10..11] == "a" { "b" } else { "a" });
+        assert!(!is_refresh_token_shape(&tampered));
+        assert!(!is_refresh_token_shape("syr_a_b"));
+        assert!(!is_refresh_token_shape(""));
+        // A localpart whose URL-safe base64 would hold a '_'.
+        assert!(is_refresh_token_shape(
+            new_refresh_token("\u{ff}\u{ff}").expose_secret()
+        ));
     }
 
     #[test]

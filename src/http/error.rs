@@ -4,7 +4,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::accounts::{AccountError, AuthError, LoginError, PasswordRefusal};
+use crate::accounts::{AccountError, AuthError, LoginError, PasswordRefusal, RefreshError};
 use crate::password::MAX_PASSWORD_LENGTH;
 use crate::store::StoreError;
 
@@ -189,6 +189,20 @@ impl From<LoginError> for MatrixError {
             LoginError::RateLimited { retry_after_ms } => MatrixError::rate_limited(retry_after_ms),
             LoginError::Store(err) => err.into(),
             LoginError::Hash(err) => MatrixError::internal("hashing failed", &err),
+        }
+    }
+}
+
+impl From<RefreshError> for MatrixError {
+    fn from(err: RefreshError) -> MatrixError {
+        match err {
+            RefreshError::Malformed | RefreshError::UnknownToken => {
+                MatrixError::new(StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN", err.to_string())
+            }
+            RefreshError::Spent | RefreshError::Expired | RefreshError::SessionOver => {
+                MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
+            }
+            RefreshError::Store(err) => err.into(),
         }
     }
 }

@@ -303,6 +303,32 @@ pub struct Session {
     pub token_id: i64,
     pub device_id: Option<String>,
     pub valid_until_ms: Option<i64>,
+    /// A token handed out with a refresh token, not used before: its first use spends the
+    /// refresh token it came from (see [`Store::mark_access_token_used`]).
+    pub unused_refreshable: bool,
+}
+
+/// A refresh token to write with a new access token.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub token: SecretString,
+    /// When it can no longer be used; `None`: until it is used.
+    pub expiry_ts: Option<i64>,
+    /// When the login ends, however often it is refreshed; `None`: never.
+    pub ultimate_session_expiry_ts: Option<i64>,
+}
+
+/// A refresh token as found, with what decides whether it may be used (Synapse's
+/// `lookup_refresh_token`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshTokenInfo {
+    pub id: i64,
+    pub user_id: String,
+    pub device_id: String,
+    /// Its successor has been refreshed in turn, or the successor's access token used.
+    pub superseded: bool,
+    pub expiry_ts: Option<i64>,
+    pub ultimate_session_expiry_ts: Option<i64>,
 }
 
 /// A device of a user, from Synapse's `devices` table.

@@ -5,15 +5,17 @@ use secrecy::{ExposeSecret, SecretString};
 use super::audit::commit_audited;
 use super::transaction::{delete_sessions, fetch_user, lock_user};
 use super::{
-    BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewSession, Session, Store, StoreError,
-    TokenUser, with_pool,
+    BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewRefreshToken, NewSession,
+    RefreshTokenInfo, Session, Store, StoreError, TokenUser, with_pool,
 };
 
 /// Who a token belongs to: the columns of [`SessionRow`], `$1` the token. A puppet token
 /// (`puppets_user_id`, an admin's "login as user") acts for the user it puppets.
 pub(super) const FIND_SESSION: &str = "SELECT t.id, t.device_id, t.valid_until_ms, u.name, \
      u.admin, u.is_guest, u.deactivated, u.locked, \
-     (u.password_hash IS NOT NULL AND u.password_hash <> '') AS has_password \
+     (u.password_hash IS NOT NULL AND u.password_hash <> '') AS has_password, \
+     (t.refresh_token_id IS NOT NULL AND (t.used IS NULL OR t.used = FALSE)) \
+     AS unused_refreshable \
      FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
      WHERE t.token = $1";
 
@@ -30,6 +32,7 @@ pub(super) struct SessionRow {
     pub deactivated: i16,
     pub locked: Option<bool>,
     pub has_password: bool,
+    pub unused_refreshable: bool,
 }
 
 impl From<SessionRow> for Session {
@@ -38,6 +41,7 @@ impl From<SessionRow> for Session {
             token_id: row.id,
             device_id: row.device_id,
             valid_until_ms: row.valid_until_ms,
+            unused_refreshable: row.unused_refreshable,
             user: TokenUser {
                 name: row.name,
                 admin: row.admin != 0,
@@ -76,6 +80,129 @@ impl Store {
         verified_hash: Option<&SecretString>,
     ) -> Result<Option<i64>, StoreError> {
         self.insert_session(new, verified_hash, None).await
+    }
+
+    /// [`Store::create_session_checked`] with a refresh token: the access token is tied to
+    /// it (`access_tokens.refresh_token_id`), and both are written in one transaction.
+    pub async fn create_refreshable_session_checked(
+        &self,
+        new: &NewSession,
+        refresh: &NewRefreshToken,
+        verified_hash: &SecretString,
+    ) -> Result<Option<i64>, StoreError> {
+        self.refuse_minting_on_synapse()?;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let current_hash = lock_user!(&mut tx, &new.user_id);
+            if current_hash.flatten().as_deref() != Some(verified_hash.expose_secret()) {
+                return Ok(None);
+            }
+            let token_id = insert_session_rows!(&mut tx, new);
+            let refresh_id = insert_refresh_token!(&mut tx, &new.user_id, &new.device_id, refresh);
+            sqlx::query("UPDATE access_tokens SET refresh_token_id = $2 WHERE id = $1")
+                .bind(token_id)
+                .bind(refresh_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(token_id))
+        })
+    }
+
+    /// A refresh token, and whether it was superseded, as Synapse looks one up: its
+    /// successor (if any) refreshed in turn, or the successor's access token used.
+    pub async fn find_refresh_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<RefreshTokenInfo>, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT rt.id, rt.user_id, rt.device_id, \
+                 (nrt.next_token_id IS NOT NULL OR COALESCE(at.used, FALSE)) AS superseded, \
+                 rt.expiry_ts, rt.ultimate_session_expiry_ts \
+                 FROM refresh_tokens rt \
+                 LEFT JOIN refresh_tokens nrt ON rt.next_token_id = nrt.id \
+                 LEFT JOIN access_tokens at ON at.refresh_token_id = nrt.id \
+                 WHERE rt.token = $1",
+            )
+            .bind(token)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    /// Replaces refresh token `old` by a new one and its access token, in one transaction,
+    /// as Synapse does: `old` points to its successor (a successor it had before goes, with
+    /// its access token), and its own predecessor goes (only the last two are kept, so that a
+    /// client whose refresh was interrupted can use `old` again). `None` if `old` is gone
+    /// (its session ended meanwhile): nothing is written then.
+    pub async fn refresh_session(
+        &self,
+        old: &RefreshTokenInfo,
+        access: &NewSession,
+        refresh: &NewRefreshToken,
+    ) -> Result<Option<i64>, StoreError> {
+        self.refuse_minting_on_synapse()?;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            // One at a time with the user's logouts (see `lock_user!`).
+            lock_user!(&mut tx, &old.user_id);
+            let previous_next: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT next_token_id FROM refresh_tokens WHERE id = $1")
+                    .bind(old.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(previous_next) = previous_next else {
+                return Ok(None);
+            };
+            let refresh_id = insert_refresh_token!(&mut tx, &old.user_id, &old.device_id, refresh);
+            let token_id: i64 = sqlx::query_scalar(
+                "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, \
+                 last_validated, refresh_token_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(&old.user_id)
+            .bind(&old.device_id)
+            .bind(access.access_token.expose_secret())
+            .bind(access.valid_until_ms)
+            .bind(access.now_ms)
+            .bind(refresh_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE refresh_tokens SET next_token_id = $2 WHERE id = $1")
+                .bind(old.id)
+                .bind(refresh_id)
+                .execute(&mut *tx)
+                .await?;
+            // Access tokens first: they reference refresh tokens (and SQLite's cascade
+            // needs no help then).
+            let doomed = "SELECT id FROM refresh_tokens WHERE id = $1 OR next_token_id = $2";
+            sqlx::query(&format!(
+                "DELETE FROM access_tokens WHERE refresh_token_id IN ({doomed})"
+            ))
+            .bind(previous_next)
+            .bind(old.id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM refresh_tokens WHERE id = $1 OR next_token_id = $2")
+                .bind(previous_next)
+                .bind(old.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(token_id))
+        })
+    }
+
+    /// Records the first use of an access token handed out with a refresh token: from then
+    /// on the refresh token it came from is spent.
+    pub async fn mark_access_token_used(&self, token_id: i64) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE access_tokens SET used = TRUE WHERE id = $1")
+                .bind(token_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// The device and token of [`Store::create_session`] and
@@ -296,3 +423,25 @@ macro_rules! insert_session_rows {
     }};
 }
 pub(super) use insert_session_rows;
+
+/// Writes a refresh token of `user_id`'s device inside the caller's transaction; evaluates
+/// to its row ID.
+macro_rules! insert_refresh_token {
+    ($tx:expr, $user_id:expr, $device_id:expr, $refresh:expr) => {{
+        let tx = $tx;
+        let refresh: &$crate::store::NewRefreshToken = $refresh;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO refresh_tokens (user_id, device_id, token, expiry_ts, \
+             ultimate_session_expiry_ts) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind($user_id)
+        .bind($device_id)
+        .bind(secrecy::ExposeSecret::expose_secret(&refresh.token))
+        .bind(refresh.expiry_ts)
+        .bind(refresh.ultimate_session_expiry_ts)
+        .fetch_one(&mut **tx)
+        .await?;
+        id
+    }};
+}
+pub(super) use insert_refresh_token;

@@ -90,6 +90,7 @@ impl SqliteReads {
                         deactivated: row.get(6)?,
                         locked: row.get(7)?,
                         has_password: row.get(8)?,
+                        unused_refreshable: row.get(9)?,
                     })
                 })
                 .optional()

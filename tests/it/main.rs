@@ -21,6 +21,7 @@ mod serve;
 mod serve_account;
 mod serve_devices;
 mod serve_rate_limit;
+mod serve_refresh;
 mod server;
 mod store;
 mod support;

@@ -426,7 +426,7 @@ async fn on_a_synapse_database_homekey_ends_no_session_and_points_to_the_admin_a
     let (_, body) = synapse
         .post_json("/_matrix/client/v3/keys/query", &bob_token, &query)
         .await;
-    assert_eq!(alices_devices(body), [device.clone()]);
+    assert_eq!(alices_devices(body), std::slice::from_ref(&device));
     synapse.stop();
 
     let database = synapse.dir.path().join("homeserver.db");

@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::accounts::PasswordLoginAttempt;
+use crate::accounts::{PasswordLoginAttempt, now_ms};
 use crate::http::AppState;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
@@ -37,6 +37,8 @@ pub struct LoginBody {
     password: Option<Value>,
     device_id: Option<String>,
     initial_device_display_name: Option<String>,
+    /// A JSON value until checked (Synapse wants a boolean).
+    refresh_token: Option<Value>,
 }
 
 /// `identifier` of a login or of an `m.login.password` stage.
@@ -91,6 +93,17 @@ pub async fn login(
         }
         None => return Err(MatrixError::missing_param("Missing parameter: type")),
     }
+    let refresh_token = match body.refresh_token {
+        None => false,
+        Some(Value::Bool(wanted)) => wanted,
+        Some(_) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                "`refresh_token` should be true or false.",
+            ));
+        }
+    };
     let user = named_user(body.identifier, body.user)?;
     let password = match body.password {
         Some(Value::String(password)) => SecretString::from(password),
@@ -110,6 +123,7 @@ pub async fn login(
             password,
             device_id: body.device_id,
             initial_device_display_name: body.initial_device_display_name,
+            refresh_token,
             client_address,
         })
         .await?;
@@ -121,6 +135,37 @@ pub async fn login(
     });
     if let Some(base_url) = &state.accounts.config.public_baseurl {
         answer["well_known"] = json!({"m.homeserver": {"base_url": base_url}});
+    }
+    if let Some(until) = success.valid_until_ms {
+        answer["expires_in_ms"] = json!(until - now_ms());
+    }
+    if let Some(refresh_token) = &success.refresh_token {
+        answer["refresh_token"] = json!(refresh_token.expose_secret());
+    }
+    Ok(Json(answer))
+}
+
+/// `POST /refresh` with `{"refresh_token": …}`: a new access token and refresh token.
+pub async fn refresh(
+    State(state): State<AppState>,
+    MatrixJson(body): MatrixJson<Map<String, Value>>,
+) -> Result<Json<Value>, MatrixError> {
+    let token = match body.get("refresh_token") {
+        None => {
+            return Err(MatrixError::missing_param(
+                "Missing params: ['refresh_token']",
+            ));
+        }
+        Some(Value::String(token)) => token,
+        Some(_) => return Err(MatrixError::invalid_param("Invalid param: refresh_token")),
+    };
+    let refreshed = state.accounts.refresh(token).await?;
+    let mut answer = json!({
+        "access_token": refreshed.access_token.expose_secret(),
+        "refresh_token": refreshed.refresh_token.expose_secret(),
+    });
+    if let Some(until) = refreshed.valid_until_ms {
+        answer["expires_in_ms"] = json!(until - now_ms());
     }
     Ok(Json(answer))
 }

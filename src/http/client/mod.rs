@@ -20,6 +20,7 @@ pub fn routes(prefix: &str) -> Router<AppState> {
     let at = |path: &str| format!("{prefix}{path}");
     Router::new()
         .route(&at("/login"), get(login::flows).post(login::login))
+        .route(&at("/refresh"), post(login::refresh))
         .route(&at("/logout"), post(session::logout))
         .route(&at("/logout/all"), post(session::logout_all))
         .route(&at("/account/whoami"), get(session::whoami))
