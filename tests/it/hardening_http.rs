@@ -1,0 +1,195 @@
+//! Issue 18, the HTTP layer: where a token may come from and where it must never go, query
+//! parameters the listing cannot take, the client's address behind a reverse proxy, and the
+//! SQLite token lookup while the database is locked.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::{Server, server_tests};
+use crate::support::TestDb;
+
+server_tests!(
+    every_spelling_of_the_query_token_authenticates_and_none_reaches_the_log,
+    a_token_in_the_header_and_the_query_at_once_is_refused_as_synapse_does,
+);
+
+const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
+
+/// A GET with `headers` as they are given (no bearer helper: the tests choose every byte).
+async fn get_with_headers(
+    server: &Server,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = server.http.get(server.url(path_and_query));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+    (status, body)
+}
+
+/// Waits until the access log has the line of a request made after every other one, so the
+/// log holds everything the test sent before it.
+async fn flush_access_log(server: &Server, marker: &str) -> String {
+    let path = format!("/_matrix/client/versions?{marker}=1");
+    assert_eq!(
+        server.call("GET", &path, None, None).await.0,
+        StatusCode::OK
+    );
+    assert!(
+        server.wait_for_log(&format!("{marker}=1")),
+        "{}",
+        server.log()
+    );
+    server.log()
+}
+
+/// axum's `Query` percent-decodes parameter names, so `access%5Ftoken` is `access_token`:
+/// each spelling authenticates, and the log redacts each one, however it was written.
+async fn every_spelling_of_the_query_token_authenticates_and_none_reaches_the_log(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("carol", "pw-carol").await;
+    let spellings = [
+        "access_token",
+        "access%5Ftoken",
+        "access%5ftoken",
+        "%61ccess_token",
+        "%61%63%63%65%73%73%5F%74%6F%6B%65%6E",
+    ];
+    let mut tokens = Vec::new();
+    for name in spellings {
+        let token = server.token_for("carol", "pw-carol").await;
+        let (status, body) = server
+            .call("GET", &format!("{WHOAMI}?a=1&{name}={token}"), None, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "?{name}=: {body}");
+        assert_eq!(body["user_id"], "@carol:example.com", "?{name}=");
+        tokens.push(token);
+    }
+    // Refused requests are logged too: a token given twice, or beside a header.
+    let twice = server.token_for("carol", "pw-carol").await;
+    let path = format!("{WHOAMI}?access%5Ftoken=x&access_token={twice}");
+    server.call("GET", &path, None, None).await;
+    let beside = server.token_for("carol", "pw-carol").await;
+    let path = format!("{WHOAMI}?access%5Ftoken={beside}");
+    let (status, _) = get_with_headers(&server, &path, &[("authorization", "Bearer x")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    tokens.extend([twice, beside]);
+
+    let log = flush_access_log(&server, "spellings_done").await;
+    for token in &tokens {
+        assert!(!log.contains(token.as_str()), "a token in the log:\n{log}");
+    }
+    // The other parameters are still there, and the redaction says where a token was.
+    assert!(log.contains("?a=1&access_token=<redacted>"), "{log}");
+}
+
+/// Synapse's rules (`get_access_token_from_request`): a token in both places, two
+/// `Authorization` headers, or one that is not exactly `Bearer <token>` are 401
+/// `M_MISSING_TOKEN`, each with its own message; a header alone or a query alone works.
+async fn a_token_in_the_header_and_the_query_at_once_is_refused_as_synapse_does(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("dan", "pw-dan").await;
+    let token = server.token_for("dan", "pw-dan").await;
+    let bearer = format!("Bearer {token}");
+    let missing = |message: &str| json!({"errcode": "M_MISSING_TOKEN", "error": message});
+    let mixing = missing("Mixing Authorization headers and access_token query parameters.");
+
+    let refused = [
+        // Both: the same token, another one, an empty query value, an encoded name.
+        (
+            format!("{WHOAMI}?access_token={token}"),
+            vec![bearer.clone()],
+            mixing.clone(),
+        ),
+        (
+            format!("{WHOAMI}?access_token=other"),
+            vec![bearer.clone()],
+            mixing.clone(),
+        ),
+        (
+            format!("{WHOAMI}?access_token="),
+            vec![bearer.clone()],
+            mixing.clone(),
+        ),
+        (
+            format!("{WHOAMI}?access%5Ftoken={token}"),
+            vec![bearer.clone()],
+            mixing.clone(),
+        ),
+        // A header that is not Bearer still counts as a header beside the query.
+        (
+            format!("{WHOAMI}?access_token={token}"),
+            vec!["Basic Zm9vOmJhcg==".into()],
+            mixing.clone(),
+        ),
+        (
+            WHOAMI.into(),
+            vec![bearer.clone(), bearer.clone()],
+            missing("Too many Authorization headers."),
+        ),
+        (
+            WHOAMI.into(),
+            vec!["Basic Zm9vOmJhcg==".into()],
+            missing("Invalid Authorization header."),
+        ),
+        (
+            WHOAMI.into(),
+            vec![format!("bearer {token}")],
+            missing("Invalid Authorization header."),
+        ),
+        (
+            WHOAMI.into(),
+            vec![format!("Bearer  {token}")],
+            missing("Invalid Authorization header."),
+        ),
+        (
+            WHOAMI.into(),
+            vec![format!("Bearer {token} x")],
+            missing("Invalid Authorization header."),
+        ),
+        (
+            WHOAMI.into(),
+            vec!["Bearer".into()],
+            missing("Invalid Authorization header."),
+        ),
+        (WHOAMI.into(), vec![], missing("Missing access token")),
+    ];
+    for (path, headers, expected) in refused {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|h| ("authorization", h.as_str()))
+            .collect();
+        let (status, body) = get_with_headers(&server, &path, &headers).await;
+        assert_eq!(
+            (status, &body),
+            (StatusCode::UNAUTHORIZED, &expected),
+            "{path} with {headers:?}"
+        );
+    }
+
+    // One place at a time works; another query parameter beside the header is no token.
+    for (path, headers) in [
+        (format!("{WHOAMI}?access_token={token}"), vec![]),
+        (WHOAMI.to_owned(), vec![("authorization", bearer.as_str())]),
+        (
+            format!("{WHOAMI}?access_tokens=x"),
+            vec![("authorization", bearer.as_str())],
+        ),
+    ] {
+        let (status, body) = get_with_headers(&server, &path, &headers).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["user_id"], "@dan:example.com");
+    }
+    // The first of two query tokens is the one read, as in Synapse.
+    let path = format!("{WHOAMI}?access_token={token}&access_token=other");
+    let (status, body) = get_with_headers(&server, &path, &[]).await;
+    assert_eq!(
+        (status, &body["user_id"]),
+        (StatusCode::OK, &json!("@dan:example.com"))
+    );
+}
