@@ -14,6 +14,8 @@ mod client_address;
 pub mod error;
 mod interactive_auth;
 mod json;
+#[cfg(test)]
+mod router_properties;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use crate::support::TestDb;
 server_tests!(
     every_spelling_of_the_query_token_authenticates_and_none_reaches_the_log,
     a_token_in_the_header_and_the_query_at_once_is_refused_as_synapse_does,
+    huge_from_and_limit_of_the_listings_are_answered_not_overflowed,
 );
 
 const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
@@ -192,4 +193,42 @@ async fn a_token_in_the_header_and_the_query_at_once_is_refused_as_synapse_does(
         (status, &body["user_id"]),
         (StatusCode::OK, &json!("@dan:example.com"))
     );
+}
+
+/// `from` and `limit` of the user listings up to `i64::MAX` each are answered (Synapse takes
+/// any integer); their sum once overflowed, a panic that dropped the connection. Past
+/// `i64::MAX` it is 400 `M_INVALID_PARAM`, as for any other value that is not an integer.
+async fn huge_from_and_limit_of_the_listings_are_answered_not_overflowed(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin = server.admin_token("root", "root-pw").await;
+    server.create_user("eve", "eve-pw").await;
+    let max = i64::MAX;
+    for version in ["v2", "v3"] {
+        let list = |query: String| format!("/_synapse/admin/{version}/users?{query}");
+        for (query, users) in [
+            (format!("from={max}&limit={max}"), 0),
+            (format!("from=1&limit={max}"), 1),
+            (format!("from=0&limit={max}"), 2),
+            (format!("from={max}"), 0),
+        ] {
+            let (status, body) = server
+                .call("GET", &list(query.clone()), Some(&admin), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{version} {query}: {body}");
+            assert_eq!(body["users"].as_array().unwrap().len(), users, "{query}");
+            assert_eq!(body["total"], 2, "{query}");
+            assert!(body.get("next_token").is_none(), "{query}: {body}");
+        }
+        for name in ["from", "limit"] {
+            let query = format!("{name}=9223372036854775808");
+            let (status, body) = server.call("GET", &list(query), Some(&admin), None).await;
+            assert_eq!(
+                (status, body),
+                (
+                    StatusCode::BAD_REQUEST,
+                    json!({"errcode": "M_INVALID_PARAM", "error": format!("Query parameter {name} must be an integer")})
+                )
+            );
+        }
+    }
 }
