@@ -232,3 +232,96 @@ async fn huge_from_and_limit_of_the_listings_are_answered_not_overflowed(db: Tes
         }
     }
 }
+
+/// Holds SQLite's WAL locks as a process recovering the WAL after a crash holds them (the
+/// write, checkpoint and recovery locks of the `-shm` file), with the WAL index's header
+/// cleared as such a recovery finds it: every reader of the database waits, up to its busy
+/// timeout, then gets `SQLITE_BUSY`. Prints "held", waits for a line on stdin, releases.
+const HOLD_WAL_RECOVERY: &str = r#"
+import fcntl, os, sys
+fd = os.open(sys.argv[1] + "-shm", os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 3, 120)
+os.pwrite(fd, b"\0" * 136, 0)
+print("held", flush=True)
+sys.stdin.readline()
+fcntl.lockf(fd, fcntl.LOCK_UN, 3, 120)
+print("released", flush=True)
+"#;
+
+/// While SQLite cannot be read, the token lookup (on the async worker, by rusqlite) waits
+/// at most about 20 ms, then asks sqlx's pool, for at most 250 ms: whoami answers 503
+/// `M_UNKNOWN` with `Retry-After` well within a second, never after the 5 s busy timeout of
+/// the writes and never 500. Once the locks are gone, the same token works at once.
+#[tokio::test]
+async fn a_locked_sqlite_answers_whoami_503_at_once_not_500_after_seconds() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = std::sync::Arc::new(Server::start(TestDb::sqlite().await, "").await);
+    server.create_user("fay", "fay-pw").await;
+    let token = server.token_for("fay", "fay-pw").await;
+    assert_eq!(server.whoami(Some(&token)).await.0, StatusCode::OK);
+    let homekey::config::DatabaseConfig::Sqlite { path } = &server.db.config else {
+        unreachable!()
+    };
+    let mut holder = std::process::Command::new("python3")
+        .args(["-c", HOLD_WAL_RECOVERY, path.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(holder.stdout.take().unwrap());
+    let mut line = String::new();
+    said.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+
+    // One at a time, then eight at once (more than the pool's four connections).
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let response = server
+            .http
+            .get(server.url(WHOAMI))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        times.push(started.elapsed());
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "5");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
+    }
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (server, token) = (server.clone(), token.clone());
+        burst.spawn(async move {
+            let started = std::time::Instant::now();
+            let (status, body) = server.whoami(Some(&token)).await;
+            (started.elapsed(), status, body)
+        });
+    }
+    while let Some(joined) = burst.join_next().await {
+        let (took, status, body) = joined.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        times.push(took);
+    }
+    let slowest = times.iter().max().unwrap();
+    eprintln!("FIGURES whoami while SQLite is locked: {times:?}");
+    assert!(
+        *slowest < std::time::Duration::from_millis(900),
+        "a whoami took {slowest:?} while SQLite was locked: {times:?}"
+    );
+
+    holder.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    line.clear();
+    said.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "released");
+    holder.wait().unwrap();
+    let (status, body) = server.whoami(Some(&token)).await;
+    assert_eq!(
+        (status, &body["user_id"]),
+        (StatusCode::OK, &json!("@fay:example.com"))
+    );
+    let log = server.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains(&token), "{log}");
+}
