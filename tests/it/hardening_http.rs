@@ -325,3 +325,92 @@ async fn a_locked_sqlite_answers_whoami_503_at_once_not_500_after_seconds() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains(&token), "{log}");
 }
+
+/// `rc_login` with a per-address burst of two (draining one per 1000 s), the other limits
+/// out of the way; `x_forwarded` on the listener or not.
+fn proxied_listener_with_address_limit(x_forwarded: bool) -> String {
+    format!(
+        "listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n    x_forwarded: {x_forwarded}\n\
+         rc_login:\n  address: {{per_second: 0.001, burst_count: 2}}\n  \
+         account: {{per_second: 1000, burst_count: 1000}}\n  \
+         failed_attempts: {{per_second: 1000, burst_count: 1000}}\n"
+    )
+}
+
+/// A login with a wrong password (it counts against the address all the same), with
+/// `X-Forwarded-For: forwarded_for` if given; the status.
+async fn login_forwarded_for(server: &Server, forwarded_for: Option<&str>) -> StatusCode {
+    let body = json!({"type": "m.login.password", "user": "gil", "password": "wrong"});
+    let mut request = server
+        .http
+        .post(server.url("/_matrix/client/v3/login"))
+        .body(body.to_string());
+    if let Some(value) = forwarded_for {
+        request = request.header("x-forwarded-for", value);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// Behind a proxy (`x_forwarded: true`), the client is the rightmost `X-Forwarded-For`
+/// entry: a client that rotates the leftmost one, which it writes itself, stays in its own
+/// bucket, while other clients of the same proxy have theirs. A request without the header
+/// is the proxy's own.
+#[tokio::test]
+async fn behind_a_proxy_the_rightmost_forwarded_address_is_rate_limited() {
+    let server = Server::start(
+        TestDb::sqlite().await,
+        &proxied_listener_with_address_limit(true),
+    )
+    .await;
+    server.create_user("gil", "gil-pw").await;
+    for spoof in ["10.0.0.1", "10.0.0.2"] {
+        let header = format!("{spoof}, 203.0.113.7");
+        assert_eq!(
+            login_forwarded_for(&server, Some(&header)).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+    for spoof in ["10.0.0.3", "192.0.2.44", "2001:db8::99"] {
+        let header = format!("{spoof}, 203.0.113.7");
+        assert_eq!(
+            login_forwarded_for(&server, Some(&header)).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{header}: a new leftmost entry escaped the limit"
+        );
+    }
+    // Another client of the same proxy, and the proxy itself (no header), are not limited.
+    for header in [Some("10.0.0.1, 198.51.100.9"), Some("198.51.100.10"), None] {
+        assert_eq!(
+            login_forwarded_for(&server, header).await,
+            StatusCode::FORBIDDEN,
+            "{header:?}"
+        );
+    }
+}
+
+/// Without `x_forwarded`, `X-Forwarded-For` is ignored: every request from this peer shares
+/// its bucket, whatever the header says.
+#[tokio::test]
+async fn without_x_forwarded_the_forwarded_header_is_ignored() {
+    let server = Server::start(
+        TestDb::sqlite().await,
+        &proxied_listener_with_address_limit(false),
+    )
+    .await;
+    server.create_user("gil", "gil-pw").await;
+    assert_eq!(
+        login_forwarded_for(&server, Some("203.0.113.7")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        login_forwarded_for(&server, None).await,
+        StatusCode::FORBIDDEN
+    );
+    for header in [Some("198.51.100.9"), Some("10.0.0.1, 198.51.100.10"), None] {
+        assert_eq!(
+            login_forwarded_for(&server, header).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{header:?}"
+        );
+    }
+}
