@@ -11,9 +11,9 @@
 //! kill comes. Every other round instead watches the database and kills as soon as one of
 //! the processes holds a write transaction open. Every kill freezes the processes first
 //! (SIGSTOP) and asks the database whether one of them is inside a write transaction (SQLite:
-//! its write lock is held, `F_GETLK`; PostgreSQL: a backend of the database has a transaction
-//! ID and is not committing), so the tests count the kills that landed inside a transaction
-//! and require some. `HOMEKEY_CRASH_SCALE` multiplies the rounds (scripts/soak-crash.sh runs
+//! its write lock is held, in `/proc/locks`; PostgreSQL: a backend of the database has a
+//! transaction ID and is not committing), so the tests count the kills that landed inside a
+//! transaction and require some. `HOMEKEY_CRASH_SCALE` multiplies the rounds (scripts/soak-crash.sh runs
 //! hundreds of kill points).
 
 use std::io::Write;
@@ -159,9 +159,10 @@ impl Tally {
 
 /// Asks whether another connection holds a write transaction open on a database: on
 /// SQLite, whether some process holds the WAL write lock (byte 120 of the `-shm` file, which
-/// SQLite locks with `fcntl`; asked with `F_GETLK`, which takes no lock); on PostgreSQL,
-/// whether a backend of the database has a transaction ID (it has written or locked a row)
-/// and is not committing, on a connection of its own kept open between questions.
+/// SQLite locks with `fcntl`; read from Linux's `/proc/locks`, which takes no lock); on
+/// PostgreSQL, whether a backend of the database has a transaction ID (it has written or
+/// locked a row) and is not committing, on a connection of its own kept open between
+/// questions.
 enum TransactionProbe {
     Sqlite(std::ffi::OsString),
     Postgres(sqlx::PgConnection),
@@ -186,20 +187,30 @@ impl TransactionProbe {
     async fn write_transaction_open(&mut self) -> bool {
         match self {
             TransactionProbe::Sqlite(shm) => {
-                use std::os::fd::AsRawFd;
-                let Ok(file) = std::fs::File::open(&*shm) else {
+                // Not `fcntl(F_GETLK)` on the file: closing a descriptor of it would drop
+                // every lock this process holds on it, those of the test's own SQLite
+                // connections too (POSIX locks are per process), and the next process to open
+                // the database would then reset the `-shm` file under their mappings.
+                use std::os::unix::fs::MetadataExt;
+                let Ok(meta) = std::fs::metadata(&*shm) else {
                     return false;
                 };
-                // SAFETY: `lock` is a plain struct, zeroed then filled in; the descriptor is
-                // open for the call.
-                let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-                lock.l_type = libc::F_WRLCK as libc::c_short;
-                lock.l_whence = libc::SEEK_SET as libc::c_short;
-                lock.l_start = 120;
-                lock.l_len = 1;
-                let asked = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) };
-                assert_eq!(asked, 0, "F_GETLK on {shm:?}");
-                lock.l_type != libc::F_UNLCK as libc::c_short
+                let dev = meta.dev();
+                let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+                let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+                let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+                let locks = std::fs::read_to_string("/proc/locks").unwrap();
+                locks
+                    .lines()
+                    .filter(|line| !line.contains("->"))
+                    .any(|line| {
+                        let fields: Vec<&str> = line.split_whitespace().collect();
+                        // "1: POSIX ADVISORY WRITE <pid> <dev:inode> <start> <end or EOF>"
+                        matches!(fields.as_slice(), [_, _, _, "WRITE", _, id, start, end]
+                        if *id == file
+                            && start.parse::<u64>().is_ok_and(|start| start <= 120)
+                            && (*end == "EOF" || end.parse::<u64>().is_ok_and(|end| end >= 120)))
+                    })
             }
             TransactionProbe::Postgres(conn) => {
                 let open: i64 = sqlx::query_scalar(
