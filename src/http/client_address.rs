@@ -17,8 +17,9 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::serve::IncomingStream;
 
-/// The peer's IP address, as text ("unknown" when the server runs without connection info,
-/// as in a router driven directly).
+/// The client's IP address, as text: the connection's peer, or behind a proxy the address
+/// it forwarded ("unknown" when the server runs without connection info, as in a router
+/// driven directly).
 pub struct ClientAddress(pub String);
 
 /// The connection info of a listener with `x_forwarded: true`: the peer is the proxy.
