@@ -99,6 +99,9 @@ pub struct Listener {
     pub port: u16,
     pub bind_addresses: Vec<String>,
     pub kind: String,
+    /// `x_forwarded`: the listener is behind a reverse proxy, and a request's client is the
+    /// address the proxy puts in `X-Forwarded-For` (see `http::client_address`).
+    pub x_forwarded: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +221,7 @@ impl Config {
                 port: 8008,
                 bind_addresses: vec!["127.0.0.1".into()],
                 kind: "http".into(),
+                x_forwarded: false,
             }],
             registration_shared_secret: None,
             macaroon_secret_key: None,
@@ -443,6 +447,8 @@ struct RawListener {
     bind_addresses: Option<Vec<String>>,
     #[serde(rename = "type", default = "default_listener_type")]
     kind: String,
+    #[serde(default)]
+    x_forwarded: bool,
 }
 
 fn default_database_name() -> String {
@@ -538,6 +544,7 @@ impl RawConfig {
                         .bind_addresses
                         .unwrap_or_else(|| vec!["::".into(), "0.0.0.0".into()]),
                     kind: l.kind,
+                    x_forwarded: l.x_forwarded,
                 })
                 .collect(),
         };
@@ -763,6 +770,9 @@ listeners:
   - port: 8008
     type: http
     bind_addresses: ["127.0.0.1"]
+    # Behind a reverse proxy that sets X-Forwarded-For (see homekey's README), let the
+    # rate limits see each client's address instead of the proxy's:
+    # x_forwarded: true
     resources:
       - names: [client]
 
@@ -875,6 +885,26 @@ mod tests {
             !debug.contains("\"pep\"") && !debug.contains("s3cret"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn x_forwarded_is_read_per_listener_and_off_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "homeserver.yaml",
+            "server_name: example.com\n\
+             listeners:\n\
+             - {port: 8008, bind_addresses: ['127.0.0.1'], x_forwarded: true}\n\
+             - {port: 8009, bind_addresses: ['127.0.0.1']}\n",
+        );
+        let config = Config::load(&[&file]).unwrap();
+        let flags: Vec<bool> = config.listeners.iter().map(|l| l.x_forwarded).collect();
+        assert_eq!(flags, [true, false]);
+        assert!(!Config::builtin().listeners[0].x_forwarded);
+        let err =
+            load_error("server_name: x.org\nlisteners: [{port: 8008, x_forwarded: sometimes}]\n");
+        assert!(err.contains("`listeners[0].x_forwarded`"), "{err}");
     }
 
     #[test]

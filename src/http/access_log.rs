@@ -1,4 +1,4 @@
-//! One log line per request: method, path (with `access_token` redacted), status, latency.
+//! One log line per request: method, path (with access tokens redacted), status, latency.
 //!
 //! Every request pays for this line, so it costs no more than it must: a tower layer whose
 //! future wraps the route's own (axum's `middleware::from_fn` cloned and boxed the whole
@@ -91,8 +91,29 @@ where
     }
 }
 
-/// The path and query, with the value of any `access_token` parameter replaced.
+/// The path and query, with the value of every access token parameter replaced.
+///
+/// A parameter is a token when its name, decoded as axum's `Query` decodes it (percent
+/// escapes and `+`, by `form_urlencoded`), is one the server reads a token from: `access%5Ftoken`
+/// authenticates as `access_token` does, so it is redacted as well. Most queries hold no
+/// escape and no such name; they are written as they came, without decoding (and without
+/// allocating). The others are decoded, and if a token name is among them the query is
+/// written again from its decoded pairs, each name and value re-encoded, the tokens' values
+/// replaced.
 struct RedactedPath<'a>(&'a Uri);
+
+/// The query parameter names a token is read from (`crate::http::auth`).
+const TOKEN_PARAMETERS: [&str; 1] = [super::auth::ACCESS_TOKEN_PARAMETER];
+
+/// Whether some parameter of `query` is a token, once decoded.
+fn names_a_token(query: &str) -> bool {
+    // A name decodes to a token name only if it is spelled so already or has an escape
+    // (`+` decodes to a space, which no token name holds).
+    let might = query.contains('%') || TOKEN_PARAMETERS.iter().any(|name| query.contains(name));
+    might
+        && form_urlencoded::parse(query.as_bytes())
+            .any(|(name, _)| TOKEN_PARAMETERS.contains(&name.as_ref()))
+}
 
 impl fmt::Display for RedactedPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,15 +121,29 @@ impl fmt::Display for RedactedPath<'_> {
         let Some(query) = self.0.query() else {
             return Ok(());
         };
-        for (i, pair) in query.split('&').enumerate() {
-            f.write_str(if i == 0 { "?" } else { "&" })?;
-            match pair.split_once('=') {
-                Some(("access_token", _)) => f.write_str("access_token=<redacted>")?,
-                _ => f.write_str(pair)?,
+        f.write_str("?")?;
+        if !names_a_token(query) {
+            return f.write_str(query);
+        }
+        for (i, (name, value)) in form_urlencoded::parse(query.as_bytes()).enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            write_encoded(f, &name)?;
+            f.write_str("=")?;
+            if TOKEN_PARAMETERS.contains(&name.as_ref()) {
+                f.write_str("<redacted>")?;
+            } else {
+                write_encoded(f, &value)?;
             }
         }
         Ok(())
     }
+}
+
+/// `text` encoded for a query string, as `form_urlencoded` encodes it.
+fn write_encoded(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    form_urlencoded::byte_serialize(text.as_bytes()).try_for_each(|piece| f.write_str(piece))
 }
 
 /// A duration in milliseconds with one decimal, as the log has always shown it.
@@ -124,22 +159,54 @@ impl fmt::Display for Milliseconds {
 mod tests {
     use super::*;
 
+    fn redacted(uri: &str) -> String {
+        RedactedPath(&uri.parse().unwrap()).to_string()
+    }
+
     #[test]
     fn the_access_token_never_reaches_the_log() {
-        let uri: Uri = "/_matrix/client/v3/account/whoami?a=1&access_token=syt_secret&b=2"
-            .parse()
-            .unwrap();
         assert_eq!(
-            RedactedPath(&uri).to_string(),
+            redacted("/_matrix/client/v3/account/whoami?a=1&access_token=syt_secret&b=2"),
             "/_matrix/client/v3/account/whoami?a=1&access_token=<redacted>&b=2"
         );
-        let first: Uri = "/x?access_token=syt_secret".parse().unwrap();
         assert_eq!(
-            RedactedPath(&first).to_string(),
+            redacted("/x?access_token=syt_secret"),
             "/x?access_token=<redacted>"
         );
-        let plain: Uri = "/x".parse().unwrap();
-        assert_eq!(RedactedPath(&plain).to_string(), "/x");
+        assert_eq!(redacted("/x"), "/x");
+        assert_eq!(redacted("/x?"), "/x?");
+    }
+
+    #[test]
+    fn every_spelling_of_the_token_name_is_redacted() {
+        for name in [
+            "access%5Ftoken",
+            "access%5ftoken",
+            "%61ccess_token",
+            "%61%63%63%65%73%73%5F%74%6F%6B%65%6E",
+        ] {
+            assert_eq!(
+                redacted(&format!("/x?{name}=syt_secret&b=%40bob")),
+                "/x?access_token=<redacted>&b=%40bob",
+                "{name}"
+            );
+        }
+        // Every occurrence, and one without a value.
+        assert_eq!(
+            redacted("/x?access_token=one&access%5Ftoken=two&access_token"),
+            "/x?access_token=<redacted>&access_token=<redacted>&access_token=<redacted>"
+        );
+    }
+
+    #[test]
+    fn other_queries_are_written_as_they_came() {
+        for uri in [
+            "/x?name=%40bob%3Aexample.com&limit=10",
+            "/x?access_tokens=1&my_access_token=2",
+            "/x?a+b=c+d&&e",
+        ] {
+            assert_eq!(redacted(uri), uri);
+        }
     }
 
     #[test]

@@ -46,33 +46,51 @@ async fn requester(
     state: &AppState,
     use_: TokenUse,
 ) -> Result<Requester, MatrixError> {
-    let token = access_token(parts).ok_or_else(|| {
-        MatrixError::new(
-            StatusCode::UNAUTHORIZED,
-            "M_MISSING_TOKEN",
-            "Missing access token",
-        )
-    })?;
+    let token = access_token(parts)?;
     Ok(state.accounts.authenticate_for(&token, use_).await?)
 }
 
-fn access_token(parts: &Parts) -> Option<String> {
-    if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let value = header.to_str().ok()?;
-        return value.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+/// The query parameter a token may come in (deprecated by the spec, still read).
+pub(super) const ACCESS_TOKEN_PARAMETER: &str = "access_token";
+
+/// 401 `M_MISSING_TOKEN`: no token where one was needed, or no single one.
+fn missing_token(message: &str) -> MatrixError {
+    MatrixError::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", message)
+}
+
+/// The request's access token, by Synapse's rules (`get_access_token_from_request` in
+/// `synapse/api/auth/base.py`): with an `Authorization` header, of any kind, the query may
+/// not name a token too (even an empty one), there must be only one such header and it must
+/// be exactly `Bearer <token>`; without one, the first `access_token` of the query.
+fn access_token(parts: &Parts) -> Result<String, MatrixError> {
+    let mut headers = parts
+        .headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter();
+    let Some(header) = headers.next() else {
+        return query_access_token(parts.uri.query())
+            .ok_or_else(|| missing_token("Missing access token"));
+    };
+    if query_access_token(parts.uri.query()).is_some() {
+        return Err(missing_token(
+            "Mixing Authorization headers and access_token query parameters.",
+        ));
     }
-    query_access_token(parts)
+    if headers.next().is_some() {
+        return Err(missing_token("Too many Authorization headers."));
+    }
+    // Synapse splits on single spaces and wants exactly two parts.
+    let value = header.to_str().unwrap_or_default();
+    match value.split_once(' ') {
+        Some(("Bearer", token)) if !token.contains(' ') => Ok(token.to_owned()),
+        _ => Err(missing_token("Invalid Authorization header.")),
+    }
 }
 
-/// The deprecated `?access_token=` query parameter.
-#[derive(serde::Deserialize)]
-struct TokenQuery {
-    access_token: Option<String>,
-}
-
-fn query_access_token(parts: &Parts) -> Option<String> {
-    axum::extract::Query::<TokenQuery>::try_from_uri(&parts.uri)
-        .ok()?
-        .0
-        .access_token
+/// The first `access_token` of the query, its name and value decoded as axum's `Query`
+/// decodes them, so that every spelling the server reads is one the access log redacts.
+fn query_access_token(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == ACCESS_TOKEN_PARAMETER)
+        .map(|(_, value)| value.into_owned())
 }

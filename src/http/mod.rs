@@ -15,6 +15,8 @@ mod client_address;
 pub mod error;
 mod interactive_auth;
 mod json;
+#[cfg(test)]
+mod router_properties;
 mod server_keys;
 
 use std::net::SocketAddr;
@@ -121,6 +123,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         accounts: Arc::new(accounts.clone()),
     });
 
+    // Each bound socket, and whether it is behind a reverse proxy (`x_forwarded`).
     let mut listeners = Vec::new();
     for listener in config.listeners.iter().filter(|l| l.kind == "http") {
         for address in &listener.bind_addresses {
@@ -136,7 +139,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                     source,
                 })?;
             tracing::info!("listening on http://{}", bound.local_addr()?);
-            listeners.push(bound);
+            listeners.push((bound, listener.x_forwarded));
         }
     }
     if listeners.is_empty() {
@@ -146,19 +149,29 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(delete_expired_sessions(accounts.clone(), stopped.clone()));
     let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
+    for (listener, x_forwarded) in listeners {
         let mut stopped = stopped.clone();
+        let stop = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
         let app = app.clone();
-        servers.spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-        });
+        // The type of the connection info tells `ClientAddress` whether to read
+        // X-Forwarded-For: nothing is added to each request for it.
+        if x_forwarded {
+            let app = app.into_make_service_with_connect_info::<client_address::BehindProxy>();
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            });
+        } else {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            });
+        }
     }
     shutdown.received().await;
     tracing::info!("shutting down: finishing requests in flight");

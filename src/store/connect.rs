@@ -107,11 +107,10 @@ impl Store {
                 Backend::Postgres(connect_postgres(options, database).await?)
             }
         };
-        let sqlite_reads = match database {
-            DatabaseConfig::Sqlite { path } => Some(std::sync::Arc::new(SqliteReads::new(
-                path.clone(),
-                SQLITE_BUSY_TIMEOUT,
-            ))),
+        let sqlite_reads = match (database, &backend) {
+            (DatabaseConfig::Sqlite { path }, Backend::Sqlite(pool)) => Some(std::sync::Arc::new(
+                SqliteReads::new(path.clone(), pool.clone()),
+            )),
             _ => None,
         };
         let mut store = Store {

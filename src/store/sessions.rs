@@ -35,6 +35,25 @@ pub(super) struct SessionRow {
     pub unused_refreshable: bool,
 }
 
+impl SessionRow {
+    /// The same row read by rusqlite ([`super::sqlite_reads`]), each column by its name, as
+    /// the `FromRow` derive reads it: the two cannot drift apart.
+    pub(super) fn from_sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+        Ok(SessionRow {
+            id: row.get("id")?,
+            device_id: row.get("device_id")?,
+            valid_until_ms: row.get("valid_until_ms")?,
+            name: row.get("name")?,
+            admin: row.get("admin")?,
+            is_guest: row.get("is_guest")?,
+            deactivated: row.get("deactivated")?,
+            locked: row.get("locked")?,
+            has_password: row.get("has_password")?,
+            unused_refreshable: row.get("unused_refreshable")?,
+        })
+    }
+}
+
 impl From<SessionRow> for Session {
     fn from(row: SessionRow) -> Session {
         Session {
@@ -277,7 +296,7 @@ impl Store {
     /// the caller's to judge (`valid_until_ms`), with its own clock.
     pub async fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
         if let Some(reads) = &self.sqlite_reads {
-            return reads.find_session(access_token);
+            return reads.find_session(access_token).await;
         }
         with_pool!(self, |pool| {
             let row: Option<SessionRow> = sqlx::query_as(FIND_SESSION)

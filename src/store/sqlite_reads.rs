@@ -8,30 +8,45 @@
 //! statement prepared once per connection. It reads the database at every request, as before:
 //! nothing is cached, so a change made in the database by hand counts at once.
 //!
-//! In WAL mode a reader never waits for a writer; only a recovery after a crash can hold it,
-//! up to the busy timeout.
+//! The calling thread is an async worker, which must never wait long: in WAL mode a reader
+//! does not wait for a writer, but it does wait while another process recovers the WAL after
+//! a crash (or holds SQLite's locks by hand). So the lookup here waits at most
+//! [`LOOKUP_BUSY_TIMEOUT`]; if SQLite is still busy, the same query goes to sqlx's pool, whose
+//! connections wait on their own threads, for at most [`POOL_FALLBACK_WAIT`]. A database still
+//! locked then is [`StoreError::Unavailable`] (503 with `Retry-After`), as sqlx's own
+//! `SQLITE_BUSY` is.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::sessions::{FIND_SESSION, SessionRow};
 use super::{Session, StoreError};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 /// Idle connections kept; more are opened when requests overlap, and closed after.
 const IDLE_CONNECTIONS: usize = 8;
 
+/// How long a lookup on the calling thread waits for a busy database: long enough for a
+/// lock that is about to go, short enough not to stall the other requests of the worker.
+pub(super) const LOOKUP_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// How long a lookup that found SQLite busy waits for sqlx's pool before answering that the
+/// database is unavailable.
+pub(super) const POOL_FALLBACK_WAIT: Duration = Duration::from_millis(250);
+
 pub(super) struct SqliteReads {
     path: PathBuf,
-    busy_timeout: std::time::Duration,
+    /// The pool the lookup falls back to when SQLite is busy.
+    pool: sqlx::SqlitePool,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl SqliteReads {
-    pub(super) fn new(path: PathBuf, busy_timeout: std::time::Duration) -> SqliteReads {
+    pub(super) fn new(path: PathBuf, pool: sqlx::SqlitePool) -> SqliteReads {
         SqliteReads {
             path,
-            busy_timeout,
+            pool,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -46,7 +61,7 @@ impl SqliteReads {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        connection.busy_timeout(self.busy_timeout)?;
+        connection.busy_timeout(LOOKUP_BUSY_TIMEOUT)?;
         connection.pragma_update(None, "query_only", true)?;
         Ok(connection)
     }
@@ -56,13 +71,11 @@ impl SqliteReads {
     fn with_connection<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
+    ) -> rusqlite::Result<T> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let connection = match idle {
             Some(connection) => connection,
-            None => self
-                .open()
-                .map_err(|err| StoreError::Unavailable(format!("SQLite: {err}")))?,
+            None => self.open()?,
         };
         let result = read(&connection);
         if result.is_ok() {
@@ -71,30 +84,97 @@ impl SqliteReads {
                 idle.push(connection);
             }
         }
-        result.map_err(StoreError::Sqlite)
+        result
     }
 
     /// [`super::Store::find_session`] on SQLite.
-    pub(super) fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
-        self.with_connection(|connection| {
+    pub(super) async fn find_session(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let here = self.with_connection(|connection| {
             connection
                 .prepare_cached(FIND_SESSION)?
-                .query_row([access_token], |row| {
-                    Ok(SessionRow {
-                        id: row.get(0)?,
-                        device_id: row.get(1)?,
-                        valid_until_ms: row.get(2)?,
-                        name: row.get(3)?,
-                        admin: row.get(4)?,
-                        is_guest: row.get(5)?,
-                        deactivated: row.get(6)?,
-                        locked: row.get(7)?,
-                        has_password: row.get(8)?,
-                        unused_refreshable: row.get(9)?,
-                    })
-                })
+                .query_row([access_token], SessionRow::from_sqlite_row)
                 .optional()
-        })
-        .map(|row| row.map(Session::from))
+        });
+        match here {
+            Ok(row) => Ok(row.map(Session::from)),
+            Err(err) if is_busy(&err) => {
+                tracing::debug!(error = %err, "token lookup: SQLite busy, asking the pool");
+                self.find_session_on_pool(access_token).await
+            }
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    /// The lookup through sqlx's pool, waiting at most [`POOL_FALLBACK_WAIT`].
+    async fn find_session_on_pool(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let query = sqlx::query_as::<_, SessionRow>(FIND_SESSION)
+            .bind(access_token)
+            .fetch_optional(&self.pool);
+        match tokio::time::timeout(POOL_FALLBACK_WAIT, query).await {
+            Ok(row) => Ok(row?.map(Session::from)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "SQLite stayed busy for {} ms (token lookup)",
+                (LOOKUP_BUSY_TIMEOUT + POOL_FALLBACK_WAIT).as_millis()
+            ))),
+        }
+    }
+}
+
+/// Whether SQLite refused for a while: another connection holds a lock it needs
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED`, with any extended code).
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A rusqlite error as sqlx's would be ([`StoreError`]'s `From<sqlx::Error>`): a database
+/// that is locked or cannot be opened is unavailable for a while (503); anything else is an
+/// error of the database (500).
+fn store_error(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen) => {
+            StoreError::Unavailable(format!("SQLite: {err}"))
+        }
+        _ => StoreError::Sqlite(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_error(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn busy_and_locked_are_unavailable_as_sqlx_maps_them() {
+        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_RECOVERY, SQLITE_LOCKED_SHAREDCACHE,
+        // SQLITE_CANTOPEN.
+        for code in [5, 6, 5 | (1 << 8), 6 | (1 << 8), 14] {
+            assert!(
+                matches!(store_error(sqlite_error(code)), StoreError::Unavailable(_)),
+                "{code}"
+            );
+        }
+        for code in [5, 6, 5 | (1 << 8)] {
+            assert!(is_busy(&sqlite_error(code)), "{code}");
+        }
+        // SQLITE_CORRUPT, SQLITE_ERROR: a fault, not a wait.
+        for code in [11, 1] {
+            assert!(!is_busy(&sqlite_error(code)));
+            assert!(matches!(
+                store_error(sqlite_error(code)),
+                StoreError::Sqlite(_)
+            ));
+        }
     }
 }

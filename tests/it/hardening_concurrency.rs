@@ -216,6 +216,132 @@ async fn a_login_that_checked_the_old_password_never_outlives_the_reset(db: Test
         "concurrency ({}): {ROUNDS} rounds of 1 reset against {LOGINS} logins; in {raced} a login lost the race",
         server.store().engine(),
     );
+
+    // The rounds above show that no old-password token outlives a reset, but not whether a
+    // login ever lost in the compare-and-insert (a 403 there may be a check made after the
+    // reset). So, once more, with the order held still: the test takes the user's row (the
+    // database's write lock on SQLite), logins with the right password check it and then
+    // wait for that lock to write their token; the test changes the hash, as an operator's
+    // UPDATE does, and commits. Each login was right when checked, and must be refused.
+    let refused = logins_checked_before_a_change_commits(&server, "lena", "round-25").await;
+    assert_eq!(
+        refused, 3,
+        "logins that checked the password before the change committed were let in"
+    );
+    assert_eq!(server.db.count(TOKENS_OF, user_id).await, 0);
+    assert_eq!(
+        server.login("lena", "changed-by-hand").await.0,
+        StatusCode::OK
+    );
+}
+
+/// Three logins of `localpart` with `password` (its password now), held between their
+/// password check and their token's insertion by a transaction of the test, which changes
+/// the password hash before it commits; returns how many were refused (403 `M_FORBIDDEN`).
+async fn logins_checked_before_a_change_commits(
+    server: &Arc<Server>,
+    localpart: &str,
+    password: &str,
+) -> usize {
+    use homekey::config::{DatabaseConfig, HashScheme};
+    use homekey::password::HashSettings;
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+    // Fewer than the SQLite pool's four connections: each waiting login holds one.
+    const LOGINS: usize = 3;
+    let user_id = format!("@{localpart}:example.com");
+    let new_hash = HashSettings::new(
+        HashScheme::Bcrypt,
+        5,
+        SecretString::from(crate::server::PEPPER),
+    )
+    .hash(&SecretString::from("changed-by-hand"))
+    .unwrap();
+    let update = "UPDATE users SET password_hash = $1 WHERE name = $2";
+    let spawn_logins = || {
+        let mut logins = tokio::task::JoinSet::new();
+        for _ in 0..LOGINS {
+            let (server, localpart, password) =
+                (server.clone(), localpart.to_owned(), password.to_owned());
+            logins.spawn(async move { server.login(&localpart, &password).await });
+        }
+        logins
+    };
+    let mut logins = match &server.db.config {
+        DatabaseConfig::Sqlite { path } => {
+            let url = format!("sqlite:{}", path.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let logins = spawn_logins();
+            // SQLite shows no waiting writer: give the logins ample time to read the account
+            // and check the password (bcrypt at cost 5: milliseconds). One that checked only
+            // after the commit would be refused anyway, so a slow one cannot fail the test.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            sqlx::query(update)
+                .bind(new_hash.expose_secret())
+                .bind(&user_id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+            logins
+        }
+        DatabaseConfig::PostgresUrl(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("SELECT 1 FROM users WHERE name = $1 FOR UPDATE")
+                .bind(&user_id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let logins = spawn_logins();
+            // Each login is waiting for the row once PostgreSQL shows it waiting for a lock,
+            // which it asks for only after its password check.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&mut watcher)
+                .await
+                .unwrap();
+                if waiting as usize >= LOGINS {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the logins never waited for the row"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            sqlx::query(update)
+                .bind(new_hash.expose_secret())
+                .bind(&user_id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+            logins
+        }
+        other => panic!("unexpected test database {other:?}"),
+    };
+    let mut refused = 0;
+    while let Some(joined) = logins.join_next().await {
+        let (status, body) = joined.unwrap();
+        match status {
+            StatusCode::FORBIDDEN => {
+                assert_eq!(body["errcode"], "M_FORBIDDEN");
+                refused += 1;
+            }
+            _ => assert_eq!(status, StatusCode::OK, "{body}"),
+        }
+    }
+    refused
 }
 
 /// Clients logging in and out of the same device ID at once; each ends with a login.

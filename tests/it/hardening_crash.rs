@@ -8,7 +8,12 @@
 //! The kill delays are drawn at random over the time the same work takes when it is not
 //! killed (measured first, on this machine, now), so kills land before, during and after the
 //! transactions; many operations run at once so that some are mid-transaction whenever the
-//! kill comes. `HOMEKEY_CRASH_SCALE` multiplies the rounds (scripts/soak-crash.sh runs
+//! kill comes. Every other round instead watches the database and kills as soon as one of
+//! the processes holds a write transaction open. Every kill freezes the processes first
+//! (SIGSTOP) and asks the database whether one of them is inside a write transaction (SQLite:
+//! its write lock is held, in `/proc/locks`; PostgreSQL: a backend of the database has a
+//! transaction ID and is not committing), so the tests count the kills that landed inside a
+//! transaction and require some. `HOMEKEY_CRASH_SCALE` multiplies the rounds (scripts/soak-crash.sh runs
 //! hundreds of kill points).
 
 use std::io::Write;
@@ -78,21 +83,68 @@ struct Tally {
     /// Rounds in which some operations had landed and others had not: the kill came while
     /// they were running.
     mixed_rounds: usize,
+    /// Kills that came while one of the frozen processes held a write transaction open.
+    in_transaction: usize,
 }
 
 impl Tally {
-    /// Kills `child` (SIGKILL) if it is still running, and adapts the kill window: shorter
-    /// after a process that was done already, a little longer after one that was not, so
-    /// that about one kill in seven comes after the end and the others spread over the whole
-    /// run, whatever the machine's load does to its length.
-    fn kill(&mut self, child: &mut Child, window: &mut Duration) {
-        if child.try_wait().unwrap().is_some() {
+    /// Kills `child` (SIGKILL) if it is still running, and adapts the kill window (when
+    /// given: the rounds with a random delay): shorter after a process that was done already,
+    /// a little longer after one that was not, so that about one kill in seven comes after
+    /// the end and the others spread over the whole run, whatever the machine's load does to
+    /// its length.
+    fn kill(&mut self, child: &mut Child, window: Option<&mut Duration>) {
+        let exited = child.try_wait().unwrap().is_some();
+        if exited {
             self.exited_before_kill += 1;
-            *window = window.mul_f32(0.6);
         } else {
             child.kill().unwrap();
             self.kills += 1;
-            *window = window.mul_f32(1.1);
+        }
+        if let Some(window) = window {
+            *window = window.mul_f32(if exited { 0.6 } else { 1.1 });
+        }
+    }
+
+    /// Waits for the kill point of `round`, then freezes `pids` (SIGSTOP) so that none can
+    /// finish what it is doing, and counts the coming kill as inside a transaction if the
+    /// database says that one of them holds a write transaction open. The caller kills them
+    /// next. Odd rounds: after a random delay within `window`. Even rounds: as soon as the
+    /// database shows a write transaction open, within four times `window` (which is adapted
+    /// to the random kills, some of which come after the end); if it has ended by the time the
+    /// processes are frozen, they go on (SIGCONT) and the watch goes on.
+    async fn freeze_at_kill_point(
+        &mut self,
+        probe: &mut TransactionProbe,
+        round: usize,
+        window: Duration,
+        pids: &[u32],
+    ) {
+        let signal = |signal| {
+            for &pid in pids {
+                // SAFETY: a plain syscall on a child of this test; an exited one is ESRCH.
+                unsafe { libc::kill(pid as libc::pid_t, signal) };
+            }
+        };
+        if round % 2 == 1 {
+            tokio::time::sleep(random_delay(window)).await;
+        } else {
+            let deadline = Instant::now() + window * 4;
+            while Instant::now() < deadline {
+                if probe.write_transaction_open().await {
+                    signal(libc::SIGSTOP);
+                    if probe.write_transaction_open().await {
+                        self.in_transaction += 1;
+                        return;
+                    }
+                    signal(libc::SIGCONT);
+                }
+                tokio::time::sleep(Duration::from_micros(300)).await;
+            }
+        }
+        signal(libc::SIGSTOP);
+        if probe.write_transaction_open().await {
+            self.in_transaction += 1;
         }
     }
 
@@ -103,6 +155,81 @@ impl Tally {
             self.mixed_rounds += 1;
         }
     }
+}
+
+/// Asks whether another connection holds a write transaction open on a database: on
+/// SQLite, whether some process holds the WAL write lock (byte 120 of the `-shm` file, which
+/// SQLite locks with `fcntl`; read from Linux's `/proc/locks`, which takes no lock); on
+/// PostgreSQL, whether a backend of the database has a transaction ID (it has written or
+/// locked a row) and is not committing, on a connection of its own kept open between
+/// questions.
+enum TransactionProbe {
+    Sqlite(std::ffi::OsString),
+    Postgres(sqlx::PgConnection),
+}
+
+impl TransactionProbe {
+    async fn new(db: &TestDb) -> TransactionProbe {
+        use sqlx::Connection;
+        match &db.config {
+            DatabaseConfig::Sqlite { path } => {
+                let mut shm = path.clone().into_os_string();
+                shm.push("-shm");
+                TransactionProbe::Sqlite(shm)
+            }
+            DatabaseConfig::PostgresUrl(url) => {
+                TransactionProbe::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+            }
+            other => panic!("unexpected test database {other:?}"),
+        }
+    }
+
+    async fn write_transaction_open(&mut self) -> bool {
+        match self {
+            TransactionProbe::Sqlite(shm) => {
+                // Not `fcntl(F_GETLK)` on the file: closing a descriptor of it would drop
+                // every lock this process holds on it, those of the test's own SQLite
+                // connections too (POSIX locks are per process), and the next process to open
+                // the database would then reset the `-shm` file under their mappings.
+                use std::os::unix::fs::MetadataExt;
+                let Ok(meta) = std::fs::metadata(&*shm) else {
+                    return false;
+                };
+                let dev = meta.dev();
+                let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+                let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+                let file = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+                let locks = std::fs::read_to_string("/proc/locks").unwrap();
+                locks
+                    .lines()
+                    .filter(|line| !line.contains("->"))
+                    .any(|line| {
+                        let fields: Vec<&str> = line.split_whitespace().collect();
+                        // "1: POSIX ADVISORY WRITE <pid> <dev:inode> <start> <end or EOF>"
+                        matches!(fields.as_slice(), [_, _, _, "WRITE", _, id, start, end]
+                        if *id == file
+                            && start.parse::<u64>().is_ok_and(|start| start <= 120)
+                            && (*end == "EOF" || end.parse::<u64>().is_ok_and(|end| end >= 120)))
+                    })
+            }
+            TransactionProbe::Postgres(conn) => {
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL \
+                     AND NOT (state = 'active' AND query ILIKE 'commit%')",
+                )
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+                open > 0
+            }
+        }
+    }
+}
+
+/// The kill window to adapt, in the rounds with a random delay only.
+fn adapted(round: usize, window: &mut Duration) -> Option<&mut Duration> {
+    (round % 2 == 1).then_some(window)
 }
 
 /// Creates an account with the old password's hash and two logged-in devices; returns
@@ -278,6 +405,7 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
         .unwrap();
 
     let mut tally = Tally::default();
+    let mut probe = TransactionProbe::new(&db).await;
     let mut window = Duration::ZERO;
     // Round 0 measures the window and is not killed.
     for round in 0..=rounds {
@@ -331,7 +459,9 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
             window = started.elapsed().mul_f32(1.5);
             drop(server);
         } else {
-            tokio::time::sleep(random_delay(window)).await;
+            tally
+                .freeze_at_kill_point(&mut probe, round, window, &[server.pid()])
+                .await;
             drop(server); // SIGKILL
             tally.kills += 1;
         }
@@ -374,6 +504,10 @@ async fn serve_killed_during_resets_and_creations_leaves_whole_accounts(db: Test
     eprintln!(
         "crash (serve, {}): kill window {window:?}, {tally:?}",
         db.store.engine()
+    );
+    assert!(
+        tally.in_transaction > 0,
+        "no kill of serve landed inside a transaction: {tally:?}"
     );
 }
 
@@ -439,6 +573,7 @@ async fn set_password_killed_at_random_points_leaves_old_or_new_state(db: TestDb
     let cli = Cli::new(&db);
     let old_hash = settings().hash(&SecretString::from(OLD_PASSWORD)).unwrap();
     let mut tally = Tally::default();
+    let mut probe = TransactionProbe::new(&db).await;
     let mut window = Duration::ZERO;
     for round in 0..=rounds {
         let mut seeded = Vec::new();
@@ -469,9 +604,12 @@ async fn set_password_killed_at_random_points_leaves_old_or_new_state(db: TestDb
             }
             window = started.elapsed().mul_f32(1.3);
         } else {
-            tokio::time::sleep(random_delay(window)).await;
+            let pids: Vec<u32> = children.iter().map(Child::id).collect();
+            tally
+                .freeze_at_kill_point(&mut probe, round, window, &pids)
+                .await;
             for child in &mut children {
-                tally.kill(child, &mut window);
+                tally.kill(child, adapted(round, &mut window));
             }
         }
         let mut exited_ok = Vec::new();
@@ -497,6 +635,10 @@ async fn set_password_killed_at_random_points_leaves_old_or_new_state(db: TestDb
         tally.kills * 2 >= rounds * CLI_PROCESSES,
         "too few kills hit a running set-password: {tally:?}"
     );
+    assert!(
+        tally.in_transaction > 0,
+        "no kill of set-password landed inside a transaction: {tally:?}"
+    );
 }
 
 /// `homekey user import` killed at a random point, then run again to the end.
@@ -504,6 +646,7 @@ async fn import_killed_at_random_points_leaves_whole_accounts_and_a_rerun_comple
     let rounds = rounds(10);
     let cli = Cli::new(&db);
     let mut tally = Tally::default();
+    let mut probe = TransactionProbe::new(&db).await;
     let mut window = Duration::ZERO;
     for round in 0..=rounds {
         let localparts: Vec<String> = (0..IMPORT_SIZE).map(|j| format!("i{round}u{j}")).collect();
@@ -526,8 +669,10 @@ async fn import_killed_at_random_points_leaves_whole_accounts_and_a_rerun_comple
             );
             window = started.elapsed().mul_f32(1.2);
         } else {
-            tokio::time::sleep(random_delay(window)).await;
-            tally.kill(&mut child, &mut window);
+            tally
+                .freeze_at_kill_point(&mut probe, round, window, &[child.id()])
+                .await;
+            tally.kill(&mut child, adapted(round, &mut window));
             child.wait().unwrap();
         }
         let (mut landed, mut not_landed) = (0, 0);
@@ -574,5 +719,9 @@ async fn import_killed_at_random_points_leaves_whole_accounts_and_a_rerun_comple
     assert!(
         tally.kills * 3 >= rounds,
         "too few kills hit a running import: {tally:?}"
+    );
+    assert!(
+        tally.in_transaction > 0,
+        "no kill of import landed inside a transaction: {tally:?}"
     );
 }

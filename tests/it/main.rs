@@ -11,6 +11,7 @@ mod cli_user;
 mod enumeration;
 mod hardening_concurrency;
 mod hardening_crash;
+mod hardening_http;
 mod hardening_instances;
 mod hardening_outage;
 mod hostile_input;

@@ -115,6 +115,11 @@ impl Server {
         }
     }
 
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn store(&self) -> &Store {
         &self.db.store
     }

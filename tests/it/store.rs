@@ -544,26 +544,58 @@ async fn admin_and_lock_flags_change(store: Store) {
     assert!(!read.admin && !read.locked);
 }
 
+/// The types that hold a hash or a token show neither in their `Debug` output, while the
+/// rest of them is there (so the output was really made from the secret-holding value).
 async fn secrets_stay_out_of_debug_output(store: Store) {
-    create(&store, "nia").await;
-    login(&store, "nia", "PHONE", "tok-super-secret-value").await;
-    let session = store
-        .find_session("tok-super-secret-value")
-        .await
-        .unwrap()
-        .unwrap();
-    let debug = format!("{session:?}");
-    assert!(debug.contains("@nia:example.com"), "{debug}");
-    assert!(!debug.contains("$2b$04$nia"), "{debug}");
-    let new = NewSession {
+    const HASH: &str = "$2b$04$nia";
+    const TOKEN: &str = "tok-super-secret-value";
+    let created = create(&store, "nia").await;
+    assert_eq!(
+        created.password_hash.as_ref().map(|h| h.expose_secret()),
+        Some(HASH)
+    );
+    let read = store.get_user("@nia:example.com").await.unwrap().unwrap();
+    assert_eq!(
+        read.password_hash.as_ref().map(|h| h.expose_secret()),
+        Some(HASH)
+    );
+    login(&store, "nia", "PHONE", TOKEN).await;
+    let session = store.find_session(TOKEN).await.unwrap().unwrap();
+    let new_user = NewUser {
+        user_id: user_id("nia"),
+        password_hash: Some(hash("nia")),
+        creation_ts: NOW_S,
+        admin: false,
+        is_guest: false,
+        user_type: None,
+        displayname: None,
+        avatar_url: None,
+    };
+    let new_session = NewSession {
         user_id: "@nia:example.com".into(),
-        device_id: "X".into(),
+        device_id: "PHONE".into(),
         device_display_name: None,
-        access_token: SecretString::from("tok-super-secret-value"),
+        access_token: SecretString::from(TOKEN),
         valid_until_ms: None,
         now_ms: 0,
     };
-    assert!(!format!("{new:?}").contains("tok-super-secret-value"));
+    let changes = homekey::store::UserChanges {
+        password: Some((hash("nia"), Logout::AllDevices)),
+        ..Default::default()
+    };
+    for (what, debug, shown) in [
+        ("User (created)", format!("{created:?}"), "@nia:example.com"),
+        ("User (read)", format!("{read:?}"), "@nia:example.com"),
+        ("NewUser", format!("{new_user:?}"), "nia"),
+        ("Session", format!("{session:?}"), "@nia:example.com"),
+        ("NewSession", format!("{new_session:?}"), "PHONE"),
+        ("UserChanges", format!("{changes:?}"), "AllDevices"),
+    ] {
+        assert!(debug.contains(shown), "{what}: {debug}");
+        for secret in [HASH, TOKEN] {
+            assert!(!debug.contains(secret), "{what} shows {secret}: {debug}");
+        }
+    }
 }
 
 async fn lookup_ignoring_case_finds_the_stored_spelling(store: Store) {

@@ -420,7 +420,9 @@ async fn list_users(
     let page = state.accounts.list_users(&filter, from, limit).await?;
     let users: Vec<Value> = page.users.iter().map(listed_user_json).collect();
     let mut answer = json!({"users": users, "total": page.total});
-    if from + limit < page.total {
+    // Synapse takes any integer (Python's have no bound): `from` and `limit` up to
+    // `i64::MAX` each are answered, so their sum saturates rather than overflows.
+    if from.saturating_add(limit) < page.total {
         answer["next_token"] = json!((from + users.len() as i64).to_string());
     }
     Ok(Json(answer))
