@@ -8,6 +8,7 @@ use super::audit::commit_audited;
 use super::bulk_rows::{BulkRows, rows_per_statement};
 use super::transaction::{
     admins_before_change, deactivate_user, delete_sessions, fetch_user, keep_an_admin,
+    reactivate_user,
 };
 use super::{
     AdminGuard, BeginWrite, Logout, NewAuditRecord, NewSession, NewUser, Store, StoreError,
@@ -409,10 +410,7 @@ impl Store {
                     deactivate_user!(&mut tx, name, false);
                 }
                 Some(false) => {
-                    sqlx::query("UPDATE users SET deactivated = 0 WHERE name = $1")
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?;
+                    reactivate_user!(&mut tx, name);
                 }
                 None => {}
             }

@@ -64,12 +64,14 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID, and the
-/// latest `last_seen` of the user's devices (one probe of the devices' unique index).
+/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID, the
+/// latest `last_seen` of the user's devices (one probe of the devices' unique index), and
+/// whether `erased_users` marks the user (one probe of its unique index).
 const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
-     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, u.user_type, \
-     u.appservice_id, p.displayname, p.avatar_url, \
-     (SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name) AS last_seen_ts";
+     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, \
+     u.user_type, u.appservice_id, p.displayname, p.avatar_url, \
+     (SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name) AS last_seen_ts, \
+     EXISTS (SELECT 1 FROM erased_users e WHERE e.user_id = u.name) AS erased";
 const USERS_WITH_PROFILES: &str = "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
 
 /// An account, as stored in Synapse's `users` table (with the display name from `profiles`).
@@ -91,6 +93,8 @@ pub struct User {
     pub avatar_url: Option<String>,
     /// The latest `last_seen` of the user's devices, in milliseconds; `None` without any.
     pub last_seen_ts: Option<i64>,
+    /// Deactivated with erasure (a row of Synapse's `erased_users`), until reactivated.
+    pub erased: bool,
 }
 
 /// A row of `users` joined with `profiles`, in the database's own types: Synapse keeps
@@ -111,6 +115,7 @@ struct UserRow {
     displayname: Option<String>,
     avatar_url: Option<String>,
     last_seen_ts: Option<i64>,
+    erased: bool,
 }
 
 impl From<UserRow> for User {
@@ -131,6 +136,7 @@ impl From<UserRow> for User {
             displayname: row.displayname,
             avatar_url: row.avatar_url,
             last_seen_ts: row.last_seen_ts,
+            erased: row.erased,
         }
     }
 }
