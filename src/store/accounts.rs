@@ -471,6 +471,41 @@ impl Store {
         .await
     }
 
+    /// Sets or clears the shadow-ban flag (`users.shadow_banned`), with the change's audit
+    /// record.
+    pub async fn set_shadow_banned(
+        &self,
+        user_id: &str,
+        shadow_banned: bool,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<(), StoreError> {
+        self.update_user(
+            user_id,
+            "UPDATE users SET shadow_banned = $2 WHERE name = $1",
+            shadow_banned,
+            AdminGuard::Off,
+            audit,
+        )
+        .await
+    }
+
+    /// Suspends or unsuspends an account (`users.suspended`), with the change's audit record.
+    pub async fn set_suspended(
+        &self,
+        user_id: &str,
+        suspended: bool,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<(), StoreError> {
+        self.update_user(
+            user_id,
+            "UPDATE users SET suspended = $2 WHERE name = $1",
+            suspended,
+            AdminGuard::Off,
+            audit,
+        )
+        .await
+    }
+
     /// Deactivates an account as Synapse does: the flag set, the password hash removed, every
     /// device and token deleted, and with `erase` the display name and avatar too, in one
     /// transaction with the audit record (`None` for a user deactivating their own account).

@@ -68,7 +68,7 @@ pub(crate) use with_pool;
 /// latest `last_seen` of the user's devices (one probe of the devices' unique index), and
 /// whether `erased_users` marks the user (one probe of its unique index).
 const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
-     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, \
+     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.suspended, u.approved, \
      u.user_type, u.appservice_id, p.displayname, p.avatar_url, \
      (SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name) AS last_seen_ts, \
      EXISTS (SELECT 1 FROM erased_users e WHERE e.user_id = u.name) AS erased";
@@ -86,6 +86,7 @@ pub struct User {
     pub deactivated: bool,
     pub locked: bool,
     pub shadow_banned: bool,
+    pub suspended: bool,
     pub approved: bool,
     pub user_type: Option<String>,
     pub appservice_id: Option<String>,
@@ -109,6 +110,7 @@ struct UserRow {
     deactivated: i16,
     locked: Option<bool>,
     shadow_banned: Option<bool>,
+    suspended: Option<bool>,
     approved: Option<bool>,
     user_type: Option<String>,
     appservice_id: Option<String>,
@@ -129,6 +131,7 @@ impl From<UserRow> for User {
             deactivated: row.deactivated != 0,
             locked: row.locked.unwrap_or(false),
             shadow_banned: row.shadow_banned.unwrap_or(false),
+            suspended: row.suspended.unwrap_or(false),
             // Synapse reads a NULL `approved` as approved (accounts from before the column).
             approved: row.approved.unwrap_or(true),
             user_type: row.user_type,

@@ -843,12 +843,15 @@ async fn a_synapse_database_is_used_as_it_is_never_migrated() {
         stored_hash(&store, "old").await.as_deref(),
         Some("$2b$04$new")
     );
-    // Erasure is marked in Synapse's own `erased_users`, which Synapse reads `erased` from.
+    // Erasure is marked in Synapse's own `erased_users`, which Synapse reads `erased` from;
+    // the shadow-ban and the suspension are Synapse's columns.
     let old_id = "@old:example.com";
     let guard = homekey::store::AdminGuard::Off;
     store.deactivate(old_id, true, guard, None).await.unwrap();
+    store.set_shadow_banned(old_id, true, None).await.unwrap();
+    store.set_suspended(old_id, true, None).await.unwrap();
     let old = store.get_user(old_id).await.unwrap().unwrap();
-    assert!(old.deactivated && old.erased);
+    assert!(old.deactivated && old.erased && old.shadow_banned && old.suspended);
     store.close().await;
 
     // No homekey table was added.

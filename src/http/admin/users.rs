@@ -40,7 +40,7 @@ fn user_json(user: &User) -> Value {
         "consent_ts": null,
         "user_type": user.user_type,
         "is_guest": user.is_guest,
-        "suspended": false,
+        "suspended": user.suspended,
         "displayname": user.displayname,
         "avatar_url": user.avatar_url,
         "threepids": [],
