@@ -22,6 +22,14 @@ pub enum Action {
     Deactivate,
     Lock,
     Unlock,
+    /// `users.shadow_banned` set (the Admin API's `POST …/users/<id>/shadow_ban`).
+    ShadowBan,
+    /// `users.shadow_banned` cleared (`DELETE …/users/<id>/shadow_ban`).
+    UnshadowBan,
+    /// `users.suspended` set (`PUT …/v1/suspend/<id>` with `{"suspend": true}`).
+    Suspend,
+    /// `users.suspended` cleared (the same with `{"suspend": false}`).
+    Unsuspend,
     /// Every device and token of a user ended.
     Logout,
     /// Some devices of a user deleted, with their tokens.
@@ -46,6 +54,10 @@ impl Action {
             Action::Deactivate => "deactivate",
             Action::Lock => "lock",
             Action::Unlock => "unlock",
+            Action::ShadowBan => "shadow_ban",
+            Action::UnshadowBan => "unshadow_ban",
+            Action::Suspend => "suspend",
+            Action::Unsuspend => "unsuspend",
             Action::Logout => "logout",
             Action::DeleteDevices => "delete_devices",
             Action::ModifyUser => "modify_user",

@@ -397,6 +397,48 @@ impl Accounts {
             .await?;
         Ok(())
     }
+
+    /// Shadow-bans a user or lifts the ban (Synapse's `users.shadow_banned`), recorded as
+    /// `shadow_ban` or `unshadow_ban`. Written and recorded even when the flag was already
+    /// so, as Synapse writes it. Synapse hides a shadow-banned user's events from rooms;
+    /// homekey has no rooms, so here it is a mark that the Admin API shows.
+    pub async fn set_shadow_banned(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        shadow_banned: bool,
+    ) -> Result<(), AccountError> {
+        let action = if shadow_banned {
+            Action::ShadowBan
+        } else {
+            Action::UnshadowBan
+        };
+        let record = self.audit_record(actor, action, user_id, json!({}));
+        self.store
+            .set_shadow_banned(user_id, shadow_banned, record.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Suspends or unsuspends a user (Synapse's `users.suspended`), recorded as `suspend` or
+    /// `unsuspend`; written and recorded even when the flag was already so, as Synapse does.
+    pub async fn set_suspended(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        suspended: bool,
+    ) -> Result<(), AccountError> {
+        let action = if suspended {
+            Action::Suspend
+        } else {
+            Action::Unsuspend
+        };
+        let record = self.audit_record(actor, action, user_id, json!({}));
+        self.store
+            .set_suspended(user_id, suspended, record.as_ref())
+            .await?;
+        Ok(())
+    }
 }
 
 /// The row of a new account, with Synapse's display-name default.

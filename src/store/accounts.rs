@@ -8,6 +8,7 @@ use super::audit::commit_audited;
 use super::bulk_rows::{BulkRows, rows_per_statement};
 use super::transaction::{
     admins_before_change, deactivate_user, delete_sessions, fetch_user, keep_an_admin,
+    reactivate_user,
 };
 use super::{
     AdminGuard, BeginWrite, Logout, NewAuditRecord, NewSession, NewUser, Store, StoreError,
@@ -409,10 +410,7 @@ impl Store {
                     deactivate_user!(&mut tx, name, false);
                 }
                 Some(false) => {
-                    sqlx::query("UPDATE users SET deactivated = 0 WHERE name = $1")
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?;
+                    reactivate_user!(&mut tx, name);
                 }
                 None => {}
             }
@@ -468,6 +466,41 @@ impl Store {
             "UPDATE users SET locked = $2 WHERE name = $1",
             locked,
             guard,
+            audit,
+        )
+        .await
+    }
+
+    /// Sets or clears the shadow-ban flag (`users.shadow_banned`), with the change's audit
+    /// record.
+    pub async fn set_shadow_banned(
+        &self,
+        user_id: &str,
+        shadow_banned: bool,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<(), StoreError> {
+        self.update_user(
+            user_id,
+            "UPDATE users SET shadow_banned = $2 WHERE name = $1",
+            shadow_banned,
+            AdminGuard::Off,
+            audit,
+        )
+        .await
+    }
+
+    /// Suspends or unsuspends an account (`users.suspended`), with the change's audit record.
+    pub async fn set_suspended(
+        &self,
+        user_id: &str,
+        suspended: bool,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<(), StoreError> {
+        self.update_user(
+            user_id,
+            "UPDATE users SET suspended = $2 WHERE name = $1",
+            suspended,
+            AdminGuard::Off,
             audit,
         )
         .await

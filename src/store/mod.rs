@@ -64,12 +64,14 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID, and the
-/// latest `last_seen` of the user's devices (one probe of the devices' unique index).
+/// The columns of [`UserRow`]: `users` joined with `profiles` on the full user ID, the
+/// latest `last_seen` of the user's devices (one probe of the devices' unique index), and
+/// whether `erased_users` marks the user (one probe of its unique index).
 const USER_COLUMNS: &str = "u.name, u.password_hash, u.creation_ts, u.admin, \
-     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.approved, u.user_type, \
-     u.appservice_id, p.displayname, p.avatar_url, \
-     (SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name) AS last_seen_ts";
+     u.is_guest, u.deactivated, u.locked, u.shadow_banned, u.suspended, u.approved, \
+     u.user_type, u.appservice_id, p.displayname, p.avatar_url, \
+     (SELECT MAX(d.last_seen) FROM devices d WHERE d.user_id = u.name) AS last_seen_ts, \
+     EXISTS (SELECT 1 FROM erased_users e WHERE e.user_id = u.name) AS erased";
 const USERS_WITH_PROFILES: &str = "users u LEFT JOIN profiles p ON p.full_user_id = u.name";
 
 /// An account, as stored in Synapse's `users` table (with the display name from `profiles`).
@@ -84,6 +86,7 @@ pub struct User {
     pub deactivated: bool,
     pub locked: bool,
     pub shadow_banned: bool,
+    pub suspended: bool,
     pub approved: bool,
     pub user_type: Option<String>,
     pub appservice_id: Option<String>,
@@ -91,6 +94,8 @@ pub struct User {
     pub avatar_url: Option<String>,
     /// The latest `last_seen` of the user's devices, in milliseconds; `None` without any.
     pub last_seen_ts: Option<i64>,
+    /// Deactivated with erasure (a row of Synapse's `erased_users`), until reactivated.
+    pub erased: bool,
 }
 
 /// A row of `users` joined with `profiles`, in the database's own types: Synapse keeps
@@ -105,12 +110,14 @@ struct UserRow {
     deactivated: i16,
     locked: Option<bool>,
     shadow_banned: Option<bool>,
+    suspended: Option<bool>,
     approved: Option<bool>,
     user_type: Option<String>,
     appservice_id: Option<String>,
     displayname: Option<String>,
     avatar_url: Option<String>,
     last_seen_ts: Option<i64>,
+    erased: bool,
 }
 
 impl From<UserRow> for User {
@@ -124,6 +131,7 @@ impl From<UserRow> for User {
             deactivated: row.deactivated != 0,
             locked: row.locked.unwrap_or(false),
             shadow_banned: row.shadow_banned.unwrap_or(false),
+            suspended: row.suspended.unwrap_or(false),
             // Synapse reads a NULL `approved` as approved (accounts from before the column).
             approved: row.approved.unwrap_or(true),
             user_type: row.user_type,
@@ -131,6 +139,7 @@ impl From<UserRow> for User {
             displayname: row.displayname,
             avatar_url: row.avatar_url,
             last_seen_ts: row.last_seen_ts,
+            erased: row.erased,
         }
     }
 }

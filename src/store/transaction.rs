@@ -136,7 +136,8 @@ pub(super) use delete_sessions;
 
 /// Deactivates `user_id` as Synapse does, inside the caller's transaction: the flag set, the
 /// password hash removed, every device and token deleted, and with `erase` the display name
-/// and avatar too. A user who does not exist is left to the caller to report.
+/// and avatar too and the user marked in `erased_users` (Synapse's `mark_user_erased`: once,
+/// however often it is asked). A user who does not exist is left to the caller to report.
 macro_rules! deactivate_user {
     ($tx:expr, $user_id:expr, $erase:expr) => {{
         let tx = $tx;
@@ -160,11 +161,37 @@ macro_rules! deactivate_user {
                 .bind(user_id)
                 .execute(&mut **tx)
                 .await?;
+                sqlx::query(
+                    "INSERT INTO erased_users (user_id) VALUES ($1) \
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?;
             }
         }
     }};
 }
 pub(super) use deactivate_user;
+
+/// Reactivates `user_id` as Synapse's `activate_account` does, inside the caller's
+/// transaction: the flag cleared and the erasure mark removed (the password stays unset: one
+/// must be set to log in again).
+macro_rules! reactivate_user {
+    ($tx:expr, $user_id:expr) => {{
+        let tx = $tx;
+        let user_id: &str = $user_id;
+        sqlx::query("DELETE FROM erased_users WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE users SET deactivated = 0 WHERE name = $1")
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+    }};
+}
+pub(super) use reactivate_user;
 
 /// How many admins can act (not deactivated, not locked), inside the caller's transaction.
 macro_rules! count_acting_admins {

@@ -797,6 +797,8 @@ CREATE TABLE refresh_tokens ( id BIGINT PRIMARY KEY, user_id TEXT NOT NULL, devi
 CREATE TABLE access_tokens( id BIGINT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT, token TEXT NOT NULL, valid_until_ms BIGINT, puppets_user_id TEXT, last_validated BIGINT, refresh_token_id BIGINT REFERENCES refresh_tokens (id) ON DELETE CASCADE, used BOOLEAN, UNIQUE(token) );
 CREATE TABLE devices ( user_id TEXT NOT NULL, device_id TEXT NOT NULL, display_name TEXT, last_seen BIGINT, ip TEXT, user_agent TEXT, hidden BOOLEAN DEFAULT FALSE, CONSTRAINT device_uniqueness UNIQUE (user_id, device_id) );
 CREATE TABLE profiles( user_id TEXT NOT NULL, displayname TEXT, avatar_url TEXT, full_user_id TEXT, UNIQUE(user_id) );
+CREATE TABLE erased_users ( user_id TEXT NOT NULL );
+CREATE UNIQUE INDEX erased_users_user ON erased_users(user_id);
 INSERT INTO users (name, password_hash, creation_ts, admin) VALUES ('@old:example.com', '$2b$04$old', 1600000000, 1);
 INSERT INTO profiles (user_id, displayname, full_user_id) VALUES ('old', 'Old Timer', '@old:example.com');
 INSERT INTO devices (user_id, device_id) VALUES ('@old:example.com', 'SYNDEV');
@@ -873,6 +875,15 @@ async fn a_synapse_database_is_used_as_it_is_never_migrated() {
         stored_hash(&store, "old").await.as_deref(),
         Some("$2b$04$new")
     );
+    // Erasure is marked in Synapse's own `erased_users`, which Synapse reads `erased` from;
+    // the shadow-ban and the suspension are Synapse's columns.
+    let old_id = "@old:example.com";
+    let guard = homekey::store::AdminGuard::Off;
+    store.deactivate(old_id, true, guard, None).await.unwrap();
+    store.set_shadow_banned(old_id, true, None).await.unwrap();
+    store.set_suspended(old_id, true, None).await.unwrap();
+    let old = store.get_user(old_id).await.unwrap().unwrap();
+    assert!(old.deactivated && old.erased && old.shadow_banned && old.suspended);
     store.close().await;
 
     // No homekey table was added.

@@ -1,7 +1,9 @@
 //! synadm, the admin CLI operators use on Synapse (from `$HOMEKEY_TEST_SYNADM`, a venv with
 //! synadm 0.49.2; `.ci/run` makes one), as a process against `homekey serve`, with a config
 //! file of its own and a token from a login to homekey: the commands an operator uses for
-//! users and sessions, each effect checked through the client API. synadm often prints the
+//! users and sessions, each effect checked through the client API, and the moderation
+//! commands (erasure, shadow-ban, suspension), each checked through the Admin API's view of
+//! the user and the audit log. synadm often prints the
 //! server's error and still exits 0, and logs what went wrong on stderr: every step checks
 //! the output and that stderr is empty, not only the exit code. synadm talks to 127.0.0.1
 //! only (no proxy).
@@ -15,7 +17,10 @@ use serde_json::{Value, json};
 use crate::server::{Server, server_tests};
 use crate::support::{TestDb, stderr, stdout, synadm_venv};
 
-server_tests!(synadm_manages_users_and_sessions_on_homekey);
+server_tests!(
+    synadm_manages_users_and_sessions_on_homekey,
+    synadm_erases_shadow_bans_and_suspends_on_homekey,
+);
 
 /// synadm with its YAML config (in a temporary home, where it also keeps its debug log).
 struct Synadm {
@@ -305,4 +310,123 @@ async fn synadm_manages_users_and_sessions_on_homekey(db: TestDb) {
     // The admin's own session was never touched.
     assert_eq!(server.whoami(Some(&token)).await.0, StatusCode::OK);
     assert!(!server.log().contains("bot-pw") && !server.log().contains("third-pw"));
+}
+
+/// A user as the Admin API's `GET v2/users/<id>` shows it.
+async fn shown(server: &Server, token: &str, user_id: &str) -> Value {
+    let (status, body) = server
+        .call(
+            "GET",
+            &format!("/_synapse/admin/v2/users/{user_id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// The audit log's actions about `user_id`, oldest first.
+async fn audited_actions(server: &Server, user_id: &str) -> Vec<String> {
+    let mut records = server
+        .store()
+        .list_audit(&homekey::store::AuditFilter {
+            target: Some(user_id.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    records.reverse();
+    records
+        .into_iter()
+        .inspect(|r| assert_eq!(r.actor, "@root:example.com"))
+        .map(|r| r.action)
+        .collect()
+}
+
+async fn synadm_erases_shadow_bans_and_suspends_on_homekey(db: TestDb) {
+    let test = "synadm_erases_shadow_bans_and_suspends_on_homekey";
+    let Some(venv) = synadm_venv(test) else {
+        return;
+    };
+    let server = Server::start(db, "").await;
+    let token = server.admin_token("root", "root-pw").await;
+    let synadm = Synadm::new(&venv, &server.base, "root", &token);
+    server.create_user("alice", "alice-pw").await;
+    server.create_user("eve", "eve-pw").await;
+    let (alice, eve) = ("@alice:example.com", "@eve:example.com");
+    let alice_token = server.token_for("alice", "alice-pw").await;
+    server
+        .set_own_displayname(&alice_token, alice, "Alice")
+        .await;
+    // user shadow-ban, then its undo (-u): `{}` each time, the flag seen through the API.
+    assert_eq!(synadm.ok(&["user", "shadow-ban", "eve"]), json!({}));
+    assert_eq!(shown(&server, &token, eve).await["shadow_banned"], true);
+    assert_eq!(synadm.ok(&["user", "shadow-ban", "-u", "eve"]), json!({}));
+    assert_eq!(shown(&server, &token, eve).await["shadow_banned"], false);
+
+    // user suspend, then --unsuspend. (synadm's `-U` is the off switch of `--unsuspend`,
+    // so it suspends, despite its help text.)
+    assert_eq!(
+        synadm.ok(&["user", "suspend", "eve"]),
+        json!({"user_@eve:example.com_suspended": true})
+    );
+    assert_eq!(shown(&server, &token, eve).await["suspended"], true);
+    assert_eq!(
+        synadm.ok(&["user", "suspend", "--unsuspend", "eve"]),
+        json!({"user_@eve:example.com_suspended": false})
+    );
+    assert_eq!(shown(&server, &token, eve).await["suspended"], false);
+    assert_eq!(
+        audited_actions(&server, eve).await,
+        ["shadow_ban", "unshadow_ban", "suspend", "unsuspend"]
+    );
+
+    // user deactivate --gdpr-erase: synadm shows the user (not erased yet) first.
+    let out = synadm.run(&["user", "deactivate", "--gdpr-erase", "alice"]);
+    let (out_text, err_text) = (stdout(&out), stderr(&out));
+    assert!(
+        out.status.success() && err_text.is_empty(),
+        "{out_text}{err_text}"
+    );
+    assert!(out_text.contains(r#""erased":false"#), "{out_text}");
+    assert_eq!(
+        last_json(&out_text),
+        Some(json!({"id_server_unbind_result": "success"}))
+    );
+    let erased = synadm.ok(&["user", "details", "alice"]);
+    assert_eq!(
+        (
+            &erased["erased"],
+            &erased["deactivated"],
+            &erased["displayname"]
+        ),
+        (&json!(true), &json!(true), &Value::Null),
+        "{erased}"
+    );
+    let listing = synadm.ok(&["user", "list", "-d"]);
+    let listed = listing["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == alice)
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert_eq!(listed["erased"], true, "{listing}");
+    let (status, body) = server.whoami(Some(&alice_token)).await;
+    assert_eq!(
+        (status, errcode(&body)),
+        (StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN")
+    );
+    // Reactivated (synadm's `user modify --activate` needs a password): not erased any more.
+    let modified = synadm.ok(&["user", "modify", "alice", "--activate", "-P", "back-pw"]);
+    assert_eq!(
+        (&modified["deactivated"], &modified["erased"]),
+        (&json!(false), &json!(false)),
+        "{modified}"
+    );
+    assert_eq!(
+        audited_actions(&server, alice).await,
+        ["deactivate", "modify_user"]
+    );
+    assert!(!server.log().contains("back-pw"));
 }

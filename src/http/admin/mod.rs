@@ -6,6 +6,7 @@
 //! - one module per family of endpoints.
 
 mod devices;
+mod moderation;
 mod password;
 mod register;
 mod rooms;
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -46,6 +47,11 @@ pub fn routes() -> Router<AppState> {
             get(users::get_admin).put(users::set_admin),
         )
         .route(&at("/v1/deactivate/{user_id}"), post(users::deactivate))
+        .route(
+            &at("/v1/users/{user_id}/shadow_ban"),
+            post(moderation::shadow_ban).delete(moderation::unshadow_ban),
+        )
+        .route(&at("/v1/suspend/{user_id}"), put(moderation::suspend))
         .route(
             &at("/v1/users/{user_id}/joined_rooms"),
             get(rooms::joined_rooms),

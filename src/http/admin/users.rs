@@ -23,7 +23,7 @@ pub(super) const USER_TYPES: [&str; 2] = ["bot", "support"];
 const MAX_DISPLAYNAME_LENGTH: usize = 256;
 
 /// A user as `GET /_synapse/admin/v2/users/<id>` shows it (`creation_ts` in seconds, as
-/// Synapse has it here). homekey keeps no third-party IDs, external IDs or erasure marks.
+/// Synapse has it here). homekey keeps no third-party IDs or external IDs.
 /// `last_seen_ts` is the latest of the devices' `last_seen` (Synapse reads its `user_ips`
 /// here and both tables in the listing; it updates them together, homekey has only devices).
 fn user_json(user: &User) -> Value {
@@ -40,12 +40,12 @@ fn user_json(user: &User) -> Value {
         "consent_ts": null,
         "user_type": user.user_type,
         "is_guest": user.is_guest,
-        "suspended": false,
+        "suspended": user.suspended,
         "displayname": user.displayname,
         "avatar_url": user.avatar_url,
         "threepids": [],
         "external_ids": [],
-        "erased": false,
+        "erased": user.erased,
         "last_seen_ts": user.last_seen_ts,
     })
 }
@@ -63,7 +63,7 @@ fn listed_user_json(user: &User) -> Value {
         "avatar_url": user.avatar_url,
         "creation_ts": user.creation_ts * 1000,
         "approved": user.approved,
-        "erased": false,
+        "erased": user.erased,
         "last_seen_ts": user.last_seen_ts,
         "locked": user.locked,
     })
