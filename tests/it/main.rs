@@ -25,6 +25,7 @@ mod server;
 mod store;
 mod support;
 mod synadm_interop;
+mod synapse_config;
 mod synapse_interop;
 mod synapse_register_script;
 mod vectors;
