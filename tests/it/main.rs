@@ -27,5 +27,6 @@ mod support;
 mod synadm_interop;
 mod synapse_config;
 mod synapse_interop;
+mod synapse_introspection;
 mod synapse_register_script;
 mod vectors;
