@@ -26,6 +26,7 @@ mod store;
 mod support;
 mod synadm_interop;
 mod synapse_config;
+mod synapse_delegation;
 mod synapse_interop;
 mod synapse_introspection;
 mod synapse_register_script;
