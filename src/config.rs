@@ -32,6 +32,14 @@ pub struct Config {
     pub rc_login: LoginRateLimits,
     pub public_baseurl: Option<String>,
     pub lifetimes: SessionLifetimes,
+    /// Synapse's `admin_contact`: how users reach the operator (shown on the account page).
+    pub admin_contact: Option<String>,
+    /// homekey's own `synapse:` section: homekey is the authentication service of this
+    /// Synapse (in the place of MAS).
+    pub synapse: Option<SynapseConfig>,
+    /// The file that set Synapse's own `matrix_authentication_service.enabled: true`, if one
+    /// did: this is then a delegating Synapse's config, whose account tables Synapse ignores.
+    pub delegating_synapse_file: Option<PathBuf>,
     /// The files this configuration was read from, in order; empty for the built-in one.
     pub files: Vec<PathBuf>,
 }
@@ -57,6 +65,18 @@ impl Default for SessionLifetimes {
             session_ms: None,
         }
     }
+}
+
+/// The shortest shared secret homekey accepts between itself and Synapse.
+pub const MIN_SYNAPSE_SECRET_LENGTH: usize = 32;
+
+/// homekey's `synapse:` section: the Synapse whose authentication homekey serves.
+#[derive(Debug, Clone)]
+pub struct SynapseConfig {
+    /// Synapse's main client listener (for `/_synapse/mas/*`), with a trailing slash.
+    pub endpoint: String,
+    /// The secret of Synapse's `matrix_authentication_service.secret`, in both directions.
+    pub secret: SecretString,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -206,7 +226,12 @@ const SECRET_KEYS: &[&str] = &[
     "form_secret",
     "password_config.pepper",
     "database.args.password",
+    "synapse.secret",
+    "matrix_authentication_service.secret",
 ];
+
+/// Mappings that hold a secret: a value of the wrong type there is not shown either.
+const MAPPINGS_WITH_SECRETS: &[&str] = &["synapse", "matrix_authentication_service"];
 
 impl Config {
     /// The configuration used when no file is given: server `localhost`, SQLite in
@@ -236,6 +261,9 @@ impl Config {
             rc_login: LoginRateLimits::default(),
             public_baseurl: None,
             lifetimes: SessionLifetimes::default(),
+            admin_contact: None,
+            synapse: None,
+            delegating_synapse_file: None,
             files: Vec::new(),
         }
     }
@@ -318,6 +346,9 @@ const KNOWN_KEYS: &[&str] = &[
     "refreshable_access_token_lifetime",
     "refresh_token_lifetime",
     "session_lifetime",
+    "admin_contact",
+    "synapse",
+    "matrix_authentication_service",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -343,6 +374,8 @@ fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 fn describe_serde_error(key: &str, err: &serde_yaml_ng::Error) -> String {
     if SECRET_KEYS.iter().any(|secret| key.starts_with(secret)) {
         "expected a string (the value is not shown: it is a secret)".into()
+    } else if MAPPINGS_WITH_SECRETS.contains(&key) {
+        "expected a mapping of keys to values (the value is not shown: it may hold a secret)".into()
     } else {
         // serde_yaml_ng appends the position in the merged document, which means nothing to
         // the reader of the original file.
@@ -374,6 +407,9 @@ struct RawConfig {
     refreshable_access_token_lifetime: Option<Option<RawDuration>>,
     refresh_token_lifetime: Option<RawDuration>,
     session_lifetime: Option<RawDuration>,
+    admin_contact: Option<String>,
+    synapse: Option<RawSynapse>,
+    matrix_authentication_service: Option<RawMas>,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -421,6 +457,21 @@ impl RawDuration {
             .and_then(|n| n.checked_mul(unit_ms))
             .ok_or_else(|| format!("\"{text}\" is not a duration, e.g. 5m or 300000"))
     }
+}
+
+/// homekey's `synapse:` section.
+#[derive(Deserialize)]
+struct RawSynapse {
+    endpoint: Option<String>,
+    secret: Option<String>,
+    secret_path: Option<PathBuf>,
+}
+
+/// Synapse's own `matrix_authentication_service` section: only whether it is on.
+#[derive(Deserialize)]
+struct RawMas {
+    #[serde(default)]
+    enabled: bool,
 }
 
 #[derive(Deserialize)]
@@ -632,6 +683,25 @@ impl RawConfig {
             )?,
             session_ms: duration("session_lifetime", self.session_lifetime.as_ref())?,
         };
+        let synapse = match self.synapse {
+            None => None,
+            Some(raw) => {
+                if public_baseurl.is_none() {
+                    return Err(ConfigError::Missing {
+                        path: file_of("synapse"),
+                        key: "public_baseurl".into(),
+                        message: "beside Synapse (the `synapse:` section) it is the issuer \
+                                  Synapse announces: Synapse's own public_baseurl"
+                            .into(),
+                    });
+                }
+                Some(raw.validate(&key_error, file_of)?)
+            }
+        };
+        let delegating_synapse_file = self
+            .matrix_authentication_service
+            .is_some_and(|mas| mas.enabled)
+            .then(|| file_of("matrix_authentication_service"));
 
         let defaults = LoginRateLimits::default();
         let rc_login = LoginRateLimits {
@@ -660,8 +730,106 @@ impl RawConfig {
             rc_login,
             public_baseurl,
             lifetimes,
+            admin_contact: self.admin_contact,
+            synapse,
+            delegating_synapse_file,
             files,
         })
+    }
+}
+
+impl RawSynapse {
+    fn validate(
+        self,
+        key_error: &dyn Fn(&str, String) -> ConfigError,
+        file_of: &dyn Fn(&str) -> PathBuf,
+    ) -> Result<SynapseConfig, ConfigError> {
+        let endpoint = match self.endpoint {
+            None => {
+                return Err(ConfigError::Missing {
+                    path: file_of("synapse"),
+                    key: "synapse.endpoint".into(),
+                    message: "Synapse's main client listener, e.g. http://127.0.0.1:8008/".into(),
+                });
+            }
+            Some(url) if is_http_url(&url) => {
+                if url.ends_with('/') {
+                    url
+                } else {
+                    url + "/"
+                }
+            }
+            Some(other) => {
+                return Err(key_error(
+                    "synapse.endpoint",
+                    format!("expected an http:// or https:// URL, found \"{other}\""),
+                ));
+            }
+        };
+        let (key, secret) = match (self.secret, self.secret_path) {
+            (Some(_), Some(_)) => {
+                return Err(key_error(
+                    "synapse.secret_path",
+                    "give either synapse.secret or synapse.secret_path, not both".into(),
+                ));
+            }
+            (Some(secret), None) => ("synapse.secret", secret),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    key_error(
+                        "synapse.secret_path",
+                        format!("cannot read {}: {err}", path.display()),
+                    )
+                })?;
+                // As Synapse reads its `secret_path`: surrounding white space stripped.
+                ("synapse.secret_path", text.trim().to_owned())
+            }
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    path: file_of("synapse"),
+                    key: "synapse.secret".into(),
+                    message: "the secret of Synapse's matrix_authentication_service \
+                              (or synapse.secret_path, a file holding it)"
+                        .into(),
+                });
+            }
+        };
+        if secret.chars().count() < MIN_SYNAPSE_SECRET_LENGTH {
+            return Err(key_error(
+                key,
+                format!(
+                    "the secret shared with Synapse must be at least \
+                     {MIN_SYNAPSE_SECRET_LENGTH} characters long (the value is not shown)"
+                ),
+            ));
+        }
+        Ok(SynapseConfig {
+            endpoint,
+            secret: SecretString::from(secret),
+        })
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+}
+
+impl Config {
+    /// Refuses a delegating Synapse's own config (`matrix_authentication_service.enabled:
+    /// true`) as the config of a command on accounts: Synapse then takes its accounts from
+    /// its authentication service and ignores its own tables.
+    pub fn refuse_delegating_synapse(&self) -> Result<(), String> {
+        match &self.delegating_synapse_file {
+            None => Ok(()),
+            Some(file) => Err(format!(
+                "{}: this is the config of a Synapse with matrix_authentication_service \
+                 enabled, which ignores its own account tables: homekey changes no account \
+                 there. Give homekey's own config (the file with the `synapse:` section) with -c",
+                file.display()
+            )),
+        }
     }
 }
 
@@ -716,10 +884,53 @@ impl fmt::Display for DatabaseConfig {
 
 /// Writes a commented starter `homeserver.yaml` with fresh secrets; refuses to overwrite.
 pub fn generate(path: &Path, server_name: &str, data_dir: &Path) -> Result<(), GenerateError> {
+    generate_with(path, server_name, data_dir, None)
+}
+
+/// What `generate-config --for-synapse` adds: the Synapse homekey serves.
+#[derive(Debug, Clone)]
+pub struct ForSynapse {
+    /// Synapse's main client listener, for `synapse.endpoint`.
+    pub endpoint: String,
+    /// Synapse's `public_baseurl`, the issuer.
+    pub public_baseurl: String,
+}
+
+/// Where a config written for Synapse has homekey listen (Synapse itself takes 8008).
+pub const FOR_SYNAPSE_PORT: u16 = 8081;
+
+/// [`generate`], with the `synapse:` section (and a fresh secret for it) when `for_synapse`
+/// is given.
+pub fn generate_with(
+    path: &Path,
+    server_name: &str,
+    data_dir: &Path,
+    for_synapse: Option<&ForSynapse>,
+) -> Result<(), GenerateError> {
     ids::validate_server_name(server_name)
         .map_err(|err| GenerateError::ServerName(err.to_string()))?;
+    if let Some(setup) = for_synapse {
+        if !is_http_url(&setup.endpoint) {
+            return Err(GenerateError::Url(
+                "--for-synapse",
+                format!(
+                    "expected Synapse's http:// or https:// URL, found \"{}\"",
+                    setup.endpoint
+                ),
+            ));
+        }
+        if !is_http_url(&setup.public_baseurl) {
+            return Err(GenerateError::Url(
+                "--public-baseurl",
+                format!(
+                    "expected an http:// or https:// URL, found \"{}\"",
+                    setup.public_baseurl
+                ),
+            ));
+        }
+    }
     let data_dir = std::path::absolute(data_dir).map_err(GenerateError::Io)?;
-    let text = starter_config(server_name, &data_dir);
+    let text = starter_config(server_name, &data_dir, for_synapse);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -741,13 +952,43 @@ pub enum GenerateError {
     Exists(PathBuf),
     #[error("--server-name: {0}")]
     ServerName(String),
+    #[error("{0}: {1}")]
+    Url(&'static str, String),
     #[error("cannot write the config file: {0}")]
     Io(std::io::Error),
 }
 
-fn starter_config(server_name: &str, data_dir: &Path) -> String {
+fn starter_config(server_name: &str, data_dir: &Path, for_synapse: Option<&ForSynapse>) -> String {
     use crate::secrets::random_alphanumeric;
     let database = data_dir.join("homeserver.db");
+    let (port, listener_note, shared_secret_note, synapse_section) = match for_synapse {
+        None => (8008, "", "", String::new()),
+        Some(setup) => (
+            FOR_SYNAPSE_PORT,
+            "\n# Synapse calls homekey here (its matrix_authentication_service.endpoint): keep it off\n\
+             # the public side of the reverse proxy, except the account routes.",
+            "\n# Beside Synapse: the same value as Synapse's registration_shared_secret.",
+            format!(
+                r#"
+# Synapse's public_baseurl: the issuer homekey announces to Synapse and its clients.
+public_baseurl: "{public_baseurl}"
+
+# Who to contact about an account (shown on homekey's account page), e.g. mailto:admin@{server_name}
+# admin_contact: "mailto:admin@{server_name}"
+
+# homekey is this Synapse's authentication service (in the place of MAS).
+synapse:
+  # Synapse's main client listener.
+  endpoint: "{endpoint}"
+  # The same value as Synapse's matrix_authentication_service.secret (or secret_path: FILE).
+  secret: "{secret}"
+"#,
+                public_baseurl = setup.public_baseurl,
+                endpoint = setup.endpoint,
+                secret = random_alphanumeric(48),
+            ),
+        ),
+    };
     format!(
         r#"# homeserver.yaml, written by `homekey generate-config`.
 # homekey reads Synapse's config format: this file also suits Synapse, and homekey can read
@@ -765,9 +1006,9 @@ database:
   args:
     database: "{database}"
 
-# Where `homekey serve` listens. Put a TLS-terminating reverse proxy in front of it.
+# Where `homekey serve` listens. Put a TLS-terminating reverse proxy in front of it.{listener_note}
 listeners:
-  - port: 8008
+  - port: {port}
     type: http
     bind_addresses: ["127.0.0.1"]
     # Behind a reverse proxy that sets X-Forwarded-For (see homekey's README), let the
@@ -776,7 +1017,7 @@ listeners:
     resources:
       - names: [client]
 
-# Lets `register_new_matrix_user` and the admin registration API create accounts. Keep it secret.
+# Lets `register_new_matrix_user` and the admin registration API create accounts. Keep it secret.{shared_secret_note}
 registration_shared_secret: "{shared_secret}"
 
 # Synapse signs tokens with this key. Keep it secret.
@@ -798,7 +1039,7 @@ password_config:
     require_symbol: true
     require_lowercase: true
     require_uppercase: true
-"#,
+{synapse_section}"#,
         database = database.display(),
         shared_secret = random_alphanumeric(48),
         macaroon_key = random_alphanumeric(48),
@@ -1063,9 +1304,13 @@ mod tests {
              database: {name: psycopg2, args: {user: synapse, password: db-secret-1}}\n\
              registration_shared_secret: shared-secret-2\n\
              macaroon_secret_key: macaroon-secret-3\n\
-             password_config: {pepper: pepper-secret-4}\n",
+             password_config: {pepper: pepper-secret-4}\n\
+             public_baseurl: https://matrix.example.com\n\
+             synapse: {endpoint: 'http://127.0.0.1:8008', secret: synapse-secret-6-0123456789abcdefghij}\n\
+             matrix_authentication_service: {enabled: false, secret: mas-secret-7}\n",
         );
         let config = Config::load(&[&file]).unwrap();
+        assert!(config.synapse.is_some());
         let mut shown = format!("{config:?} {config:#?} {}", config.database);
         let url = DatabaseConfig::from_url("postgres://u:url-secret-5@h/db").unwrap();
         shown.push_str(&format!("{url:?} {url}"));
@@ -1075,6 +1320,8 @@ mod tests {
             "macaroon-secret-3",
             "pepper-secret-4",
             "url-secret-5",
+            "synapse-secret-6",
+            "mas-secret-7",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }

@@ -19,3 +19,4 @@ pub mod rate_limit;
 pub mod secrets;
 pub mod shared_secret;
 pub mod store;
+pub mod synapse;

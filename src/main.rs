@@ -40,6 +40,14 @@ enum Command {
         /// Where the SQLite database goes (default: homekey-data beside the config file).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Beside Synapse: the URL of Synapse's main client listener, e.g.
+        /// http://127.0.0.1:8008/. Writes the `synapse:` section with a fresh shared secret
+        /// and prints what to change in Synapse's homeserver.yaml.
+        #[arg(long, value_name = "URL")]
+        for_synapse: Option<String>,
+        /// With --for-synapse: Synapse's public_baseurl (default https://SERVER_NAME/).
+        #[arg(long, value_name = "URL", requires = "for_synapse")]
+        public_baseurl: Option<String>,
     },
     /// Print a Synapse-compatible hash of a password (same flags as Synapse's hash_password).
     HashPassword(HashPasswordArgs),
@@ -164,13 +172,33 @@ fn run(command: Command) -> Result<(), Failure> {
             server_name,
             config: path,
             data_dir,
+            for_synapse,
+            public_baseurl,
         } => {
             let data_dir = data_dir.unwrap_or_else(|| {
                 let parent = path.parent().unwrap_or(std::path::Path::new(""));
                 parent.join(config::DEFAULT_DATA_DIR)
             });
-            config::generate(&path, &server_name, &data_dir).map_err(Failure::new)?;
+            let for_synapse = for_synapse.map(|endpoint| config::ForSynapse {
+                endpoint,
+                public_baseurl: public_baseurl.unwrap_or_else(|| format!("https://{server_name}/")),
+            });
+            config::generate_with(&path, &server_name, &data_dir, for_synapse.as_ref())
+                .map_err(Failure::new)?;
             println!("wrote {}", path.display());
+            if let Some(setup) = for_synapse {
+                println!(
+                    "public_baseurl (the issuer) is {}: change it in the file if Synapse's \
+                     differs.\n",
+                    setup.public_baseurl
+                );
+                let homekey_url = format!("http://127.0.0.1:{}/", config::FOR_SYNAPSE_PORT);
+                let path = std::path::absolute(&path).unwrap_or(path);
+                print!(
+                    "{}",
+                    homekey::synapse::setup::instructions(&path, &homekey_url)
+                );
+            }
             Ok(())
         }
         Command::HashPassword(args) => hash_password::run(args).map_err(Failure::new),
@@ -215,6 +243,9 @@ fn effective_config(config: &ConfigArgs, database: DatabaseArgs) -> Result<Confi
     if let Some(database) = database.database {
         effective.database = database;
     }
+    effective
+        .refuse_delegating_synapse()
+        .map_err(Failure::new)?;
     Ok(effective)
 }
 

@@ -61,6 +61,8 @@ pub struct Requester {
     pub user: TokenUser,
     pub device_id: Option<String>,
     pub token_id: i64,
+    /// When the token stops working (ms since the epoch); `None`: never.
+    pub valid_until_ms: Option<i64>,
 }
 
 /// Milliseconds since the epoch, as Synapse's `*_ms` / `*_ts` columns count them.

@@ -459,7 +459,24 @@ impl Accounts {
             user: session.user,
             device_id: session.device_id,
             token_id: session.token_id,
+            valid_until_ms: session.valid_until_ms,
         })
+    }
+
+    /// The owner of an access token that is usable now by a full account, as Synapse asks
+    /// about it beside Synapse (`crate::synapse::introspection`): `None` for an unknown or
+    /// expired token, a deactivated or locked account's, and a guest's (Synapse's delegated
+    /// requests carry no guest flag, so a guest's token would act as a full account there).
+    pub async fn usable_token_owner(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<Requester>, StoreError> {
+        match self.authenticate_for(access_token, TokenUse::Any).await {
+            Ok(requester) if requester.user.is_guest => Ok(None),
+            Ok(requester) => Ok(Some(requester)),
+            Err(AuthError::Store(err)) => Err(err),
+            Err(AuthError::UnknownToken | AuthError::Expired | AuthError::Locked) => Ok(None),
+        }
     }
 
     /// `/logout`: the requester's device goes, with its tokens; a token without a device

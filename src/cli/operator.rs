@@ -129,6 +129,9 @@ impl DatabaseSelection {
         if let Some(database) = &self.database.database {
             config.database = database.clone();
         }
+        config
+            .refuse_delegating_synapse()
+            .map_err(CommandError::Refused)?;
         let store = Store::open(&config.database, OpenMode::MustExist).await?;
         let config = Arc::new(config);
         Ok(Operator {

@@ -41,6 +41,10 @@ pub struct AppState {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    let synapse = match &state.accounts.config.synapse {
+        Some(synapse) => crate::synapse::routes(state.accounts.clone(), synapse),
+        None => Router::new(),
+    };
     Router::new()
         .route(
             "/_matrix/client/versions",
@@ -58,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(client::routes("/_matrix/client/r0"))
         .merge(admin::legacy_client_routes())
         .merge(admin::routes())
+        .merge(synapse)
         .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)

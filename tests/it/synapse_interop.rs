@@ -19,18 +19,23 @@ const PEPPER: &str = "interop-pepper";
 
 /// A Synapse homeserver for example.com on SQLite in a temporary directory, listening on a
 /// free port of 127.0.0.1; killed when dropped.
-struct Synapse {
+pub(crate) struct Synapse {
     venv: PathBuf,
     dir: tempfile::TempDir,
     config: PathBuf,
     port: u16,
     child: Option<Child>,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Synapse {
     /// Writes the config and generates the signing key.
     fn prepare(venv: PathBuf) -> Synapse {
+        Synapse::prepare_with_auth(venv, &format!("password_config:\n  pepper: {PEPPER}\n"))
+    }
+
+    /// [`Synapse::prepare`], with `auth` (YAML) in the place of `password_config`.
+    pub(crate) fn prepare_with_auth(venv: PathBuf, auth: &str) -> Synapse {
         let dir = tempfile::tempdir().unwrap();
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -65,9 +70,7 @@ report_stats: false
 suppress_key_server_warning: true
 trusted_key_servers: []
 bcrypt_rounds: 5
-password_config:
-  pepper: {PEPPER}
-rc_login:
+{auth}rc_login:
   address: {{per_second: 1000, burst_count: 1000}}
   account: {{per_second: 1000, burst_count: 1000}}
   failed_attempts: {{per_second: 1000, burst_count: 1000}}
@@ -118,18 +121,18 @@ rc_login:
         self.dir.path().join("synapse.log")
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Starts Synapse and waits until it answers `/_matrix/client/versions`.
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -206,7 +209,7 @@ rc_login:
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn whoami(&self, token: &str) -> (StatusCode, Value) {
+    pub(crate) async fn whoami(&self, token: &str) -> (StatusCode, Value) {
         let response = self
             .http
             .get(self.url("/_matrix/client/v3/account/whoami"))

@@ -1,0 +1,54 @@
+//! Beside Synapse: homekey as the authentication service of a Synapse whose
+//! `matrix_authentication_service` points at it, in the place of MAS
+//! (`../shared/SYNAPSE-DELEGATION.md`). Served only when the config has a `synapse:` section.
+//!
+//! - [`caller`]: Synapse's calls, recognised by the shared secret.
+//! - [`introspection`]: `POST /oauth2/introspect`: what Synapse learns about a token.
+//! - [`discovery`]: `GET /.well-known/openid-configuration`, and the account page it names.
+//! - [`setup`]: what Synapse's own homeserver.yaml must say (`generate-config --for-synapse`).
+
+pub mod caller;
+pub mod discovery;
+pub mod introspection;
+pub mod setup;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::accounts::Accounts;
+use crate::config::SynapseConfig;
+
+/// Where Synapse asks about tokens (fixed by Synapse: `{endpoint}/oauth2/introspect`).
+pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
+/// Where Synapse reads the issuer and the account page (`{endpoint}/.well-known/…`).
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+/// homekey's account page, under `public_baseurl`.
+pub const ACCOUNT_PAGE_PATH: &str = "/_homekey/account/";
+
+/// What the Synapse-facing handlers reach.
+#[derive(Clone)]
+pub struct SynapseState {
+    accounts: Arc<Accounts>,
+    caller: Arc<caller::SharedSecret>,
+    documents: Arc<discovery::Documents>,
+}
+
+/// The routes Synapse (and, for the account page, its users) call, for a router of any state.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    accounts: Arc<Accounts>,
+    synapse: &SynapseConfig,
+) -> Router<S> {
+    let documents = discovery::Documents::new(&accounts.config);
+    let state = SynapseState {
+        caller: Arc::new(caller::SharedSecret::new(&synapse.secret)),
+        documents: Arc::new(documents),
+        accounts,
+    };
+    Router::new()
+        .route(INTROSPECTION_PATH, post(introspection::introspect))
+        .route(DISCOVERY_PATH, get(discovery::openid_configuration))
+        .route(ACCOUNT_PAGE_PATH, get(discovery::account_page))
+        .with_state(state)
+}
