@@ -374,14 +374,30 @@ impl Accounts {
         Ok(())
     }
 
+    /// Refuses a profile change asked by a suspended user (their own, or as an admin
+    /// another's), as Synapse does; entry points ask first, in Synapse's order of checks.
+    pub async fn refuse_suspended_requester(
+        &self,
+        requester: &Requester,
+    ) -> Result<(), AccountError> {
+        let user = self.existing_user(&requester.user.name).await?;
+        if user.suspended {
+            return Err(AccountError::Suspended(user.name));
+        }
+        Ok(())
+    }
+
     /// Sets (or with `None` clears) a user's display name: the user's own, or another's by
-    /// an admin (recorded).
+    /// an admin (recorded). A suspended requester is refused.
     pub async fn set_displayname(
         &self,
         actor: &Actor,
         user_id: &UserId,
         displayname: Option<&str>,
     ) -> Result<(), AccountError> {
+        if let Actor::User(requester) | Actor::Admin(requester) = actor {
+            self.refuse_suspended_requester(requester).await?;
+        }
         let record = self.audit_record(
             actor,
             Action::SetDisplayname,

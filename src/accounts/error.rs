@@ -33,6 +33,9 @@ pub enum AccountError {
     Deactivated(String),
     #[error("user {0} is locked: unlock it first")]
     Locked(String),
+    /// A suspended user may not change profiles (Synapse's rule).
+    #[error("Updating profile while account is suspended is not allowed.")]
+    Suspended(String),
     /// On a Synapse database (Synapse on its own auth), homekey ends no session and
     /// deactivates no account: Synapse does more than the tables show (see [`OnSynapse`]).
     #[error("this is a Synapse database: {what}")]

@@ -241,6 +241,11 @@ impl From<AccountError> for MatrixError {
             | AccountError::LoginAsSelf
             | AccountError::Deactivated(_)
             | AccountError::Locked(_) => bad_request("M_UNKNOWN", &err),
+            AccountError::Suspended(_) => MatrixError::new(
+                StatusCode::FORBIDDEN,
+                "M_USER_ACCOUNT_SUSPENDED",
+                err.to_string(),
+            ),
             AccountError::RefusedOnSynapse { .. } => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
             }

@@ -16,6 +16,7 @@ server_tests!(
     creating_a_user_with_an_avatar_is_one_recorded_change,
     an_admin_renaming_another_user_is_recorded,
     a_deactivated_account_gets_no_password_from_any_entry_point,
+    a_suspended_user_changes_no_profile,
 );
 
 const SHARED_SECRET: &str = "one-service-shared-secret";
@@ -312,4 +313,59 @@ async fn a_deactivated_account_gets_no_password_from_any_entry_point(db: TestDb)
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["deactivated"], false);
     assert_eq!(server.login("cy", "back-pw").await.0, StatusCode::OK);
+}
+
+/// A suspended user's display-name change is refused as Synapse refuses it, before the
+/// target is looked at, and changes nothing; lifting the suspension lets it through.
+async fn a_suspended_user_changes_no_profile(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let admin = server.admin_token("root", "root-pw").await;
+    server.create_user("sue", "sue-pw").await;
+    let sue = "@sue:example.com";
+    let token = server.token_for("sue", "sue-pw").await;
+    server.set_own_displayname(&token, sue, "Sue").await;
+    let suspend_path = format!("{ADMIN}/v1/suspend/{sue}");
+    let suspend = |on: bool| {
+        server.call(
+            "PUT",
+            &suspend_path,
+            Some(&admin),
+            Some(json!({ "suspend": on })),
+        )
+    };
+    assert_eq!(suspend(true).await.0, StatusCode::OK);
+    let expected = json!({
+        "errcode": "M_USER_ACCOUNT_SUSPENDED",
+        "error": "Updating profile while account is suspended is not allowed."
+    });
+    for target in [sue, "@someone:other.org"] {
+        let (status, body) = server
+            .call(
+                "PUT",
+                &format!("/_matrix/client/v3/profile/{target}/displayname"),
+                Some(&token),
+                Some(json!({"displayname": "Sued"})),
+            )
+            .await;
+        assert_eq!(
+            (status, &body),
+            (StatusCode::FORBIDDEN, &expected),
+            "{target}"
+        );
+    }
+    let profile = || async {
+        let (_, body) = server
+            .call(
+                "GET",
+                &format!("/_matrix/client/v3/profile/{sue}"),
+                None,
+                None,
+            )
+            .await;
+        body["displayname"].clone()
+    };
+    assert_eq!(profile().await, "Sue");
+    assert_eq!(suspend(false).await.0, StatusCode::OK);
+    server.set_own_displayname(&token, sue, "Sued").await;
+    assert_eq!(profile().await, "Sued");
 }

@@ -86,6 +86,11 @@ pub async fn set_displayname(
         Some(Value::String(name)) => name.trim(),
         Some(_) => return Err(MatrixError::invalid_param("'displayname' must be a string")),
     };
+    // Synapse's order: a suspended requester is refused before the target is looked at.
+    state
+        .accounts
+        .refuse_suspended_requester(&requester)
+        .await?;
     if target.server_name() != state.accounts.config.server_name {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
