@@ -79,6 +79,14 @@ impl Accounts {
         self.store
             .create_user_with_session(&user, Some(&session), record.as_ref())
             .await?;
+        let token_id = self
+            .store
+            .find_session(session.access_token.expose_secret())
+            .await?
+            .map(|found| found.token_id);
+        if let Some(token_id) = token_id {
+            self.announce_session(&session, token_id).await?;
+        }
         Ok(LoginSuccess {
             user_id: session.user_id,
             device_id: session.device_id,

@@ -40,6 +40,9 @@ pub enum AccountError {
     /// deactivates no account: Synapse does more than the tables show (see [`OnSynapse`]).
     #[error("this is a Synapse database: {what}")]
     RefusedOnSynapse { user: String, what: OnSynapse },
+    /// Synapse did not take a new session (beside Synapse): nothing of it is left usable.
+    #[error(transparent)]
+    Synapse(#[from] crate::synapse::client::SynapseCallError),
     #[error(transparent)]
     Store(StoreError),
     #[error("hashing failed: {0}")]

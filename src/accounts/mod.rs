@@ -39,6 +39,7 @@ use crate::store::{
     AuditFilter, AuditRecord, Device, Flavour, Store, StoreError, TokenUser, User, UserFilter,
     UserPage,
 };
+use crate::synapse::client::SynapseClient;
 
 /// The account service, shared by every request.
 #[derive(Clone)]
@@ -53,6 +54,9 @@ pub struct Accounts {
     /// (`serve` makes it before it listens): a command that checks no password never pays
     /// for it.
     dummy_hash: Arc<tokio::sync::OnceCell<SecretString>>,
+    /// Beside Synapse (the config's `synapse:` section): where each new session is made to
+    /// exist before its token is handed out.
+    synapse: Option<SynapseClient>,
 }
 
 /// Who made a request: the owner of a valid access token.
@@ -78,6 +82,7 @@ impl Accounts {
             store,
             hasher: PasswordHasher::new(HashSettings::from_config(&config)),
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
+            synapse: config.synapse.as_ref().map(SynapseClient::new),
             config,
             dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
         }

@@ -9,6 +9,7 @@ use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
 use crate::store::{Logout, NewRefreshToken, NewSession, StoreError, User};
+use crate::synapse::client::SynapseCallError;
 
 /// What an access token is presented for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,9 @@ pub enum LoginError {
     PasswordLoginDisabled,
     #[error("Too Many Requests")]
     RateLimited { retry_after_ms: u64 },
+    /// Beside Synapse: Synapse did not take the new session, so no token was handed out.
+    #[error(transparent)]
+    Synapse(#[from] SynapseCallError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -228,29 +232,66 @@ impl Accounts {
         );
         // The token is written only if the password checked is still the account's: a reset
         // (or a deactivation) that committed since the check ends this login too.
-        let created = match refreshable {
-            None => {
+        let (created, refresh_token) = match refreshable {
+            None => (
                 self.store
                     .create_session_checked(&new, Some(&verified_hash))
-                    .await?
-            }
+                    .await?,
+                None,
+            ),
             Some(_) => {
                 let refresh = self.new_refresh_token(&user.name, now, ultimate);
                 let created = self
                     .store
                     .create_refreshable_session_checked(&new, &refresh, &verified_hash)
                     .await?;
-                return created
-                    .map(|_| LoginSuccess {
-                        refresh_token: Some(refresh.token),
-                        ..login_success(new)
-                    })
-                    .ok_or(LoginError::InvalidCredentials);
+                (created, Some(refresh.token))
             }
         };
-        created
-            .map(|_| login_success(new))
-            .ok_or(LoginError::InvalidCredentials)
+        let token_id = created.ok_or(LoginError::InvalidCredentials)?;
+        self.announce_session(&new, token_id).await?;
+        Ok(LoginSuccess {
+            refresh_token,
+            ..login_success(new)
+        })
+    }
+
+    /// Beside Synapse, makes a new session's user and device exist in Synapse before its
+    /// token is handed out (Synapse refuses a token whose device it does not have). If
+    /// Synapse does not take them, the token is deleted again: the client is told to retry,
+    /// and nothing usable is left behind (the device row stays, without tokens, for the
+    /// next login to reuse).
+    pub(super) async fn announce_session(
+        &self,
+        new: &NewSession,
+        token_id: i64,
+    ) -> Result<(), SynapseCallError> {
+        let Some(synapse) = &self.synapse else {
+            return Ok(());
+        };
+        let localpart = UserId::parse(&new.user_id)
+            .map(|id| id.localpart().to_owned())
+            .unwrap_or_default();
+        let announced = match synapse.provision_user(&localpart).await {
+            Ok(()) => {
+                synapse
+                    .upsert_device(
+                        &localpart,
+                        &new.device_id,
+                        new.device_display_name.as_deref(),
+                    )
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = announced {
+            tracing::error!(error = %err, user = %new.user_id, "Synapse did not take a new session; its token was withdrawn");
+            if let Err(store) = self.store.delete_access_token(token_id).await {
+                tracing::error!(error = %store, "withdrawing the token failed");
+            }
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// A new refresh token of `user_id`, with the configured lifetime from `now` and the
@@ -346,7 +387,8 @@ impl Accounts {
             &user.name,
             json!({"device_id": new.device_id, "valid_until_ms": valid_until_ms}),
         );
-        self.store.create_session(&new, record.as_ref()).await?;
+        let token_id = self.store.create_session(&new, record.as_ref()).await?;
+        self.announce_session(&new, token_id).await?;
         Ok(login_success(new))
     }
 

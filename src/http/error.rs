@@ -187,10 +187,22 @@ impl From<LoginError> for MatrixError {
                 "Password login has been disabled.",
             ),
             LoginError::RateLimited { retry_after_ms } => MatrixError::rate_limited(retry_after_ms),
+            LoginError::Synapse(_) => synapse_unavailable(),
             LoginError::Store(err) => err.into(),
             LoginError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }
     }
+}
+
+/// Beside Synapse, when Synapse did not take a new session (the cause is logged where it
+/// happened): the client may try again shortly.
+fn synapse_unavailable() -> MatrixError {
+    MatrixError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "M_UNKNOWN",
+        "The homeserver is unavailable; try again shortly",
+    )
+    .retry_after(DATABASE_RETRY_AFTER_SECONDS)
 }
 
 impl From<RefreshError> for MatrixError {
@@ -249,6 +261,7 @@ impl From<AccountError> for MatrixError {
             AccountError::RefusedOnSynapse { .. } => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
             }
+            AccountError::Synapse(_) => synapse_unavailable(),
             AccountError::Store(err) => err.into(),
             AccountError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }

@@ -3,11 +3,13 @@
 //! (`../shared/SYNAPSE-DELEGATION.md`). Served only when the config has a `synapse:` section.
 //!
 //! - [`caller`]: Synapse's calls, recognised by the shared secret.
+//! - [`client`]: homekey's calls to Synapse (`/_synapse/mas/*`).
 //! - [`introspection`]: `POST /oauth2/introspect`: what Synapse learns about a token.
 //! - [`discovery`]: `GET /.well-known/openid-configuration`, and the account page it names.
 //! - [`setup`]: what Synapse's own homeserver.yaml must say (`generate-config --for-synapse`).
 
 pub mod caller;
+pub mod client;
 pub mod discovery;
 pub mod introspection;
 pub mod setup;

@@ -50,9 +50,10 @@ pub fn instructions(homekey_config: &Path, homekey_url: &str) -> String {
          /oauth2/introspect nor /_synapse/mas publicly: Synapse and homekey call each other \
          directly.\n\
          \n\
-         Not yet: homekey does not create users and devices in Synapse (/_synapse/mas/*), \
-         which Synapse needs before a token works there; this release answers Synapse's \
-         questions about tokens.\n\
+         So far homekey answers Synapse's questions about tokens and makes each new \
+         session's user and device exist in Synapse before it hands the token out; it does \
+         not yet delete devices in Synapse when sessions end (Synapse forgets a token within \
+         2 minutes of homekey ending it).\n\
          \n\
          Then restart Synapse and start `homekey serve -c {file}`.\n"
     )

@@ -365,3 +365,51 @@ fn a_delegating_synapses_own_config_is_refused_by_the_commands_on_accounts() {
         stdout(&out)
     );
 }
+
+/// Beside Synapse, the operator's `homekey user login` waits for Synapse as a login over
+/// HTTP does: with Synapse away it fails (exit 1, saying so) and leaves no token.
+#[test]
+fn user_login_beside_an_absent_synapse_fails_and_leaves_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("homekey.yaml");
+    let database = dir.path().join("homekey.db");
+    std::fs::write(
+        &config,
+        format!(
+            "server_name: example.com\nbcrypt_rounds: 4\n\
+             database: {{name: sqlite3, args: {{database: {}}}}}\n\
+             public_baseurl: https://matrix.example.com/\n\
+             synapse:\n  endpoint: http://127.0.0.1:1/\n  secret: {SECRET}\n",
+            database.display()
+        ),
+    )
+    .unwrap();
+    let homekey = |args: &[&str], stdin: &str| {
+        let mut all = args.to_vec();
+        all.extend(["-c", config.to_str().unwrap()]);
+        run_binary(HOMEKEY, &all, stdin.as_bytes(), &[])
+    };
+    let out = homekey(&["migrate"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = homekey(
+        &["user", "create", "zoe", "--password-stdin"],
+        "zoe-password\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = homekey(&["user", "login", "zoe"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "no token is printed");
+    let err = stderr(&out);
+    assert!(err.contains("Synapse cannot be reached"), "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+    let out = homekey(&["user", "show", "zoe", "--json"], "");
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(shown["devices"].as_array().is_some(), "{shown}");
+    let tokens = rusqlite::Connection::open(&database)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM access_tokens", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .unwrap();
+    assert_eq!(tokens, 0, "a token was left behind");
+}

@@ -1,8 +1,7 @@
 //! The real Synapse 1.163.2 beside `homekey serve` (from `$HOMEKEY_TEST_SYNAPSE`): Synapse's
 //! `matrix_authentication_service` points at homekey, and Synapse answers its clients for
-//! tokens homekey made, asking homekey about each. homekey does not yet create users and
-//! devices in Synapse (`/_synapse/mas/*`), so the test does that with the shared secret, as
-//! homekey will.
+//! tokens homekey made, asking homekey about each. homekey makes each new session's user and
+//! device exist in Synapse (`/_synapse/mas/*`) before it hands the token out.
 
 use std::time::Instant;
 
@@ -15,17 +14,34 @@ use crate::synapse_interop::Synapse;
 
 const SECRET: &str = "delegation-secret-0123456789abcdefghijkl";
 
-/// A `/_synapse/mas/*` call to Synapse with the shared secret.
-async fn mas_call(synapse: &Synapse, path: &str, body: Value) -> StatusCode {
-    let response = synapse
-        .http
-        .post(synapse.url(&format!("/_synapse/mas/{path}")))
-        .bearer_auth(SECRET)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    response.status()
+/// A Synapse delegating to a `homekey serve` that knows it: each names the other, so
+/// homekey's port is chosen first. Synapse is started; homekey runs on SQLite.
+async fn synapse_beside_homekey(venv: std::path::PathBuf) -> (Synapse, Server) {
+    let homekey_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut synapse = Synapse::prepare_with_auth(
+        venv,
+        &format!(
+            "public_baseurl: https://matrix.example.com/\n\
+             password_config:\n  enabled: false\n\
+             matrix_authentication_service:\n  enabled: true\n  \
+             endpoint: http://127.0.0.1:{homekey_port}/\n  secret: {SECRET}\n"
+        ),
+    );
+    let homekey = Server::start(
+        TestDb::sqlite().await,
+        &format!(
+            "public_baseurl: https://matrix.example.com/\n\
+             listeners:\n  - port: {homekey_port}\n    bind_addresses: ['127.0.0.1']\n\
+             synapse:\n  endpoint: {}\n  secret: {SECRET}\n",
+            synapse.url("/")
+        ),
+    )
+    .await;
+    synapse.start().await;
+    (synapse, homekey)
 }
 
 /// `GET path` on Synapse with `token`.
@@ -48,49 +64,10 @@ async fn synapse_answers_for_homekeys_tokens_by_asking_homekey() {
         return;
     };
     let started = Instant::now();
-    // homekey first: Synapse's config names where it listens. (homekey's synapse.endpoint
-    // is not called yet.)
-    let homekey = Server::start(
-        TestDb::sqlite().await,
-        &format!(
-            "public_baseurl: https://matrix.example.com/\n\
-             synapse:\n  endpoint: http://127.0.0.1:1/\n  secret: {SECRET}\n"
-        ),
-    )
-    .await;
-    let mut synapse = Synapse::prepare_with_auth(
-        venv,
-        &format!(
-            "public_baseurl: https://matrix.example.com/\n\
-             password_config:\n  enabled: false\n\
-             matrix_authentication_service:\n  enabled: true\n  \
-             endpoint: {}/\n  secret: {SECRET}\n",
-            homekey.base
-        ),
-    );
-    synapse.start().await;
-
+    let (synapse, homekey) = synapse_beside_homekey(venv).await;
     homekey.create_user("alice", "alice-pw").await;
     let (alice, alice_device) = homekey.session_for("alice", "alice-pw").await;
     let root = homekey.admin_token("root", "root-pw").await;
-    let root_device = homekey.device_ids("@root:example.com").await.remove(0);
-
-    // Not in Synapse's database yet: Synapse answers 500 ("User not found") for a token
-    // homekey vouches for. This is what provisioning (a later part) is for.
-    let (status, body) = synapse_get(&synapse, "/_matrix/client/v3/account/whoami", &alice).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-
-    for (localpart, device) in [("alice", &alice_device), ("root", &root_device)] {
-        let status = mas_call(&synapse, "provision_user", json!({"localpart": localpart})).await;
-        assert!(status.is_success(), "{status}: {}", synapse.log_tail());
-        let status = mas_call(
-            &synapse,
-            "upsert_device",
-            json!({"localpart": localpart, "device_id": device}),
-        )
-        .await;
-        assert!(status.is_success(), "{status}: {}", synapse.log_tail());
-    }
 
     // Synapse asks homekey, and answers for alice's token with her device.
     let (status, body) = synapse.whoami(&alice).await;
@@ -128,4 +105,78 @@ async fn synapse_answers_for_homekeys_tokens_by_asking_homekey() {
     let log = homekey.log();
     assert!(!log.contains(SECRET) && !log.contains(&alice), "{log}");
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Beside a real Synapse, a login through homekey works on Synapse at once: homekey makes
+/// the user and the device exist there before it hands the token out. With Synapse away,
+/// the login answers 503 with `Retry-After` and leaves no usable token; once Synapse is
+/// back, logins work again.
+#[tokio::test]
+async fn a_login_through_homekey_works_on_synapse_at_once_and_waits_for_synapse() {
+    let test = "a_login_through_homekey_works_on_synapse_at_once_and_waits_for_synapse";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let (mut synapse, homekey) = synapse_beside_homekey(venv).await;
+
+    homekey.create_user("bob", "bob-pw").await;
+    let (status, body) = homekey
+        .call(
+            "POST",
+            "/_matrix/client/v3/login",
+            None,
+            Some(json!({
+                "type": "m.login.password", "user": "bob", "password": "bob-pw",
+                "initial_device_display_name": "Bob's phone",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", homekey.log());
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let device = body["device_id"].as_str().unwrap().to_owned();
+    let (status, body) = synapse.whoami(&token).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    assert_eq!(
+        body,
+        json!({"user_id": "@bob:example.com", "device_id": device, "is_guest": false})
+    );
+    let (status, body) = synapse_get(&synapse, "/_matrix/client/v3/devices", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["devices"][0]["display_name"], "Bob's phone", "{body}");
+
+    synapse.stop();
+    let tokens = || async {
+        homekey
+            .db
+            .count(
+                "SELECT COUNT(*) FROM access_tokens WHERE user_id = $1",
+                "@bob:example.com",
+            )
+            .await
+    };
+    let before = tokens().await;
+    let response = homekey
+        .http
+        .post(homekey.url("/_matrix/client/v3/login"))
+        .body(json!({"type": "m.login.password", "user": "bob", "password": "bob-pw"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
+    assert_eq!(tokens().await, before, "a token was left behind");
+    assert!(!homekey.log().contains(SECRET));
+
+    synapse.start().await;
+    let (second, _) = homekey.session_for("bob", "bob-pw").await;
+    assert_eq!(synapse.whoami(&second).await.0, StatusCode::OK);
+    assert_eq!(synapse.whoami(&token).await.0, StatusCode::OK);
 }

@@ -175,7 +175,7 @@ bcrypt_rounds: 5
     }
 
     /// SIGTERM, and waits for Synapse to exit (killed after 30 s).
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };

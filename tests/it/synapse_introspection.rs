@@ -32,8 +32,12 @@ fn synapse_section() -> String {
     )
 }
 
-async fn beside_synapse(db: TestDb) -> Server {
-    Server::start(db, &synapse_section()).await
+/// homekey beside a Synapse that is not there (nothing listens at its endpoint), and the
+/// same database served standalone, where the tests log in: beside Synapse a login waits
+/// for Synapse to take the new device, which these tests of the introspection do not need.
+async fn beside_synapse(db: TestDb) -> (Server, Server) {
+    let logins = Server::start(db.share().await, "").await;
+    (Server::start(db, &synapse_section()).await, logins)
 }
 
 /// Synapse's request: the form, its headers, the secret.
@@ -64,15 +68,15 @@ async fn introspect(server: &Server, token: &str) -> Value {
 async fn a_users_token_is_active_with_its_localpart_and_device_and_an_admins_has_the_admin_scope(
     db: TestDb,
 ) {
-    let server = beside_synapse(db).await;
+    let (server, logins) = beside_synapse(db).await;
     server.create_user("alice", "alice-pw").await;
-    let (token, device) = server.session_for("alice", "alice-pw").await;
+    let (token, device) = logins.session_for("alice", "alice-pw").await;
     assert_eq!(
         introspect(&server, &token).await,
         json!({"active": true, "scope": "urn:matrix:client:api:*", "username": "alice", "device_id": device})
     );
 
-    let admin = server.admin_token("root", "root-pw").await;
+    let admin = logins.admin_token("root", "root-pw").await;
     let answer = introspect(&server, &admin).await;
     assert_eq!(answer["scope"], ADMIN_SCOPE, "{answer}");
     assert_eq!(answer["username"], "root");
@@ -99,8 +103,8 @@ async fn a_users_token_is_active_with_its_localpart_and_device_and_an_admins_has
 }
 
 async fn a_login_as_user_token_acts_for_the_user_without_a_device(db: TestDb) {
-    let server = beside_synapse(db).await;
-    let admin = server.admin_token("root", "root-pw").await;
+    let (server, logins) = beside_synapse(db).await;
+    let admin = logins.admin_token("root", "root-pw").await;
     server.create_user("alice", "alice-pw").await;
     let (status, body) = server
         .call(
@@ -120,8 +124,8 @@ async fn a_login_as_user_token_acts_for_the_user_without_a_device(db: TestDb) {
 }
 
 async fn an_expiring_token_says_the_whole_seconds_it_has_left(db: TestDb) {
-    let server = beside_synapse(db).await;
-    let admin = server.admin_token("root", "root-pw").await;
+    let (server, logins) = beside_synapse(db).await;
+    let admin = logins.admin_token("root", "root-pw").await;
     server.create_user("alice", "alice-pw").await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -151,8 +155,8 @@ async fn an_expiring_token_says_the_whole_seconds_it_has_left(db: TestDb) {
 }
 
 async fn unknown_expired_locked_deactivated_and_guest_tokens_are_inactive(db: TestDb) {
-    let server = beside_synapse(db).await;
-    let admin = server.admin_token("root", "root-pw").await;
+    let (server, logins) = beside_synapse(db).await;
+    let admin = logins.admin_token("root", "root-pw").await;
     let inactive = json!({"active": false});
 
     assert_eq!(introspect(&server, "syt_no_such_token").await, inactive);
@@ -160,7 +164,7 @@ async fn unknown_expired_locked_deactivated_and_guest_tokens_are_inactive(db: Te
     let mut tokens = Vec::new();
     for user in ["expired", "locked", "deactivated", "guest"] {
         server.create_user(user, "user-pw").await;
-        let token = server.token_for(user, "user-pw").await;
+        let token = logins.token_for(user, "user-pw").await;
         // Each works before its change: the change alone makes it inactive.
         assert_eq!(introspect(&server, &token).await["active"], true, "{user}");
         tokens.push(token);
@@ -204,7 +208,7 @@ async fn unknown_expired_locked_deactivated_and_guest_tokens_are_inactive(db: Te
     assert_eq!(server.whoami(Some(&tokens[3])).await.0, StatusCode::OK);
 
     // Logged out: inactive at once.
-    let (token, _) = server.session_for("root", "root-pw").await;
+    let (token, _) = logins.session_for("root", "root-pw").await;
     assert_eq!(introspect(&server, &token).await["active"], true);
     let (status, _) = server
         .call("POST", "/_matrix/client/v3/logout", Some(&token), None)
@@ -244,9 +248,9 @@ async fn raw_exchange(server: &Server, head: String, body_len: usize) -> String 
 }
 
 async fn hostile_requests_get_no_server_error_and_learn_nothing(db: TestDb) {
-    let server = beside_synapse(db).await;
+    let (server, logins) = beside_synapse(db).await;
     server.create_user("alice", "alice-pw").await;
-    let token = server.token_for("alice", "alice-pw").await;
+    let token = logins.token_for("alice", "alice-pw").await;
     let form = format!("token={token}&token_type_hint=access_token");
     let url = server.url(INTROSPECT);
 
@@ -397,7 +401,7 @@ async fn hostile_requests_get_no_server_error_and_learn_nothing(db: TestDb) {
 }
 
 async fn discovery_names_the_issuer_and_the_account_page_and_no_oauth_endpoint(db: TestDb) {
-    let server = beside_synapse(db).await;
+    let (server, _logins) = beside_synapse(db).await;
     // No secret: Synapse fetches it as any client would.
     let response = server
         .http
