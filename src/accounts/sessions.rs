@@ -70,8 +70,11 @@ pub struct PasswordLoginAttempt {
     /// Whether the client asked for a refresh token (handed out only where
     /// `refreshable_access_token_lifetime` is set).
     pub refresh_token: bool,
-    /// Where the attempt came from, for `rc_login.address`.
+    /// Where the attempt came from, for `rc_login.address` and the device's last contact
+    /// (what whois shows).
     pub client_address: String,
+    /// The client's `User-Agent`, for the device's last contact.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +253,20 @@ impl Accounts {
         };
         let token_id = created.ok_or(LoginError::InvalidCredentials)?;
         self.announce_session(&new, token_id).await?;
+        // What whois and the device listings show; the login stands without it.
+        if let Err(err) = self
+            .store
+            .record_device_contact(
+                &new.user_id,
+                &new.device_id,
+                &attempt.client_address,
+                attempt.user_agent.as_deref(),
+                now,
+            )
+            .await
+        {
+            tracing::warn!(error = %err, "the device's last contact was not recorded");
+        }
         Ok(LoginSuccess {
             refresh_token,
             ..login_success(new)

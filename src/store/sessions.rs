@@ -338,6 +338,32 @@ impl Store {
         })
     }
 
+    /// Records a device's last contact: the client's address and user agent, and when (at
+    /// a login; Synapse records every request, homekey only logins).
+    pub async fn record_device_contact(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        ip: &str,
+        user_agent: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE devices SET ip = $3, user_agent = $4, last_seen = $5 \
+                 WHERE user_id = $1 AND device_id = $2",
+            )
+            .bind(user_id)
+            .bind(device_id)
+            .bind(ip)
+            .bind(user_agent)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
     /// Renames a device; `false` if the user has no such device.
     pub async fn rename_device(
         &self,

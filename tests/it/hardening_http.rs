@@ -414,3 +414,54 @@ async fn without_x_forwarded_the_forwarded_header_is_ignored() {
         );
     }
 }
+
+/// What whois shows of a login: the client's address (behind a proxy with `x_forwarded`, the
+/// rightmost `X-Forwarded-For` entry; without it, the peer's own address), its user agent,
+/// and when.
+#[tokio::test]
+async fn whois_shows_the_address_and_user_agent_a_login_came_from() {
+    for (x_forwarded, expected_ip) in [(true, "203.0.113.7"), (false, "127.0.0.1")] {
+        let server = Server::start(
+            TestDb::sqlite().await,
+            &format!(
+                "listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n    \
+                 x_forwarded: {x_forwarded}\n"
+            ),
+        )
+        .await;
+        server.create_user("hal", "hal-pw").await;
+        let body = json!({"type": "m.login.password", "user": "hal", "password": "hal-pw"});
+        let before = homekey::accounts::now_ms();
+        let response = server
+            .http
+            .post(server.url("/_matrix/client/v3/login"))
+            .header("x-forwarded-for", "10.0.0.1, 203.0.113.7")
+            .header("user-agent", "Element/1.11 (test)")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let login: Value = response.json().await.unwrap();
+        let token = login["access_token"].as_str().unwrap();
+        let (status, whois) = server
+            .call(
+                "GET",
+                "/_synapse/admin/v1/whois/@hal:example.com",
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{whois}");
+        let connection = &whois["devices"][""]["sessions"][0]["connections"][0];
+        assert_eq!(
+            connection["ip"], expected_ip,
+            "x_forwarded {x_forwarded}: {whois}"
+        );
+        assert_eq!(connection["user_agent"], "Element/1.11 (test)");
+        assert!(
+            connection["last_seen"].as_i64().unwrap() >= before,
+            "{whois}"
+        );
+    }
+}

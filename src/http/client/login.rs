@@ -13,6 +13,9 @@ use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
 
+/// How much of a `User-Agent` is kept (the header has no limit of its own).
+const MAX_USER_AGENT_LENGTH: usize = 512;
+
 /// Synapse refuses longer device IDs at login.
 const MAX_DEVICE_ID_LENGTH: usize = 512;
 
@@ -80,8 +83,13 @@ pub fn named_user(
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(client_address): ClientAddress,
+    headers: axum::http::HeaderMap,
     MatrixJson(body): MatrixJson<LoginBody>,
 ) -> Result<Json<Value>, MatrixError> {
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|agent| agent.chars().take(MAX_USER_AGENT_LENGTH).collect());
     match body.login_type.as_deref() {
         Some("m.login.password") => {}
         Some(_) => {
@@ -125,6 +133,7 @@ pub async fn login(
             initial_device_display_name: body.initial_device_display_name,
             refresh_token,
             client_address,
+            user_agent,
         })
         .await?;
     let mut answer = json!({
