@@ -76,14 +76,10 @@ impl Accounts {
     ) -> Result<LoginSuccess, AccountError> {
         let (user, record) = self.prepare_new_user(actor, new).await?;
         let session = self.new_session(user.user_id.as_str(), None, None, None);
-        self.store
+        let (_, token_id) = self
+            .store
             .create_user_with_session(&user, Some(&session), record.as_ref())
             .await?;
-        let token_id = self
-            .store
-            .find_session(session.access_token.expose_secret())
-            .await?
-            .map(|found| found.token_id);
         if let Some(token_id) = token_id {
             self.announce_session(&session, token_id).await?;
         }

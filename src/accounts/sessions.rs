@@ -286,9 +286,7 @@ impl Accounts {
         let Some(synapse) = &self.synapse else {
             return Ok(());
         };
-        let localpart = UserId::parse(&new.user_id)
-            .map(|id| id.localpart().to_owned())
-            .unwrap_or_default();
+        let localpart = localpart_of(&new.user_id);
         let announced = match synapse.provision_user(&localpart).await {
             Ok(()) => {
                 synapse
@@ -314,9 +312,7 @@ impl Accounts {
     /// A new refresh token of `user_id`, with the configured lifetime from `now` and the
     /// login's end.
     fn new_refresh_token(&self, user_id: &str, now: i64, ultimate: Option<i64>) -> NewRefreshToken {
-        let localpart = UserId::parse(user_id)
-            .map(|id| id.localpart().to_owned())
-            .unwrap_or_default();
+        let localpart = localpart_of(user_id);
         let expiry = self
             .config
             .lifetimes
@@ -418,9 +414,7 @@ impl Accounts {
         device_display_name: Option<String>,
         valid_until_ms: Option<i64>,
     ) -> NewSession {
-        let localpart = UserId::parse(user_id)
-            .map(|id| id.localpart().to_owned())
-            .unwrap_or_default();
+        let localpart = localpart_of(user_id);
         NewSession {
             user_id: user_id.to_owned(),
             device_id: device_id.unwrap_or_else(tokens::new_device_id),
@@ -620,9 +614,7 @@ impl Accounts {
         }
         // Synapse mints a token even for an account that does not exist; it could never work.
         let user = self.existing_user(user_id).await?;
-        let localpart = UserId::parse(&user.name)
-            .map(|id| id.localpart().to_owned())
-            .unwrap_or_default();
+        let localpart = localpart_of(&user.name);
         let token = tokens::new_access_token(&localpart);
         let record = crate::audit::record(
             &admin.user.name,
@@ -678,6 +670,13 @@ fn login_success(session: NewSession) -> LoginSuccess {
         valid_until_ms: session.valid_until_ms,
         refresh_token: None,
     }
+}
+
+/// The localpart of a stored user ID (an unparsable one, which no account has, gives "").
+fn localpart_of(user_id: &str) -> String {
+    UserId::parse(user_id)
+        .map(|id| id.localpart().to_owned())
+        .unwrap_or_default()
 }
 
 /// `at`, or the login's end if that comes first.

@@ -60,17 +60,20 @@ impl Store {
         new: &NewUser,
         audit: Option<&NewAuditRecord>,
     ) -> Result<User, StoreError> {
-        self.create_user_with_session(new, None, audit).await
+        self.create_user_with_session(new, None, audit)
+            .await
+            .map(|(user, _)| user)
     }
 
     /// [`Store::create_user`], and with `session` the new user's first device and token, in
     /// the same transaction (shared-secret registration): either both exist or neither.
+    /// Returns the account and the token's row ID.
     pub async fn create_user_with_session(
         &self,
         new: &NewUser,
         session: Option<&NewSession>,
         audit: Option<&NewAuditRecord>,
-    ) -> Result<User, StoreError> {
+    ) -> Result<(User, Option<i64>), StoreError> {
         let name = new.user_id.as_str();
         if session.is_some() {
             self.refuse_minting_on_synapse()?;
@@ -120,12 +123,14 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-            if let Some(session) = session {
-                super::sessions::insert_session_rows!(&mut tx, session);
-            }
+            let token_id = match session {
+                Some(session) => Some(super::sessions::insert_session_rows!(&mut tx, session)),
+                None => None,
+            };
             let user = fetch_user!(&mut *tx, name);
             commit_audited!(tx, self, audit);
-            user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))
+            let user = user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))?;
+            Ok((user, token_id))
         })
     }
 
