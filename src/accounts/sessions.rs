@@ -301,7 +301,7 @@ impl Accounts {
         };
         if let Err(err) = announced {
             tracing::error!(error = %err, user = %new.user_id, "Synapse did not take a new session; its token was withdrawn");
-            if let Err(store) = self.store.delete_access_token(token_id).await {
+            if let Err(store) = self.store.withdraw_access_token(token_id).await {
                 tracing::error!(error = %store, "withdrawing the token failed");
             }
             return Err(err);

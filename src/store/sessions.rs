@@ -425,6 +425,31 @@ impl Store {
         })
     }
 
+    /// Takes back a token just handed out, with the refresh token that came with it (a
+    /// login that Synapse did not take): neither can be used afterwards.
+    pub async fn withdraw_access_token(&self, token_id: i64) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let refresh: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT refresh_token_id FROM access_tokens WHERE id = $1")
+                    .bind(token_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            sqlx::query("DELETE FROM access_tokens WHERE id = $1")
+                .bind(token_id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(refresh_id) = refresh.flatten() {
+                sqlx::query("DELETE FROM refresh_tokens WHERE id = $1")
+                    .bind(refresh_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Deletes one access token (a client's `/logout` of its own session, without the device).
     pub async fn delete_access_token(&self, token_id: i64) -> Result<bool, StoreError> {
         with_pool!(self, |pool| {

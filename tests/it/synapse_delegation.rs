@@ -173,6 +173,28 @@ async fn a_login_through_homekey_works_on_synapse_at_once_and_waits_for_synapse(
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errcode"], "M_UNKNOWN", "{body}");
     assert_eq!(tokens().await, before, "a token was left behind");
+    // Nor a refresh token, which could otherwise mint access tokens for the device later.
+    let (status, body) = homekey
+        .call(
+            "POST",
+            "/_matrix/client/v3/login",
+            None,
+            Some(json!({
+                "type": "m.login.password", "user": "bob", "password": "bob-pw",
+                "refresh_token": true,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(tokens().await, before, "a token was left behind");
+    let refresh_tokens = homekey
+        .db
+        .count(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE user_id = $1",
+            "@bob:example.com",
+        )
+        .await;
+    assert_eq!(refresh_tokens, 0, "a refresh token was left behind");
     assert!(!homekey.log().contains(SECRET));
 
     synapse.start().await;
