@@ -73,6 +73,9 @@ enum Command {
     /// Use the Admin API of a running server (homekey's or Synapse's): login, reset-password,
     /// user show/list/create, set-admin, deactivate, whois, devices, server-version.
     Admin(AdminArgs),
+    /// Beside Synapse: what homekey owes the Synapse it serves (status), and bringing
+    /// Synapse's users and devices in line with homekey's (reconcile).
+    Synapse(homekey::cli::synapse::SynapseArgs),
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -214,6 +217,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::User(args) => Ok(runtime()?.block_on(user::run(args))?),
         Command::Audit(args) => Ok(runtime()?.block_on(audit_list::run(args))?),
         Command::Admin(args) => Ok(runtime()?.block_on(admin::run(args))?),
+        Command::Synapse(args) => Ok(runtime()?.block_on(homekey::cli::synapse::run(args))?),
         Command::Migrate { config, database } => {
             let database = effective_config(&config, database)?.database;
             runtime()?.block_on(async {

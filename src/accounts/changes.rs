@@ -63,8 +63,11 @@ pub struct AccountChanges {
 impl Accounts {
     /// Creates an account (its password checked and hashed by the rule for `actor`).
     pub async fn create_user(&self, actor: &Actor, new: NewAccount) -> Result<User, AccountError> {
+        self.check_name_with_synapse(new.user_id.as_str()).await?;
         let (user, record) = self.prepare_new_user(actor, new).await?;
-        Ok(self.store.create_user(&user, record.as_ref()).await?)
+        let user = self.store.create_user(&user, record.as_ref()).await?;
+        self.provision_new_account(&user).await?;
+        Ok(user)
     }
 
     /// Registers an account and logs it in on a new device in one transaction (shared-secret
@@ -74,12 +77,14 @@ impl Accounts {
         actor: &Actor,
         new: NewAccount,
     ) -> Result<LoginSuccess, AccountError> {
+        self.check_name_with_synapse(new.user_id.as_str()).await?;
         let (user, record) = self.prepare_new_user(actor, new).await?;
         let session = self.new_session(user.user_id.as_str(), None, None, None);
-        let (_, token_id) = self
+        let (user, token_id) = self
             .store
             .create_user_with_session(&user, Some(&session), record.as_ref())
             .await?;
+        self.provision_new_account(&user).await?;
         if let Some(token_id) = token_id {
             self.announce_session(&session, token_id).await?;
         }
@@ -100,6 +105,10 @@ impl Accounts {
         actor: &Actor,
         accounts: Vec<NewAccount>,
     ) -> Result<Vec<bool>, AccountError> {
+        for account in &accounts {
+            self.check_name_with_synapse(account.user_id.as_str())
+                .await?;
+        }
         let mut hashing = tokio::task::JoinSet::new();
         for (index, account) in accounts.iter().enumerate() {
             if let NewAccountPassword::Plain(password) = &account.password {
@@ -201,6 +210,7 @@ impl Accounts {
         self.store
             .set_password_hash(&user.name, Some(&hash), &logout, record.as_ref())
             .await?;
+        self.deliver_after_change(&user.name).await;
         Ok(())
     }
 
@@ -230,6 +240,7 @@ impl Accounts {
         self.store
             .set_password_hash(&requester.user.name, Some(&hash), &logout, None)
             .await?;
+        self.deliver_after_change(&requester.user.name).await;
         self.finish_ui_auth(authorised).await?;
         Ok(())
     }
@@ -267,6 +278,7 @@ impl Accounts {
         self.store
             .set_admin(&user.name, admin, guard, record.as_ref())
             .await?;
+        self.deliver_after_change(&user.name).await;
         Ok(Outcome::Changed)
     }
 
@@ -287,6 +299,7 @@ impl Accounts {
         self.store
             .set_locked(user_id, locked, guard, record.as_ref())
             .await?;
+        self.deliver_after_change(user_id).await;
         Ok(())
     }
 
@@ -301,10 +314,12 @@ impl Accounts {
     ) -> Result<Deactivation, AccountError> {
         self.refuse_on_synapse(user_id, OnSynapse::Deactivation)?;
         let record = self.audit_record(actor, Action::Deactivate, user_id, json!({"erase": erase}));
-        Ok(self
+        let deactivation = self
             .store
             .deactivate(user_id, erase, actor.admin_guard(), record.as_ref())
-            .await?)
+            .await?;
+        self.deliver_after_change(user_id).await;
+        Ok(deactivation)
     }
 
     /// Changes an existing account, all in one transaction (Synapse applies the changes one
@@ -338,6 +353,9 @@ impl Accounts {
         };
         if deactivated == Some(true) {
             self.refuse_on_synapse(&user.name, OnSynapse::Deactivation)?;
+        }
+        if changes.user_type.is_some() {
+            self.refuse_beside_synapse("user_type")?;
         }
         if password.is_some() && changes.logout_devices {
             self.refuse_on_synapse(&user.name, OnSynapse::Logout)?;
@@ -375,6 +393,7 @@ impl Accounts {
         self.store
             .modify_user(&user_id, &changes, guard, record.as_ref())
             .await?;
+        self.deliver_after_change(user_id.as_str()).await;
         Ok(())
     }
 
@@ -415,6 +434,7 @@ impl Accounts {
         self.store
             .modify_user(user_id, &changes, AdminGuard::Off, record.as_ref())
             .await?;
+        self.deliver_after_change(user_id.as_str()).await;
         Ok(())
     }
 
@@ -434,6 +454,7 @@ impl Accounts {
             Action::UnshadowBan
         };
         let record = self.audit_record(actor, action, user_id, json!({}));
+        self.refuse_beside_synapse("shadow_banned")?;
         self.store
             .set_shadow_banned(user_id, shadow_banned, record.as_ref())
             .await?;
@@ -454,6 +475,7 @@ impl Accounts {
             Action::Unsuspend
         };
         let record = self.audit_record(actor, action, user_id, json!({}));
+        self.refuse_beside_synapse("suspended")?;
         self.store
             .set_suspended(user_id, suspended, record.as_ref())
             .await?;

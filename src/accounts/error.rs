@@ -43,6 +43,26 @@ pub enum AccountError {
     /// Synapse did not take a new session (beside Synapse): nothing of it is left usable.
     #[error(transparent)]
     Synapse(#[from] crate::synapse::client::SynapseCallError),
+    /// Beside Synapse: another homekey process held the user's delivery lease too long.
+    #[error("another homekey process is delivering to Synapse for {0}; try again")]
+    SynapseBusy(String),
+    /// Beside Synapse: Synapse already had the user homekey just created.
+    #[error(
+        "Synapse already had {0} when homekey created it; homekey's new account is locked so that it cannot take over Synapse's (see `homekey synapse status`)"
+    )]
+    SynapseConflict(String),
+    /// Beside Synapse: Synapse will not register this name (`M_EXCLUSIVE`: an application
+    /// service's namespace; `M_INVALID_USERNAME`).
+    #[error("Synapse will not register {user}: {errcode}")]
+    SynapseRefusesName { user: String, errcode: String },
+    /// Beside Synapse: a field Synapse keeps that homekey cannot change there.
+    #[error(
+        "{0} is kept by Synapse, and homekey cannot change it there; change it in Synapse's database, or not at all"
+    )]
+    NotCarriedToSynapse(&'static str),
+    /// `homekey synapse …` without a `synapse:` section.
+    #[error("this config has no synapse: section; homekey serves no Synapse")]
+    NotBesideSynapse,
     #[error(transparent)]
     Store(StoreError),
     #[error("hashing failed: {0}")]

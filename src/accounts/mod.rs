@@ -8,10 +8,12 @@
 //! - [`sessions`]: logging in, authenticating a token, logging out, devices.
 //! - [`changes`]: creating accounts and changing them (password, admin, lock, deactivation).
 //! - [`passwords`]: the one rule for new passwords.
+//! - [`beside_synapse`]: Synapse's users and devices kept in line with homekey's.
 //! - [`interactive_auth`]: re-authentication before a sensitive operation.
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
+pub mod beside_synapse;
 pub mod changes;
 pub mod error;
 pub mod interactive_auth;
@@ -55,7 +57,8 @@ pub struct Accounts {
     /// for it.
     dummy_hash: Arc<tokio::sync::OnceCell<SecretString>>,
     /// Beside Synapse (the config's `synapse:` section): where each new session is made to
-    /// exist before its token is handed out.
+    /// exist before its token is handed out, and where changes are delivered
+    /// ([`beside_synapse`]).
     synapse: Option<SynapseClient>,
 }
 
@@ -77,7 +80,8 @@ pub fn now_ms() -> i64 {
 }
 
 impl Accounts {
-    pub fn new(store: Store, config: Arc<Config>) -> Accounts {
+    pub fn new(mut store: Store, config: Arc<Config>) -> Accounts {
+        store.owe_synapse(config.synapse.is_some() && store.flavour() == Flavour::Homekey);
         Accounts {
             store,
             hasher: PasswordHasher::new(HashSettings::from_config(&config)),

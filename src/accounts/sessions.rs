@@ -273,42 +273,6 @@ impl Accounts {
         })
     }
 
-    /// Beside Synapse, makes a new session's user and device exist in Synapse before its
-    /// token is handed out (Synapse refuses a token whose device it does not have). If
-    /// Synapse does not take them, the token is deleted again: the client is told to retry,
-    /// and nothing usable is left behind (the device row stays, without tokens, for the
-    /// next login to reuse).
-    pub(super) async fn announce_session(
-        &self,
-        new: &NewSession,
-        token_id: i64,
-    ) -> Result<(), SynapseCallError> {
-        let Some(synapse) = &self.synapse else {
-            return Ok(());
-        };
-        let localpart = localpart_of(&new.user_id);
-        let announced = match synapse.provision_user(&localpart).await {
-            Ok(()) => {
-                synapse
-                    .upsert_device(
-                        &localpart,
-                        &new.device_id,
-                        new.device_display_name.as_deref(),
-                    )
-                    .await
-            }
-            Err(err) => Err(err),
-        };
-        if let Err(err) = announced {
-            tracing::error!(error = %err, user = %new.user_id, "Synapse did not take a new session; its token was withdrawn");
-            if let Err(store) = self.store.withdraw_access_token(token_id).await {
-                tracing::error!(error = %store, "withdrawing the token failed");
-            }
-            return Err(err);
-        }
-        Ok(())
-    }
-
     /// A new refresh token of `user_id`, with the configured lifetime from `now` and the
     /// login's end.
     fn new_refresh_token(&self, user_id: &str, now: i64, ultimate: Option<i64>) -> NewRefreshToken {
@@ -542,6 +506,7 @@ impl Accounts {
                 self.store
                     .logout(&requester.user.name, &device, None)
                     .await?;
+                self.deliver_after_change(&requester.user.name).await;
             }
             None => {
                 self.store.delete_access_token(requester.token_id).await?;
@@ -560,10 +525,12 @@ impl Accounts {
         self.refuse_on_synapse(user_id, OnSynapse::Logout)?;
         // The record says what was asked; how many tokens went is known only once they went.
         let record = self.audit_record(actor, Action::Logout, user_id, json!({"devices": "all"}));
-        Ok(self
+        let removed = self
             .store
             .logout(user_id, &Logout::AllDevices, record.as_ref())
-            .await?)
+            .await?;
+        self.deliver_after_change(user_id).await;
+        Ok(removed)
     }
 
     /// Deletes devices of `user_id` with their tokens (a user's own, or an admin's through
@@ -585,6 +552,7 @@ impl Accounts {
         self.store
             .delete_devices(user_id, device_ids, record.as_ref())
             .await?;
+        self.deliver_after_change(user_id).await;
         Ok(())
     }
 
@@ -673,7 +641,7 @@ fn login_success(session: NewSession) -> LoginSuccess {
 }
 
 /// The localpart of a stored user ID (an unparsable one, which no account has, gives "").
-fn localpart_of(user_id: &str) -> String {
+pub(super) fn localpart_of(user_id: &str) -> String {
     UserId::parse(user_id)
         .map(|id| id.localpart().to_owned())
         .unwrap_or_default()

@@ -4,6 +4,7 @@
 //! - [`hash_password`]: Synapse's script, natively.
 //! - [`user`], [`user_import`] and [`audit_list`]: the operator's commands straight on the
 //!   database, with what they share in [`operator`].
+//! - [`synapse`]: beside Synapse, what is owed to it, and reconciling with it.
 //! - [`password_input`]: reading a new password (prompt, stdin, or `-p`).
 //! - [`time`]: durations and timestamps as an operator types and reads them.
 
@@ -12,6 +13,7 @@ pub mod audit_list;
 pub mod hash_password;
 pub mod operator;
 pub mod password_input;
+pub mod synapse;
 pub mod time;
 pub mod user;
 pub mod user_import;

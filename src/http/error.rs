@@ -261,7 +261,25 @@ impl From<AccountError> for MatrixError {
             AccountError::RefusedOnSynapse { .. } => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
             }
-            AccountError::Synapse(_) => synapse_unavailable(),
+            AccountError::Synapse(_) | AccountError::SynapseBusy(_) => synapse_unavailable(),
+            AccountError::SynapseConflict(_) => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_USER_IN_USE",
+                "User ID already taken.",
+            ),
+            AccountError::SynapseRefusesName { ref errcode, .. } => {
+                let errcode = match errcode.as_str() {
+                    "M_EXCLUSIVE" => "M_EXCLUSIVE",
+                    _ => "M_INVALID_USERNAME",
+                };
+                let message = match errcode {
+                    "M_EXCLUSIVE" => "User ID reserved by an application service.",
+                    _ => "User ID is not allowed.",
+                };
+                MatrixError::new(StatusCode::BAD_REQUEST, errcode, message)
+            }
+            AccountError::NotCarriedToSynapse(_) => bad_request("M_INVALID_PARAM", &err),
+            AccountError::NotBesideSynapse => MatrixError::internal("not beside Synapse", &err),
             AccountError::Store(err) => err.into(),
             AccountError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }

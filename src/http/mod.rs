@@ -124,6 +124,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(database = %config.database, "database open");
     let accounts = Accounts::new(store, Arc::new(config.clone()));
     accounts.prepare_logins().await?;
+    // Beside Synapse: what is owed to it is delivered as it comes due, left over from a
+    // change that could not reach Synapse at once (or from before a restart).
+    if accounts.beside_synapse() {
+        let delivering = accounts.clone();
+        tokio::spawn(async move { delivering.run_synapse_delivery().await });
+    }
     let app = router(AppState {
         accounts: Arc::new(accounts.clone()),
     });

@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::audit::commit_audited;
 use super::bulk_rows::{BulkRows, rows_per_statement};
+use super::synapse_queue::owe_synapse;
 use super::transaction::{
     admins_before_change, deactivate_user, delete_sessions, fetch_user, keep_an_admin,
     reactivate_user,
@@ -128,6 +129,7 @@ impl Store {
                 None => None,
             };
             let user = fetch_user!(&mut *tx, name);
+            owe_synapse!(&mut tx, self, name);
             commit_audited!(tx, self, audit);
             let user = user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))?;
             Ok((user, token_id))
@@ -208,6 +210,9 @@ impl Store {
                          full_user_id = excluded.full_user_id",
                     );
                     insert.build().execute(&mut *tx).await?;
+                }
+                for name in &inserted {
+                    owe_synapse!(&mut tx, self, name.as_str());
                 }
                 created.extend(inserted);
             }
@@ -327,6 +332,9 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             delete_sessions!(&mut tx, user_id, logout);
+            if *logout != Logout::Keep {
+                owe_synapse!(&mut tx, self, user_id);
+            }
             commit_audited!(tx, self, audit);
             Ok(())
         })
@@ -434,6 +442,7 @@ impl Store {
                     .await?;
             }
             keep_an_admin!(&mut tx, admins_before, name);
+            owe_synapse!(&mut tx, self, name);
             commit_audited!(tx, self, audit);
             Ok(())
         })
@@ -537,6 +546,7 @@ impl Store {
             }
             deactivate_user!(&mut tx, user_id, erase);
             keep_an_admin!(&mut tx, admins_before, user_id);
+            owe_synapse!(&mut tx, self, user_id);
             commit_audited!(tx, self, audit);
             Ok(Deactivation::Done)
         })
@@ -572,6 +582,7 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             keep_an_admin!(&mut tx, admins_before, user_id);
+            owe_synapse!(&mut tx, self, user_id);
             commit_audited!(tx, self, audit);
             Ok(())
         })

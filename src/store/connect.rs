@@ -117,6 +117,7 @@ impl Store {
             backend,
             flavour: Flavour::Homekey,
             sqlite_reads,
+            owes_synapse: false,
         };
         store.flavour = store.detect_flavour().await?;
         if store.flavour == Flavour::Homekey {

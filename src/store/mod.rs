@@ -19,6 +19,7 @@ mod interactive_auth;
 mod registration_nonces;
 mod sessions;
 mod sqlite_reads;
+mod synapse_queue;
 mod transaction;
 
 use secrecy::SecretString;
@@ -27,6 +28,7 @@ pub use accounts::Deactivation;
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
+pub use synapse_queue::{MirroredUser, OwedWork};
 
 /// The database, and which kind of database it is.
 #[derive(Clone)]
@@ -35,6 +37,8 @@ pub struct Store {
     flavour: Flavour,
     /// On SQLite, the token lookup without sqlx's thread hop (see [`sqlite_reads`]).
     sqlite_reads: Option<std::sync::Arc<sqlite_reads::SqliteReads>>,
+    /// Beside Synapse: changes that Synapse must follow owe it work (see [`synapse_queue`]).
+    owes_synapse: bool,
 }
 
 #[derive(Clone)]

@@ -3,6 +3,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::audit::commit_audited;
+use super::synapse_queue::owe_synapse;
 use super::transaction::{delete_sessions, fetch_user, lock_user};
 use super::{
     BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewRefreshToken, NewSession,
@@ -401,6 +402,7 @@ impl Store {
                 let device = Logout::Device(device_id.clone());
                 removed += delete_sessions!(&mut tx, user_id, &device);
             }
+            owe_synapse!(&mut tx, self, user_id);
             commit_audited!(tx, self, audit);
             Ok(removed)
         })
@@ -420,6 +422,7 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             let removed = delete_sessions!(&mut tx, user_id, logout);
+            owe_synapse!(&mut tx, self, user_id);
             commit_audited!(tx, self, audit);
             Ok(removed)
         })

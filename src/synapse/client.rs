@@ -1,10 +1,11 @@
-//! homekey's calls to Synapse's `/_synapse/mas/*` API, with the shared secret: the user and
-//! the device of a new session made to exist in Synapse before its token is handed out
-//! (Synapse answers 401 for a device it does not have).
+//! homekey's calls to Synapse's `/_synapse/mas/*` API, with the shared secret: the users and
+//! devices of homekey's accounts made to exist in Synapse, and kept in line with homekey's
+//! (`crate::accounts::beside_synapse` decides what to send; this module only sends it).
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::SynapseConfig;
@@ -22,13 +23,58 @@ pub struct SynapseClient {
 }
 
 /// Why a call to Synapse did not do its work. Never holds the secret or a token.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SynapseCallError {
     #[error("Synapse cannot be reached at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
-    /// Synapse answered, and refused (a wrong secret is 403; an unknown user 404).
-    #[error("Synapse refused {call}: HTTP {status}")]
-    Refused { call: &'static str, status: u16 },
+    /// Synapse answered, and refused (a wrong secret is 403; an unknown user 404; a bad
+    /// request or a name it will not register 400, with its errcode).
+    #[error("Synapse refused {call}: HTTP {status}{}", errcode.as_deref().map(|e| format!(" {e}")).unwrap_or_default())]
+    Refused {
+        call: &'static str,
+        status: u16,
+        errcode: Option<String>,
+    },
+}
+
+impl SynapseCallError {
+    /// A refusal an operator must look at: the shared secrets differ (403), or Synapse does
+    /// not know a user homekey has (404). Retrying alone will not mend it.
+    pub fn is_alarm(&self) -> bool {
+        matches!(
+            self,
+            SynapseCallError::Refused {
+                status: 403 | 404,
+                ..
+            }
+        )
+    }
+}
+
+/// Synapse's answer to `query_user`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SynapseUser {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub is_deactivated: bool,
+}
+
+/// Whether `provision_user` made the user or found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioned {
+    Created,
+    AlreadyExisted,
+}
+
+/// Why Synapse will not let a localpart be registered (`is_localpart_available`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalpartRefusal {
+    /// `M_USER_IN_USE`: Synapse has a user of that name.
+    InUse,
+    /// `M_EXCLUSIVE`: an application service's namespace holds it.
+    Exclusive,
+    /// `M_INVALID_USERNAME` (or another refusal), with Synapse's errcode.
+    Invalid(String),
 }
 
 impl SynapseClient {
@@ -44,10 +90,86 @@ impl SynapseClient {
         }
     }
 
-    /// Makes the user exist in Synapse (`provision_user`): 201 created, 200 already there.
-    pub async fn provision_user(&self, localpart: &str) -> Result<(), SynapseCallError> {
-        self.post("provision_user", json!({ "localpart": localpart }))
-            .await
+    /// Where Synapse is, for messages.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Makes the user exist in Synapse or updates it (`provision_user`): `set_displayname`
+    /// only when given, `locked` when given.
+    pub async fn provision_user(
+        &self,
+        localpart: &str,
+        displayname: Option<&str>,
+        locked: Option<bool>,
+    ) -> Result<Provisioned, SynapseCallError> {
+        let mut body = json!({ "localpart": localpart });
+        if let Some(name) = displayname {
+            body["set_displayname"] = json!(name);
+        }
+        if let Some(locked) = locked {
+            body["locked"] = json!(locked);
+        }
+        let (status, _) = self.post("provision_user", body).await?;
+        Ok(if status == 201 {
+            Provisioned::Created
+        } else {
+            Provisioned::AlreadyExisted
+        })
+    }
+
+    /// The user as Synapse has it; `None` if Synapse has no such user.
+    pub async fn query_user(
+        &self,
+        localpart: &str,
+    ) -> Result<Option<SynapseUser>, SynapseCallError> {
+        let response = self
+            .send(
+                self.http
+                    .get(self.url("query_user"))
+                    .query(&[("localpart", localpart)]),
+            )
+            .await?;
+        match response.status().as_u16() {
+            200 => response
+                .json()
+                .await
+                .map(Some)
+                .map_err(|err| self.unreadable(err)),
+            404 => Ok(None),
+            status => Err(refusal("query_user", status, response).await),
+        }
+    }
+
+    /// Whether Synapse would register `localpart` (its rules, application services'
+    /// namespaces, the names it has).
+    pub async fn is_localpart_available(
+        &self,
+        localpart: &str,
+    ) -> Result<Result<(), LocalpartRefusal>, SynapseCallError> {
+        let response = self
+            .send(
+                self.http
+                    .get(self.url("is_localpart_available"))
+                    .query(&[("localpart", localpart)]),
+            )
+            .await?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            return Ok(Ok(()));
+        }
+        match refusal("is_localpart_available", status, response).await {
+            SynapseCallError::Refused {
+                status: 400,
+                errcode: Some(errcode),
+                ..
+            } => Ok(Err(match errcode.as_str() {
+                "M_USER_IN_USE" => LocalpartRefusal::InUse,
+                "M_EXCLUSIVE" => LocalpartRefusal::Exclusive,
+                _ => LocalpartRefusal::Invalid(errcode),
+            })),
+            other => Err(other),
+        }
     }
 
     /// Makes the device exist in Synapse (`upsert_device`): 201 created, 200 already there.
@@ -61,30 +183,119 @@ impl SynapseClient {
         if let Some(name) = display_name {
             body["display_name"] = json!(name);
         }
-        self.post("upsert_device", body).await
+        self.post("upsert_device", body).await.map(drop)
     }
 
-    async fn post(&self, call: &'static str, body: Value) -> Result<(), SynapseCallError> {
-        let url = format!("{}_synapse/mas/{call}", self.endpoint);
+    /// Synapse's own device deletion: the device, its keys, its inbox, and the device-list
+    /// update other users' clients see.
+    pub async fn delete_device(
+        &self,
+        localpart: &str,
+        device_id: &str,
+    ) -> Result<(), SynapseCallError> {
+        self.post(
+            "delete_device",
+            json!({ "localpart": localpart, "device_id": device_id }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Makes the user's devices in Synapse exactly `device_ids`: the others deleted, the
+    /// missing ones created.
+    pub async fn sync_devices(
+        &self,
+        localpart: &str,
+        device_ids: &[String],
+    ) -> Result<(), SynapseCallError> {
+        self.post(
+            "sync_devices",
+            json!({ "localpart": localpart, "devices": device_ids }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Synapse's full deactivation (devices, keys, rooms left; with `erase`, the user's
+    /// messages hidden from new members).
+    pub async fn delete_user(&self, localpart: &str, erase: bool) -> Result<(), SynapseCallError> {
+        self.post(
+            "delete_user",
+            json!({ "localpart": localpart, "erase": erase }),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn reactivate_user(&self, localpart: &str) -> Result<(), SynapseCallError> {
+        self.post("reactivate_user", json!({ "localpart": localpart }))
+            .await
+            .map(drop)
+    }
+
+    pub async fn set_displayname(
+        &self,
+        localpart: &str,
+        displayname: &str,
+    ) -> Result<(), SynapseCallError> {
+        self.post(
+            "set_displayname",
+            json!({ "localpart": localpart, "displayname": displayname }),
+        )
+        .await
+        .map(drop)
+    }
+
+    fn url(&self, call: &str) -> String {
+        format!("{}_synapse/mas/{call}", self.endpoint)
+    }
+
+    /// POSTs `body` to `call`; the success status and body.
+    async fn post(
+        &self,
+        call: &'static str,
+        body: Value,
+    ) -> Result<(u16, Value), SynapseCallError> {
         let response = self
-            .http
-            .post(&url)
+            .send(self.http.post(self.url(call)).json(&body))
+            .await?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return Err(refusal(call, status, response).await);
+        }
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SynapseCallError> {
+        request
             .bearer_auth(self.secret.expose_secret())
-            .json(&body)
             .send()
             .await
-            .map_err(|err| SynapseCallError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                // reqwest's message names the URL, which holds no secret.
-                reason: err.to_string(),
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
+            .map_err(|err| self.unreadable(err))
+    }
+
+    fn unreadable(&self, err: reqwest::Error) -> SynapseCallError {
+        SynapseCallError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            // reqwest's message names the URL, which holds no secret.
+            reason: err.without_url().to_string(),
         }
-        Err(SynapseCallError::Refused {
-            call,
-            status: status.as_u16(),
-        })
+    }
+}
+
+/// A refusal with Synapse's errcode, when its body has one.
+async fn refusal(call: &'static str, status: u16, response: reqwest::Response) -> SynapseCallError {
+    let errcode = response
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|body| body["errcode"].as_str().map(str::to_owned));
+    SynapseCallError::Refused {
+        call,
+        status,
+        errcode,
     }
 }

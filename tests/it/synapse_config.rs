@@ -366,10 +366,11 @@ fn a_delegating_synapses_own_config_is_refused_by_the_commands_on_accounts() {
     );
 }
 
-/// Beside Synapse, the operator's `homekey user login` waits for Synapse as a login over
-/// HTTP does: with Synapse away it fails (exit 1, saying so) and leaves no token.
+/// Beside Synapse, the operator's `homekey user create` and `homekey user login` wait for
+/// Synapse as their HTTP counterparts do: with Synapse away they fail (exit 1, saying so)
+/// and leave no account and no token.
 #[test]
-fn user_login_beside_an_absent_synapse_fails_and_leaves_no_token() {
+fn user_create_and_login_beside_an_absent_synapse_fail_and_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("homekey.yaml");
     let database = dir.path().join("homekey.db");
@@ -391,9 +392,47 @@ fn user_login_beside_an_absent_synapse_fails_and_leaves_no_token() {
     };
     let out = homekey(&["migrate"], "");
     assert!(out.status.success(), "{}", stderr(&out));
+    // A new account needs Synapse's word that it may have the name: none, no account.
     let out = homekey(
         &["user", "create", "zoe", "--password-stdin"],
         "zoe-password\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Synapse cannot be reached"),
+        "{}",
+        stderr(&out)
+    );
+    let out = homekey(&["user", "show", "zoe"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "zoe was created: {}",
+        stdout(&out)
+    );
+    // zoe made without the synapse: section, on the same database.
+    let standalone = dir.path().join("standalone.yaml");
+    std::fs::write(
+        &standalone,
+        format!(
+            "server_name: example.com\nbcrypt_rounds: 4\n\
+             database: {{name: sqlite3, args: {{database: {}}}}}\n",
+            database.display()
+        ),
+    )
+    .unwrap();
+    let out = run_binary(
+        HOMEKEY,
+        &[
+            "user",
+            "create",
+            "zoe",
+            "--password-stdin",
+            "-c",
+            standalone.to_str().unwrap(),
+        ],
+        b"zoe-password\n",
+        &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = homekey(&["user", "login", "zoe"], "");

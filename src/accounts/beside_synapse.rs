@@ -1,0 +1,573 @@
+//! Beside Synapse: keeping Synapse's users and devices in line with homekey's.
+//!
+//! A change that Synapse must follow (a logout, a reset with logout, a deactivation, a lock,
+//! a new account, …) commits with a row "Synapse is owed user X" in the same transaction
+//! (`store::synapse_queue`). Right after the commit the operation delivers it, for about
+//! [`DELIVER_AT_ONCE`]; what is not delivered by then is retried by `serve`'s delivery loop
+//! with backoff (the CLI leaves it to the next `serve`). What to send is computed when it is
+//! delivered, from homekey's state at that moment compared with the mirror of what homekey
+//! made Synapse have, under a per-user lease held in the database: two processes never
+//! deliver for one user at once, and a login's new device is announced under the same lease,
+//! so a delivery computed before that login can never delete its device.
+//!
+//! homekey only deletes in Synapse what it made exist there, and never re-creates what
+//! Synapse deleted on its own (`homekey synapse reconcile` does, when an operator asks).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::sessions::{LoginError, localpart_of};
+use super::{AccountError, Accounts, now_ms};
+use crate::audit::Action;
+use crate::secrets::random_alphanumeric;
+use crate::store::{MirroredUser, NewSession, OwedWork, StoreError, User};
+use crate::synapse::client::{LocalpartRefusal, Provisioned, SynapseCallError, SynapseClient};
+
+/// How long an operation waits for its own change to reach Synapse before it answers.
+pub const DELIVER_AT_ONCE: Duration = Duration::from_secs(2);
+/// How long a login waits for another deliverer of the same user to finish.
+const LOGIN_LEASE_WAIT: Duration = Duration::from_secs(10);
+/// How long a lease lasts if its holder dies without giving it back. Longer than any one
+/// delivery: each call to Synapse times out after 10 s, and a delivery stops starting new
+/// calls after [`DELIVERY_BUDGET`].
+const LEASE_MS: i64 = 60_000;
+const DELIVERY_BUDGET: Duration = Duration::from_secs(30);
+/// Retries wait 2 s, 4 s, 8 s, … and at most this long.
+const MAX_BACKOFF_MS: i64 = 300_000;
+/// How often `serve`'s delivery loop looks for work that has come due.
+const LOOP_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Why work owed to Synapse was not delivered. Never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryFailure {
+    #[error(transparent)]
+    Synapse(#[from] SynapseCallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another process held the user's lease for longer than this one could wait.
+    #[error("another homekey process is delivering for {0}")]
+    Busy(String),
+    /// Synapse already had a user homekey has just created: not taken over.
+    #[error(
+        "Synapse already had {0} when homekey created it; homekey's new account is locked so that it cannot take over Synapse's"
+    )]
+    Conflict(String),
+}
+
+impl From<DeliveryFailure> for LoginError {
+    fn from(err: DeliveryFailure) -> LoginError {
+        match err {
+            DeliveryFailure::Store(err) => LoginError::Store(err),
+            DeliveryFailure::Synapse(err) => LoginError::Synapse(err),
+            other => LoginError::Synapse(SynapseCallError::Unreachable {
+                endpoint: String::new(),
+                reason: other.to_string(),
+            }),
+        }
+    }
+}
+
+impl From<DeliveryFailure> for AccountError {
+    fn from(err: DeliveryFailure) -> AccountError {
+        match err {
+            DeliveryFailure::Store(err) => AccountError::from(err),
+            DeliveryFailure::Synapse(err) => AccountError::Synapse(err),
+            DeliveryFailure::Busy(user) => AccountError::SynapseBusy(user),
+            DeliveryFailure::Conflict(user) => AccountError::SynapseConflict(user),
+        }
+    }
+}
+
+/// What happened to the work a change owed, as an operator is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Not beside Synapse, or nothing was owed.
+    NothingOwed,
+    Delivered,
+    /// Still owed: `serve` delivers it; the reason it was not delivered now.
+    StillOwed(String),
+}
+
+/// A lease on delivering for one user, given back by [`Accounts::release`].
+struct Lease {
+    user_id: String,
+    holder: String,
+}
+
+/// How much of Synapse's state a delivery checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// Against the mirror: what homekey changed since it last told Synapse.
+    Changes,
+    /// Against Synapse itself, after a restore (`homekey synapse reconcile`): the devices
+    /// made exactly homekey's, re-creating what Synapse lost.
+    Everything,
+}
+
+impl Accounts {
+    /// Whether homekey serves a Synapse (the config's `synapse:` section).
+    pub fn beside_synapse(&self) -> bool {
+        self.synapse.is_some()
+    }
+
+    /// Refuses, beside Synapse, a change to what Synapse keeps and homekey cannot tell it
+    /// (`/_synapse/mas` carries no user type, shadow-ban or suspension), rather than make it
+    /// in homekey alone.
+    pub(super) fn refuse_beside_synapse(&self, field: &'static str) -> Result<(), AccountError> {
+        if self.synapse.is_some() {
+            return Err(AccountError::NotCarriedToSynapse(field));
+        }
+        Ok(())
+    }
+
+    /// Before an account is created beside Synapse: Synapse must be willing to register its
+    /// localpart (its rules, application services' namespaces, the users it has).
+    pub(super) async fn check_name_with_synapse(&self, user_id: &str) -> Result<(), AccountError> {
+        let Some(synapse) = &self.synapse else {
+            return Ok(());
+        };
+        match synapse
+            .is_localpart_available(&localpart_of(user_id))
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(LocalpartRefusal::InUse) => Err(AccountError::UserExists(user_id.to_owned())),
+            Err(refusal) => Err(AccountError::SynapseRefusesName {
+                user: user_id.to_owned(),
+                errcode: match refusal {
+                    LocalpartRefusal::Exclusive => "M_EXCLUSIVE".to_owned(),
+                    LocalpartRefusal::Invalid(errcode) => errcode,
+                    LocalpartRefusal::InUse => unreachable!("matched above"),
+                },
+            }),
+        }
+    }
+
+    /// Right after an account was created beside Synapse: makes it exist in Synapse. A user
+    /// Synapse already had (a name taken between the check and the commit) is a conflict:
+    /// homekey's new account is locked rather than given Synapse's, and the alarm stays in
+    /// `homekey synapse status`. If Synapse cannot be reached, the work stays owed.
+    pub(super) async fn provision_new_account(
+        &self,
+        user: &User,
+    ) -> Result<Delivery, AccountError> {
+        let Some(synapse) = &self.synapse else {
+            return Ok(Delivery::NothingOwed);
+        };
+        let Some(lease) = self.lease(&user.name, DELIVER_AT_ONCE).await? else {
+            return Ok(Delivery::StillOwed(
+                DeliveryFailure::Busy(user.name.clone()).to_string(),
+            ));
+        };
+        let result = self.provision_new(synapse, user).await;
+        self.release(lease).await;
+        match result {
+            Ok(()) => Ok(Delivery::Delivered),
+            Err(DeliveryFailure::Conflict(name)) => Err(AccountError::SynapseConflict(name)),
+            Err(err) => Ok(Delivery::StillOwed(err.to_string())),
+        }
+    }
+
+    async fn provision_new(
+        &self,
+        synapse: &SynapseClient,
+        user: &User,
+    ) -> Result<(), DeliveryFailure> {
+        let Some(owed) = self.store.owed_for(&user.name).await? else {
+            return Ok(());
+        };
+        let localpart = localpart_of(&user.name);
+        // Nothing but the name first: a user Synapse already had must not be changed.
+        let provisioned = synapse
+            .provision_user(&localpart, None, Some(user.locked))
+            .await;
+        match provisioned {
+            Ok(Provisioned::Created) => {}
+            Ok(Provisioned::AlreadyExisted) => {
+                let conflict = DeliveryFailure::Conflict(user.name.clone());
+                tracing::error!(user = %user.name, "{conflict}");
+                let record = crate::audit::record(
+                    "homekey",
+                    Action::Lock,
+                    &user.name,
+                    serde_json::json!({"reason": "Synapse already had this user"}),
+                );
+                self.store.lock_after_conflict(&user.name, &record).await?;
+                self.store
+                    .postpone_owed(&user.name, i64::MAX, &conflict.to_string(), true)
+                    .await?;
+                return Err(conflict);
+            }
+            Err(err) => {
+                self.postpone(&owed, &err.clone().into()).await;
+                return Err(err.into());
+            }
+        }
+        self.store
+            .mirror_synapse_user(
+                &user.name,
+                MirroredUser {
+                    deactivated: false,
+                    locked: Some(user.locked),
+                },
+            )
+            .await?;
+        // Synapse names a new user by its localpart; homekey's name, if it differs, follows.
+        if let Some(name) = user
+            .displayname
+            .as_deref()
+            .filter(|name| *name != localpart)
+            && let Err(err) = synapse.set_displayname(&localpart, name).await
+        {
+            tracing::warn!(error = %err, user = %user.name, "the display name did not reach Synapse");
+        }
+        self.settle(&owed).await
+    }
+
+    /// After a change that owes Synapse work committed: delivers it now, waiting at most
+    /// [`DELIVER_AT_ONCE`] (what is left is retried by `serve`).
+    pub(super) async fn deliver_after_change(&self, user_id: &str) -> Delivery {
+        if self.synapse.is_none() {
+            return Delivery::NothingOwed;
+        }
+        match tokio::time::timeout(DELIVER_AT_ONCE, self.deliver_owed(user_id, DELIVER_AT_ONCE))
+            .await
+        {
+            Ok(Ok(delivery)) => delivery,
+            Ok(Err(err)) => Delivery::StillOwed(err.to_string()),
+            Err(_) => Delivery::StillOwed(format!(
+                "Synapse did not answer within {} s",
+                DELIVER_AT_ONCE.as_secs()
+            )),
+        }
+    }
+
+    /// Delivers what is owed for `user_id`, if anything, waiting up to `wait` for its lease.
+    pub async fn deliver_owed(
+        &self,
+        user_id: &str,
+        wait: Duration,
+    ) -> Result<Delivery, DeliveryFailure> {
+        let Some(synapse) = &self.synapse else {
+            return Ok(Delivery::NothingOwed);
+        };
+        let Some(lease) = self.lease(user_id, wait).await? else {
+            return Err(DeliveryFailure::Busy(user_id.to_owned()));
+        };
+        let result = self.deliver_leased(synapse, user_id, Depth::Changes).await;
+        self.release(lease).await;
+        result
+    }
+
+    /// With the user's lease held: brings Synapse in line and settles the work, or records
+    /// why not and when to try again.
+    async fn deliver_leased(
+        &self,
+        synapse: &SynapseClient,
+        user_id: &str,
+        depth: Depth,
+    ) -> Result<Delivery, DeliveryFailure> {
+        let Some(owed) = self.store.owed_for(user_id).await? else {
+            return Ok(Delivery::NothingOwed);
+        };
+        match self.bring_in_line(synapse, user_id, depth).await {
+            Ok(()) => {
+                self.settle(&owed).await?;
+                Ok(Delivery::Delivered)
+            }
+            Err(err) => {
+                self.postpone(&owed, &err).await;
+                Ok(Delivery::StillOwed(err.to_string()))
+            }
+        }
+    }
+
+    /// Removes settled work; if a change owed more meanwhile, the row stays, due at once.
+    async fn settle(&self, owed: &OwedWork) -> Result<(), DeliveryFailure> {
+        if !self.store.settle_owed(&owed.user_id, owed.changes).await? {
+            tracing::debug!(user = %owed.user_id, "more was owed to Synapse while delivering");
+        }
+        Ok(())
+    }
+
+    /// Records a failed delivery and when to try again; a refusal that retrying alone will
+    /// not mend (403, 404) is an alarm.
+    async fn postpone(&self, owed: &OwedWork, err: &DeliveryFailure) {
+        let alarm = matches!(err, DeliveryFailure::Synapse(err) if err.is_alarm());
+        if alarm {
+            tracing::error!(user = %owed.user_id, error = %err, "Synapse refused work owed to it; check the shared secret and `homekey synapse status`");
+        } else {
+            tracing::warn!(user = %owed.user_id, error = %err, "work owed to Synapse is not delivered yet; it is retried");
+        }
+        let backoff = 2_000_i64
+            .saturating_mul(1 << owed.attempts.clamp(0, 20))
+            .min(MAX_BACKOFF_MS);
+        if let Err(store) = self
+            .store
+            .postpone_owed(&owed.user_id, now_ms() + backoff, &err.to_string(), alarm)
+            .await
+        {
+            tracing::error!(error = %store, "the failed delivery was not recorded");
+        }
+    }
+
+    /// Makes Synapse's user and devices match homekey's for `user_id`.
+    async fn bring_in_line(
+        &self,
+        synapse: &SynapseClient,
+        user_id: &str,
+        depth: Depth,
+    ) -> Result<(), DeliveryFailure> {
+        let started = Instant::now();
+        let Some(user) = self.store.get_user(user_id).await? else {
+            // homekey never had it, or the row went by hand: Synapse's users are not deleted.
+            return Ok(());
+        };
+        let localpart = localpart_of(user_id);
+        let (mirrored, mirrored_devices) = self.store.synapse_mirror(user_id).await?;
+        let mut known = match (mirrored, depth) {
+            (Some(known), Depth::Changes) => known,
+            _ => match synapse.query_user(&localpart).await? {
+                Some(found) => MirroredUser {
+                    deactivated: found.is_deactivated,
+                    locked: None,
+                },
+                None if user.deactivated => return Ok(()),
+                None => {
+                    let name = user.displayname.as_deref();
+                    synapse
+                        .provision_user(&localpart, name, Some(user.locked))
+                        .await?;
+                    MirroredUser {
+                        deactivated: false,
+                        locked: Some(user.locked),
+                    }
+                }
+            },
+        };
+        self.store.mirror_synapse_user(user_id, known).await?;
+
+        if user.deactivated {
+            if !known.deactivated {
+                synapse.delete_user(&localpart, user.erased).await?;
+                known.deactivated = true;
+                self.store.mirror_synapse_user(user_id, known).await?;
+            }
+            // Synapse's deactivation deleted every device.
+            self.store.mirror_synapse_devices(user_id, &[]).await?;
+            return Ok(());
+        }
+        if known.deactivated {
+            synapse.reactivate_user(&localpart).await?;
+            known.deactivated = false;
+            self.store.mirror_synapse_user(user_id, known).await?;
+        }
+        if known.locked != Some(user.locked) {
+            synapse
+                .provision_user(&localpart, None, Some(user.locked))
+                .await?;
+            known.locked = Some(user.locked);
+            self.store.mirror_synapse_user(user_id, known).await?;
+        }
+
+        let devices: BTreeSet<String> = self
+            .store
+            .list_devices(user_id)
+            .await?
+            .into_iter()
+            .map(|device| device.device_id)
+            .collect();
+        if depth == Depth::Everything {
+            let devices: Vec<String> = devices.into_iter().collect();
+            synapse.sync_devices(&localpart, &devices).await?;
+            self.store.mirror_synapse_devices(user_id, &devices).await?;
+            return Ok(());
+        }
+        for device_id in mirrored_devices.iter().filter(|id| !devices.contains(*id)) {
+            if started.elapsed() > DELIVERY_BUDGET {
+                return Err(DeliveryFailure::Synapse(SynapseCallError::Unreachable {
+                    endpoint: synapse.endpoint().to_owned(),
+                    reason: "too slow: the rest is delivered next time".into(),
+                }));
+            }
+            synapse.delete_device(&localpart, device_id).await?;
+            self.store
+                .mirror_synapse_device(user_id, device_id, false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Beside Synapse, makes a new session's user and device exist in Synapse before its
+    /// token is handed out (Synapse refuses a token whose device it does not have), under
+    /// the user's lease; then delivers whatever else the user is owed. If Synapse does not
+    /// take them, the token is withdrawn: the client is told to retry, and nothing usable is
+    /// left behind (the device row stays, without tokens, for the next login to reuse).
+    pub(super) async fn announce_session(
+        &self,
+        new: &NewSession,
+        token_id: i64,
+    ) -> Result<(), DeliveryFailure> {
+        let Some(synapse) = &self.synapse else {
+            return Ok(());
+        };
+        let announced = match self.lease(&new.user_id, LOGIN_LEASE_WAIT).await {
+            Ok(Some(lease)) => {
+                let announced = self.announce_leased(synapse, new).await;
+                if announced.is_ok()
+                    && let Err(err) = self
+                        .deliver_leased(synapse, &new.user_id, Depth::Changes)
+                        .await
+                {
+                    tracing::warn!(error = %err, user = %new.user_id, "work owed to Synapse was not delivered at login");
+                }
+                self.release(lease).await;
+                announced
+            }
+            Ok(None) => Err(DeliveryFailure::Busy(new.user_id.clone())),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = &announced {
+            tracing::error!(error = %err, user = %new.user_id, "Synapse did not take a new session; its token was withdrawn");
+            if let Err(store) = self.store.withdraw_access_token(token_id).await {
+                tracing::error!(error = %store, "withdrawing the token failed");
+            }
+        }
+        announced
+    }
+
+    async fn announce_leased(
+        &self,
+        synapse: &SynapseClient,
+        new: &NewSession,
+    ) -> Result<(), DeliveryFailure> {
+        let (mirrored, _) = self.store.synapse_mirror(&new.user_id).await?;
+        if mirrored.is_none() {
+            // A user homekey has not made exist in Synapse yet (created while Synapse was
+            // away, or before homekey served it).
+            self.bring_in_line(synapse, &new.user_id, Depth::Changes)
+                .await?;
+        }
+        let localpart = localpart_of(&new.user_id);
+        synapse
+            .upsert_device(
+                &localpart,
+                &new.device_id,
+                new.device_display_name.as_deref(),
+            )
+            .await?;
+        self.store
+            .mirror_synapse_device(&new.user_id, &new.device_id, true)
+            .await?;
+        Ok(())
+    }
+
+    /// `serve`'s delivery loop: delivers work as it comes due, forever. Work whose lease
+    /// another process holds is left to that process.
+    pub async fn run_synapse_delivery(&self) {
+        let Some(synapse) = &self.synapse else {
+            return;
+        };
+        loop {
+            match self.store.due_owed(now_ms(), 64).await {
+                Ok(due) => {
+                    for owed in due {
+                        match self.lease(&owed.user_id, Duration::ZERO).await {
+                            Ok(Some(lease)) => {
+                                if let Err(err) = self
+                                    .deliver_leased(synapse, &owed.user_id, Depth::Changes)
+                                    .await
+                                {
+                                    tracing::warn!(error = %err, user = %owed.user_id, "delivering to Synapse failed");
+                                }
+                                self.release(lease).await;
+                            }
+                            Ok(None) => {}
+                            Err(err) => {
+                                tracing::warn!(error = %err, "no lease for delivering to Synapse")
+                            }
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "reading the work owed to Synapse failed"),
+            }
+            tokio::time::sleep(LOOP_INTERVAL).await;
+        }
+    }
+
+    /// Everything owed to Synapse, the oldest first (`homekey synapse status`).
+    pub async fn owed_to_synapse(&self) -> Result<Vec<OwedWork>, StoreError> {
+        self.store.list_owed().await
+    }
+
+    /// Brings Synapse's users and devices in line with homekey's for `user_ids` (every
+    /// account without), checking Synapse itself rather than the mirror: after a restore of
+    /// either side. Returns each user with what happened.
+    pub async fn reconcile_with_synapse(
+        &self,
+        user_ids: Option<Vec<String>>,
+    ) -> Result<Vec<(String, Delivery)>, AccountError> {
+        let Some(synapse) = &self.synapse else {
+            return Err(AccountError::NotBesideSynapse);
+        };
+        let user_ids = match user_ids {
+            Some(ids) => ids,
+            None => self.store.all_user_ids().await?,
+        };
+        let mut results = Vec::with_capacity(user_ids.len());
+        for user_id in user_ids {
+            if self.store.get_user(&user_id).await?.is_none() {
+                return Err(AccountError::UserNotFound(user_id));
+            }
+            self.store.owe_synapse_now(&user_id).await?;
+            let delivery = match self.lease(&user_id, LOGIN_LEASE_WAIT).await? {
+                Some(lease) => {
+                    let result = self
+                        .deliver_leased(synapse, &user_id, Depth::Everything)
+                        .await;
+                    self.release(lease).await;
+                    result?
+                }
+                None => Delivery::StillOwed(DeliveryFailure::Busy(user_id.clone()).to_string()),
+            };
+            results.push((user_id, delivery));
+        }
+        Ok(results)
+    }
+
+    /// Takes `user_id`'s delivery lease, waiting up to `wait` for another holder.
+    async fn lease(&self, user_id: &str, wait: Duration) -> Result<Option<Lease>, StoreError> {
+        let holder = format!("{}:{}", std::process::id(), random_alphanumeric(12));
+        let deadline = Instant::now() + wait;
+        loop {
+            let now = now_ms();
+            if self
+                .store
+                .take_synapse_lease(user_id, &holder, now, now + LEASE_MS)
+                .await?
+            {
+                return Ok(Some(Lease {
+                    user_id: user_id.to_owned(),
+                    holder,
+                }));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn release(&self, lease: Lease) {
+        if let Err(err) = self
+            .store
+            .release_synapse_lease(&lease.user_id, &lease.holder)
+            .await
+        {
+            // It expires on its own after `LEASE_MS`.
+            tracing::warn!(error = %err, "a delivery lease was not given back");
+        }
+    }
+}
