@@ -32,5 +32,6 @@ mod synapse_config;
 mod synapse_delegation;
 mod synapse_interop;
 mod synapse_introspection;
+mod synapse_queue;
 mod synapse_register_script;
 mod vectors;

@@ -1,0 +1,461 @@
+//! Beside the real Synapse 1.163.2: every change that Synapse must follow reaches it through
+//! homekey's queue of owed work, at once when Synapse answers, and after it comes back
+//! (or after homekey restarts) when it does not. Checked through Synapse itself: its client
+//! API for tokens, its Admin API (with a homekey admin's token) for users and devices.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::Server;
+use crate::support::{HOMEKEY, TestDb, run_binary, stderr, stdout, synapse_venv};
+use crate::synapse_interop::Synapse;
+
+const SECRET: &str = "queue-test-secret-0123456789abcdefghijklmn";
+
+/// A Synapse delegating to a `homekey serve` on `db`, both started, and what it takes to
+/// start homekey again on the same port and database.
+struct BesideSynapse {
+    synapse: Synapse,
+    homekey: Server,
+    homekey_config: String,
+    /// A config file for the CLI: the same database and `synapse:` section.
+    cli_config: tempfile::NamedTempFile,
+    /// The database, as `--database` names it.
+    database: String,
+}
+
+impl BesideSynapse {
+    async fn start(venv: std::path::PathBuf, db: TestDb) -> BesideSynapse {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut synapse = Synapse::prepare_with_auth(
+            venv,
+            &format!(
+                "public_baseurl: https://matrix.example.com/\n\
+                 password_config:\n  enabled: false\n\
+                 matrix_authentication_service:\n  enabled: true\n  \
+                 endpoint: http://127.0.0.1:{port}/\n  secret: {SECRET}\n"
+            ),
+        );
+        let synapse_section = format!(
+            "public_baseurl: https://matrix.example.com/\n\
+             synapse:\n  endpoint: {}\n  secret: {SECRET}\n",
+            synapse.url("/")
+        );
+        let homekey_config = format!(
+            "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n{synapse_section}"
+        );
+        let database = match &db.config {
+            homekey::config::DatabaseConfig::Sqlite { path } => {
+                format!("sqlite:{}", path.display())
+            }
+            homekey::config::DatabaseConfig::PostgresUrl(url) => url.clone(),
+            other => panic!("unexpected test database {other:?}"),
+        };
+        let cli_config = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            cli_config.path(),
+            format!("server_name: example.com\nbcrypt_rounds: 5\n{synapse_section}"),
+        )
+        .unwrap();
+        let homekey = Server::start(db, &homekey_config).await;
+        synapse.start().await;
+        BesideSynapse {
+            synapse,
+            homekey,
+            homekey_config,
+            cli_config,
+            database,
+        }
+    }
+
+    /// `GET path` on Synapse with `token`.
+    async fn synapse_get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .synapse
+            .http
+            .get(self.synapse.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The device IDs Synapse has for `user_id`, from its own Admin API.
+    async fn synapse_devices(&self, admin: &str, user_id: &str) -> Vec<String> {
+        let (status, body) = self
+            .synapse_get(
+                &format!("/_synapse/admin/v2/users/{user_id}/devices"),
+                admin,
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{body}\n{}",
+            self.synapse.log_tail()
+        );
+        let mut ids: Vec<String> = body["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["device_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Synapse's own account of `user_id` (its Admin API).
+    async fn synapse_user(&self, admin: &str, user_id: &str) -> Value {
+        let (status, body) = self
+            .synapse_get(&format!("/_synapse/admin/v2/users/{user_id}"), admin)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut all = args.to_vec();
+        all.extend([
+            "-c",
+            self.cli_config.path().to_str().unwrap(),
+            "--database",
+            &self.database,
+        ]);
+        run_binary(HOMEKEY, &all, b"", &[])
+    }
+
+    /// Waits until `homekey synapse status` says nothing is owed; panics after `limit`.
+    fn wait_until_nothing_owed(&self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let out = self.cli(&["synapse", "status"]);
+            if stdout(&out).contains("nothing is owed to Synapse") {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "still owed after {limit:?}: {}{}\n{}",
+                stdout(&out),
+                stderr(&out),
+                self.homekey.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// The errcode Synapse answers a client with `token` right now.
+async fn synapse_says(beside: &BesideSynapse, token: &str) -> (StatusCode, Value) {
+    let (status, body) = beside.synapse.whoami(token).await;
+    (status, body["errcode"].clone())
+}
+
+/// Each change that ends sessions or changes an account reaches Synapse before homekey
+/// answers: a logout, a reset with logout, a device deletion by an admin, a lock and a
+/// deactivation; the very next request with an ended token is Synapse's 401.
+async fn each_change_reaches_synapse_before_homekey_answers(db: TestDb) {
+    let test = "each_change_reaches_synapse_before_homekey_answers";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let beside = BesideSynapse::start(venv, db).await;
+    let homekey = &beside.homekey;
+    let root = homekey.admin_token("root", "root-pw").await;
+    let alice_id = "@alice:example.com";
+
+    // A new account through homekey's Admin API exists in Synapse at once.
+    let (status, body) = homekey
+        .call(
+            "PUT",
+            &format!("/_synapse/admin/v2/users/{alice_id}"),
+            Some(&root),
+            Some(json!({"password": "alice-pw-1", "displayname": "Alice A."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}\n{}", homekey.log());
+    let shown = beside.synapse_user(&root, alice_id).await;
+    assert_eq!(shown["displayname"], "Alice A.", "{shown}");
+    // A name Synapse has already is refused before homekey makes it.
+    let (status, body) = homekey
+        .call(
+            "PUT",
+            "/_synapse/admin/v2/users/@ALICE:example.com",
+            Some(&root),
+            Some(json!({"password": "x-pw-1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let (phone, phone_device) = homekey.session_for("alice", "alice-pw-1").await;
+    let (laptop, laptop_device) = homekey.session_for("alice", "alice-pw-1").await;
+    let (tablet, tablet_device) = homekey.session_for("alice", "alice-pw-1").await;
+    for token in [&phone, &laptop, &tablet] {
+        assert_eq!(synapse_says(&beside, token).await.0, StatusCode::OK);
+    }
+    let mut all = vec![
+        phone_device.clone(),
+        laptop_device.clone(),
+        tablet_device.clone(),
+    ];
+    all.sort();
+    assert_eq!(beside.synapse_devices(&root, alice_id).await, all);
+
+    // The client's own logout: the device goes in Synapse too, before homekey answers.
+    let (status, body) = homekey
+        .call(
+            "POST",
+            "/_matrix/client/v3/logout",
+            Some(&phone),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        synapse_says(&beside, &phone).await,
+        (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
+    );
+    // An admin deletes one device through homekey's Admin API.
+    let (status, body) = homekey
+        .call(
+            "DELETE",
+            &format!("/_synapse/admin/v2/users/{alice_id}/devices/{tablet_device}"),
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        synapse_says(&beside, &tablet).await,
+        (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
+    );
+    assert_eq!(
+        beside.synapse_devices(&root, alice_id).await,
+        vec![laptop_device.clone()]
+    );
+
+    // The seed's reset by curl: the legacy r0 path and the v1 path, logging out.
+    let (status, body) = homekey
+        .call(
+            "POST",
+            &format!("/_synapse/admin/v1/reset_password/{alice_id}"),
+            Some(&root),
+            Some(json!({"new_password": "alice-pw-2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        synapse_says(&beside, &laptop).await,
+        (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
+    );
+    assert!(beside.synapse_devices(&root, alice_id).await.is_empty());
+    let (status, _) = homekey.login("alice", "alice-pw-1").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the old password still logs in"
+    );
+    let (fresh, _) = homekey.session_for("alice", "alice-pw-2").await;
+    assert_eq!(synapse_says(&beside, &fresh).await.0, StatusCode::OK);
+
+    // A lock reaches Synapse's own record of the user.
+    let (status, body) = homekey
+        .call(
+            "PUT",
+            &format!("/_synapse/admin/v2/users/{alice_id}"),
+            Some(&root),
+            Some(json!({"locked": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(beside.synapse_user(&root, alice_id).await["locked"], true);
+    let (status, _) = homekey
+        .call(
+            "PUT",
+            &format!("/_synapse/admin/v2/users/{alice_id}"),
+            Some(&root),
+            Some(json!({"locked": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(beside.synapse_user(&root, alice_id).await["locked"], false);
+
+    // Deactivation: Synapse's own, at once; the token is refused on the next request.
+    let (status, body) = homekey
+        .call(
+            "POST",
+            &format!("/_synapse/admin/v1/deactivate/{alice_id}"),
+            Some(&root),
+            Some(json!({"erase": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        synapse_says(&beside, &fresh).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let shown = beside.synapse_user(&root, alice_id).await;
+    assert_eq!(
+        (&shown["deactivated"], &shown["erased"]),
+        (&json!(true), &json!(true)),
+        "{shown}"
+    );
+
+    // Nothing is left owed, and nothing of the secret or the tokens is in the log.
+    let out = beside.cli(&["synapse", "status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "nothing is owed to Synapse\n");
+    let log = homekey.log();
+    assert!(
+        !log.contains(SECRET) && !log.contains(&fresh) && !log.contains(&root),
+        "{log}"
+    );
+}
+
+/// With Synapse stopped, a reset with logout still answers (within about 2 s), and the work
+/// stays owed; homekey is then killed (-9) before it could deliver. Once Synapse and homekey
+/// are back, the old devices are gone from Synapse with no operator action.
+async fn work_owed_while_synapse_is_away_is_delivered_after_a_crash(db: TestDb) {
+    let test = "work_owed_while_synapse_is_away_is_delivered_after_a_crash";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let mut beside = BesideSynapse::start(venv, db).await;
+    let root = beside.homekey.admin_token("root", "root-pw").await;
+    beside.homekey.create_user("bob", "bob-pw-1").await;
+    let (bob, _) = beside.homekey.session_for("bob", "bob-pw-1").await;
+    assert_eq!(synapse_says(&beside, &bob).await.0, StatusCode::OK);
+
+    beside.synapse.stop();
+    let started = Instant::now();
+    let (status, body) = beside
+        .homekey
+        .call(
+            "POST",
+            "/_synapse/admin/v1/reset_password/@bob:example.com",
+            Some(&root),
+            Some(json!({"new_password": "bob-pw-2"})),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the reset waited {took:?} for Synapse"
+    );
+    let out = beside.cli(&["synapse", "status"]);
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("@bob:example.com\tretrying"),
+        "{shown}{}",
+        stderr(&out)
+    );
+    assert!(shown.contains("cannot be reached"), "{shown}");
+
+    // Killed before Synapse is back: the work must survive in the database.
+    let pid = beside.homekey.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let db = beside.homekey.db.share().await;
+    beside.synapse.start().await;
+    // The killed server's handle owns the database: kept until the end of the test.
+    let _killed = std::mem::replace(
+        &mut beside.homekey,
+        Server::start(db, &beside.homekey_config).await,
+    );
+    beside.wait_until_nothing_owed(Duration::from_secs(60));
+    assert_eq!(
+        synapse_says(&beside, &bob).await,
+        (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
+    );
+    let (fresh, _) = beside.homekey.session_for("bob", "bob-pw-2").await;
+    assert_eq!(synapse_says(&beside, &fresh).await.0, StatusCode::OK);
+}
+
+/// The operator's `homekey user logout` and `set-password --logout-devices` on homekey's
+/// database reach Synapse too; with Synapse away the CLI says the work stays owed, and
+/// `homekey synapse reconcile` delivers it (and makes again a device Synapse lost).
+async fn the_cli_reaches_synapse_and_reconcile_mends_divergence(db: TestDb) {
+    let test = "the_cli_reaches_synapse_and_reconcile_mends_divergence";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let mut beside = BesideSynapse::start(venv, db).await;
+    let root = beside.homekey.admin_token("root", "root-pw").await;
+    beside.homekey.create_user("carol", "carol-pw-1").await;
+    let (first, _) = beside.homekey.session_for("carol", "carol-pw-1").await;
+    let out = beside.cli(&["user", "logout", "carol"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        synapse_says(&beside, &first).await,
+        (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
+    );
+
+    let (second, second_device) = beside.homekey.session_for("carol", "carol-pw-1").await;
+    // Synapse loses the device behind homekey's back (a restore of an older backup, say).
+    let (status, _) = beside
+        .synapse
+        .http
+        .delete(beside.synapse.url(&format!(
+            "/_synapse/admin/v2/users/@carol:example.com/devices/{second_device}"
+        )))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        synapse_says(&beside, &second).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let out = beside.cli(&["synapse", "reconcile", "carol"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "@carol:example.com\treconciled\n");
+    assert_eq!(synapse_says(&beside, &second).await.0, StatusCode::OK);
+
+    beside.synapse.stop();
+    let out = run_binary(
+        HOMEKEY,
+        &[
+            "user",
+            "set-password",
+            "carol",
+            "--logout-devices",
+            "--password-stdin",
+            "-c",
+            beside.cli_config.path().to_str().unwrap(),
+            "--database",
+            &beside.database,
+        ],
+        b"carol-pw-2\n",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("retried"), "{}", stderr(&out));
+    beside.synapse.start().await;
+    let out = beside.cli(&["synapse", "reconcile", "--all"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        synapse_says(&beside, &second).await,
+        (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
+    );
+    beside.wait_until_nothing_owed(Duration::from_secs(10));
+}
+
+crate::server::server_tests!(
+    each_change_reaches_synapse_before_homekey_answers,
+    work_owed_while_synapse_is_away_is_delivered_after_a_crash,
+    the_cli_reaches_synapse_and_reconcile_mends_divergence,
+);
