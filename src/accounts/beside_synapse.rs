@@ -122,6 +122,46 @@ impl Accounts {
         Ok(())
     }
 
+    /// `user` with the display name and avatar Synapse has, beside Synapse, where Synapse
+    /// owns profiles (users change them through Synapse's `/profile`). If Synapse cannot be
+    /// asked, homekey's own are kept.
+    pub async fn with_synapse_profile(&self, mut user: User) -> User {
+        let Some(synapse) = &self.synapse else {
+            return user;
+        };
+        match synapse.query_user(&localpart_of(&user.name)).await {
+            Ok(Some(found)) => {
+                user.displayname = found.display_name;
+                user.avatar_url = found.avatar_url;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, user = %user.name, "the profile was not read from Synapse; homekey's is shown");
+            }
+        }
+        user
+    }
+
+    /// Beside Synapse, a profile change made where Synapse keeps profiles, before homekey
+    /// records it: if Synapse does not take it, nothing changes.
+    pub(super) async fn change_profile_in_synapse(
+        &self,
+        user_id: &str,
+        displayname: Option<Option<&str>>,
+        avatar_url: Option<Option<&str>>,
+    ) -> Result<(), AccountError> {
+        let Some(synapse) = &self.synapse else {
+            return Ok(());
+        };
+        if displayname.is_none() && avatar_url.is_none() {
+            return Ok(());
+        }
+        synapse
+            .update_profile(&localpart_of(user_id), displayname, avatar_url)
+            .await?;
+        Ok(())
+    }
+
     /// Before an account is created beside Synapse: Synapse must be willing to register its
     /// localpart (its rules, application services' namespaces, the users it has).
     pub(super) async fn check_name_with_synapse(&self, user_id: &str) -> Result<(), AccountError> {
@@ -214,14 +254,18 @@ impl Accounts {
                 },
             )
             .await?;
-        // Synapse names a new user by its localpart; homekey's name, if it differs, follows.
-        if let Some(name) = user
-            .displayname
-            .as_deref()
-            .filter(|name| *name != localpart)
-            && let Err(err) = synapse.set_displayname(&localpart, name).await
+        // Synapse names a new user by its localpart; homekey's name and avatar follow.
+        let displayname = match user.displayname.as_deref() {
+            Some(name) if name == localpart => None,
+            other => Some(other),
+        };
+        let avatar_url = user.avatar_url.as_deref().map(Some);
+        if (displayname.is_some() || avatar_url.is_some())
+            && let Err(err) = synapse
+                .update_profile(&localpart, displayname, avatar_url)
+                .await
         {
-            tracing::warn!(error = %err, user = %user.name, "the display name did not reach Synapse");
+            tracing::warn!(error = %err, user = %user.name, "the profile did not reach Synapse");
         }
         self.settle(&owed).await
     }

@@ -378,6 +378,15 @@ impl Accounts {
             "user_type_changed": changes.user_type.is_some(),
         });
         let record = self.audit_record(actor, Action::ModifyUser, &user.name, details);
+        fn clear_empty(value: &Option<String>) -> Option<&str> {
+            value.as_deref().filter(|v| !v.is_empty())
+        }
+        self.change_profile_in_synapse(
+            &user.name,
+            changes.displayname.as_ref().map(clear_empty),
+            changes.avatar_url.as_ref().map(clear_empty),
+        )
+        .await?;
         let changes = UserChanges {
             // An empty display name clears it.
             displayname: changes

@@ -233,6 +233,25 @@ impl SynapseClient {
             .map(drop)
     }
 
+    /// Changes the profile of a user Synapse has (`provision_user` with `set_`/`unset_`
+    /// fields): `Some(Some(x))` sets, `Some(None)` clears, `None` leaves it.
+    pub async fn update_profile(
+        &self,
+        localpart: &str,
+        displayname: Option<Option<&str>>,
+        avatar_url: Option<Option<&str>>,
+    ) -> Result<(), SynapseCallError> {
+        let mut body = json!({ "localpart": localpart });
+        for (field, change) in [("displayname", displayname), ("avatar_url", avatar_url)] {
+            match change {
+                Some(Some(value)) => body[format!("set_{field}")] = json!(value),
+                Some(None) => body[format!("unset_{field}")] = json!(true),
+                None => {}
+            }
+        }
+        self.post("provision_user", body).await.map(drop)
+    }
+
     pub async fn set_displayname(
         &self,
         localpart: &str,

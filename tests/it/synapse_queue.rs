@@ -194,6 +194,77 @@ async fn each_change_reaches_synapse_before_homekey_answers(db: TestDb) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     let (phone, phone_device) = homekey.session_for("alice", "alice-pw-1").await;
+
+    // Synapse owns profiles: alice renames herself through Synapse, and homekey's Admin API
+    // shows Synapse's name; an admin's rename through homekey lands in Synapse.
+    let response = beside
+        .synapse
+        .http
+        .put(beside.synapse.url(&format!(
+            "/_matrix/client/v3/profile/{alice_id}/displayname"
+        )))
+        .bearer_auth(&phone)
+        .json(&json!({"displayname": "Alice in Synapse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let path = format!("/_synapse/admin/v2/users/{alice_id}");
+    let (_, shown) = homekey.call("GET", &path, Some(&root), None).await;
+    assert_eq!(shown["displayname"], "Alice in Synapse", "{shown}");
+    let (status, shown) = homekey
+        .call(
+            "PUT",
+            &path,
+            Some(&root),
+            Some(json!({"displayname": "Alice B."})),
+        )
+        .await;
+    assert_eq!(
+        (status, &shown["displayname"]),
+        (StatusCode::OK, &json!("Alice B."))
+    );
+    assert_eq!(
+        beside.synapse_user(&root, alice_id).await["displayname"],
+        "Alice B."
+    );
+    // What `/_synapse/mas` cannot carry is refused by name, and nothing changes.
+    for (body, field) in [
+        (json!({"user_type": "bot"}), "user_type"),
+        (
+            json!({"external_ids": [{"auth_provider": "x", "external_id": "y"}]}),
+            "external_ids",
+        ),
+    ] {
+        let (status, answer) = homekey.call("PUT", &path, Some(&root), Some(body)).await;
+        assert_eq!(
+            (status, &answer["errcode"]),
+            (StatusCode::BAD_REQUEST, &json!("M_INVALID_PARAM"))
+        );
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+    }
+    let (status, answer) = homekey
+        .call(
+            "POST",
+            &format!("/_synapse/admin/v1/users/{alice_id}/shadow_ban"),
+            Some(&root),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("shadow_banned"),
+        "{answer}"
+    );
+    let (_, shown) = homekey.call("GET", &path, Some(&root), None).await;
+    assert_eq!(
+        (&shown["user_type"], &shown["shadow_banned"]),
+        (&Value::Null, &json!(false))
+    );
+
     let (laptop, laptop_device) = homekey.session_for("alice", "alice-pw-1").await;
     let (tablet, tablet_device) = homekey.session_for("alice", "alice-pw-1").await;
     for token in [&phone, &laptop, &tablet] {

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use super::{AdminRequester, local_user_id, parse_user_id};
-use crate::accounts::{AccountChanges, Actor, NewAccount, NewAccountPassword};
+use crate::accounts::{AccountChanges, AccountError, Actor, NewAccount, NewAccountPassword};
 use crate::http::AppState;
 use crate::http::error::MatrixError;
 use crate::http::json::{MatrixJson, parse_optional_body};
@@ -84,6 +84,7 @@ pub async fn get_user(
 ) -> Result<Json<Value>, MatrixError> {
     let user_id = local_user_id(&state, &user_id, "Can only look up local users")?;
     let user = existing_user(&state, &user_id).await?;
+    let user = state.accounts.with_synapse_profile(user).await;
     Ok(Json(user_json(&user)))
 }
 
@@ -224,6 +225,17 @@ pub async fn put_user(
     };
     let put = parse_user_put(&body)?;
     let accounts = &state.accounts;
+    // Beside Synapse, what `/_synapse/mas` cannot carry to Synapse is refused by name.
+    if accounts.beside_synapse() {
+        let has_external_ids =
+            matches!(body.get("external_ids"), Some(Value::Array(ids)) if !ids.is_empty());
+        if has_external_ids {
+            return Err(AccountError::NotCarriedToSynapse("external_ids").into());
+        }
+        if put.user_type.is_some() {
+            return Err(AccountError::NotCarriedToSynapse("user_type").into());
+        }
+    }
     let actor = Actor::Admin(admin);
     let status = match accounts.get_user(user_id.as_str()).await? {
         Some(user) => {
@@ -266,6 +278,7 @@ pub async fn put_user(
         }
     };
     let user = existing_user(&state, &user_id).await?;
+    let user = state.accounts.with_synapse_profile(user).await;
     Ok((status, Json(user_json(&user))).into_response())
 }
 
