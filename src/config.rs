@@ -930,7 +930,33 @@ pub fn generate_with(
         }
     }
     let data_dir = std::path::absolute(data_dir).map_err(GenerateError::Io)?;
-    let text = starter_config(server_name, &data_dir, for_synapse);
+    // Beside Synapse, the shared secret goes in a file of its own that both read
+    // (`secret_path`), so that it is never printed or copied by hand.
+    if path.exists() {
+        return Err(GenerateError::Exists(path.to_path_buf()));
+    }
+    let secret_file = match for_synapse {
+        Some(_) => {
+            let file = synapse_secret_file(path).map_err(GenerateError::Io)?;
+            write_new_private_file(&file, &crate::secrets::random_alphanumeric(48))?;
+            Some(file)
+        }
+        None => None,
+    };
+    let text = starter_config(server_name, &data_dir, for_synapse, secret_file.as_deref());
+    write_new_private_file(path, &text)
+}
+
+/// Where `generate-config --for-synapse` puts the shared secret: beside the config file,
+/// named after it (`homekey.yaml` → `homekey.synapse-secret`).
+pub fn synapse_secret_file(config: &Path) -> std::io::Result<PathBuf> {
+    let config = std::path::absolute(config)?;
+    let stem = config.file_stem().unwrap_or_default().to_string_lossy();
+    Ok(config.with_file_name(format!("{stem}.synapse-secret")))
+}
+
+/// Writes `text` to a new file readable by its owner only; never overwrites.
+fn write_new_private_file(path: &Path, text: &str) -> Result<(), GenerateError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -948,7 +974,7 @@ pub fn generate_with(
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("{} already exists; homekey does not overwrite a config file", .0.display())]
+    #[error("{} already exists; homekey does not overwrite it", .0.display())]
     Exists(PathBuf),
     #[error("--server-name: {0}")]
     ServerName(String),
@@ -958,7 +984,12 @@ pub enum GenerateError {
     Io(std::io::Error),
 }
 
-fn starter_config(server_name: &str, data_dir: &Path, for_synapse: Option<&ForSynapse>) -> String {
+fn starter_config(
+    server_name: &str,
+    data_dir: &Path,
+    for_synapse: Option<&ForSynapse>,
+    secret_file: Option<&Path>,
+) -> String {
     use crate::secrets::random_alphanumeric;
     let database = data_dir.join("homeserver.db");
     let (port, listener_note, shared_secret_note, synapse_section) = match for_synapse {
@@ -980,12 +1011,12 @@ public_baseurl: "{public_baseurl}"
 synapse:
   # Synapse's main client listener.
   endpoint: "{endpoint}"
-  # The same value as Synapse's matrix_authentication_service.secret (or secret_path: FILE).
-  secret: "{secret}"
+  # The shared secret, in a file Synapse reads too (its matrix_authentication_service.secret_path).
+  secret_path: "{secret_file}"
 "#,
                 public_baseurl = setup.public_baseurl,
                 endpoint = setup.endpoint,
-                secret = random_alphanumeric(48),
+                secret_file = secret_file.map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
             ),
         ),
     };

@@ -199,7 +199,11 @@ fn run(command: Command) -> Result<(), Failure> {
                 let path = std::path::absolute(&path).unwrap_or(path);
                 print!(
                     "{}",
-                    homekey::synapse::setup::instructions(&path, &homekey_url)
+                    homekey::synapse::setup::instructions(
+                        &path,
+                        &homekey_url,
+                        &config::synapse_secret_file(&path).map_err(Failure::new)?,
+                    )
                 );
             }
             Ok(())

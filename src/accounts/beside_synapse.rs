@@ -584,14 +584,20 @@ impl Accounts {
     /// Takes `user_id`'s delivery lease, waiting up to `wait` for another holder.
     async fn lease(&self, user_id: &str, wait: Duration) -> Result<Option<Lease>, StoreError> {
         let holder = format!("{}:{}", std::process::id(), random_alphanumeric(12));
-        let deadline = Instant::now() + wait;
+        let started = Instant::now();
+        let deadline = started + wait;
+        let mut tries = 0;
         loop {
             let now = now_ms();
+            tries += 1;
             if self
                 .store
                 .take_synapse_lease(user_id, &holder, now, now + LEASE_MS)
                 .await?
             {
+                if tries > 1 {
+                    tracing::debug!(user = %user_id, waited_ms = started.elapsed().as_millis() as u64, "waited for another deliverer's lease");
+                }
                 return Ok(Some(Lease {
                     user_id: user_id.to_owned(),
                     holder,

@@ -54,12 +54,22 @@ fn generate_config_for_synapse_writes_the_section_and_prints_synapses_block() {
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
 
-    // What to change in Synapse's homeserver.yaml, with no secret in it.
+    // The secret is in a file of its own, beside the config, readable by its owner only,
+    // which Synapse's block names too: nothing to copy, nothing secret printed.
+    let secret_file = dir.path().join("homekey.synapse-secret");
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
     let printed = stdout(&out);
     assert!(
-        printed.contains(
-            "matrix_authentication_service:\n  enabled: true\n  endpoint: \"http://127.0.0.1:8081/\"\n  secret: "
-        ),
+        printed.contains(&format!(
+            "matrix_authentication_service:\n  enabled: true\n  endpoint: \"http://127.0.0.1:8081/\"\n  secret_path: \"{}\"\n",
+            secret_file.display()
+        )),
         "{printed}"
     );
     for key in [

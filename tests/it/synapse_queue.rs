@@ -13,6 +13,8 @@ use crate::support::{HOMEKEY, TestDb, run_binary, stderr, stdout, synapse_venv};
 use crate::synapse_interop::Synapse;
 
 const SECRET: &str = "queue-test-secret-0123456789abcdefghijklmn";
+/// Each delivery's wait for another deliverer's lease is logged at debug.
+const LOG_LEVELS: &str = "info,homekey::accounts::beside_synapse=debug";
 
 /// A Synapse delegating to a `homekey serve` on `db`, both started, and what it takes to
 /// start homekey again on the same port and database.
@@ -20,6 +22,8 @@ struct BesideSynapse {
     synapse: Synapse,
     homekey: Server,
     homekey_config: String,
+    /// The `synapse:` section (and `public_baseurl`), for a second instance.
+    synapse_section: String,
     /// A config file for the CLI: the same database and `synapse:` section.
     cli_config: tempfile::NamedTempFile,
     /// The database, as `--database` names it.
@@ -62,12 +66,13 @@ impl BesideSynapse {
             format!("server_name: example.com\nbcrypt_rounds: 5\n{synapse_section}"),
         )
         .unwrap();
-        let homekey = Server::start(db, &homekey_config).await;
+        let homekey = Server::start_logging(db, crate::server::PEPPER, &homekey_config, LOG_LEVELS).await;
         synapse.start().await;
         BesideSynapse {
             synapse,
             homekey,
             homekey_config,
+            synapse_section,
             cli_config,
             database,
         }
@@ -523,6 +528,61 @@ async fn the_cli_reaches_synapse_and_reconcile_mends_divergence(db: TestDb) {
         (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN"))
     );
     beside.wait_until_nothing_owed(Duration::from_secs(10));
+}
+
+/// Two `homekey serve` on one PostgreSQL database, beside one Synapse: logins on one and
+/// logouts on the other, at the same time, for one user. Deliveries for the user wait for
+/// each other's lease (the race is seen in the logs), and at the end Synapse has exactly
+/// the devices homekey has: every live token works on Synapse, every ended one is refused.
+#[tokio::test]
+async fn two_instances_on_one_postgres_deliver_for_one_user_one_at_a_time() {
+    let test = "two_instances_on_one_postgres_deliver_for_one_user_one_at_a_time";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(db) = TestDb::postgres(test).await else {
+        return;
+    };
+    let second_db = db.share().await;
+    let beside = BesideSynapse::start(venv, db).await;
+    let first = &beside.homekey;
+    let second =
+        Server::start_logging(second_db, crate::server::PEPPER, &beside.synapse_section, LOG_LEVELS).await;
+    let root = first.admin_token("root", "root-pw").await;
+    first.create_user("dave", "dave-pw").await;
+    let dave = "@dave:example.com";
+
+    let mut live = Vec::new();
+    let mut ended = Vec::new();
+    let (token, _) = first.session_for("dave", "dave-pw").await;
+    live.push(token);
+    for _ in 0..12 {
+        // A login on the first instance while the second logs the oldest session out.
+        let leaving = live.remove(0);
+        let (login, logout) = tokio::join!(
+            first.login("dave", "dave-pw"),
+            second.call("POST", "/_matrix/client/v3/logout", Some(&leaving), Some(json!({}))),
+        );
+        assert_eq!(login.0, StatusCode::OK, "{}", login.1);
+        assert_eq!(logout.0, StatusCode::OK, "{}", logout.1);
+        live.push(login.1["access_token"].as_str().unwrap().to_owned());
+        ended.push(leaving);
+    }
+    let waits = first.log().matches("waited for another deliverer's lease").count()
+        + second.log().matches("waited for another deliverer's lease").count();
+    assert!(waits > 0, "no delivery ever waited for another's lease: the race did not happen");
+    eprintln!("{test}: {waits} deliveries waited for another's lease");
+
+    beside.wait_until_nothing_owed(Duration::from_secs(30));
+    let mut expected = first.device_ids(dave).await;
+    expected.sort();
+    assert_eq!(beside.synapse_devices(&root, dave).await, expected);
+    for token in &live {
+        assert_eq!(synapse_says(&beside, token).await.0, StatusCode::OK);
+    }
+    for token in &ended {
+        assert_eq!(synapse_says(&beside, token).await.0, StatusCode::UNAUTHORIZED);
+    }
 }
 
 crate::server::server_tests!(
