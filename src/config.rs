@@ -1016,7 +1016,10 @@ synapse:
 "#,
                 public_baseurl = setup.public_baseurl,
                 endpoint = setup.endpoint,
-                secret_file = secret_file.map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+                secret_file = secret_file
+                    .map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
             ),
         ),
     };

@@ -63,10 +63,15 @@ impl BesideSynapse {
         let cli_config = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(
             cli_config.path(),
-            format!("server_name: example.com\nbcrypt_rounds: 5\n{synapse_section}"),
+            format!(
+                "server_name: example.com\nbcrypt_rounds: 5\n\
+                 password_config:\n  pepper: {}\n{synapse_section}",
+                crate::server::PEPPER
+            ),
         )
         .unwrap();
-        let homekey = Server::start_logging(db, crate::server::PEPPER, &homekey_config, LOG_LEVELS).await;
+        let homekey =
+            Server::start_logging(db, crate::server::PEPPER, &homekey_config, LOG_LEVELS).await;
         synapse.start().await;
         BesideSynapse {
             synapse,
@@ -546,8 +551,13 @@ async fn two_instances_on_one_postgres_deliver_for_one_user_one_at_a_time() {
     let second_db = db.share().await;
     let beside = BesideSynapse::start(venv, db).await;
     let first = &beside.homekey;
-    let second =
-        Server::start_logging(second_db, crate::server::PEPPER, &beside.synapse_section, LOG_LEVELS).await;
+    let second = Server::start_logging(
+        second_db,
+        crate::server::PEPPER,
+        &beside.synapse_section,
+        LOG_LEVELS,
+    )
+    .await;
     let root = first.admin_token("root", "root-pw").await;
     first.create_user("dave", "dave-pw").await;
     let dave = "@dave:example.com";
@@ -561,16 +571,30 @@ async fn two_instances_on_one_postgres_deliver_for_one_user_one_at_a_time() {
         let leaving = live.remove(0);
         let (login, logout) = tokio::join!(
             first.login("dave", "dave-pw"),
-            second.call("POST", "/_matrix/client/v3/logout", Some(&leaving), Some(json!({}))),
+            second.call(
+                "POST",
+                "/_matrix/client/v3/logout",
+                Some(&leaving),
+                Some(json!({}))
+            ),
         );
         assert_eq!(login.0, StatusCode::OK, "{}", login.1);
         assert_eq!(logout.0, StatusCode::OK, "{}", logout.1);
         live.push(login.1["access_token"].as_str().unwrap().to_owned());
         ended.push(leaving);
     }
-    let waits = first.log().matches("waited for another deliverer's lease").count()
-        + second.log().matches("waited for another deliverer's lease").count();
-    assert!(waits > 0, "no delivery ever waited for another's lease: the race did not happen");
+    let waits = first
+        .log()
+        .matches("waited for another deliverer's lease")
+        .count()
+        + second
+            .log()
+            .matches("waited for another deliverer's lease")
+            .count();
+    assert!(
+        waits > 0,
+        "no delivery ever waited for another's lease: the race did not happen"
+    );
     eprintln!("{test}: {waits} deliveries waited for another's lease");
 
     beside.wait_until_nothing_owed(Duration::from_secs(30));
@@ -581,11 +605,251 @@ async fn two_instances_on_one_postgres_deliver_for_one_user_one_at_a_time() {
         assert_eq!(synapse_says(&beside, token).await.0, StatusCode::OK);
     }
     for token in &ended {
-        assert_eq!(synapse_says(&beside, token).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            synapse_says(&beside, token).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }
 
+/// One way an operator (or the user) resets a password beside Synapse.
+#[derive(Debug, Clone, Copy)]
+enum Reset {
+    /// The seed's curl on the legacy path (`/_matrix/client/r0/admin/reset_password`).
+    CurlR0,
+    /// The seed's curl on `/_synapse/admin/v1/reset_password` (logs out by default).
+    CurlV1,
+    /// `homekey admin reset-password`, against homekey's Admin API.
+    AdminCli,
+    /// `homekey user set-password --logout-devices` on homekey's database.
+    UserCliLogout,
+    /// `homekey user set-password` without logout: the Ansible `update-user-password` tag's
+    /// command with its default `logout_devices: false`.
+    UserCli,
+    /// `hash_password`, then `UPDATE users SET password_hash = …` on homekey's database.
+    HashAndUpdate,
+    /// The user's own `/account/password` (other devices logged out, this one kept).
+    OwnChange,
+}
+
+impl Reset {
+    /// Whether the client's other sessions end.
+    fn logs_out(self) -> bool {
+        !matches!(self, Reset::UserCli | Reset::HashAndUpdate)
+    }
+}
+
+/// Every way of resetting a password beside Synapse, one after the other, on one user who
+/// chats on Synapse: where the way logs out, the client's very next request to Synapse is
+/// 401 `M_UNKNOWN_TOKEN`, where it doesn't the client goes on; the old password is refused
+/// and the new one logs in; the room and its message are still there.
+async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
+    let test = "every_way_of_resetting_a_password_works_beside_synapse";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let beside = BesideSynapse::start(venv, db).await;
+    let homekey = &beside.homekey;
+    let root = homekey.admin_token("root", "root-pw").await;
+    let alice = "@alice:example.com";
+    homekey.create_user("alice", "alice-pw-0").await;
+    let (mut token, _) = homekey.session_for("alice", "alice-pw-0").await;
+
+    // alice chats on Synapse.
+    let post = |path: String, token: String, body: Value| {
+        let http = beside.synapse.http.clone();
+        let url = beside.synapse.url(&path);
+        async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status(),
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, room) = post(
+        "/_matrix/client/v3/createRoom".into(),
+        token.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{room}\n{}",
+        beside.synapse.log_tail()
+    );
+    let room_id = room["room_id"].as_str().unwrap().to_owned();
+    let response = beside
+        .synapse
+        .http
+        .put(beside.synapse.url(&format!(
+            "/_matrix/client/v3/rooms/{room_id}/send/m.room.message/t1"
+        )))
+        .bearer_auth(&token)
+        .json(&json!({"msgtype": "m.text", "body": "before the resets"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let mut password = "alice-pw-0".to_owned();
+    let ways = [
+        Reset::CurlR0,
+        Reset::CurlV1,
+        Reset::AdminCli,
+        Reset::UserCliLogout,
+        Reset::UserCli,
+        Reset::HashAndUpdate,
+        Reset::OwnChange,
+    ];
+    for (round, way) in ways.into_iter().enumerate() {
+        let (other, _) = homekey.session_for("alice", &password).await;
+        let new = format!("alice-pw-{}", round + 1);
+        match way {
+            Reset::CurlR0 | Reset::CurlV1 => {
+                let path = match way {
+                    Reset::CurlR0 => format!("/_matrix/client/r0/admin/reset_password/{alice}"),
+                    _ => format!("/_synapse/admin/v1/reset_password/{alice}"),
+                };
+                let (status, body) = homekey
+                    .call(
+                        "POST",
+                        &path,
+                        Some(&root),
+                        Some(json!({"new_password": new})),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{way:?}: {body}");
+            }
+            Reset::AdminCli => {
+                let home = tempfile::tempdir().unwrap();
+                let out = run_binary(
+                    HOMEKEY,
+                    &[
+                        "admin",
+                        "--server",
+                        &homekey.base,
+                        "--token",
+                        &root,
+                        "reset-password",
+                        alice,
+                        "--password-stdin",
+                    ],
+                    format!("{new}\n").as_bytes(),
+                    &[("HOME", home.path().to_str().unwrap())],
+                );
+                assert!(out.status.success(), "{way:?}: {}", stderr(&out));
+            }
+            Reset::UserCliLogout | Reset::UserCli => {
+                let mut args = vec!["user", "set-password", "alice", "--password-stdin"];
+                if matches!(way, Reset::UserCliLogout) {
+                    args.push("--logout-devices");
+                }
+                args.extend([
+                    "-c",
+                    beside.cli_config.path().to_str().unwrap(),
+                    "--database",
+                    &beside.database,
+                ]);
+                let out = run_binary(HOMEKEY, &args, format!("{new}\n").as_bytes(), &[]);
+                assert!(out.status.success(), "{way:?}: {}", stderr(&out));
+            }
+            Reset::HashAndUpdate => {
+                let out = run_binary(
+                    HOMEKEY,
+                    &[
+                        "hash-password",
+                        "-c",
+                        beside.cli_config.path().to_str().unwrap(),
+                    ],
+                    format!("{new}\n").as_bytes(),
+                    &[],
+                );
+                assert!(out.status.success(), "{}", stderr(&out));
+                let hash = stdout(&out).trim().to_owned();
+                crate::server::raw_execute(
+                    &homekey.db.config,
+                    "UPDATE users SET password_hash = $1 WHERE name = $2",
+                    &[&hash, alice],
+                )
+                .await;
+            }
+            Reset::OwnChange => {
+                let (status, body) = homekey
+                    .call(
+                        "POST",
+                        "/_matrix/client/v3/account/password",
+                        Some(&token),
+                        Some(json!({
+                            "new_password": new,
+                            "auth": crate::server::password_auth("alice", &password, None),
+                        })),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{way:?}: {body}");
+            }
+        }
+        // The other session: ended at once where the way logs out, still going otherwise.
+        let (status, errcode) = synapse_says(&beside, &other).await;
+        if way.logs_out() {
+            assert_eq!(
+                (status, errcode),
+                (StatusCode::UNAUTHORIZED, json!("M_UNKNOWN_TOKEN")),
+                "{way:?}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::OK, "{way:?}: the client was logged out");
+        }
+        // The client's own session: ended too, except by its own change or a way without
+        // logout.
+        let own_stays = !way.logs_out() || matches!(way, Reset::OwnChange);
+        assert_eq!(
+            synapse_says(&beside, &token).await.0 == StatusCode::OK,
+            own_stays,
+            "{way:?}"
+        );
+        let (status, _) = homekey.login("alice", &password).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{way:?}: the old password still logs in"
+        );
+        password = new;
+        if !own_stays {
+            token = homekey.session_for("alice", &password).await.0;
+        }
+        let response = beside
+            .synapse
+            .http
+            .get(beside.synapse.url(&format!(
+                "/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=20"
+            )))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{way:?}");
+        let messages: Value = response.json().await.unwrap();
+        let bodies: Vec<&str> = messages["chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["content"]["body"].as_str())
+            .collect();
+        assert_eq!(bodies, ["before the resets"], "{way:?}");
+    }
+    beside.wait_until_nothing_owed(Duration::from_secs(10));
+}
+
 crate::server::server_tests!(
+    every_way_of_resetting_a_password_works_beside_synapse,
     each_change_reaches_synapse_before_homekey_answers,
     work_owed_while_synapse_is_away_is_delivered_after_a_crash,
     the_cli_reaches_synapse_and_reconcile_mends_divergence,
