@@ -450,8 +450,9 @@ async fn through_nginx_accounts_go_to_homekey_and_everything_else_to_synapse() {
     let response = introspect(homekey.url("/oauth2/introspect")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "homekey itself answers");
     let query_user = "/_synapse/mas/query_user?localpart=alice";
-    let (status, _) = call(&http, "GET", &at(query_user), Some(SECRET), None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(&http, "GET", &at(query_user), Some(SECRET), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["errcode"], "M_UNRECOGNIZED", "{body}");
     let (status, body) = call(&http, "GET", &synapse.url(query_user), Some(SECRET), None).await;
     assert_eq!(status, StatusCode::OK, "Synapse itself answers: {body}");
 
