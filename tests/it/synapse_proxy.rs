@@ -341,6 +341,135 @@ async fn register_appservice(synapse: &mut Synapse, dir: &Path) {
     synapse.start().await;
 }
 
+/// Who must answer a request through the proxy.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Upstream {
+    Homekey,
+    Synapse,
+}
+
+/// The README's table of routes, one request each (no token: nothing changes).
+const ROUTES: &[(&str, &str, Upstream)] = {
+    use Upstream::{Homekey, Synapse};
+    &[
+        ("GET", "/_matrix/client/v3/login", Homekey),
+        ("POST", "/_matrix/client/r0/login", Homekey),
+        ("POST", "/_matrix/client/v3/logout", Homekey),
+        ("POST", "/_matrix/client/r0/logout/all", Homekey),
+        ("POST", "/_matrix/client/v3/refresh", Homekey),
+        (
+            "GET",
+            "/_matrix/client/v3/register/available?username=x",
+            Homekey,
+        ),
+        ("POST", "/_matrix/client/v3/account/password", Homekey),
+        ("POST", "/_matrix/client/r0/account/deactivate", Homekey),
+        ("POST", "/_matrix/client/v3/delete_devices", Homekey),
+        ("DELETE", "/_matrix/client/v3/devices/ROUTED", Homekey),
+        ("DELETE", "/_matrix/client/r0/devices/ROUTED", Homekey),
+        (
+            "POST",
+            "/_matrix/client/r0/admin/reset_password/@x:example.com",
+            Homekey,
+        ),
+        (
+            "POST",
+            "/_synapse/admin/v1/reset_password/@x:example.com",
+            Homekey,
+        ),
+        ("GET", "/_synapse/admin/v1/register", Homekey),
+        (
+            "POST",
+            "/_synapse/admin/v1/deactivate/@x:example.com",
+            Homekey,
+        ),
+        (
+            "GET",
+            "/_synapse/admin/v1/username_available?username=x",
+            Homekey,
+        ),
+        (
+            "POST",
+            "/_synapse/admin/v1/users/@x:example.com/login",
+            Homekey,
+        ),
+        (
+            "GET",
+            "/_synapse/admin/v1/users/@x:example.com/admin",
+            Homekey,
+        ),
+        ("GET", "/_synapse/admin/v2/users?from=0", Homekey),
+        ("GET", "/_synapse/admin/v3/users", Homekey),
+        (
+            "GET",
+            "/_synapse/admin/v2/users/%40x%3Aexample.com",
+            Homekey,
+        ),
+        ("PUT", "/_synapse/admin/v2/users/@x:example.com", Homekey),
+        (
+            "POST",
+            "/_synapse/admin/v2/users/@x:example.com/delete_devices",
+            Homekey,
+        ),
+        (
+            "DELETE",
+            "/_synapse/admin/v2/users/@x:example.com/devices/ROUTED",
+            Homekey,
+        ),
+        ("GET", "/.well-known/openid-configuration", Homekey),
+        ("GET", "/_homekey/account/", Homekey),
+        ("GET", "/_matrix/client/versions", Synapse),
+        ("GET", "/_matrix/client/v3/account/whoami", Synapse),
+        ("GET", "/_matrix/client/v3/capabilities", Synapse),
+        ("GET", "/_matrix/client/v3/devices", Synapse),
+        ("GET", "/_matrix/client/v3/devices/ROUTED", Synapse),
+        ("PUT", "/_matrix/client/v3/devices/ROUTED", Synapse),
+        ("GET", "/_matrix/client/v3/profile/@x:example.com", Synapse),
+        ("POST", "/_matrix/client/v3/register", Synapse),
+        ("GET", "/_matrix/client/v3/sync", Synapse),
+        ("GET", "/_synapse/admin/v1/server_version", Synapse),
+        ("GET", "/_synapse/admin/v1/whois/@x:example.com", Synapse),
+        (
+            "GET",
+            "/_synapse/admin/v2/users/@x:example.com/devices",
+            Synapse,
+        ),
+        (
+            "GET",
+            "/_synapse/admin/v2/users/@x:example.com/devices/ROUTED",
+            Synapse,
+        ),
+    ]
+};
+
+/// Sends every request of [`ROUTES`] through the proxy and checks, by homekey's access log,
+/// that homekey saw exactly those it must answer.
+async fn check_routes(http: &reqwest::Client, proxy: &Proxy, homekey: &Server) {
+    for (method, path, _) in ROUTES {
+        let mut request = http.request(method.parse().unwrap(), proxy.url(path));
+        if *method != "GET" {
+            request = request.body("{}");
+        }
+        let status = request.send().await.unwrap().status();
+        assert!(!status.is_server_error(), "{method} {path}: {status}");
+    }
+    let line = |method: &str, path: &str| format!("method={method} path={path} status=");
+    let (last_method, last_path, _) = ROUTES
+        .iter()
+        .rfind(|(_, _, upstream)| *upstream == Upstream::Homekey)
+        .unwrap();
+    assert!(homekey.wait_for_log(&line(last_method, last_path)));
+    let log = homekey.log();
+    for (method, path, upstream) in ROUTES {
+        let seen = log.contains(&line(method, path));
+        assert_eq!(
+            seen,
+            *upstream == Upstream::Homekey,
+            "{method} {path} should be {upstream:?}'s (homekey saw it: {seen})"
+        );
+    }
+}
+
 #[tokio::test]
 async fn through_nginx_accounts_go_to_homekey_and_everything_else_to_synapse() {
     let test = "through_nginx_accounts_go_to_homekey_and_everything_else_to_synapse";
@@ -360,6 +489,7 @@ async fn through_nginx_accounts_go_to_homekey_and_everything_else_to_synapse() {
     let proxy = Proxy::nginx(&nginx, &synapse, &homekey, &http).await;
     let at = |path: &str| proxy.url(path);
     let context = || format!("nginx:\n{}\nSynapse:\n{}", proxy.log(), synapse.log_tail());
+    check_routes(&http, &proxy, &homekey).await;
 
     // The login flows and the login are homekey's (Synapse's own are 404 in this mode).
     let (status, body) = call(&http, "GET", &at("/_matrix/client/v3/login"), None, None).await;
@@ -559,6 +689,7 @@ async fn through_caddy_the_login_is_homekeys_and_its_token_works_on_synapse() {
     let http = client();
     let proxy = Proxy::caddy(&caddy, &synapse, &homekey, &http).await;
     let at = |path: &str| proxy.url(path);
+    check_routes(&http, &proxy, &homekey).await;
 
     let login = at("/_matrix/client/v3/login");
     let (status, body) = call(
