@@ -561,7 +561,13 @@ async fn through_nginx_accounts_go_to_homekey_and_everything_else_to_synapse() {
         homekey.device_ids("@alice:example.com").await,
         vec![first_device.clone()]
     );
-    // The deleted device's token is refused (Synapse asks homekey about it).
+    // homekey deleted it in Synapse too: Synapse no longer has it, and refuses its token.
+    let (status, body) = call(&http, "GET", &at(&device_path), Some(&alice), None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "Synapse still has it: {body}"
+    );
     let (status, body) = call(&http, "GET", &whoami, Some(&second), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["errcode"], "M_UNKNOWN_TOKEN", "{body}");
