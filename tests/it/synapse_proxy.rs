@@ -445,13 +445,18 @@ const ROUTES: &[(&str, &str, Upstream)] = {
 /// Sends every request of [`ROUTES`] through the proxy and checks, by homekey's access log,
 /// that homekey saw exactly those it must answer.
 async fn check_routes(http: &reqwest::Client, proxy: &Proxy, homekey: &Server) {
+    // Without a body: homekey answers these 401 before reading one and then closes the
+    // connection, which Caddy, keeping its connections to homekey open, sometimes reuses
+    // first and answers 502 (README, under Caddy). Routing does not look at the body.
     for (method, path, _) in ROUTES {
-        let mut request = http.request(method.parse().unwrap(), proxy.url(path));
-        if *method != "GET" {
-            request = request.body("{}");
-        }
+        let request = http.request(method.parse().unwrap(), proxy.url(path));
         let status = request.send().await.unwrap().status();
-        assert!(!status.is_server_error(), "{method} {path}: {status}");
+        assert!(
+            !status.is_server_error(),
+            "{method} {path}: {status}\n{}\nhomekey:\n{}",
+            proxy.log(),
+            homekey.log()
+        );
     }
     let line = |method: &str, path: &str| format!("method={method} path={path} status=");
     let (last_method, last_path, _) = ROUTES
