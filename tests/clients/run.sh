@@ -2,7 +2,8 @@
 # A real Matrix client library (matrix-js-sdk, pinned in package.json / package-lock.json)
 # against `homekey serve`: see README.md.
 #
-#   bash tests/clients/run.sh        # after `cargo build` (or `cargo test`)
+#   bash tests/clients/run.sh            # after `cargo build` (or `cargo test`)
+#   bash tests/clients/run.sh --install  # only install the library (for tests/it/synapse_proxy.rs)
 #
 # It builds nothing: the server is $HOMEKEY_BIN (default target/debug/homekey, or under $CARGO_TARGET_DIR). The library is
 # installed once under $HOMEKEY_CLIENTS_CACHE (default ~/.cache/homekey-ci/js-sdk), outside the
@@ -21,7 +22,15 @@ die() {
   exit 1
 }
 
-[[ -x "$bin" ]] || die "no homekey binary at $bin: run \`cargo build\` first, or set HOMEKEY_BIN"
+install_only=""
+case "${1:-}" in
+  "") ;;
+  --install) install_only=1 ;;
+  *) die "usage: run.sh [--install]" ;;
+esac
+
+[[ -n "$install_only" || -x "$bin" ]] ||
+  die "no homekey binary at $bin: run \`cargo build\` first, or set HOMEKEY_BIN"
 command -v node >/dev/null || die "node (Node.js >= 20) is not installed"
 command -v npm >/dev/null || die "npm is not installed"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
@@ -40,6 +49,7 @@ if ! cmp -s "$here/package-lock.json" "$cache/package-lock.json" ||
   mv "$staging" "$cache"
 fi
 export HOMEKEY_JS_SDK_DIR="$cache/node_modules"
+[[ -z "$install_only" ]] || exit 0
 
 # --- a server of our own -------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/homekey-clients.XXXXXX")"

@@ -12,11 +12,11 @@ use crate::server::Server;
 use crate::support::{TestDb, synapse_venv};
 use crate::synapse_interop::Synapse;
 
-const SECRET: &str = "delegation-secret-0123456789abcdefghijkl";
+pub(crate) const SECRET: &str = "delegation-secret-0123456789abcdefghijkl";
 
 /// A Synapse delegating to a `homekey serve` that knows it: each names the other, so
 /// homekey's port is chosen first. Synapse is started; homekey runs on SQLite.
-async fn synapse_beside_homekey(venv: std::path::PathBuf) -> (Synapse, Server) {
+pub(crate) async fn synapse_beside_homekey(venv: std::path::PathBuf) -> (Synapse, Server) {
     let homekey_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()

@@ -22,7 +22,7 @@ const PEPPER: &str = "interop-pepper";
 pub(crate) struct Synapse {
     venv: PathBuf,
     dir: tempfile::TempDir,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     port: u16,
     child: Option<Child>,
     pub(crate) http: reqwest::Client,

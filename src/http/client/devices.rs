@@ -1,17 +1,23 @@
 //! `GET /devices`, `GET/PUT/DELETE /devices/{deviceId}` and `POST /delete_devices`: the
 //! requester's own devices. Deleting needs user-interactive auth.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::interactive_auth::Operation;
-use crate::accounts::{Actor, Requester};
+use crate::accounts::{Actor, AuthError, Requester};
+use crate::config::SynapseConfig;
 use crate::http::AppState;
-use crate::http::auth::Authenticated;
+use crate::http::auth::{Authenticated, AuthenticatedOrUnknown};
+use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
 use crate::http::interactive_auth::parse_auth;
 use crate::http::json::{MatrixJson, parse_optional_body};
@@ -102,20 +108,87 @@ pub struct DeleteBody {
 }
 
 /// `DELETE /devices/{deviceId}`. The body is optional (a DELETE often has none).
+///
+/// Beside Synapse, a token homekey does not know goes on to Synapse unchanged: an
+/// appservice's `as_token` is known only to Synapse, which deletes its users' devices itself
+/// (MSC4190), and the reverse proxy cannot tell such a request from a user's. Any other
+/// unknown token gets Synapse's 401, after Synapse has asked homekey about it.
 pub async fn delete(
     State(state): State<AppState>,
-    Authenticated(requester): Authenticated,
+    AuthenticatedOrUnknown(requester): AuthenticatedOrUnknown,
+    ClientAddress(client): ClientAddress,
     OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     Path(device_id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, MatrixError> {
+) -> Result<Response, MatrixError> {
+    let Some(requester) = requester else {
+        return match &state.accounts.config.synapse {
+            Some(synapse) => forward_to_synapse(synapse, &uri, &headers, &client, body).await,
+            None => Err(AuthError::UnknownToken.into()),
+        };
+    };
     let body: DeleteBody = parse_optional_body(&body)?;
     let operation = Operation {
         method: "DELETE",
         path: uri.path(),
         description: "remove a device from your account",
     };
-    delete_after_auth(&state, &requester, body.auth, operation, &[device_id]).await
+    delete_after_auth(&state, &requester, body.auth, operation, &[device_id])
+        .await
+        .map(IntoResponse::into_response)
+}
+
+/// Sends the request on to Synapse's client listener (`synapse.endpoint`) with its token
+/// (header or query, as given) and body, and hands back Synapse's answer. The client's
+/// address goes as `X-Forwarded-For`, for an appservice's `ip_range_whitelist`.
+async fn forward_to_synapse(
+    synapse: &SynapseConfig,
+    uri: &Uri,
+    headers: &HeaderMap,
+    client: &str,
+    body: Bytes,
+) -> Result<Response, MatrixError> {
+    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+    let http = HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()
+            .expect("an HTTP client without TLS settings builds")
+    });
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let url = format!("{}{}", synapse.endpoint, path.trim_start_matches('/'));
+    let mut request = http.delete(url).body(body);
+    if client != "unknown" {
+        request = request.header("x-forwarded-for", client);
+    }
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    // reqwest's error names the URL, whose query may hold the token: it is not logged.
+    let unavailable = || {
+        tracing::warn!("a device deletion could not be passed on to Synapse");
+        MatrixError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "M_UNKNOWN",
+            "The homeserver is unavailable; try again shortly",
+        )
+        .retry_after(5)
+    };
+    let answer = request.send().await.map_err(|_| unavailable())?;
+    let status = answer.status();
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let body = answer.bytes().await.map_err(|_| unavailable())?;
+    let mut response = (status, body).into_response();
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
