@@ -24,7 +24,26 @@ server_tests!(
     a_login_upgrades_a_hash_below_the_configured_cost,
     sigterm_stops_the_server_cleanly,
     password_login_can_be_switched_off,
+    register_available_says_registration_is_disabled,
 );
+
+/// homekey offers no open registration: a client asking whether a name is free is told so,
+/// as Synapse tells it with `enable_registration: false`, whatever the name.
+async fn register_available_says_registration_is_disabled(db: TestDb) {
+    let server = Server::start(db, "").await;
+    server.create_user("taken", "taken-pw").await;
+    for prefix in ["v3", "r0"] {
+        for name in ["free", "taken"] {
+            let path = format!("/_matrix/client/{prefix}/register/available?username={name}");
+            let (status, body) = server.call("GET", &path, None, None).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+            assert_eq!(
+                body,
+                json!({"errcode": "M_FORBIDDEN", "error": "Registration has been disabled"})
+            );
+        }
+    }
+}
 
 async fn versions_and_login_flows_answer_on_v3_and_r0(db: TestDb) {
     let server = Server::start(db, "").await;

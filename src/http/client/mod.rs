@@ -23,6 +23,7 @@ pub fn routes(prefix: &str) -> Router<AppState> {
         .route(&at("/refresh"), post(login::refresh))
         .route(&at("/logout"), post(session::logout))
         .route(&at("/logout/all"), post(session::logout_all))
+        .route(&at("/register/available"), get(register_available))
         .route(&at("/account/whoami"), get(session::whoami))
         .route(&at("/account/password"), post(account::change_password))
         .route(&at("/account/deactivate"), post(account::deactivate))
@@ -40,6 +41,17 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &at("/profile/{user_id}/displayname"),
             get(profile::get_displayname).put(profile::set_displayname),
         )
+}
+
+/// `GET /register/available`: homekey offers no open registration (accounts are made by
+/// the operator, an admin or a shared-secret registration), so it answers as Synapse does
+/// with `enable_registration: false`, before looking at the name.
+async fn register_available() -> super::error::MatrixError {
+    super::error::MatrixError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "M_FORBIDDEN",
+        "Registration has been disabled",
+    )
 }
 
 /// `GET /_matrix/client/versions`: the spec versions whose account endpoints homekey serves.
