@@ -18,6 +18,7 @@ mod json;
 #[cfg(test)]
 mod router_properties;
 mod server_keys;
+mod whole_body;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,13 +68,14 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
         })
-        // One `layer` call with the three, outermost first: axum boxes each route anew at every
-        // call, and each box is cloned at every request.
+        // One `layer` call with them all, outermost first: axum boxes each route anew at
+        // every call, and each box is cloned at every request.
         .layer(
             ServiceBuilder::new()
                 .layer(access_log::AccessLogLayer)
                 .layer(cors())
-                .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES)),
+                .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
+                .layer(axum::middleware::from_fn(whole_body::read_whole_body)),
         )
         .with_state(state)
 }

@@ -12,7 +12,50 @@ server_tests!(
     every_spelling_of_the_query_token_authenticates_and_none_reaches_the_log,
     a_token_in_the_header_and_the_query_at_once_is_refused_as_synapse_does,
     huge_from_and_limit_of_the_listings_are_answered_not_overflowed,
+    a_request_refused_before_its_body_is_read_leaves_the_connection_usable,
 );
+
+/// A request refused for its token before any handler reads its body still leaves its
+/// connection usable: the next request on it is answered. (A reverse proxy that keeps
+/// connections to homekey open, as Caddy does, answered its client 502 when it was not.)
+async fn a_request_refused_before_its_body_is_read_leaves_the_connection_usable(db: TestDb) {
+    use std::io::{Read, Write};
+    let server = Server::start(db, "").await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let exchange = tokio::task::spawn_blocking(move || {
+        let mut socket = std::net::TcpStream::connect(&address).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let body = format!("{{\"pad\": \"{}\"}}", "x".repeat(60_000));
+        let requests = format!(
+            "POST /_matrix/client/v3/logout HTTP/1.1\r\nHost: homekey\r\n\
+             Authorization: Bearer not-a-token\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}\
+             GET /_matrix/client/versions HTTP/1.1\r\nHost: homekey\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(requests.as_bytes()).unwrap();
+        let mut answers = Vec::new();
+        let mut buffer = [0u8; 8192];
+        // Until both answers are in, the connection closes, or 5 s pass.
+        while !String::from_utf8_lossy(&answers).contains("\"versions\"") {
+            match socket.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answers.extend_from_slice(&buffer[..n]),
+            }
+        }
+        String::from_utf8_lossy(&answers).into_owned()
+    })
+    .await
+    .unwrap();
+    // Each answer's status (a body ends without a newline, so the next answer follows on).
+    let statuses: Vec<&str> = exchange
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &exchange[at + 9..at + 12])
+        .collect();
+    assert_eq!(statuses, ["401", "200"], "{exchange}");
+}
 
 const WHOAMI: &str = "/_matrix/client/v3/account/whoami";
 
