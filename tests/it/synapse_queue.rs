@@ -848,6 +848,40 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
     beside.wait_until_nothing_owed(Duration::from_secs(10));
 }
 
+/// With homekey stopped, Synapse answers 503 `M_UNKNOWN` for a token it has not seen in the
+/// last two minutes, and goes on for one it asked about just before (its cache); once homekey
+/// is back, the new token works too, with no restart of Synapse.
+#[tokio::test]
+async fn with_homekey_stopped_synapse_answers_503_and_recovers() {
+    let test = "with_homekey_stopped_synapse_answers_503_and_recovers";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let mut beside = BesideSynapse::start(venv, TestDb::sqlite().await).await;
+    beside.homekey.create_user("erin", "erin-pw").await;
+    let (seen, _) = beside.homekey.session_for("erin", "erin-pw").await;
+    let (unseen, _) = beside.homekey.session_for("erin", "erin-pw").await;
+    assert_eq!(synapse_says(&beside, &seen).await.0, StatusCode::OK);
+
+    beside.homekey.stop();
+    assert_eq!(
+        synapse_says(&beside, &unseen).await,
+        (StatusCode::SERVICE_UNAVAILABLE, json!("M_UNKNOWN"))
+    );
+    assert_eq!(
+        synapse_says(&beside, &seen).await.0,
+        StatusCode::OK,
+        "Synapse's cache"
+    );
+
+    let db = beside.homekey.db.share().await;
+    let _stopped = std::mem::replace(
+        &mut beside.homekey,
+        Server::start(db, &beside.homekey_config).await,
+    );
+    assert_eq!(synapse_says(&beside, &unseen).await.0, StatusCode::OK);
+}
+
 crate::server::server_tests!(
     every_way_of_resetting_a_password_works_beside_synapse,
     each_change_reaches_synapse_before_homekey_answers,
