@@ -81,12 +81,18 @@ pub fn now_ms() -> i64 {
 
 impl Accounts {
     pub fn new(mut store: Store, config: Arc<Config>) -> Accounts {
-        store.owe_synapse(config.synapse.is_some() && store.flavour() == Flavour::Homekey);
+        // Only homekey's own database serves a Synapse: a Synapse database is Synapse's.
+        let beside_synapse = config.synapse.is_some() && store.flavour() == Flavour::Homekey;
+        store.owe_synapse(beside_synapse);
         Accounts {
             store,
             hasher: PasswordHasher::new(HashSettings::from_config(&config)),
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
-            synapse: config.synapse.as_ref().map(SynapseClient::new),
+            synapse: config
+                .synapse
+                .as_ref()
+                .filter(|_| beside_synapse)
+                .map(SynapseClient::new),
             config,
             dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
         }

@@ -388,13 +388,39 @@ async fn each_change_reaches_synapse_before_homekey_answers(db: TestDb) {
         "{shown}"
     );
 
+    // Reactivation with a new password: Synapse's user is active again, and alice chats.
+    let (status, body) = homekey
+        .call(
+            "PUT",
+            &path,
+            Some(&root),
+            Some(json!({"deactivated": false, "password": "alice-pw-3"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A Synapse just made on SQLite refuses a reactivation (500) until its background update
+    // `profiles_full_user_id_key_idx` has run: the work stays owed and is retried until then.
+    beside.wait_until_nothing_owed(Duration::from_secs(60));
+    let shown = beside.synapse_user(&root, alice_id).await;
+    assert_eq!(
+        shown["deactivated"],
+        false,
+        "{shown}\n{}",
+        beside.synapse.log_tail()
+    );
+    let (back, _) = homekey.session_for("alice", "alice-pw-3").await;
+    assert_eq!(synapse_says(&beside, &back).await.0, StatusCode::OK);
+
     // Nothing is left owed, and nothing of the secret or the tokens is in the log.
     let out = beside.cli(&["synapse", "status"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "nothing is owed to Synapse\n");
     let log = homekey.log();
     assert!(
-        !log.contains(SECRET) && !log.contains(&fresh) && !log.contains(&root),
+        !log.contains(SECRET)
+            && !log.contains(&fresh)
+            && !log.contains(&back)
+            && !log.contains(&root),
         "{log}"
     );
 }
