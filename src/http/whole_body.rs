@@ -3,7 +3,7 @@
 //! usable. hyper closes a connection whose request body was left unread, without saying so
 //! in the answer; a reverse proxy that keeps connections to homekey open (Caddy, Traefik)
 //! then sends its next request on the closed one and answers its client 502. Bodies are
-//! small (at most [`MAX_BODY_BYTES`]); a request without one passes untouched.
+//! small (at most [`MAX_BODY_BYTES`]).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -15,34 +15,26 @@ use super::error::MatrixError;
 use super::json::MAX_BODY_BYTES;
 
 pub async fn read_whole_body(request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|length| length != "0");
-    if !has_body {
+    // Only a body of a known length within the limit is read first: a bigger one, or one of
+    // unknown length, is left to the handler, which refuses it (for its token, or at the
+    // limit) without reading megabytes first; its connection then ends.
+    let small_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|length| length > 0 && length <= MAX_BODY_BYTES);
+    if !small_body {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
     match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        // Too large (the only way a complete body fails here), or the client went away. The
-        // rest of the body is unread: the connection ends, and the answer says so.
-        Err(_) => {
-            let mut response = MatrixError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "M_TOO_LARGE",
-                "Request body too large",
-            )
-            .into_response();
-            response.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-            response
-        }
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        // The client went away before its body was in.
+        Err(_) => MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            "Could not read the request body",
+        )
+        .into_response(),
     }
 }
