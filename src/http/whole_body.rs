@@ -28,7 +28,10 @@ pub async fn read_whole_body(request: Request, next: Next) -> Response {
     }
     let (parts, body) = request.into_parts();
     match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         // The client went away before its body was in.
         Err(_) => MatrixError::new(
             StatusCode::BAD_REQUEST,

@@ -12,49 +12,12 @@ use crate::server::Server;
 use crate::support::{TestDb, synapse_venv};
 use crate::synapse_interop::Synapse;
 
-pub(crate) const SECRET: &str = "delegation-secret-0123456789abcdefghijkl";
+pub(crate) use crate::synapse_queue::SECRET;
 
-/// A Synapse delegating to a `homekey serve` that knows it: each names the other, so
-/// homekey's port is chosen first. Synapse is started; homekey runs on SQLite.
+/// A Synapse delegating to a `homekey serve` on SQLite that knows it, both started.
 pub(crate) async fn synapse_beside_homekey(venv: std::path::PathBuf) -> (Synapse, Server) {
-    let homekey_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut synapse = Synapse::prepare_with_auth(
-        venv,
-        &format!(
-            "public_baseurl: https://matrix.example.com/\n\
-             password_config:\n  enabled: false\n\
-             matrix_authentication_service:\n  enabled: true\n  \
-             endpoint: http://127.0.0.1:{homekey_port}/\n  secret: {SECRET}\n"
-        ),
-    );
-    let homekey = Server::start(
-        TestDb::sqlite().await,
-        &format!(
-            "public_baseurl: https://matrix.example.com/\n\
-             listeners:\n  - port: {homekey_port}\n    bind_addresses: ['127.0.0.1']\n\
-             synapse:\n  endpoint: {}\n  secret: {SECRET}\n",
-            synapse.url("/")
-        ),
-    )
-    .await;
-    synapse.start().await;
-    (synapse, homekey)
-}
-
-/// `GET path` on Synapse with `token`.
-async fn synapse_get(synapse: &Synapse, path: &str, token: &str) -> (StatusCode, Value) {
-    let response = synapse
-        .http
-        .get(synapse.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let beside = crate::synapse_queue::BesideSynapse::start(venv, TestDb::sqlite().await).await;
+    (beside.synapse, beside.homekey)
 }
 
 #[tokio::test]
@@ -80,10 +43,10 @@ async fn synapse_answers_for_homekeys_tokens_by_asking_homekey() {
 
     // The admin scope gives Synapse's Admin API to homekey's admin only.
     let user = "/_synapse/admin/v2/users/@alice:example.com";
-    let (status, body) = synapse_get(&synapse, user, &root).await;
+    let (status, body) = synapse.get(user, &root).await;
     assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
     assert_eq!(body["name"], "@alice:example.com");
-    let (status, body) = synapse_get(&synapse, user, &alice).await;
+    let (status, body) = synapse.get(user, &alice).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     // A token homekey does not know: Synapse's 401.
@@ -95,7 +58,9 @@ async fn synapse_answers_for_homekeys_tokens_by_asking_homekey() {
     );
 
     // Synapse passes homekey's discovery document on to its clients.
-    let (status, body) = synapse_get(&synapse, "/_matrix/client/v1/auth_metadata", &alice).await;
+    let (status, body) = synapse
+        .get("/_matrix/client/v1/auth_metadata", &alice)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
     assert_eq!(body["issuer"], "https://matrix.example.com/");
     assert_eq!(
@@ -140,7 +105,7 @@ async fn a_login_through_homekey_works_on_synapse_at_once_and_waits_for_synapse(
         body,
         json!({"user_id": "@bob:example.com", "device_id": device, "is_guest": false})
     );
-    let (status, body) = synapse_get(&synapse, "/_matrix/client/v3/devices", &token).await;
+    let (status, body) = synapse.get("/_matrix/client/v3/devices", &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["devices"][0]["display_name"], "Bob's phone", "{body}");
 

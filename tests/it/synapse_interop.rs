@@ -210,9 +210,14 @@ bcrypt_rounds: 5
     }
 
     pub(crate) async fn whoami(&self, token: &str) -> (StatusCode, Value) {
+        self.get("/_matrix/client/v3/account/whoami", token).await
+    }
+
+    /// `GET path` with `token`; the status and the JSON answer (null if none).
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         let response = self
             .http
-            .get(self.url("/_matrix/client/v3/account/whoami"))
+            .get(self.url(path))
             .bearer_auth(token)
             .send()
             .await

@@ -12,15 +12,15 @@ use crate::server::Server;
 use crate::support::{HOMEKEY, TestDb, run_binary, stderr, stdout, synapse_venv};
 use crate::synapse_interop::Synapse;
 
-const SECRET: &str = "queue-test-secret-0123456789abcdefghijklmn";
+pub(crate) const SECRET: &str = "queue-test-secret-0123456789abcdefghijklmn";
 /// Each delivery's wait for another deliverer's lease is logged at debug.
 const LOG_LEVELS: &str = "info,homekey::accounts::beside_synapse=debug";
 
 /// A Synapse delegating to a `homekey serve` on `db`, both started, and what it takes to
 /// start homekey again on the same port and database.
-struct BesideSynapse {
-    synapse: Synapse,
-    homekey: Server,
+pub(crate) struct BesideSynapse {
+    pub(crate) synapse: Synapse,
+    pub(crate) homekey: Server,
     homekey_config: String,
     /// The `synapse:` section (and `public_baseurl`), for a second instance.
     synapse_section: String,
@@ -31,7 +31,7 @@ struct BesideSynapse {
 }
 
 impl BesideSynapse {
-    async fn start(venv: std::path::PathBuf, db: TestDb) -> BesideSynapse {
+    pub(crate) async fn start(venv: std::path::PathBuf, db: TestDb) -> BesideSynapse {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -83,24 +83,11 @@ impl BesideSynapse {
         }
     }
 
-    /// `GET path` on Synapse with `token`.
-    async fn synapse_get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let response = self
-            .synapse
-            .http
-            .get(self.synapse.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
     /// The device IDs Synapse has for `user_id`, from its own Admin API.
     async fn synapse_devices(&self, admin: &str, user_id: &str) -> Vec<String> {
         let (status, body) = self
-            .synapse_get(
+            .synapse
+            .get(
                 &format!("/_synapse/admin/v2/users/{user_id}/devices"),
                 admin,
             )
@@ -124,7 +111,8 @@ impl BesideSynapse {
     /// Synapse's own account of `user_id` (its Admin API).
     async fn synapse_user(&self, admin: &str, user_id: &str) -> Value {
         let (status, body) = self
-            .synapse_get(&format!("/_synapse/admin/v2/users/{user_id}"), admin)
+            .synapse
+            .get(&format!("/_synapse/admin/v2/users/{user_id}"), admin)
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
