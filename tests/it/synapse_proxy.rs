@@ -489,6 +489,7 @@ async fn through_nginx_accounts_go_to_homekey_and_everything_else_to_synapse() {
     };
     let started = Instant::now();
     let registration_dir = tempfile::tempdir().unwrap();
+    let register_script = venv.join("bin/register_new_matrix_user");
     let (mut synapse, homekey) = synapse_beside_homekey(venv).await;
     register_appservice(&mut synapse, registration_dir.path()).await;
     homekey.create_user("alice", "alice-pw").await;
@@ -681,8 +682,57 @@ async fn through_nginx_accounts_go_to_homekey_and_everything_else_to_synapse() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["errcode"], "M_UNKNOWN_TOKEN", "{body}");
 
+    // Synapse's own register_new_matrix_user, pointed at the public URL, registers through
+    // homekey; the new user exists in Synapse and chats there.
+    let output = Command::new(&register_script)
+        .args([
+            "-k",
+            crate::synapse_queue::REGISTRATION_SECRET,
+            "-u",
+            "newcomer",
+            "-p",
+            "newcomer-pw",
+            "--no-admin",
+        ])
+        .arg(proxy.url("/"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && printed.contains("Success!"),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (status, body) = call(
+        &http,
+        "POST",
+        &login,
+        None,
+        Some(password_login("newcomer", "newcomer-pw")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let newcomer = body["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &http,
+        "POST",
+        &at("/_matrix/client/v3/createRoom"),
+        Some(&newcomer),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", context());
+
     let log = homekey.log();
-    for secret in [SECRET, AS_TOKEN, alice.as_str(), "alice-pw", "alice-new-pw"] {
+    for secret in [
+        SECRET,
+        AS_TOKEN,
+        alice.as_str(),
+        "alice-pw",
+        "alice-new-pw",
+        &newcomer,
+        "newcomer-pw",
+    ] {
         assert!(!log.contains(secret), "homekey logged a secret:\n{log}");
     }
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());

@@ -13,6 +13,8 @@ use crate::support::{HOMEKEY, TestDb, run_binary, stderr, stdout, synapse_venv};
 use crate::synapse_interop::Synapse;
 
 pub(crate) const SECRET: &str = "queue-test-secret-0123456789abcdefghijklmn";
+/// homekey's `registration_shared_secret`, for Synapse's `register_new_matrix_user`.
+pub(crate) const REGISTRATION_SECRET: &str = "queue-registration-secret";
 /// Each delivery's wait for another deliverer's lease is logged at debug.
 const LOG_LEVELS: &str = "info,homekey::accounts::beside_synapse=debug";
 
@@ -51,7 +53,8 @@ impl BesideSynapse {
             synapse.url("/")
         );
         let homekey_config = format!(
-            "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n{synapse_section}"
+            "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n\
+             registration_shared_secret: {REGISTRATION_SECRET}\n{synapse_section}"
         );
         let database = match &db.config {
             homekey::config::DatabaseConfig::Sqlite { path } => {
