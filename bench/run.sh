@@ -11,7 +11,8 @@
 # Everything listens on 127.0.0.1 on ports the system picks; every server is started and
 # stopped here (SIGTERM, then SIGKILL), every load is bounded in time (and the login load in
 # count), and the temporary folder is removed on exit. Results: a Markdown table on stdout,
-# and in $BENCH_RESULTS (default bench/results/latest.md) for a full run.
+# and in $BENCH_RESULTS (default bench/results/latest.md) for a full run; a run of some rows
+# only keeps there the other rows' figures of the run before.
 #
 # Environment: HOMEKEY_BENCH_SYNAPSE (a venv with matrix-synapse; default
 # ~/.cache/homekey-ci/synapse-venv), HOMEKEY_BENCH_SYNAPSE_PG (a venv with
@@ -31,7 +32,7 @@ for arg in "$@"; do
     --smoke) smoke=true ;;
     --synapse) with_synapse=force ;;
     --no-synapse) with_synapse=false ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | first-request)
       rows+=("$arg") ;;
     *) echo "bench: unknown argument $arg (see --help)" >&2; exit 2 ;;
@@ -858,6 +859,27 @@ fi
 
 # --- the table -------------------------------------------------------------------------------
 out_file="${BENCH_RESULTS:-$here/results/latest.md}"
+# A full run of some rows only keeps the other rows' figures of the results file it replaces:
+# a figure this run recorded replaces all the earlier values of that name; the others stay,
+# with the earlier run's date (earlier_date) for the table to say where they come from.
+if ! $smoke && $some_rows && [[ -f $out_file ]]; then
+  record rows "${rows[*]}"
+  python3 - "$out_file" "$results" <<'EOF' || die "merging with the figures of $out_file failed"
+import sys
+old_file, new_file = sys.argv[1], sys.argv[2]
+raw = open(old_file).read().partition("<summary>raw figures</summary>")[2].split("```")
+old = [line.split("\t", 1) for line in (raw[1] if len(raw) > 1 else "").splitlines() if "\t" in line]
+new = [line.rstrip("\n").split("\t", 1) for line in open(new_file)]
+names = {name for name, _ in new}
+kept = [(n, v) for n, v in old if n not in names and n not in ("rows", "earlier_date")]
+before = dict(old)
+# The kept figures' run; those it had kept in its turn came from the run before it.
+earlier = before.get("date", "?") + (f" and {before['earlier_date']}" if "earlier_date" in before else "")
+with open(new_file, "w") as f:
+    for name, value in new + ([("earlier_date", earlier)] if kept else []) + kept:
+        f.write(f"{name}\t{value}\n")
+EOF
+fi
 table="$(python3 "$here/table.py" "$results")"
 echo "$table"
 if ! $smoke; then

@@ -322,6 +322,12 @@ print(
     f"Run of {figures.get('date', '?')} ({figures.get('mode', '?')}), {cores} cores, "
     f"bcrypt cost {figures.get('cost', '?')}. Load: the 1-minute load average when each "
     "measurement started (homekey / peer)."
+    + (
+        f" Rows measured in this run: {figures['rows']} (and the limit); the other rows' figures "
+        f"are those of the run of {figures['earlier_date']}."
+        if "rows" in figures and "earlier_date" in figures
+        else ""
+    )
 )
 print()
 print("| measure | homekey | Synapse | homekey ahead by | target | | load |")
