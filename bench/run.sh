@@ -871,10 +871,16 @@ raw = open(old_file).read().partition("<summary>raw figures</summary>")[2].split
 old = [line.split("\t", 1) for line in (raw[1] if len(raw) > 1 else "").splitlines() if "\t" in line]
 new = [line.rstrip("\n").split("\t", 1) for line in open(new_file)]
 names = {name for name, _ in new}
-kept = [(n, v) for n, v in old if n not in names and n not in ("rows", "earlier_date")]
+# The old file's figures: its own run's, then (after earlier_date) those it kept in its turn.
+split = next((i for i, (n, _) in enumerate(old) if n == "earlier_date"), len(old))
 before = dict(old)
-# The kept figures' run; those it had kept in its turn came from the run before it.
-earlier = before.get("date", "?") + (f" and {before['earlier_date']}" if "earlier_date" in before else "")
+kept, dates = [], []
+for part, date in ((old[:split], before.get("date", "?")), (old[split + 1:], before.get("earlier_date"))):
+    part = [(n, v) for n, v in part if n not in names and n != "rows"]
+    kept += part
+    if part and date not in dates:
+        dates.append(date)
+earlier = " and ".join(dates)
 with open(new_file, "w") as f:
     for name, value in new + ([("earlier_date", earlier)] if kept else []) + kept:
         f.write(f"{name}\t{value}\n")
