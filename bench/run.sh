@@ -356,7 +356,7 @@ EOF
 # line. Fails on any answer but 200 (its status and errcode said, nothing else). The first
 # alone: beside Synapse, the first login of a user makes it in Synapse (provision_user), and
 # two such calls at once for a user Synapse does not have yet race there (Synapse answers one
-# 400 "User ID already taken", and homekey fails that login).
+# 400 "User ID already taken", and homekey answers that login 503).
 login_tokens() { # BASE_URL USER PASSWORD COUNT TOKENS-FILE
   timeout 900 python3 - "$@" <<'EOF' || die "logins on $1 failed"
 import concurrent.futures, http.client, json, sys, threading, urllib.parse
