@@ -6,11 +6,13 @@
 #   bash bench/run.sh --smoke          # CI: debug build, tiny sizes, no Synapse, a few seconds
 #   bash bench/run.sh --smoke --synapse  # the same with Synapse (about 20 s more)
 #
-# Rows: limit login whoami rss instructions hash reset set-password import pg
+# Rows: limit login whoami rss instructions hash reset set-password import pg introspect
+# first-request (first-request needs Synapse: with --smoke, only with --synapse)
 # Everything listens on 127.0.0.1 on ports the system picks; every server is started and
 # stopped here (SIGTERM, then SIGKILL), every load is bounded in time (and the login load in
 # count), and the temporary folder is removed on exit. Results: a Markdown table on stdout,
-# and in $BENCH_RESULTS (default bench/results/latest.md) for a full run.
+# and in $BENCH_RESULTS (default bench/results/latest.md) for a full run; a run of some rows
+# only keeps there the other rows' figures of the run before.
 #
 # Environment: HOMEKEY_BENCH_SYNAPSE (a venv with matrix-synapse; default
 # ~/.cache/homekey-ci/synapse-venv), HOMEKEY_BENCH_SYNAPSE_PG (a venv with
@@ -30,13 +32,18 @@ for arg in "$@"; do
     --smoke) smoke=true ;;
     --synapse) with_synapse=force ;;
     --no-synapse) with_synapse=false ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
-    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg) rows+=("$arg") ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | first-request)
+      rows+=("$arg") ;;
     *) echo "bench: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
 if $smoke && [[ $with_synapse != force ]]; then with_synapse=false; fi
-[[ ${#rows[@]} -gt 0 ]] || rows=(limit login whoami rss instructions hash reset set-password import pg)
+some_rows=true
+if [[ ${#rows[@]} -eq 0 ]]; then
+  some_rows=false
+  rows=(limit login whoami rss instructions hash reset set-password import pg introspect first-request)
+fi
 wants() { local r; for r in "${rows[@]}"; do [[ $r == "$1" ]] && return 0; done; return 1; }
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -46,10 +53,10 @@ say() { echo "bench: $*" >&2; }
 cores="$(nproc)"
 if $smoke; then
   profile=debug cost=4 login_seconds=1 login_clients=4 whoami_seconds=1 whoami_rounds=1 runs=2
-  devices=100 import_users=1000 resets=1 hashes=3
+  devices=100 import_users=1000 resets=1 hashes=3 introspect_tokens=100 first_tokens=20 first_seconds=30
 else
   profile=release cost=12 login_seconds=25 login_clients=$((2 * cores)) whoami_seconds=10 whoami_rounds=3
-  runs=15 devices=10000 import_users=100000 resets=5 hashes=10
+  runs=15 devices=10000 import_users=100000 resets=5 hashes=10 introspect_tokens=10000 first_tokens=2000 first_seconds=120
 fi
 login_max=$((login_seconds * 20)) # per wrk thread; far above what bcrypt allows
 pepper="bench-pepper"
@@ -195,10 +202,11 @@ rc_login="rc_login:
   account: {per_second: 100000, burst_count: 100000}
   failed_attempts: {per_second: 100000, burst_count: 100000}"
 
-homekey_config() { # FILE DATABASE-YAML
+homekey_config() { # FILE DATABASE-YAML [MORE-YAML]
   cat >"$1" <<EOF
 server_name: example.com
 $2
+${3:-}
 listeners:
   - port: 0
     bind_addresses: ['127.0.0.1']
@@ -215,7 +223,11 @@ pg_db() { # DBNAME
   printf 'database:\n  name: psycopg2\n  args:\n    user: postgres\n    host: 127.0.0.1\n    port: 5432\n    dbname: %s\n    cp_min: 5\n    cp_max: 10\n' "$1"
 }
 
-synapse_config() { # DIR PORT DATABASE-YAML
+# Synapse's own password_config: its own logins, hashed as homekey's.
+synapse_own_auth="password_config:
+  pepper: $pepper"
+
+synapse_config() { # DIR PORT DATABASE-YAML [AUTH-YAML, default: $synapse_own_auth]
   cat >"$1/homeserver.yaml" <<EOF
 server_name: example.com
 pid_file: $1/homeserver.pid
@@ -238,19 +250,34 @@ report_stats: false
 suppress_key_server_warning: true
 trusted_key_servers: []
 bcrypt_rounds: $cost
-password_config:
-  pepper: $pepper
+${4:-$synapse_own_auth}
 $rc_login
 EOF
 }
 
+# Beside Synapse: the secret Synapse and homekey share (in a file both read, on no command
+# line and in no log), homekey's synapse: section and a delegating Synapse's auth section.
+synapse_secret_file() { # prints the file, made on first use
+  local file="$work/synapse-secret"
+  [[ -s $file ]] || python3 -c 'import secrets; print(secrets.token_hex(24))' >"$file"
+  echo "$file"
+}
+homekey_beside_synapse() { # SYNAPSE-BASE-URL
+  printf 'public_baseurl: https://matrix.example.com/\nsynapse:\n  endpoint: %s/\n  secret_path: %s\n' \
+    "$1" "$(synapse_secret_file)"
+}
+synapse_delegating_to() { # HOMEKEY-BASE-URL
+  printf 'public_baseurl: https://matrix.example.com/\npassword_config:\n  enabled: false\nmatrix_authentication_service:\n  enabled: true\n  endpoint: %s/\n  secret_path: %s\n' \
+    "$1" "$(synapse_secret_file)"
+}
+
 # --- servers ---------------------------------------------------------------------------------
 homekey_url="" homekey_pid="" homekey_cfg=""
-start_homekey() { # NAME DATABASE-YAML
+start_homekey() { # NAME DATABASE-YAML [MORE-YAML]
   local name=$1 dir="$work/$1"
   mkdir -p "$dir"
   homekey_cfg="$dir/homeserver.yaml"
-  homekey_config "$homekey_cfg" "$2"
+  homekey_config "$homekey_cfg" "$2" "${3:-}"
   "$homekey" migrate -c "$homekey_cfg" >/dev/null
   "$homekey" user create benchadmin --admin -p "$password" -c "$homekey_cfg" >/dev/null 2>&1
   "$homekey" user create alice -p "$password" -c "$homekey_cfg" >/dev/null 2>&1
@@ -261,17 +288,19 @@ start_homekey() { # NAME DATABASE-YAML
   wait_for_url "$homekey_url/_matrix/client/versions" "$homekey_pid" "$work/$name.log"
 }
 
+# Synapse on its own auth, with benchadmin and alice registered; or, given an AUTH-YAML
+# (synapse_delegating_to), a Synapse delegating to homekey, which has no users until homekey
+# makes them. PORT: where it listens (default: one the system picks).
 synapse_url="" synapse_pid="" synapse_dir=""
-start_synapse() { # NAME VENV sqlite|pg:DBNAME
-  local name=$1 venv=$2 port database
+start_synapse() { # NAME VENV sqlite|pg:DBNAME [AUTH-YAML [PORT]]
+  local name=$1 venv=$2 port=${5:-$(free_port)} database
   synapse_dir="$work/$name"
   mkdir -p "$synapse_dir"
-  port="$(free_port)"
   case "$3" in
     sqlite) database="$(sqlite_db "$synapse_dir/homeserver.db")" ;;
     pg:*) database="$(pg_db "${3#pg:}")" ;;
   esac
-  synapse_config "$synapse_dir" "$port" "$database"
+  synapse_config "$synapse_dir" "$port" "$database" "${4:-}"
   (cd "$synapse_dir" && "$venv/bin/python" -m synapse.app.homeserver --generate-keys \
     -c "$synapse_dir/homeserver.yaml" >"$work/$name-keys.log" 2>&1)
   (cd "$synapse_dir" && exec "$venv/bin/python" -m synapse.app.homeserver \
@@ -280,6 +309,7 @@ start_synapse() { # NAME VENV sqlite|pg:DBNAME
   pids+=("$synapse_pid")
   synapse_url="http://127.0.0.1:$port"
   wait_for_url "$synapse_url/_matrix/client/versions" "$synapse_pid" "$work/$name.log"
+  [[ -z ${4:-} ]] || return 0
   local user flag
   for user in benchadmin alice; do
     flag=--no-admin
@@ -301,7 +331,8 @@ start_bare() {
 # 10,000 devices, each with an access token, for a user, straight in the database (SQLite
 # file or PostgreSQL URL), as many logins would leave them. Synapse allocates access_tokens.id
 # in its process: ids far above its counter keep clear of the logins it makes meanwhile.
-seed_devices() { # DATABASE USER COUNT FIRST-TOKEN-ID
+# TOKENS-FILE: where to write the tokens, one a line.
+seed_devices() { # DATABASE USER COUNT FIRST-TOKEN-ID [TOKENS-FILE]
   python3 - "$@" <<'EOF'
 import sqlite3, sys, time
 database, user, count, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -314,6 +345,41 @@ with conn:
     conn.executemany("INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) VALUES (?, ?, ?, ?, ?)", devices)
     conn.executemany("INSERT INTO access_tokens (id, user_id, device_id, token, last_validated) VALUES (?, ?, ?, ?, ?)", tokens)
 conn.close()
+if len(sys.argv) > 5:
+    with open(sys.argv[5], "w") as f:
+        f.writelines(t[3] + "\n" for t in tokens)
+EOF
+}
+
+# COUNT logins of USER with PASSWORD on BASE_URL (homekey's or Synapse's /login), the first
+# alone, then 4 at a time, each a new device; their access tokens go to TOKENS-FILE, one a
+# line. Fails on any answer but 200 (its status and errcode said, nothing else). The first
+# alone: beside Synapse, the first login of a user makes it in Synapse (provision_user), and
+# two such calls at once for a user Synapse does not have yet race there (Synapse answers one
+# 400 "User ID already taken", and homekey answers that login 503).
+login_tokens() { # BASE_URL USER PASSWORD COUNT TOKENS-FILE
+  timeout 900 python3 - "$@" <<'EOF' || die "logins on $1 failed"
+import concurrent.futures, http.client, json, sys, threading, urllib.parse
+url, user, password, count, path = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+address = urllib.parse.urlsplit(url)
+body = json.dumps({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+                   "password": password})
+local = threading.local()
+def login(_):
+    if not hasattr(local, "conn"):
+        local.conn = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    local.conn.request("POST", "/_matrix/client/v3/login", body, {"Content-Type": "application/json"})
+    response = local.conn.getresponse()
+    answer = json.loads(response.read() or b"{}")
+    if response.status != 200:
+        raise SystemExit(f"bench: a login answered {response.status} {answer.get('errcode')}")
+    return answer["access_token"]
+tokens = [login(0)]
+with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    tokens += pool.map(login, range(1, count))
+assert len(set(tokens)) == count, "two logins had the same token"
+with open(path, "w") as f:
+    f.writelines(t + "\n" for t in tokens)
 EOF
 }
 
@@ -562,6 +628,131 @@ if wants reset; then
   cost=$full_cost
 fi
 
+# --- introspect: Synapse's question to homekey, against homekey's own whoami ----------------
+# homekey beside a Synapse that is not there (its endpoint a closed port: introspection calls
+# no Synapse), with $introspect_tokens live tokens of alice, each with its device, put in the
+# database with SQL as that many logins would leave them. Both loads cycle through the same
+# tokens, a different one at each request: POST /oauth2/introspect in Synapse's form with the
+# shared secret, and GET whoami with the token as a client sends it; in alternating rounds,
+# as the whoami row runs homekey and the bare route.
+tokens_load() { # NAME URL whoami|introspect TOKENS-FILE ; records NAME's figures
+  local name=$1 url=$2 mode=$3 tokens=$4 secret="" line
+  [[ $mode == introspect ]] && secret="$(cat "$(synapse_secret_file)")"
+  BENCH_MODE=$mode BENCH_TOKENS=$tokens BENCH_SECRET=$secret run_wrk "$url" 1 16 1 tokens.lua >/dev/null
+  record "load.$name" "$(load1)"
+  line="$(BENCH_MODE=$mode BENCH_TOKENS=$tokens BENCH_SECRET=$secret \
+    run_wrk "$url" "$whoami_seconds" 16 1 tokens.lua)"
+  record "${name}_rps" "$(field rps "$line")"
+  record "${name}_p50_ms" "$(field p50_ms "$line")"
+  record "${name}_p99_ms" "$(field p99_ms "$line")"
+}
+
+# What homekey answers about the first, a middle and the last of the tokens, and about one it
+# does not know: a 200 with active true (false) would count as a success under wrk as well.
+check_introspection() { # BASE_URL TOKENS-FILE
+  python3 - "$1" "$2" "$(synapse_secret_file)" <<'EOF' || die "introspection did not answer as it should"
+import json, sys, urllib.parse, urllib.request
+url, tokens, secret = sys.argv[1], open(sys.argv[2]).read().split(), open(sys.argv[3]).read().strip()
+def ask(token):
+    request = urllib.request.Request(
+        url + "/oauth2/introspect",
+        urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"}).encode(),
+        {"Authorization": "Bearer " + secret, "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+for token in (tokens[0], tokens[len(tokens) // 2], tokens[-1]):
+    answer = ask(token)
+    assert answer.get("active") is True and answer.get("username") == "alice", answer
+assert ask("syt_bench_unknown") == {"active": False}
+EOF
+}
+
+introspect_row() {
+  local tokens="$work/introspect-tokens" round
+  say "introspect: homekey beside a Synapse that is not there, $introspect_tokens tokens of alice"
+  start_homekey homekey-introspect "$(sqlite_db "$work/homekey-introspect/homeserver.db")" \
+    "$(homekey_beside_synapse http://127.0.0.1:1)"
+  seed_devices "$work/homekey-introspect/homeserver.db" @alice:example.com "$introspect_tokens" 1000000 "$tokens"
+  check_introspection "$homekey_url" "$tokens"
+  record introspect_tokens "$introspect_tokens"
+  for round in $(seq 1 "$whoami_rounds"); do
+    say "introspect: POST /oauth2/introspect, 16 connections, ${whoami_seconds} s (round $round of $whoami_rounds)"
+    tokens_load introspect "$homekey_url/oauth2/introspect" introspect "$tokens"
+    say "introspect: GET whoami, the same tokens, 16 connections, ${whoami_seconds} s (round $round of $whoami_rounds)"
+    tokens_load introspect_whoami "$homekey_url/_matrix/client/v3/account/whoami" whoami "$tokens"
+  done
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  pids=()
+}
+if wants introspect; then introspect_row; fi
+
+# --- first-request: a fresh token's first request through a delegating Synapse --------------
+# Synapse asks its authentication service about every token it has not seen in 2 minutes; a
+# client's first request with a new token waits for that. Two Synapses at once: one delegating
+# to homekey (matrix_authentication_service), and one on its own auth. On each, $first_tokens
+# tokens of alice per round, each used once (so Synapse's cache of answers never helps), by
+# GET whoami, 16 connections, in alternating rounds. The tokens come from logins, at bcrypt
+# cost 4, made before any load: through homekey's /login for the delegating Synapse (each
+# makes its device in Synapse, /_synapse/mas/upsert_device), Synapse's own /login for the other.
+first_load() { # NAME URL TOKENS-FILE COUNT ; records NAME's figures (COUNT 0: a warm-up)
+  local name=$1 url=$2 line
+  line="$(BENCH_MODE=whoami BENCH_TOKENS=$3 BENCH_ONCE=1 BENCH_MAX_REQUESTS=$(($4 > 0 ? $4 : 100)) \
+    run_wrk "$url/_matrix/client/v3/account/whoami" "$first_seconds" 16 1 tokens.lua)"
+  [[ $4 -gt 0 ]] || return 0
+  record "first_rps.$name" "$(field rps "$line")"
+  record "first_p50_ms.$name" "$(field p50_ms "$line")"
+  record "first_p99_ms.$name" "$(field p99_ms "$line")"
+  record "first_count.$name" "$(field requests "$line")"
+}
+first_request_row() {
+  local full_cost=$cost synapse_port delegating_url own_url side round
+  # Per round: the load stops itself after $first_tokens answers, with at most 16 requests
+  # more in flight, each with a token of its own; then 100 for a warm-up of each server.
+  local per_round=$((first_tokens + 32)) logins
+  logins=$((100 + 32 + whoami_rounds * per_round))
+  cost=4
+  say "first-request: homekey and a Synapse delegating to it"
+  synapse_port="$(free_port)"
+  start_homekey homekey-delegated "$(sqlite_db "$work/homekey-delegated/homeserver.db")" \
+    "$(homekey_beside_synapse "http://127.0.0.1:$synapse_port")"
+  start_synapse synapse-delegating "$synapse_venv" sqlite "$(synapse_delegating_to "$homekey_url")" "$synapse_port"
+  delegating_url=$synapse_url
+  say "first-request: $logins logins through homekey, each making its device in Synapse"
+  login_tokens "$homekey_url" alice "$password" "$logins" "$work/first-tokens.delegated"
+  say "first-request: Synapse on its own auth, $logins logins"
+  start_synapse synapse-own "$synapse_venv" sqlite
+  own_url=$synapse_url
+  login_tokens "$own_url" alice "$password" "$logins" "$work/first-tokens.synapse"
+  record first_tokens "$first_tokens"
+  for side in delegated synapse; do
+    sed -n "1,132p" "$work/first-tokens.$side" >"$work/first-warm.$side"
+  done
+  first_load delegated "$delegating_url" "$work/first-warm.delegated" 0
+  first_load synapse "$own_url" "$work/first-warm.synapse" 0
+  for round in $(seq 1 "$whoami_rounds"); do
+    for side in delegated synapse; do
+      sed -n "$((133 + (round - 1) * per_round)),$((132 + round * per_round))p" \
+        "$work/first-tokens.$side" >"$work/first-round.$side"
+    done
+    say "first-request: Synapse delegating to homekey, $first_tokens fresh tokens (round $round of $whoami_rounds)"
+    record load.first.delegated "$(load1)"
+    first_load delegated "$delegating_url" "$work/first-round.delegated" "$first_tokens"
+    say "first-request: Synapse on its own auth, $first_tokens fresh tokens (round $round of $whoami_rounds)"
+    record load.first.synapse "$(load1)"
+    first_load synapse "$own_url" "$work/first-round.synapse" "$first_tokens"
+  done
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  pids=()
+  cost=$full_cost
+}
+if wants first-request; then
+  if [[ $with_synapse == false ]]; then
+    say "first-request: needs Synapse; skipped"
+  else
+    first_request_row
+  fi
+fi
+
 # --- hash_password as a whole process --------------------------------------------------------
 paired_ms() { # RUNS YARDSTICK_NAME YARDSTICK_COMMAND [NAME COMMAND]… ; see paired.py
   python3 "$here/paired.py" "$@" >>"$results" || die "timing whole processes failed"
@@ -667,10 +858,37 @@ if wants pg; then
 fi
 
 # --- the table -------------------------------------------------------------------------------
+out_file="${BENCH_RESULTS:-$here/results/latest.md}"
+# A full run of some rows only keeps the other rows' figures of the results file it replaces:
+# a figure this run recorded replaces all the earlier values of that name; the others stay,
+# with the earlier run's date (earlier_date) for the table to say where they come from.
+if ! $smoke && $some_rows && [[ -f $out_file ]]; then
+  record rows "${rows[*]}"
+  python3 - "$out_file" "$results" <<'EOF' || die "merging with the figures of $out_file failed"
+import sys
+old_file, new_file = sys.argv[1], sys.argv[2]
+raw = open(old_file).read().partition("<summary>raw figures</summary>")[2].split("```")
+old = [line.split("\t", 1) for line in (raw[1] if len(raw) > 1 else "").splitlines() if "\t" in line]
+new = [line.rstrip("\n").split("\t", 1) for line in open(new_file)]
+names = {name for name, _ in new}
+# The old file's figures: its own run's, then (after earlier_date) those it kept in its turn.
+split = next((i for i, (n, _) in enumerate(old) if n == "earlier_date"), len(old))
+before = dict(old)
+kept, dates = [], []
+for part, date in ((old[:split], before.get("date", "?")), (old[split + 1:], before.get("earlier_date"))):
+    part = [(n, v) for n, v in part if n not in names and n != "rows"]
+    kept += part
+    if part and date not in dates:
+        dates.append(date)
+earlier = " and ".join(dates)
+with open(new_file, "w") as f:
+    for name, value in new + ([("earlier_date", earlier)] if kept else []) + kept:
+        f.write(f"{name}\t{value}\n")
+EOF
+fi
 table="$(python3 "$here/table.py" "$results")"
 echo "$table"
 if ! $smoke; then
-  out_file="${BENCH_RESULTS:-$here/results/latest.md}"
   mkdir -p "$(dirname "$out_file")"
   { echo "$table"; echo; echo '<details><summary>raw figures</summary>'; echo; echo '```'; cat "$results"; echo '```'; echo '</details>'; } >"$out_file"
   say "written to $out_file"

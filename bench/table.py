@@ -232,6 +232,69 @@ row(
     load("load.reset4.homekey", "load.reset4.synapse"),
 )
 
+# Synapse's question about a token, beside Synapse, against homekey's own whoami with the same
+# tokens, in alternating rounds (the ratio: the median of the rounds' ratios).
+tokens = fmt(num("introspect_tokens"), 0)
+h, w = num("introspect_rps"), num("introspect_whoami_rps")
+row(
+    f"POST /oauth2/introspect, requests/s, SQLite, {tokens} tokens, a different one each request, "
+    "16 connections (Synapse column: none)",
+    h,
+    None,
+    None,
+    "≥ 20,000/s on SQLite",
+    None if h is None else h >= 20000,
+    load("load.introspect"),
+    0,
+)
+rounds = [i / w_ for i, w_ in zip(values("introspect_rps"), values("introspect_whoami_rps"))]
+row(
+    "POST /oauth2/introspect vs homekey's own GET whoami with the same tokens (Synapse column: "
+    f"whoami; medians of {len(rounds)} alternating rounds)",
+    h,
+    w,
+    statistics.median(rounds) if rounds else None,
+    "≥ 50 % of whoami"
+    + (f" (the rounds: {', '.join(f'{r:.2f}×' for r in rounds)})" if len(rounds) > 1 else ""),
+    statistics.median(rounds) >= 0.5 if rounds else None,
+    load("load.introspect", "load.introspect_whoami"),
+    0,
+)
+h, w = num("introspect_p50_ms"), num("introspect_whoami_p50_ms")
+row("POST /oauth2/introspect p50 latency, ms (Synapse column: homekey's whoami)", h, w,
+    both(w, h, lambda w, h: w / h), "–", None, load("load.introspect", "load.introspect_whoami"), 2)
+
+# A fresh token's first request on Synapse: delegating to homekey (homekey's column) or on
+# its own auth (Synapse's), each token used once, in alternating rounds.
+tokens = fmt(num("first_tokens"), 0)
+h, s = num("first_rps.delegated"), num("first_rps.synapse")
+rounds = [d / o for d, o in zip(values("first_rps.delegated"), values("first_rps.synapse"))]
+row(
+    f"first request of a fresh token, GET whoami on Synapse, requests/s, {tokens} tokens each used "
+    "once, 16 connections (homekey column: Synapse delegating to homekey; Synapse column: Synapse "
+    f"on its own auth; medians of {len(rounds)} alternating rounds)",
+    h,
+    s,
+    statistics.median(rounds) if rounds else None,
+    "– (reported)"
+    + (f" (the rounds: {', '.join(f'{r:.2f}×' for r in rounds)})" if len(rounds) > 1 else ""),
+    None,
+    load("load.first.delegated", "load.first.synapse"),
+    0,
+)
+h, s = num("first_p50_ms.delegated"), num("first_p50_ms.synapse")
+rounds = [o / d for d, o in zip(values("first_p50_ms.delegated"), values("first_p50_ms.synapse"))]
+row(
+    "… its p50 latency, ms (the same columns)",
+    h,
+    s,
+    statistics.median(rounds) if rounds else None,
+    "– (reported)",
+    None,
+    load("load.first.delegated", "load.first.synapse"),
+    2,
+)
+
 beyond_hash(
     f"`homekey user set-password`, {fmt(num('import_users'), 0)}-user SQLite database, whole process, ms "
     "(Synapse: its `hash_password`, then the UPDATE by hand)",
@@ -259,6 +322,12 @@ print(
     f"Run of {figures.get('date', '?')} ({figures.get('mode', '?')}), {cores} cores, "
     f"bcrypt cost {figures.get('cost', '?')}. Load: the 1-minute load average when each "
     "measurement started (homekey / peer)."
+    + (
+        f" Rows measured in this run: {figures['rows']} (and the limit); the other rows' figures "
+        f"are those of the run of {figures['earlier_date']}."
+        if "rows" in figures and "earlier_date" in figures
+        else ""
+    )
 )
 print()
 print("| measure | homekey | Synapse | homekey ahead by | target | | load |")
