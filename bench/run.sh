@@ -278,9 +278,15 @@ start_homekey() { # NAME DATABASE-YAML [MORE-YAML]
   mkdir -p "$dir"
   homekey_cfg="$dir/homeserver.yaml"
   homekey_config "$homekey_cfg" "$2" "${3:-}"
+  # The users are made with the same config less MORE-YAML: beside Synapse a new account
+  # needs Synapse's word on its name, and Synapse may not be there yet. Their first login
+  # makes them in Synapse.
+  homekey_config "$dir/users.yaml" "$2"
   "$homekey" migrate -c "$homekey_cfg" >/dev/null
-  "$homekey" user create benchadmin --admin -p "$password" -c "$homekey_cfg" >/dev/null 2>&1
-  "$homekey" user create alice -p "$password" -c "$homekey_cfg" >/dev/null 2>&1
+  "$homekey" user create benchadmin --admin -p "$password" -c "$dir/users.yaml" >/dev/null ||
+    die "creating benchadmin failed"
+  "$homekey" user create alice -p "$password" -c "$dir/users.yaml" >/dev/null ||
+    die "creating alice failed"
   NO_COLOR=1 RUST_LOG=info "$homekey" serve -c "$homekey_cfg" </dev/null >"$work/$name.log" 2>&1 &
   homekey_pid=$!
   pids+=("$homekey_pid")
