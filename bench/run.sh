@@ -33,7 +33,7 @@ for arg in "$@"; do
     --synapse) with_synapse=force ;;
     --no-synapse) with_synapse=false ;;
     -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
-    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | first-request)
+    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | first-request | login-nginx)
       rows+=("$arg") ;;
     *) echo "bench: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
@@ -42,7 +42,7 @@ if $smoke && [[ $with_synapse != force ]]; then with_synapse=false; fi
 some_rows=true
 if [[ ${#rows[@]} -eq 0 ]]; then
   some_rows=false
-  rows=(limit login whoami rss instructions hash reset set-password import pg introspect first-request)
+  rows=(limit login whoami rss instructions hash reset set-password import pg introspect first-request login-nginx)
 fi
 wants() { local r; for r in "${rows[@]}"; do [[ $r == "$1" ]] && return 0; done; return 1; }
 
@@ -756,6 +756,88 @@ if wants first-request; then
     say "first-request: needs Synapse; skipped"
   else
     first_request_row
+  fi
+fi
+
+# --- login-nginx: password logins through nginx into a delegating Synapse -------------------
+# What a user's client does beside Synapse: POST /login at the public proxy (the README's nginx
+# config, as written), which sends it to homekey, which makes the device in Synapse before it
+# answers; against Synapse alone on its own auth. Same bcrypt cost, alternating rounds.
+nginx_url="" nginx="$(command -v nginx || echo /usr/sbin/nginx)"
+start_nginx() { # NAME SYNAPSE-URL HOMEKEY-URL ; the README's config, its addresses replaced
+  local dir="$work/$1" port
+  port="$(free_port)"
+  mkdir -p "$dir/logs"
+  chmod 0755 "$work" "$dir" # its workers run as nobody when the bench runs as root
+  python3 - "$repo/README.md" "${2#http://}" "${3#http://}" "$port" >"$dir/site.conf" <<'EOF' ||
+import sys
+readme, synapse, homekey, port = sys.argv[1:]
+text = open(readme).read()
+block = text.split("<!-- nginx-beside-synapse:start -->")[1].split("<!-- nginx-beside-synapse:end -->")[0]
+conf = block.split("```nginx")[1].split("```")[0]
+for old, new in (("127.0.0.1:8008", synapse), ("127.0.0.1:8081", homekey),
+                 ("listen 80;", f"listen 127.0.0.1:{port};")):
+    assert old in conf, old
+    conf = conf.replace(old, new)
+print(conf)
+EOF
+    die "the README's nginx config was not found"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/temp-body;
+  proxy_temp_path $dir/temp-proxy;
+  fastcgi_temp_path $dir/temp-fastcgi;
+  uwsgi_temp_path $dir/temp-uwsgi;
+  scgi_temp_path $dir/temp-scgi;
+  include $dir/site.conf;
+}
+EOF
+  "$nginx" -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
+    </dev/null >"$dir/logs/stderr.log" 2>&1 &
+  pids+=("$!")
+  nginx_url="http://127.0.0.1:$port"
+  wait_for_url "$nginx_url/_matrix/client/versions" "$!" "$dir/logs/error.log"
+}
+login_nginx_row() {
+  local synapse_port own_url round line side url threads
+  [[ -x $nginx ]] || die "login-nginx needs nginx (Debian: apt-get install nginx-light)"
+  threads=$((login_clients < cores ? login_clients : cores))
+  synapse_port="$(free_port)"
+  say "login-nginx: homekey, a Synapse delegating to it, and nginx in front"
+  start_homekey homekey-nginx "$(sqlite_db "$work/homekey-nginx/homeserver.db")" \
+    "$(homekey_beside_synapse "http://127.0.0.1:$synapse_port")"
+  start_synapse synapse-behind-nginx "$synapse_venv" sqlite "$(synapse_delegating_to "$homekey_url")" "$synapse_port"
+  start_nginx nginx "$synapse_url" "$homekey_url"
+  # The first login alone: it makes alice in Synapse.
+  login_token "$nginx_url" alice "$password" >/dev/null
+  start_synapse synapse-alone "$synapse_venv" sqlite
+  own_url=$synapse_url
+  for round in $(seq 1 "$whoami_rounds"); do
+    for side in delegated synapse; do
+      url=$nginx_url
+      [[ $side == synapse ]] && url=$own_url
+      say "login-nginx: $side, $login_clients clients, ${login_seconds} s (round $round of $whoami_rounds)"
+      record "load.login_nginx.$side" "$(load1)"
+      line="$(BENCH_LOGIN_USER=alice BENCH_LOGIN_PASSWORD="$password" BENCH_MAX_REQUESTS=$login_max \
+        run_wrk "$url/_matrix/client/v3/login" "$login_seconds" "$login_clients" "$threads" login.lua)"
+      record "login_nginx_rps.$side" "$(field rps "$line")"
+      record "login_nginx_p50_ms.$side" "$(field p50_ms "$line")"
+    done
+  done
+  record login_nginx_clients "$login_clients"
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  pids=()
+}
+if wants login-nginx; then
+  if [[ $with_synapse == false ]]; then
+    say "login-nginx: needs Synapse; skipped"
+  else
+    login_nginx_row
   fi
 fi
 

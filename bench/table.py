@@ -295,6 +295,27 @@ row(
     2,
 )
 
+# Password logins through nginx into a Synapse delegating to homekey (homekey's column)
+# against Synapse alone on its own auth, same bcrypt cost, alternating rounds.
+h, s = num("login_nginx_rps.delegated"), num("login_nginx_rps.synapse")
+rounds = [d / o for d, o in zip(values("login_nginx_rps.delegated"), values("login_nginx_rps.synapse"))]
+row(
+    f"POST /login through nginx (the README's config) into a Synapse delegating to homekey, "
+    f"logins/s, {fmt(num('login_nginx_clients'), 0)} clients (Synapse column: Synapse alone on its "
+    f"own auth; medians of {len(rounds)} alternating rounds)",
+    h,
+    s,
+    statistics.median(rounds) if rounds else None,
+    "≥ Synapse's"
+    + (f" (the rounds: {', '.join(f'{r:.2f}×' for r in rounds)})" if len(rounds) > 1 else ""),
+    statistics.median(rounds) >= 1.0 if rounds else None,
+    load("load.login_nginx.delegated", "load.login_nginx.synapse"),
+    1,
+)
+h, s = num("login_nginx_p50_ms.delegated"), num("login_nginx_p50_ms.synapse")
+row("… its p50 latency, ms (the same columns)", h, s, both(h, s, lambda h, s: s / h), "–", None,
+    load("load.login_nginx.delegated", "load.login_nginx.synapse"), 1)
+
 beyond_hash(
     f"`homekey user set-password`, {fmt(num('import_users'), 0)}-user SQLite database, whole process, ms "
     "(Synapse: its `hash_password`, then the UPDATE by hand)",

@@ -461,14 +461,114 @@ else
   say "SKIPPED: setup-all with PostgreSQL (no server at $pg_host:$pg_port)"
 fi
 
+# --- 4c. setup-all beside Synapse ---------------------------------------------------------------
+# The `synapse:` section the variables write, which homekey accepts (`homekey synapse status`
+# reads it and the database and asks no Synapse), and the refusals before anything is written.
+# No Synapse runs here (127.0.0.1:1 is never asked): register-user beside Synapse asks Synapse
+# whether the name is free, so the user tags are checked on the configs above.
+grep -q '^synapse:' "$prefix/etc/homekey/homeserver.yaml" && die "a synapse: section without homekey_synapse_endpoint"
+grep -q '^admin_contact:' "$prefix/etc/homekey/homeserver.yaml" && die "admin_contact without homekey_synapse_endpoint"
+"$bin" synapse status -c "$prefix/etc/homekey/homeserver.yaml" >"$work/status-none.log" 2>&1 &&
+  die "homekey synapse status accepted a config without a synapse: section"
+grep -q "synapse" "$work/status-none.log" || die "homekey synapse status did not say why: $(cat "$work/status-none.log")"
+pass "without homekey_synapse_endpoint the config has no synapse: section (homekey synapse status exits 1)"
+
+synapse_secret="Synapse-secret-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+short_secret="Short-$RANDOM$RANDOM-s" # fewer than 32 characters
+mkdir -p "$work/synapse"
+chown "root:$system_user" "$work/synapse"
+chmod 0750 "$work/synapse"
+printf '%s\n' "$synapse_secret" >"$work/synapse/secret"
+printf '%s\n' "$short_secret" >"$work/synapse/short-secret"
+chown "root:$system_user" "$work/synapse/secret" "$work/synapse/short-secret"
+chmod 0640 "$work/synapse/secret" "$work/synapse/short-secret"
+synapse_prefix="$work/prefix-synapse"
+synapse_config="$synapse_prefix/etc/homekey/homeserver.yaml"
+cat >"$work/setup-synapse.yml" <<EOF
+homekey_prefix: $synapse_prefix
+homekey_binary_src: $bin
+homekey_release_url: ""
+homekey_public_baseurl: https://matrix.example.com/
+homekey_synapse_endpoint: http://127.0.0.1:1/
+homekey_synapse_secret_path: $work/synapse/secret
+homekey_admin_contact: mailto:admin@example.com
+EOF
+synapse_setup=("${setup[@]}" --extra-vars="@$work/setup-synapse.yml")
+
+# synapse_section: the written config's public_baseurl, admin_contact and synapse:, as JSON.
+synapse_section() {
+  "$venv/bin/python" - "$synapse_config" <<'PY'
+import json, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+print(json.dumps({k: c.get(k) for k in ("public_baseurl", "admin_contact", "synapse")}, sort_keys=True))
+PY
+}
+# synapse_status WHAT: `homekey synapse status` on the written config, as the service's user
+# (who must be able to read the secret file), says nothing is owed.
+synapse_status() {
+  runuser -u "$system_user" -- "$synapse_prefix/usr/local/bin/homekey" synapse status -c "$synapse_config" \
+    </dev/null >"$work/status.log" 2>&1 || { cat "$work/status.log" >&2; die "$1: homekey synapse status failed"; }
+  grep -qxF "nothing is owed to Synapse" "$work/status.log" ||
+    { cat "$work/status.log" >&2; die "$1: homekey synapse status did not say nothing is owed"; }
+  pass "$1: homekey synapse status, as $system_user, accepts the config: nothing is owed to Synapse"
+}
+
+play setup-all "${synapse_setup[@]}"
+expect_changes "setup-all beside Synapse with homekey_synapse_secret_path"
+[[ "$(stat -c '%a %U %G' "$synapse_config")" == "640 root $system_user" ]] ||
+  die "homeserver.yaml beside Synapse is $(stat -c '%a %U %G' "$synapse_config")"
+expected='{"admin_contact": "mailto:admin@example.com", "public_baseurl": "https://matrix.example.com/", "synapse": {"endpoint": "http://127.0.0.1:1/", "secret_path": "'"$work/synapse/secret"'"}}'
+[[ "$(synapse_section)" == "$expected" ]] || die "the config beside Synapse has $(synapse_section), expected $expected"
+pass "the config (0640 root:$system_user) has public_baseurl, admin_contact and synapse: {endpoint, secret_path}"
+synapse_status "secret_path"
+play setup-all "${synapse_setup[@]}"
+expect_ok 0 "setup-all beside Synapse again reports no change"
+
+# The secret itself instead of its file, at the highest verbosity: it is in the config (0640)
+# and in no output (checked at the end).
+play setup-all "${synapse_setup[@]}" -vvv --extra-vars="homekey_synapse_secret_path='' homekey_synapse_secret=$synapse_secret"
+expect_ok 1 "setup-all beside Synapse with homekey_synapse_secret and -vvv rewrites the config"
+[[ "$(stat -c '%a %U %G' "$synapse_config")" == "640 root $system_user" ]] ||
+  die "homeserver.yaml with the secret is $(stat -c '%a %U %G' "$synapse_config")"
+expected='{"admin_contact": "mailto:admin@example.com", "public_baseurl": "https://matrix.example.com/", "synapse": {"endpoint": "http://127.0.0.1:1/", "secret": "'"$synapse_secret"'"}}'
+[[ "$(synapse_section)" == "$expected" ]] || die "the config with homekey_synapse_secret has the wrong synapse: section"
+pass "the config (0640 root:$system_user) has synapse: {endpoint, secret}"
+synapse_status "secret"
+
+# Refusals: the play fails naming the variable, and nothing is written.
+bad_prefix="$work/prefix-synapse-bad"
+# expect_synapse_refusal MESSAGE WHAT EXTRA-VARS…
+expect_synapse_refusal() {
+  local message="$1" what="$2"
+  shift 2
+  play setup-all "${synapse_setup[@]}" --extra-vars="homekey_prefix=$bad_prefix" "$@"
+  expect_failure "$message" "$what"
+  [[ ! -e "$bad_prefix" ]] || die "$what: something was written under $bad_prefix: $(find "$bad_prefix")"
+}
+expect_synapse_refusal "homekey_synapse_secret and homekey_synapse_secret_path are both set" \
+  "setup-all beside Synapse with both secrets" --extra-vars="homekey_synapse_secret=$synapse_secret"
+expect_synapse_refusal "homekey_synapse_endpoint is set, but neither homekey_synapse_secret nor homekey_synapse_secret_path" \
+  "setup-all beside Synapse without a secret" --extra-vars="homekey_synapse_secret_path=''"
+expect_synapse_refusal "homekey_synapse_secret is shorter than 32 characters" \
+  "setup-all beside Synapse with a short secret" --extra-vars="homekey_synapse_secret_path='' homekey_synapse_secret=$short_secret"
+expect_synapse_refusal "homekey_synapse_secret_path=$work/synapse/short-secret holds fewer than 32" \
+  "setup-all beside Synapse with a short secret in its file" --extra-vars="homekey_synapse_secret_path=$work/synapse/short-secret"
+expect_synapse_refusal "homekey_synapse_secret_path=$work/synapse/nowhere is not a file on localhost" \
+  "setup-all beside Synapse with a missing secret file" --extra-vars="homekey_synapse_secret_path=$work/synapse/nowhere"
+expect_synapse_refusal "homekey_public_baseurl is required beside Synapse" \
+  "setup-all beside Synapse without homekey_public_baseurl" --extra-vars="homekey_public_baseurl=''"
+expect_synapse_refusal "homekey_synapse_endpoint=127.0.0.1:8008 is not an http:// or https:// URL" \
+  "setup-all beside Synapse with an endpoint that is not a URL" --extra-vars="homekey_synapse_endpoint=127.0.0.1:8008"
+
 # --- 5. no password or secret in any output -----------------------------------------------------
 secrets=()
 for file in "$prefix/etc/homekey/secrets/"*; do secrets+=("$(cat "$file")"); done
 [[ ${#secrets[@]} -eq 3 ]] || die "expected 3 generated secrets, found ${#secrets[@]}"
-for password in "$old_password" "$new_password" "$other_password" "$weak_password" "${secrets[@]}"; do
+for password in "$old_password" "$new_password" "$other_password" "$weak_password" "${secrets[@]}" \
+  "$synapse_secret" "$short_secret"; do
   if grep -rlF -- "$password" "$work"/run-*.log "$work/lint.log"; then
     die "a password or secret appears in the ansible output (files above)"
   fi
 done
-pass "no password and no generated secret in the output of $runs ansible-playbook runs"
+pass "no password, no generated secret and no secret shared with Synapse in the output of $runs ansible-playbook runs"
 echo "ansible: $checks passed, 0 failed"
