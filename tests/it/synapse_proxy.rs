@@ -90,7 +90,12 @@ fn stop_process(child: &mut Child) {
 
 /// The program `variable` names, else `default`, if it runs with `version_arg`; else a skip
 /// (under CI a failure).
-fn program(test: &str, variable: &str, default: &str, version_arg: &str) -> Option<PathBuf> {
+pub(crate) fn program(
+    test: &str,
+    variable: &str,
+    default: &str,
+    version_arg: &str,
+) -> Option<PathBuf> {
     let program = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
     let runs = Command::new(&program)
         .arg(version_arg)
@@ -122,7 +127,7 @@ impl Drop for Stopped {
 }
 
 /// A reverse proxy started by a test: its process, its folder, its port.
-struct Proxy {
+pub(crate) struct Proxy {
     child: Child,
     _dir: tempfile::TempDir,
     port: u16,
@@ -130,7 +135,7 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
@@ -164,7 +169,7 @@ impl Proxy {
 
     /// nginx with the README's config in its `http {}` context; pid, logs and temporary
     /// files under its own prefix.
-    async fn nginx(
+    pub(crate) async fn nginx(
         nginx: &Path,
         synapse: &Synapse,
         homekey: &Server,
@@ -278,7 +283,7 @@ impl Drop for Proxy {
 }
 
 /// One request; the status and the JSON answer (`Null` if none).
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     method: &str,
     url: &str,
@@ -299,7 +304,7 @@ async fn call(
 
 /// The tests' HTTP client: no proxy, and no idle connection kept (a proxy stopping
 /// gracefully would wait for it).
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -307,7 +312,7 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn password_login(user: &str, password: &str) -> Value {
+pub(crate) fn password_login(user: &str, password: &str) -> Value {
     json!({
         "type": "m.login.password",
         "identifier": {"type": "m.id.user", "user": user},

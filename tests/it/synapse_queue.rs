@@ -656,44 +656,63 @@ impl Reset {
     }
 }
 
-/// Every way of resetting a password beside Synapse, one after the other, on one user who
-/// chats on Synapse: where the way logs out, the client's very next request to Synapse is
-/// 401 `M_UNKNOWN_TOKEN`, where it doesn't the client goes on; the old password is refused
-/// and the new one logs in; the room and its message are still there.
+/// Every way of resetting a password beside Synapse, one after the other, on one user whose
+/// client chats on Synapse through nginx (the README's config): where the way logs out, the
+/// client's very next request is 401 `M_UNKNOWN_TOKEN`, where it doesn't the client goes on;
+/// the old password is refused and the new one logs in; the room and its message are still
+/// there. The admin's curl goes to the public URL too; the CLI runs on the host.
 async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
+    use crate::synapse_proxy::{Proxy, call, client, password_login, program};
     let test = "every_way_of_resetting_a_password_works_beside_synapse";
     let Some(venv) = synapse_venv(test) else {
         return;
     };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
     let beside = BesideSynapse::start(venv, db).await;
     let homekey = &beside.homekey;
+    let http = client();
+    let proxy = Proxy::nginx(&nginx, &beside.synapse, homekey, &http).await;
+    let public = |path: &str| proxy.url(path);
     let root = homekey.admin_token("root", "root-pw").await;
     let alice = "@alice:example.com";
     homekey.create_user("alice", "alice-pw-0").await;
-    let (mut token, _) = homekey.session_for("alice", "alice-pw-0").await;
-
-    // alice chats on Synapse.
-    let post = |path: String, token: String, body: Value| {
-        let http = beside.synapse.http.clone();
-        let url = beside.synapse.url(&path);
+    let log_in = |password: String| {
+        let (http, url) = (http.clone(), public("/_matrix/client/v3/login"));
         async move {
-            let response = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let (status, body) = call(
+                &http,
+                "POST",
+                &url,
+                None,
+                Some(password_login("alice", &password)),
+            )
+            .await;
             (
-                response.status(),
-                response.json::<Value>().await.unwrap_or(Value::Null),
+                status,
+                body["access_token"].as_str().unwrap_or_default().to_owned(),
             )
         }
     };
-    let (status, room) = post(
-        "/_matrix/client/v3/createRoom".into(),
-        token.clone(),
-        json!({}),
+    // What the client's next request to Synapse, through nginx, is answered.
+    let next_request = |token: String| {
+        let (http, url) = (http.clone(), public("/_matrix/client/v3/account/whoami"));
+        async move {
+            let (status, body) = call(&http, "GET", &url, Some(&token), None).await;
+            (status, body["errcode"].clone())
+        }
+    };
+    let (status, mut token) = log_in("alice-pw-0".into()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // alice chats on Synapse.
+    let (status, room) = call(
+        &http,
+        "POST",
+        &public("/_matrix/client/v3/createRoom"),
+        Some(&token),
+        Some(json!({})),
     )
     .await;
     assert_eq!(
@@ -703,18 +722,17 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
         beside.synapse.log_tail()
     );
     let room_id = room["room_id"].as_str().unwrap().to_owned();
-    let response = beside
-        .synapse
-        .http
-        .put(beside.synapse.url(&format!(
+    let (status, _) = call(
+        &http,
+        "PUT",
+        &public(&format!(
             "/_matrix/client/v3/rooms/{room_id}/send/m.room.message/t1"
-        )))
-        .bearer_auth(&token)
-        .json(&json!({"msgtype": "m.text", "body": "before the resets"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+        )),
+        Some(&token),
+        Some(json!({"msgtype": "m.text", "body": "before the resets"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 
     let mut password = "alice-pw-0".to_owned();
     let ways = [
@@ -727,7 +745,8 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
         Reset::OwnChange,
     ];
     for (round, way) in ways.into_iter().enumerate() {
-        let (other, _) = homekey.session_for("alice", &password).await;
+        let (status, other) = log_in(password.clone()).await;
+        assert_eq!(status, StatusCode::OK);
         let new = format!("alice-pw-{}", round + 1);
         match way {
             Reset::CurlR0 | Reset::CurlV1 => {
@@ -735,14 +754,14 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
                     Reset::CurlR0 => format!("/_matrix/client/r0/admin/reset_password/{alice}"),
                     _ => format!("/_synapse/admin/v1/reset_password/{alice}"),
                 };
-                let (status, body) = homekey
-                    .call(
-                        "POST",
-                        &path,
-                        Some(&root),
-                        Some(json!({"new_password": new})),
-                    )
-                    .await;
+                let (status, body) = call(
+                    &http,
+                    "POST",
+                    &public(&path),
+                    Some(&root),
+                    Some(json!({"new_password": new})),
+                )
+                .await;
                 assert_eq!(status, StatusCode::OK, "{way:?}: {body}");
             }
             Reset::AdminCli => {
@@ -752,7 +771,7 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
                     &[
                         "admin",
                         "--server",
-                        &homekey.base,
+                        &public(""),
                         "--token",
                         &root,
                         "reset-password",
@@ -799,22 +818,22 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
                 .await;
             }
             Reset::OwnChange => {
-                let (status, body) = homekey
-                    .call(
-                        "POST",
-                        "/_matrix/client/v3/account/password",
-                        Some(&token),
-                        Some(json!({
-                            "new_password": new,
-                            "auth": crate::server::password_auth("alice", &password, None),
-                        })),
-                    )
-                    .await;
+                let (status, body) = call(
+                    &http,
+                    "POST",
+                    &public("/_matrix/client/v3/account/password"),
+                    Some(&token),
+                    Some(json!({
+                        "new_password": new,
+                        "auth": crate::server::password_auth("alice", &password, None),
+                    })),
+                )
+                .await;
                 assert_eq!(status, StatusCode::OK, "{way:?}: {body}");
             }
         }
         // The other session: ended at once where the way logs out, still going otherwise.
-        let (status, errcode) = synapse_says(&beside, &other).await;
+        let (status, errcode) = next_request(other.clone()).await;
         if way.logs_out() {
             assert_eq!(
                 (status, errcode),
@@ -828,11 +847,11 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
         // logout.
         let own_stays = !way.logs_out() || matches!(way, Reset::OwnChange);
         assert_eq!(
-            synapse_says(&beside, &token).await.0 == StatusCode::OK,
+            next_request(token.clone()).await.0 == StatusCode::OK,
             own_stays,
             "{way:?}"
         );
-        let (status, _) = homekey.login("alice", &password).await;
+        let (status, _) = log_in(password.clone()).await;
         assert_eq!(
             status,
             StatusCode::FORBIDDEN,
@@ -840,20 +859,25 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
         );
         password = new;
         if !own_stays {
-            token = homekey.session_for("alice", &password).await.0;
+            let (status, fresh) = log_in(password.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{way:?}: the new password does not log in"
+            );
+            token = fresh;
         }
-        let response = beside
-            .synapse
-            .http
-            .get(beside.synapse.url(&format!(
+        let (status, messages) = call(
+            &http,
+            "GET",
+            &public(&format!(
                 "/_matrix/client/v3/rooms/{room_id}/messages?dir=b&limit=20"
-            )))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{way:?}");
-        let messages: Value = response.json().await.unwrap();
+            )),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{way:?}");
         let bodies: Vec<&str> = messages["chunk"]
             .as_array()
             .unwrap()
@@ -863,40 +887,6 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
         assert_eq!(bodies, ["before the resets"], "{way:?}");
     }
     beside.wait_until_nothing_owed(Duration::from_secs(10));
-}
-
-/// With homekey stopped, Synapse answers 503 `M_UNKNOWN` for a token it has not seen in the
-/// last two minutes, and goes on for one it asked about just before (its cache); once homekey
-/// is back, the new token works too, with no restart of Synapse.
-#[tokio::test]
-async fn with_homekey_stopped_synapse_answers_503_and_recovers() {
-    let test = "with_homekey_stopped_synapse_answers_503_and_recovers";
-    let Some(venv) = synapse_venv(test) else {
-        return;
-    };
-    let mut beside = BesideSynapse::start(venv, TestDb::sqlite().await).await;
-    beside.homekey.create_user("erin", "erin-pw").await;
-    let (seen, _) = beside.homekey.session_for("erin", "erin-pw").await;
-    let (unseen, _) = beside.homekey.session_for("erin", "erin-pw").await;
-    assert_eq!(synapse_says(&beside, &seen).await.0, StatusCode::OK);
-
-    beside.homekey.stop();
-    assert_eq!(
-        synapse_says(&beside, &unseen).await,
-        (StatusCode::SERVICE_UNAVAILABLE, json!("M_UNKNOWN"))
-    );
-    assert_eq!(
-        synapse_says(&beside, &seen).await.0,
-        StatusCode::OK,
-        "Synapse's cache"
-    );
-
-    let db = beside.homekey.db.share().await;
-    let _stopped = std::mem::replace(
-        &mut beside.homekey,
-        Server::start(db, &beside.homekey_config).await,
-    );
-    assert_eq!(synapse_says(&beside, &unseen).await.0, StatusCode::OK);
 }
 
 crate::server::server_tests!(
