@@ -21,6 +21,7 @@ server_tests!(
     ending_a_session_deletes_the_device_and_its_token_at_once,
     signing_out_ends_the_session_and_the_old_cookie_signs_no_one_in,
     over_plain_http_the_cookie_is_not_secure,
+    sign_in_is_under_rc_login_and_a_locked_account_is_signed_out,
 );
 
 const PAGE: &str = "/_homekey/account/";
@@ -707,6 +708,56 @@ async fn over_plain_http_the_cookie_is_not_secure(db: TestDb) {
     );
 }
 
+async fn sign_in_is_under_rc_login_and_a_locked_account_is_signed_out(db: TestDb) {
+    let logins = Server::start(db.share().await, "").await;
+    let limits = "rc_login:\n  failed_attempts: {per_second: 0.001, burst_count: 2}\n  \
+                  address: {per_second: 1000, burst_count: 1000}\n";
+    let section = synapse_section("https://matrix.example.com/");
+    let server = Server::start(db, &format!("{section}{limits}")).await;
+    server.create_user("alice", "alice-pw").await;
+    let mut browser = Browser::new(&server);
+    for _ in 0..2 {
+        assert_eq!(
+            browser.sign_in("", "alice", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let limited = browser.sign_in("", "alice", "alice-pw").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        limited.body.contains("Too many attempts."),
+        "{}",
+        limited.body
+    );
+    assert!(limited.body.contains("id=\"sign-in\""));
+
+    server.create_user("bob", "bob-pw").await;
+    let profile = browser.signed_in("", "bob", "bob-pw").await;
+    assert!(profile.body.contains("@bob:example.com"));
+    let root = logins.admin_token("root", "root-pw").await;
+    let (status, _) = logins
+        .call(
+            "PUT",
+            "/_synapse/admin/v2/users/@bob:example.com",
+            Some(&root),
+            Some(json!({"locked": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = browser
+        .get(&format!("{PAGE}?action=org.matrix.profile"))
+        .await;
+    assert!(page.body.contains("id=\"sign-in\""), "{}", page.body);
+    assert!(!page.body.contains("@bob:example.com"));
+    let again = browser.sign_in("", "bob", "bob-pw").await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert!(
+        again.body.contains("This account is locked."),
+        "{}",
+        again.body
+    );
+}
+
 /// The page in chromium (`--headless=new`), through Debian's chromedriver: sign in, change
 /// the password signing out the other devices, see the sessions. Screenshots go to
 /// `$CARGO_TARGET_DIR/account-page/`.
@@ -864,4 +915,76 @@ impl Drop for Chromedriver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Beside the real Synapse 1.163.2: a session ended on the page, and the other devices signed
+/// out by a password change there, are refused by Synapse at once (the very next request).
+#[tokio::test]
+async fn beside_the_real_synapse_what_the_page_signs_out_synapse_refuses_at_once() {
+    const E2E_SECRET: &str = "account-page-e2e-secret-0123456789abcdefgh";
+    let test = "beside_the_real_synapse_what_the_page_signs_out_synapse_refuses_at_once";
+    let Some(venv) = crate::support::synapse_venv(test) else {
+        return;
+    };
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut synapse = crate::synapse_interop::Synapse::prepare_with_auth(
+        venv,
+        &format!(
+            "public_baseurl: https://matrix.example.com/\n\
+             password_config:\n  enabled: false\n\
+             matrix_authentication_service:\n  enabled: true\n  \
+             endpoint: http://127.0.0.1:{port}/\n  secret: {E2E_SECRET}\n"
+        ),
+    );
+    let config = format!(
+        "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n\
+         public_baseurl: https://matrix.example.com/\n\
+         synapse:\n  endpoint: {}\n  secret: {E2E_SECRET}\n",
+        synapse.url("/")
+    );
+    let homekey = Server::start(TestDb::sqlite().await, &config).await;
+    synapse.start().await;
+    homekey.create_user("alice", "alice-pw").await;
+    let (phone, phone_device) = homekey.session_for("alice", "alice-pw").await;
+    let (laptop, _) = homekey.session_for("alice", "alice-pw").await;
+    assert_eq!(synapse.whoami(&phone).await.0, StatusCode::OK);
+    assert_eq!(synapse.whoami(&laptop).await.0, StatusCode::OK);
+
+    let mut browser = Browser::new(&homekey);
+    let link = format!("?action=org.matrix.session_end&device_id={phone_device}");
+    let confirm = browser.signed_in(&link, "alice", "alice-pw").await;
+    let ended = browser
+        .post(
+            "session-end",
+            &[("csrf", &confirm.csrf()), ("device_id", &phone_device)],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(
+        synapse.whoami(&phone).await.0,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        homekey.log()
+    );
+    assert_eq!(synapse.whoami(&laptop).await.0, StatusCode::OK);
+
+    let changed = browser
+        .post(
+            "password",
+            &[
+                ("csrf", &confirm.csrf()),
+                ("current_password", "alice-pw"),
+                ("new_password", "alice-pw-2"),
+                ("new_password_again", "alice-pw-2"),
+                ("sign_out_others", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(synapse.whoami(&laptop).await.0, StatusCode::UNAUTHORIZED);
+    let (fresh, _) = homekey.session_for("alice", "alice-pw-2").await;
+    assert_eq!(synapse.whoami(&fresh).await.0, StatusCode::OK);
 }
