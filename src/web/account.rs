@@ -9,11 +9,10 @@
 //! was given in the last few minutes.
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::WebState;
@@ -48,13 +47,20 @@ enum View {
 }
 
 /// `?action=…&device_id=…`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Link {
     action: Option<String>,
     device_id: Option<String>,
 }
 
 impl Link {
+    /// The link of a query string, whatever it holds (the first of a name given twice;
+    /// anything else ignored).
+    fn of_query(query: Option<&str>) -> Link {
+        let form = Form::parse(query.unwrap_or("").as_bytes());
+        form.link()
+    }
+
     /// The view the link asks for, or why it names none.
     fn view(&self) -> Result<View, String> {
         let device = || {
@@ -133,8 +139,9 @@ enum Message {
 pub async fn page(
     State(state): State<WebState>,
     headers: HeaderMap,
-    Query(link): Query<Link>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let link = Link::of_query(query.as_deref());
     let session = match state.sessions.find_or_begin(&headers).await {
         Ok(session) => session,
         Err(err) => return unavailable(&state, err),

@@ -513,6 +513,14 @@ async fn a_hostile_display_name_and_device_name_are_shown_as_text(db: TestDb) {
         .get(&format!("{PAGE}?action=%3Cb%3Ex&device_id=%22%3E%3Cb%3E"))
         .await;
     assert!(!link.body.contains("<b>"), "{}", link.body);
+    // A query no form would send is the page all the same.
+    let odd = browser
+        .get(&format!(
+            "{PAGE}?action=org.matrix.profile&action=x&device_id&%ZZ=%"
+        ))
+        .await;
+    assert_eq!(odd.status, StatusCode::OK);
+    assert!(odd.body.contains("id=\"user-id\""), "{}", odd.body);
 }
 
 async fn changing_the_password_needs_the_current_one_and_can_sign_out_the_other_devices(
