@@ -283,17 +283,7 @@ pub async fn change_password(
         .verify_password_for_page(&user.name, current, &address)
         .await
     {
-        let (status, message) = login_refusal(err);
-        let status = if status == StatusCode::UNAUTHORIZED {
-            StatusCode::BAD_REQUEST
-        } else {
-            status
-        };
-        let message = if matches!(status, StatusCode::BAD_REQUEST) {
-            "Your current password is not right.".to_owned()
-        } else {
-            message
-        };
+        let (status, message) = reconfirmation_refusal(err, "Your current password is not right.");
         let error = Message::Error(message);
         return show(&state, &session, &user, View::Password, status, error).await;
     }
@@ -384,13 +374,7 @@ pub async fn end_session(
             .verify_password_for_page(&user.name, password, &address)
             .await
         {
-            let (status, message) = match login_refusal(err) {
-                (StatusCode::UNAUTHORIZED, _) => (
-                    StatusCode::BAD_REQUEST,
-                    "Your password is not right.".to_owned(),
-                ),
-                other => other,
-            };
+            let (status, message) = reconfirmation_refusal(err, "Your password is not right.");
             return show(
                 &state,
                 &session,
@@ -579,6 +563,15 @@ fn login_refusal(err: LoginError) -> (StatusCode, String) {
                 "Something went wrong. Please try again later.".into(),
             )
         }
+    }
+}
+
+/// What the user sees when the password given again to confirm a change is refused: a wrong
+/// one is a mistake in the form (400, `wrong`), the rest as at sign-in.
+fn reconfirmation_refusal(err: LoginError, wrong: &str) -> (StatusCode, String) {
+    match login_refusal(err) {
+        (StatusCode::UNAUTHORIZED, _) => (StatusCode::BAD_REQUEST, wrong.to_owned()),
+        other => other,
     }
 }
 

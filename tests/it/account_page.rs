@@ -679,6 +679,58 @@ async fn ending_a_session_deletes_the_device_and_its_token_at_once(db: TestDb) {
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert!(again.body.contains("You have no such session."));
+
+    // Once the sign-in is more than a few minutes old, the password is asked again.
+    crate::server::raw_execute(
+        &server.db.config,
+        "UPDATE homekey_web_sessions SET verified_ms = 0",
+        &[],
+    )
+    .await;
+    let (kept, kept_id) = (
+        kept_token,
+        server.device_ids("@alice:example.com").await[0].clone(),
+    );
+    let link = format!("{PAGE}?action=org.matrix.session_end&device_id={kept_id}");
+    assert!(
+        browser
+            .get(&link)
+            .await
+            .body
+            .contains("Your password, to confirm")
+    );
+    for (password, status, message) in [
+        (
+            "",
+            StatusCode::BAD_REQUEST,
+            "Enter your password to confirm.",
+        ),
+        (
+            "guess",
+            StatusCode::BAD_REQUEST,
+            "Your password is not right.",
+        ),
+    ] {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("device_id", &kept_id),
+            ("password", password),
+        ];
+        let refused = browser.post("session-end", &form).await;
+        assert_eq!(refused.status, status, "{}", refused.body);
+        assert!(refused.body.contains(message), "{}", refused.body);
+        assert_eq!(logins.whoami(Some(&kept)).await.0, StatusCode::OK);
+    }
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("device_id", &kept_id),
+        ("password", "alice-pw"),
+    ];
+    assert_eq!(
+        browser.post("session-end", &form).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(logins.whoami(Some(&kept)).await.0, StatusCode::UNAUTHORIZED);
 }
 
 async fn signing_out_ends_the_session_and_the_old_cookie_signs_no_one_in(db: TestDb) {
