@@ -20,3 +20,4 @@ pub mod secrets;
 pub mod shared_secret;
 pub mod store;
 pub mod synapse;
+pub mod web;

@@ -175,37 +175,13 @@ impl Accounts {
         if !self.password_login_enabled() {
             return Err(LoginError::PasswordLoginDisabled);
         }
-        // Synapse's order: every attempt counts per address; the account named must not be
-        // over its failed attempts even to try; a wrong password counts as a failure; a
-        // success counts per account.
-        let limited = |retry_after_ms| LoginError::RateLimited { retry_after_ms };
-        self.limits
-            .address
-            .attempt(&attempt.client_address)
-            .map_err(limited)?;
-        let named_key = self.qualified_user_id(&attempt.user).to_lowercase();
-        self.limits
-            .failed_attempts
-            .check(&named_key)
-            .map_err(limited)?;
-        let (user, stored_hash) = match self
-            .check_password(&attempt.user, attempt.password.clone())
-            .await?
-        {
-            PasswordCheck::Matches(user, hash) => (user, hash),
-            PasswordCheck::Deactivated => return Err(LoginError::Deactivated),
-            PasswordCheck::Fails => {
-                self.limits.failed_attempts.record(&named_key);
-                return Err(LoginError::InvalidCredentials);
-            }
-        };
-        self.limits
-            .account
-            .attempt(&user.name.to_lowercase())
-            .map_err(limited)?;
-        if user.locked {
-            return Err(LoginError::Locked);
-        }
+        let (user, stored_hash) = self
+            .check_login_password(
+                &attempt.user,
+                attempt.password.clone(),
+                &attempt.client_address,
+            )
+            .await?;
         let mut verified_hash = stored_hash;
         if self.hasher.settings().needs_rehash(&verified_hash) {
             let upgraded = self.hasher.hash(attempt.password).await?;
@@ -271,6 +247,76 @@ impl Accounts {
             refresh_token,
             ..login_success(new)
         })
+    }
+
+    /// The account page's sign-in and its confirmations (`crate::web`): the password checked
+    /// exactly as a login checks it, under the same `rc_login` limits, but no device and no
+    /// token are made. Returns the account, as a requester without a token (`token_id` 0,
+    /// which names no access token: ids start at 1) nor a device.
+    pub async fn verify_password_for_page(
+        &self,
+        given_user: &str,
+        password: SecretString,
+        client_address: &str,
+    ) -> Result<Requester, LoginError> {
+        if !self.password_login_enabled() {
+            return Err(LoginError::PasswordLoginDisabled);
+        }
+        let (user, _) = self
+            .check_login_password(given_user, password, client_address)
+            .await?;
+        Ok(Requester {
+            user: crate::store::TokenUser {
+                has_password: user.password_hash.is_some(),
+                name: user.name,
+                admin: user.admin,
+                is_guest: user.is_guest,
+                deactivated: user.deactivated,
+                locked: user.locked,
+            },
+            device_id: None,
+            token_id: 0,
+            valid_until_ms: None,
+        })
+    }
+
+    /// A password login's checks, in Synapse's order, with `rc_login`: the account and the
+    /// hash the password matched.
+    async fn check_login_password(
+        &self,
+        given_user: &str,
+        password: SecretString,
+        client_address: &str,
+    ) -> Result<(User, SecretString), LoginError> {
+        // Synapse's order: every attempt counts per address; the account named must not be
+        // over its failed attempts even to try; a wrong password counts as a failure; a
+        // success counts per account.
+        let limited = |retry_after_ms| LoginError::RateLimited { retry_after_ms };
+        self.limits
+            .address
+            .attempt(client_address)
+            .map_err(limited)?;
+        let named_key = self.qualified_user_id(given_user).to_lowercase();
+        self.limits
+            .failed_attempts
+            .check(&named_key)
+            .map_err(limited)?;
+        let (user, stored_hash) = match self.check_password(given_user, password).await? {
+            PasswordCheck::Matches(user, hash) => (user, hash),
+            PasswordCheck::Deactivated => return Err(LoginError::Deactivated),
+            PasswordCheck::Fails => {
+                self.limits.failed_attempts.record(&named_key);
+                return Err(LoginError::InvalidCredentials);
+            }
+        };
+        self.limits
+            .account
+            .attempt(&user.name.to_lowercase())
+            .map_err(limited)?;
+        if user.locked {
+            return Err(LoginError::Locked);
+        }
+        Ok((user, stored_hash))
     }
 
     /// A new refresh token of `user_id`, with the configured lifetime from `now` and the

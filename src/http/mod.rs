@@ -11,7 +11,7 @@ mod access_log;
 mod admin;
 mod auth;
 mod client;
-mod client_address;
+pub(crate) mod client_address;
 pub mod error;
 mod interactive_auth;
 mod json;

@@ -5,7 +5,8 @@
 //! - [`caller`]: Synapse's calls, recognised by the shared secret.
 //! - [`client`]: homekey's calls to Synapse (`/_synapse/mas/*`).
 //! - [`introspection`]: `POST /oauth2/introspect`: what Synapse learns about a token.
-//! - [`discovery`]: `GET /.well-known/openid-configuration`, and the account page it names.
+//! - [`discovery`]: `GET /.well-known/openid-configuration`, naming the account page
+//!   (`crate::web::account`, served here).
 //! - [`setup`]: what Synapse's own homeserver.yaml must say (`generate-config --for-synapse`).
 
 pub mod caller;
@@ -46,11 +47,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
     let state = SynapseState {
         caller: Arc::new(caller::SharedSecret::new(&synapse.secret)),
         documents: Arc::new(documents),
-        accounts,
+        accounts: accounts.clone(),
     };
     Router::new()
         .route(INTROSPECTION_PATH, post(introspection::introspect))
         .route(DISCOVERY_PATH, get(discovery::openid_configuration))
-        .route(ACCOUNT_PAGE_PATH, get(discovery::account_page))
         .with_state(state)
+        .merge(crate::web::account_routes(accounts, ACCOUNT_PAGE_PATH))
 }

@@ -1,6 +1,7 @@
 //! homekey's black-box tests, in one test binary (it links once): the store on SQLite and
 //! PostgreSQL, the CLI as processes, and hashes checked against Synapse's vectors and rule.
 
+mod account_page;
 mod admin_moderation;
 mod admin_sessions;
 mod admin_users;

@@ -417,6 +417,15 @@ async fn discovery_names_the_issuer_and_the_account_page_and_no_oauth_endpoint(d
         json!({
             "issuer": "https://matrix.example.com/",
             "account_management_uri": "https://matrix.example.com/_homekey/account/",
+            "account_management_actions_supported": [
+                "org.matrix.profile",
+                "org.matrix.devices_list",
+                "org.matrix.device_view",
+                "org.matrix.device_delete",
+                "org.matrix.sessions_list",
+                "org.matrix.session_view",
+                "org.matrix.session_end",
+            ],
         })
     );
 
@@ -427,9 +436,10 @@ async fn discovery_names_the_issuer_and_the_account_page_and_no_oauth_endpoint(d
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    // The page itself: tests/it/account_page.rs.
     assert_eq!(
         response.headers()["content-type"],
-        "text/plain; charset=utf-8"
+        "text/html; charset=utf-8"
     );
     let page = response.text().await.unwrap();
     assert!(page.contains("example.com"), "{page}");

@@ -1,0 +1,781 @@
+//! The account page (beside Synapse, what `account_management_uri` names): sign-in with the
+//! user's own password, and the MSC4191 actions by their `?action=` deep link, with
+//! `device_id` where it applies. Every change goes through the account service with the user
+//! as actor, as the same change from the client API would (the password rule, the logout,
+//! Synapse told at once).
+//!
+//! Every POST brings its session's CSRF token back (else 403 and the page again); a change
+//! asks for the password again: a new password always, ending a session unless the password
+//! was given in the last few minutes.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::WebState;
+use super::session::Session;
+use crate::accounts::{AccountError, Actor, LoginError, PasswordRefusal, Requester};
+use crate::http::client_address::ClientAddress;
+use crate::store::{Device, TokenUser, User};
+
+/// The actions the page offers, as `account_management_actions_supported` lists them: the
+/// names of the Matrix spec and MSC4191's earlier ones, which clients still send.
+pub const SUPPORTED_ACTIONS: &[&str] = &[
+    "org.matrix.profile",
+    "org.matrix.devices_list",
+    "org.matrix.device_view",
+    "org.matrix.device_delete",
+    "org.matrix.sessions_list",
+    "org.matrix.session_view",
+    "org.matrix.session_end",
+];
+
+/// homekey's own action, not in the spec: the password form (clients do not link to it).
+pub const PASSWORD_ACTION: &str = "password_change";
+
+/// One of the page's views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum View {
+    Profile,
+    Password,
+    Sessions,
+    Session(String),
+    EndSession(String),
+}
+
+/// `?action=…&device_id=…`.
+#[derive(Debug, Default)]
+pub struct Link {
+    action: Option<String>,
+    device_id: Option<String>,
+}
+
+impl Link {
+    /// The link of a query string, whatever it holds (the first of a name given twice;
+    /// anything else ignored).
+    fn of_query(query: Option<&str>) -> Link {
+        let form = Form::parse(query.unwrap_or("").as_bytes());
+        form.link()
+    }
+
+    /// The view the link asks for, or why it names none.
+    fn view(&self) -> Result<View, String> {
+        let device = || {
+            self.device_id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| "Which session? The link names no device.".to_owned())
+        };
+        match self.action.as_deref().unwrap_or("") {
+            "" | "org.matrix.profile" => Ok(View::Profile),
+            PASSWORD_ACTION => Ok(View::Password),
+            "org.matrix.sessions_list" | "org.matrix.devices_list" => Ok(View::Sessions),
+            "org.matrix.session_view" | "org.matrix.device_view" => Ok(View::Session(device()?)),
+            "org.matrix.session_end" | "org.matrix.device_delete" => {
+                Ok(View::EndSession(device()?))
+            }
+            other => Err(format!("This page does not offer “{other}”.")),
+        }
+    }
+
+    /// The link itself, relative to the page (where sign-in leads).
+    fn href(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if let Some(action) = self.action.as_deref().filter(|a| !a.is_empty()) {
+            query.append_pair("action", action);
+        }
+        if let Some(device_id) = self.device_id.as_deref().filter(|d| !d.is_empty()) {
+            query.append_pair("device_id", device_id);
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "./".to_owned()
+        } else {
+            format!("./?{query}")
+        }
+    }
+}
+
+/// A posted form's fields (the first of a name sent twice).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Form {
+        Form(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn secret(&self, name: &str) -> Option<SecretString> {
+        self.get(name)
+            .filter(|value| !value.is_empty())
+            .map(|value| SecretString::from(value.to_owned()))
+    }
+
+    fn link(&self) -> Link {
+        Link {
+            action: self.get("action").map(str::to_owned),
+            device_id: self.get("device_id").map(str::to_owned),
+        }
+    }
+}
+
+/// A message for the top of a page.
+enum Message {
+    None,
+    Error(String),
+    Notice(String),
+}
+
+/// `GET /_homekey/account/`: the view the link asks for, or the sign-in form.
+pub async fn page(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let link = Link::of_query(query.as_deref());
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    let Some((session, user)) = signed_in(&state, session).await else {
+        return unavailable(&state, "the account could not be read");
+    };
+    match user {
+        None => sign_in_page(&state, &session, StatusCode::OK, &link, "", Message::None),
+        Some(user) => match link.view() {
+            Ok(view) => show(&state, &session, &user, view, StatusCode::OK, Message::None).await,
+            Err(message) => {
+                let error = Message::Error(message);
+                show(
+                    &state,
+                    &session,
+                    &user,
+                    View::Profile,
+                    StatusCode::NOT_FOUND,
+                    error,
+                )
+                .await
+            }
+        },
+    }
+}
+
+/// `POST sign-in`: the user's password, checked as a login checks it, under `rc_login`, but
+/// opening no device; success replaces the session by a signed-in one and leads to the link
+/// the user came with.
+pub async fn sign_in(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let link = form.link();
+    let user_given = form.get("user").unwrap_or("").trim().to_owned();
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    if !session.csrf_matches(form.get("csrf")) {
+        return csrf_refused(&state, session, &link).await;
+    }
+    let Some(password) = form.secret("password") else {
+        let error = Message::Error("Enter your user name and password.".into());
+        return sign_in_page(
+            &state,
+            &session,
+            StatusCode::BAD_REQUEST,
+            &link,
+            &user_given,
+            error,
+        );
+    };
+    let requester = match state
+        .accounts
+        .verify_password_for_page(&user_given, password, &address)
+        .await
+    {
+        Ok(requester) => requester,
+        Err(err) => {
+            let (status, message) = login_refusal(err);
+            let error = Message::Error(message);
+            return sign_in_page(&state, &session, status, &link, &user_given, error);
+        }
+    };
+    if let Err(err) = state.sessions.end(&session).await {
+        return unavailable(&state, err);
+    }
+    let signed_in = match state.sessions.begin(Some(&requester.user.name)).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    see_other(&link.href(), signed_in.set_cookie.as_deref())
+}
+
+/// `POST sign-out`.
+pub async fn sign_out(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    if !session.csrf_matches(form.get("csrf")) {
+        return csrf_refused(&state, session, &Link::default()).await;
+    }
+    if let Err(err) = state.sessions.end(&session).await {
+        return unavailable(&state, err);
+    }
+    see_other("./", Some(&state.sessions.cleared_cookie()))
+}
+
+/// `POST password`: the current password again, the new one twice, and whether the other
+/// devices are signed out; through `Accounts::set_password` with the user as actor.
+pub async fn change_password(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let Some((mut session, user, requester)) =
+        (match posted(&state, &headers, &form, View::Password).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        })
+    else {
+        return see_other("./?action=password_change", None);
+    };
+    let again = |message: String| {
+        let state = state.clone();
+        let session = session.clone();
+        let user = user.clone();
+        async move {
+            let error = Message::Error(message);
+            show(
+                &state,
+                &session,
+                &user,
+                View::Password,
+                StatusCode::BAD_REQUEST,
+                error,
+            )
+            .await
+        }
+    };
+    let (Some(current), Some(new)) = (form.secret("current_password"), form.secret("new_password"))
+    else {
+        return again("Enter your current password and the new one.".into()).await;
+    };
+    if form.get("new_password") != form.get("new_password_again") {
+        return again("The two new passwords differ.".into()).await;
+    }
+    if let Err(err) = state
+        .accounts
+        .verify_password_for_page(&user.name, current, &address)
+        .await
+    {
+        let (status, message) = reconfirmation_refusal(err, "Your current password is not right.");
+        let error = Message::Error(message);
+        return show(&state, &session, &user, View::Password, status, error).await;
+    }
+    let sign_out_others = form.get("sign_out_others") == Some("on");
+    match state
+        .accounts
+        .set_password(&Actor::User(requester), &user.name, new, sign_out_others)
+        .await
+    {
+        Ok(()) => {}
+        Err(err) => {
+            let (status, message) = account_refusal(err);
+            let error = Message::Error(message);
+            return show(&state, &session, &user, View::Password, status, error).await;
+        }
+    }
+    let _ = state.sessions.verified_now(&mut session).await;
+    if sign_out_others {
+        // A browser elsewhere signed in to this page is one of the other devices.
+        if let Err(err) = state.sessions.end_others(&session).await {
+            tracing::warn!(error = %err, "the account page's other sessions were not ended");
+        }
+    }
+    let notice = if sign_out_others {
+        "Your password was changed, and your other devices were signed out."
+    } else {
+        "Your password was changed."
+    };
+    let notice = Message::Notice(notice.into());
+    show(
+        &state,
+        &session,
+        &user,
+        View::Password,
+        StatusCode::OK,
+        notice,
+    )
+    .await
+}
+
+/// `POST session-end`: one of the user's devices signed out, through
+/// `Accounts::delete_devices` (Synapse deletes it at once); the password again unless given
+/// in the last few minutes.
+pub async fn end_session(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let device_id = form.get("device_id").unwrap_or("").to_owned();
+    let view = View::EndSession(device_id.clone());
+    let Some((mut session, user, requester)) =
+        (match posted(&state, &headers, &form, view.clone()).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        })
+    else {
+        return see_other(&form.link().href(), None);
+    };
+    if device_id.is_empty() {
+        let error = Message::Error("Which session? The form named no device.".into());
+        return show(
+            &state,
+            &session,
+            &user,
+            View::Sessions,
+            StatusCode::BAD_REQUEST,
+            error,
+        )
+        .await;
+    }
+    if !session.recently_verified() {
+        let Some(password) = form.secret("password") else {
+            let error = Message::Error("Enter your password to confirm.".into());
+            return show(
+                &state,
+                &session,
+                &user,
+                view,
+                StatusCode::BAD_REQUEST,
+                error,
+            )
+            .await;
+        };
+        if let Err(err) = state
+            .accounts
+            .verify_password_for_page(&user.name, password, &address)
+            .await
+        {
+            let (status, message) = reconfirmation_refusal(err, "Your password is not right.");
+            return show(
+                &state,
+                &session,
+                &user,
+                view,
+                status,
+                Message::Error(message),
+            )
+            .await;
+        }
+        let _ = state.sessions.verified_now(&mut session).await;
+    }
+    match state.accounts.get_device(&user.name, &device_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let error = Message::Error("You have no such session.".into());
+            return show(
+                &state,
+                &session,
+                &user,
+                View::Sessions,
+                StatusCode::NOT_FOUND,
+                error,
+            )
+            .await;
+        }
+        Err(err) => return unavailable(&state, err),
+    }
+    if let Err(err) = state
+        .accounts
+        .delete_devices(
+            &Actor::User(requester),
+            &user.name,
+            std::slice::from_ref(&device_id),
+        )
+        .await
+    {
+        let (status, message) = account_refusal(err);
+        return show(
+            &state,
+            &session,
+            &user,
+            view,
+            status,
+            Message::Error(message),
+        )
+        .await;
+    }
+    let notice = Message::Notice(format!("Session {device_id} was signed out."));
+    show(
+        &state,
+        &session,
+        &user,
+        View::Sessions,
+        StatusCode::OK,
+        notice,
+    )
+    .await
+}
+
+/// The session of a POST whose CSRF token matched, with its signed-in user; `Ok(None)`: not
+/// signed in (any more); `Err`: the answer already (403, or unavailable).
+async fn posted(
+    state: &WebState,
+    headers: &HeaderMap,
+    form: &Form,
+    view: View,
+) -> Result<Option<(Session, User, Requester)>, Response> {
+    let session = state
+        .sessions
+        .find_or_begin(headers)
+        .await
+        .map_err(|err| unavailable(state, err))?;
+    if !session.csrf_matches(form.get("csrf")) {
+        let link = link_of(&view);
+        return Err(csrf_refused(state, session, &link).await);
+    }
+    let (session, user) = signed_in(state, session)
+        .await
+        .ok_or_else(|| unavailable(state, "the account could not be read"))?;
+    Ok(user.map(|user| {
+        let requester = requester_of(&user);
+        (session, user, requester)
+    }))
+}
+
+/// The session's user, if signed in and the account can still act; a session whose account
+/// was deactivated or locked since is ended. `None`: the account could not be read.
+async fn signed_in(state: &WebState, session: Session) -> Option<(Session, Option<User>)> {
+    let Some(user_id) = session.user_id.clone() else {
+        return Some((session, None));
+    };
+    let user = state.accounts.get_user(&user_id).await.ok()?;
+    match user {
+        Some(user) if !user.deactivated && !user.locked => Some((session, Some(user))),
+        _ => {
+            let _ = state.sessions.end(&session).await;
+            let fresh = state.sessions.begin(None).await.ok()?;
+            Some((fresh, None))
+        }
+    }
+}
+
+/// The user acting on their own account from the page: no device, no token.
+fn requester_of(user: &User) -> Requester {
+    Requester {
+        user: TokenUser {
+            name: user.name.clone(),
+            admin: user.admin,
+            is_guest: user.is_guest,
+            deactivated: user.deactivated,
+            locked: user.locked,
+            has_password: user.password_hash.is_some(),
+        },
+        device_id: None,
+        token_id: 0,
+        valid_until_ms: None,
+    }
+}
+
+/// The link that shows `view`.
+fn link_of(view: &View) -> Link {
+    let (action, device_id) = match view {
+        View::Profile => ("org.matrix.profile", None),
+        View::Password => (PASSWORD_ACTION, None),
+        View::Sessions => ("org.matrix.sessions_list", None),
+        View::Session(id) => ("org.matrix.session_view", Some(id.clone())),
+        View::EndSession(id) => ("org.matrix.session_end", Some(id.clone())),
+    };
+    Link {
+        action: Some(action.to_owned()),
+        device_id,
+    }
+}
+
+/// A form without its session's token: 403 and the page again (the sign-in form if not
+/// signed in), with a message.
+async fn csrf_refused(state: &WebState, session: Session, link: &Link) -> Response {
+    let error = || {
+        Message::Error(
+            "This form had expired or did not come from this page. Nothing was changed; please \
+             try again."
+                .into(),
+        )
+    };
+    match signed_in(state, session).await {
+        Some((session, Some(user))) => {
+            let view = link.view().unwrap_or(View::Profile);
+            show(state, &session, &user, view, StatusCode::FORBIDDEN, error()).await
+        }
+        Some((session, None)) => {
+            sign_in_page(state, &session, StatusCode::FORBIDDEN, link, "", error())
+        }
+        None => unavailable(state, "the account could not be read"),
+    }
+}
+
+/// What the user sees of a refused sign-in: one answer for a wrong password and an unknown
+/// user.
+fn login_refusal(err: LoginError) -> (StatusCode, String) {
+    match err {
+        LoginError::InvalidCredentials => (
+            StatusCode::UNAUTHORIZED,
+            "Wrong user name or password.".into(),
+        ),
+        LoginError::Deactivated => (
+            StatusCode::FORBIDDEN,
+            "This account has been deactivated.".into(),
+        ),
+        LoginError::Locked => (StatusCode::FORBIDDEN, "This account is locked.".into()),
+        LoginError::PasswordLoginDisabled => (
+            StatusCode::FORBIDDEN,
+            "This server does not sign in with passwords.".into(),
+        ),
+        LoginError::RateLimited { retry_after_ms } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many attempts. Try again in {} seconds.",
+                retry_after_ms.div_ceil(1000).max(1)
+            ),
+        ),
+        err @ (LoginError::Synapse(_) | LoginError::Store(_) | LoginError::Hash(_)) => {
+            tracing::warn!(error = %err, "the account page could not check a password");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Something went wrong. Please try again later.".into(),
+            )
+        }
+    }
+}
+
+/// What the user sees when the password given again to confirm a change is refused: a wrong
+/// one is a mistake in the form (400, `wrong`), the rest as at sign-in.
+fn reconfirmation_refusal(err: LoginError, wrong: &str) -> (StatusCode, String) {
+    match login_refusal(err) {
+        (StatusCode::UNAUTHORIZED, _) => (StatusCode::BAD_REQUEST, wrong.to_owned()),
+        other => other,
+    }
+}
+
+/// What the user sees of a refused change.
+fn account_refusal(err: AccountError) -> (StatusCode, String) {
+    match err {
+        AccountError::Password(PasswordRefusal::Policy(violation)) => (
+            StatusCode::BAD_REQUEST,
+            format!("The new password is too weak: {violation}."),
+        ),
+        AccountError::Password(refusal) => (
+            StatusCode::BAD_REQUEST,
+            format!("The new password was refused: {refusal}."),
+        ),
+        AccountError::PasswordChangeDisabled => (
+            StatusCode::FORBIDDEN,
+            "Passwords cannot be changed on this server.".into(),
+        ),
+        err @ (AccountError::Store(_)
+        | AccountError::Hash(_)
+        | AccountError::Synapse(_)
+        | AccountError::SynapseBusy(_)) => {
+            tracing::warn!(error = %err, "a change from the account page failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Something went wrong. Please try again later.".into(),
+            )
+        }
+        err => (StatusCode::BAD_REQUEST, format!("Refused: {err}.")),
+    }
+}
+
+/// The context every page has.
+fn base(state: &WebState, session: &Session, user_id: Option<&str>, message: Message) -> Value {
+    let (error, notice) = match message {
+        Message::None => (None, None),
+        Message::Error(error) => (Some(error), None),
+        Message::Notice(notice) => (None, Some(notice)),
+    };
+    json!({
+        "server_name": state.accounts.config.server_name,
+        "admin_contact": state.accounts.config.admin_contact,
+        "user_id": user_id,
+        "csrf": session.csrf_token(),
+        "error": error,
+        "notice": notice,
+    })
+}
+
+fn with(mut context: Value, more: Value) -> Value {
+    if let (Some(context), Value::Object(more)) = (context.as_object_mut(), more) {
+        context.extend(more);
+    }
+    context
+}
+
+fn sign_in_page(
+    state: &WebState,
+    session: &Session,
+    status: StatusCode,
+    link: &Link,
+    user: &str,
+    message: Message,
+) -> Response {
+    let context = with(
+        base(state, session, None, message),
+        json!({
+            "action": link.action.as_deref().unwrap_or(""),
+            "device_id": link.device_id.as_deref().unwrap_or(""),
+            "user": user,
+        }),
+    );
+    let response = state.renderer.page(status, "sign_in.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// A signed-in view.
+async fn show(
+    state: &WebState,
+    session: &Session,
+    user: &User,
+    view: View,
+    status: StatusCode,
+    message: Message,
+) -> Response {
+    let base = |message| base(state, session, Some(&user.name), message);
+    let response = match view {
+        View::Profile => state.renderer.page(
+            status,
+            "profile.html",
+            with(base(message), json!({"displayname": user.displayname})),
+        ),
+        View::Password => state.renderer.page(status, "password.html", base(message)),
+        View::Sessions => match state.accounts.list_devices(&user.name).await {
+            Ok(devices) => {
+                let devices: Vec<Value> = devices.iter().map(device_context).collect();
+                state.renderer.page(
+                    status,
+                    "sessions.html",
+                    with(base(message), json!({"devices": devices})),
+                )
+            }
+            Err(err) => return unavailable(state, err),
+        },
+        View::Session(device_id) | View::EndSession(device_id) => {
+            match state.accounts.get_device(&user.name, &device_id).await {
+                Ok(Some(device)) => state.renderer.page(
+                    status,
+                    "session.html",
+                    with(
+                        base(message),
+                        json!({
+                            "device": device_context(&device),
+                            "needs_password": !session.recently_verified(),
+                        }),
+                    ),
+                ),
+                Ok(None) => {
+                    let error = Message::Error("You have no such session.".into());
+                    return Box::pin(show(
+                        state,
+                        session,
+                        user,
+                        View::Sessions,
+                        StatusCode::NOT_FOUND,
+                        error,
+                    ))
+                    .await;
+                }
+                Err(err) => return unavailable(state, err),
+            }
+        }
+    };
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+fn device_context(device: &Device) -> Value {
+    json!({
+        "device_id": device.device_id,
+        "display_name": device.display_name.as_deref().unwrap_or(""),
+        "last_seen": device.last_seen.map(utc_time).unwrap_or_default(),
+        "ip": device.ip.as_deref().unwrap_or(""),
+        "user_agent": device.user_agent.as_deref().unwrap_or(""),
+    })
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+fn utc_time(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        of_day / 3600,
+        of_day % 3600 / 60
+    )
+}
+
+fn unavailable(state: &WebState, err: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %err, "the account page is unavailable");
+    let context = json!({
+        "server_name": state.accounts.config.server_name,
+        "admin_contact": state.accounts.config.admin_contact,
+        "user_id": null,
+        "csrf": "",
+        "error": null,
+        "notice": null,
+    });
+    state
+        .renderer
+        .page(StatusCode::SERVICE_UNAVAILABLE, "unavailable.html", context)
+}
+
+fn see_other(location: &str, set_cookie: Option<&str>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    with_cookie(response, set_cookie)
+}
+
+fn with_cookie(mut response: Response, set_cookie: Option<&str>) -> Response {
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_time;
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_time(1_709_210_096_000), "2024-02-29 12:34 UTC");
+    }
+}

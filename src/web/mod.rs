@@ -1,0 +1,66 @@
+//! homekey's web pages: server-rendered HTML with plain forms, no script, no asset from
+//! elsewhere. Today the account page (beside Synapse, what `account_management_uri` names);
+//! built so that an admin console can reuse it:
+//!
+//! - [`session`]: the server-side session in homekey's database, its cookie, its CSRF token.
+//! - [`render`]: the embedded templates (autoescaped) and the security headers of every page.
+//! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
+//!
+//! As every entry point, a page parses its form, calls one method of the account service
+//! (`Accounts`), and renders the result; a refusal is the page again with a message.
+
+pub mod account;
+pub mod render;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::accounts::Accounts;
+
+/// Where homekey's pages share their stylesheet.
+pub const STYLESHEET_PATH: &str = "/_homekey/static/page.css";
+
+/// What the pages reach.
+#[derive(Clone)]
+pub struct WebState {
+    pub accounts: Arc<Accounts>,
+    pub sessions: session::SessionStore,
+    pub renderer: Arc<render::Renderer>,
+}
+
+impl WebState {
+    pub fn new(accounts: Arc<Accounts>) -> WebState {
+        // The cookie is `Secure` unless the pages are reached over plain HTTP.
+        let secure = !accounts
+            .config
+            .public_baseurl
+            .as_deref()
+            .is_some_and(|url| url.starts_with("http://"));
+        WebState {
+            sessions: session::SessionStore::new(&accounts.config.database, secure),
+            renderer: Arc::new(render::Renderer::new()),
+            accounts,
+        }
+    }
+}
+
+/// The account page's routes under `path` (which ends with '/'), for a router of any state,
+/// with the security headers on every answer.
+pub fn account_routes<S: Clone + Send + Sync + 'static>(
+    accounts: Arc<Accounts>,
+    path: &str,
+) -> Router<S> {
+    let state = WebState::new(accounts);
+    Router::new()
+        .route(path, get(account::page))
+        .route(&format!("{path}sign-in"), post(account::sign_in))
+        .route(&format!("{path}sign-out"), post(account::sign_out))
+        .route(&format!("{path}password"), post(account::change_password))
+        .route(&format!("{path}session-end"), post(account::end_session))
+        .route(STYLESHEET_PATH, get(render::stylesheet))
+        .layer(axum::middleware::map_response(render::security_headers))
+        .with_state(state)
+}

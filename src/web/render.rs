@@ -1,0 +1,110 @@
+//! Rendering: the templates (embedded in the binary, HTML autoescaped: every value a page
+//! shows is text, never markup) and the security headers every page answer carries.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+
+/// The templates, by name. Each extends `base.html`.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("profile.html", include_str!("templates/profile.html")),
+    ("password.html", include_str!("templates/password.html")),
+    ("sessions.html", include_str!("templates/sessions.html")),
+    ("session.html", include_str!("templates/session.html")),
+    (
+        "unavailable.html",
+        include_str!("templates/unavailable.html"),
+    ),
+];
+
+/// The one stylesheet, served by homekey (the CSP allows no inline style).
+pub const STYLESHEET: &str = include_str!("static/page.css");
+
+/// The Content-Security-Policy of every page: nothing but homekey's own stylesheet, forms
+/// posted only to homekey, never in a frame.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The templates, ready.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Renderer::new()
+    }
+}
+
+impl Renderer {
+    pub fn new() -> Renderer {
+        let mut env = Environment::new();
+        // Every template is HTML: escape everything, whatever the name.
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .expect("the embedded templates parse");
+        }
+        Renderer { env }
+    }
+
+    /// The page `template` with `context`, as a response with `status`.
+    pub fn page(&self, status: StatusCode, template: &str, context: impl Serialize) -> Response {
+        match self
+            .env
+            .get_template(template)
+            .and_then(|t| t.render(context))
+        {
+            Ok(html) => (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response(),
+            Err(err) => {
+                tracing::error!(template, error = %err, "a page could not be rendered");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The page could not be shown.",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// The headers of every answer of the web layer (a middleware on its routes).
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The stylesheet.
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_templates_parse() {
+        super::Renderer::new();
+    }
+}
