@@ -98,6 +98,12 @@ impl Accounts {
         }
     }
 
+    /// The web pages' sessions: a table of their own on the same database, not accounts
+    /// (`crate::web::session` keeps them).
+    pub fn web_sessions(&self) -> crate::store::WebSessionTable {
+        self.store.web_sessions()
+    }
+
     /// Whose schema the database has.
     pub fn flavour(&self) -> Flavour {
         self.store.flavour()

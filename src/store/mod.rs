@@ -21,6 +21,7 @@ mod sessions;
 mod sqlite_reads;
 mod synapse_queue;
 mod transaction;
+mod web_sessions;
 
 use secrecy::SecretString;
 
@@ -29,6 +30,7 @@ pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
 pub use synapse_queue::{MirroredUser, OwedWork};
+pub use web_sessions::{WebSessionRow, WebSessionTable};
 
 /// The database, and which kind of database it is.
 #[derive(Clone)]

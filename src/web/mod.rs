@@ -40,7 +40,7 @@ impl WebState {
             .as_deref()
             .is_some_and(|url| url.starts_with("http://"));
         WebState {
-            sessions: session::SessionStore::new(&accounts.config.database, secure),
+            sessions: session::SessionStore::new(accounts.web_sessions(), secure),
             renderer: Arc::new(render::Renderer::new()),
             accounts,
         }

@@ -10,23 +10,17 @@
 //! replaces the session (a new ID and a new token), so an ID planted before sign-in is
 //! worth nothing after it. Neither the ID nor the token is ever logged.
 //!
-//! The table is the web layer's own and touches no account: it is reached through a small
-//! pool of its own, opened lazily on the same database (`Store::open` has migrated it by
-//! then). On a Synapse database (no homekey schema) there is no such table and every page
-//! answers that it is unavailable.
-
-use std::str::FromStr;
-use std::time::Duration;
+//! The table is reached through `Accounts::web_sessions` (`store::WebSessionTable`), which
+//! writes no account. On a Synapse database (no homekey schema) there is no such table and
+//! every page answers that it is unavailable.
 
 use axum::http::HeaderMap;
 use axum::http::header;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use subtle::ConstantTimeEq;
 
 use crate::accounts::now_ms;
-use crate::config::DatabaseConfig;
+use crate::store::{WebSessionRow, WebSessionTable};
 
 /// The cookie's name.
 pub const COOKIE: &str = "homekey_session";
@@ -39,27 +33,11 @@ pub const LIFETIME_MS: i64 = 8 * 60 * 60 * 1000;
 /// Within this long after the password was given, ending a session asks for it no more.
 pub const RECENTLY_VERIFIED_MS: i64 = 5 * 60 * 1000;
 
-/// The sessions' table, on the server's database.
+/// The sessions' table, on the server's database, and how their cookie is set.
 #[derive(Clone)]
 pub struct SessionStore {
-    pool: Pool,
+    table: WebSessionTable,
     secure: bool,
-}
-
-#[derive(Clone)]
-enum Pool {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-/// Runs `$body` with `$pool` bound to either concrete pool (the SQL is the same).
-macro_rules! with_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
 }
 
 /// One browser's session, as a request found (or began) it.
@@ -103,56 +81,10 @@ impl Session {
 }
 
 impl SessionStore {
-    /// The store on `database`, connected at first use. `secure`: whether the cookie is
-    /// `Secure` (the pages are reached over HTTPS).
-    pub fn new(database: &DatabaseConfig, secure: bool) -> SessionStore {
-        const TIMEOUT: Duration = Duration::from_secs(5);
-        let pool = match database {
-            DatabaseConfig::Sqlite { path } => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(TIMEOUT)
-                    .connect_lazy_with(
-                        SqliteConnectOptions::new()
-                            .filename(path)
-                            .busy_timeout(TIMEOUT),
-                    ),
-            ),
-            DatabaseConfig::Postgres {
-                host,
-                port,
-                user,
-                password,
-                dbname,
-            } => {
-                let mut options = PgConnectOptions::new();
-                if let Some(host) = host {
-                    options = if host.starts_with('/') {
-                        options.socket(host)
-                    } else {
-                        options.host(host)
-                    };
-                }
-                if let Some(port) = port {
-                    options = options.port(*port);
-                }
-                if let Some(user) = user {
-                    options = options.username(user);
-                }
-                if let Some(password) = password {
-                    options = options.password(password);
-                }
-                if let Some(dbname) = dbname {
-                    options = options.database(dbname);
-                }
-                Pool::Postgres(postgres_pool(options))
-            }
-            DatabaseConfig::PostgresUrl(url) => Pool::Postgres(postgres_pool(
-                // `serve` has connected with this URL already.
-                PgConnectOptions::from_str(url).unwrap_or_default(),
-            )),
-        };
-        SessionStore { pool, secure }
+    /// The sessions in `table`. `secure`: whether the cookie is `Secure` (the pages are
+    /// reached over HTTPS).
+    pub fn new(table: WebSessionTable, secure: bool) -> SessionStore {
+        SessionStore { table, secure }
     }
 
     /// The session the request's cookie names, if it is still alive (its last use is now);
@@ -171,24 +103,15 @@ impl SessionStore {
         };
         let id_hash = hash_id(&id);
         let now = now_ms();
-        let row: Option<(Option<String>, String, Option<i64>)> = with_pool!(self, |pool| {
-            sqlx::query_as(
-                "UPDATE homekey_web_sessions SET last_seen_ms = $2 \
-                 WHERE id_hash = $1 AND last_seen_ms > $3 AND created_ms > $4 \
-                 RETURNING user_id, csrf_token, verified_ms",
-            )
-            .bind(&id_hash)
-            .bind(now)
-            .bind(now - IDLE_MS)
-            .bind(now - LIFETIME_MS)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(row.map(|(user_id, csrf_token, verified_ms)| Session {
+        let row = self
+            .table
+            .touch(&id_hash, now, now - IDLE_MS, now - LIFETIME_MS)
+            .await?;
+        Ok(row.map(|row| Session {
             id_hash,
-            user_id,
-            csrf_token,
-            verified_ms,
+            user_id: row.user_id,
+            csrf_token: row.csrf_token,
+            verified_ms: row.verified_ms,
             set_cookie: None,
         }))
     }
@@ -201,31 +124,18 @@ impl SessionStore {
         let csrf_token = crate::secrets::random_alphanumeric(43);
         let now = now_ms();
         let verified_ms = user_id.map(|_| now);
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "DELETE FROM homekey_web_sessions WHERE last_seen_ms <= $1 OR created_ms <= $2",
-            )
-            .bind(now - IDLE_MS)
-            .bind(now - LIFETIME_MS)
-            .execute(pool)
-            .await?;
-            sqlx::query(
-                "INSERT INTO homekey_web_sessions \
-                 (id_hash, user_id, csrf_token, created_ms, last_seen_ms, verified_ms) \
-                 VALUES ($1, $2, $3, $4, $4, $5)",
-            )
-            .bind(&id_hash)
-            .bind(user_id)
-            .bind(&csrf_token)
-            .bind(now)
-            .bind(verified_ms)
-            .execute(pool)
-            .await?;
-        });
-        Ok(Session {
-            id_hash,
+        let row = WebSessionRow {
             user_id: user_id.map(str::to_owned),
             csrf_token,
+            verified_ms,
+        };
+        self.table
+            .insert(&id_hash, &row, now, now - IDLE_MS, now - LIFETIME_MS)
+            .await?;
+        Ok(Session {
+            id_hash,
+            user_id: row.user_id,
+            csrf_token: row.csrf_token,
             verified_ms,
             set_cookie: Some(self.cookie(&id)),
         })
@@ -233,38 +143,21 @@ impl SessionStore {
 
     /// Ends a session (sign-out, or replaced at sign-in).
     pub async fn end(&self, session: &Session) -> Result<(), sqlx::Error> {
-        with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM homekey_web_sessions WHERE id_hash = $1")
-                .bind(&session.id_hash)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        self.table.delete(&session.id_hash).await
     }
 
     /// Ends every other session of the session's user (after a password change that signs
     /// the other devices out: a browser elsewhere is one of them).
     pub async fn end_others(&self, session: &Session) -> Result<(), sqlx::Error> {
-        with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM homekey_web_sessions WHERE user_id = $1 AND id_hash <> $2")
-                .bind(&session.user_id)
-                .bind(&session.id_hash)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        self.table
+            .delete_others(session.user_id.as_deref(), &session.id_hash)
+            .await
     }
 
     /// Notes that the password was given again now.
     pub async fn verified_now(&self, session: &mut Session) -> Result<(), sqlx::Error> {
         let now = now_ms();
-        with_pool!(self, |pool| {
-            sqlx::query("UPDATE homekey_web_sessions SET verified_ms = $2 WHERE id_hash = $1")
-                .bind(&session.id_hash)
-                .bind(now)
-                .execute(pool)
-                .await?;
-        });
+        self.table.set_verified(&session.id_hash, now).await?;
         session.verified_ms = Some(now);
         Ok(())
     }
@@ -284,14 +177,6 @@ impl SessionStore {
             if self.secure { "; Secure" } else { "" }
         )
     }
-}
-
-fn postgres_pool(options: PgConnectOptions) -> sqlx::PgPool {
-    PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
-        .test_before_acquire(true)
-        .connect_lazy_with(options)
 }
 
 /// The session ID in the request's cookies (the first, if sent twice), if it has the shape
