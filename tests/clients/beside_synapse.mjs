@@ -184,7 +184,7 @@ const steps = [
             // homekey's page (plain text for now), the link a client shows as "Manage account".
             const page = await proxiedFetch(state.account);
             const text = await page.text();
-            check(page.status === 200 && text.includes("kept by homekey"),
+            check(page.status === 200 && text.includes("Your account on example.com") && text.includes("Sign in"),
                 `account page: expected 200 with homekey's page, got ${page.status} ${JSON.stringify(text.slice(0, 80))}`);
         },
     },
