@@ -278,7 +278,6 @@ impl Accounts {
         self.store
             .set_admin(&user.name, admin, guard, record.as_ref())
             .await?;
-        self.deliver_after_change(&user.name).await;
         Ok(Outcome::Changed)
     }
 

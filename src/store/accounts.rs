@@ -461,6 +461,7 @@ impl Store {
             "UPDATE users SET admin = $2 WHERE name = $1",
             i16::from(admin),
             guard,
+            false,
             audit,
         )
         .await
@@ -480,6 +481,7 @@ impl Store {
             "UPDATE users SET locked = $2 WHERE name = $1",
             locked,
             guard,
+            true,
             audit,
         )
         .await
@@ -498,6 +500,7 @@ impl Store {
             "UPDATE users SET shadow_banned = $2 WHERE name = $1",
             shadow_banned,
             AdminGuard::Off,
+            false,
             audit,
         )
         .await
@@ -515,6 +518,7 @@ impl Store {
             "UPDATE users SET suspended = $2 WHERE name = $1",
             suspended,
             AdminGuard::Off,
+            false,
             audit,
         )
         .await
@@ -553,13 +557,16 @@ impl Store {
     }
 
     /// Runs a one-column `UPDATE … WHERE name = $1` with `$2 = value`, in one transaction
-    /// with its audit record and under `guard`.
+    /// with its audit record and under `guard`. `synapse_follows`: whether a Synapse beside
+    /// homekey is owed the change (a lock is; the admin flag reaches Synapse only through
+    /// introspection, and the moderation flags are refused beside Synapse).
     async fn update_user<T>(
         &self,
         user_id: &str,
         sql: &'static str,
         value: T,
         guard: AdminGuard,
+        synapse_follows: bool,
         audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError>
     where
@@ -582,7 +589,9 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             keep_an_admin!(&mut tx, admins_before, user_id);
-            owe_synapse!(&mut tx, self, user_id);
+            if synapse_follows {
+                owe_synapse!(&mut tx, self, user_id);
+            }
             commit_audited!(tx, self, audit);
             Ok(())
         })
