@@ -61,10 +61,7 @@ impl From<DeliveryFailure> for LoginError {
         match err {
             DeliveryFailure::Store(err) => LoginError::Store(err),
             DeliveryFailure::Synapse(err) => LoginError::Synapse(err),
-            other => LoginError::Synapse(SynapseCallError::Unreachable {
-                endpoint: String::new(),
-                reason: other.to_string(),
-            }),
+            other => LoginError::NotAnnounced(other.to_string()),
         }
     }
 }
@@ -271,20 +268,21 @@ impl Accounts {
     }
 
     /// After a change that owes Synapse work committed: delivers it now, waiting at most
-    /// [`DELIVER_AT_ONCE`] (what is left is retried by `serve`).
-    pub(super) async fn deliver_after_change(&self, user_id: &str) -> Delivery {
+    /// [`DELIVER_AT_ONCE`]; what is left is retried by `serve` (the failure is logged by
+    /// [`Accounts::postpone`], or here when the wait ran out).
+    pub(super) async fn deliver_after_change(&self, user_id: &str) {
         if self.synapse.is_none() {
-            return Delivery::NothingOwed;
+            return;
         }
-        match tokio::time::timeout(DELIVER_AT_ONCE, self.deliver_owed(user_id, DELIVER_AT_ONCE))
-            .await
-        {
-            Ok(Ok(delivery)) => delivery,
-            Ok(Err(err)) => Delivery::StillOwed(err.to_string()),
-            Err(_) => Delivery::StillOwed(format!(
-                "Synapse did not answer within {} s",
-                DELIVER_AT_ONCE.as_secs()
-            )),
+        let delivery = self.deliver_owed(user_id, DELIVER_AT_ONCE);
+        match tokio::time::timeout(DELIVER_AT_ONCE, delivery).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(user = %user_id, error = %err, "work owed to Synapse is not delivered yet; it is retried");
+            }
+            Err(_) => {
+                tracing::warn!(user = %user_id, "Synapse did not answer within {} s; the work owed to it is retried", DELIVER_AT_ONCE.as_secs());
+            }
         }
     }
 

@@ -95,6 +95,11 @@ pub enum LoginError {
     /// Beside Synapse: Synapse did not take the new session, so no token was handed out.
     #[error(transparent)]
     Synapse(#[from] SynapseCallError),
+    /// Beside Synapse: the new session could not be announced for a reason of homekey's own
+    /// (another process delivering for the user held its lease too long); no token was
+    /// handed out.
+    #[error("the new session was not announced to Synapse: {0}")]
+    NotAnnounced(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

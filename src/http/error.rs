@@ -187,7 +187,7 @@ impl From<LoginError> for MatrixError {
                 "Password login has been disabled.",
             ),
             LoginError::RateLimited { retry_after_ms } => MatrixError::rate_limited(retry_after_ms),
-            LoginError::Synapse(_) => synapse_unavailable(),
+            LoginError::Synapse(_) | LoginError::NotAnnounced(_) => synapse_unavailable(),
             LoginError::Store(err) => err.into(),
             LoginError::Hash(err) => MatrixError::internal("hashing failed", &err),
         }

@@ -556,7 +556,10 @@ fn login_refusal(err: LoginError) -> (StatusCode, String) {
                 retry_after_ms.div_ceil(1000).max(1)
             ),
         ),
-        err @ (LoginError::Synapse(_) | LoginError::Store(_) | LoginError::Hash(_)) => {
+        err @ (LoginError::Synapse(_)
+        | LoginError::NotAnnounced(_)
+        | LoginError::Store(_)
+        | LoginError::Hash(_)) => {
             tracing::warn!(error = %err, "the account page could not check a password");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
