@@ -20,4 +20,5 @@ pub mod secrets;
 pub mod shared_secret;
 pub mod store;
 pub mod synapse;
+pub mod utc;
 pub mod web;

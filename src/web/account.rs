@@ -20,6 +20,7 @@ use super::session::Session;
 use crate::accounts::{AccountError, Actor, LoginError, PasswordRefusal, Requester};
 use crate::http::client_address::ClientAddress;
 use crate::store::{Device, TokenUser, User};
+use crate::utc::format_utc_minutes;
 
 /// The actions the page offers, as `account_management_actions_supported` lists them: the
 /// names of the Matrix spec and MSC4191's earlier ones, which clients still send.
@@ -715,31 +716,10 @@ fn device_context(device: &Device) -> Value {
     json!({
         "device_id": device.device_id,
         "display_name": device.display_name.as_deref().unwrap_or(""),
-        "last_seen": device.last_seen.map(utc_time).unwrap_or_default(),
+        "last_seen": device.last_seen.map(format_utc_minutes).unwrap_or_default(),
         "ip": device.ip.as_deref().unwrap_or(""),
         "user_agent": device.user_agent.as_deref().unwrap_or(""),
     })
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
-fn utc_time(ms: i64) -> String {
-    let seconds = ms.div_euclid(1000);
-    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        of_day / 3600,
-        of_day % 3600 / 60
-    )
 }
 
 fn unavailable(state: &WebState, err: impl std::fmt::Display) -> Response {
@@ -774,7 +754,7 @@ fn with_cookie(mut response: Response, set_cookie: Option<&str>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::utc_time;
+    use crate::utc::format_utc_minutes as utc_time;
 
     #[test]
     fn times_are_shown_in_utc() {
