@@ -98,6 +98,11 @@ impl Accounts {
         }
     }
 
+    /// Beside Synapse, homekey's client of Synapse's listener.
+    pub fn synapse(&self) -> Option<&SynapseClient> {
+        self.synapse.as_ref()
+    }
+
     /// The web pages' sessions: a table of their own on the same database, not accounts
     /// (`crate::web::session` keeps them).
     pub fn web_sessions(&self) -> crate::store::WebSessionTable {

@@ -196,7 +196,7 @@ impl From<LoginError> for MatrixError {
 
 /// Beside Synapse, when Synapse did not take a new session (the cause is logged where it
 /// happened): the client may try again shortly.
-fn synapse_unavailable() -> MatrixError {
+pub(crate) fn synapse_unavailable() -> MatrixError {
     MatrixError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "M_UNKNOWN",

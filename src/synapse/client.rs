@@ -59,6 +59,13 @@ pub struct SynapseUser {
     pub is_deactivated: bool,
 }
 
+/// Synapse's answer to a forwarded request.
+pub struct Forwarded {
+    pub status: u16,
+    pub content_type: Option<reqwest::header::HeaderValue>,
+    pub body: axum::body::Bytes,
+}
+
 /// Whether `provision_user` made the user or found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provisioned {
@@ -263,6 +270,38 @@ impl SynapseClient {
         )
         .await
         .map(drop)
+    }
+
+    /// Passes a client's request on to Synapse's client listener as it came: its own
+    /// `headers` (its token, never the shared secret), its path and query, its body; Synapse's
+    /// status, content type and body come back. For the one request homekey routes but cannot
+    /// answer itself (an appservice's device deletion: `crate::http::client::devices`).
+    pub async fn forward(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+        body: axum::body::Bytes,
+    ) -> Result<Forwarded, SynapseCallError> {
+        let url = format!(
+            "{}{}",
+            self.endpoint,
+            path_and_query.trim_start_matches('/')
+        );
+        let mut request = self.http.request(method, url).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        // `unreadable` drops the URL from the error: its query may hold the token.
+        let answer = request.send().await.map_err(|err| self.unreadable(err))?;
+        let status = answer.status().as_u16();
+        let content_type = answer.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+        let body = answer.bytes().await.map_err(|err| self.unreadable(err))?;
+        Ok(Forwarded {
+            status,
+            content_type,
+            body,
+        })
     }
 
     fn url(&self, call: &str) -> String {

@@ -1,9 +1,6 @@
 //! `GET /devices`, `GET/PUT/DELETE /devices/{deviceId}` and `POST /delete_devices`: the
 //! requester's own devices. Deleting needs user-interactive auth.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
@@ -14,14 +11,14 @@ use serde_json::{Value, json};
 
 use crate::accounts::interactive_auth::Operation;
 use crate::accounts::{Actor, AuthError, Requester};
-use crate::config::SynapseConfig;
 use crate::http::AppState;
 use crate::http::auth::{Authenticated, AuthenticatedOrUnknown};
 use crate::http::client_address::ClientAddress;
-use crate::http::error::MatrixError;
+use crate::http::error::{MatrixError, synapse_unavailable};
 use crate::http::interactive_auth::parse_auth;
 use crate::http::json::{MatrixJson, parse_optional_body};
 use crate::store::Device;
+use crate::synapse::client::SynapseClient;
 
 /// Synapse's `MAX_DEVICE_DISPLAY_NAME_LEN`, in characters.
 const MAX_DEVICE_DISPLAY_NAME_LENGTH: usize = 100;
@@ -123,7 +120,7 @@ pub async fn delete(
     body: Bytes,
 ) -> Result<Response, MatrixError> {
     let Some(requester) = requester else {
-        return match &state.accounts.config.synapse {
+        return match state.accounts.synapse() {
             Some(synapse) => forward_to_synapse(synapse, &uri, &headers, &client, body).await,
             None => Err(AuthError::UnknownToken.into()),
         };
@@ -139,51 +136,38 @@ pub async fn delete(
         .map(IntoResponse::into_response)
 }
 
-/// Sends the request on to Synapse's client listener (`synapse.endpoint`) with its token
-/// (header or query, as given) and body, and hands back Synapse's answer. The client's
-/// address goes as `X-Forwarded-For`, for an appservice's `ip_range_whitelist`.
+/// Sends the request on to Synapse's client listener with its token (header or query, as
+/// given) and body, and hands back Synapse's answer. The client's address goes as
+/// `X-Forwarded-For`, for an appservice's `ip_range_whitelist`.
 async fn forward_to_synapse(
-    synapse: &SynapseConfig,
+    synapse: &SynapseClient,
     uri: &Uri,
     headers: &HeaderMap,
     client: &str,
     body: Bytes,
 ) -> Result<Response, MatrixError> {
-    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
-    let http = HTTP.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .no_proxy()
-            .build()
-            .expect("an HTTP client without TLS settings builds")
-    });
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let url = format!("{}{}", synapse.endpoint, path.trim_start_matches('/'));
-    let mut request = http.delete(url).body(body);
-    if client != "unknown" {
-        request = request.header("x-forwarded-for", client);
+    let mut passed_on = Vec::new();
+    if client != "unknown"
+        && let Ok(address) = header::HeaderValue::from_str(client)
+    {
+        passed_on.push((header::HeaderName::from_static("x-forwarded-for"), address));
     }
     for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
         if let Some(value) = headers.get(&name) {
-            request = request.header(name, value);
+            passed_on.push((name, value.clone()));
         }
     }
-    // reqwest's error names the URL, whose query may hold the token: it is not logged.
-    let unavailable = || {
-        tracing::warn!("a device deletion could not be passed on to Synapse");
-        MatrixError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "M_UNKNOWN",
-            "The homeserver is unavailable; try again shortly",
-        )
-        .retry_after(5)
-    };
-    let answer = request.send().await.map_err(|_| unavailable())?;
-    let status = answer.status();
-    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
-    let body = answer.bytes().await.map_err(|_| unavailable())?;
-    let mut response = (status, body).into_response();
-    if let Some(content_type) = content_type {
+    let answer = synapse
+        .forward(reqwest::Method::DELETE, path, passed_on, body)
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "a device deletion could not be passed on to Synapse");
+            synapse_unavailable()
+        })?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = (status, answer.body).into_response();
+    if let Some(content_type) = answer.content_type {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, content_type);
