@@ -89,6 +89,9 @@ async fn status(db: DatabaseSelection) -> Result<(), CommandError> {
 
 async fn reconcile(db: DatabaseSelection, user: Option<String>) -> Result<(), CommandError> {
     let op = db.open().await?;
+    if !op.accounts.beside_synapse() {
+        return Err(crate::accounts::AccountError::NotBesideSynapse.into());
+    }
     let users = match user {
         Some(given) => Some(vec![op.existing_user(&given).await?.name]),
         None => None,

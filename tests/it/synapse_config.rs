@@ -465,3 +465,94 @@ fn user_create_and_login_beside_an_absent_synapse_fail_and_leave_nothing() {
         .unwrap();
     assert_eq!(tokens, 0, "a token was left behind");
 }
+
+/// `homekey synapse …` with what it cannot work with: no `synapse:` section, no user named,
+/// a user homekey does not have, another server's user, a database that is not there. Each
+/// is one line naming the problem and a non-zero exit; nothing asks Synapse (none runs).
+#[test]
+fn synapse_commands_refuse_bad_input_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("homekey.db");
+    let write = |name: &str, synapse: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "server_name: example.com\nbcrypt_rounds: 4\n\
+                 database: {{name: sqlite3, args: {{database: {}}}}}\n{synapse}",
+                database.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let beside = write(
+        "beside.yaml",
+        &format!(
+            "public_baseurl: https://matrix.example.com/\n\
+             synapse:\n  endpoint: http://127.0.0.1:1/\n  secret: {SECRET}\n"
+        ),
+    );
+    let standalone = write("standalone.yaml", "");
+    let homekey = |args: &[&str], config: &std::path::Path| {
+        let mut all = args.to_vec();
+        all.extend(["-c", config.to_str().unwrap()]);
+        run_binary(HOMEKEY, &all, b"", &[])
+    };
+    // The database is not there yet: exit 3, the database unreachable.
+    let out = homekey(&["synapse", "status"], &beside);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(homekey(&["migrate"], &beside).status.success());
+
+    let out = homekey(&["synapse", "status"], &beside);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "nothing is owed to Synapse\n");
+    for (args, config, code, says) in [
+        (
+            &["synapse", "status"][..],
+            &standalone,
+            1,
+            "no synapse: section",
+        ),
+        (
+            &["synapse", "reconcile", "alice"][..],
+            &standalone,
+            1,
+            "no synapse: section",
+        ),
+        (&["synapse", "reconcile"][..], &beside, 2, "<USER>"),
+        (
+            &["synapse", "reconcile", "alice", "--all"][..],
+            &beside,
+            2,
+            "--all",
+        ),
+        (
+            &["synapse", "reconcile", "nobody"][..],
+            &beside,
+            1,
+            "does not exist",
+        ),
+        (
+            &["synapse", "reconcile", "@alice:other.example"][..],
+            &beside,
+            1,
+            "not a user of this server",
+        ),
+        (
+            &["synapse", "reconcile", ""][..],
+            &beside,
+            2,
+            "may not be empty",
+        ),
+    ] {
+        let out = homekey(args, config);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert!(!err.contains(SECRET));
+    }
+}
