@@ -72,6 +72,26 @@ pub struct Requester {
     pub valid_until_ms: Option<i64>,
 }
 
+impl Requester {
+    /// `user` acting on their own account with no device and no token (on homekey's account
+    /// page, after giving the password).
+    pub fn without_device(user: &User) -> Requester {
+        Requester {
+            user: TokenUser {
+                name: user.name.clone(),
+                admin: user.admin,
+                is_guest: user.is_guest,
+                deactivated: user.deactivated,
+                locked: user.locked,
+                has_password: user.password_hash.is_some(),
+            },
+            device_id: None,
+            token_id: 0,
+            valid_until_ms: None,
+        }
+    }
+}
+
 /// Milliseconds since the epoch, as Synapse's `*_ms` / `*_ts` columns count them.
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -270,19 +270,7 @@ impl Accounts {
         let (user, _) = self
             .check_login_password(given_user, password, client_address)
             .await?;
-        Ok(Requester {
-            user: crate::store::TokenUser {
-                has_password: user.password_hash.is_some(),
-                name: user.name,
-                admin: user.admin,
-                is_guest: user.is_guest,
-                deactivated: user.deactivated,
-                locked: user.locked,
-            },
-            device_id: None,
-            token_id: 0,
-            valid_until_ms: None,
-        })
+        Ok(Requester::without_device(&user))
     }
 
     /// A password login's checks, in Synapse's order, with `rc_login`: the account and the

@@ -19,7 +19,7 @@ use super::WebState;
 use super::session::Session;
 use crate::accounts::{AccountError, Actor, LoginError, PasswordRefusal, Requester};
 use crate::http::client_address::ClientAddress;
-use crate::store::{Device, TokenUser, User};
+use crate::store::{Device, User};
 use crate::utc::format_utc_minutes;
 
 /// The actions the page offers, as `account_management_actions_supported` lists them: the
@@ -457,7 +457,7 @@ async fn posted(
         .await
         .ok_or_else(|| unavailable(state, "the account could not be read"))?;
     Ok(user.map(|user| {
-        let requester = requester_of(&user);
+        let requester = Requester::without_device(&user);
         (session, user, requester)
     }))
 }
@@ -476,23 +476,6 @@ async fn signed_in(state: &WebState, session: Session) -> Option<(Session, Optio
             let fresh = state.sessions.begin(None).await.ok()?;
             Some((fresh, None))
         }
-    }
-}
-
-/// The user acting on their own account from the page: no device, no token.
-fn requester_of(user: &User) -> Requester {
-    Requester {
-        user: TokenUser {
-            name: user.name.clone(),
-            admin: user.admin,
-            is_guest: user.is_guest,
-            deactivated: user.deactivated,
-            locked: user.locked,
-            has_password: user.password_hash.is_some(),
-        },
-        device_id: None,
-        token_id: 0,
-        valid_until_ms: None,
     }
 }
 
