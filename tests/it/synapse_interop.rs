@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::{HOMEKEY, REGISTER_NEW_MATRIX_USER, run_binary, stderr, stdout, synapse_venv};
 
-const SHARED_SECRET: &str = "interop-shared-secret";
+pub(crate) const SHARED_SECRET: &str = "interop-shared-secret";
 const PEPPER: &str = "interop-pepper";
 
 /// A Synapse homeserver for example.com on SQLite in a temporary directory, listening on a
@@ -97,7 +97,7 @@ bcrypt_rounds: 5
     }
 
     /// A command of the venv, kept off any proxy: every request goes to 127.0.0.1.
-    fn venv_command(&self, program: &str) -> Command {
+    pub(crate) fn venv_command(&self, program: &str) -> Command {
         let mut command = Command::new(self.venv.join("bin").join(program));
         for var in [
             "http_proxy",
@@ -125,6 +125,11 @@ bcrypt_rounds: 5
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Synapse's database, as `sqlx` connects to it.
+    pub(crate) fn database_url(&self) -> String {
+        format!("sqlite:{}", self.dir.path().join("homeserver.db").display())
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -193,7 +198,7 @@ bcrypt_rounds: 5
         }
     }
 
-    async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
+    pub(crate) async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.url("/_matrix/client/v3/login"))
@@ -227,7 +232,12 @@ bcrypt_rounds: 5
     }
 
     /// `POST path` with a JSON body and a token; the status and the JSON answer.
-    async fn post_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.url(path))
