@@ -155,6 +155,57 @@ impl Moving {
     }
 }
 
+impl Moving {
+    /// Runs `sql` (statements separated by `;`) on Synapse's database.
+    pub(crate) async fn synapse_execute(&self, sql: &str) {
+        use sqlx::{Connection, Executor};
+        let url = self.synapse.database_url();
+        if url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            conn.execute(sql).await.unwrap();
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            conn.execute(sql).await.unwrap();
+        }
+    }
+
+    /// A config for Synapse like its own, but on `database` (a SQLite path).
+    fn synapse_config_on(&self, dir: &std::path::Path, database: &std::path::Path) -> String {
+        let text = std::fs::read_to_string(&self.synapse.config).unwrap();
+        let ours = self.synapse.database_url();
+        let ours = ours.strip_prefix("sqlite:").unwrap();
+        let path = dir.join(format!("synapse-{}.yaml", rand_suffix()));
+        std::fs::write(&path, text.replace(ours, database.to_str().unwrap())).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `homekey migrate-from-synapse --synapse-config SYNAPSE -c CONFIG --database DATABASE`.
+fn migrate_with(
+    synapse: &str,
+    config: &str,
+    database: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "migrate-from-synapse",
+        "--synapse-config",
+        synapse,
+        "-c",
+        config,
+        "--database",
+        database,
+    ];
+    args.extend(extra);
+    run_binary(HOMEKEY, &args, b"", &[])
+}
+
 fn ok(out: &std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -405,4 +456,328 @@ async fn a_synapse_on_sqlite_moves_to_homekey_and_back_without_logging_anyone_ou
     };
     let synapse = Synapse::prepare_with_auth(venv, &own_auth());
     there_and_back(synapse, TestDb::sqlite().await, test).await;
+}
+
+/// What the migration cannot carry it says, and what would make it wrong it refuses, with a
+/// one-line message and nothing changed: a database that is not Synapse's, an unknown schema
+/// version, homekey's config given as Synapse's, a different pepper, and accounts homekey
+/// already has (each named, none changed). Guests and appservice users are left to Synapse,
+/// accounts without a password carried as such, hidden devices (cross-signing keys) left out.
+#[tokio::test]
+async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
+    let test = "the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let started = Instant::now();
+    let synapse = Synapse::prepare_with_auth(venv, &own_auth());
+    let mut moving = Moving::new(synapse, TestDb::sqlite().await);
+    moving.synapse.start().await;
+    moving.register("alice", "alice-pw", false);
+    moving.register("carol", "carol-pw", false);
+    moving.synapse.stop();
+    // What a real Synapse also holds: a guest, a bridge's user, an SSO-only account, and
+    // alice's cross-signing keys as a hidden device.
+    moving
+        .synapse_execute(
+            "INSERT INTO users (name, creation_ts, is_guest) VALUES ('@123:example.com', 1700000000, 1);
+             INSERT INTO users (name, creation_ts, appservice_id) VALUES ('@irc_x:example.com', 1700000000, 'irc');
+             INSERT INTO users (name, creation_ts) VALUES ('@sso:example.com', 1700000000);
+             INSERT INTO devices (user_id, device_id, hidden) VALUES ('@alice:example.com', 'master signing key', TRUE)",
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = moving.config.path().to_str().unwrap().to_owned();
+    let database = moving.database.clone();
+    let synapse_config = moving.synapse.config.to_str().unwrap().to_owned();
+    let refused = |out: &std::process::Output, needle: &str| {
+        assert_eq!(out.status.code(), Some(1), "{}{}", stdout(out), stderr(out));
+        let err = stderr(out);
+        assert!(err.contains(needle), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    };
+
+    // A database that is not Synapse's: homekey's own.
+    let homekey_db = tempfile::tempdir().unwrap();
+    let homekey_file = homekey_db.path().join("other.db");
+    let other = TestDb::sqlite().await;
+    let homekey::config::DatabaseConfig::Sqlite { path } = &other.config else {
+        unreachable!()
+    };
+    std::fs::copy(path, &homekey_file).unwrap();
+    let out = migrate_with(
+        &moving.synapse_config_on(dir.path(), &homekey_file),
+        &config,
+        &database,
+        &[],
+    );
+    refused(&out, "is not a Synapse database");
+
+    // A schema version homekey does not know.
+    let future = dir.path().join("future.db");
+    std::fs::copy(
+        moving
+            .synapse
+            .database_url()
+            .strip_prefix("sqlite:")
+            .unwrap(),
+        &future,
+    )
+    .unwrap();
+    {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", future.display()))
+            .await
+            .unwrap();
+        conn.execute("UPDATE schema_version SET version = 99")
+            .await
+            .unwrap();
+    }
+    let out = migrate_with(
+        &moving.synapse_config_on(dir.path(), &future),
+        &config,
+        &database,
+        &[],
+    );
+    refused(&out, "schema version 99; homekey knows 85 to 94");
+
+    // homekey's config in the place of Synapse's.
+    let out = migrate_with(&config, &config, &database, &[]);
+    refused(&out, "this is homekey's config");
+
+    // Another pepper: no carried password would log in.
+    let peppered = dir.path().join("peppered.yaml");
+    std::fs::write(
+        &peppered,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(PEPPER, "another-pepper"),
+    )
+    .unwrap();
+    let out = migrate_with(&synapse_config, peppered.to_str().unwrap(), &database, &[]);
+    refused(&out, "password_config.pepper differs");
+    assert_eq!(
+        moving
+            .db
+            .count("SELECT COUNT(*) FROM users WHERE $1 = $1", "")
+            .await,
+        0
+    );
+
+    // The dry run says what is left to Synapse and what is carried as it is.
+    let out = ok(&migrate_with(
+        &synapse_config,
+        &config,
+        &database,
+        &["--dry-run"],
+    ));
+    assert!(out.contains("would carry 3 account(s), 2 device(s), 2 access token(s), 0 refresh token(s) of the 5 read"), "{out}");
+    assert!(out.contains("1 of them have no password"), "{out}");
+    assert!(out.contains("left out 1 guest account(s)"), "{out}");
+    assert!(
+        out.contains("left 1 appservice user(s) to Synapse"),
+        "{out}"
+    );
+
+    // An account homekey has already (not from a run) is named and left as it is; the
+    // others are carried.
+    // (Made straight in homekey's database: beside a stopped Synapse, homekey could not
+    // check the name with it.)
+    ok(&run_binary(
+        HOMEKEY,
+        &[
+            "user",
+            "create",
+            "@carol:example.com",
+            "--password-stdin",
+            "--database",
+            &database,
+        ],
+        b"homekey-carol-pw\n",
+        &[],
+    ));
+    let carols_hash = || async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&database).await.unwrap();
+        sqlx::query_scalar::<_, String>(
+            "SELECT password_hash FROM users WHERE name = '@carol:example.com'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
+    let before = carols_hash().await;
+    let out = migrate_with(&synapse_config, &config, &database, &[]);
+    refused(
+        &out,
+        "1 account(s) homekey already had were not carried and not changed (they are not from an earlier run): @carol:example.com",
+    );
+    assert!(
+        stdout(&out).contains("carried 2 account(s)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(carols_hash().await, before);
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM devices WHERE user_id = $1",
+                "@carol:example.com"
+            )
+            .await,
+        0
+    );
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM users WHERE name = $1",
+                "@123:example.com"
+            )
+            .await
+            + moving
+                .db
+                .count(
+                    "SELECT COUNT(*) FROM users WHERE name = $1",
+                    "@irc_x:example.com"
+                )
+                .await
+            + moving
+                .db
+                .count(
+                    "SELECT COUNT(*) FROM devices WHERE device_id = $1",
+                    "master signing key"
+                )
+                .await,
+        0
+    );
+    eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Killed in the middle (`kill -9` after its first batch), the migration is finished by the
+/// next run: every account once, every token once, and an account changed in homekey in
+/// between keeps homekey's change.
+#[tokio::test]
+async fn a_migration_killed_midway_is_finished_by_the_next_run() {
+    let test = "a_migration_killed_midway_is_finished_by_the_next_run";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    const USERS: i64 = 20_000;
+    let started = Instant::now();
+    let synapse = Synapse::prepare_with_auth(venv, &own_auth());
+    let mut moving = Moving::new(synapse, TestDb::sqlite().await);
+    // Synapse makes its schema and one real account; the rest are written as Synapse writes
+    // them, with that account's hash.
+    moving.synapse.start().await;
+    moving.register("model", "model-pw", false);
+    moving.synapse.stop();
+    moving
+        .synapse_execute(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {USERS})
+             INSERT INTO users (name, password_hash, creation_ts)
+             SELECT printf('@user%06d:example.com', i),
+                    (SELECT password_hash FROM users WHERE name = '@model:example.com'), 1700000000
+             FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {USERS})
+             INSERT INTO devices (user_id, device_id, display_name, last_seen)
+             SELECT printf('@user%06d:example.com', i), 'PHONE', 'phone', 1700000000000 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {USERS})
+             INSERT INTO access_tokens (id, user_id, device_id, token)
+             SELECT 1000 + i, printf('@user%06d:example.com', i), 'PHONE', printf('syt_user%06d_token', i) FROM n"
+        ))
+        .await;
+
+    // Killed once its first batch is in.
+    let mut child = std::process::Command::new(HOMEKEY)
+        .args([
+            "migrate-from-synapse",
+            "--synapse-config",
+            moving.synapse.config.to_str().unwrap(),
+            "-c",
+            moving.config.path().to_str().unwrap(),
+            "--database",
+            &moving.database,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first_progress = lines
+            .map_while(Result::ok)
+            .find(|line| line.contains("% of") || line.contains("%: "));
+        assert!(first_progress.is_some(), "no progress line");
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the migration ended before it was killed"
+    );
+    let count = |sql: &'static str| {
+        let db = &moving.db;
+        async move { db.count(sql, "").await }
+    };
+    let carried = count("SELECT COUNT(*) FROM users WHERE $1 = $1").await;
+    assert!(
+        carried > 0 && carried < USERS + 1,
+        "{carried} accounts carried before the kill: it did not stop midway"
+    );
+
+    // In between, the operator changes a carried account in homekey.
+    ok(&moving.homekey_user(
+        &["set-password", "user000001", "--password-stdin"],
+        "changed-in-homekey\n",
+    ));
+    let changed_hash = moving
+        .db
+        .count("SELECT COUNT(*) FROM users WHERE name = $1 AND password_hash = (SELECT password_hash FROM users WHERE name = '@model:example.com')", "@user000001:example.com")
+        .await;
+    assert_eq!(changed_hash, 0);
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(
+        out.contains(&format!("carried {} account(s)", USERS + 1 - carried)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "passed over {carried} account(s) carried by an earlier run"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM users WHERE $1 = $1").await,
+        USERS + 1
+    );
+    assert_eq!(
+        count("SELECT COUNT(DISTINCT token) FROM access_tokens WHERE $1 = $1").await,
+        USERS + 1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM access_tokens WHERE $1 = $1").await,
+        USERS + 1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM devices WHERE $1 = $1").await,
+        USERS + 1
+    );
+    // homekey's change stands.
+    assert_eq!(
+        moving
+            .db
+            .count("SELECT COUNT(*) FROM users WHERE name = $1 AND password_hash = (SELECT password_hash FROM users WHERE name = '@model:example.com')", "@user000001:example.com")
+            .await,
+        0
+    );
+    eprintln!(
+        "{test}: killed after {carried} of {} accounts; {:.1} s",
+        USERS + 1,
+        started.elapsed().as_secs_f64()
+    );
 }
