@@ -12,13 +12,30 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{HOMEKEY, REGISTER_NEW_MATRIX_USER, run_binary, stderr, stdout, synapse_venv};
+use homekey::config::DatabaseConfig;
+
+use crate::support::{
+    HOMEKEY, PostgresGuard, REGISTER_NEW_MATRIX_USER, TestDb, run_binary, stderr, stdout,
+    synapse_venv,
+};
 
 pub(crate) const SHARED_SECRET: &str = "interop-shared-secret";
-const PEPPER: &str = "interop-pepper";
+pub(crate) const PEPPER: &str = "interop-pepper";
 
-/// A Synapse homeserver for example.com on SQLite in a temporary directory, listening on a
-/// free port of 127.0.0.1; killed when dropped.
+/// Where a [`Synapse`] keeps its database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SynapseDatabase {
+    /// `homeserver.db` in the Synapse's temporary directory.
+    Sqlite,
+    /// A fresh database of the test PostgreSQL server (`$HOMEKEY_TEST_POSTGRES_URL`, as the
+    /// store's PostgreSQL tests), created with the C collation Synapse requires and dropped
+    /// with the fixture.
+    Postgres,
+}
+
+/// A Synapse homeserver for example.com on SQLite in a temporary directory (or on a
+/// PostgreSQL database of its own: [`Synapse::prepare_on`]), listening on a free port of
+/// 127.0.0.1; killed when dropped (and its PostgreSQL database dropped after it).
 pub(crate) struct Synapse {
     venv: PathBuf,
     dir: tempfile::TempDir,
@@ -26,6 +43,14 @@ pub(crate) struct Synapse {
     port: u16,
     child: Option<Child>,
     pub(crate) http: reqwest::Client,
+    /// Declared after `child`: the database goes once Synapse is gone.
+    postgres: Option<SynapsePostgres>,
+}
+
+/// A Synapse's PostgreSQL database: its URL, and the guard that drops it.
+struct SynapsePostgres {
+    url: String,
+    _guard: PostgresGuard,
 }
 
 impl Synapse {
@@ -37,6 +62,41 @@ impl Synapse {
     /// [`Synapse::prepare`], with `auth` (YAML) in the place of `password_config`.
     pub(crate) fn prepare_with_auth(venv: PathBuf, auth: &str) -> Synapse {
         let dir = tempfile::tempdir().unwrap();
+        let database = format!(
+            "database:\n  name: sqlite3\n  args:\n    database: {}/homeserver.db\n",
+            dir.path().display()
+        );
+        Synapse::prepare_in(venv, auth, dir, &database, None)
+    }
+
+    /// [`Synapse::prepare_with_auth`] on the given database. `None` when the test is skipped:
+    /// [`SynapseDatabase::Postgres`] without a reachable PostgreSQL (under CI a failure, as
+    /// for every PostgreSQL test; see `support::skip`).
+    pub(crate) async fn prepare_on(
+        venv: PathBuf,
+        auth: &str,
+        database: SynapseDatabase,
+        test: &str,
+    ) -> Option<Synapse> {
+        match database {
+            SynapseDatabase::Sqlite => Some(Synapse::prepare_with_auth(venv, auth)),
+            SynapseDatabase::Postgres => {
+                let (yaml, postgres) = synapse_postgres_database(test).await?;
+                let dir = tempfile::tempdir().unwrap();
+                Some(Synapse::prepare_in(venv, auth, dir, &yaml, Some(postgres)))
+            }
+        }
+    }
+
+    /// Writes the config (`database`: the YAML of its `database:` section) into `dir` and
+    /// generates the signing key.
+    fn prepare_in(
+        venv: PathBuf,
+        auth: &str,
+        dir: tempfile::TempDir,
+        database: &str,
+        postgres: Option<SynapsePostgres>,
+    ) -> Synapse {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -57,11 +117,7 @@ listeners:
     resources:
       - names: [client]
         compress: false
-database:
-  name: sqlite3
-  args:
-    database: {d}/homeserver.db
-media_store_path: {d}/media_store
+{database}media_store_path: {d}/media_store
 signing_key_path: {d}/example.com.signing.key
 registration_shared_secret: {SHARED_SECRET}
 macaroon_secret_key: interop-macaroon-key
@@ -85,6 +141,7 @@ bcrypt_rounds: 5
             port,
             child: None,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            postgres,
         };
         let out = synapse
             .python_command()
@@ -125,11 +182,6 @@ bcrypt_rounds: 5
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Synapse's database, as `sqlx` connects to it.
-    pub(crate) fn database_url(&self) -> String {
-        format!("sqlite:{}", self.dir.path().join("homeserver.db").display())
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -263,6 +315,53 @@ impl Drop for Synapse {
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// A fresh database for Synapse on the test PostgreSQL server: the `database:` section of its
+/// homeserver.yaml, and the database (its URL, its guard). It is the store tests' fresh
+/// database ([`TestDb::postgres_empty`]: its unique name, its skip, its drop), made again
+/// with the collation Synapse insists on (it refuses to start on another).
+async fn synapse_postgres_database(test: &str) -> Option<(String, SynapsePostgres)> {
+    use sqlx::Connection;
+    let (config, guard) = TestDb::postgres_empty(test).await?;
+    let DatabaseConfig::PostgresUrl(url) = config else {
+        unreachable!("postgres_empty gives a URL")
+    };
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let mut maintenance = parsed.clone();
+    maintenance.set_path("/postgres");
+    let mut admin = sqlx::PgConnection::connect(maintenance.as_str())
+        .await
+        .unwrap();
+    let name = &guard.name;
+    for sql in [
+        format!("DROP DATABASE {name}"),
+        format!(
+            "CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE='C' LC_CTYPE='C' TEMPLATE template0"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.unwrap();
+    }
+    let mut yaml = format!(
+        "database:\n  name: psycopg2\n  args:\n    user: {}\n    host: {}\n    port: {}\n    dbname: {name}\n    cp_min: 1\n    cp_max: 5\n",
+        parsed.username(),
+        parsed.host_str().unwrap_or("127.0.0.1"),
+        parsed.port().unwrap_or(5432),
+    );
+    if let Some(password) = parsed.password() {
+        yaml.push_str(&format!("    password: {password}\n"));
+    }
+    Some((yaml, SynapsePostgres { url, _guard: guard }))
+}
+
+impl Synapse {
+    /// The database this Synapse runs on, as a URL: `postgres://…` or `sqlite:PATH`.
+    pub(crate) fn database_url(&self) -> String {
+        match &self.postgres {
+            Some(postgres) => postgres.url.clone(),
+            None => format!("sqlite:{}", self.dir.path().join("homeserver.db").display()),
         }
     }
 }
