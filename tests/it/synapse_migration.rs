@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::server::{PEPPER, Server};
 use crate::support::{HOMEKEY, TestDb, run_binary, stderr, stdout, synapse_venv};
-use crate::synapse_interop::{SHARED_SECRET, Synapse};
+use crate::synapse_interop::{SHARED_SECRET, Synapse, SynapseDatabase};
 use crate::synapse_queue::SECRET;
 
 /// Synapse's own login, with homekey's test pepper.
@@ -780,4 +780,21 @@ async fn a_migration_killed_midway_is_finished_by_the_next_run() {
         USERS + 1,
         started.elapsed().as_secs_f64()
     );
+}
+
+#[tokio::test]
+async fn a_synapse_on_postgres_moves_to_homekey_and_back_without_logging_anyone_out() {
+    let test = "a_synapse_on_postgres_moves_to_homekey_and_back_without_logging_anyone_out";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(synapse) =
+        Synapse::prepare_on(venv, &own_auth(), SynapseDatabase::Postgres, test).await
+    else {
+        return;
+    };
+    let Some(db) = TestDb::postgres(test).await else {
+        return;
+    };
+    there_and_back(synapse, db, test).await;
 }
