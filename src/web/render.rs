@@ -14,6 +14,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("password.html", include_str!("templates/password.html")),
     ("sessions.html", include_str!("templates/sessions.html")),
     ("session.html", include_str!("templates/session.html")),
+    ("deactivate.html", include_str!("templates/deactivate.html")),
+    (
+        "deactivated.html",
+        include_str!("templates/deactivated.html"),
+    ),
+    (
+        "cross_signing_reset.html",
+        include_str!("templates/cross_signing_reset.html"),
+    ),
     (
         "unavailable.html",
         include_str!("templates/unavailable.html"),
