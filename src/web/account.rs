@@ -265,13 +265,10 @@ pub async fn change_password(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let Some((mut session, user, requester)) =
-        (match posted(&state, &headers, &form, View::Password).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        })
-    else {
-        return see_other("./?action=password_change", None);
+    let (mut session, user, requester) = match posted(&state, &headers, &form, View::Password).await
+    {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let again = |message: String| {
         let state = state.clone();
@@ -314,9 +311,7 @@ pub async fn change_password(
     {
         Ok(()) => {}
         Err(err) => {
-            let (status, message) = account_refusal(err);
-            let error = Message::Error(message);
-            return show(&state, &session, &user, View::Password, status, error).await;
+            return refused_change(&state, &session, &user, View::Password, err).await;
         }
     }
     // A new session ID after a password change: whoever had learnt the old one has nothing.
@@ -363,13 +358,9 @@ pub async fn end_session(
     let form = Form::parse(&body);
     let device_id = form.get("device_id").unwrap_or("").to_owned();
     let view = View::EndSession(device_id.clone());
-    let Some((mut session, user, requester)) =
-        (match posted(&state, &headers, &form, view.clone()).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        })
-    else {
-        return see_other(&form.link().href(), None);
+    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     if device_id.is_empty() {
         let error = Message::Error("Which session? The form named no device.".into());
@@ -411,16 +402,7 @@ pub async fn end_session(
         )
         .await
     {
-        let (status, message) = account_refusal(err);
-        return show(
-            &state,
-            &session,
-            &user,
-            view,
-            status,
-            Message::Error(message),
-        )
-        .await;
+        return refused_change(&state, &session, &user, view, err).await;
     }
     let notice = Message::Notice(format!("Session {device_id} was signed out."));
     show(
@@ -446,13 +428,9 @@ pub async fn deactivate(
 ) -> Response {
     let form = Form::parse(&body);
     let view = View::Deactivate;
-    let Some((mut session, user, requester)) =
-        (match posted(&state, &headers, &form, view.clone()).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        })
-    else {
-        return see_other(&link_of(&view).href(), None);
+    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let typed = form.get("confirm").unwrap_or("");
     if !confirms_user(typed, &user.name) {
@@ -478,16 +456,7 @@ pub async fn deactivate(
         .deactivate(&Actor::User(requester), &user.name, false)
         .await
     {
-        let (status, message) = account_refusal(err);
-        return show(
-            &state,
-            &session,
-            &user,
-            view,
-            status,
-            Message::Error(message),
-        )
-        .await;
+        return refused_change(&state, &session, &user, view, err).await;
     }
     tracing::info!(user = %user.name, "account deactivated by its user on the account page");
     if let Err(err) = state.sessions.end(&session).await {
@@ -521,28 +490,15 @@ pub async fn cross_signing_reset(
 ) -> Response {
     let form = Form::parse(&body);
     let view = View::CrossSigningReset;
-    let Some((mut session, user, requester)) =
-        (match posted(&state, &headers, &form, view.clone()).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        })
-    else {
-        return see_other(&link_of(&view).href(), None);
+    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     if let Err(response) = reconfirm(&state, &mut session, &user, &form, &address, &view).await {
         return response;
     }
     if let Err(err) = state.accounts.allow_cross_signing_reset(&requester).await {
-        let (status, message) = account_refusal(err);
-        return show(
-            &state,
-            &session,
-            &user,
-            view,
-            status,
-            Message::Error(message),
-        )
-        .await;
+        return refused_change(&state, &session, &user, view, err).await;
     }
     let notice = Message::Notice(format!(
         "Approved. Go back to your client within {CROSS_SIGNING_RESET_MINUTES} minutes and \
@@ -588,14 +544,15 @@ async fn reconfirm(
     Ok(())
 }
 
-/// The session of a POST whose CSRF token matched, with its signed-in user; `Ok(None)`: not
-/// signed in (any more); `Err`: the answer already (403, or unavailable).
+/// The session of a POST whose CSRF token matched, with its signed-in user; `Err`: the
+/// answer already (403, unavailable, or, not signed in (any more), a redirect to `view`,
+/// which leads through sign-in).
 async fn posted(
     state: &WebState,
     headers: &HeaderMap,
     form: &Form,
     view: View,
-) -> Result<Option<(Session, User, Requester)>, Response> {
+) -> Result<(Session, User, Requester), Response> {
     let session = state
         .sessions
         .find_or_begin(headers)
@@ -608,10 +565,13 @@ async fn posted(
     let (session, user) = signed_in(state, session)
         .await
         .ok_or_else(|| unavailable(state, "the account could not be read"))?;
-    Ok(user.map(|user| {
-        let requester = Requester::without_device(&user);
-        (session, user, requester)
-    }))
+    match user {
+        Some(user) => {
+            let requester = Requester::without_device(&user);
+            Ok((session, user, requester))
+        }
+        None => Err(see_other(&link_of(&view).href(), None)),
+    }
 }
 
 /// The session's user, if signed in and the account can still act; a session whose account
@@ -713,6 +673,18 @@ fn reconfirmation_refusal(err: LoginError, wrong: &str) -> (StatusCode, String) 
         (StatusCode::UNAUTHORIZED, _) => (StatusCode::BAD_REQUEST, wrong.to_owned()),
         other => other,
     }
+}
+
+/// `view` again, saying why the account service refused its change.
+async fn refused_change(
+    state: &WebState,
+    session: &Session,
+    user: &User,
+    view: View,
+    err: AccountError,
+) -> Response {
+    let (status, message) = account_refusal(err);
+    show(state, session, user, view, status, Message::Error(message)).await
 }
 
 /// What the user sees of a refused change.

@@ -1270,52 +1270,13 @@ async fn in_a_real_browser_sign_in_change_the_password_and_see_the_sessions() {
             .goto(&format!("{}{PAGE}?action=password_change", server.base))
             .await?;
         shot("1-sign-in").await;
-        client
-            .find(Locator::Id("user"))
-            .await?
-            .send_keys("alice")
-            .await?;
-        client
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys("alice-pw")
-            .await?;
-        client.find(Locator::Id("sign-in")).await?.click().await?;
+        sign_in_with(&client, "alice", "alice-pw").await?;
         client
             .wait()
             .for_element(Locator::Id("change-password"))
             .await?;
         shot("2-password").await;
-        client
-            .find(Locator::Id("current_password"))
-            .await?
-            .send_keys("alice-pw")
-            .await?;
-        client
-            .find(Locator::Id("new_password"))
-            .await?
-            .send_keys("browser-pw")
-            .await?;
-        client
-            .find(Locator::Id("new_password_again"))
-            .await?
-            .send_keys("browser-pw")
-            .await?;
-        client
-            .find(Locator::Id("sign_out_others"))
-            .await?
-            .click()
-            .await?;
-        client
-            .find(Locator::Id("change-password"))
-            .await?
-            .click()
-            .await?;
-        let notice = client.wait().for_element(Locator::Id("notice")).await?;
-        assert_eq!(
-            notice.text().await?,
-            "Your password was changed, and your other devices were signed out."
-        );
+        change_password_signing_out_the_others(&client, "alice-pw", "browser-pw").await?;
         shot("3-password-changed").await;
         // Synapse would be told the same; here homekey refuses the phone's token at once.
         assert_eq!(
@@ -1343,6 +1304,53 @@ async fn in_a_real_browser_sign_in_change_the_password_and_see_the_sessions() {
     .await;
     chromium.close().await;
     result.unwrap();
+}
+
+/// In chromium, on the sign-in form: `user` and `password`, and sign in.
+pub(crate) async fn sign_in_with(
+    client: &fantoccini::Client,
+    user: &str,
+    password: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    use fantoccini::Locator;
+    for (field, value) in [("user", user), ("password", password)] {
+        client
+            .find(Locator::Id(field))
+            .await?
+            .send_keys(value)
+            .await?;
+    }
+    client.find(Locator::Id("sign-in")).await?.click().await
+}
+
+/// In chromium, on the password form: `current`, `new` twice, the other devices signed out;
+/// waits for the page to say so.
+pub(crate) async fn change_password_signing_out_the_others(
+    client: &fantoccini::Client,
+    current: &str,
+    new: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    use fantoccini::Locator;
+    for (field, value) in [
+        ("current_password", current),
+        ("new_password", new),
+        ("new_password_again", new),
+    ] {
+        client
+            .find(Locator::Id(field))
+            .await?
+            .send_keys(value)
+            .await?;
+    }
+    for button in ["sign_out_others", "change-password"] {
+        client.find(Locator::Id(button)).await?.click().await?;
+    }
+    let notice = client.wait().for_element(Locator::Id("notice")).await?;
+    assert_eq!(
+        notice.text().await?,
+        "Your password was changed, and your other devices were signed out."
+    );
+    Ok(())
 }
 
 /// chromedriver, killed when the test ends however it ends.

@@ -992,18 +992,8 @@ async fn through_nginx_a_client_finds_the_account_page_and_chromium_follows_its_
         client
             .goto(&format!("{page}?action=org.matrix.profile"))
             .await?;
-        client
-            .find(Locator::Id("user"))
-            .await?
-            .send_keys("alice")
-            .await?;
-        client
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys("alice-pw")
-            .await?;
         chromium.shot("nginx-1-sign-in").await;
-        client.find(Locator::Id("sign-in")).await?.click().await?;
+        crate::account_page::sign_in_with(&client, "alice", "alice-pw").await?;
         let user_id = client.wait().for_element(Locator::Id("user-id")).await?;
         assert_eq!(user_id.text().await?, "@alice:example.com");
         chromium.shot("nginx-2-profile").await;
@@ -1076,32 +1066,12 @@ async fn through_nginx_a_client_finds_the_account_page_and_chromium_follows_its_
         client
             .goto(&format!("{page}?action=password_change"))
             .await?;
-        for (field, value) in [
-            ("current_password", "alice-pw"),
-            ("new_password", "alice-nginx-pw"),
-            ("new_password_again", "alice-nginx-pw"),
-        ] {
-            client
-                .find(Locator::Id(field))
-                .await?
-                .send_keys(value)
-                .await?;
-        }
-        client
-            .find(Locator::Id("sign_out_others"))
-            .await?
-            .click()
-            .await?;
-        client
-            .find(Locator::Id("change-password"))
-            .await?
-            .click()
-            .await?;
-        let notice = client.wait().for_element(Locator::Id("notice")).await?;
-        assert_eq!(
-            notice.text().await?,
-            "Your password was changed, and your other devices were signed out."
-        );
+        crate::account_page::change_password_signing_out_the_others(
+            &client,
+            "alice-pw",
+            "alice-nginx-pw",
+        )
+        .await?;
         chromium.shot("nginx-7-password-changed").await;
         assert_eq!(
             whoami(laptop.clone()).await,
