@@ -59,7 +59,8 @@ enum View {
     Sessions,
     Session(String),
     EndSession(String),
-    Deactivate,
+    /// With what the user typed to confirm, kept when the form comes back.
+    Deactivate(String),
     CrossSigningReset,
 }
 
@@ -94,7 +95,7 @@ impl Link {
             "org.matrix.session_end" | "org.matrix.device_delete" => {
                 Ok(View::EndSession(device()?))
             }
-            DEACTIVATE_ACTION => Ok(View::Deactivate),
+            DEACTIVATE_ACTION => Ok(View::Deactivate(String::new())),
             CROSS_SIGNING_RESET_ACTION => Ok(View::CrossSigningReset),
             other => Err(format!("This page does not offer “{other}”.")),
         }
@@ -427,12 +428,12 @@ pub async fn deactivate(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let view = View::Deactivate;
+    let typed = form.get("confirm").unwrap_or("");
+    let view = View::Deactivate(typed.to_owned());
     let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let typed = form.get("confirm").unwrap_or("");
     if !confirms_user(typed, &user.name) {
         let error = Message::Error(format!(
             "To confirm, type your user ID ({}) exactly. Nothing was changed.",
@@ -598,7 +599,7 @@ fn link_of(view: &View) -> Link {
         View::Sessions => ("org.matrix.sessions_list", None),
         View::Session(id) => ("org.matrix.session_view", Some(id.clone())),
         View::EndSession(id) => ("org.matrix.session_end", Some(id.clone())),
-        View::Deactivate => (DEACTIVATE_ACTION, None),
+        View::Deactivate(_) => (DEACTIVATE_ACTION, None),
         View::CrossSigningReset => (CROSS_SIGNING_RESET_ACTION, None),
     };
     Link {
@@ -794,12 +795,12 @@ async fn show(
             with(base(message), json!({"displayname": user.displayname})),
         ),
         View::Password => state.renderer.page(status, "password.html", base(message)),
-        View::Deactivate => state.renderer.page(
+        View::Deactivate(typed) => state.renderer.page(
             status,
             "deactivate.html",
             with(
                 base(message),
-                json!({"needs_password": !session.recently_verified()}),
+                json!({"needs_password": !session.recently_verified(), "typed": typed}),
             ),
         ),
         View::CrossSigningReset => state.renderer.page(

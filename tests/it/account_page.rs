@@ -940,6 +940,15 @@ async fn deactivating_the_account_needs_the_password_and_the_user_id_typed_and_e
             "the form again: {}",
             refused.body
         );
+        if status == StatusCode::BAD_REQUEST {
+            let kept =
+                format!("name=\"confirm\" autocomplete=\"off\" required value=\"{confirm}\"");
+            assert!(
+                refused.body.contains(&kept),
+                "what was typed is kept: {}",
+                refused.body
+            );
+        }
         assert_eq!(logins.whoami(Some(&token)).await.0, StatusCode::OK);
     }
     assert_eq!(logins.login("alice", "alice-pw").await.0, StatusCode::OK);
