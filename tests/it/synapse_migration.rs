@@ -740,7 +740,22 @@ async fn a_migration_killed_midway_is_finished_by_the_next_run() {
         .await;
     assert_eq!(changed_hash, 0);
 
-    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    // On a terminal this time: the progress is a bar with counts and rate.
+    let (out, code) = crate::support::on_a_terminal(
+        &[
+            HOMEKEY,
+            "migrate-from-synapse",
+            "--synapse-config",
+            moving.synapse.config.to_str().unwrap(),
+            "-c",
+            moving.config.path().to_str().unwrap(),
+            "--database",
+            &moving.database,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("/{} accounts (", USERS + 1)), "{out}");
     assert!(
         out.contains(&format!("carried {} account(s)", USERS + 1 - carried)),
         "{out}"
