@@ -1,4 +1,6 @@
-//! The access-token lookup on SQLite, on the calling thread.
+//! Reads on SQLite without sqlx's hand-off of every row between threads: the access-token
+//! lookup, on the calling thread, and the migrations' batches of accounts
+//! ([`SqliteReads::account_batch`]), on a blocking thread.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and passes every query and every
 //! row across threads: for `GET /account/whoami` that hand-off (three context switches a
@@ -21,6 +23,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::sessions::{FIND_SESSION, SessionRow};
+use super::synapse_migration::{
+    ACCESS_TOKEN_BATCH, AccountBatch, DEVICE_BATCH, MigratedAccessToken, MigratedDevice,
+    MigratedRefreshToken, MigratedUser, REFRESH_TOKEN_BATCH, USER_BATCH,
+};
 use super::{Session, StoreError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
@@ -123,6 +129,99 @@ impl SqliteReads {
                 (LOOKUP_BUSY_TIMEOUT + POOL_FALLBACK_WAIT).as_millis()
             ))),
         }
+    }
+}
+
+impl SqliteReads {
+    /// [`super::Store::read_account_batch`] on SQLite: half a million rows of a migration
+    /// went through sqlx's channel one by one, which took longer than SQLite's own work
+    /// (bench/README.md, the migrate row). On a connection of its own, in one snapshot, on
+    /// the blocking thread it is called on.
+    pub(super) fn account_batch(&self, after: &str, limit: i64) -> Result<AccountBatch, StoreError> {
+        let read = || -> rusqlite::Result<AccountBatch> {
+            let connection = self.open()?;
+            connection.busy_timeout(Duration::from_secs(5))?;
+            let snapshot = connection.unchecked_transaction()?;
+            let users: Vec<MigratedUser> = snapshot
+                .prepare(USER_BATCH)?
+                .query_map(rusqlite::params![after, limit], |row| {
+                    Ok(MigratedUser {
+                        name: row.get(0)?,
+                        password_hash: row.get(1)?,
+                        creation_ts: row.get(2)?,
+                        admin: row.get(3)?,
+                        upgrade_ts: row.get(4)?,
+                        is_guest: row.get(5)?,
+                        appservice_id: row.get(6)?,
+                        consent_version: row.get(7)?,
+                        consent_server_notice_sent: row.get(8)?,
+                        user_type: row.get(9)?,
+                        deactivated: row.get(10)?,
+                        shadow_banned: row.get(11)?,
+                        consent_ts: row.get(12)?,
+                        approved: row.get(13)?,
+                        locked: row.get(14)?,
+                        suspended: row.get(15)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(last) = users.last().map(|u| u.name.clone()) else {
+                return Ok(AccountBatch::default());
+            };
+            let range = rusqlite::params![after, last];
+            let devices = snapshot
+                .prepare(DEVICE_BATCH)?
+                .query_map(range, |row| {
+                    Ok(MigratedDevice {
+                        user_id: row.get(0)?,
+                        device_id: row.get(1)?,
+                        display_name: row.get(2)?,
+                        last_seen: row.get(3)?,
+                        ip: row.get(4)?,
+                        user_agent: row.get(5)?,
+                        hidden: row.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let access_tokens = snapshot
+                .prepare(ACCESS_TOKEN_BATCH)?
+                .query_map(range, |row| {
+                    Ok(MigratedAccessToken {
+                        id: row.get(0)?,
+                        user_id: row.get(1)?,
+                        device_id: row.get(2)?,
+                        token: row.get(3)?,
+                        valid_until_ms: row.get(4)?,
+                        puppets_user_id: row.get(5)?,
+                        last_validated: row.get(6)?,
+                        refresh_token_id: row.get(7)?,
+                        used: row.get(8)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let refresh_tokens = snapshot
+                .prepare(REFRESH_TOKEN_BATCH)?
+                .query_map(range, |row| {
+                    Ok(MigratedRefreshToken {
+                        id: row.get(0)?,
+                        user_id: row.get(1)?,
+                        device_id: row.get(2)?,
+                        token: row.get(3)?,
+                        next_token_id: row.get(4)?,
+                        expiry_ts: row.get(5)?,
+                        ultimate_session_expiry_ts: row.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            snapshot.commit()?;
+            Ok(AccountBatch {
+                users,
+                devices,
+                access_tokens,
+                refresh_tokens,
+            })
+        };
+        read().map_err(store_error)
     }
 }
 

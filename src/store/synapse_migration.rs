@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::audit::commit_audited;
-use super::bulk_rows::{BulkRows, Column, rows_per_statement};
+use super::bulk_rows::{BulkRows, Column, copied_rows_per_statement, rows_per_statement};
 use super::{BeginWrite, Flavour, NewAuditRecord, Store, StoreError, with_pool};
 
 /// A row of `users`, every column homekey's table has.
@@ -131,17 +131,29 @@ pub struct Restored {
     pub unknown_to_synapse: Vec<String>,
 }
 
-const USER_COLUMNS: &str = "name, password_hash, COALESCE(creation_ts, 0) AS creation_ts, \
-     admin <> 0 AS admin, upgrade_ts, is_guest <> 0 AS is_guest, appservice_id, \
-     consent_version, consent_server_notice_sent, user_type, deactivated <> 0 AS deactivated, \
-     shadow_banned, consent_ts, approved, COALESCE(locked, FALSE) AS locked, \
-     COALESCE(suspended, FALSE) AS suspended";
+/// The batch reads (`$1`: after this name; users: `$2` at most; the rest: up to this name),
+/// in the columns' order of the `Migrated…` rows.
+pub(super) const USER_BATCH: &str = "SELECT name, password_hash, \
+     COALESCE(creation_ts, 0) AS creation_ts, admin <> 0 AS admin, upgrade_ts, \
+     is_guest <> 0 AS is_guest, appservice_id, consent_version, consent_server_notice_sent, \
+     user_type, deactivated <> 0 AS deactivated, shadow_banned, consent_ts, approved, \
+     COALESCE(locked, FALSE) AS locked, COALESCE(suspended, FALSE) AS suspended \
+     FROM users WHERE name > $1 ORDER BY name LIMIT $2";
+pub(super) const DEVICE_BATCH: &str = "SELECT user_id, device_id, display_name, last_seen, ip, \
+     user_agent, COALESCE(hidden, FALSE) AS hidden FROM devices \
+     WHERE user_id > $1 AND user_id <= $2";
+pub(super) const ACCESS_TOKEN_BATCH: &str = "SELECT id, user_id, device_id, token, \
+     valid_until_ms, puppets_user_id, last_validated, refresh_token_id, used \
+     FROM access_tokens WHERE user_id > $1 AND user_id <= $2";
+pub(super) const REFRESH_TOKEN_BATCH: &str = "SELECT id, user_id, device_id, token, \
+     next_token_id, expiry_ts, ultimate_session_expiry_ts FROM refresh_tokens \
+     WHERE user_id > $1 AND user_id <= $2";
 
 /// Runs `$head VALUES… $tail` over `$rows` in statements of the engine's size, the values
 /// made by `$columns` from each chunk of rows.
 macro_rules! insert_rows {
     ($tx:ident, $head:expr, $rows:expr, |$chunk:ident| $columns:expr, $tail:expr) => {{
-        for $chunk in $rows.chunks(rows_per_statement(&$tx)) {
+        for $chunk in $rows.chunks(copied_rows_per_statement(&$tx)) {
             let mut insert = sqlx::QueryBuilder::new($head);
             BulkRows::push_columns(&mut insert, $columns);
             insert.push($tail);
@@ -280,54 +292,51 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<AccountBatch, StoreError> {
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let users: Vec<MigratedUser> = sqlx::query_as(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE name > $1 ORDER BY name LIMIT $2"
-            ))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-            let Some(last) = users.last().map(|u| u.name.clone()) else {
-                return Ok(AccountBatch::default());
-            };
-            let range = "WHERE user_id > $1 AND user_id <= $2";
-            let devices = sqlx::query_as(&format!(
-                "SELECT user_id, device_id, display_name, last_seen, ip, user_agent, \
-                 COALESCE(hidden, FALSE) AS hidden FROM devices {range}"
-            ))
-            .bind(after)
-            .bind(&last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let access_tokens = sqlx::query_as(&format!(
-                "SELECT id, user_id, device_id, token, valid_until_ms, puppets_user_id, \
-                 last_validated, refresh_token_id, used FROM access_tokens {range}"
-            ))
-            .bind(after)
-            .bind(&last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let refresh_tokens = sqlx::query_as(&format!(
-                "SELECT id, user_id, device_id, token, next_token_id, expiry_ts, \
-                 ultimate_session_expiry_ts FROM refresh_tokens {range}"
-            ))
-            .bind(after)
-            .bind(&last)
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            let mut batch = AccountBatch {
-                users,
-                devices,
-                access_tokens,
-                refresh_tokens,
-            };
-            // Rows of names without a `users` row fell in the range too.
-            batch.retain_users(|_| true);
-            Ok(batch)
-        })
+        let mut batch = match (&self.backend, &self.sqlite_reads) {
+            (super::Backend::Sqlite(_), Some(reads)) => {
+                let reads = reads.clone();
+                let after = after.to_owned();
+                tokio::task::spawn_blocking(move || reads.account_batch(&after, limit))
+                    .await
+                    .map_err(|err| StoreError::Unavailable(format!("reading a batch: {err}")))??
+            }
+            _ => with_pool!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                let users: Vec<MigratedUser> = sqlx::query_as(USER_BATCH)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let Some(last) = users.last().map(|u| u.name.clone()) else {
+                    return Ok(AccountBatch::default());
+                };
+                let devices = sqlx::query_as(DEVICE_BATCH)
+                    .bind(after)
+                    .bind(&last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let access_tokens = sqlx::query_as(ACCESS_TOKEN_BATCH)
+                    .bind(after)
+                    .bind(&last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let refresh_tokens = sqlx::query_as(REFRESH_TOKEN_BATCH)
+                    .bind(after)
+                    .bind(&last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                AccountBatch {
+                    users,
+                    devices,
+                    access_tokens,
+                    refresh_tokens,
+                }
+            }),
+        };
+        // Rows of names without a `users` row fell in the range too.
+        batch.retain_users(|_| true);
+        Ok(batch)
     }
 
     /// Writes `batch` (from Synapse) into homekey's database in one transaction: the users
@@ -387,34 +396,42 @@ impl Store {
             );
             insert_rows!(
                 tx,
-                "INSERT INTO homekey_synapse_users (user_id, deactivated, locked) ",
-                users,
-                |chunk| vec![
-                    Column::Text(chunk.iter().map(|u| Some(u.name.as_str())).collect()),
-                    Column::Bool(chunk.iter().map(|u| Some(u.deactivated)).collect()),
-                    Column::Bool(chunk.iter().map(|u| Some(u.locked)).collect()),
-                ],
-                " ON CONFLICT (user_id) DO UPDATE SET deactivated = excluded.deactivated, \
-                 locked = excluded.locked"
-            );
-            insert_rows!(
-                tx,
                 "INSERT INTO devices (user_id, device_id, display_name, last_seen, ip, \
                  user_agent, hidden) ",
                 devices,
                 |chunk| device_columns(chunk),
                 " ON CONFLICT (user_id, device_id) DO NOTHING"
             );
-            insert_rows!(
-                tx,
-                "INSERT INTO homekey_synapse_devices (user_id, device_id) ",
-                devices,
-                |chunk| vec![
-                    Column::Text(chunk.iter().map(|d| Some(d.user_id.as_str())).collect()),
-                    Column::Text(chunk.iter().map(|d| Some(d.device_id.as_str())).collect()),
-                ],
-                " ON CONFLICT DO NOTHING"
-            );
+            // What Synapse has of the accounts just carried (the rows marked at `now_ms` in
+            // this batch's range), in the mirror of the queue: made from the rows just
+            // written, inside the database, rather than sent again.
+            if let (Some(first), Some(last)) = (users.first(), users.last()) {
+                sqlx::query(
+                    "INSERT INTO homekey_synapse_users (user_id, deactivated, locked) \
+                     SELECT u.name, u.deactivated <> 0, u.locked \
+                     FROM homekey_carried_from_synapse c JOIN users u ON u.name = c.user_id \
+                     WHERE c.carried_ts = $1 AND c.user_id >= $2 AND c.user_id <= $3 \
+                     ON CONFLICT (user_id) DO UPDATE SET deactivated = excluded.deactivated, \
+                     locked = excluded.locked",
+                )
+                .bind(now_ms)
+                .bind(&first.name)
+                .bind(&last.name)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO homekey_synapse_devices (user_id, device_id) \
+                     SELECT d.user_id, d.device_id \
+                     FROM homekey_carried_from_synapse c JOIN devices d ON d.user_id = c.user_id \
+                     WHERE c.carried_ts = $1 AND c.user_id >= $2 AND c.user_id <= $3 \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(now_ms)
+                .bind(&first.name)
+                .bind(&last.name)
+                .execute(&mut *tx)
+                .await?;
+            }
             let refresh_ids = insert_refresh_tokens!(tx, refresh);
             insert_rows!(
                 tx,
