@@ -43,6 +43,9 @@ pub enum Action {
     /// A new device and access token for the user, minted by the operator
     /// (`homekey user login`).
     NewSession,
+    /// A batch of accounts carried from an existing Synapse's database
+    /// (`homekey migrate-from-synapse`), with their devices and tokens.
+    CarryFromSynapse,
 }
 
 impl Action {
@@ -64,6 +67,7 @@ impl Action {
             Action::SetDisplayname => "set_displayname",
             Action::LoginAsUser => "login_as_user",
             Action::NewSession => "new_session",
+            Action::CarryFromSynapse => "carry_from_synapse",
         }
     }
 }

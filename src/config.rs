@@ -34,6 +34,8 @@ pub struct Config {
     pub lifetimes: SessionLifetimes,
     /// Synapse's `admin_contact`: how users reach the operator (shown on the account page).
     pub admin_contact: Option<String>,
+    /// Synapse's `pid_file`: where a running Synapse writes its process ID.
+    pub pid_file: Option<PathBuf>,
     /// homekey's own `synapse:` section: homekey is the authentication service of this
     /// Synapse (in the place of MAS).
     pub synapse: Option<SynapseConfig>,
@@ -262,6 +264,7 @@ impl Config {
             public_baseurl: None,
             lifetimes: SessionLifetimes::default(),
             admin_contact: None,
+            pid_file: None,
             synapse: None,
             delegating_synapse_file: None,
             files: Vec::new(),
@@ -347,6 +350,7 @@ const KNOWN_KEYS: &[&str] = &[
     "refresh_token_lifetime",
     "session_lifetime",
     "admin_contact",
+    "pid_file",
     "synapse",
     "matrix_authentication_service",
 ];
@@ -408,6 +412,7 @@ struct RawConfig {
     refresh_token_lifetime: Option<RawDuration>,
     session_lifetime: Option<RawDuration>,
     admin_contact: Option<String>,
+    pid_file: Option<PathBuf>,
     synapse: Option<RawSynapse>,
     matrix_authentication_service: Option<RawMas>,
 }
@@ -731,6 +736,7 @@ impl RawConfig {
             public_baseurl,
             lifetimes,
             admin_contact: self.admin_contact,
+            pid_file: self.pid_file,
             synapse,
             delegating_synapse_file,
             files,

@@ -76,6 +76,12 @@ enum Command {
     /// Beside Synapse: what homekey owes the Synapse it serves (status), and bringing
     /// Synapse's users and devices in line with homekey's (reconcile).
     Synapse(homekey::cli::synapse::SynapseArgs),
+    /// Carry an existing, stopped Synapse's accounts, devices and sessions into homekey's
+    /// database, so that nobody is logged out when Synapse starts delegating to homekey.
+    MigrateFromSynapse(homekey::cli::migrate_synapse::FromSynapseArgs),
+    /// The way back: homekey's password hashes, flags and sessions into a stopped Synapse's
+    /// database, so that Synapse on its own login again logs nobody out.
+    MigrateToSynapse(homekey::cli::migrate_synapse::ToSynapseArgs),
 }
 
 const EXIT_FAILED: u8 = 1;
@@ -222,6 +228,12 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Audit(args) => Ok(runtime()?.block_on(audit_list::run(args))?),
         Command::Admin(args) => Ok(runtime()?.block_on(admin::run(args))?),
         Command::Synapse(args) => Ok(runtime()?.block_on(homekey::cli::synapse::run(args))?),
+        Command::MigrateFromSynapse(args) => {
+            Ok(runtime()?.block_on(homekey::cli::migrate_synapse::run_from(args))?)
+        }
+        Command::MigrateToSynapse(args) => {
+            Ok(runtime()?.block_on(homekey::cli::migrate_synapse::run_to(args))?)
+        }
         Command::Migrate { config, database } => {
             let database = effective_config(&config, database)?.database;
             runtime()?.block_on(async {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::sessions::{LoginError, localpart_of};
-use super::{AccountError, Accounts, now_ms};
+use super::{AccountError, Accounts, Requester, now_ms};
 use crate::audit::Action;
 use crate::secrets::random_alphanumeric;
 use crate::store::{MirroredUser, NewSession, OwedWork, StoreError, User};
@@ -107,6 +107,26 @@ impl Accounts {
     /// Whether homekey serves a Synapse (the config's `synapse:` section).
     pub fn beside_synapse(&self) -> bool {
         self.synapse.is_some()
+    }
+
+    /// Beside Synapse, lets the requester replace their cross-signing keys without
+    /// user-interactive auth for the next ten minutes (MSC4312): Synapse cannot ask a user of
+    /// delegated auth for a password, so its `/keys/device_signing/upload` waits until the
+    /// authentication service allows it. Only the requester's own account, once they have
+    /// re-authenticated (the account page asks for the password).
+    pub async fn allow_cross_signing_reset(
+        &self,
+        requester: &Requester,
+    ) -> Result<(), AccountError> {
+        let synapse = self
+            .synapse
+            .as_ref()
+            .ok_or(AccountError::NotBesideSynapse)?;
+        synapse
+            .allow_cross_signing_reset(&localpart_of(&requester.user.name))
+            .await?;
+        tracing::info!(user = %requester.user.name, "cross-signing reset allowed on Synapse for 10 minutes");
+        Ok(())
     }
 
     /// Refuses, beside Synapse, a change to what Synapse keeps and homekey cannot tell it

@@ -108,6 +108,15 @@ pub enum PasswordRefusal {
     GivenHashUnreadableBySynapse,
 }
 
+/// What a user or an admin is told when the last-admin guard refuses a change over HTTP
+/// (the API's `M_FORBIDDEN` and the account page say the same).
+pub fn last_admin_refusal(user: &str) -> String {
+    format!(
+        "{user} is the last server admin who can act; make another user an admin first, or \
+         the server has no admin left"
+    )
+}
+
 impl From<StoreError> for AccountError {
     fn from(err: StoreError) -> AccountError {
         match err {

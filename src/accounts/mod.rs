@@ -10,6 +10,7 @@
 //! - [`passwords`]: the one rule for new passwords.
 //! - [`beside_synapse`]: Synapse's users and devices kept in line with homekey's.
 //! - [`interactive_auth`]: re-authentication before a sensitive operation.
+//! - [`migration`]: an existing Synapse's accounts carried into homekey, and back.
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -17,6 +18,7 @@ pub mod beside_synapse;
 pub mod changes;
 pub mod error;
 pub mod interactive_auth;
+pub mod migration;
 pub mod passwords;
 pub mod sessions;
 pub mod tokens;

@@ -33,7 +33,7 @@ pub fn new_refresh_token(localpart: &str) -> SecretString {
 
 fn new_token(prefix: &str, owner: &str) -> SecretString {
     let base = format!("{prefix}_{owner}_{}", random_alphanumeric(20));
-    let checksum = base62(crc32fast::hash(base.as_bytes()), 6);
+    let checksum = base62(crc32fast::hash(base.as_bytes()), 6, SYNAPSE_BASE62);
     SecretString::from(format!("{base}_{checksum}"))
 }
 
@@ -45,20 +45,30 @@ pub fn is_refresh_token_shape(token: &str) -> bool {
         return false;
     };
     let base = format!("{prefix}_{owner}_{random}");
-    prefix == "syr" && checksum == base62(crc32fast::hash(base.as_bytes()), 6)
+    let crc = crc32fast::hash(base.as_bytes());
+    // homekey's own tokens had the checksum in base 62 with lowercase digits first until it
+    // matched Synapse's: those still in use are taken too.
+    prefix == "syr"
+        && [SYNAPSE_BASE62, EARLIER_BASE62]
+            .iter()
+            .any(|digits| checksum == base62(crc, 6, digits))
 }
+
+/// Synapse's digits of base 62 (`synapse.util.stringutils._BASE62`): upper case first.
+const SYNAPSE_BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The digits homekey's own tokens used before it matched Synapse's.
+const EARLIER_BASE62: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// A new device ID: ten uppercase letters, as Synapse makes them.
 pub fn new_device_id() -> String {
     random_uppercase(10)
 }
 
-/// `value` in base 62 (`0-9a-zA-Z`), left-padded with '0' to `min_width`.
-fn base62(mut value: u32, min_width: usize) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// `value` in base 62 with `digits`, left-padded with '0' to `min_width`.
+fn base62(mut value: u32, min_width: usize, digits: &[u8; 62]) -> String {
     let mut out = Vec::new();
     while value > 0 {
-        out.push(DIGITS[(value % 62) as usize]);
+        out.push(digits[(value % 62) as usize]);
         value /= 62;
     }
     while out.len() < min_width {
@@ -83,7 +93,10 @@ mod tests {
         assert_eq!(parts[1], "YWxpY2U");
         assert_eq!(parts[2].len(), 20);
         let base = token.rsplit_once('_').unwrap().0;
-        assert_eq!(parts[3], base62(crc32fast::hash(base.as_bytes()), 6));
+        assert_eq!(
+            parts[3],
+            base62(crc32fast::hash(base.as_bytes()), 6, SYNAPSE_BASE62)
+        );
         assert_ne!(new_access_token("alice").expose_secret(), token);
     }
 
@@ -105,10 +118,26 @@ mod tests {
     }
 
     #[test]
-    fn base62_matches_known_values() {
-        assert_eq!(base62(0, 6), "000000");
-        assert_eq!(base62(61, 1), "Z");
-        assert_eq!(base62(62, 1), "10");
-        assert_eq!(base62(u32::MAX, 6), "4GFfc3");
+    fn base62_matches_synapses() {
+        // Synapse's base62_encode gives these.
+        assert_eq!(base62(0, 6, SYNAPSE_BASE62), "000000");
+        assert_eq!(base62(61, 1, SYNAPSE_BASE62), "z");
+        assert_eq!(base62(62, 1, SYNAPSE_BASE62), "10");
+        assert_eq!(base62(u32::MAX, 6, SYNAPSE_BASE62), "4gfFC3");
+    }
+
+    #[test]
+    fn synapses_refresh_tokens_and_homekeys_earlier_ones_are_taken() {
+        // Made by Synapse's generate_refresh_token's formula for @bob (random part fixed).
+        assert!(is_refresh_token_shape(
+            "syr_Ym9i_abcdefghijklmnopqrst_2wfKJV"
+        ));
+        // The same with the checksum in homekey's earlier digits.
+        assert!(is_refresh_token_shape(
+            "syr_Ym9i_abcdefghijklmnopqrst_2WFkjv"
+        ));
+        assert!(!is_refresh_token_shape(
+            "syr_Ym9i_abcdefghijklmnopqrst_2WFKJV"
+        ));
     }
 }

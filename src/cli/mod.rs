@@ -5,12 +5,14 @@
 //! - [`user`], [`user_import`] and [`audit_list`]: the operator's commands straight on the
 //!   database, with what they share in [`operator`].
 //! - [`synapse`]: beside Synapse, what is owed to it, and reconciling with it.
+//! - [`migrate_synapse`]: an existing Synapse's accounts and sessions into homekey, and back.
 //! - [`password_input`]: reading a new password (prompt, stdin, or `-p`).
 //! - [`time`]: durations and timestamps as an operator types and reads them.
 
 pub mod admin;
 pub mod audit_list;
 pub mod hash_password;
+pub mod migrate_synapse;
 pub mod operator;
 pub mod password_input;
 pub mod synapse;

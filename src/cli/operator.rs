@@ -109,6 +109,11 @@ impl DatabaseSelection {
     /// Reads the config (if any), opens the database it or `--database` names (which must
     /// exist), and says which it is when neither names one.
     pub async fn open(&self) -> Result<Operator, CommandError> {
+        self.open_with(OpenMode::MustExist).await
+    }
+
+    /// [`DatabaseSelection::open`], creating homekey's database if `mode` allows it.
+    pub async fn open_with(&self, mode: OpenMode) -> Result<Operator, CommandError> {
         let file = self
             .config
             .load_optional()
@@ -132,7 +137,7 @@ impl DatabaseSelection {
         config
             .refuse_delegating_synapse()
             .map_err(CommandError::Refused)?;
-        let store = Store::open(&config.database, OpenMode::MustExist).await?;
+        let store = Store::open(&config.database, mode).await?;
         let config = Arc::new(config);
         Ok(Operator {
             accounts: Accounts::new(store, config.clone()),

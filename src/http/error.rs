@@ -243,10 +243,7 @@ impl From<AccountError> for MatrixError {
             AccountError::LastAdmin(ref user) => MatrixError::new(
                 StatusCode::BAD_REQUEST,
                 "M_FORBIDDEN",
-                format!(
-                    "{user} is the last server admin who can act; make another user an admin \
-                     first, or the server has no admin left"
-                ),
+                crate::accounts::error::last_admin_refusal(user),
             ),
             AccountError::DeactivatedGetsNoPassword(_)
             | AccountError::SelfDemotion

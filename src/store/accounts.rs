@@ -38,7 +38,9 @@ const USER_FILTER: &str = "($1 = '' OR u.name LIKE '@%' || $1 || '%:%' \
 
 /// `SELECT` those of `user_ids` that an account has, ignoring case (the database's `lower`
 /// on both sides, as at login).
-fn taken_ids_query<'a, DB: BulkRows>(user_ids: &[&'a str]) -> sqlx::QueryBuilder<'a, DB> {
+pub(super) fn taken_ids_query<'a, DB: BulkRows>(
+    user_ids: &[&'a str],
+) -> sqlx::QueryBuilder<'a, DB> {
     let mut query = sqlx::QueryBuilder::new("SELECT v.column1 FROM ");
     DB::push_names(&mut query, user_ids);
     // A scalar subquery, not EXISTS: PostgreSQL turns an EXISTS into a semi-join, and on a

@@ -29,6 +29,29 @@ pub(super) trait BulkRows: sqlx::Database {
 
     /// The rows of `homekey_audit_log (ts_ms, actor, action, target, details)`.
     fn push_audit<'a>(query: &mut QueryBuilder<'a, Self>, records: &[&'a NewAuditRecord]);
+
+    /// Rows given column by column (every column as long as the others), for a table whose
+    /// rows are copied as they are (the migrations from and to Synapse).
+    fn push_columns<'a>(query: &mut QueryBuilder<'a, Self>, columns: Vec<Column<'a>>);
+}
+
+/// One column of [`BulkRows::push_columns`], in the type it is bound as.
+pub(super) enum Column<'a> {
+    Text(Vec<Option<&'a str>>),
+    BigInt(Vec<Option<i64>>),
+    SmallInt(Vec<i16>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl Column<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Column::Text(v) => v.len(),
+            Column::BigInt(v) => v.len(),
+            Column::SmallInt(v) => v.len(),
+            Column::Bool(v) => v.len(),
+        }
+    }
 }
 
 /// [`BulkRows::ROWS_PER_STATEMENT`] of `tx`'s engine.
@@ -76,6 +99,20 @@ impl BulkRows for sqlx::Sqlite {
                 .push_bind(record.details.to_string());
         });
     }
+
+    fn push_columns<'a>(query: &mut QueryBuilder<'a, Self>, columns: Vec<Column<'a>>) {
+        let rows = columns.first().map_or(0, Column::len);
+        query.push_values(0..rows, |mut row, i| {
+            for column in &columns {
+                match column {
+                    Column::Text(v) => row.push_bind(v[i]),
+                    Column::BigInt(v) => row.push_bind(v[i]),
+                    Column::SmallInt(v) => row.push_bind(v[i]),
+                    Column::Bool(v) => row.push_bind(v[i]),
+                };
+            }
+        });
+    }
 }
 
 impl BulkRows for sqlx::Postgres {
@@ -121,6 +158,20 @@ impl BulkRows for sqlx::Postgres {
             .push_bind(column(records, |r| r.action.as_str()))
             .push_bind(column(records, |r| r.target.as_deref()))
             .push_bind(column(records, |r| r.details.to_string()));
+        query.push(")");
+    }
+
+    fn push_columns<'a>(query: &mut QueryBuilder<'a, Self>, columns: Vec<Column<'a>>) {
+        query.push("SELECT * FROM UNNEST(");
+        let mut list = query.separated(", ");
+        for column in columns {
+            match column {
+                Column::Text(v) => list.push_bind(v),
+                Column::BigInt(v) => list.push_bind(v),
+                Column::SmallInt(v) => list.push_bind(v),
+                Column::Bool(v) => list.push_bind(v),
+            };
+        }
         query.push(")");
     }
 }

@@ -185,6 +185,9 @@ async fn connect_postgres(
     // is tried until `CONNECT_TIMEOUT`, after which the request fails with 503 (a refused
     // connection is retried within that time, so a quick restart goes unnoticed). When the
     // server is back, the next request connects again: no restart of homekey is needed.
+    // Named, so that `pg_stat_activity` tells homekey's sessions from others' (the
+    // migrations from and to Synapse refuse while another client is connected).
+    let options = options.application_name("homekey");
     PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(CONNECT_TIMEOUT)

@@ -19,6 +19,7 @@ mod interactive_auth;
 mod registration_nonces;
 mod sessions;
 mod sqlite_reads;
+mod synapse_migration;
 mod synapse_queue;
 mod transaction;
 mod web_sessions;
@@ -29,6 +30,10 @@ pub use accounts::Deactivation;
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
+pub use synapse_migration::{
+    AccountBatch, CarriedBefore, MigratedAccessToken, MigratedDevice, MigratedRefreshToken,
+    MigratedUser, Restored,
+};
 pub use synapse_queue::{MirroredUser, OwedWork};
 pub use web_sessions::{WebSessionRow, WebSessionTable};
 

@@ -272,6 +272,18 @@ impl SynapseClient {
         .map(drop)
     }
 
+    /// Lets the user replace their cross-signing master key without user-interactive auth
+    /// for the next ten minutes (`allow_cross_signing_reset`, MSC4312): what Synapse's
+    /// `m.oauth` stage of `/keys/device_signing/upload` waits for. 404: no such user.
+    pub async fn allow_cross_signing_reset(&self, localpart: &str) -> Result<(), SynapseCallError> {
+        self.post(
+            "allow_cross_signing_reset",
+            json!({ "localpart": localpart }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Passes a client's request on to Synapse's client listener as it came: its own
     /// `headers` (its token, never the shared secret), its path and query, its body; Synapse's
     /// status, content type and body come back. For the one request homekey routes but cannot

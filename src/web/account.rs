@@ -5,8 +5,9 @@
 //! Synapse told at once).
 //!
 //! Every POST brings its session's CSRF token back (else 403 and the page again); a change
-//! asks for the password again: a new password always, ending a session unless the password
-//! was given in the last few minutes.
+//! asks for the password again: a new password always; ending a session, deactivating the
+//! account or allowing a cross-signing reset unless the password was given in the last few
+//! minutes. Deactivation also asks the user to type their user ID (or its localpart).
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -23,7 +24,10 @@ use crate::store::{Device, User};
 use crate::utc::format_utc_minutes;
 
 /// The actions the page offers, as `account_management_actions_supported` lists them: the
-/// names of the Matrix spec and MSC4191's earlier ones, which clients still send.
+/// names of the Matrix spec and MSC4191's earlier ones, which clients still send. The page
+/// is served only with a `synapse:` section, so the cross-signing reset (MSC4312, which only
+/// Synapse can allow) is always listed; where homekey serves no Synapse after all (on a
+/// Synapse database) the page says so.
 pub const SUPPORTED_ACTIONS: &[&str] = &[
     "org.matrix.profile",
     "org.matrix.devices_list",
@@ -32,7 +36,17 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "org.matrix.sessions_list",
     "org.matrix.session_view",
     "org.matrix.session_end",
+    DEACTIVATE_ACTION,
+    CROSS_SIGNING_RESET_ACTION,
 ];
+
+/// MSC4191's deactivation of one's own account.
+pub const DEACTIVATE_ACTION: &str = "org.matrix.account_deactivate";
+/// MSC4312's approval of a cross-signing reset (Synapse's `m.oauth` UIA stage links here).
+pub const CROSS_SIGNING_RESET_ACTION: &str = "org.matrix.cross_signing_reset";
+/// How long Synapse lets the keys be replaced once homekey allows it
+/// (`MasAllowCrossSigningResetResource.REPLACEMENT_PERIOD_MS`).
+const CROSS_SIGNING_RESET_MINUTES: u32 = 10;
 
 /// homekey's own action, not in the spec: the password form (clients do not link to it).
 pub const PASSWORD_ACTION: &str = "password_change";
@@ -45,6 +59,9 @@ enum View {
     Sessions,
     Session(String),
     EndSession(String),
+    /// With what the user typed to confirm, kept when the form comes back.
+    Deactivate(String),
+    CrossSigningReset,
 }
 
 /// `?action=…&device_id=…`.
@@ -78,6 +95,8 @@ impl Link {
             "org.matrix.session_end" | "org.matrix.device_delete" => {
                 Ok(View::EndSession(device()?))
             }
+            DEACTIVATE_ACTION => Ok(View::Deactivate(String::new())),
+            CROSS_SIGNING_RESET_ACTION => Ok(View::CrossSigningReset),
             other => Err(format!("This page does not offer “{other}”.")),
         }
     }
@@ -215,7 +234,7 @@ pub async fn sign_in(
     if let Err(err) = state.sessions.end(&session).await {
         return unavailable(&state, err);
     }
-    let signed_in = match state.sessions.begin(Some(&requester.user.name)).await {
+    let signed_in = match state.sessions.begin(&requester.user.name).await {
         Ok(session) => session,
         Err(err) => return unavailable(&state, err),
     };
@@ -247,13 +266,10 @@ pub async fn change_password(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let Some((mut session, user, requester)) =
-        (match posted(&state, &headers, &form, View::Password).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        })
-    else {
-        return see_other("./?action=password_change", None);
+    let (mut session, user, requester) = match posted(&state, &headers, &form, View::Password).await
+    {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let again = |message: String| {
         let state = state.clone();
@@ -296,12 +312,18 @@ pub async fn change_password(
     {
         Ok(()) => {}
         Err(err) => {
-            let (status, message) = account_refusal(err);
-            let error = Message::Error(message);
-            return show(&state, &session, &user, View::Password, status, error).await;
+            return refused_change(&state, &session, &user, View::Password, err).await;
         }
     }
-    let _ = state.sessions.verified_now(&mut session).await;
+    // A new session ID after a password change: whoever had learnt the old one has nothing.
+    let session = match state.sessions.renew(&session).await {
+        Ok(renewed) => renewed,
+        Err(err) => {
+            tracing::warn!(error = %err, "the account page's session was not renewed after a password change");
+            let _ = state.sessions.verified_now(&mut session).await;
+            session
+        }
+    };
     if sign_out_others {
         // A browser elsewhere signed in to this page is one of the other devices.
         if let Err(err) = state.sessions.end_others(&session).await {
@@ -337,13 +359,9 @@ pub async fn end_session(
     let form = Form::parse(&body);
     let device_id = form.get("device_id").unwrap_or("").to_owned();
     let view = View::EndSession(device_id.clone());
-    let Some((mut session, user, requester)) =
-        (match posted(&state, &headers, &form, view.clone()).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        })
-    else {
-        return see_other(&form.link().href(), None);
+    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     if device_id.is_empty() {
         let error = Message::Error("Which session? The form named no device.".into());
@@ -357,36 +375,8 @@ pub async fn end_session(
         )
         .await;
     }
-    if !session.recently_verified() {
-        let Some(password) = form.secret("password") else {
-            let error = Message::Error("Enter your password to confirm.".into());
-            return show(
-                &state,
-                &session,
-                &user,
-                view,
-                StatusCode::BAD_REQUEST,
-                error,
-            )
-            .await;
-        };
-        if let Err(err) = state
-            .accounts
-            .verify_password_for_page(&user.name, password, &address)
-            .await
-        {
-            let (status, message) = reconfirmation_refusal(err, "Your password is not right.");
-            return show(
-                &state,
-                &session,
-                &user,
-                view,
-                status,
-                Message::Error(message),
-            )
-            .await;
-        }
-        let _ = state.sessions.verified_now(&mut session).await;
+    if let Err(response) = reconfirm(&state, &mut session, &user, &form, &address, &view).await {
+        return response;
     }
     match state.accounts.get_device(&user.name, &device_id).await {
         Ok(Some(_)) => {}
@@ -413,16 +403,7 @@ pub async fn end_session(
         )
         .await
     {
-        let (status, message) = account_refusal(err);
-        return show(
-            &state,
-            &session,
-            &user,
-            view,
-            status,
-            Message::Error(message),
-        )
-        .await;
+        return refused_change(&state, &session, &user, view, err).await;
     }
     let notice = Message::Notice(format!("Session {device_id} was signed out."));
     show(
@@ -436,14 +417,143 @@ pub async fn end_session(
     .await
 }
 
-/// The session of a POST whose CSRF token matched, with its signed-in user; `Ok(None)`: not
-/// signed in (any more); `Err`: the answer already (403, or unavailable).
+/// `POST deactivate`: the user's own account deactivated, through `Accounts::deactivate`
+/// with the user as actor (the last-admin guard as everywhere; beside Synapse, Synapse's own
+/// deactivation through the queue), after the password (unless given in the last few
+/// minutes) and the user ID typed out. The session ends; a page says it is done.
+pub async fn deactivate(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let typed = form.get("confirm").unwrap_or("");
+    let view = View::Deactivate(typed.to_owned());
+    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if !confirms_user(typed, &user.name) {
+        let error = Message::Error(format!(
+            "To confirm, type your user ID ({}) exactly. Nothing was changed.",
+            user.name
+        ));
+        return show(
+            &state,
+            &session,
+            &user,
+            view,
+            StatusCode::BAD_REQUEST,
+            error,
+        )
+        .await;
+    }
+    if let Err(response) = reconfirm(&state, &mut session, &user, &form, &address, &view).await {
+        return response;
+    }
+    if let Err(err) = state
+        .accounts
+        .deactivate(&Actor::User(requester), &user.name, false)
+        .await
+    {
+        return refused_change(&state, &session, &user, view, err).await;
+    }
+    tracing::info!(user = %user.name, "account deactivated by its user on the account page");
+    if let Err(err) = state.sessions.end(&session).await {
+        // The account can no longer act: `signed_in` ends this session at its next request.
+        tracing::warn!(error = %err, "the account page's session was not ended after a deactivation");
+    }
+    let context = with(
+        base(&state, &session, None, Message::None),
+        json!({"deactivated_user_id": user.name}),
+    );
+    let response = state
+        .renderer
+        .page(StatusCode::OK, "deactivated.html", context);
+    with_cookie(response, Some(&state.sessions.cleared_cookie()))
+}
+
+/// Whether `typed` is `user_id` or its localpart, exactly.
+fn confirms_user(typed: &str, user_id: &str) -> bool {
+    let localpart = crate::ids::UserId::parse(user_id).map(|id| id.localpart().to_owned());
+    !typed.is_empty() && (typed == user_id || localpart.is_ok_and(|l| l == typed))
+}
+
+/// `POST cross-signing-reset`: after the password (unless given in the last few minutes),
+/// homekey asks Synapse to let the user replace their cross-signing keys without UIA for the
+/// next ten minutes (`Accounts::allow_cross_signing_reset`); the client then retries.
+pub async fn cross_signing_reset(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let view = View::CrossSigningReset;
+    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if let Err(response) = reconfirm(&state, &mut session, &user, &form, &address, &view).await {
+        return response;
+    }
+    if let Err(err) = state.accounts.allow_cross_signing_reset(&requester).await {
+        return refused_change(&state, &session, &user, view, err).await;
+    }
+    let notice = Message::Notice(format!(
+        "Approved. Go back to your client within {CROSS_SIGNING_RESET_MINUTES} minutes and \
+         reset your cross-signing keys there."
+    ));
+    let context = with(
+        base(&state, &session, Some(&user.name), notice),
+        json!({"approved": true, "beside_synapse": true, "needs_password": false}),
+    );
+    let response = state
+        .renderer
+        .page(StatusCode::OK, "cross_signing_reset.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// The password given again to confirm `view`'s change, unless it was given in the last few
+/// minutes (then noted as given now); `Err`: the form again with why.
+async fn reconfirm(
+    state: &WebState,
+    session: &mut Session,
+    user: &User,
+    form: &Form,
+    address: &str,
+    view: &View,
+) -> Result<(), Response> {
+    if session.recently_verified() {
+        return Ok(());
+    }
+    let refused = |status, message| show(state, session, user, view.clone(), status, message);
+    let Some(password) = form.secret("password") else {
+        let error = Message::Error("Enter your password to confirm.".into());
+        return Err(refused(StatusCode::BAD_REQUEST, error).await);
+    };
+    if let Err(err) = state
+        .accounts
+        .verify_password_for_page(&user.name, password, address)
+        .await
+    {
+        let (status, message) = reconfirmation_refusal(err, "Your password is not right.");
+        return Err(refused(status, Message::Error(message)).await);
+    }
+    let _ = state.sessions.verified_now(session).await;
+    Ok(())
+}
+
+/// The session of a POST whose CSRF token matched, with its signed-in user; `Err`: the
+/// answer already (403, unavailable, or, not signed in (any more), a redirect to `view`,
+/// which leads through sign-in).
 async fn posted(
     state: &WebState,
     headers: &HeaderMap,
     form: &Form,
     view: View,
-) -> Result<Option<(Session, User, Requester)>, Response> {
+) -> Result<(Session, User, Requester), Response> {
     let session = state
         .sessions
         .find_or_begin(headers)
@@ -456,10 +566,13 @@ async fn posted(
     let (session, user) = signed_in(state, session)
         .await
         .ok_or_else(|| unavailable(state, "the account could not be read"))?;
-    Ok(user.map(|user| {
-        let requester = Requester::without_device(&user);
-        (session, user, requester)
-    }))
+    match user {
+        Some(user) => {
+            let requester = Requester::without_device(&user);
+            Ok((session, user, requester))
+        }
+        None => Err(see_other(&link_of(&view).href(), None)),
+    }
 }
 
 /// The session's user, if signed in and the account can still act; a session whose account
@@ -473,8 +586,7 @@ async fn signed_in(state: &WebState, session: Session) -> Option<(Session, Optio
         Some(user) if !user.deactivated && !user.locked => Some((session, Some(user))),
         _ => {
             let _ = state.sessions.end(&session).await;
-            let fresh = state.sessions.begin(None).await.ok()?;
-            Some((fresh, None))
+            Some((state.sessions.begin_anonymous(), None))
         }
     }
 }
@@ -487,6 +599,8 @@ fn link_of(view: &View) -> Link {
         View::Sessions => ("org.matrix.sessions_list", None),
         View::Session(id) => ("org.matrix.session_view", Some(id.clone())),
         View::EndSession(id) => ("org.matrix.session_end", Some(id.clone())),
+        View::Deactivate(_) => (DEACTIVATE_ACTION, None),
+        View::CrossSigningReset => (CROSS_SIGNING_RESET_ACTION, None),
     };
     Link {
         action: Some(action.to_owned()),
@@ -562,6 +676,18 @@ fn reconfirmation_refusal(err: LoginError, wrong: &str) -> (StatusCode, String) 
     }
 }
 
+/// `view` again, saying why the account service refused its change.
+async fn refused_change(
+    state: &WebState,
+    session: &Session,
+    user: &User,
+    view: View,
+    err: AccountError,
+) -> Response {
+    let (status, message) = account_refusal(err);
+    show(state, session, user, view, status, Message::Error(message)).await
+}
+
 /// What the user sees of a refused change.
 fn account_refusal(err: AccountError) -> (StatusCode, String) {
     match err {
@@ -577,10 +703,27 @@ fn account_refusal(err: AccountError) -> (StatusCode, String) {
             StatusCode::FORBIDDEN,
             "Passwords cannot be changed on this server.".into(),
         ),
-        err @ (AccountError::Store(_)
-        | AccountError::Hash(_)
-        | AccountError::Synapse(_)
-        | AccountError::SynapseBusy(_)) => {
+        AccountError::LastAdmin(user) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "{}. Nothing was changed.",
+                crate::accounts::error::last_admin_refusal(&user)
+            ),
+        ),
+        AccountError::NotBesideSynapse => (
+            StatusCode::NOT_FOUND,
+            "This server cannot do that from this page: homekey serves no Synapse here.".into(),
+        ),
+        AccountError::Synapse(err) => {
+            tracing::warn!(error = %err, "Synapse did not take a change from the account page");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The homeserver could not be reached. Nothing was changed; please try again \
+                 later."
+                    .into(),
+            )
+        }
+        err @ (AccountError::Store(_) | AccountError::Hash(_) | AccountError::SynapseBusy(_)) => {
             tracing::warn!(error = %err, "a change from the account page failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -652,6 +795,26 @@ async fn show(
             with(base(message), json!({"displayname": user.displayname})),
         ),
         View::Password => state.renderer.page(status, "password.html", base(message)),
+        View::Deactivate(typed) => state.renderer.page(
+            status,
+            "deactivate.html",
+            with(
+                base(message),
+                json!({"needs_password": !session.recently_verified(), "typed": typed}),
+            ),
+        ),
+        View::CrossSigningReset => state.renderer.page(
+            status,
+            "cross_signing_reset.html",
+            with(
+                base(message),
+                json!({
+                    "approved": false,
+                    "beside_synapse": state.accounts.beside_synapse(),
+                    "needs_password": !session.recently_verified(),
+                }),
+            ),
+        ),
         View::Sessions => match state.accounts.list_devices(&user.name).await {
             Ok(devices) => {
                 let devices: Vec<Value> = devices.iter().map(device_context).collect();
@@ -707,7 +870,21 @@ fn device_context(device: &Device) -> Value {
 
 fn unavailable(state: &WebState, err: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %err, "the account page is unavailable");
+    unavailable_page(state, None)
+}
+
+/// Every page of the account page where homekey runs on Synapse's own database.
+pub async fn on_a_synapse_database(State(state): State<WebState>) -> Response {
+    let reason = "This server's accounts are kept by Synapse itself here: homekey runs on \
+                  Synapse's database, so this page cannot manage them. Manage your account \
+                  in your Matrix client, or ask the server's operator.";
+    unavailable_page(&state, Some(reason))
+}
+
+/// The 503 page, with why if it is not a passing failure.
+fn unavailable_page(state: &WebState, reason: Option<&str>) -> Response {
     let context = json!({
+        "reason": reason,
         "server_name": state.accounts.config.server_name,
         "admin_contact": state.accounts.config.admin_contact,
         "user_id": null,

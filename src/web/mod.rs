@@ -16,9 +16,10 @@ pub mod session;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::accounts::Accounts;
+use crate::store::Flavour;
 
 /// Where homekey's pages share their stylesheet.
 pub const STYLESHEET_PATH: &str = "/_homekey/static/page.css";
@@ -54,12 +55,30 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
     path: &str,
 ) -> Router<S> {
     let state = WebState::new(accounts);
+    if state.accounts.flavour() == Flavour::Synapse {
+        // Synapse's own database: no homekey schema (no sessions to keep) and no Synapse
+        // served (its users manage their accounts through Synapse). Every page says so.
+        return Router::new()
+            .route(path, any(account::on_a_synapse_database))
+            .route(
+                &format!("{path}{{*rest}}"),
+                any(account::on_a_synapse_database),
+            )
+            .route(STYLESHEET_PATH, get(render::stylesheet))
+            .layer(axum::middleware::map_response(render::security_headers))
+            .with_state(state);
+    }
     Router::new()
         .route(path, get(account::page))
         .route(&format!("{path}sign-in"), post(account::sign_in))
         .route(&format!("{path}sign-out"), post(account::sign_out))
         .route(&format!("{path}password"), post(account::change_password))
         .route(&format!("{path}session-end"), post(account::end_session))
+        .route(&format!("{path}deactivate"), post(account::deactivate))
+        .route(
+            &format!("{path}cross-signing-reset"),
+            post(account::cross_signing_reset),
+        )
         .route(STYLESHEET_PATH, get(render::stylesheet))
         .layer(axum::middleware::map_response(render::security_headers))
         .with_state(state)

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
-/// The templates, by name. Each extends `base.html`.
+/// The templates, by name. Each page extends `base.html`; `password_again.html` is the part
+/// the confirming forms include.
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -14,6 +15,19 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("password.html", include_str!("templates/password.html")),
     ("sessions.html", include_str!("templates/sessions.html")),
     ("session.html", include_str!("templates/session.html")),
+    (
+        "password_again.html",
+        include_str!("templates/password_again.html"),
+    ),
+    ("deactivate.html", include_str!("templates/deactivate.html")),
+    (
+        "deactivated.html",
+        include_str!("templates/deactivated.html"),
+    ),
+    (
+        "cross_signing_reset.html",
+        include_str!("templates/cross_signing_reset.html"),
+    ),
     (
         "unavailable.html",
         include_str!("templates/unavailable.html"),

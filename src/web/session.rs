@@ -8,7 +8,14 @@
 //! without a request, and [`LIFETIME_MS`] after it began whatever happens. Each session has
 //! its own CSRF token, which every form carries and every POST must bring back. Signing in
 //! replaces the session (a new ID and a new token), so an ID planted before sign-in is
-//! worth nothing after it. Neither the ID nor the token is ever logged.
+//! worth nothing after it; so does a password change. Neither the ID nor the token is ever
+//! logged.
+//!
+//! Before sign-in a session is not written anywhere: the browser's cookie holds a random ID
+//! all the same, and the sign-in form's CSRF token is a one-way function of it
+//! ([`anonymous_csrf_token`], a double-submit token: only a page that could read the cookie
+//! can know it). So a visitor, or a script fetching the page without cookies, adds no row;
+//! a row is written only when someone signs in.
 //!
 //! The table is reached through `Accounts::web_sessions` (`store::WebSessionTable`), which
 //! writes no account. On a Synapse database (no homekey schema) there is no such table and
@@ -88,18 +95,12 @@ impl SessionStore {
     }
 
     /// The session the request's cookie names, if it is still alive (its last use is now);
-    /// otherwise a new one, not signed in, whose cookie the response must set.
+    /// a cookie that names no live session is a session not signed in, on that ID; no
+    /// cookie, a new one not signed in, whose cookie the response must set. Nothing is
+    /// written for a session not signed in.
     pub async fn find_or_begin(&self, headers: &HeaderMap) -> Result<Session, sqlx::Error> {
-        match self.find(headers).await? {
-            Some(session) => Ok(session),
-            None => self.begin(None).await,
-        }
-    }
-
-    /// The session the request's cookie names, if it is still alive.
-    pub async fn find(&self, headers: &HeaderMap) -> Result<Option<Session>, sqlx::Error> {
         let Some(id) = cookie_value(headers) else {
-            return Ok(None);
+            return Ok(self.begin_anonymous());
         };
         let id_hash = hash_id(&id);
         let now = now_ms();
@@ -107,27 +108,35 @@ impl SessionStore {
             .table
             .touch(&id_hash, now, now - IDLE_MS, now - LIFETIME_MS)
             .await?;
-        Ok(row.map(|row| Session {
-            id_hash,
-            user_id: row.user_id,
-            csrf_token: row.csrf_token,
-            verified_ms: row.verified_ms,
-            set_cookie: None,
-        }))
+        Ok(match row {
+            Some(row) => Session {
+                id_hash,
+                user_id: row.user_id,
+                csrf_token: row.csrf_token,
+                verified_ms: row.verified_ms,
+                set_cookie: None,
+            },
+            None => anonymous(&id, None),
+        })
     }
 
-    /// A new session (signed in as `user_id`, its password given now, if given), with a new
-    /// ID and CSRF token. Sessions past their time are deleted on the way.
-    pub async fn begin(&self, user_id: Option<&str>) -> Result<Session, sqlx::Error> {
+    /// A new session not signed in: a new ID, written nowhere.
+    pub fn begin_anonymous(&self) -> Session {
+        let id = crate::secrets::random_alphanumeric(43);
+        anonymous(&id, Some(self.cookie(&id)))
+    }
+
+    /// A new session signed in as `user_id`, its password given now, with a new ID and CSRF
+    /// token. Sessions past their time are deleted on the way.
+    pub async fn begin(&self, user_id: &str) -> Result<Session, sqlx::Error> {
         let id = crate::secrets::random_alphanumeric(43);
         let id_hash = hash_id(&id);
         let csrf_token = crate::secrets::random_alphanumeric(43);
         let now = now_ms();
-        let verified_ms = user_id.map(|_| now);
         let row = WebSessionRow {
-            user_id: user_id.map(str::to_owned),
+            user_id: Some(user_id.to_owned()),
             csrf_token,
-            verified_ms,
+            verified_ms: Some(now),
         };
         self.table
             .insert(&id_hash, &row, now, now - IDLE_MS, now - LIFETIME_MS)
@@ -136,9 +145,21 @@ impl SessionStore {
             id_hash,
             user_id: row.user_id,
             csrf_token: row.csrf_token,
-            verified_ms,
+            verified_ms: row.verified_ms,
             set_cookie: Some(self.cookie(&id)),
         })
+    }
+
+    /// The session replaced by a new one of the same user, its password given now, with a
+    /// new ID and CSRF token (after a password change: whoever had learnt the old ID has
+    /// nothing).
+    pub async fn renew(&self, session: &Session) -> Result<Session, sqlx::Error> {
+        let Some(user_id) = session.user_id.as_deref() else {
+            return Ok(self.begin_anonymous());
+        };
+        let renewed = self.begin(user_id).await?;
+        self.end(session).await?;
+        Ok(renewed)
     }
 
     /// Ends a session (sign-out, or replaced at sign-in).
@@ -195,4 +216,45 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 
 fn hash_id(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// The session not signed in on `id`.
+fn anonymous(id: &str, set_cookie: Option<String>) -> Session {
+    Session {
+        id_hash: hash_id(id),
+        user_id: None,
+        csrf_token: anonymous_csrf_token(id),
+        verified_ms: None,
+        set_cookie,
+    }
+}
+
+/// The CSRF token of the session not signed in on `id`: a hash of the ID under a label of
+/// its own, so neither the page (which shows the token) nor the table (which holds the
+/// ID's plain hash for signed-in sessions) reveals the ID.
+fn anonymous_csrf_token(id: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"homekey web sign-in form\0");
+    hasher.update(id.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_not_signed_in_has_a_token_that_is_neither_its_id_nor_the_ids_hash() {
+        let id = "a".repeat(43);
+        let session = anonymous(&id, None);
+        assert_ne!(session.csrf_token(), id);
+        assert_ne!(session.csrf_token(), hash_id(&id));
+        assert_eq!(session.csrf_token(), anonymous(&id, None).csrf_token());
+        assert_ne!(
+            session.csrf_token(),
+            anonymous(&"b".repeat(43), None).csrf_token()
+        );
+        assert!(session.csrf_matches(Some(&anonymous_csrf_token(&id))));
+        assert!(!session.csrf_matches(Some("")));
+    }
 }

@@ -22,6 +22,11 @@ server_tests!(
     signing_out_ends_the_session_and_the_old_cookie_signs_no_one_in,
     over_plain_http_the_cookie_is_not_secure,
     sign_in_is_under_rc_login_and_a_locked_account_is_signed_out,
+    deactivating_the_account_needs_the_password_and_the_user_id_typed_and_ends_the_session,
+    the_last_admin_is_refused_deactivation_on_the_page_with_the_apis_reason,
+    a_cross_signing_reset_with_synapse_away_says_so_and_changes_nothing,
+    a_password_change_on_the_page_gives_the_browser_a_new_session_id,
+    cookie_less_visits_write_no_session_row_until_someone_signs_in,
 );
 
 const PAGE: &str = "/_homekey/account/";
@@ -253,10 +258,11 @@ async fn the_sign_in_page_sets_a_strict_http_only_cookie_and_every_answer_has_th
         "org.matrix.devices_list",
         "org.matrix.device_view",
         "org.matrix.device_delete",
+        "org.matrix.account_deactivate",
+        "org.matrix.cross_signing_reset",
     ] {
         assert!(actions.contains(&json!(action)), "{discovery}");
     }
-    assert!(!actions.contains(&json!("org.matrix.cross_signing_reset")));
 }
 
 async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing(db: TestDb) {
@@ -431,13 +437,13 @@ async fn deep_links_lead_through_sign_in_to_the_profile_the_sessions_and_one_ses
     assert_eq!(no_device.status, StatusCode::NOT_FOUND);
     assert!(no_device.body.contains("The link names no device."));
     let unknown = browser
-        .get(&format!("{PAGE}?action=org.matrix.cross_signing_reset"))
+        .get(&format!("{PAGE}?action=org.example.unknown"))
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(
         unknown
             .body
-            .contains("This page does not offer “org.matrix.cross_signing_reset”.")
+            .contains("This page does not offer “org.example.unknown”.")
     );
     // Another user's device is no one's to see here.
     server.create_user("bob", "bob-pw").await;
@@ -599,6 +605,8 @@ async fn changing_the_password_needs_the_current_one_and_can_sign_out_the_other_
         StatusCode::FORBIDDEN
     );
 
+    // The change gave the browser a new session, with a new CSRF token.
+    let csrf = kept.csrf();
     let signed_out = browser
         .post(
             "password",
@@ -752,10 +760,11 @@ async fn signing_out_ends_the_session_and_the_old_cookie_signs_no_one_in(db: Tes
         .await;
     assert!(page.body.contains("id=\"sign-in\""), "{}", page.body);
     assert!(!page.body.contains("@alice:example.com"));
-    // A made-up cookie is a new, signed-out session.
+    // A made-up cookie is a session not signed in (written nowhere).
     browser.cookie = Some(format!("homekey_session={}", "A".repeat(43)));
     let page = browser.get(PAGE).await;
-    assert!(page.body.contains("id=\"sign-in\"") && page.set_cookie().is_some());
+    assert!(page.body.contains("id=\"sign-in\""), "{}", page.body);
+    assert!(!page.body.contains("@alice:example.com"));
 }
 
 async fn over_plain_http_the_cookie_is_not_secure(db: TestDb) {
@@ -818,124 +827,465 @@ async fn sign_in_is_under_rc_login_and_a_locked_account_is_signed_out(db: TestDb
     );
 }
 
-/// The page in chromium (`--headless=new`), through Debian's chromedriver: sign in, change
-/// the password signing out the other devices, see the sessions. Screenshots go to
-/// `$CARGO_TARGET_DIR/account-page/`.
+/// The page's sessions on the test database (signed in or not: every row).
+async fn web_session_rows(server: &Server) -> i64 {
+    server
+        .db
+        .count(
+            "SELECT COUNT(*) FROM homekey_web_sessions WHERE id_hash <> $1",
+            "",
+        )
+        .await
+}
+
+/// Makes the page ask for the password again (the sign-in is no longer recent).
+async fn forget_recent_sign_ins(server: &Server) {
+    crate::server::raw_execute(
+        &server.db.config,
+        "UPDATE homekey_web_sessions SET verified_ms = 0",
+        &[],
+    )
+    .await;
+}
+
+async fn deactivating_the_account_needs_the_password_and_the_user_id_typed_and_ends_the_session(
+    db: TestDb,
+) {
+    let (server, logins) = beside_synapse(db, "https://matrix.example.com/").await;
+    server.create_user("alice", "alice-pw").await;
+    let (token, _) = logins.session_for("alice", "alice-pw").await;
+    let mut browser = Browser::new(&server);
+    let link = "?action=org.matrix.account_deactivate";
+    let form = browser.signed_in(link, "alice", "alice-pw").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.body.contains("id=\"deactivate\""), "{}", form.body);
+    assert!(form.body.contains("cannot be undone"), "{}", form.body);
+    // Just signed in: the typed user ID is asked, not the password.
+    assert!(
+        !form.body.contains("Your password, to confirm"),
+        "{}",
+        form.body
+    );
+    let profile = browser.get(PAGE).await;
+    assert!(
+        profile
+            .body
+            .contains("?action=org.matrix.account_deactivate"),
+        "the profile links to it"
+    );
+    let csrf = form.csrf();
+
+    forget_recent_sign_ins(&server).await;
+    let again = browser.get(&format!("{PAGE}{link}")).await;
+    assert!(
+        again.body.contains("Your password, to confirm"),
+        "{}",
+        again.body
+    );
+    let refusals = [
+        // No CSRF token.
+        (
+            "",
+            "alice",
+            "alice-pw",
+            StatusCode::FORBIDDEN,
+            "Nothing was changed",
+        ),
+        (
+            csrf.as_str(),
+            "",
+            "alice-pw",
+            StatusCode::BAD_REQUEST,
+            "type your user ID (@alice:example.com) exactly",
+        ),
+        (
+            csrf.as_str(),
+            "bob",
+            "alice-pw",
+            StatusCode::BAD_REQUEST,
+            "type your user ID (@alice:example.com) exactly",
+        ),
+        (
+            csrf.as_str(),
+            " alice",
+            "alice-pw",
+            StatusCode::BAD_REQUEST,
+            "type your user ID (@alice:example.com) exactly",
+        ),
+        (
+            csrf.as_str(),
+            "alice",
+            "",
+            StatusCode::BAD_REQUEST,
+            "Enter your password to confirm.",
+        ),
+        (
+            csrf.as_str(),
+            "@alice:example.com",
+            "guess",
+            StatusCode::BAD_REQUEST,
+            "Your password is not right.",
+        ),
+    ];
+    for (csrf, confirm, password, status, message) in refusals {
+        let mut fields = vec![("confirm", confirm), ("password", password)];
+        if !csrf.is_empty() {
+            fields.push(("csrf", csrf));
+        }
+        let refused = browser.post("deactivate", &fields).await;
+        assert_eq!(refused.status, status, "{confirm:?}: {}", refused.body);
+        assert!(refused.body.contains(message), "{}", refused.body);
+        assert!(
+            refused.body.contains("id=\"deactivate\""),
+            "the form again: {}",
+            refused.body
+        );
+        if status == StatusCode::BAD_REQUEST {
+            let kept =
+                format!("name=\"confirm\" autocomplete=\"off\" required value=\"{confirm}\"");
+            assert!(
+                refused.body.contains(&kept),
+                "what was typed is kept: {}",
+                refused.body
+            );
+        }
+        assert_eq!(logins.whoami(Some(&token)).await.0, StatusCode::OK);
+    }
+    assert_eq!(logins.login("alice", "alice-pw").await.0, StatusCode::OK);
+
+    // The localpart alone is enough.
+    let done = browser
+        .post(
+            "deactivate",
+            &[
+                ("csrf", &csrf),
+                ("confirm", "alice"),
+                ("password", "alice-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body
+            .contains("The account <strong>@alice:example.com</strong> has been deactivated"),
+        "{}",
+        done.body
+    );
+    assert!(!done.body.contains("id=\"sign-out\""), "signed out");
+    let cleared = done.set_cookie().expect("the cookie cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(web_session_rows(&server).await, 0, "the session ended");
+    assert_eq!(
+        logins.whoami(Some(&token)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // As Synapse's deactivation, the password went with it.
+    let (status, body) = logins.login("alice", "alice-pw").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let signed_in_again = browser.sign_in("", "alice", "alice-pw").await;
+    assert_eq!(signed_in_again.status, StatusCode::UNAUTHORIZED);
+    assert!(signed_in_again.body.contains("id=\"sign-in\""));
+    assert!(!server.log().contains("alice-pw"), "no password in the log");
+}
+
+async fn the_last_admin_is_refused_deactivation_on_the_page_with_the_apis_reason(db: TestDb) {
+    let (server, logins) = beside_synapse(db, "https://matrix.example.com/").await;
+    let root = logins.admin_token("root", "root-pw").await;
+    let mut browser = Browser::new(&server);
+    let form = browser
+        .signed_in("?action=org.matrix.account_deactivate", "root", "root-pw")
+        .await;
+    let refused = browser
+        .post(
+            "deactivate",
+            &[("csrf", &form.csrf()), ("confirm", "@root:example.com")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    // The client API's own refusal, word for word.
+    let (status, api) = logins
+        .call(
+            "POST",
+            "/_matrix/client/v3/account/deactivate",
+            Some(&root),
+            Some(json!({"auth": crate::server::password_auth("root", "root-pw", None)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{api}");
+    let reason = api["error"].as_str().unwrap();
+    assert!(reason.contains("last server admin"), "{api}");
+    assert!(
+        refused.body.contains(&reason.replace('\'', "&#x27;")),
+        "{reason}\n{}",
+        refused.body
+    );
+    assert!(refused.body.contains("Nothing was changed."));
+    assert!(refused.body.contains("id=\"deactivate\""), "the form again");
+    assert_eq!(logins.whoami(Some(&root)).await.0, StatusCode::OK);
+    let profile = browser.get(PAGE).await;
+    assert!(
+        profile.body.contains("@root:example.com"),
+        "still signed in"
+    );
+}
+
+async fn a_cross_signing_reset_with_synapse_away_says_so_and_changes_nothing(db: TestDb) {
+    let (server, _logins) = beside_synapse(db, "https://matrix.example.com/").await;
+    server.create_user("alice", "alice-pw").await;
+    let mut browser = Browser::new(&server);
+    let link = "?action=org.matrix.cross_signing_reset";
+    let form = browser.signed_in(link, "alice", "alice-pw").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.body.contains("id=\"allow-reset\""), "{}", form.body);
+    assert!(!form.body.contains("Your password, to confirm"));
+    let csrf = form.csrf();
+    let refused = browser.post("cross-signing-reset", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "no CSRF token");
+    // This Synapse (127.0.0.1:1) is not there.
+    let away = browser
+        .post("cross-signing-reset", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        away.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        away.body
+    );
+    assert!(
+        away.body
+            .contains("The homeserver could not be reached. Nothing was changed"),
+        "{}",
+        away.body
+    );
+    assert!(away.body.contains("id=\"allow-reset\""), "the form again");
+    assert!(!away.body.contains("127.0.0.1:1"), "{}", away.body);
+
+    forget_recent_sign_ins(&server).await;
+    let page = browser.get(&format!("{PAGE}{link}")).await;
+    assert!(page.body.contains("Your password, to confirm"));
+    let wrong = browser
+        .post(
+            "cross-signing-reset",
+            &[("csrf", &csrf), ("password", "guess")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.body.contains("Your password is not right."));
+    let log = server.log();
+    assert!(!log.contains(SECRET) && !log.contains("alice-pw"), "{log}");
+}
+
+async fn a_password_change_on_the_page_gives_the_browser_a_new_session_id(db: TestDb) {
+    let (server, _logins) = beside_synapse(db, "https://matrix.example.com/").await;
+    server.create_user("alice", "alice-pw").await;
+    let mut browser = Browser::new(&server);
+    let form = browser
+        .signed_in("?action=password_change", "alice", "alice-pw")
+        .await;
+    let (old_cookie, old_csrf) = (browser.cookie.clone().unwrap(), form.csrf());
+    let changed = browser
+        .post(
+            "password",
+            &[
+                ("csrf", &old_csrf),
+                ("current_password", "alice-pw"),
+                ("new_password", "new-alice-pw"),
+                ("new_password_again", "new-alice-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let set = changed.set_cookie().expect("a new session cookie");
+    assert!(set.contains("HttpOnly; SameSite=Strict; Secure"), "{set}");
+    let new_cookie = browser.cookie.clone().unwrap();
+    assert_ne!(new_cookie, old_cookie, "a new session ID");
+    assert_ne!(changed.csrf(), old_csrf, "a new CSRF token");
+    assert_eq!(web_session_rows(&server).await, 1, "the old row is gone");
+
+    // The new ID is signed in; the old one signs no one in, and its token is worth nothing.
+    let profile = browser.get(PAGE).await;
+    assert!(
+        profile.body.contains("@alice:example.com"),
+        "{}",
+        profile.body
+    );
+    let refused = browser
+        .post(
+            "password",
+            &[
+                ("csrf", &old_csrf),
+                ("current_password", "new-alice-pw"),
+                ("new_password", "third-pw"),
+                ("new_password_again", "third-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    browser.cookie = Some(old_cookie);
+    let old = browser.get(PAGE).await;
+    assert!(old.body.contains("id=\"sign-in\""), "{}", old.body);
+    assert!(!old.body.contains("@alice:example.com"));
+}
+
+async fn cookie_less_visits_write_no_session_row_until_someone_signs_in(db: TestDb) {
+    let (server, _logins) = beside_synapse(db, "https://matrix.example.com/").await;
+    server.create_user("alice", "alice-pw").await;
+    let started = std::time::Instant::now();
+    for i in 0..300 {
+        let mut visitor = Browser::new(&server);
+        let page = visitor
+            .get(&format!("{PAGE}?action=org.matrix.profile&n={i}"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.set_cookie().is_some(), "a cookie all the same");
+    }
+    let per_visit = started.elapsed() / 300;
+    // Made-up cookies, and a refused sign-in, write nothing either.
+    for i in 0..50 {
+        let mut visitor = Browser::new(&server);
+        visitor.cookie = Some(format!("homekey_session={:0>43}", i));
+        assert_eq!(visitor.get(PAGE).await.status, StatusCode::OK);
+    }
+    let mut browser = Browser::new(&server);
+    let wrong = browser.sign_in("", "alice", "not-alice-pw").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(web_session_rows(&server).await, 0);
+
+    // The sign-in form still works (its CSRF token is the cookie's) and writes one row.
+    let profile = browser.signed_in("", "alice", "alice-pw").await;
+    assert!(
+        profile.body.contains("@alice:example.com"),
+        "{}",
+        profile.body
+    );
+    assert_eq!(web_session_rows(&server).await, 1);
+    // Another visitor's form token is refused with this browser's cookie.
+    let mut other = Browser::new(&server);
+    let other_csrf = other.get(PAGE).await.csrf();
+    let mut stranger = Browser::new(&server);
+    stranger.get(PAGE).await;
+    let refused = stranger
+        .post(
+            "sign-in",
+            &[
+                ("csrf", &other_csrf),
+                ("user", "alice"),
+                ("password", "alice-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(web_session_rows(&server).await, 1);
+    eprintln!("a cookie-less visit of the sign-in page: {per_visit:?}, no row written");
+}
+
+/// A headless chromium (`--headless=new`) through Debian's chromedriver, killed when
+/// dropped, and where its screenshots go (`$CARGO_TARGET_DIR/account-page/`).
+pub(crate) struct Chromium {
+    pub(crate) client: fantoccini::Client,
+    _driver: Chromedriver,
+    shots: std::path::PathBuf,
+}
+
+impl Chromium {
+    /// chromium, or `None` (a skip; under CI a failure) without chromedriver.
+    pub(crate) async fn start(test: &str) -> Option<Chromium> {
+        const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+        if !std::path::Path::new(CHROMEDRIVER).exists() {
+            crate::support::skip(
+                test,
+                "no /usr/bin/chromedriver (apt-get install chromium chromium-driver)",
+            );
+            return None;
+        }
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = Chromedriver(
+            std::process::Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--window-size=1000,900",
+                            "--no-proxy-server"]}),
+        );
+        let mut client = None;
+        for _ in 0..100 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match fantoccini::ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&webdriver)
+                .await
+            {
+                Ok(connected) => {
+                    client = Some(connected);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        let shots = std::path::PathBuf::from(
+            std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
+        )
+        .join("account-page");
+        std::fs::create_dir_all(&shots).unwrap();
+        Some(Chromium {
+            client: client.expect("chromedriver answers"),
+            _driver: driver,
+            shots,
+        })
+    }
+
+    /// A screenshot of the page as it is, as `{name}.png`.
+    pub(crate) async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Ends the browser; says where the screenshots are.
+    pub(crate) async fn close(self) {
+        let _ = self.client.clone().close().await;
+        eprintln!("screenshots of the account page: {}", self.shots.display());
+    }
+}
+
+/// The page in chromium: sign in, change the password signing out the other devices, see
+/// the sessions.
 #[tokio::test]
 async fn in_a_real_browser_sign_in_change_the_password_and_see_the_sessions() {
     use fantoccini::Locator;
-    const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-    if !std::path::Path::new(CHROMEDRIVER).exists() {
-        crate::support::skip(
-            "in_a_real_browser_sign_in_change_the_password_and_see_the_sessions",
-            "no /usr/bin/chromedriver (apt-get install chromium chromium-driver)",
-        );
+    let test = "in_a_real_browser_sign_in_change_the_password_and_see_the_sessions";
+    let Some(chromium) = Chromium::start(test).await else {
         return;
-    }
+    };
     let db = TestDb::sqlite().await;
     let (server, logins) = beside_synapse(db, "http://127.0.0.1/").await;
     server.create_user("alice", "alice-pw").await;
     let (token, phone) = logins.session_for("alice", "alice-pw").await;
-
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut driver = Chromedriver(
-        std::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let webdriver = format!("http://127.0.0.1:{port}");
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                        "--disable-dev-shm-usage", "--window-size=1000,900"]}),
-    );
-    let mut client = None;
-    for _ in 0..100 {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match fantoccini::ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&webdriver)
-            .await
-        {
-            Ok(connected) => {
-                client = Some(connected);
-                break;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    }
-    let client = client.expect("chromedriver answers");
-    let shots = std::path::PathBuf::from(
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
-    )
-    .join("account-page");
-    std::fs::create_dir_all(&shots).unwrap();
-    let shot = |name: &'static str| {
-        let client = client.clone();
-        let path = shots.join(format!("{name}.png"));
-        async move {
-            std::fs::write(path, client.screenshot().await.unwrap()).unwrap();
-        }
-    };
+    let client = chromium.client.clone();
+    let shot = |name: &'static str| chromium.shot(name);
 
     let result = async {
         client
             .goto(&format!("{}{PAGE}?action=password_change", server.base))
             .await?;
         shot("1-sign-in").await;
-        client
-            .find(Locator::Id("user"))
-            .await?
-            .send_keys("alice")
-            .await?;
-        client
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys("alice-pw")
-            .await?;
-        client.find(Locator::Id("sign-in")).await?.click().await?;
+        sign_in_with(&client, "alice", "alice-pw").await?;
         client
             .wait()
             .for_element(Locator::Id("change-password"))
             .await?;
         shot("2-password").await;
-        client
-            .find(Locator::Id("current_password"))
-            .await?
-            .send_keys("alice-pw")
-            .await?;
-        client
-            .find(Locator::Id("new_password"))
-            .await?
-            .send_keys("browser-pw")
-            .await?;
-        client
-            .find(Locator::Id("new_password_again"))
-            .await?
-            .send_keys("browser-pw")
-            .await?;
-        client
-            .find(Locator::Id("sign_out_others"))
-            .await?
-            .click()
-            .await?;
-        client
-            .find(Locator::Id("change-password"))
-            .await?
-            .click()
-            .await?;
-        let notice = client.wait().for_element(Locator::Id("notice")).await?;
-        assert_eq!(
-            notice.text().await?,
-            "Your password was changed, and your other devices were signed out."
-        );
+        change_password_signing_out_the_others(&client, "alice-pw", "browser-pw").await?;
         shot("3-password-changed").await;
         // Synapse would be told the same; here homekey refuses the phone's token at once.
         assert_eq!(
@@ -961,10 +1311,55 @@ async fn in_a_real_browser_sign_in_change_the_password_and_see_the_sessions() {
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
-    let _ = client.clone().close().await;
-    drop(driver.0.kill());
+    chromium.close().await;
     result.unwrap();
-    eprintln!("screenshots of the account page: {}", shots.display());
+}
+
+/// In chromium, on the sign-in form: `user` and `password`, and sign in.
+pub(crate) async fn sign_in_with(
+    client: &fantoccini::Client,
+    user: &str,
+    password: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    use fantoccini::Locator;
+    for (field, value) in [("user", user), ("password", password)] {
+        client
+            .find(Locator::Id(field))
+            .await?
+            .send_keys(value)
+            .await?;
+    }
+    client.find(Locator::Id("sign-in")).await?.click().await
+}
+
+/// In chromium, on the password form: `current`, `new` twice, the other devices signed out;
+/// waits for the page to say so.
+pub(crate) async fn change_password_signing_out_the_others(
+    client: &fantoccini::Client,
+    current: &str,
+    new: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    use fantoccini::Locator;
+    for (field, value) in [
+        ("current_password", current),
+        ("new_password", new),
+        ("new_password_again", new),
+    ] {
+        client
+            .find(Locator::Id(field))
+            .await?
+            .send_keys(value)
+            .await?;
+    }
+    for button in ["sign_out_others", "change-password"] {
+        client.find(Locator::Id(button)).await?.click().await?;
+    }
+    let notice = client.wait().for_element(Locator::Id("notice")).await?;
+    assert_eq!(
+        notice.text().await?,
+        "Your password was changed, and your other devices were signed out."
+    );
+    Ok(())
 }
 
 /// chromedriver, killed when the test ends however it ends.
@@ -1047,4 +1442,215 @@ async fn beside_the_real_synapse_what_the_page_signs_out_synapse_refuses_at_once
     assert_eq!(synapse.whoami(&laptop).await.0, StatusCode::UNAUTHORIZED);
     let (fresh, _) = homekey.session_for("alice", "alice-pw-2").await;
     assert_eq!(synapse.whoami(&fresh).await.0, StatusCode::OK);
+}
+
+/// A cross-signing master key of `user_id`'s, made up (32 random bytes, as Synapse checks).
+pub(crate) fn master_key(user_id: &str) -> serde_json::Value {
+    use base64::Engine;
+    let public: [u8; 32] = rand::random();
+    let public = base64::engine::general_purpose::STANDARD_NO_PAD.encode(public);
+    json!({
+        "user_id": user_id,
+        "usage": ["master"],
+        "keys": {format!("ed25519:{public}"): public},
+    })
+}
+
+/// `POST /_matrix/client/v3/keys/device_signing/upload` of `master_key` to `base`.
+pub(crate) async fn upload_master_key(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    master_key: &serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let response = http
+        .post(format!(
+            "{base}/_matrix/client/v3/keys/device_signing/upload"
+        ))
+        .bearer_auth(token)
+        .json(&json!({"master_key": master_key}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// Synapse's answer to a second cross-signing key when delegating: the `m.oauth` stage (and
+/// MSC4312's unstable name), both linking to the page's deep link. Returns the link.
+pub(crate) fn assert_oauth_stage(status: StatusCode, body: &serde_json::Value) -> String {
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        body["flows"],
+        json!([{"stages": ["m.oauth"]}, {"stages": ["org.matrix.cross_signing_reset"]}]),
+        "{body}"
+    );
+    let url = body["params"]["m.oauth"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        url,
+        "https://matrix.example.com/_homekey/account/?action=org.matrix.cross_signing_reset"
+    );
+    assert_eq!(
+        body["params"]["org.matrix.cross_signing_reset"]["url"],
+        json!(url)
+    );
+    url
+}
+
+/// Beside the real Synapse 1.163.2: a second cross-signing key is refused by Synapse with the
+/// `m.oauth` stage naming the page's deep link; approved there, the same upload is accepted.
+/// Then the account deactivated on the page is deactivated in Synapse, its token refused.
+#[tokio::test]
+async fn beside_the_real_synapse_the_page_approves_a_cross_signing_reset_and_deactivates() {
+    let test = "beside_the_real_synapse_the_page_approves_a_cross_signing_reset_and_deactivates";
+    let Some(venv) = crate::support::synapse_venv(test) else {
+        return;
+    };
+    let (synapse, homekey) = crate::synapse_delegation::synapse_beside_homekey(venv).await;
+    homekey.create_user("alice", "alice-pw").await;
+    let root = homekey.admin_token("root", "root-pw").await;
+    let (token, _) = homekey.session_for("alice", "alice-pw").await;
+    let base = synapse.url("");
+    let user_id = "@alice:example.com";
+
+    // The first upload needs no approval (MSC3967); the same keys again neither.
+    let first = master_key(user_id);
+    let (status, body) = upload_master_key(&synapse.http, &base, &token, &first).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    let (status, _) = upload_master_key(&synapse.http, &base, &token, &first).await;
+    assert_eq!(status, StatusCode::OK);
+    let second = master_key(user_id);
+    let (status, body) = upload_master_key(&synapse.http, &base, &token, &second).await;
+    let url = assert_oauth_stage(status, &body);
+
+    // The user follows the link (here to homekey directly), signs in and approves.
+    let link = url
+        .strip_prefix("https://matrix.example.com/_homekey/account/")
+        .unwrap();
+    let mut browser = Browser::new(&homekey);
+    let form = browser.signed_in(link, "alice", "alice-pw").await;
+    assert!(form.body.contains("id=\"allow-reset\""), "{}", form.body);
+    let approved = browser
+        .post("cross-signing-reset", &[("csrf", &form.csrf())])
+        .await;
+    assert_eq!(
+        approved.status,
+        StatusCode::OK,
+        "{}\n{}",
+        approved.body,
+        homekey.log()
+    );
+    assert!(
+        approved
+            .body
+            .contains("Go back to your client within 10 minutes"),
+        "{}",
+        approved.body
+    );
+    let (status, body) = upload_master_key(&synapse.http, &base, &token, &second).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    let (status, keys) = synapse_post(
+        &synapse,
+        "/_matrix/client/v3/keys/query",
+        &token,
+        json!({"device_keys": {user_id: []}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
+    assert_eq!(
+        keys["master_keys"][user_id]["keys"], second["keys"],
+        "{keys}"
+    );
+
+    // Deactivation on the page reaches Synapse.
+    let form = browser
+        .get(&format!("{PAGE}?action=org.matrix.account_deactivate"))
+        .await;
+    let done = browser
+        .post(
+            "deactivate",
+            &[("csrf", &form.csrf()), ("confirm", user_id)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(synapse.whoami(&token).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = synapse
+        .get(&format!("/_synapse/admin/v2/users/{user_id}"), &root)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    assert_eq!(body["deactivated"], json!(true), "{body}");
+    let log = homekey.log();
+    assert!(!log.contains(crate::synapse_delegation::SECRET), "{log}");
+    assert!(!log.contains(&token) && !log.contains("alice-pw"), "{log}");
+}
+
+/// `POST path` on Synapse with a JSON body and a token.
+async fn synapse_post(
+    synapse: &crate::synapse_interop::Synapse,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let response = synapse
+        .http
+        .post(synapse.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// homekey on Synapse's own database (with a `synapse:` section all the same): no sessions
+/// table and no Synapse served, so every page of the account page answers 503 and says why,
+/// a GET or a POST, and nothing is written.
+#[tokio::test]
+async fn on_a_synapse_database_every_page_answers_503_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("homeserver.db");
+    {
+        use sqlx::Connection;
+        let url = format!("sqlite:{}?mode=rwc", path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(crate::store::SYNAPSE_SQLITE_SCHEMA)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let db = TestDb::external(homekey::config::DatabaseConfig::Sqlite { path }).await;
+    let server = Server::start(db, &synapse_section("https://matrix.example.com/")).await;
+    let mut browser = Browser::new(&server);
+    let link = format!("{PAGE}?action=org.matrix.account_deactivate");
+    let answers = [
+        browser.get(PAGE).await,
+        browser.get(&link).await,
+        browser
+            .post("sign-in", &[("user", "old"), ("password", "x")])
+            .await,
+        browser.post("deactivate", &[("confirm", "old")]).await,
+    ];
+    for answer in &answers {
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            answer.body
+        );
+        assert!(
+            answer
+                .body
+                .contains("homekey runs on Synapse&#x27;s database"),
+            "{}",
+            answer.body
+        );
+        assert!(answer.body.contains("mailto:ops@example.com"));
+        assert!(answer.set_cookie().is_none(), "no session");
+        assert_security_headers(answer);
+    }
 }

@@ -33,6 +33,7 @@ mod synapse_config;
 mod synapse_delegation;
 mod synapse_interop;
 mod synapse_introspection;
+mod synapse_migration;
 mod synapse_on_postgres;
 mod synapse_proxy;
 mod synapse_queue;

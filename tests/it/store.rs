@@ -789,7 +789,7 @@ async fn an_unreachable_postgres_is_reported_without_its_password() {
 
 /// The account tables as Synapse creates them (its SQLite full schema, trimmed to them), plus
 /// its `schema_version` marker.
-const SYNAPSE_SQLITE_SCHEMA: &str = "
+pub(crate) const SYNAPSE_SQLITE_SCHEMA: &str = "
 CREATE TABLE schema_version( Lock CHAR(1) NOT NULL DEFAULT 'X' UNIQUE, version INTEGER NOT NULL, upgraded BOOL NOT NULL, CHECK (Lock='X'));
 INSERT INTO schema_version (version, upgraded) VALUES (92, 1);
 CREATE TABLE users( name TEXT, password_hash TEXT, creation_ts BIGINT, admin SMALLINT DEFAULT 0 NOT NULL, upgrade_ts BIGINT, is_guest SMALLINT DEFAULT 0 NOT NULL, appservice_id TEXT, consent_version TEXT, consent_server_notice_sent TEXT, user_type TEXT DEFAULT NULL, deactivated SMALLINT DEFAULT 0 NOT NULL, shadow_banned BOOLEAN, consent_ts bigint, approved BOOLEAN, locked BOOLEAN DEFAULT FALSE NOT NULL, suspended BOOLEAN DEFAULT FALSE NOT NULL, UNIQUE(name) );

@@ -284,7 +284,12 @@ bcrypt_rounds: 5
     }
 
     /// `POST path` with a JSON body and a token; the status and the JSON answer.
-    async fn post_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
         let response = self
             .http
             .post(self.url(path))

@@ -425,6 +425,8 @@ async fn discovery_names_the_issuer_and_the_account_page_and_no_oauth_endpoint(d
                 "org.matrix.sessions_list",
                 "org.matrix.session_view",
                 "org.matrix.session_end",
+                "org.matrix.account_deactivate",
+                "org.matrix.cross_signing_reset",
             ],
         })
     );

@@ -909,3 +909,186 @@ async fn matrix_js_sdk_through_nginx_discovers_logs_in_and_chats() {
     eprintln!("{stdout}");
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// The account page through the README's nginx config, as a user meets it: a client finds
+/// the account page in Synapse's `auth_metadata`, and chromium opens its deep links through
+/// nginx: the profile, the sessions, ending one (Synapse refuses its token at once), a
+/// cross-signing reset Synapse asked for, and a password change that signs out the other
+/// devices (Synapse refuses their tokens at once). Screenshots in
+/// `$CARGO_TARGET_DIR/account-page/nginx-*.png`.
+#[tokio::test]
+async fn through_nginx_a_client_finds_the_account_page_and_chromium_follows_its_deep_links() {
+    use fantoccini::Locator;
+    let test = "through_nginx_a_client_finds_the_account_page_and_chromium_follows_its_deep_links";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
+    let Some(chromium) = crate::account_page::Chromium::start(test).await else {
+        return;
+    };
+    let (synapse, homekey) = synapse_beside_homekey(venv).await;
+    homekey.create_user("alice", "alice-pw").await;
+    let http = client();
+    let proxy = Proxy::nginx(&nginx, &synapse, &homekey, &http).await;
+    let at = |path: &str| proxy.url(path);
+    let context = || format!("nginx:\n{}\nSynapse:\n{}", proxy.log(), synapse.log_tail());
+    let login = || async {
+        let (status, body) = call(
+            &http,
+            "POST",
+            &at("/_matrix/client/v3/login"),
+            None,
+            Some(password_login("alice", "alice-pw")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}\n{}", context());
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        (token, body["device_id"].as_str().unwrap().to_owned())
+    };
+    let (phone, phone_device) = login().await;
+    let (laptop, laptop_device) = login().await;
+    let whoami = |token: String| {
+        let http = http.clone();
+        let url = at("/_matrix/client/v3/account/whoami");
+        async move { call(&http, "GET", &url, Some(&token), None).await.0 }
+    };
+    assert_eq!(whoami(phone.clone()).await, StatusCode::OK, "{}", context());
+
+    // The client finds the account page in Synapse's auth metadata, through nginx.
+    let (status, metadata) = call(
+        &http,
+        "GET",
+        &at("/_matrix/client/v1/auth_metadata"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{metadata}\n{}", context());
+    let account = metadata["account_management_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(account, "https://matrix.example.com/_homekey/account/");
+    let actions = metadata["account_management_actions_supported"]
+        .as_array()
+        .unwrap();
+    for action in [
+        "org.matrix.profile",
+        "org.matrix.sessions_list",
+        "org.matrix.session_end",
+        "org.matrix.cross_signing_reset",
+        "org.matrix.account_deactivate",
+    ] {
+        assert!(actions.contains(&json!(action)), "{metadata}");
+    }
+    // matrix.example.com is this nginx: the browser goes to its port.
+    let through_nginx = |url: &str| url.replace("https://matrix.example.com/", &at("/"));
+    let page = through_nginx(&account);
+    let client = chromium.client.clone();
+    let result = async {
+        client
+            .goto(&format!("{page}?action=org.matrix.profile"))
+            .await?;
+        chromium.shot("nginx-1-sign-in").await;
+        crate::account_page::sign_in_with(&client, "alice", "alice-pw").await?;
+        let user_id = client.wait().for_element(Locator::Id("user-id")).await?;
+        assert_eq!(user_id.text().await?, "@alice:example.com");
+        chromium.shot("nginx-2-profile").await;
+
+        client
+            .goto(&format!("{page}?action=org.matrix.sessions_list"))
+            .await?;
+        let listed = client.wait().for_element(Locator::Id("sessions")).await?;
+        let listed = listed.text().await?;
+        assert!(
+            listed.contains(&phone_device) && listed.contains(&laptop_device),
+            "{listed}"
+        );
+        chromium.shot("nginx-3-sessions").await;
+
+        client
+            .goto(&format!(
+                "{page}?action=org.matrix.session_end&device_id={phone_device}"
+            ))
+            .await?;
+        client
+            .wait()
+            .for_element(Locator::Id("end-session"))
+            .await?
+            .click()
+            .await?;
+        let notice = client.wait().for_element(Locator::Id("notice")).await?;
+        assert_eq!(
+            notice.text().await?,
+            format!("Session {phone_device} was signed out.")
+        );
+        chromium.shot("nginx-4-session-ended").await;
+        assert_eq!(
+            whoami(phone.clone()).await,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            context()
+        );
+        assert_eq!(whoami(laptop.clone()).await, StatusCode::OK);
+
+        // A cross-signing reset: Synapse asks for the page's approval, through nginx.
+        let upload = at("");
+        let first = crate::account_page::master_key("@alice:example.com");
+        let (status, body) =
+            crate::account_page::upload_master_key(&http, &upload, &laptop, &first).await;
+        assert_eq!(status, StatusCode::OK, "{body}\n{}", context());
+        let second = crate::account_page::master_key("@alice:example.com");
+        let (status, body) =
+            crate::account_page::upload_master_key(&http, &upload, &laptop, &second).await;
+        let link = crate::account_page::assert_oauth_stage(status, &body);
+        client.goto(&through_nginx(&link)).await?;
+        client
+            .wait()
+            .for_element(Locator::Id("allow-reset"))
+            .await?;
+        chromium.shot("nginx-5-cross-signing-reset").await;
+        client
+            .find(Locator::Id("allow-reset"))
+            .await?
+            .click()
+            .await?;
+        let notice = client.wait().for_element(Locator::Id("notice")).await?;
+        assert!(notice.text().await?.contains("within 10 minutes"));
+        chromium.shot("nginx-6-cross-signing-approved").await;
+        let (status, body) =
+            crate::account_page::upload_master_key(&http, &upload, &laptop, &second).await;
+        assert_eq!(status, StatusCode::OK, "{body}\n{}", context());
+
+        // The password, the other devices signed out: Synapse refuses the laptop at once.
+        client
+            .goto(&format!("{page}?action=password_change"))
+            .await?;
+        crate::account_page::change_password_signing_out_the_others(
+            &client,
+            "alice-pw",
+            "alice-nginx-pw",
+        )
+        .await?;
+        chromium.shot("nginx-7-password-changed").await;
+        assert_eq!(
+            whoami(laptop.clone()).await,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            context()
+        );
+        // Still signed in to the page, on its new session.
+        client
+            .goto(&format!("{page}?action=org.matrix.profile"))
+            .await?;
+        client.wait().for_element(Locator::Id("user-id")).await?;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    chromium.close().await;
+    result.unwrap();
+    let log = homekey.log();
+    assert!(!log.contains(SECRET) && !log.contains("alice-pw"), "{log}");
+}

@@ -1,0 +1,213 @@
+//! Moving an existing Synapse's accounts into homekey, and back: what is carried, what is
+//! left to Synapse, and the batches' writes with their audit records.
+//!
+//! - **Into homekey** ([`Accounts::carry_from_synapse`], on homekey's database): users with
+//!   their password hashes and flags, their devices and their access and refresh tokens, so
+//!   that every password and every logged-in client keeps working. Guests are left out
+//!   (Synapse's delegated requests carry no guest flag, so a guest's token must not become a
+//!   full user's: homekey answers their tokens as inactive), and so are appservice users
+//!   (their tokens are the appservice's, which Synapse keeps); Synapse's hidden devices are
+//!   its store of cross-signing keys, no sessions. An account homekey already has is passed
+//!   over: one an earlier run carried is homekey's since (so a second run, or one after an
+//!   interruption, finishes the job and never undoes a change made in homekey meanwhile);
+//!   any other is a conflict, reported and not changed.
+//! - **Back into Synapse** ([`Accounts::restore_into_synapse`], on Synapse's database): see
+//!   the store's `restore_account_batch`.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::{Accounts, Actor, now_ms};
+use crate::config::HashScheme;
+use crate::password::scheme::scheme_of;
+use crate::store::{AccountBatch, NewAuditRecord, Restored, StoreError};
+
+/// What a migration found and did, summed over its batches.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Users read from the source database.
+    pub read: u64,
+    pub carried: u64,
+    pub devices: u64,
+    pub access_tokens: u64,
+    pub refresh_tokens: u64,
+    /// Carried by an earlier run, passed over.
+    pub already_carried: u64,
+    /// Accounts homekey had that no run carried: left as they are (their names).
+    pub conflicts: Vec<String>,
+    pub guests: u64,
+    pub appservice_users: u64,
+    /// Carried without a password (SSO-only, or never given one): they cannot log in
+    /// through homekey until one is set.
+    pub without_password: u64,
+}
+
+/// What writing homekey's accounts back into Synapse found and did, summed.
+#[derive(Debug, Default)]
+pub struct RestoreTally {
+    pub users: u64,
+    pub access_tokens: u64,
+    pub refresh_tokens: u64,
+    /// Accounts whose hash is argon2id, which Synapse cannot read: their password is
+    /// cleared in Synapse, and they must reset it there.
+    pub argon2_accounts: Vec<String>,
+    /// Tokens left out because Synapse has no such device, as (user, device).
+    pub without_device: Vec<(String, String)>,
+    pub unknown_to_synapse: Vec<String>,
+}
+
+impl Accounts {
+    /// Synapse's schema version, on a Synapse database.
+    pub async fn synapse_schema_version(&self) -> Result<Option<i64>, StoreError> {
+        self.store.synapse_schema_version().await
+    }
+
+    /// How many accounts this database has (every row of `users`).
+    pub async fn count_all_users(&self) -> Result<i64, StoreError> {
+        self.store.count_all_users().await
+    }
+
+    /// Other clients of this PostgreSQL database (see the store's `other_clients`).
+    pub async fn other_database_clients(&self) -> Result<Vec<String>, StoreError> {
+        self.store.other_clients().await
+    }
+
+    /// Up to `limit` accounts after `after`, by name, with their devices and tokens, as
+    /// this database has them (Synapse's or homekey's).
+    pub async fn read_account_batch(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<AccountBatch, StoreError> {
+        self.store.read_account_batch(after, limit).await
+    }
+
+    /// Carries `batch`, read from Synapse's database, into this one (homekey's), in one
+    /// transaction with its audit record; with `dry_run` the same work is done and rolled
+    /// back. Adds what it found and did to `tally`.
+    pub async fn carry_from_synapse(
+        &self,
+        actor: &Actor,
+        mut batch: AccountBatch,
+        dry_run: bool,
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
+        tally.read += batch.users.len() as u64;
+        for user in &batch.users {
+            if user.appservice_id.is_some() {
+                tally.appservice_users += 1;
+            } else if user.is_guest {
+                tally.guests += 1;
+            }
+        }
+        batch.retain_users(|u| u.appservice_id.is_none() && !u.is_guest);
+        batch.devices.retain(|d| !d.hidden);
+        for user in &mut batch.users {
+            // Synapse has written an empty hash for "no password" in the past.
+            if user.password_hash.as_deref() == Some("") {
+                user.password_hash = None;
+            }
+        }
+        let (Some(first), Some(last)) = (batch.users.first(), batch.last_name()) else {
+            return Ok(());
+        };
+        let audit = actor.audit_name().map(|name| NewAuditRecord {
+            ts_ms: now_ms(),
+            actor: name.to_owned(),
+            action: crate::audit::Action::CarryFromSynapse.as_str().to_owned(),
+            target: None,
+            details: json!({
+                "users": batch.users.len(),
+                "first": first.name,
+                "last": last,
+            }),
+        });
+        let before = self
+            .store
+            .carry_account_batch(&batch, now_ms(), audit.as_ref(), dry_run)
+            .await?;
+        let new = |name: &str| !before.carried.contains(name) && !before.conflicts.contains(name);
+        for user in batch.users.iter().filter(|u| new(&u.name)) {
+            tally.carried += 1;
+            if user.password_hash.is_none() {
+                tally.without_password += 1;
+            }
+        }
+        tally.devices += batch.devices.iter().filter(|d| new(&d.user_id)).count() as u64;
+        tally.access_tokens += batch
+            .access_tokens
+            .iter()
+            .filter(|t| new(&t.user_id))
+            .count() as u64;
+        tally.refresh_tokens += batch
+            .refresh_tokens
+            .iter()
+            .filter(|t| new(&t.user_id))
+            .count() as u64;
+        tally.already_carried += before.carried.len() as u64;
+        let mut conflicts: Vec<String> = before.conflicts.into_iter().collect();
+        conflicts.sort();
+        tally.conflicts.extend(conflicts);
+        Ok(())
+    }
+
+    /// Writes `batch`, read from homekey's database, into this one (Synapse's, stopped): the
+    /// password hashes Synapse can read (bcrypt; argon2id ones are cleared and named),
+    /// admin, lock, deactivation, and the sessions as homekey has them. With `dry_run` the
+    /// same work is done and rolled back.
+    pub async fn restore_into_synapse(
+        &self,
+        batch: &AccountBatch,
+        dry_run: bool,
+        tally: &mut RestoreTally,
+    ) -> Result<(), StoreError> {
+        let mut hashes: HashMap<&str, Option<&str>> = HashMap::new();
+        for user in &batch.users {
+            let hash = user.password_hash.as_deref();
+            let readable = hash.filter(|h| scheme_of(h) == Some(HashScheme::Bcrypt));
+            if hash.is_some() && readable.is_none() {
+                tally.argon2_accounts.push(user.name.clone());
+            }
+            hashes.insert(user.name.as_str(), readable);
+        }
+        let Restored {
+            users,
+            access_tokens,
+            refresh_tokens,
+            without_device,
+            unknown_to_synapse,
+        } = self
+            .store
+            .restore_account_batch(batch, &hashes, dry_run)
+            .await?;
+        tally.users += users;
+        tally.access_tokens += access_tokens;
+        tally.refresh_tokens += refresh_tokens;
+        tally.without_device.extend(without_device);
+        tally.unknown_to_synapse.extend(unknown_to_synapse);
+        Ok(())
+    }
+
+    /// Empties Synapse's copy of the password hashes of every account homekey carried from
+    /// it (`synapse_side` is Synapse's database). Returns how many were cleared.
+    pub async fn clear_carried_hashes_in(
+        &self,
+        synapse_side: &Accounts,
+    ) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut cleared = 0;
+        loop {
+            let names = self.store.carried_user_ids(&after, 5_000).await?;
+            let Some(last) = names.last() else {
+                return Ok(cleared);
+            };
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            cleared += synapse_side
+                .store
+                .clear_synapse_password_hashes(&refs)
+                .await?;
+            after = last.clone();
+        }
+    }
+}

@@ -1,0 +1,747 @@
+//! Moving accounts between an existing Synapse's database and homekey's (`homekey
+//! migrate-from-synapse` and `migrate-to-synapse`): reading them in batches in name order,
+//! from either database (the tables are the same), and writing a batch in one transaction.
+//!
+//! The rows carry secrets (password hashes, tokens) and have no `Debug`, so that none can
+//! be formatted into a log line or an error.
+
+use std::collections::{HashMap, HashSet};
+
+use super::audit::commit_audited;
+use super::bulk_rows::{BulkRows, Column, rows_per_statement};
+use super::{BeginWrite, Flavour, NewAuditRecord, Store, StoreError, with_pool};
+
+/// A row of `users`, every column homekey's table has.
+#[derive(sqlx::FromRow)]
+pub struct MigratedUser {
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub creation_ts: i64,
+    pub admin: bool,
+    pub upgrade_ts: Option<i64>,
+    pub is_guest: bool,
+    pub appservice_id: Option<String>,
+    pub consent_version: Option<String>,
+    pub consent_server_notice_sent: Option<String>,
+    pub user_type: Option<String>,
+    pub deactivated: bool,
+    pub shadow_banned: Option<bool>,
+    pub consent_ts: Option<i64>,
+    pub approved: Option<bool>,
+    pub locked: bool,
+    pub suspended: bool,
+}
+
+/// A row of `devices`.
+#[derive(sqlx::FromRow)]
+pub struct MigratedDevice {
+    pub user_id: String,
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub last_seen: Option<i64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Synapse keeps each user's cross-signing keys as hidden devices: they are no session.
+    pub hidden: bool,
+}
+
+/// A row of `access_tokens`; `id` and `refresh_token_id` are the source database's.
+#[derive(sqlx::FromRow)]
+pub struct MigratedAccessToken {
+    pub id: i64,
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub token: String,
+    pub valid_until_ms: Option<i64>,
+    pub puppets_user_id: Option<String>,
+    pub last_validated: Option<i64>,
+    pub refresh_token_id: Option<i64>,
+    pub used: Option<bool>,
+}
+
+/// A row of `refresh_tokens`; `id` and `next_token_id` are the source database's.
+#[derive(sqlx::FromRow)]
+pub struct MigratedRefreshToken {
+    pub id: i64,
+    pub user_id: String,
+    pub device_id: String,
+    pub token: String,
+    pub next_token_id: Option<i64>,
+    pub expiry_ts: Option<i64>,
+    pub ultimate_session_expiry_ts: Option<i64>,
+}
+
+/// Consecutive users (by name) with their devices and tokens.
+#[derive(Default)]
+pub struct AccountBatch {
+    pub users: Vec<MigratedUser>,
+    pub devices: Vec<MigratedDevice>,
+    pub access_tokens: Vec<MigratedAccessToken>,
+    pub refresh_tokens: Vec<MigratedRefreshToken>,
+}
+
+impl AccountBatch {
+    /// The last user's name: where the next batch starts.
+    pub fn last_name(&self) -> Option<&str> {
+        self.users.last().map(|u| u.name.as_str())
+    }
+
+    /// The batch with only the users `keep` accepts, and their devices and tokens.
+    pub fn retain_users(&mut self, keep: impl Fn(&MigratedUser) -> bool) {
+        self.users.retain(keep);
+        let names: HashSet<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
+        self.devices.retain(|d| names.contains(d.user_id.as_str()));
+        self.access_tokens
+            .retain(|t| names.contains(t.user_id.as_str()));
+        self.refresh_tokens
+            .retain(|t| names.contains(t.user_id.as_str()));
+    }
+}
+
+/// Where the users of a batch stand in homekey's database.
+#[derive(Debug, Default)]
+pub struct CarriedBefore {
+    /// Carried by an earlier run: homekey's since, passed over.
+    pub carried: HashSet<String>,
+    /// An account homekey has (ignoring case) that no run carried: not changed.
+    pub conflicts: HashSet<String>,
+}
+
+/// What writing a batch back into Synapse's database did.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub users: u64,
+    pub access_tokens: u64,
+    pub refresh_tokens: u64,
+    /// Tokens (user, device) left out because Synapse has no such device.
+    pub without_device: Vec<(String, String)>,
+    /// homekey's users that Synapse does not have at all.
+    pub unknown_to_synapse: Vec<String>,
+}
+
+const USER_COLUMNS: &str = "name, password_hash, COALESCE(creation_ts, 0) AS creation_ts, \
+     admin <> 0 AS admin, upgrade_ts, is_guest <> 0 AS is_guest, appservice_id, \
+     consent_version, consent_server_notice_sent, user_type, deactivated <> 0 AS deactivated, \
+     shadow_banned, consent_ts, approved, COALESCE(locked, FALSE) AS locked, \
+     COALESCE(suspended, FALSE) AS suspended";
+
+/// Runs `$head VALUES… $tail` over `$rows` in statements of the engine's size, the values
+/// made by `$columns` from each chunk of rows.
+macro_rules! insert_rows {
+    ($tx:ident, $head:expr, $rows:expr, |$chunk:ident| $columns:expr, $tail:expr) => {{
+        for $chunk in $rows.chunks(rows_per_statement(&$tx)) {
+            let mut insert = sqlx::QueryBuilder::new($head);
+            BulkRows::push_columns(&mut insert, $columns);
+            insert.push($tail);
+            insert.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+/// Of `$names`, those an account has ignoring case, and of those the ones an earlier run
+/// carried: a [`CarriedBefore`], read inside `$tx`.
+macro_rules! carried_before {
+    ($tx:ident, $names:expr) => {{
+        let mut before = CarriedBefore::default();
+        for chunk in $names.chunks(rows_per_statement(&$tx)) {
+            let taken: Vec<String> = super::accounts::taken_ids_query(chunk)
+                .build_query_scalar()
+                .fetch_all(&mut *$tx)
+                .await?;
+            if taken.is_empty() {
+                continue;
+            }
+            let taken_refs: Vec<&str> = taken.iter().map(String::as_str).collect();
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT c.user_id FROM homekey_carried_from_synapse c JOIN ",
+            );
+            BulkRows::push_names(&mut query, &taken_refs);
+            query.push(" ON v.column1 = c.user_id");
+            let carried: HashSet<String> = query
+                .build_query_scalar()
+                .fetch_all(&mut *$tx)
+                .await?
+                .into_iter()
+                .collect();
+            for name in taken {
+                if carried.contains(&name) {
+                    before.carried.insert(name);
+                } else {
+                    before.conflicts.insert(name);
+                }
+            }
+        }
+        before
+    }};
+}
+
+/// Inserts `$tokens` (`&[&MigratedRefreshToken]`) into homekey's `refresh_tokens`, then
+/// links each to its successor; evaluates to the map of source id -> homekey's id.
+macro_rules! insert_refresh_tokens {
+    ($tx:ident, $tokens:expr) => {{
+        let tokens: &[&MigratedRefreshToken] = &$tokens;
+        let mut ids: HashMap<i64, i64> = HashMap::new();
+        let source_id: HashMap<&str, i64> =
+            tokens.iter().map(|t| (t.token.as_str(), t.id)).collect();
+        for chunk in tokens.chunks(rows_per_statement(&$tx)) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO refresh_tokens (user_id, device_id, token, expiry_ts, \
+                 ultimate_session_expiry_ts) ",
+            );
+            BulkRows::push_columns(
+                &mut insert,
+                vec![
+                    Column::Text(chunk.iter().map(|t| Some(t.user_id.as_str())).collect()),
+                    Column::Text(chunk.iter().map(|t| Some(t.device_id.as_str())).collect()),
+                    Column::Text(chunk.iter().map(|t| Some(t.token.as_str())).collect()),
+                    Column::BigInt(chunk.iter().map(|t| t.expiry_ts).collect()),
+                    Column::BigInt(chunk.iter().map(|t| t.ultimate_session_expiry_ts).collect()),
+                ],
+            );
+            insert.push(" RETURNING id, token");
+            let rows: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *$tx).await?;
+            for (id, token) in rows {
+                if let Some(source) = source_id.get(token.as_str()) {
+                    ids.insert(*source, id);
+                }
+            }
+        }
+        for token in tokens {
+            if let (Some(id), Some(next)) = (
+                ids.get(&token.id),
+                token.next_token_id.and_then(|n| ids.get(&n)),
+            ) {
+                sqlx::query("UPDATE refresh_tokens SET next_token_id = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(next)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+        ids
+    }};
+}
+
+impl Store {
+    /// Synapse's schema version (`schema_version.version`); `None` without that table's row.
+    pub async fn synapse_schema_version(&self) -> Result<Option<i64>, StoreError> {
+        if self.flavour != Flavour::Synapse {
+            return Ok(None);
+        }
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT CAST(version AS BIGINT) FROM schema_version")
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// On PostgreSQL, the other clients connected to this database (not homekey's own), each
+    /// as "application (address)": a running Synapse, or one of its workers, is among them.
+    pub async fn other_clients(&self) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            super::Backend::Sqlite(_) => Ok(Vec::new()),
+            super::Backend::Postgres(pool) => Ok(sqlx::query_scalar(
+                "SELECT COALESCE(NULLIF(application_name, ''), 'a client') || ' (' || \
+                 COALESCE(host(client_addr), 'local socket') || ', pid ' || pid || ')' \
+                 FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND application_name <> 'homekey' \
+                 AND backend_type = 'client backend' ORDER BY pid",
+            )
+            .fetch_all(pool)
+            .await?),
+        }
+    }
+
+    /// How many rows `users` has.
+    pub async fn count_all_users(&self) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Up to `limit` users whose names come after `after`, in name order, with their devices
+    /// and tokens, read in one snapshot.
+    pub async fn read_account_batch(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<AccountBatch, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let users: Vec<MigratedUser> = sqlx::query_as(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE name > $1 ORDER BY name LIMIT $2"
+            ))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(last) = users.last().map(|u| u.name.clone()) else {
+                return Ok(AccountBatch::default());
+            };
+            let range = "WHERE user_id > $1 AND user_id <= $2";
+            let devices = sqlx::query_as(&format!(
+                "SELECT user_id, device_id, display_name, last_seen, ip, user_agent, \
+                 COALESCE(hidden, FALSE) AS hidden FROM devices {range}"
+            ))
+            .bind(after)
+            .bind(&last)
+            .fetch_all(&mut *tx)
+            .await?;
+            let access_tokens = sqlx::query_as(&format!(
+                "SELECT id, user_id, device_id, token, valid_until_ms, puppets_user_id, \
+                 last_validated, refresh_token_id, used FROM access_tokens {range}"
+            ))
+            .bind(after)
+            .bind(&last)
+            .fetch_all(&mut *tx)
+            .await?;
+            let refresh_tokens = sqlx::query_as(&format!(
+                "SELECT id, user_id, device_id, token, next_token_id, expiry_ts, \
+                 ultimate_session_expiry_ts FROM refresh_tokens {range}"
+            ))
+            .bind(after)
+            .bind(&last)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let mut batch = AccountBatch {
+                users,
+                devices,
+                access_tokens,
+                refresh_tokens,
+            };
+            // Rows of names without a `users` row fell in the range too.
+            batch.retain_users(|_| true);
+            Ok(batch)
+        })
+    }
+
+    /// Writes `batch` (from Synapse) into homekey's database in one transaction: the users
+    /// homekey does not have yet, with their devices and tokens, marked as carried, and what
+    /// Synapse has of them in the mirror of the queue of owed work (nothing is owed: Synapse
+    /// has them already). Users homekey has are passed over and said in the answer. With
+    /// `dry_run`, all of it is done and then rolled back.
+    pub async fn carry_account_batch(
+        &self,
+        batch: &AccountBatch,
+        now_ms: i64,
+        audit: Option<&NewAuditRecord>,
+        dry_run: bool,
+    ) -> Result<CarriedBefore, StoreError> {
+        if self.flavour != Flavour::Homekey {
+            return Err(StoreError::RefusedOnSynapse(
+                "accounts are carried into homekey's own database only",
+            ));
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let names: Vec<&str> = batch.users.iter().map(|u| u.name.as_str()).collect();
+            let before = carried_before!(tx, names);
+            let new =
+                |name: &str| !before.carried.contains(name) && !before.conflicts.contains(name);
+            let users: Vec<&MigratedUser> = batch.users.iter().filter(|u| new(&u.name)).collect();
+            let devices: Vec<&MigratedDevice> =
+                batch.devices.iter().filter(|d| new(&d.user_id)).collect();
+            let access: Vec<&MigratedAccessToken> = batch
+                .access_tokens
+                .iter()
+                .filter(|t| new(&t.user_id))
+                .collect();
+            let refresh: Vec<&MigratedRefreshToken> = batch
+                .refresh_tokens
+                .iter()
+                .filter(|t| new(&t.user_id))
+                .collect();
+            insert_rows!(
+                tx,
+                "INSERT INTO users (name, password_hash, creation_ts, admin, upgrade_ts, \
+                 is_guest, appservice_id, consent_version, consent_server_notice_sent, \
+                 user_type, deactivated, shadow_banned, consent_ts, approved, locked, \
+                 suspended) ",
+                users,
+                |chunk| user_columns(chunk),
+                ""
+            );
+            insert_rows!(
+                tx,
+                "INSERT INTO homekey_carried_from_synapse (user_id, carried_ts) ",
+                users,
+                |chunk| vec![
+                    Column::Text(chunk.iter().map(|u| Some(u.name.as_str())).collect()),
+                    Column::BigInt(vec![Some(now_ms); chunk.len()]),
+                ],
+                ""
+            );
+            insert_rows!(
+                tx,
+                "INSERT INTO homekey_synapse_users (user_id, deactivated, locked) ",
+                users,
+                |chunk| vec![
+                    Column::Text(chunk.iter().map(|u| Some(u.name.as_str())).collect()),
+                    Column::Bool(chunk.iter().map(|u| Some(u.deactivated)).collect()),
+                    Column::Bool(chunk.iter().map(|u| Some(u.locked)).collect()),
+                ],
+                " ON CONFLICT (user_id) DO UPDATE SET deactivated = excluded.deactivated, \
+                 locked = excluded.locked"
+            );
+            insert_rows!(
+                tx,
+                "INSERT INTO devices (user_id, device_id, display_name, last_seen, ip, \
+                 user_agent, hidden) ",
+                devices,
+                |chunk| device_columns(chunk),
+                " ON CONFLICT (user_id, device_id) DO NOTHING"
+            );
+            insert_rows!(
+                tx,
+                "INSERT INTO homekey_synapse_devices (user_id, device_id) ",
+                devices,
+                |chunk| vec![
+                    Column::Text(chunk.iter().map(|d| Some(d.user_id.as_str())).collect()),
+                    Column::Text(chunk.iter().map(|d| Some(d.device_id.as_str())).collect()),
+                ],
+                " ON CONFLICT DO NOTHING"
+            );
+            let refresh_ids = insert_refresh_tokens!(tx, refresh);
+            insert_rows!(
+                tx,
+                "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, \
+                 puppets_user_id, last_validated, refresh_token_id, used) ",
+                access,
+                |chunk| access_token_columns(chunk, &refresh_ids),
+                ""
+            );
+            if dry_run {
+                tx.rollback().await?;
+            } else {
+                commit_audited!(tx, self, audit);
+            }
+            Ok(before)
+        })
+    }
+
+    /// Writes `batch` (from homekey) back into Synapse's database in one transaction, with
+    /// Synapse stopped: each user's password hash (`None` clears it), admin, lock and
+    /// deactivation; and their sessions become exactly homekey's: the access and refresh
+    /// tokens homekey has that Synapse lacks are added (numbered after Synapse's highest,
+    /// as Synapse numbers them when it starts), those homekey ended are removed. Devices
+    /// are never written: a token whose device Synapse lacks is left out and reported.
+    /// With `dry_run`, all of it is done and then rolled back.
+    pub async fn restore_account_batch(
+        &self,
+        batch: &AccountBatch,
+        hashes: &HashMap<&str, Option<&str>>,
+        dry_run: bool,
+    ) -> Result<Restored, StoreError> {
+        if self.flavour != Flavour::Synapse {
+            return Err(StoreError::NotAccountDatabase(
+                "this is not a Synapse database: accounts go back into Synapse's".into(),
+            ));
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut restored = Restored::default();
+            for user in &batch.users {
+                let done = sqlx::query(
+                    "UPDATE users SET password_hash = $2, admin = $3, locked = $4, \
+                     deactivated = $5 WHERE name = $1",
+                )
+                .bind(&user.name)
+                .bind(hashes.get(user.name.as_str()).copied().flatten())
+                .bind(i16::from(user.admin))
+                .bind(user.locked)
+                .bind(i16::from(user.deactivated))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    restored.unknown_to_synapse.push(user.name.clone());
+                } else {
+                    restored.users += 1;
+                }
+            }
+            let known: HashSet<&str> = batch
+                .users
+                .iter()
+                .map(|u| u.name.as_str())
+                .filter(|n| !restored.unknown_to_synapse.iter().any(|u| u == n))
+                .collect();
+            // The devices Synapse has of these users.
+            let Some(first) = batch.users.first().map(|u| u.name.as_str()) else {
+                return Ok(restored);
+            };
+            let last = batch.last_name().unwrap_or(first);
+            let synapse_devices: HashSet<(String, String)> = sqlx::query_as(
+                "SELECT user_id, device_id FROM devices WHERE user_id >= $1 AND user_id <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            let has_device = |user: &str, device: &str| {
+                synapse_devices.contains(&(user.to_owned(), device.to_owned()))
+            };
+            // Sessions homekey ended are ended in Synapse too.
+            let homekey_tokens: HashSet<&str> = batch
+                .access_tokens
+                .iter()
+                .map(|t| t.token.as_str())
+                .collect();
+            let homekey_refresh: HashSet<&str> = batch
+                .refresh_tokens
+                .iter()
+                .map(|t| t.token.as_str())
+                .collect();
+            let synapse_tokens: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, user_id, token FROM access_tokens WHERE user_id >= $1 AND user_id <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?;
+            let synapse_refresh: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, user_id, token FROM refresh_tokens WHERE user_id >= $1 AND user_id <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, user, token) in &synapse_tokens {
+                if known.contains(user.as_str()) && !homekey_tokens.contains(token.as_str()) {
+                    sqlx::query("DELETE FROM access_tokens WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for (id, user, token) in &synapse_refresh {
+                if known.contains(user.as_str()) && !homekey_refresh.contains(token.as_str()) {
+                    sqlx::query("DELETE FROM refresh_tokens WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            let in_synapse: HashSet<&str> = synapse_tokens
+                .iter()
+                .chain(&synapse_refresh)
+                .map(|(_, _, token)| token.as_str())
+                .collect();
+            // New rows are numbered after the highest of each table, as Synapse would.
+            let mut next_refresh: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM refresh_tokens")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let mut next_access: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM access_tokens")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            // homekey's refresh token id -> Synapse's.
+            let mut refresh_ids: HashMap<i64, i64> = HashMap::new();
+            let existing_refresh: HashMap<&str, i64> = synapse_refresh
+                .iter()
+                .map(|(id, _, token)| (token.as_str(), *id))
+                .collect();
+            for token in &batch.refresh_tokens {
+                if !known.contains(token.user_id.as_str()) {
+                    continue;
+                }
+                if let Some(id) = existing_refresh.get(token.token.as_str()) {
+                    refresh_ids.insert(token.id, *id);
+                    continue;
+                }
+                if !has_device(&token.user_id, &token.device_id) {
+                    restored
+                        .without_device
+                        .push((token.user_id.clone(), token.device_id.clone()));
+                    continue;
+                }
+                next_refresh += 1;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, user_id, device_id, token, expiry_ts, \
+                     ultimate_session_expiry_ts) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(next_refresh)
+                .bind(&token.user_id)
+                .bind(&token.device_id)
+                .bind(&token.token)
+                .bind(token.expiry_ts)
+                .bind(token.ultimate_session_expiry_ts)
+                .execute(&mut *tx)
+                .await?;
+                refresh_ids.insert(token.id, next_refresh);
+                restored.refresh_tokens += 1;
+            }
+            for token in &batch.refresh_tokens {
+                if let (Some(id), Some(next)) = (
+                    refresh_ids.get(&token.id),
+                    token.next_token_id.and_then(|n| refresh_ids.get(&n)),
+                ) {
+                    sqlx::query("UPDATE refresh_tokens SET next_token_id = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(next)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for token in &batch.access_tokens {
+                if !known.contains(token.user_id.as_str())
+                    || in_synapse.contains(token.token.as_str())
+                {
+                    continue;
+                }
+                if let Some(device) = token
+                    .device_id
+                    .as_ref()
+                    .filter(|device| !has_device(&token.user_id, device))
+                {
+                    restored
+                        .without_device
+                        .push((token.user_id.clone(), device.clone()));
+                    continue;
+                }
+                next_access += 1;
+                sqlx::query(
+                    "INSERT INTO access_tokens (id, user_id, device_id, token, valid_until_ms, \
+                     puppets_user_id, last_validated, refresh_token_id, used) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(next_access)
+                .bind(&token.user_id)
+                .bind(token.device_id.as_deref())
+                .bind(&token.token)
+                .bind(token.valid_until_ms)
+                .bind(token.puppets_user_id.as_deref())
+                .bind(token.last_validated)
+                .bind(token.refresh_token_id.and_then(|id| refresh_ids.get(&id)))
+                .bind(token.used)
+                .execute(&mut *tx)
+                .await?;
+                restored.access_tokens += 1;
+            }
+            if dry_run {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
+            restored.without_device.sort();
+            restored.without_device.dedup();
+            Ok(restored)
+        })
+    }
+
+    /// Empties `users.password_hash` in Synapse's database for `names` (accounts homekey
+    /// carried), so that turning delegation off by mistake cannot bring old passwords back.
+    /// Returns how many hashes were cleared.
+    pub async fn clear_synapse_password_hashes(&self, names: &[&str]) -> Result<u64, StoreError> {
+        if self.flavour != Flavour::Synapse {
+            return Err(StoreError::NotAccountDatabase(
+                "this is not a Synapse database".into(),
+            ));
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut cleared = 0;
+            for chunk in names.chunks(rows_per_statement(&tx)) {
+                let mut update = sqlx::QueryBuilder::new(
+                    "UPDATE users SET password_hash = NULL WHERE password_hash IS NOT NULL \
+                     AND name IN (SELECT column1 FROM ",
+                );
+                BulkRows::push_names(&mut update, chunk);
+                update.push(")");
+                cleared += update.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(cleared)
+        })
+    }
+
+    /// Up to `limit` names of accounts carried from Synapse, after `after`, in order.
+    pub async fn carried_user_ids(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT user_id FROM homekey_carried_from_synapse WHERE user_id > $1 \
+                 ORDER BY user_id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
+
+fn user_columns<'a>(users: &[&'a MigratedUser]) -> Vec<Column<'a>> {
+    let text = |f: fn(&'a MigratedUser) -> Option<&'a str>| {
+        Column::Text(users.iter().map(|u| f(u)).collect())
+    };
+    vec![
+        text(|u| Some(u.name.as_str())),
+        text(|u| u.password_hash.as_deref()),
+        Column::BigInt(users.iter().map(|u| Some(u.creation_ts)).collect()),
+        Column::SmallInt(users.iter().map(|u| i16::from(u.admin)).collect()),
+        Column::BigInt(users.iter().map(|u| u.upgrade_ts).collect()),
+        Column::SmallInt(users.iter().map(|u| i16::from(u.is_guest)).collect()),
+        text(|u| u.appservice_id.as_deref()),
+        text(|u| u.consent_version.as_deref()),
+        text(|u| u.consent_server_notice_sent.as_deref()),
+        text(|u| u.user_type.as_deref()),
+        Column::SmallInt(users.iter().map(|u| i16::from(u.deactivated)).collect()),
+        Column::Bool(users.iter().map(|u| u.shadow_banned).collect()),
+        Column::BigInt(users.iter().map(|u| u.consent_ts).collect()),
+        Column::Bool(users.iter().map(|u| u.approved).collect()),
+        Column::Bool(users.iter().map(|u| Some(u.locked)).collect()),
+        Column::Bool(users.iter().map(|u| Some(u.suspended)).collect()),
+    ]
+}
+
+fn device_columns<'a>(devices: &[&'a MigratedDevice]) -> Vec<Column<'a>> {
+    let text = |f: fn(&'a MigratedDevice) -> Option<&'a str>| {
+        Column::Text(devices.iter().map(|d| f(d)).collect())
+    };
+    vec![
+        text(|d| Some(d.user_id.as_str())),
+        text(|d| Some(d.device_id.as_str())),
+        text(|d| d.display_name.as_deref()),
+        Column::BigInt(devices.iter().map(|d| d.last_seen).collect()),
+        text(|d| d.ip.as_deref()),
+        text(|d| d.user_agent.as_deref()),
+        Column::Bool(devices.iter().map(|d| Some(d.hidden)).collect()),
+    ]
+}
+
+fn access_token_columns<'a>(
+    tokens: &[&'a MigratedAccessToken],
+    refresh_ids: &HashMap<i64, i64>,
+) -> Vec<Column<'a>> {
+    vec![
+        Column::Text(tokens.iter().map(|t| Some(t.user_id.as_str())).collect()),
+        Column::Text(tokens.iter().map(|t| t.device_id.as_deref()).collect()),
+        Column::Text(tokens.iter().map(|t| Some(t.token.as_str())).collect()),
+        Column::BigInt(tokens.iter().map(|t| t.valid_until_ms).collect()),
+        Column::Text(
+            tokens
+                .iter()
+                .map(|t| t.puppets_user_id.as_deref())
+                .collect(),
+        ),
+        Column::BigInt(tokens.iter().map(|t| t.last_validated).collect()),
+        Column::BigInt(
+            tokens
+                .iter()
+                .map(|t| {
+                    t.refresh_token_id
+                        .and_then(|id| refresh_ids.get(&id).copied())
+                })
+                .collect(),
+        ),
+        Column::Bool(tokens.iter().map(|t| t.used).collect()),
+    ]
+}
