@@ -956,30 +956,6 @@ fi
 # wall clock timed; the rows homekey then has are counted. Synapse and homekey read configs
 # with the same server_name, pepper and bcrypt_rounds.
 pg_ready() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
-# PLACEHOLDER until issue 17's `homekey migrate-from-synapse` is on main (then removed): copies
-# the four tables with SQL, so that the rest of the row can be built and tried.
-migrate_placeholder() { # sqlite|pg SYNAPSE-DB HOMEKEY-DB (file paths, or database names)
-  local users="name, password_hash, creation_ts, admin, is_guest, deactivated, approved, shadow_banned"
-  local devices="user_id, device_id, display_name, last_seen, ip, user_agent, hidden"
-  local refresh="id, user_id, device_id, token, next_token_id, expiry_ts, ultimate_session_expiry_ts"
-  local access="id, user_id, device_id, token, valid_until_ms, puppets_user_id, last_validated, refresh_token_id, used"
-  local table columns
-  for table in users devices refresh_tokens access_tokens; do
-    case $table in
-      users) columns=$users ;; devices) columns=$devices ;;
-      refresh_tokens) columns=$refresh ;; access_tokens) columns=$access ;;
-    esac
-    if [[ $1 == sqlite ]]; then
-      python3 -c 'import sqlite3, sys
-c = sqlite3.connect(sys.argv[2]); c.execute("ATTACH ? AS synapse", (sys.argv[1],))
-c.execute(f"INSERT INTO {sys.argv[3]} ({sys.argv[4]}) SELECT {sys.argv[4]} FROM synapse.{sys.argv[3]}")
-c.commit()' "$2" "$3" "$table" "$columns"
-    else
-      psql "$pg_url/$2" -qAt -c "COPY (SELECT $columns FROM $table) TO STDOUT" |
-        psql "$pg_url/$3" -qAt -c "COPY $table ($columns) FROM STDIN"
-    fi
-  done
-}
 migrate_row() { # sqlite|pg
   local kind=$1 dir="$work/migrate-$1" venv=$synapse_venv suffix synapse_name homekey_name
   local synapse_database homekey_database counts expected line started ended
@@ -1011,7 +987,8 @@ migrate_row() { # sqlite|pg
   say "migrate ($kind): homekey migrate-from-synapse"
   record "load.migrate.$kind" "$(load1)"
   started=$(date +%s.%N)
-  migrate_placeholder "$kind" "$synapse_name" "$homekey_name" >"$work/migrate-$kind.log" 2>&1 ||
+  timeout 900 "$homekey" migrate-from-synapse --synapse-config "$dir/synapse/homeserver.yaml" \
+    -c "$dir/homekey/homeserver.yaml" </dev/null >"$work/migrate-$kind.log" 2>&1 ||
     die "migrate-from-synapse ($kind) failed: $(tail -n 3 "$work/migrate-$kind.log")"
   ended=$(date +%s.%N)
   record "migrate_s.$kind" "$(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))' "$started" "$ended")"
