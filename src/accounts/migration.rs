@@ -9,8 +9,9 @@
 //!   (their tokens are the appservice's, which Synapse keeps); Synapse's hidden devices are
 //!   its store of cross-signing keys, no sessions. An account homekey already has is passed
 //!   over: one an earlier run carried is homekey's since (so a second run, or one after an
-//!   interruption, finishes the job and never undoes a change made in homekey meanwhile);
-//!   any other is a conflict, reported and not changed.
+//!   interruption, finishes the job and never undoes a change made in homekey meanwhile), and
+//!   so is one homekey made in Synapse itself, beside it; any other is a conflict, reported
+//!   and not changed.
 //! - **Back into Synapse** ([`Accounts::restore_into_synapse`], on Synapse's database): see
 //!   the store's `restore_account_batch`.
 
@@ -34,7 +35,9 @@ pub struct Tally {
     pub refresh_tokens: u64,
     /// Carried by an earlier run, passed over.
     pub already_carried: u64,
-    /// Accounts homekey had that no run carried: left as they are (their names).
+    /// Accounts homekey made in this Synapse itself (beside it): homekey's, passed over.
+    pub made_by_homekey: u64,
+    /// Any other account homekey had: left as it is (their names).
     pub conflicts: Vec<String>,
     pub guests: u64,
     pub appservice_users: u64,
@@ -127,7 +130,7 @@ impl Accounts {
             .store
             .carry_account_batch(&batch, now_ms(), audit.as_ref(), dry_run)
             .await?;
-        let new = |name: &str| !before.carried.contains(name) && !before.conflicts.contains(name);
+        let new = |name: &str| before.is_new(name);
         for user in batch.users.iter().filter(|u| new(&u.name)) {
             tally.carried += 1;
             if user.password_hash.is_none() {
@@ -146,6 +149,7 @@ impl Accounts {
             .filter(|t| new(&t.user_id))
             .count() as u64;
         tally.already_carried += before.carried.len() as u64;
+        tally.made_by_homekey += before.made_by_homekey.len() as u64;
         let mut conflicts: Vec<String> = before.conflicts.into_iter().collect();
         conflicts.sort();
         tally.conflicts.extend(conflicts);

@@ -165,6 +165,12 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
             tally.already_carried
         );
     }
+    if tally.made_by_homekey > 0 {
+        out!(
+            "passed over {} account(s) homekey made in this Synapse itself: homekey's already",
+            tally.made_by_homekey
+        );
+    }
     if tally.guests > 0 {
         out!(
             "left out {} guest account(s): Synapse's delegated requests carry no guest flag, \

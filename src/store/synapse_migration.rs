@@ -103,8 +103,20 @@ impl AccountBatch {
 pub struct CarriedBefore {
     /// Carried by an earlier run: homekey's since, passed over.
     pub carried: HashSet<String>,
-    /// An account homekey has (ignoring case) that no run carried: not changed.
+    /// Made by homekey itself, beside this Synapse (it is in the mirror of what homekey made
+    /// Synapse have): homekey's own account, passed over.
+    pub made_by_homekey: HashSet<String>,
+    /// Any other account homekey has (ignoring case): not changed.
     pub conflicts: HashSet<String>,
+}
+
+impl CarriedBefore {
+    /// Whether homekey has no account of this name: the batch's user is carried.
+    pub fn is_new(&self, name: &str) -> bool {
+        !self.carried.contains(name)
+            && !self.made_by_homekey.contains(name)
+            && !self.conflicts.contains(name)
+    }
 }
 
 /// What writing a batch back into Synapse's database did.
@@ -139,7 +151,7 @@ macro_rules! insert_rows {
 }
 
 /// Of `$names`, those an account has ignoring case, and of those the ones an earlier run
-/// carried: a [`CarriedBefore`], read inside `$tx`.
+/// carried and the ones homekey made: a [`CarriedBefore`], read inside `$tx`.
 macro_rules! carried_before {
     ($tx:ident, $names:expr) => {{
         let mut before = CarriedBefore::default();
@@ -153,19 +165,19 @@ macro_rules! carried_before {
             }
             let taken_refs: Vec<&str> = taken.iter().map(String::as_str).collect();
             let mut query = sqlx::QueryBuilder::new(
-                "SELECT c.user_id FROM homekey_carried_from_synapse c JOIN ",
+                "SELECT v.column1, \
+                 EXISTS (SELECT 1 FROM homekey_carried_from_synapse c WHERE c.user_id = v.column1), \
+                 EXISTS (SELECT 1 FROM homekey_synapse_users m WHERE m.user_id = v.column1) \
+                 FROM ",
             );
             BulkRows::push_names(&mut query, &taken_refs);
-            query.push(" ON v.column1 = c.user_id");
-            let carried: HashSet<String> = query
-                .build_query_scalar()
-                .fetch_all(&mut *$tx)
-                .await?
-                .into_iter()
-                .collect();
-            for name in taken {
-                if carried.contains(&name) {
+            let rows: Vec<(String, bool, bool)> =
+                query.build_query_as().fetch_all(&mut *$tx).await?;
+            for (name, carried, made_by_homekey) in rows {
+                if carried {
                     before.carried.insert(name);
+                } else if made_by_homekey {
+                    before.made_by_homekey.insert(name);
                 } else {
                     before.conflicts.insert(name);
                 }
@@ -339,8 +351,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let names: Vec<&str> = batch.users.iter().map(|u| u.name.as_str()).collect();
             let before = carried_before!(tx, names);
-            let new =
-                |name: &str| !before.carried.contains(name) && !before.conflicts.contains(name);
+            let new = |name: &str| before.is_new(name);
             let users: Vec<&MigratedUser> = batch.users.iter().filter(|u| new(&u.name)).collect();
             let devices: Vec<&MigratedDevice> =
                 batch.devices.iter().filter(|d| new(&d.user_id)).collect();

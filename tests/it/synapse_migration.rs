@@ -380,6 +380,9 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let alice_homekey_token = body["access_token"].as_str().unwrap().to_owned();
 
+    // An account made through homekey beside Synapse (which homekey makes exist there).
+    ok(&moving.homekey_user(&["create", "erin", "--password-stdin"], "erin-pw\n"));
+
     // Once switched, Synapse's copies of the passwords are emptied.
     assert!(
         moving
@@ -398,6 +401,14 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
 
     // And back: both stopped, homekey's accounts and sessions into Synapse.
     moving.synapse.stop();
+    // Run again now, the migration finds every account homekey's: carried before, or made
+    // by homekey in Synapse (erin): nothing to carry, no conflict.
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(out.contains("carried 0 account(s)"), "{out}");
+    assert!(
+        out.contains("passed over 1 account(s) homekey made in this Synapse itself"),
+        "{out}"
+    );
     let out = moving.homekey(&["migrate-to-synapse"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
@@ -420,13 +431,16 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     );
     let out = ok(&moving.homekey(&["migrate-to-synapse"]));
     assert!(
-        out.contains("wrote 2 account(s) back into Synapse's database"),
+        out.contains("wrote 3 account(s) back into Synapse's database"),
         "{out}"
     );
     moving.switch_synapse(false);
     moving.synapse.start().await;
 
-    // The password set under homekey logs in on Synapse's own login; the old one does not.
+    // The passwords set under homekey log in on Synapse's own login (erin's account was made
+    // under homekey); alice's old one does not.
+    let (status, body) = moving.synapse.login("erin", "erin-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = moving.synapse.login("alice", "alice-new-pw").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = moving.synapse.login("alice", "alice-pw").await;
@@ -740,7 +754,22 @@ async fn a_migration_killed_midway_is_finished_by_the_next_run() {
         .await;
     assert_eq!(changed_hash, 0);
 
-    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    // On a terminal this time: the progress is a bar with counts and rate.
+    let (out, code) = crate::support::on_a_terminal(
+        &[
+            HOMEKEY,
+            "migrate-from-synapse",
+            "--synapse-config",
+            moving.synapse.config.to_str().unwrap(),
+            "-c",
+            moving.config.path().to_str().unwrap(),
+            "--database",
+            &moving.database,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("/{} accounts (", USERS + 1)), "{out}");
     assert!(
         out.contains(&format!("carried {} account(s)", USERS + 1 - carried)),
         "{out}"
