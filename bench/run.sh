@@ -7,7 +7,8 @@
 #   bash bench/run.sh --smoke --synapse  # the same with Synapse (about 20 s more)
 #
 # Rows: limit login whoami rss instructions hash reset set-password import pg introspect
-# first-request (first-request needs Synapse: with --smoke, only with --synapse)
+# first-request login-nginx migrate (first-request, login-nginx and migrate need Synapse: with
+# --smoke, only with --synapse)
 # Everything listens on 127.0.0.1 on ports the system picks; every server is started and
 # stopped here (SIGTERM, then SIGKILL), every load is bounded in time (and the login load in
 # count), and the temporary folder is removed on exit. Results: a Markdown table on stdout,
@@ -15,8 +16,9 @@
 # only keeps there the other rows' figures of the run before.
 #
 # Environment: HOMEKEY_BENCH_SYNAPSE (a venv with matrix-synapse; default
-# ~/.cache/homekey-ci/synapse-venv), HOMEKEY_BENCH_SYNAPSE_PG (a venv with
-# matrix-synapse[postgres], for the pg row; default ~/.cache/homekey-ci/synapse-pg-venv),
+# ~/.cache/homekey-ci/synapse-venv), HOMEKEY_BENCH_SYNAPSE_PG (a venv with matrix-synapse and
+# psycopg2, for Synapse on PostgreSQL in the pg and migrate rows; default: the first, to which
+# .ci/run adds psycopg2-binary),
 # BENCH_PG (default postgres://postgres@127.0.0.1:5432), CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -32,8 +34,8 @@ for arg in "$@"; do
     --smoke) smoke=true ;;
     --synapse) with_synapse=force ;;
     --no-synapse) with_synapse=false ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
-    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | first-request | login-nginx)
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | first-request | login-nginx | migrate)
       rows+=("$arg") ;;
     *) echo "bench: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
@@ -42,7 +44,7 @@ if $smoke && [[ $with_synapse != force ]]; then with_synapse=false; fi
 some_rows=true
 if [[ ${#rows[@]} -eq 0 ]]; then
   some_rows=false
-  rows=(limit login whoami rss instructions hash reset set-password import pg introspect first-request login-nginx)
+  rows=(limit login whoami rss instructions hash reset set-password import pg introspect first-request login-nginx migrate)
 fi
 wants() { local r; for r in "${rows[@]}"; do [[ $r == "$1" ]] && return 0; done; return 1; }
 
@@ -54,9 +56,11 @@ cores="$(nproc)"
 if $smoke; then
   profile=debug cost=4 login_seconds=1 login_clients=4 whoami_seconds=1 whoami_rounds=1 runs=2
   devices=100 import_users=1000 resets=1 hashes=3 introspect_tokens=100 first_tokens=20 first_seconds=30
+  migrate_users=1000
 else
   profile=release cost=12 login_seconds=25 login_clients=$((2 * cores)) whoami_seconds=10 whoami_rounds=3
   runs=15 devices=10000 import_users=100000 resets=5 hashes=10 introspect_tokens=10000 first_tokens=2000 first_seconds=120
+  migrate_users=100000
 fi
 login_max=$((login_seconds * 20)) # per wrk thread; far above what bcrypt allows
 pepper="bench-pepper"
@@ -86,7 +90,7 @@ bin="$target_dir/$profile"
 homekey="$bin/homekey"
 
 synapse_venv="${HOMEKEY_BENCH_SYNAPSE:-$HOME/.cache/homekey-ci/synapse-venv}"
-synapse_pg_venv="${HOMEKEY_BENCH_SYNAPSE_PG:-$HOME/.cache/homekey-ci/synapse-pg-venv}"
+synapse_pg_venv="${HOMEKEY_BENCH_SYNAPSE_PG:-$synapse_venv}"
 if [[ $with_synapse != false ]] && ! "$synapse_venv/bin/python" -c 'import synapse' 2>/dev/null; then
   [[ $with_synapse == force ]] && die "no Synapse in $synapse_venv (HOMEKEY_BENCH_SYNAPSE)"
   say "no Synapse in $synapse_venv: Synapse's column stays empty"
@@ -941,6 +945,76 @@ if wants pg; then
         die "import on PostgreSQL failed: $(tail -n 3 "$work/import-pg.log")"
       ended=$(date +%s.%N)
       record import_rate.pg "$(python3 -c 'import sys; print(round(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))' "$import_users" "$started" "$ended")"
+    fi
+  fi
+fi
+
+# --- migrate: a Synapse database into homekey's (issue 17) ----------------------------------
+# The real Synapse makes its schema, bench/synapse_db.py fills it (migrate_users users, 2
+# devices and 2 access tokens each, a few refresh tokens; checked by a login on Synapse), then
+# `homekey migrate-from-synapse` copies it into a new homekey database of the same kind, its
+# wall clock timed; the rows homekey then has are counted. Synapse and homekey read configs
+# with the same server_name, pepper and bcrypt_rounds.
+pg_ready() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
+migrate_row() { # sqlite|pg
+  local kind=$1 dir="$work/migrate-$1" venv=$synapse_venv suffix synapse_name homekey_name
+  local synapse_database homekey_database counts expected line started ended
+  mkdir -p "$dir/synapse" "$dir/homekey"
+  if [[ $kind == sqlite ]]; then
+    synapse_name="$dir/synapse/homeserver.db" homekey_name="$dir/homekey/homeserver.db"
+    synapse_database="$(sqlite_db "$synapse_name")" homekey_database="$(sqlite_db "$homekey_name")"
+  else
+    venv=$synapse_pg_venv
+    suffix="$$_$RANDOM"
+    synapse_name="synapse_bench_migrate_$suffix" homekey_name="homekey_bench_migrate_$suffix"
+    # Synapse asks for a C-collated database.
+    psql "$pg_url/postgres" -qAt -c "CREATE DATABASE $synapse_name ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
+    pg_dbs+=("$synapse_name")
+    psql "$pg_url/postgres" -qAt -c "CREATE DATABASE $homekey_name" >/dev/null
+    pg_dbs+=("$homekey_name")
+    synapse_database="$(pg_db "$synapse_name")" homekey_database="$(pg_db "$homekey_name")"
+  fi
+  say "migrate ($kind): a Synapse database of $migrate_users users, made by Synapse and bench/synapse_db.py"
+  synapse_config "$dir/synapse" "$(free_port)" "$synapse_database"
+  line="$("$venv/bin/python" "$here/synapse_db.py" "$dir/synapse/homeserver.yaml" \
+    --users "$migrate_users" --password "$password" --check 2>"$work/migrate-$kind-synapse-db.log")" ||
+    die "making the Synapse database ($kind) failed"
+  record "migrate_schema_s.$kind" "$(field schema_s "$line")"
+  record "migrate_fill_s.$kind" "$(field fill_s "$line")"
+  expected="$migrate_users $((2 * migrate_users)) $((2 * migrate_users)) $(field refresh_tokens "$line")"
+  homekey_config "$dir/homekey/homeserver.yaml" "$homekey_database"
+  "$homekey" migrate -c "$dir/homekey/homeserver.yaml" >/dev/null
+  say "migrate ($kind): homekey migrate-from-synapse"
+  record "load.migrate.$kind" "$(load1)"
+  started=$(date +%s.%N)
+  timeout 900 "$homekey" migrate-from-synapse --synapse-config "$dir/synapse/homeserver.yaml" \
+    -c "$dir/homekey/homeserver.yaml" </dev/null >"$work/migrate-$kind.log" 2>&1 ||
+    die "migrate-from-synapse ($kind) failed: $(tail -n 3 "$work/migrate-$kind.log")"
+  ended=$(date +%s.%N)
+  record "migrate_s.$kind" "$(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))' "$started" "$ended")"
+  record "migrate_rate.$kind" "$(python3 -c 'import sys; print(round(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))' "$migrate_users" "$started" "$ended")"
+  # What homekey has now: the users, devices, access and refresh tokens Synapse had.
+  local sql="SELECT (SELECT COUNT(*) FROM users) || ' ' || (SELECT COUNT(*) FROM devices) || ' ' || (SELECT COUNT(*) FROM access_tokens) || ' ' || (SELECT COUNT(*) FROM refresh_tokens)"
+  if [[ $kind == sqlite ]]; then
+    counts="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$homekey_name" "$sql")"
+  else
+    counts="$(psql "$pg_url/$homekey_name" -qAt -c "$sql")"
+  fi
+  [[ $counts == "$expected" ]] ||
+    die "migrate ($kind): homekey has users, devices, access and refresh tokens $counts; Synapse had $expected"
+}
+if wants migrate; then
+  record migrate_users "$migrate_users"
+  if [[ $with_synapse == false ]]; then
+    say "migrate: needs Synapse; skipped"
+  else
+    migrate_row sqlite
+    if ! pg_ready; then
+      say "migrate: no PostgreSQL at 127.0.0.1:5432; the PostgreSQL half skipped"
+    elif ! "$synapse_pg_venv/bin/python" -c 'import synapse, psycopg2' 2>/dev/null; then
+      say "migrate: no Synapse with psycopg2 in $synapse_pg_venv (HOMEKEY_BENCH_SYNAPSE_PG); the PostgreSQL half skipped"
+    else
+      migrate_row pg
     fi
   fi
 fi

@@ -339,6 +339,22 @@ for db, name in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
         0,
     )
 
+# A Synapse database (bench/synapse_db.py) into homekey's: the whole command's wall clock.
+migrate_users = num("migrate_users")
+for db, name in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
+    h, took = num(f"migrate_rate.{db}"), num(f"migrate_s.{db}")
+    row(
+        f"`homekey migrate-from-synapse` of a Synapse database of {fmt(migrate_users, 0)} users, "
+        f"2 devices and 2 access tokens each, users/s, {name} to {name} (Synapse column: none)",
+        h,
+        None,
+        None,
+        "≥ 20,000 users/s" + ("" if took is None else f" ({fmt(took, 2)} s, whole process)"),
+        None if h is None else h >= 20000,
+        load(f"load.migrate.{db}"),
+        0,
+    )
+
 print(
     f"Run of {figures.get('date', '?')} ({figures.get('mode', '?')}), {cores} cores, "
     f"bcrypt cost {figures.get('cost', '?')}. Load: the 1-minute load average when each "
