@@ -39,11 +39,41 @@ pub struct Tally {
     pub made_by_homekey: u64,
     /// Any other account homekey had: left as it is (their names).
     pub conflicts: Vec<String>,
+    /// Names that differ only in case from one carried before them: not carried.
+    pub case_duplicates: Vec<String>,
     pub guests: u64,
     pub appservice_users: u64,
     /// Carried without a password (SSO-only, or never given one): they cannot log in
     /// through homekey until one is set.
     pub without_password: u64,
+}
+
+impl Tally {
+    /// Adds another batch's.
+    pub fn add(&mut self, other: Tally) {
+        self.read += other.read;
+        self.carried += other.carried;
+        self.devices += other.devices;
+        self.access_tokens += other.access_tokens;
+        self.refresh_tokens += other.refresh_tokens;
+        self.already_carried += other.already_carried;
+        self.made_by_homekey += other.made_by_homekey;
+        self.conflicts.extend(other.conflicts);
+        self.case_duplicates.extend(other.case_duplicates);
+        self.guests += other.guests;
+        self.appservice_users += other.appservice_users;
+        self.without_password += other.without_password;
+    }
+}
+
+/// How [`Accounts::carry_from_synapse`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Carrying {
+    /// Do the work and roll it back.
+    pub dry_run: bool,
+    /// homekey had no account when the migration began: none is looked for before writing
+    /// (on PostgreSQL that lookup was a twentieth of the time).
+    pub into_empty_database: bool,
 }
 
 /// What writing homekey's accounts back into Synapse found and did, summed.
@@ -71,6 +101,11 @@ impl Accounts {
         self.store.count_all_users().await
     }
 
+    /// How many writers the database lets make progress at once (SQLite: one).
+    pub fn concurrent_writers(&self) -> usize {
+        self.store.concurrent_writers()
+    }
+
     /// Other clients of this PostgreSQL database (see the store's `other_clients`).
     pub async fn other_database_clients(&self) -> Result<Vec<String>, StoreError> {
         self.store.other_clients().await
@@ -87,13 +122,13 @@ impl Accounts {
     }
 
     /// Carries `batch`, read from Synapse's database, into this one (homekey's), in one
-    /// transaction with its audit record; with `dry_run` the same work is done and rolled
-    /// back. Adds what it found and did to `tally`.
+    /// transaction with its audit record (see [`Carrying`]). Adds what it found and did to
+    /// `tally`.
     pub async fn carry_from_synapse(
         &self,
         actor: &Actor,
         mut batch: AccountBatch,
-        dry_run: bool,
+        how: Carrying,
         tally: &mut Tally,
     ) -> Result<(), StoreError> {
         tally.read += batch.users.len() as u64;
@@ -104,7 +139,19 @@ impl Accounts {
                 tally.guests += 1;
             }
         }
-        batch.retain_users(|u| u.appservice_id.is_none() && !u.is_guest);
+        // homekey's users are unique ignoring case (Synapse's are not, on old databases): of
+        // names that differ only in case, the first is carried, the others said.
+        let mut lowercase = std::collections::HashSet::new();
+        let mut case_duplicates = std::collections::HashSet::new();
+        for user in &batch.users {
+            if !lowercase.insert(user.name.to_lowercase()) {
+                case_duplicates.insert(user.name.clone());
+            }
+        }
+        batch.retain_users(|u| {
+            u.appservice_id.is_none() && !u.is_guest && !case_duplicates.contains(&u.name)
+        });
+        tally.case_duplicates.extend(case_duplicates);
         batch.devices.retain(|d| !d.hidden);
         for user in &mut batch.users {
             // Synapse has written an empty hash for "no password" in the past.
@@ -128,7 +175,13 @@ impl Accounts {
         });
         let before = self
             .store
-            .carry_account_batch(&batch, now_ms(), audit.as_ref(), dry_run)
+            .carry_account_batch(
+                &batch,
+                now_ms(),
+                audit.as_ref(),
+                how.dry_run,
+                !how.into_empty_database,
+            )
             .await?;
         let new = |name: &str| before.is_new(name);
         for user in batch.users.iter().filter(|u| new(&u.name)) {

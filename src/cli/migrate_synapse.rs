@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 
 use super::operator::{CommandError, DatabaseSelection, EXIT_CODES_HELP, Operator, out};
 use crate::accounts::Accounts;
-use crate::accounts::migration::{RestoreTally, Tally};
+use crate::accounts::migration::{Carrying, RestoreTally, Tally};
 use crate::config::{Config, DatabaseConfig};
 use crate::store::{AccountBatch, Flavour, OpenMode, Store, StoreError};
 
@@ -113,27 +113,51 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
     }
 
     let total = synapse.accounts.count_all_users().await?;
+    let how = Carrying {
+        dry_run: args.dry_run,
+        into_empty_database: homekey.accounts.count_all_users().await? == 0,
+    };
     let actor = homekey.actor(false, false);
     let mut tally = Tally::default();
     let mut progress = Progress::new(total as u64, "accounts");
     let mut batches = read_in_background(synapse.accounts.clone());
+    // On PostgreSQL the database's own work on the rows is most of the time, and one
+    // connection runs on one core: two batches are written at once, in transactions of their
+    // own (their accounts differ). SQLite takes one writer at a time.
+    let writers = homekey.accounts.concurrent_writers();
+    let mut writing = tokio::task::JoinSet::new();
+    let finished = |done: Result<Result<(Tally, u64), StoreError>, tokio::task::JoinError>,
+                    tally: &mut Tally,
+                    progress: &mut Progress|
+     -> Result<(), CommandError> {
+        let (part, read) = done
+            .map_err(|err| CommandError::Refused(format!("writing a batch failed: {err}")))?
+            .map_err(carry_error)?;
+        tally.add(part);
+        progress.advance(read);
+        Ok(())
+    };
     while let Some(batch) = batches.recv().await {
         let batch = batch?;
-        let read = batch.users.len() as u64;
-        homekey
-            .accounts
-            .carry_from_synapse(&actor, batch, args.dry_run, &mut tally)
-            .await
-            .map_err(|err| match err {
-                StoreError::Database(ref db) if is_unique_violation(db) => CommandError::Refused(
-                    "an account or token was written in homekey's database while this ran \
-                     (is homekey serving?); run again to finish"
-                        .into(),
-                ),
-                other => other.into(),
-            })?;
-        progress.advance(read);
+        while writing.len() >= writers {
+            if let Some(done) = writing.join_next().await {
+                finished(done, &mut tally, &mut progress)?;
+            }
+        }
+        let (accounts, actor) = (homekey.accounts.clone(), actor.clone());
+        writing.spawn(async move {
+            let read = batch.users.len() as u64;
+            let mut part = Tally::default();
+            accounts
+                .carry_from_synapse(&actor, batch, how, &mut part)
+                .await
+                .map(|()| (part, read))
+        });
     }
+    while let Some(done) = writing.join_next().await {
+        finished(done, &mut tally, &mut progress)?;
+    }
+    tally.conflicts.sort();
     let elapsed = progress.finish();
     let verb = if args.dry_run {
         "would carry"
@@ -186,6 +210,15 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
     }
     if args.dry_run {
         out!("dry run: nothing was changed");
+    }
+    if !tally.case_duplicates.is_empty() {
+        tally.case_duplicates.sort();
+        out!(
+            "{} account(s) not carried: their user ID differs only in case from one carried \
+             (homekey tells user IDs apart ignoring case, as Synapse does at login): {}",
+            tally.case_duplicates.len(),
+            tally.case_duplicates.join(", ")
+        );
     }
     if !tally.conflicts.is_empty() {
         return Err(CommandError::Refused(format!(
@@ -488,6 +521,18 @@ fn answering(config: &Config) -> Option<SocketAddr> {
         .filter_map(|(host, port)| (host.as_str(), port).to_socket_addrs().ok())
         .flatten()
         .find(|addr| TcpStream::connect_timeout(addr, Duration::from_millis(300)).is_ok())
+}
+
+/// A batch's failure: a duplicate means another writer got there meanwhile.
+fn carry_error(err: StoreError) -> CommandError {
+    match err {
+        StoreError::Database(ref db) if is_unique_violation(db) => CommandError::Refused(
+            "an account or token was written in homekey's database while this ran (is homekey \
+             serving?); run again to finish"
+                .into(),
+        ),
+        other => other.into(),
+    }
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {

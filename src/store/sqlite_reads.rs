@@ -137,7 +137,11 @@ impl SqliteReads {
     /// went through sqlx's channel one by one, which took longer than SQLite's own work
     /// (bench/README.md, the migrate row). On a connection of its own, in one snapshot, on
     /// the blocking thread it is called on.
-    pub(super) fn account_batch(&self, after: &str, limit: i64) -> Result<AccountBatch, StoreError> {
+    pub(super) fn account_batch(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<AccountBatch, StoreError> {
         let read = || -> rusqlite::Result<AccountBatch> {
             let connection = self.open()?;
             connection.busy_timeout(Duration::from_secs(5))?;

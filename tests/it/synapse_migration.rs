@@ -490,13 +490,16 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
     moving.register("alice", "alice-pw", false);
     moving.register("carol", "carol-pw", false);
     moving.synapse.stop();
-    // What a real Synapse also holds: a guest, a bridge's user, an SSO-only account, and
-    // alice's cross-signing keys as a hidden device.
+    // What a real Synapse also holds: a guest, a bridge's user, an SSO-only account, two
+    // from before Synapse told user IDs apart ignoring case, and alice's cross-signing keys
+    // as a hidden device.
     moving
         .synapse_execute(
             "INSERT INTO users (name, creation_ts, is_guest) VALUES ('@123:example.com', 1700000000, 1);
              INSERT INTO users (name, creation_ts, appservice_id) VALUES ('@irc_x:example.com', 1700000000, 'irc');
              INSERT INTO users (name, creation_ts) VALUES ('@sso:example.com', 1700000000);
+             INSERT INTO users (name, creation_ts) VALUES ('@DAVE:example.com', 1700000000);
+             INSERT INTO users (name, creation_ts) VALUES ('@dave:example.com', 1700000000);
              INSERT INTO devices (user_id, device_id, hidden) VALUES ('@alice:example.com', 'master signing key', TRUE)",
         )
         .await;
@@ -585,8 +588,12 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
         &database,
         &["--dry-run"],
     ));
-    assert!(out.contains("would carry 3 account(s), 2 device(s), 2 access token(s), 0 refresh token(s) of the 5 read"), "{out}");
-    assert!(out.contains("1 of them have no password"), "{out}");
+    assert!(out.contains("would carry 4 account(s), 2 device(s), 2 access token(s), 0 refresh token(s) of the 7 read"), "{out}");
+    assert!(out.contains("2 of them have no password"), "{out}");
+    assert!(
+        out.contains("1 account(s) not carried: their user ID differs only in case from one carried (homekey tells user IDs apart ignoring case, as Synapse does at login): @dave:example.com"),
+        "{out}"
+    );
     assert!(out.contains("left out 1 guest account(s)"), "{out}");
     assert!(
         out.contains("left 1 appservice user(s) to Synapse"),
@@ -627,7 +634,7 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
         "1 account(s) homekey already had were not carried and not changed (they are not from an earlier run): @carol:example.com",
     );
     assert!(
-        stdout(&out).contains("carried 2 account(s)"),
+        stdout(&out).contains("carried 3 account(s)"),
         "{}",
         stdout(&out)
     );
