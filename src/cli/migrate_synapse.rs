@@ -525,19 +525,14 @@ fn answering(config: &Config) -> Option<SocketAddr> {
 
 /// A batch's failure: a duplicate means another writer got there meanwhile.
 fn carry_error(err: StoreError) -> CommandError {
-    match err {
-        StoreError::Database(ref db) if is_unique_violation(db) => CommandError::Refused(
+    if err.is_duplicate() {
+        return CommandError::Refused(
             "an account or token was written in homekey's database while this ran (is homekey \
              serving?); run again to finish"
                 .into(),
-        ),
-        other => other.into(),
+        );
     }
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|db| db.is_unique_violation())
+    err.into()
 }
 
 /// Reads `source`'s accounts in batches, one batch ahead of the writer.

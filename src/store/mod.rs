@@ -482,6 +482,14 @@ impl BeginWrite for sqlx::PgPool {
     }
 }
 
+impl StoreError {
+    /// Whether the database refused a duplicate in a unique column (someone else wrote the
+    /// same row meanwhile).
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, StoreError::Database(err) if is_unique_violation(err))
+    }
+}
+
 /// Whether an error is the database refusing a duplicate in a unique column.
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
