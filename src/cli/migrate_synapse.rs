@@ -371,6 +371,18 @@ async fn open_synapse(paths: &[PathBuf], homekey: &Operator) -> Result<SynapseSi
             "homekey's config and Synapse's name the same database".into(),
         ));
     }
+    // (Store::open would advise `homekey migrate`, which is for homekey's own database.)
+    if let DatabaseConfig::Sqlite { path } = &config.database
+        && !path.exists()
+    {
+        return Err(CommandError::Refused(format!(
+            "Synapse's database {} does not exist: check database.args.database in {}",
+            path.display(),
+            paths
+                .last()
+                .map_or_else(String::new, |p| p.display().to_string())
+        )));
+    }
     let store = Store::open(&config.database, OpenMode::MustExist).await?;
     let accounts = Accounts::new(store, Arc::new(config.clone()));
     let not_synapse = || {

@@ -530,6 +530,19 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
     );
     refused(&out, "is not a Synapse database");
 
+    // Synapse's database gone (a typo in its config, a wrong host's file).
+    let out = migrate_with(
+        &moving.synapse_config_on(dir.path(), &dir.path().join("missing.db")),
+        &config,
+        &database,
+        &[],
+    );
+    refused(
+        &out,
+        "missing.db does not exist: check database.args.database in",
+    );
+    assert!(!dir.path().join("missing.db").exists());
+
     // A schema version homekey does not know.
     let future = dir.path().join("future.db");
     std::fs::copy(
