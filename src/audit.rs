@@ -46,6 +46,9 @@ pub enum Action {
     /// A batch of accounts carried from an existing Synapse's database
     /// (`homekey migrate-from-synapse`), with their devices and tokens.
     CarryFromSynapse,
+    /// An account homekey had of its own replaced by Synapse's of the same name, with its
+    /// devices and tokens (`homekey migrate-from-synapse --replace-existing`).
+    ReplaceFromSynapse,
 }
 
 impl Action {
@@ -68,6 +71,7 @@ impl Action {
             Action::LoginAsUser => "login_as_user",
             Action::NewSession => "new_session",
             Action::CarryFromSynapse => "carry_from_synapse",
+            Action::ReplaceFromSynapse => "replace_from_synapse",
         }
     }
 }

@@ -22,7 +22,7 @@ use serde_json::json;
 use super::{Accounts, Actor, now_ms};
 use crate::config::HashScheme;
 use crate::password::scheme::scheme_of;
-use crate::store::{AccountBatch, NewAuditRecord, Restored, StoreError};
+use crate::store::{AccountBatch, CarryOptions, NewAuditRecord, Restored, StoreError};
 
 /// What a migration found and did, summed over its batches.
 #[derive(Debug, Default)]
@@ -39,6 +39,8 @@ pub struct Tally {
     pub made_by_homekey: u64,
     /// Any other account homekey had: left as it is (their names).
     pub conflicts: Vec<String>,
+    /// Those of them replaced by Synapse's account (asked for): carried.
+    pub replaced: Vec<String>,
     /// Names that differ only in case from one carried before them: not carried.
     pub case_duplicates: Vec<String>,
     pub guests: u64,
@@ -59,6 +61,7 @@ impl Tally {
         self.already_carried += other.already_carried;
         self.made_by_homekey += other.made_by_homekey;
         self.conflicts.extend(other.conflicts);
+        self.replaced.extend(other.replaced);
         self.case_duplicates.extend(other.case_duplicates);
         self.guests += other.guests;
         self.appservice_users += other.appservice_users;
@@ -74,6 +77,10 @@ pub struct Carrying {
     /// homekey had no account when the migration began: none is looked for before writing
     /// (on PostgreSQL that lookup was a twentieth of the time).
     pub into_empty_database: bool,
+    /// Replace each account homekey had of its own (not carried by an earlier run, not made
+    /// by homekey in this Synapse) by Synapse's: its password, flags, devices and sessions;
+    /// homekey's sessions of it end. Without it such an account is named and not changed.
+    pub replace_existing: bool,
 }
 
 /// What writing homekey's accounts back into Synapse found and did, summed.
@@ -139,19 +146,7 @@ impl Accounts {
                 tally.guests += 1;
             }
         }
-        // homekey's users are unique ignoring case (Synapse's are not, on old databases): of
-        // names that differ only in case, the first is carried, the others said.
-        let mut lowercase = std::collections::HashSet::new();
-        let mut case_duplicates = std::collections::HashSet::new();
-        for user in &batch.users {
-            if !lowercase.insert(user.name.to_lowercase()) {
-                case_duplicates.insert(user.name.clone());
-            }
-        }
-        batch.retain_users(|u| {
-            u.appservice_id.is_none() && !u.is_guest && !case_duplicates.contains(&u.name)
-        });
-        tally.case_duplicates.extend(case_duplicates);
+        batch.retain_users(|u| u.appservice_id.is_none() && !u.is_guest);
         batch.devices.retain(|d| !d.hidden);
         for user in &mut batch.users {
             // Synapse has written an empty hash for "no password" in the past.
@@ -162,26 +157,33 @@ impl Accounts {
         let (Some(first), Some(last)) = (batch.users.first(), batch.last_name()) else {
             return Ok(());
         };
-        let audit = actor.audit_name().map(|name| NewAuditRecord {
-            ts_ms: now_ms(),
-            actor: name.to_owned(),
-            action: crate::audit::Action::CarryFromSynapse.as_str().to_owned(),
-            target: None,
-            details: json!({
+        let record = |action: crate::audit::Action, details| {
+            actor.audit_name().map(|name| NewAuditRecord {
+                ts_ms: now_ms(),
+                actor: name.to_owned(),
+                action: action.as_str().to_owned(),
+                target: None,
+                details,
+            })
+        };
+        let audit = record(
+            crate::audit::Action::CarryFromSynapse,
+            json!({
                 "users": batch.users.len(),
                 "first": first.name,
                 "last": last,
             }),
-        });
+        );
+        let replacement = record(crate::audit::Action::ReplaceFromSynapse, json!({}));
+        let options = CarryOptions {
+            dry_run: how.dry_run,
+            check_existing: !how.into_empty_database,
+            replace_conflicts: how.replace_existing,
+            replaced_record: replacement.as_ref(),
+        };
         let before = self
             .store
-            .carry_account_batch(
-                &batch,
-                now_ms(),
-                audit.as_ref(),
-                how.dry_run,
-                !how.into_empty_database,
-            )
+            .carry_account_batch(&batch, now_ms(), audit.as_ref(), options)
             .await?;
         let new = |name: &str| before.is_new(name);
         for user in batch.users.iter().filter(|u| new(&u.name)) {
@@ -203,9 +205,22 @@ impl Accounts {
             .count() as u64;
         tally.already_carried += before.carried.len() as u64;
         tally.made_by_homekey += before.made_by_homekey.len() as u64;
-        let mut conflicts: Vec<String> = before.conflicts.into_iter().collect();
+        // homekey's users are unique ignoring case (Synapse's are not, on old databases): of
+        // names that differ only in case, the one homekey has, or else the first, is carried.
+        tally
+            .case_duplicates
+            .extend(before.case_duplicates.iter().cloned());
+        let mut conflicts: Vec<String> = before
+            .conflicts
+            .into_keys()
+            .filter(|name| !before.case_duplicates.contains(name))
+            .collect();
         conflicts.sort();
-        tally.conflicts.extend(conflicts);
+        if before.replaced {
+            tally.replaced.extend(conflicts);
+        } else {
+            tally.conflicts.extend(conflicts);
+        }
         Ok(())
     }
 

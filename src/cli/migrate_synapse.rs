@@ -38,6 +38,12 @@ pub struct FromSynapseArgs {
     /// passwords back. Carries nothing.
     #[arg(long, conflicts_with = "dry_run")]
     pub clear_synapse_hashes: bool,
+    /// Replace each account homekey already has of its own (not carried by an earlier run,
+    /// not made by homekey beside this Synapse) by Synapse's: its password, flags, devices
+    /// and sessions become Synapse's, and homekey's sessions of it end. Without it such
+    /// accounts are named and left as they are.
+    #[arg(long, conflicts_with = "clear_synapse_hashes")]
+    pub replace_existing: bool,
     /// homekey's own config (-c) or database (--database).
     #[command(flatten)]
     pub db: DatabaseSelection,
@@ -116,6 +122,7 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
     let how = Carrying {
         dry_run: args.dry_run,
         into_empty_database: homekey.accounts.count_all_users().await? == 0,
+        replace_existing: args.replace_existing,
     };
     let actor = homekey.actor(false, false);
     let mut tally = Tally::default();
@@ -189,6 +196,21 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
             tally.already_carried
         );
     }
+    if !tally.replaced.is_empty() {
+        tally.replaced.sort();
+        out!(
+            "{} {} account(s) homekey had of its own by Synapse's (their homekey sessions \
+             {}): {}",
+            if args.dry_run {
+                "would replace"
+            } else {
+                "replaced"
+            },
+            tally.replaced.len(),
+            if args.dry_run { "would end" } else { "ended" },
+            tally.replaced.join(", ")
+        );
+    }
     if tally.made_by_homekey > 0 {
         out!(
             "passed over {} account(s) homekey made in this Synapse itself: homekey's already",
@@ -223,7 +245,7 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
     if !tally.conflicts.is_empty() {
         return Err(CommandError::Refused(format!(
             "{} account(s) homekey already had were not carried and not changed (they are \
-             not from an earlier run): {}",
+             not from an earlier run; --replace-existing replaces them by Synapse's): {}",
             tally.conflicts.len(),
             tally.conflicts.join(", ")
         )));

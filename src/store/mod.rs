@@ -31,8 +31,8 @@ pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
 pub use synapse_migration::{
-    AccountBatch, CarriedBefore, MigratedAccessToken, MigratedDevice, MigratedRefreshToken,
-    MigratedUser, Restored,
+    AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,
+    MigratedRefreshToken, MigratedUser, Restored,
 };
 pub use synapse_queue::{MirroredUser, OwedWork};
 pub use web_sessions::{WebSessionRow, WebSessionTable};

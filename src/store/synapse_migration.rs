@@ -106,17 +106,52 @@ pub struct CarriedBefore {
     /// Made by homekey itself, beside this Synapse (it is in the mirror of what homekey made
     /// Synapse have): homekey's own account, passed over.
     pub made_by_homekey: HashSet<String>,
-    /// Any other account homekey has (ignoring case): not changed.
-    pub conflicts: HashSet<String>,
+    /// Names that differ only in case from an account carried (or made by homekey) before
+    /// them: not carried, as homekey tells user IDs apart ignoring case.
+    pub case_duplicates: HashSet<String>,
+    /// Any other account homekey has (ignoring case): Synapse's name -> homekey's. Not
+    /// changed, unless the batch replaces them.
+    pub conflicts: HashMap<String, String>,
+    /// Whether the conflicts were replaced by Synapse's accounts (and so carried).
+    pub replaced: bool,
 }
 
 impl CarriedBefore {
-    /// Whether homekey has no account of this name: the batch's user is carried.
+    /// Whether the batch's user of this name is written: homekey has no account of this name,
+    /// or has one that is replaced.
     pub fn is_new(&self, name: &str) -> bool {
         !self.carried.contains(name)
             && !self.made_by_homekey.contains(name)
-            && !self.conflicts.contains(name)
+            && !self.case_duplicates.contains(name)
+            && (self.replaced || !self.conflicts.contains_key(name))
     }
+
+    /// Of `users` (a batch, in order) that would be written, each whose name differs only in
+    /// case from one written before it in the batch becomes a case duplicate: the first is
+    /// carried.
+    fn drop_case_duplicates(&mut self, users: &[MigratedUser]) {
+        let mut written = HashSet::new();
+        for user in users {
+            if self.is_new(&user.name) && !written.insert(user.name.to_lowercase()) {
+                self.case_duplicates.insert(user.name.clone());
+            }
+        }
+    }
+}
+
+/// How [`Store::carry_account_batch`] writes a batch.
+#[derive(Clone, Copy, Default)]
+pub struct CarryOptions<'a> {
+    /// Do the work and roll it back.
+    pub dry_run: bool,
+    /// Look for the accounts homekey has already. Without it (homekey had no account when the
+    /// migration began) none is looked for, and one made meanwhile fails the batch on the
+    /// unique index.
+    pub check_existing: bool,
+    /// Replace each account homekey had of its own (a conflict) by Synapse's.
+    pub replace_conflicts: bool,
+    /// The audit record of each account replaced, written with its target set to it.
+    pub replaced_record: Option<&'a NewAuditRecord>,
 }
 
 /// What writing a batch back into Synapse's database did.
@@ -162,38 +197,62 @@ macro_rules! insert_rows {
     }};
 }
 
-/// Of `$names`, those an account has ignoring case, and of those the ones an earlier run
-/// carried and the ones homekey made: a [`CarriedBefore`], read inside `$tx`.
+/// Of `$names`, those an account has ignoring case, and where each stands: a
+/// [`CarriedBefore`], read inside `$tx`. homekey's own spelling of the name decides: an
+/// account in the mirror is homekey's (carried or made by it), and a name that differs from
+/// its spelling only in case is a duplicate of it.
 macro_rules! carried_before {
     ($tx:ident, $names:expr) => {{
         let mut before = CarriedBefore::default();
         for chunk in $names.chunks(rows_per_statement(&$tx)) {
-            let taken: Vec<String> = super::accounts::taken_ids_query(chunk)
-                .build_query_scalar()
-                .fetch_all(&mut *$tx)
-                .await?;
-            if taken.is_empty() {
-                continue;
-            }
-            let taken_refs: Vec<&str> = taken.iter().map(String::as_str).collect();
+            // A scalar subquery per name always probes the `lower(name)` index (see
+            // `taken_ids_query`).
             let mut query = sqlx::QueryBuilder::new(
-                "SELECT v.column1, m.carried_ts IS NOT NULL, m.user_id IS NOT NULL FROM ",
+                "SELECT t.wanted, t.had, m.carried_ts IS NOT NULL, m.user_id IS NOT NULL \
+                 FROM (SELECT v.column1 AS wanted, (SELECT name FROM users \
+                 WHERE lower(users.name) = lower(v.column1) LIMIT 1) AS had FROM ",
             );
-            BulkRows::push_names(&mut query, &taken_refs);
-            query.push(" LEFT JOIN homekey_synapse_users m ON m.user_id = v.column1");
-            let rows: Vec<(String, bool, bool)> =
+            BulkRows::push_names(&mut query, chunk);
+            query.push(
+                ") t LEFT JOIN homekey_synapse_users m ON m.user_id = t.had \
+                 WHERE t.had IS NOT NULL",
+            );
+            let rows: Vec<(String, String, bool, bool)> =
                 query.build_query_as().fetch_all(&mut *$tx).await?;
-            for (name, carried, made_by_homekey) in rows {
-                if carried {
-                    before.carried.insert(name);
+            for (wanted, had, carried, made_by_homekey) in rows {
+                if (carried || made_by_homekey) && wanted != had {
+                    before.case_duplicates.insert(wanted);
+                } else if carried {
+                    before.carried.insert(wanted);
                 } else if made_by_homekey {
-                    before.made_by_homekey.insert(name);
+                    before.made_by_homekey.insert(wanted);
                 } else {
-                    before.conflicts.insert(name);
+                    before.conflicts.insert(wanted, had);
                 }
             }
         }
         before
+    }};
+}
+
+/// Removes homekey's own account `$had` inside `$tx`, for Synapse's of (nearly) the same
+/// name to be carried in its place: its sessions (as a logout of every device), the rest of
+/// its devices, its sign-ins to the account page, its profile and erasure mark, its row.
+macro_rules! remove_replaced_account {
+    ($tx:ident, $had:expr) => {{
+        let had: &str = $had;
+        super::transaction::delete_sessions!(&mut $tx, had, &super::Logout::AllDevices);
+        for sql in [
+            // The logout spares hidden devices; the account's go too.
+            "DELETE FROM devices WHERE user_id = $1",
+            "DELETE FROM homekey_synapse_devices WHERE user_id = $1",
+            "DELETE FROM homekey_web_sessions WHERE user_id = $1",
+            "DELETE FROM profiles WHERE full_user_id = $1",
+            "DELETE FROM erased_users WHERE user_id = $1",
+            "DELETE FROM users WHERE name = $1",
+        ] {
+            sqlx::query(sql).bind(had).execute(&mut *$tx).await?;
+        }
     }};
 }
 
@@ -349,17 +408,14 @@ impl Store {
     /// Writes `batch` (from Synapse) into homekey's database in one transaction: the users
     /// homekey does not have yet, with their devices and tokens, marked as carried, and what
     /// Synapse has of them in the mirror of the queue of owed work (nothing is owed: Synapse
-    /// has them already). Users homekey has are passed over and said in the answer; without
-    /// `check_existing` (homekey had no account when the migration began) none is looked
-    /// for, and one made meanwhile fails the batch on the unique index. With `dry_run`, all
-    /// of it is done and then rolled back.
+    /// has them already). Users homekey has are passed over and said in the answer, or, the
+    /// ones it has of its own (conflicts) with [`CarryOptions::replace_conflicts`], replaced.
     pub async fn carry_account_batch(
         &self,
         batch: &AccountBatch,
         now_ms: i64,
         audit: Option<&NewAuditRecord>,
-        dry_run: bool,
-        check_existing: bool,
+        options: CarryOptions<'_>,
     ) -> Result<CarriedBefore, StoreError> {
         if self.flavour != Flavour::Homekey {
             return Err(StoreError::RefusedOnSynapse(
@@ -369,11 +425,26 @@ impl Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let names: Vec<&str> = batch.users.iter().map(|u| u.name.as_str()).collect();
-            let before = if check_existing {
+            let mut before = if options.check_existing {
                 carried_before!(tx, names)
             } else {
                 CarriedBefore::default()
             };
+            before.replaced = options.replace_conflicts;
+            before.drop_case_duplicates(&batch.users);
+            let mut records: Vec<NewAuditRecord> = audit.into_iter().cloned().collect();
+            if options.replace_conflicts {
+                for (wanted, had) in &before.conflicts {
+                    if before.case_duplicates.contains(wanted) {
+                        continue;
+                    }
+                    remove_replaced_account!(tx, had);
+                    records.extend(options.replaced_record.map(|record| NewAuditRecord {
+                        target: Some(wanted.clone()),
+                        ..record.clone()
+                    }));
+                }
+            }
             let new = |name: &str| before.is_new(name);
             let users: Vec<&MigratedUser> = batch.users.iter().filter(|u| new(&u.name)).collect();
             let devices: Vec<&MigratedDevice> =
@@ -442,10 +513,10 @@ impl Store {
                 |chunk| access_token_columns(chunk, &refresh_ids),
                 ""
             );
-            if dry_run {
+            if options.dry_run {
                 tx.rollback().await?;
             } else {
-                commit_audited!(tx, self, audit);
+                commit_audited!(tx, self, &records);
             }
             Ok(before)
         })

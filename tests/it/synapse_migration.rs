@@ -644,7 +644,7 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
     let out = migrate_with(&synapse_config, &config, &database, &[]);
     refused(
         &out,
-        "1 account(s) homekey already had were not carried and not changed (they are not from an earlier run): @carol:example.com",
+        "1 account(s) homekey already had were not carried and not changed (they are not from an earlier run; --replace-existing replaces them by Synapse's): @carol:example.com",
     );
     assert!(
         stdout(&out).contains("carried 3 account(s)"),
@@ -685,6 +685,116 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
                 )
                 .await,
         0
+    );
+
+    // A name that differs only in case from an account carried before (here by the run
+    // above; so too from an earlier batch) is said as such, not as a conflict.
+    moving
+        .synapse_execute(
+            "INSERT INTO users (name, creation_ts) VALUES ('@ALICE:example.com', 1700000000)",
+        )
+        .await;
+    // carol, homekey's own, has a session of homekey's.
+    let homekey_token = ok(&run_binary(
+        HOMEKEY,
+        &[
+            "user",
+            "login",
+            "@carol:example.com",
+            "--database",
+            &database,
+        ],
+        b"",
+        &[],
+    ));
+    let homekey_token = homekey_token.trim();
+    let token_rows = |token: String| {
+        let database = database.clone();
+        async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&database).await.unwrap();
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM access_tokens WHERE token = $1")
+                .bind(token)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(token_rows(homekey_token.to_owned()).await, 1);
+    let out = migrate_with(&synapse_config, &config, &database, &[]);
+    refused(
+        &out,
+        "1 account(s) homekey already had were not carried and not changed (they are not from an earlier run; --replace-existing replaces them by Synapse's): @carol:example.com",
+    );
+    assert!(
+        stdout(&out).contains("2 account(s) not carried: their user ID differs only in case from one carried (homekey tells user IDs apart ignoring case, as Synapse does at login): @ALICE:example.com, @dave:example.com"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Asked, the conflict is replaced by Synapse's account: first as a dry run, which
+    // changes nothing, then for real.
+    let synapse_carol = |column: &'static str| {
+        let moving = &moving;
+        async move {
+            moving
+                .synapse_text(&format!(
+                    "SELECT {column} FROM users WHERE name = '@carol:example.com'"
+                ))
+                .await
+                .unwrap()
+        }
+    };
+    let synapse_hash = synapse_carol("password_hash").await;
+    let synapse_token = moving
+        .synapse_text("SELECT token FROM access_tokens WHERE user_id = '@carol:example.com'")
+        .await
+        .unwrap();
+    let out = ok(&migrate_with(
+        &synapse_config,
+        &config,
+        &database,
+        &["--replace-existing", "--dry-run"],
+    ));
+    assert!(
+        out.contains("would replace 1 account(s) homekey had of its own by Synapse's (their homekey sessions would end): @carol:example.com"),
+        "{out}"
+    );
+    assert_eq!(carols_hash().await, before);
+    assert_eq!(token_rows(homekey_token.to_owned()).await, 1);
+    let out = ok(&migrate_with(
+        &synapse_config,
+        &config,
+        &database,
+        &["--replace-existing"],
+    ));
+    assert!(
+        out.contains("carried 1 account(s), 1 device(s), 1 access token(s), 0 refresh token(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("replaced 1 account(s) homekey had of its own by Synapse's (their homekey sessions ended): @carol:example.com"),
+        "{out}"
+    );
+    assert_eq!(carols_hash().await, synapse_hash);
+    assert_eq!(token_rows(homekey_token.to_owned()).await, 0);
+    assert_eq!(token_rows(synapse_token).await, 1);
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM homekey_audit_log WHERE action = 'replace_from_synapse' AND target = $1",
+                "@carol:example.com"
+            )
+            .await,
+        1
+    );
+    // Now carol is carried: the next run passes over her, and has nothing left to refuse.
+    let out = ok(&migrate_with(&synapse_config, &config, &database, &[]));
+    assert!(out.contains("carried 0 account(s)"), "{out}");
+    assert!(
+        out.contains("passed over 4 account(s) carried by an earlier run"),
+        "{out}"
     );
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }
