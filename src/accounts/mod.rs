@@ -6,6 +6,7 @@
 //! parse input, call one operation, and render the result or the [`AccountError`].
 //!
 //! - [`sessions`]: logging in, authenticating a token, logging out, devices.
+//! - [`device_activity`]: when each device was last in use.
 //! - [`changes`]: creating accounts and changing them (password, admin, lock, deactivation).
 //! - [`passwords`]: the one rule for new passwords.
 //! - [`beside_synapse`]: Synapse's users and devices kept in line with homekey's.
@@ -16,6 +17,7 @@
 pub mod actor;
 pub mod beside_synapse;
 pub mod changes;
+pub mod device_activity;
 pub mod error;
 pub mod interactive_auth;
 pub mod migration;
@@ -62,6 +64,8 @@ pub struct Accounts {
     /// exist before its token is handed out, and where changes are delivered
     /// ([`beside_synapse`]).
     synapse: Option<SynapseClient>,
+    /// The devices' contacts noted and not written yet ([`device_activity`]).
+    activity: Arc<device_activity::DeviceActivity>,
 }
 
 /// Who made a request: the owner of a valid access token.
@@ -117,6 +121,7 @@ impl Accounts {
                 .map(SynapseClient::new),
             config,
             dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
+            activity: Arc::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use super::{AccountError, Accounts, Actor, OnSynapse, Requester, now_ms, tokens}
 use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
-use crate::store::{Logout, NewRefreshToken, NewSession, StoreError, User};
+use crate::store::{DeviceContact, Logout, NewRefreshToken, NewSession, StoreError, User};
 use crate::synapse::client::SynapseCallError;
 
 /// What an access token is presented for.
@@ -234,20 +234,14 @@ impl Accounts {
         };
         let token_id = created.ok_or(LoginError::InvalidCredentials)?;
         self.announce_session(&new, token_id).await?;
-        // What whois and the device listings show; the login stands without it.
-        if let Err(err) = self
-            .store
-            .record_device_contact(
-                &new.user_id,
-                &new.device_id,
-                &attempt.client_address,
-                attempt.user_agent.as_deref(),
-                now,
-            )
-            .await
-        {
-            tracing::warn!(error = %err, "the device's last contact was not recorded");
-        }
+        self.record_login_contact(DeviceContact {
+            user_id: new.user_id.clone(),
+            device_id: new.device_id.clone(),
+            seen_ms: now,
+            address: Some(attempt.client_address.clone()),
+            user_agent: attempt.user_agent.clone(),
+        })
+        .await;
         Ok(LoginSuccess {
             refresh_token,
             ..login_success(new)

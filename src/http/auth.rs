@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 
 use super::AppState;
+use super::client_address::ClientAddress;
 use super::error::MatrixError;
 use crate::accounts::{AuthError, Requester, TokenUse};
 
@@ -63,12 +64,33 @@ impl FromRequestParts<AppState> for AuthenticatedOrUnknown {
 }
 
 async fn requester(
-    parts: &Parts,
+    parts: &mut Parts,
     state: &AppState,
     use_: TokenUse,
 ) -> Result<Requester, MatrixError> {
     let token = access_token(parts)?;
-    Ok(state.accounts.authenticate_for(&token, use_).await?)
+    let requester = state.accounts.authenticate_for(&token, use_).await?;
+    // A request with the device's token is a contact of the device's (Synapse's client_ips);
+    // a logout ends the device anyway.
+    if use_ != TokenUse::Logout {
+        let Ok(ClientAddress(address)) = ClientAddress::from_request_parts(parts, state).await;
+        state.accounts.note_device_use(
+            &requester,
+            Some((&address, user_agent(&parts.headers).as_deref())),
+        );
+    }
+    Ok(requester)
+}
+
+/// How much of a `User-Agent` is kept (the header has no limit of its own).
+const MAX_USER_AGENT_LENGTH: usize = 512;
+
+/// The request's `User-Agent`, as much of it as is kept.
+pub(super) fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|agent| agent.chars().take(MAX_USER_AGENT_LENGTH).collect())
 }
 
 /// The query parameter a token may come in (deprecated by the spec, still read).

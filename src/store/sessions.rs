@@ -22,6 +22,17 @@ pub(super) const FIND_SESSION: &str = "SELECT t.id, t.device_id, t.valid_until_m
 
 /// A row of [`FIND_SESSION`], in the database's own types (Synapse keeps `admin`,
 /// `is_guest` and `deactivated` as `SMALLINT` 0/1, `locked` as a `BOOLEAN` that may be NULL).
+/// A device's contact with the server: a login, a request with its token, or Synapse asking
+/// about its token (beside Synapse: no address or user agent then, only the time).
+#[derive(Debug, Clone)]
+pub struct DeviceContact {
+    pub user_id: String,
+    pub device_id: String,
+    pub seen_ms: i64,
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
     pub id: i64,
@@ -339,28 +350,33 @@ impl Store {
         })
     }
 
-    /// Records a device's last contact: the client's address and user agent, and when (at
-    /// a login; Synapse records every request, homekey only logins).
-    pub async fn record_device_contact(
+    /// Records the devices' last contacts, in one transaction: when, and the client's address
+    /// and user agent where known. A contact older than the one recorded changes nothing.
+    pub async fn record_device_contacts(
         &self,
-        user_id: &str,
-        device_id: &str,
-        ip: &str,
-        user_agent: Option<&str>,
-        now_ms: i64,
+        contacts: &[DeviceContact],
     ) -> Result<(), StoreError> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
         with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE devices SET ip = $3, user_agent = $4, last_seen = $5 \
-                 WHERE user_id = $1 AND device_id = $2",
-            )
-            .bind(user_id)
-            .bind(device_id)
-            .bind(ip)
-            .bind(user_agent)
-            .bind(now_ms)
-            .execute(pool)
-            .await?;
+            let mut tx = pool.begin_write().await?;
+            for contact in contacts {
+                sqlx::query(
+                    "UPDATE devices SET last_seen = $3, ip = COALESCE($4, ip), \
+                     user_agent = COALESCE($5, user_agent) \
+                     WHERE user_id = $1 AND device_id = $2 \
+                     AND (last_seen IS NULL OR last_seen <= $3)",
+                )
+                .bind(&contact.user_id)
+                .bind(&contact.device_id)
+                .bind(contact.seen_ms)
+                .bind(contact.address.as_deref())
+                .bind(contact.user_agent.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

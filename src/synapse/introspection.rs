@@ -127,12 +127,17 @@ pub(super) async fn introspect(
     }
     match state.accounts.usable_token_owner(&request.token).await {
         Ok(None) => Json(Introspection::INACTIVE).into_response(),
-        Ok(Some(requester)) => Json(Introspection::of(
-            requester,
-            &state.accounts.config.server_name,
-            now_ms(),
-        ))
-        .into_response(),
+        Ok(Some(requester)) => {
+            // Synapse asks when the device's client makes a request (and keeps the answer
+            // two minutes): the device's last contact, when only (the address is Synapse's).
+            state.accounts.note_device_use(&requester, None);
+            Json(Introspection::of(
+                requester,
+                &state.accounts.config.server_name,
+                now_ms(),
+            ))
+            .into_response()
+        }
         Err(err) => unanswered(&err),
     }
 }

@@ -3,13 +3,14 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::server::{Server, password_auth, server_tests};
+use crate::server::{Server, password_auth, raw_execute, server_tests};
 use crate::support::TestDb;
 
 server_tests!(
     devices_are_listed_and_renamed_by_their_owner,
     deleting_devices_needs_the_password_and_ends_their_sessions,
     display_names_are_read_by_anyone_and_set_by_their_owner,
+    a_device_in_use_is_seen_again_at_most_every_two_minutes,
 );
 
 const DEVICES: &str = "/_matrix/client/v3/devices";
@@ -390,4 +391,82 @@ async fn display_names_are_read_by_anyone_and_set_by_their_owner(db: TestDb) {
         (status, body),
         (StatusCode::OK, json!({"displayname": null}))
     );
+}
+
+/// As Synapse's `client_ips`: a request with a device's token is the device's last contact
+/// (when, from where, with which client), written within seconds, at most once every two
+/// minutes however busy the device, and before the server stops.
+async fn a_device_in_use_is_seen_again_at_most_every_two_minutes(db: TestDb) {
+    let shared = db.share().await;
+    let mut server = Server::start(db, "").await;
+    server.create_user("ann", "ann-pw").await;
+    let (token, device) = server.session_for("ann", "ann-pw").await;
+    server.stop();
+    // The device idle for an hour since its login, and homekey restarted since.
+    let idle = || async {
+        raw_execute(
+            &shared.config,
+            "UPDATE devices SET last_seen = last_seen - 3600000, user_agent = 'old agent' \
+             WHERE device_id = $1",
+            &[&device],
+        )
+        .await
+    };
+    idle().await;
+    let seen = |agent: &'static str, since: i64| {
+        let db = &shared;
+        async move {
+            db.count(
+                &format!(
+                    "SELECT COUNT(*) FROM devices WHERE user_agent = $1 \
+                     AND ip = '127.0.0.1' AND last_seen >= {since}"
+                ),
+                agent,
+            )
+            .await
+                == 1
+        }
+    };
+    let request = |server: &Server, agent: &'static str| {
+        let call = server
+            .http
+            .get(server.url("/_matrix/client/v3/account/whoami"))
+            .bearer_auth(&token)
+            .header("User-Agent", agent);
+        async move {
+            let response = call.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+
+    let mut server = Server::start(shared.share().await, "").await;
+    let used = now_ms();
+    request(&server, "Element/1.11").await;
+    let waited = std::time::Instant::now();
+    while !seen("Element/1.11", used).await {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(15),
+            "the device's use was not recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Used again at once, from another client: within the two minutes, nothing is written.
+    request(&server, "Other/2").await;
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    assert!(seen("Element/1.11", used).await);
+    server.stop();
+
+    // What was noted and not written yet is written as the server stops.
+    idle().await;
+    let mut server = Server::start(shared.share().await, "").await;
+    let used = now_ms();
+    request(&server, "Third/3").await;
+    server.stop();
+    assert!(seen("Third/3", used).await);
 }

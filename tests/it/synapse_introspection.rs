@@ -12,6 +12,7 @@ use crate::support::TestDb;
 server_tests!(
     a_users_token_is_active_with_its_localpart_and_device_and_an_admins_has_the_admin_scope,
     a_login_as_user_token_acts_for_the_user_without_a_device,
+    synapse_asking_about_a_token_is_a_contact_of_its_device,
     an_expiring_token_says_the_whole_seconds_it_has_left,
     unknown_expired_locked_deactivated_and_guest_tokens_are_inactive,
     hostile_requests_get_no_server_error_and_learn_nothing,
@@ -99,6 +100,40 @@ async fn a_users_token_is_active_with_its_localpart_and_device_and_an_admins_has
     assert!(log.contains("path=/oauth2/introspect status=200"), "{log}");
     for secret in [SECRET, &token, &admin] {
         assert!(!log.contains(secret), "{secret} in {log}");
+    }
+}
+
+/// Synapse asks about a token when the device's client makes a request (and keeps the
+/// answer two minutes): that is the device's last contact, as the account page and the Admin
+/// API show it. Only the time: the request to homekey is Synapse's, so the address and the
+/// client are still those homekey last saw.
+async fn synapse_asking_about_a_token_is_a_contact_of_its_device(db: TestDb) {
+    let (server, logins) = beside_synapse(db).await;
+    server.create_user("alice", "alice-pw").await;
+    let (token, device) = logins.session_for("alice", "alice-pw").await;
+    raw_execute(
+        &server.db.config,
+        "UPDATE devices SET last_seen = last_seen - 3600000, user_agent = 'Element/1.11' \
+         WHERE device_id = $1",
+        &[&device],
+    )
+    .await;
+    let asked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(introspect(&server, &token).await["active"], true);
+    let seen = format!(
+        "SELECT COUNT(*) FROM devices WHERE device_id = $1 AND last_seen >= {asked} \
+         AND ip = '127.0.0.1' AND user_agent = 'Element/1.11'"
+    );
+    let waited = std::time::Instant::now();
+    while server.db.count(&seen, &device).await != 1 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(15),
+            "Synapse's question was not recorded as the device's contact"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 

@@ -13,9 +13,6 @@ use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
 
-/// How much of a `User-Agent` is kept (the header has no limit of its own).
-const MAX_USER_AGENT_LENGTH: usize = 512;
-
 /// Synapse refuses longer device IDs at login.
 const MAX_DEVICE_ID_LENGTH: usize = 512;
 
@@ -86,10 +83,7 @@ pub async fn login(
     headers: axum::http::HeaderMap,
     MatrixJson(body): MatrixJson<LoginBody>,
 ) -> Result<Json<Value>, MatrixError> {
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .map(|agent| agent.chars().take(MAX_USER_AGENT_LENGTH).collect());
+    let user_agent = crate::http::auth::user_agent(&headers);
     match body.login_type.as_deref() {
         Some("m.login.password") => {}
         Some(_) => {

@@ -1,0 +1,117 @@
+//! When each device was last in use, as Synapse's `client_ips` keeps it for `last_seen_ts`,
+//! `last_seen_ip` and `last_seen_user_agent`: a login, every request made with a device's
+//! token, and beside Synapse every time Synapse asks about the token (then only the time is
+//! known: the request was Synapse's). As in Synapse, a device's contact is noted at most
+//! once every [`LAST_SEEN_GRANULARITY_MS`], kept in the process, and written with the others
+//! every [`WRITE_INTERVAL`] in one transaction, off the requests' path: a busy device costs
+//! no write per request.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{Accounts, Requester, now_ms};
+use crate::store::DeviceContact;
+
+/// How long a device's noted contact stands before a newer one is noted (Synapse's
+/// `LAST_SEEN_GRANULARITY`, two minutes).
+pub const LAST_SEEN_GRANULARITY_MS: i64 = 120_000;
+/// How often the noted contacts are written (Synapse flushes its batch every 5 s).
+pub const WRITE_INTERVAL: Duration = Duration::from_secs(5);
+/// Above this many devices noted, those whose contact no longer stands are forgotten.
+const NOTED_BEFORE_PRUNING: usize = 50_000;
+
+/// The contacts noted and not written yet, and when each device's last one was noted.
+#[derive(Default)]
+pub struct DeviceActivity {
+    state: Mutex<Noted>,
+}
+
+#[derive(Default)]
+struct Noted {
+    last_noted_ms: HashMap<(String, String), i64>,
+    unwritten: Vec<DeviceContact>,
+}
+
+impl DeviceActivity {
+    /// Notes `contact` unless its device's last contact was noted less than
+    /// [`LAST_SEEN_GRANULARITY_MS`] ago; `written` says it is written already (a login's).
+    fn note(&self, contact: DeviceContact, written: bool) {
+        let mut noted = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (contact.user_id.clone(), contact.device_id.clone());
+        let stands = |at: i64| contact.seen_ms - at < LAST_SEEN_GRANULARITY_MS;
+        if !written && noted.last_noted_ms.get(&key).is_some_and(|at| stands(*at)) {
+            return;
+        }
+        if noted.last_noted_ms.len() >= NOTED_BEFORE_PRUNING {
+            noted.last_noted_ms.retain(|_, at| stands(*at));
+        }
+        noted.last_noted_ms.insert(key, contact.seen_ms);
+        if !written {
+            noted.unwritten.push(contact);
+        }
+    }
+
+    fn take_unwritten(&self) -> Vec<DeviceContact> {
+        let mut noted = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::take(&mut noted.unwritten)
+    }
+}
+
+impl Accounts {
+    /// Notes that `requester`'s device was used now, from `client` (its address and user
+    /// agent) when the request was the client's own. A token without a device (an admin's
+    /// puppet token) has nothing to note.
+    pub fn note_device_use(&self, requester: &Requester, client: Option<(&str, Option<&str>)>) {
+        let Some(device_id) = &requester.device_id else {
+            return;
+        };
+        self.activity.note(
+            DeviceContact {
+                user_id: requester.user.name.clone(),
+                device_id: device_id.clone(),
+                seen_ms: now_ms(),
+                address: client.map(|(address, _)| address.to_owned()),
+                user_agent: client.and_then(|(_, agent)| agent.map(str::to_owned)),
+            },
+            false,
+        );
+    }
+
+    /// Records a login's contact at once (the login's answer and the device listings right
+    /// after it show it), and notes it, so that the requests right after it write nothing.
+    pub(super) async fn record_login_contact(&self, contact: DeviceContact) {
+        // What whois and the device listings show; the login stands without it.
+        if let Err(err) = self
+            .store
+            .record_device_contacts(std::slice::from_ref(&contact))
+            .await
+        {
+            tracing::warn!(error = %err, "the device's last contact was not recorded");
+        }
+        self.activity.note(contact, true);
+    }
+
+    /// Writes the contacts noted since the last time. A failure is logged, and those
+    /// contacts are given up (the next ones will be noted soon enough).
+    pub async fn write_device_activity(&self) {
+        let contacts = self.activity.take_unwritten();
+        if let Err(err) = self.store.record_device_contacts(&contacts).await {
+            tracing::warn!(error = %err, devices = contacts.len(), "the devices' last contacts were not recorded");
+        }
+    }
+
+    /// `serve`'s writer of the devices' contacts: every [`WRITE_INTERVAL`], forever.
+    pub async fn run_device_activity_writes(&self) {
+        loop {
+            tokio::time::sleep(WRITE_INTERVAL).await;
+            self.write_device_activity().await;
+        }
+    }
+}
