@@ -21,7 +21,9 @@ pub const WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Above this many devices noted, those whose contact no longer stands are forgotten.
 const NOTED_BEFORE_PRUNING: usize = 50_000;
 
-/// The contacts noted and not written yet, and when each device's last one was noted.
+/// The contacts noted and not written yet, and when the last one through each token was
+/// noted (by token: a number, so that a request whose contact is not due costs no
+/// allocation).
 #[derive(Default)]
 pub struct DeviceActivity {
     state: Mutex<Noted>,
@@ -29,64 +31,70 @@ pub struct DeviceActivity {
 
 #[derive(Default)]
 struct Noted {
-    last_noted_ms: HashMap<(String, String), i64>,
+    last_noted_ms: HashMap<i64, i64>,
     unwritten: Vec<DeviceContact>,
 }
 
 impl DeviceActivity {
-    /// Notes `contact` unless its device's last contact was noted less than
-    /// [`LAST_SEEN_GRANULARITY_MS`] ago; `written` says it is written already (a login's).
-    fn note(&self, contact: DeviceContact, written: bool) {
-        let mut noted = self
-            .state
+    fn noted(&self) -> std::sync::MutexGuard<'_, Noted> {
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (contact.user_id.clone(), contact.device_id.clone());
-        let stands = |at: i64| contact.seen_ms - at < LAST_SEEN_GRANULARITY_MS;
-        if !written && noted.last_noted_ms.get(&key).is_some_and(|at| stands(*at)) {
-            return;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a contact through `token_id` at `now_ms` is to be noted: none was less than
+    /// [`LAST_SEEN_GRANULARITY_MS`] before. If so, it counts as noted from now.
+    fn due(&self, token_id: i64, now_ms: i64) -> bool {
+        let mut noted = self.noted();
+        let stands = |at: i64| now_ms - at < LAST_SEEN_GRANULARITY_MS;
+        if noted
+            .last_noted_ms
+            .get(&token_id)
+            .is_some_and(|at| stands(*at))
+        {
+            return false;
         }
         if noted.last_noted_ms.len() >= NOTED_BEFORE_PRUNING {
             noted.last_noted_ms.retain(|_, at| stands(*at));
         }
-        noted.last_noted_ms.insert(key, contact.seen_ms);
-        if !written {
-            noted.unwritten.push(contact);
-        }
-    }
-
-    fn take_unwritten(&self) -> Vec<DeviceContact> {
-        let mut noted = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::mem::take(&mut noted.unwritten)
+        noted.last_noted_ms.insert(token_id, now_ms);
+        true
     }
 }
 
 impl Accounts {
-    /// Notes that `requester`'s device was used now, from `client` (its address and user
-    /// agent) when the request was the client's own. A token without a device (an admin's
-    /// puppet token) has nothing to note.
-    pub fn note_device_use(&self, requester: &Requester, client: Option<(&str, Option<&str>)>) {
+    /// Notes that `requester`'s device was used now, from the client `client` gives (its
+    /// address and user agent) when the request was the client's own; `client` is asked
+    /// only when the contact is due. A token without a device (an admin's puppet token) has
+    /// nothing to note.
+    pub fn note_device_use(
+        &self,
+        requester: &Requester,
+        client: impl FnOnce() -> Option<(String, Option<String>)>,
+    ) {
         let Some(device_id) = &requester.device_id else {
             return;
         };
-        self.activity.note(
-            DeviceContact {
-                user_id: requester.user.name.clone(),
-                device_id: device_id.clone(),
-                seen_ms: now_ms(),
-                address: client.map(|(address, _)| address.to_owned()),
-                user_agent: client.and_then(|(_, agent)| agent.map(str::to_owned)),
-            },
-            false,
-        );
+        let now = now_ms();
+        if !self.activity.due(requester.token_id, now) {
+            return;
+        }
+        let client = client();
+        let contact = DeviceContact {
+            user_id: requester.user.name.clone(),
+            device_id: device_id.clone(),
+            seen_ms: now,
+            user_agent: client.as_ref().and_then(|(_, agent)| agent.clone()),
+            address: client.map(|(address, _)| address),
+        };
+        self.activity.noted().unwritten.push(contact);
     }
 
     /// Records a login's contact at once (the login's answer and the device listings right
-    /// after it show it), and notes it, so that the requests right after it write nothing.
-    pub(super) async fn record_login_contact(&self, contact: DeviceContact) {
+    /// after it show it), and notes it for its token, so that the requests right after it
+    /// write nothing.
+    pub(super) async fn record_login_contact(&self, token_id: i64, contact: DeviceContact) {
+        self.activity.due(token_id, contact.seen_ms);
         // What whois and the device listings show; the login stands without it.
         if let Err(err) = self
             .store
@@ -95,13 +103,12 @@ impl Accounts {
         {
             tracing::warn!(error = %err, "the device's last contact was not recorded");
         }
-        self.activity.note(contact, true);
     }
 
     /// Writes the contacts noted since the last time. A failure is logged, and those
     /// contacts are given up (the next ones will be noted soon enough).
     pub async fn write_device_activity(&self) {
-        let contacts = self.activity.take_unwritten();
+        let contacts = std::mem::take(&mut self.activity.noted().unwritten);
         if let Err(err) = self.store.record_device_contacts(&contacts).await {
             tracing::warn!(error = %err, devices = contacts.len(), "the devices' last contacts were not recorded");
         }

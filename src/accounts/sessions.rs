@@ -234,13 +234,16 @@ impl Accounts {
         };
         let token_id = created.ok_or(LoginError::InvalidCredentials)?;
         self.announce_session(&new, token_id).await?;
-        self.record_login_contact(DeviceContact {
-            user_id: new.user_id.clone(),
-            device_id: new.device_id.clone(),
-            seen_ms: now,
-            address: Some(attempt.client_address.clone()),
-            user_agent: attempt.user_agent.clone(),
-        })
+        self.record_login_contact(
+            token_id,
+            DeviceContact {
+                user_id: new.user_id.clone(),
+                device_id: new.device_id.clone(),
+                seen_ms: now,
+                address: Some(attempt.client_address.clone()),
+                user_agent: attempt.user_agent.clone(),
+            },
+        )
         .await;
         Ok(LoginSuccess {
             refresh_token,

@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for AuthenticatedOrUnknown {
 }
 
 async fn requester(
-    parts: &mut Parts,
+    parts: &Parts,
     state: &AppState,
     use_: TokenUse,
 ) -> Result<Requester, MatrixError> {
@@ -73,11 +73,9 @@ async fn requester(
     // A request with the device's token is a contact of the device's (Synapse's client_ips);
     // a logout ends the device anyway.
     if use_ != TokenUse::Logout {
-        let Ok(ClientAddress(address)) = ClientAddress::from_request_parts(parts, state).await;
-        state.accounts.note_device_use(
-            &requester,
-            Some((&address, user_agent(&parts.headers).as_deref())),
-        );
+        state.accounts.note_device_use(&requester, || {
+            Some((ClientAddress::of(parts).0, user_agent(&parts.headers)))
+        });
     }
     Ok(requester)
 }

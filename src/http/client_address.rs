@@ -36,6 +36,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress::of(parts))
+    }
+}
+
+impl ClientAddress {
+    /// The address the request of `parts` came from.
+    pub fn of(parts: &Parts) -> ClientAddress {
         let address = if let Some(ConnectInfo(proxy)) =
             parts.extensions.get::<ConnectInfo<BehindProxy>>()
         {
@@ -43,9 +50,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
         } else if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             peer.ip()
         } else {
-            return Ok(ClientAddress("unknown".to_owned()));
+            return ClientAddress("unknown".to_owned());
         };
-        Ok(ClientAddress(address.to_string()))
+        ClientAddress(address.to_string())
     }
 }
 

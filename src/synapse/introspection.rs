@@ -130,7 +130,7 @@ pub(super) async fn introspect(
         Ok(Some(requester)) => {
             // Synapse asks when the device's client makes a request (and keeps the answer
             // two minutes): the device's last contact, when only (the address is Synapse's).
-            state.accounts.note_device_use(&requester, None);
+            state.accounts.note_device_use(&requester, || None);
             Json(Introspection::of(
                 requester,
                 &state.accounts.config.server_name,
