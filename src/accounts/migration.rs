@@ -15,7 +15,7 @@
 //! - **Back into Synapse** ([`Accounts::restore_into_synapse`], on Synapse's database): see
 //!   the store's `restore_account_batch`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
@@ -128,14 +128,47 @@ impl Accounts {
         self.store.read_account_batch(after, limit).await
     }
 
+    /// Of the names of `source` (Synapse's database) that differ only in case from another
+    /// one, those not to carry: homekey tells user IDs apart ignoring case, so of each such
+    /// group only one is carried, the one homekey has already by that spelling, or else the
+    /// first by name. Found before the first batch, as the group may span batches.
+    pub async fn case_duplicates_in(
+        &self,
+        source: &Accounts,
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut left_out = HashSet::new();
+        let names = source.store.names_differing_only_in_case().await?;
+        for group in names.chunk_by(|a, b| a.0 == b.0) {
+            let had: HashSet<String> = self
+                .store
+                .find_users_case_insensitive(&group[0].1)
+                .await?
+                .into_iter()
+                .map(|user| user.name)
+                .collect();
+            let kept = group
+                .iter()
+                .position(|(_, name)| had.contains(name))
+                .unwrap_or(0);
+            for (index, (_, name)) in group.iter().enumerate() {
+                if index != kept {
+                    left_out.insert(name.clone());
+                }
+            }
+        }
+        Ok(left_out)
+    }
+
     /// Carries `batch`, read from Synapse's database, into this one (homekey's), in one
-    /// transaction with its audit record (see [`Carrying`]). Adds what it found and did to
+    /// transaction with its audit record (see [`Carrying`]), leaving out the names of
+    /// `case_duplicates` ([`Accounts::case_duplicates_in`]). Adds what it found and did to
     /// `tally`.
     pub async fn carry_from_synapse(
         &self,
         actor: &Actor,
         mut batch: AccountBatch,
         how: Carrying,
+        case_duplicates: &HashSet<String>,
         tally: &mut Tally,
     ) -> Result<(), StoreError> {
         tally.read += batch.users.len() as u64;
@@ -146,7 +179,16 @@ impl Accounts {
                 tally.guests += 1;
             }
         }
-        batch.retain_users(|u| u.appservice_id.is_none() && !u.is_guest);
+        tally.case_duplicates.extend(
+            batch
+                .users
+                .iter()
+                .filter(|u| case_duplicates.contains(&u.name))
+                .map(|u| u.name.clone()),
+        );
+        batch.retain_users(|u| {
+            u.appservice_id.is_none() && !u.is_guest && !case_duplicates.contains(&u.name)
+        });
         batch.devices.retain(|d| !d.hidden);
         for user in &mut batch.users {
             // Synapse has written an empty hash for "no password" in the past.
@@ -205,22 +247,13 @@ impl Accounts {
             .count() as u64;
         tally.already_carried += before.carried.len() as u64;
         tally.made_by_homekey += before.made_by_homekey.len() as u64;
-        // homekey's users are unique ignoring case (Synapse's are not, on old databases): of
-        // names that differ only in case, the one homekey has, or else the first, is carried.
+        // A name that differs only in case from the one homekey has (carried, or made by it).
         tally
             .case_duplicates
             .extend(before.case_duplicates.iter().cloned());
-        let mut conflicts: Vec<String> = before
-            .conflicts
-            .into_keys()
-            .filter(|name| !before.case_duplicates.contains(name))
-            .collect();
-        conflicts.sort();
-        if before.replaced {
-            tally.replaced.extend(conflicts);
-        } else {
-            tally.conflicts.extend(conflicts);
-        }
+        let (replaced, conflicts) = before.replaced_and_left();
+        tally.replaced.extend(replaced);
+        tally.conflicts.extend(conflicts);
         Ok(())
     }
 

@@ -125,6 +125,12 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
         replace_existing: args.replace_existing,
     };
     let actor = homekey.actor(false, false);
+    let case_duplicates = Arc::new(
+        homekey
+            .accounts
+            .case_duplicates_in(&synapse.accounts)
+            .await?,
+    );
     let mut tally = Tally::default();
     let mut progress = Progress::new(total as u64, "accounts");
     let mut batches = read_in_background(synapse.accounts.clone());
@@ -152,11 +158,12 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
             }
         }
         let (accounts, actor) = (homekey.accounts.clone(), actor.clone());
+        let case_duplicates = case_duplicates.clone();
         writing.spawn(async move {
             let read = batch.users.len() as u64;
             let mut part = Tally::default();
             accounts
-                .carry_from_synapse(&actor, batch, how, &mut part)
+                .carry_from_synapse(&actor, batch, how, &case_duplicates, &mut part)
                 .await
                 .map(|()| (part, read))
         });

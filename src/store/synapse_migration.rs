@@ -110,9 +110,10 @@ pub struct CarriedBefore {
     /// them: not carried, as homekey tells user IDs apart ignoring case.
     pub case_duplicates: HashSet<String>,
     /// Any other account homekey has (ignoring case): Synapse's name -> homekey's. Not
-    /// changed, unless the batch replaces them.
+    /// changed, unless the batch replaces them and the two are spelt the same.
     pub conflicts: HashMap<String, String>,
-    /// Whether the conflicts were replaced by Synapse's accounts (and so carried).
+    /// Whether the conflicts spelt as homekey spells them were replaced by Synapse's
+    /// accounts (and so carried).
     pub replaced: bool,
 }
 
@@ -123,19 +124,26 @@ impl CarriedBefore {
         !self.carried.contains(name)
             && !self.made_by_homekey.contains(name)
             && !self.case_duplicates.contains(name)
-            && (self.replaced || !self.conflicts.contains_key(name))
+            && self
+                .conflicts
+                .get(name)
+                .is_none_or(|had| self.replaced && had == name)
     }
 
-    /// Of `users` (a batch, in order) that would be written, each whose name differs only in
-    /// case from one written before it in the batch becomes a case duplicate: the first is
-    /// carried.
-    fn drop_case_duplicates(&mut self, users: &[MigratedUser]) {
-        let mut written = HashSet::new();
-        for user in users {
-            if self.is_new(&user.name) && !written.insert(user.name.to_lowercase()) {
-                self.case_duplicates.insert(user.name.clone());
+    /// The conflicts replaced (none unless the batch replaces them), and the others, each
+    /// sorted.
+    pub fn replaced_and_left(&self) -> (Vec<String>, Vec<String>) {
+        let (mut replaced, mut left) = (Vec::new(), Vec::new());
+        for (wanted, had) in &self.conflicts {
+            if self.replaced && wanted == had {
+                replaced.push(wanted.clone());
+            } else {
+                left.push(wanted.clone());
             }
         }
+        replaced.sort();
+        left.sort();
+        (replaced, left)
     }
 }
 
@@ -235,19 +243,22 @@ macro_rules! carried_before {
     }};
 }
 
-/// Removes homekey's own account `$had` inside `$tx`, for Synapse's of (nearly) the same
-/// name to be carried in its place: its sessions (as a logout of every device), the rest of
-/// its devices, its sign-ins to the account page, its profile and erasure mark, its row.
+/// Removes homekey's own account `$had` inside `$tx`, for Synapse's of the same name to be
+/// carried in its place: its sessions (as a logout of every device, and an admin's tokens
+/// acting as it), the rest of its devices, work owed to Synapse for it, its sign-ins to the
+/// account page, its erasure mark, its row. Its profile row stays: the user ID is the same.
 macro_rules! remove_replaced_account {
     ($tx:ident, $had:expr) => {{
         let had: &str = $had;
         super::transaction::delete_sessions!(&mut $tx, had, &super::Logout::AllDevices);
         for sql in [
-            // The logout spares hidden devices; the account's go too.
+            // The logout spares hidden devices, and an admin's tokens acting as the user.
             "DELETE FROM devices WHERE user_id = $1",
+            "DELETE FROM access_tokens WHERE puppets_user_id = $1",
             "DELETE FROM homekey_synapse_devices WHERE user_id = $1",
+            "DELETE FROM homekey_synapse_owed WHERE user_id = $1",
+            "DELETE FROM homekey_synapse_leases WHERE user_id = $1",
             "DELETE FROM homekey_web_sessions WHERE user_id = $1",
-            "DELETE FROM profiles WHERE full_user_id = $1",
             "DELETE FROM erased_users WHERE user_id = $1",
             "DELETE FROM users WHERE name = $1",
         ] {
@@ -342,6 +353,21 @@ impl Store {
         }
     }
 
+    /// The user IDs that differ only in case from another one, as (the lowercase one all of
+    /// them share, the ID), in that order: Synapse's `users` has such from before it told
+    /// user IDs apart ignoring case, and homekey's cannot.
+    pub async fn names_differing_only_in_case(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT lower(name), name FROM users WHERE lower(name) IN \
+                 (SELECT lower(name) FROM users GROUP BY lower(name) HAVING COUNT(*) > 1) \
+                 ORDER BY lower(name), name",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// How many rows `users` has.
     pub async fn count_all_users(&self) -> Result<i64, StoreError> {
         Ok(with_pool!(self, |pool| {
@@ -431,13 +457,11 @@ impl Store {
                 CarriedBefore::default()
             };
             before.replaced = options.replace_conflicts;
-            before.drop_case_duplicates(&batch.users);
             let mut records: Vec<NewAuditRecord> = audit.into_iter().cloned().collect();
             if options.replace_conflicts {
-                for (wanted, had) in &before.conflicts {
-                    if before.case_duplicates.contains(wanted) {
-                        continue;
-                    }
+                // Only an account spelt as Synapse spells it: one that differs in case is
+                // another user's to Synapse (it may have the exact spelling too, elsewhere).
+                for (wanted, had) in before.conflicts.iter().filter(|(w, h)| w == h) {
                     remove_replaced_account!(tx, had);
                     records.extend(options.replaced_record.map(|record| NewAuditRecord {
                         target: Some(wanted.clone()),

@@ -762,12 +762,25 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
     );
     assert_eq!(carols_hash().await, before);
     assert_eq!(token_rows(homekey_token.to_owned()).await, 1);
+    // An admin's token acting as homekey's carol ("login as user") ends with her too.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&database).await.unwrap();
+        sqlx::query(
+            "INSERT INTO access_tokens (user_id, token, puppets_user_id) \
+             VALUES ('@alice:example.com', 'puppet_of_carol', '@carol:example.com')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
     let out = ok(&migrate_with(
         &synapse_config,
         &config,
         &database,
         &["--replace-existing"],
     ));
+    assert_eq!(token_rows("puppet_of_carol".to_owned()).await, 0);
     assert!(
         out.contains("carried 1 account(s), 1 device(s), 1 access token(s), 0 refresh token(s)"),
         "{out}"
@@ -938,6 +951,57 @@ async fn a_migration_killed_midway_is_finished_by_the_next_run() {
         "{test}: killed after {carried} of {} accounts; {:.1} s",
         USERS + 1,
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// Two user IDs that differ only in case, batches apart (upper case sorts first): the first
+/// run, into an empty homekey, carries the first and names the other, instead of failing
+/// on homekey's unique lower-case index when it reaches it.
+#[tokio::test]
+async fn names_differing_only_in_case_batches_apart_are_carried_once() {
+    let test = "names_differing_only_in_case_batches_apart_are_carried_once";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    const USERS: i64 = 6_000;
+    let synapse = Synapse::prepare_with_auth(venv, &own_auth());
+    let mut moving = Moving::new(synapse, TestDb::sqlite().await);
+    moving.synapse.start().await;
+    moving.synapse.stop();
+    moving
+        .synapse_execute(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {USERS})
+             INSERT INTO users (name, creation_ts)
+             SELECT printf('@user%06d:example.com', i), 1700000000 FROM n;
+             INSERT INTO users (name, creation_ts) VALUES ('@Zed:example.com', 1700000000);
+             INSERT INTO users (name, creation_ts) VALUES ('@zed:example.com', 1700000000)"
+        ))
+        .await;
+    let synapse_config = moving.synapse.config.to_str().unwrap().to_owned();
+    let config = moving.config.path().to_str().unwrap().to_owned();
+    let out = ok(&migrate_with(
+        &synapse_config,
+        &config,
+        &moving.database,
+        &[],
+    ));
+    assert!(
+        out.contains(&format!("carried {} account(s)", USERS + 1)),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 account(s) not carried: their user ID differs only in case from one carried (homekey tells user IDs apart ignoring case, as Synapse does at login): @zed:example.com"),
+        "{out}"
+    );
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM users WHERE lower(name) = $1",
+                "@zed:example.com"
+            )
+            .await,
+        1
     );
 }
 
