@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{Accounts, Requester, now_ms};
-use crate::store::DeviceContact;
+use crate::store::{ClientSeen, DeviceContact};
 
 /// How long a device's noted contact stands before a newer one is noted (Synapse's
 /// `LAST_SEEN_GRANULARITY`, two minutes).
@@ -32,6 +32,9 @@ pub struct DeviceActivity {
 #[derive(Default)]
 struct Noted {
     last_noted_ms: HashMap<i64, i64>,
+    /// When the tokens whose contact no longer stands were last forgotten: at most once
+    /// every [`LAST_SEEN_GRANULARITY_MS`], so that many busy tokens cost no scan a request.
+    pruned_ms: i64,
     unwritten: Vec<DeviceContact>,
 }
 
@@ -54,8 +57,9 @@ impl DeviceActivity {
         {
             return false;
         }
-        if noted.last_noted_ms.len() >= NOTED_BEFORE_PRUNING {
+        if noted.last_noted_ms.len() >= NOTED_BEFORE_PRUNING && !stands(noted.pruned_ms) {
             noted.last_noted_ms.retain(|_, at| stands(*at));
+            noted.pruned_ms = now_ms;
         }
         noted.last_noted_ms.insert(token_id, now_ms);
         true
@@ -70,7 +74,7 @@ impl Accounts {
     pub fn note_device_use(
         &self,
         requester: &Requester,
-        client: impl FnOnce() -> Option<(String, Option<String>)>,
+        client: impl FnOnce() -> Option<ClientSeen>,
     ) {
         let Some(device_id) = &requester.device_id else {
             return;
@@ -79,13 +83,11 @@ impl Accounts {
         if !self.activity.due(requester.token_id, now) {
             return;
         }
-        let client = client();
         let contact = DeviceContact {
             user_id: requester.user.name.clone(),
             device_id: device_id.clone(),
             seen_ms: now,
-            user_agent: client.as_ref().and_then(|(_, agent)| agent.clone()),
-            address: client.map(|(address, _)| address),
+            client: client(),
         };
         self.activity.noted().unwritten.push(contact);
     }
@@ -114,11 +116,21 @@ impl Accounts {
         }
     }
 
-    /// `serve`'s writer of the devices' contacts: every [`WRITE_INTERVAL`], forever.
-    pub async fn run_device_activity_writes(&self) {
+    /// `serve`'s writer of the devices' contacts: every [`WRITE_INTERVAL`], and once more
+    /// when `stopped` says the server stopped (after its last request).
+    pub async fn run_device_activity_writes(
+        &self,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
-            tokio::time::sleep(WRITE_INTERVAL).await;
+            let stop = tokio::select! {
+                _ = tokio::time::sleep(WRITE_INTERVAL) => false,
+                _ = stopped.wait_for(|stop| *stop) => true,
+            };
             self.write_device_activity().await;
+            if stop {
+                return;
+            }
         }
     }
 }

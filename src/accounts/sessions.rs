@@ -8,7 +8,9 @@ use super::{AccountError, Accounts, Actor, OnSynapse, Requester, now_ms, tokens}
 use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
-use crate::store::{DeviceContact, Logout, NewRefreshToken, NewSession, StoreError, User};
+use crate::store::{
+    ClientSeen, DeviceContact, Logout, NewRefreshToken, NewSession, StoreError, User,
+};
 use crate::synapse::client::SynapseCallError;
 
 /// What an access token is presented for.
@@ -239,9 +241,12 @@ impl Accounts {
             DeviceContact {
                 user_id: new.user_id.clone(),
                 device_id: new.device_id.clone(),
-                seen_ms: now,
-                address: Some(attempt.client_address.clone()),
-                user_agent: attempt.user_agent.clone(),
+                // Now, not the login's start: the device row may have been made a moment later.
+                seen_ms: now_ms(),
+                client: Some(ClientSeen {
+                    address: attempt.client_address.clone(),
+                    user_agent: attempt.user_agent.clone(),
+                }),
             },
         )
         .await;

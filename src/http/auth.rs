@@ -74,7 +74,10 @@ async fn requester(
     // a logout ends the device anyway.
     if use_ != TokenUse::Logout {
         state.accounts.note_device_use(&requester, || {
-            Some((ClientAddress::of(parts).0, user_agent(&parts.headers)))
+            Some(crate::store::ClientSeen {
+                address: ClientAddress::of(parts).0,
+                user_agent: user_agent(&parts.headers),
+            })
         });
     }
     Ok(requester)

@@ -161,8 +161,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(delete_expired_sessions(accounts.clone(), stopped.clone()));
-    let writing = accounts.clone();
-    let device_activity = tokio::spawn(async move { writing.run_device_activity_writes().await });
+    let (writing, writing_stopped) = (accounts.clone(), stopped.clone());
+    let device_activity =
+        tokio::spawn(async move { writing.run_device_activity_writes(writing_stopped).await });
     let mut servers = tokio::task::JoinSet::new();
     for (listener, x_forwarded) in listeners {
         let mut stopped = stopped.clone();
@@ -196,8 +197,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let _ = housekeeping.await;
     // The devices' last contacts noted since the last write are written before closing.
-    device_activity.abort();
-    accounts.write_device_activity().await;
+    let _ = device_activity.await;
     accounts.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -30,7 +30,7 @@ pub use accounts::Deactivation;
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
-pub use sessions::DeviceContact;
+pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,
     MigratedRefreshToken, MigratedUser, Restored,

@@ -20,8 +20,6 @@ pub(super) const FIND_SESSION: &str = "SELECT t.id, t.device_id, t.valid_until_m
      FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
      WHERE t.token = $1";
 
-/// A row of [`FIND_SESSION`], in the database's own types (Synapse keeps `admin`,
-/// `is_guest` and `deactivated` as `SMALLINT` 0/1, `locked` as a `BOOLEAN` that may be NULL).
 /// A device's contact with the server: a login, a request with its token, or Synapse asking
 /// about its token (beside Synapse: no address or user agent then, only the time).
 #[derive(Debug, Clone)]
@@ -29,10 +27,20 @@ pub struct DeviceContact {
     pub user_id: String,
     pub device_id: String,
     pub seen_ms: i64,
-    pub address: Option<String>,
+    /// The client, when the request was its own.
+    pub client: Option<ClientSeen>,
+}
+
+/// Where a request came from and what made it.
+#[derive(Debug, Clone)]
+pub struct ClientSeen {
+    pub address: String,
+    /// `None`: the request named none.
     pub user_agent: Option<String>,
 }
 
+/// A row of [`FIND_SESSION`], in the database's own types (Synapse keeps `admin`,
+/// `is_guest` and `deactivated` as `SMALLINT` 0/1, `locked` as a `BOOLEAN` that may be NULL).
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionRow {
     pub id: i64,
@@ -47,21 +55,38 @@ pub(super) struct SessionRow {
     pub unused_refreshable: bool,
 }
 
+/// [`FIND_SESSION`]'s columns, in order: the fields of [`SessionRow`].
+const SESSION_COLUMNS: [&str; 10] = [
+    "id",
+    "device_id",
+    "valid_until_ms",
+    "name",
+    "admin",
+    "is_guest",
+    "deactivated",
+    "locked",
+    "has_password",
+    "unused_refreshable",
+];
+
 impl SessionRow {
-    /// The same row read by rusqlite ([`super::sqlite_reads`]), each column by its name, as
-    /// the `FromRow` derive reads it: the two cannot drift apart.
+    /// The same row read by rusqlite ([`super::sqlite_reads`]), each column by its place.
+    /// (By its name, as the `FromRow` derive reads it, rusqlite compares every column's name
+    /// for each: a tenth of a whoami's instructions, bench/README.md.) The debug builds, so
+    /// every test, check that the places are still [`SESSION_COLUMNS`].
     pub(super) fn from_sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+        debug_assert_eq!(row.as_ref().column_names(), SESSION_COLUMNS);
         Ok(SessionRow {
-            id: row.get("id")?,
-            device_id: row.get("device_id")?,
-            valid_until_ms: row.get("valid_until_ms")?,
-            name: row.get("name")?,
-            admin: row.get("admin")?,
-            is_guest: row.get("is_guest")?,
-            deactivated: row.get("deactivated")?,
-            locked: row.get("locked")?,
-            has_password: row.get("has_password")?,
-            unused_refreshable: row.get("unused_refreshable")?,
+            id: row.get(0)?,
+            device_id: row.get(1)?,
+            valid_until_ms: row.get(2)?,
+            name: row.get(3)?,
+            admin: row.get(4)?,
+            is_guest: row.get(5)?,
+            deactivated: row.get(6)?,
+            locked: row.get(7)?,
+            has_password: row.get(8)?,
+            unused_refreshable: row.get(9)?,
         })
     }
 }
@@ -351,7 +376,8 @@ impl Store {
     }
 
     /// Records the devices' last contacts, in one transaction: when, and the client's address
-    /// and user agent where known. A contact older than the one recorded changes nothing.
+    /// and user agent when the request was the client's. A contact older than the one
+    /// recorded changes nothing.
     pub async fn record_device_contacts(
         &self,
         contacts: &[DeviceContact],
@@ -362,19 +388,27 @@ impl Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             for contact in contacts {
-                sqlx::query(
-                    "UPDATE devices SET last_seen = $3, ip = COALESCE($4, ip), \
-                     user_agent = COALESCE($5, user_agent) \
-                     WHERE user_id = $1 AND device_id = $2 \
-                     AND (last_seen IS NULL OR last_seen <= $3)",
-                )
-                .bind(&contact.user_id)
-                .bind(&contact.device_id)
-                .bind(contact.seen_ms)
-                .bind(contact.address.as_deref())
-                .bind(contact.user_agent.as_deref())
-                .execute(&mut *tx)
-                .await?;
+                let update = match &contact.client {
+                    Some(client) => sqlx::query(
+                        "UPDATE devices SET last_seen = $3, ip = $4, user_agent = $5 \
+                         WHERE user_id = $1 AND device_id = $2 \
+                         AND (last_seen IS NULL OR last_seen <= $3)",
+                    )
+                    .bind(&contact.user_id)
+                    .bind(&contact.device_id)
+                    .bind(contact.seen_ms)
+                    .bind(&client.address)
+                    .bind(client.user_agent.as_deref()),
+                    None => sqlx::query(
+                        "UPDATE devices SET last_seen = $3 \
+                         WHERE user_id = $1 AND device_id = $2 \
+                         AND (last_seen IS NULL OR last_seen <= $3)",
+                    )
+                    .bind(&contact.user_id)
+                    .bind(&contact.device_id)
+                    .bind(contact.seen_ms),
+                };
+                update.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
