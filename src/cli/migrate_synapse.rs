@@ -125,15 +125,16 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
         replace_existing: args.replace_existing,
     };
     let actor = homekey.actor(false, false);
+    let mut tally = Tally::default();
+    let mut progress = Progress::new(total as u64, "accounts");
+    let mut batches = read_in_background(synapse.accounts.clone());
+    // Found while the first batch is read.
     let case_duplicates = Arc::new(
         homekey
             .accounts
             .case_duplicates_in(&synapse.accounts)
             .await?,
     );
-    let mut tally = Tally::default();
-    let mut progress = Progress::new(total as u64, "accounts");
-    let mut batches = read_in_background(synapse.accounts.clone());
     // On PostgreSQL the database's own work on the rows is most of the time, and one
     // connection runs on one core: two batches are written at once, in transactions of their
     // own (their accounts differ). SQLite takes one writer at a time.
