@@ -59,8 +59,12 @@ enum View {
     Sessions,
     Session(String),
     EndSession(String),
-    /// With what the user typed to confirm, kept when the form comes back.
-    Deactivate(String),
+    /// With what the user typed to confirm and whether they asked to be erased, kept when
+    /// the form comes back.
+    Deactivate {
+        typed: String,
+        erase: bool,
+    },
     CrossSigningReset,
 }
 
@@ -95,7 +99,10 @@ impl Link {
             "org.matrix.session_end" | "org.matrix.device_delete" => {
                 Ok(View::EndSession(device()?))
             }
-            DEACTIVATE_ACTION => Ok(View::Deactivate(String::new())),
+            DEACTIVATE_ACTION => Ok(View::Deactivate {
+                typed: String::new(),
+                erase: false,
+            }),
             CROSS_SIGNING_RESET_ACTION => Ok(View::CrossSigningReset),
             other => Err(format!("This page does not offer “{other}”.")),
         }
@@ -429,7 +436,12 @@ pub async fn deactivate(
 ) -> Response {
     let form = Form::parse(&body);
     let typed = form.get("confirm").unwrap_or("");
-    let view = View::Deactivate(typed.to_owned());
+    // Synapse's `erase` (Element's "hide my messages from new joiners").
+    let erase = form.get("erase") == Some("on");
+    let view = View::Deactivate {
+        typed: typed.to_owned(),
+        erase,
+    };
     let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -454,19 +466,19 @@ pub async fn deactivate(
     }
     if let Err(err) = state
         .accounts
-        .deactivate(&Actor::User(requester), &user.name, false)
+        .deactivate(&Actor::User(requester), &user.name, erase)
         .await
     {
         return refused_change(&state, &session, &user, view, err).await;
     }
-    tracing::info!(user = %user.name, "account deactivated by its user on the account page");
+    tracing::info!(user = %user.name, erase, "account deactivated by its user on the account page");
     if let Err(err) = state.sessions.end(&session).await {
         // The account can no longer act: `signed_in` ends this session at its next request.
         tracing::warn!(error = %err, "the account page's session was not ended after a deactivation");
     }
     let context = with(
         base(&state, &session, None, Message::None),
-        json!({"deactivated_user_id": user.name}),
+        json!({"deactivated_user_id": user.name, "erased": erase}),
     );
     let response = state
         .renderer
@@ -599,7 +611,7 @@ fn link_of(view: &View) -> Link {
         View::Sessions => ("org.matrix.sessions_list", None),
         View::Session(id) => ("org.matrix.session_view", Some(id.clone())),
         View::EndSession(id) => ("org.matrix.session_end", Some(id.clone())),
-        View::Deactivate(_) => (DEACTIVATE_ACTION, None),
+        View::Deactivate { .. } => (DEACTIVATE_ACTION, None),
         View::CrossSigningReset => (CROSS_SIGNING_RESET_ACTION, None),
     };
     Link {
@@ -795,12 +807,12 @@ async fn show(
             with(base(message), json!({"displayname": user.displayname})),
         ),
         View::Password => state.renderer.page(status, "password.html", base(message)),
-        View::Deactivate(typed) => state.renderer.page(
+        View::Deactivate { typed, erase } => state.renderer.page(
             status,
             "deactivate.html",
             with(
                 base(message),
-                json!({"needs_password": !session.recently_verified(), "typed": typed}),
+                json!({"needs_password": !session.recently_verified(), "typed": typed, "erase": erase}),
             ),
         ),
         View::CrossSigningReset => state.renderer.page(

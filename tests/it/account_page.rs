@@ -952,6 +952,26 @@ async fn deactivating_the_account_needs_the_password_and_the_user_id_typed_and_e
         assert_eq!(logins.whoami(Some(&token)).await.0, StatusCode::OK);
     }
     assert_eq!(logins.login("alice", "alice-pw").await.0, StatusCode::OK);
+    // The choice to be erased is kept when the form comes back too.
+    let refused = browser
+        .post(
+            "deactivate",
+            &[
+                ("csrf", &csrf),
+                ("confirm", "bob"),
+                ("erase", "on"),
+                ("password", "alice-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .body
+            .contains("id=\"erase\" name=\"erase\" value=\"on\" checked"),
+        "{}",
+        refused.body
+    );
 
     // The localpart alone is enough.
     let done = browser
@@ -978,6 +998,17 @@ async fn deactivating_the_account_needs_the_password_and_the_user_id_typed_and_e
     assert_eq!(
         logins.whoami(Some(&token)).await.0,
         StatusCode::UNAUTHORIZED
+    );
+    // Not asked to be erased: not erased.
+    assert_eq!(
+        server
+            .db
+            .count(
+                "SELECT COUNT(*) FROM erased_users WHERE user_id = $1",
+                "@alice:example.com"
+            )
+            .await,
+        0
     );
     // As Synapse's deactivation, the password went with it.
     let (status, body) = logins.login("alice", "alice-pw").await;
@@ -1565,23 +1596,34 @@ async fn beside_the_real_synapse_the_page_approves_a_cross_signing_reset_and_dea
         "{keys}"
     );
 
-    // Deactivation on the page reaches Synapse.
+    // Deactivation on the page reaches Synapse, and so does the choice to be erased.
     let form = browser
         .get(&format!("{PAGE}?action=org.matrix.account_deactivate"))
         .await;
+    assert!(form.body.contains("id=\"erase\""), "{}", form.body);
     let done = browser
         .post(
             "deactivate",
-            &[("csrf", &form.csrf()), ("confirm", user_id)],
+            &[
+                ("csrf", &form.csrf()),
+                ("confirm", user_id),
+                ("erase", "on"),
+            ],
         )
         .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("has been deactivated and erased"),
+        "{}",
+        done.body
+    );
     assert_eq!(synapse.whoami(&token).await.0, StatusCode::UNAUTHORIZED);
     let (status, body) = synapse
         .get(&format!("/_synapse/admin/v2/users/{user_id}"), &root)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
     assert_eq!(body["deactivated"], json!(true), "{body}");
+    assert_eq!(body["erased"], json!(true), "{body}");
     let log = homekey.log();
     assert!(!log.contains(crate::synapse_delegation::SECRET), "{log}");
     assert!(!log.contains(&token) && !log.contains("alice-pw"), "{log}");
