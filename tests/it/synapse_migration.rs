@@ -1021,3 +1021,87 @@ async fn a_synapse_on_postgres_moves_to_homekey_and_back_without_logging_anyone_
     };
     there_and_back(synapse, db, test).await;
 }
+
+/// On PostgreSQL too: an account homekey had of its own is named and left, then, asked,
+/// replaced by Synapse's: Synapse's password and session, homekey's session of it ended.
+#[tokio::test]
+async fn on_postgres_an_account_homekey_had_is_replaced_by_synapses_when_asked() {
+    let test = "on_postgres_an_account_homekey_had_is_replaced_by_synapses_when_asked";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(synapse) =
+        Synapse::prepare_on(venv, &own_auth(), SynapseDatabase::Postgres, test).await
+    else {
+        return;
+    };
+    let Some(db) = TestDb::postgres(test).await else {
+        return;
+    };
+    let mut moving = Moving::new(synapse, db);
+    moving.synapse.start().await;
+    moving.register("carol", "carol-pw", false);
+    moving.synapse.stop();
+    // Made straight in homekey's database (beside a stopped Synapse homekey could not check
+    // the name with it), with a session of homekey's.
+    let database = moving.database.clone();
+    let homekey = |args: &[&str], stdin: &[u8]| {
+        let mut all = vec!["user"];
+        all.extend(args);
+        all.extend(["--database", &database]);
+        ok(&run_binary(HOMEKEY, &all, stdin, &[]))
+    };
+    homekey(
+        &["create", "@carol:example.com", "--password-stdin"],
+        b"homekey-carol-pw\n",
+    );
+    let homekey_token = homekey(&["login", "@carol:example.com"], b"")
+        .trim()
+        .to_owned();
+    let tokens = |token: String| {
+        let db = &moving.db;
+        async move {
+            db.count(
+                "SELECT COUNT(*) FROM access_tokens WHERE token = $1",
+                &token,
+            )
+            .await
+        }
+    };
+
+    let out = moving.homekey(&["migrate-from-synapse"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("not carried and not changed")
+            && stderr(&out).contains("@carol:example.com"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(tokens(homekey_token.clone()).await, 1);
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse", "--replace-existing"]));
+    assert!(
+        out.contains("replaced 1 account(s) homekey had of its own by Synapse's (their homekey sessions ended): @carol:example.com"),
+        "{out}"
+    );
+    assert_eq!(tokens(homekey_token).await, 0);
+    let synapse_token = moving
+        .synapse_text("SELECT token FROM access_tokens WHERE user_id = '@carol:example.com'")
+        .await
+        .unwrap();
+    assert_eq!(tokens(synapse_token).await, 1);
+    let synapse_hash = moving
+        .synapse_text("SELECT password_hash FROM users WHERE name = '@carol:example.com'")
+        .await
+        .unwrap();
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM users WHERE name = '@carol:example.com' AND password_hash = $1",
+                &synapse_hash
+            )
+            .await,
+        1
+    );
+}
