@@ -1,10 +1,10 @@
 //! When each device was last in use, as Synapse's `client_ips` keeps it for `last_seen_ts`,
 //! `last_seen_ip` and `last_seen_user_agent`: a login, every request made with a device's
 //! token, and beside Synapse every time Synapse asks about the token (then only the time is
-//! known: the request was Synapse's). As in Synapse, a device's contact is noted at most
-//! once every [`LAST_SEEN_GRANULARITY_MS`], kept in the process, and written with the others
-//! every [`WRITE_INTERVAL`] in one transaction, off the requests' path: a busy device costs
-//! no write per request.
+//! known: the request was Synapse's). As in Synapse, a contact through a token is noted at
+//! most once every [`LAST_SEEN_GRANULARITY_MS`], kept in the process, and written with the
+//! others every [`WRITE_INTERVAL`] in one transaction, off the requests' path: a busy device
+//! costs no write per request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,12 +13,12 @@ use std::time::Duration;
 use super::{Accounts, Requester, now_ms};
 use crate::store::{ClientSeen, DeviceContact};
 
-/// How long a device's noted contact stands before a newer one is noted (Synapse's
+/// How long a token's noted contact stands before a newer one is noted (Synapse's
 /// `LAST_SEEN_GRANULARITY`, two minutes).
 pub const LAST_SEEN_GRANULARITY_MS: i64 = 120_000;
 /// How often the noted contacts are written (Synapse flushes its batch every 5 s).
 pub const WRITE_INTERVAL: Duration = Duration::from_secs(5);
-/// Above this many devices noted, those whose contact no longer stands are forgotten.
+/// Above this many tokens noted, those whose contact no longer stands are forgotten.
 const NOTED_BEFORE_PRUNING: usize = 50_000;
 
 /// The contacts noted and not written yet, and when the last one through each token was

@@ -251,8 +251,11 @@ impl Accounts {
         tally
             .case_duplicates
             .extend(before.case_duplicates.iter().cloned());
-        let (replaced, conflicts) = before.replaced_and_left();
+        let mut replaced: Vec<String> = before.replaced.into_iter().collect();
+        replaced.sort();
         tally.replaced.extend(replaced);
+        let mut conflicts: Vec<String> = before.conflicts.into_keys().collect();
+        conflicts.sort();
         tally.conflicts.extend(conflicts);
         Ok(())
     }

@@ -109,46 +109,27 @@ pub struct CarriedBefore {
     /// Names that differ only in case from an account carried (or made by homekey) before
     /// them: not carried, as homekey tells user IDs apart ignoring case.
     pub case_duplicates: HashSet<String>,
-    /// Any other account homekey has (ignoring case): Synapse's name -> homekey's. Not
-    /// changed, unless the batch replaces them and the two are spelt the same.
+    /// Any other account homekey has (ignoring case), Synapse's name -> homekey's: not
+    /// changed.
     pub conflicts: HashMap<String, String>,
-    /// Whether the conflicts spelt as homekey spells them were replaced by Synapse's
-    /// accounts (and so carried).
-    pub replaced: bool,
+    /// Conflicts spelt as homekey spells them, replaced by Synapse's accounts (asked for):
+    /// carried.
+    pub replaced: HashSet<String>,
 }
 
 impl CarriedBefore {
     /// Whether the batch's user of this name is written: homekey has no account of this name,
-    /// or has one that is replaced.
+    /// or had one that is replaced.
     pub fn is_new(&self, name: &str) -> bool {
         !self.carried.contains(name)
             && !self.made_by_homekey.contains(name)
             && !self.case_duplicates.contains(name)
-            && self
-                .conflicts
-                .get(name)
-                .is_none_or(|had| self.replaced && had == name)
-    }
-
-    /// The conflicts replaced (none unless the batch replaces them), and the others, each
-    /// sorted.
-    pub fn replaced_and_left(&self) -> (Vec<String>, Vec<String>) {
-        let (mut replaced, mut left) = (Vec::new(), Vec::new());
-        for (wanted, had) in &self.conflicts {
-            if self.replaced && wanted == had {
-                replaced.push(wanted.clone());
-            } else {
-                left.push(wanted.clone());
-            }
-        }
-        replaced.sort();
-        left.sort();
-        (replaced, left)
+            && !self.conflicts.contains_key(name)
     }
 }
 
 /// How [`Store::carry_account_batch`] writes a batch.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct CarryOptions<'a> {
     /// Do the work and roll it back.
     pub dry_run: bool,
@@ -458,17 +439,24 @@ impl Store {
             } else {
                 CarriedBefore::default()
             };
-            before.replaced = options.replace_conflicts;
             let mut records: Vec<NewAuditRecord> = audit.into_iter().cloned().collect();
             if options.replace_conflicts {
                 // Only an account spelt as Synapse spells it: one that differs in case is
                 // another user's to Synapse (it may have the exact spelling too, elsewhere).
-                for (wanted, had) in before.conflicts.iter().filter(|(w, h)| w == h) {
-                    remove_replaced_account!(tx, had);
+                let same_spelling: Vec<String> = before
+                    .conflicts
+                    .iter()
+                    .filter(|(wanted, had)| wanted == had)
+                    .map(|(wanted, _)| wanted.clone())
+                    .collect();
+                for name in same_spelling {
+                    remove_replaced_account!(tx, &name);
                     records.extend(options.replaced_record.map(|record| NewAuditRecord {
-                        target: Some(wanted.clone()),
+                        target: Some(name.clone()),
                         ..record.clone()
                     }));
+                    before.conflicts.remove(&name);
+                    before.replaced.insert(name);
                 }
             }
             let new = |name: &str| before.is_new(name);
