@@ -1009,18 +1009,19 @@ async fn names_differing_only_in_case_batches_apart_are_carried_once() {
     );
 }
 
+/// A Synapse on its own auth and a homekey database, both on PostgreSQL; `None` (said) when
+/// either cannot be had here.
+async fn both_on_postgres(test: &str) -> Option<(Synapse, TestDb)> {
+    let venv = synapse_venv(test)?;
+    let synapse = Synapse::prepare_on(venv, &own_auth(), SynapseDatabase::Postgres, test).await?;
+    let db = TestDb::postgres(test).await?;
+    Some((synapse, db))
+}
+
 #[tokio::test]
 async fn a_synapse_on_postgres_moves_to_homekey_and_back_without_logging_anyone_out() {
     let test = "a_synapse_on_postgres_moves_to_homekey_and_back_without_logging_anyone_out";
-    let Some(venv) = synapse_venv(test) else {
-        return;
-    };
-    let Some(synapse) =
-        Synapse::prepare_on(venv, &own_auth(), SynapseDatabase::Postgres, test).await
-    else {
-        return;
-    };
-    let Some(db) = TestDb::postgres(test).await else {
+    let Some((synapse, db)) = both_on_postgres(test).await else {
         return;
     };
     there_and_back(synapse, db, test).await;
@@ -1031,15 +1032,7 @@ async fn a_synapse_on_postgres_moves_to_homekey_and_back_without_logging_anyone_
 #[tokio::test]
 async fn on_postgres_an_account_homekey_had_is_replaced_by_synapses_when_asked() {
     let test = "on_postgres_an_account_homekey_had_is_replaced_by_synapses_when_asked";
-    let Some(venv) = synapse_venv(test) else {
-        return;
-    };
-    let Some(synapse) =
-        Synapse::prepare_on(venv, &own_auth(), SynapseDatabase::Postgres, test).await
-    else {
-        return;
-    };
-    let Some(db) = TestDb::postgres(test).await else {
+    let Some((synapse, db)) = both_on_postgres(test).await else {
         return;
     };
     let mut moving = Moving::new(synapse, db);
