@@ -1,4 +1,5 @@
-//! One log line per request: method, path (with access tokens redacted), status, latency.
+//! One log line per request: method, path (with every query value but the harmless ones
+//! redacted), status, latency.
 //!
 //! Every request pays for this line, so it costs no more than it must: a tower layer whose
 //! future wraps the route's own (axum's `middleware::from_fn` cloned and boxed the whole
@@ -91,28 +92,56 @@ where
     }
 }
 
-/// The path and query, with the value of every access token parameter replaced.
-///
-/// A parameter is a token when its name, decoded as axum's `Query` decodes it (percent
-/// escapes and `+`, by `form_urlencoded`), is one the server reads a token from: `access%5Ftoken`
-/// authenticates as `access_token` does, so it is redacted as well. Most queries hold no
-/// escape and no such name; they are written as they came, without decoding (and without
-/// allocating). The others are decoded, and if a token name is among them the query is
-/// written again from its decoded pairs, each name and value re-encoded, the tokens' values
+/// The path and query, with the value of every parameter that is not known to be harmless
 /// replaced.
+///
+/// A token can reach the query under any name: the server's own `access_token`, but also a
+/// misspelling (`access+token`, `access_token%20`) that authenticates nothing and would
+/// otherwise be logged as it came. So only the values of [`LOGGED_PARAMETERS`] (the
+/// listings' and the pages' parameters) are written; every other value is `<redacted>`, and
+/// so is a name that is not a short plain word. Names are compared decoded, as axum's
+/// `Query` decodes them (percent escapes and `+`, by `form_urlencoded`): `access%5Ftoken` is
+/// `access_token`. A query whose parameters are all harmless and plainly spelt, as most
+/// are, is written as it came, without decoding (and without allocating).
 struct RedactedPath<'a>(&'a Uri);
 
-/// The query parameter names a token is read from (`crate::http::auth`).
-const TOKEN_PARAMETERS: [&str; 1] = [super::auth::ACCESS_TOKEN_PARAMETER];
+/// The query parameters whose values are logged: what the Admin API's listings and
+/// homekey's pages read, none of which is a secret.
+const LOGGED_PARAMETERS: [&str; 15] = [
+    "action",
+    "admins",
+    "deactivated",
+    "device_id",
+    "dir",
+    "from",
+    "guests",
+    "limit",
+    "locked",
+    "name",
+    "not_user_type",
+    "order_by",
+    "user_id",
+    "username",
+    "valid",
+];
 
-/// Whether some parameter of `query` is a token, once decoded.
-fn names_a_token(query: &str) -> bool {
-    // A name decodes to a token name only if it is spelled so already or has an escape
-    // (`+` decodes to a space, which no token name holds).
-    let might = query.contains('%') || TOKEN_PARAMETERS.iter().any(|name| query.contains(name));
-    might
-        && form_urlencoded::parse(query.as_bytes())
-            .any(|(name, _)| TOKEN_PARAMETERS.contains(&name.as_ref()))
+/// The longest parameter name written as it is when its value is not logged.
+const LONGEST_PLAIN_NAME: usize = 32;
+
+/// Whether `query` can be written as it came: every name a logged parameter, spelt plainly.
+fn all_logged(query: &str) -> bool {
+    query.split('&').all(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        name.is_empty() || LOGGED_PARAMETERS.contains(&name)
+    })
+}
+
+/// Whether a parameter name whose value is not logged is still written as it is.
+fn plain_name(name: &str) -> bool {
+    name.len() <= LONGEST_PLAIN_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 impl fmt::Display for RedactedPath<'_> {
@@ -122,19 +151,31 @@ impl fmt::Display for RedactedPath<'_> {
             return Ok(());
         };
         f.write_str("?")?;
-        if !names_a_token(query) {
+        if all_logged(query) {
             return f.write_str(query);
         }
-        for (i, (name, value)) in form_urlencoded::parse(query.as_bytes()).enumerate() {
+        let pairs = query.split('&').filter(|pair| !pair.is_empty());
+        for (i, pair) in pairs.enumerate() {
             if i > 0 {
                 f.write_str("&")?;
             }
-            write_encoded(f, &name)?;
-            f.write_str("=")?;
-            if TOKEN_PARAMETERS.contains(&name.as_ref()) {
-                f.write_str("<redacted>")?;
+            let (name, value) = match form_urlencoded::parse(pair.as_bytes()).next() {
+                Some(decoded) => decoded,
+                None => continue,
+            };
+            let logged = LOGGED_PARAMETERS.contains(&name.as_ref());
+            if logged || plain_name(&name) {
+                write_encoded(f, &name)?;
             } else {
-                write_encoded(f, &value)?;
+                f.write_str("<redacted>")?;
+            }
+            if pair.contains('=') {
+                f.write_str("=")?;
+                if logged {
+                    write_encoded(f, &value)?;
+                } else {
+                    f.write_str("<redacted>")?;
+                }
             }
         }
         Ok(())
@@ -166,8 +207,8 @@ mod tests {
     #[test]
     fn the_access_token_never_reaches_the_log() {
         assert_eq!(
-            redacted("/_matrix/client/v3/account/whoami?a=1&access_token=syt_secret&b=2"),
-            "/_matrix/client/v3/account/whoami?a=1&access_token=<redacted>&b=2"
+            redacted("/_matrix/client/v3/account/whoami?limit=1&access_token=syt_secret&from=2"),
+            "/_matrix/client/v3/account/whoami?limit=1&access_token=<redacted>&from=2"
         );
         assert_eq!(
             redacted("/x?access_token=syt_secret"),
@@ -186,27 +227,45 @@ mod tests {
             "%61%63%63%65%73%73%5F%74%6F%6B%65%6E",
         ] {
             assert_eq!(
-                redacted(&format!("/x?{name}=syt_secret&b=%40bob")),
-                "/x?access_token=<redacted>&b=%40bob",
+                redacted(&format!("/x?{name}=syt_secret&name=%40bob")),
+                "/x?access_token=<redacted>&name=%40bob",
                 "{name}"
             );
         }
         // Every occurrence, and one without a value.
         assert_eq!(
             redacted("/x?access_token=one&access%5Ftoken=two&access_token"),
-            "/x?access_token=<redacted>&access_token=<redacted>&access_token=<redacted>"
+            "/x?access_token=<redacted>&access_token=<redacted>&access_token"
         );
     }
 
     #[test]
-    fn other_queries_are_written_as_they_came() {
+    fn a_token_under_a_misspelt_or_unknown_name_is_redacted_too() {
+        for (uri, logged) in [
+            ("/x?access+token=syt_secret", "/x?<redacted>=<redacted>"),
+            ("/x?access_token%20=syt_secret", "/x?<redacted>=<redacted>"),
+            ("/x?accesstoken=syt_secret", "/x?accesstoken=<redacted>"),
+            ("/x?token=syt_secret&limit=5", "/x?token=<redacted>&limit=5"),
+            ("/x?syt_YWxpY2U_secretsecretsecret_0a1b2c", "/x?<redacted>"),
+            ("/x?a=%FF%FE", "/x?a=<redacted>"),
+        ] {
+            assert_eq!(redacted(uri), logged, "{uri}");
+            assert!(!redacted(uri).contains("secret"), "{uri}");
+        }
+    }
+
+    #[test]
+    fn harmless_parameters_are_written_as_they_came() {
         for uri in [
             "/x?name=%40bob%3Aexample.com&limit=10",
-            "/x?access_tokens=1&my_access_token=2",
-            "/x?a+b=c+d&&e",
+            "/x?from=0&limit=10&guests=false&deactivated=true&order_by=name&dir=b",
+            "/_homekey/account/?action=org.matrix.session_view&device_id=ABCDEF",
+            "/x?limit=1&&from=2",
         ] {
             assert_eq!(redacted(uri), uri);
         }
+        // Decoded when a name needs it, the logged values kept.
+        assert_eq!(redacted("/x?%6Cimit=10&name=a+b"), "/x?limit=10&name=a+b");
     }
 
     #[test]
