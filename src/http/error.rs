@@ -245,8 +245,12 @@ impl From<AccountError> for MatrixError {
                 "M_FORBIDDEN",
                 crate::accounts::error::last_admin_refusal(user),
             ),
-            AccountError::DeactivatedGetsNoPassword(_)
-            | AccountError::SelfDemotion
+            // The account's state forbids it (not Synapse's: it sets a password that cannot
+            // log in); the errcode says so, the message says why.
+            AccountError::DeactivatedGetsNoPassword(_) => {
+                MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
+            }
+            AccountError::SelfDemotion
             | AccountError::LoginAsSelf
             | AccountError::Deactivated(_)
             | AccountError::Locked(_) => bad_request("M_UNKNOWN", &err),

@@ -271,7 +271,8 @@ async fn a_deactivated_account_gets_no_password_from_any_entry_point(db: TestDb)
         ),
     ] {
         let (status, answer) = server.call(method, &path, Some(&admin), Some(body)).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
+        assert_eq!(answer["errcode"], "M_FORBIDDEN", "{path}: {answer}");
         assert!(
             answer["error"]
                 .as_str()
