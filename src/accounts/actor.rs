@@ -81,6 +81,17 @@ impl Actor {
         }
     }
 
+    /// The account page's sign-in that a password change of `user_id` with logout spares:
+    /// the one the user changes their own password from.
+    pub(super) fn own_page_session_of(&self, user_id: &str) -> Option<&str> {
+        match self {
+            Actor::User(requester) if requester.user.name == user_id => {
+                requester.page_session.as_deref()
+            }
+            _ => None,
+        }
+    }
+
     /// The admin's own account, for the guards that stop admins acting on themselves.
     pub(super) fn admin_name(&self) -> Option<&str> {
         match self {

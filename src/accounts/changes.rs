@@ -247,10 +247,15 @@ impl Accounts {
 
     /// Which sessions a password change by `actor` ends.
     fn password_logout(&self, actor: &Actor, user_id: &str, logout_devices: bool) -> Logout {
-        match (logout_devices, actor.own_device_of(user_id)) {
-            (false, _) => Logout::Keep,
-            (true, Some(device_id)) => Logout::AllDevicesExcept(device_id.to_owned()),
-            (true, None) => Logout::AllDevices,
+        if !logout_devices {
+            return Logout::Keep;
+        }
+        if let Some(page) = actor.own_page_session_of(user_id) {
+            return Logout::AllDevicesAndPagesExcept(page.to_owned());
+        }
+        match actor.own_device_of(user_id) {
+            Some(device_id) => Logout::AllDevicesExcept(device_id.to_owned()),
+            None => Logout::AllDevices,
         }
     }
 

@@ -150,7 +150,7 @@ impl Accounts {
         let mut failure = None;
         match auth.stage.as_deref() {
             None => {}
-            Some(PASSWORD_STAGE) => match self.check_password_stage(&auth).await? {
+            Some(PASSWORD_STAGE) => match self.check_password_stage(requester, &auth).await? {
                 Some(user_id) => {
                     self.store
                         .complete_ui_auth_stage(
@@ -289,9 +289,13 @@ impl Accounts {
     }
 
     /// Checks an `m.login.password` stage: the user ID it proves, or `None` for a wrong
-    /// password or a user that cannot log in.
+    /// password or a user that cannot log in. Only the requester's own password is checked:
+    /// a stage naming another account is answered as a wrong password before any password is
+    /// looked at (Synapse checks it, which lets a signed-in user guess another account's
+    /// password outside that account's own login limits).
     async fn check_password_stage(
         &self,
+        requester: &Requester,
         auth: &AuthSubmission,
     ) -> Result<Option<String>, UiAuthError> {
         if self.config.password.enabled == PasswordLogin::Disabled {
@@ -312,6 +316,9 @@ impl Accounts {
                 message: "Invalid login submission",
             });
         };
+        if !self.names_requester(user, requester).await? {
+            return Ok(None);
+        }
         match self.check_password(user, password).await {
             Ok(PasswordCheck::Matches(user, _)) => Ok(Some(user.name)),
             Ok(PasswordCheck::Deactivated | PasswordCheck::Fails) => Ok(None),

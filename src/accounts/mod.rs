@@ -76,12 +76,15 @@ pub struct Requester {
     pub token_id: i64,
     /// When the token stops working (ms since the epoch); `None`: never.
     pub valid_until_ms: Option<i64>,
+    /// The sign-in to homekey's account page the request came from (its ID's hash), which a
+    /// change that signs every other device out spares.
+    pub page_session: Option<String>,
 }
 
 impl Requester {
-    /// `user` acting on their own account with no device and no token (on homekey's account
-    /// page, after giving the password).
-    pub fn without_device(user: &User) -> Requester {
+    /// `user` acting on their own account with no device and no token, from the account
+    /// page's sign-in whose ID hashes to `page_session` (after giving the password).
+    pub fn on_page(user: &User, page_session: &str) -> Requester {
         Requester {
             user: TokenUser {
                 name: user.name.clone(),
@@ -94,6 +97,7 @@ impl Requester {
             device_id: None,
             token_id: 0,
             valid_until_ms: None,
+            page_session: Some(page_session.to_owned()),
         }
     }
 }

@@ -258,21 +258,20 @@ impl Accounts {
 
     /// The account page's sign-in and its confirmations (`crate::web`): the password checked
     /// exactly as a login checks it, under the same `rc_login` limits, but no device and no
-    /// token are made. Returns the account, as a requester without a token (`token_id` 0,
-    /// which names no access token: ids start at 1) nor a device.
+    /// token are made. Returns the account.
     pub async fn verify_password_for_page(
         &self,
         given_user: &str,
         password: SecretString,
         client_address: &str,
-    ) -> Result<Requester, LoginError> {
+    ) -> Result<User, LoginError> {
         if !self.password_login_enabled() {
             return Err(LoginError::PasswordLoginDisabled);
         }
         let (user, _) = self
             .check_login_password(given_user, password, client_address)
             .await?;
-        Ok(Requester::without_device(&user))
+        Ok(user)
     }
 
     /// A password login's checks, in Synapse's order, with `rc_login`: the account and the
@@ -453,6 +452,17 @@ impl Accounts {
         })
     }
 
+    /// Whether `given` (a localpart or a full ID, as a login names an account) names the
+    /// requester's own account, found as a login finds it.
+    pub(super) async fn names_requester(
+        &self,
+        given: &str,
+        requester: &Requester,
+    ) -> Result<bool, StoreError> {
+        let named = self.find_login_user(given).await?;
+        Ok(named.is_some_and(|user| user.name == requester.user.name))
+    }
+
     /// A user named by a localpart or a full ID, as a full ID (as typed, not validated).
     fn qualified_user_id(&self, given: &str) -> String {
         if given.starts_with('@') {
@@ -518,6 +528,7 @@ impl Accounts {
             device_id: session.device_id,
             token_id: session.token_id,
             valid_until_ms: session.valid_until_ms,
+            page_session: None,
         })
     }
 

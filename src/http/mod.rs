@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -64,10 +65,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::legacy_client_routes())
         .merge(admin::routes())
         .merge(synapse)
-        .fallback(|| async { MatrixError::unrecognized(StatusCode::NOT_FOUND) })
-        .method_not_allowed_fallback(|| async {
-            MatrixError::unrecognized(StatusCode::METHOD_NOT_ALLOWED)
-        })
+        .fallback(|uri: Uri| unrecognized(uri, StatusCode::NOT_FOUND))
+        .method_not_allowed_fallback(|uri: Uri| unrecognized(uri, StatusCode::METHOD_NOT_ALLOWED))
         // One `layer` call with them all, outermost first: axum boxes each route anew at
         // every call, and each box is cloned at every request.
         .layer(
@@ -78,6 +77,17 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(whole_body::read_whole_body)),
         )
         .with_state(state)
+}
+
+/// A path or method no route serves: Matrix's `M_UNRECOGNIZED`, and under homekey's pages
+/// (`/_homekey/`) with the pages' security headers, as every answer there has them.
+async fn unrecognized(uri: Uri, status: StatusCode) -> Response {
+    let answer = MatrixError::unrecognized(status).into_response();
+    if uri.path().starts_with(crate::web::session::COOKIE_PATH) {
+        crate::web::render::security_headers(answer).await
+    } else {
+        answer
+    }
 }
 
 /// The CORS headers the Client-Server spec asks for, so browser clients work.

@@ -8,8 +8,8 @@ use super::audit::commit_audited;
 use super::bulk_rows::{BulkRows, rows_per_statement};
 use super::synapse_queue::owe_synapse;
 use super::transaction::{
-    admins_before_change, deactivate_user, delete_sessions, fetch_user, keep_an_admin,
-    reactivate_user,
+    admins_before_change, deactivate_user, delete_sessions, end_page_sessions, fetch_user,
+    keep_an_admin, reactivate_user,
 };
 use super::{
     AdminGuard, BeginWrite, Logout, NewAuditRecord, NewSession, NewUser, Store, StoreError,
@@ -333,7 +333,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
-            delete_sessions!(&mut tx, user_id, logout);
+            delete_sessions!(&mut tx, self, user_id, logout);
             if *logout != Logout::Keep {
                 owe_synapse!(&mut tx, self, user_id);
             }
@@ -418,11 +418,11 @@ impl Store {
                     .bind(hash.expose_secret())
                     .execute(&mut *tx)
                     .await?;
-                delete_sessions!(&mut tx, name, logout);
+                delete_sessions!(&mut tx, self, name, logout);
             }
             match changes.deactivated {
                 Some(true) => {
-                    deactivate_user!(&mut tx, name, false);
+                    deactivate_user!(&mut tx, self, name, false);
                 }
                 Some(false) => {
                     reactivate_user!(&mut tx, name);
@@ -435,6 +435,9 @@ impl Store {
                     .bind(locked)
                     .execute(&mut *tx)
                     .await?;
+                if locked {
+                    end_page_sessions!(&mut tx, self, name, None);
+                }
             }
             if let Some(user_type) = &changes.user_type {
                 sqlx::query("UPDATE users SET user_type = $2 WHERE name = $1")
@@ -463,14 +466,14 @@ impl Store {
             "UPDATE users SET admin = $2 WHERE name = $1",
             i16::from(admin),
             guard,
-            false,
+            AlsoDoes::Nothing,
             audit,
         )
         .await
     }
 
-    /// Locks or unlocks an account (a locked user's requests are refused; tokens survive),
-    /// with the change's audit record.
+    /// Locks or unlocks an account (a locked user's requests are refused; tokens survive,
+    /// sign-ins to the account page end), with the change's audit record.
     pub async fn set_locked(
         &self,
         user_id: &str,
@@ -483,7 +486,11 @@ impl Store {
             "UPDATE users SET locked = $2 WHERE name = $1",
             locked,
             guard,
-            true,
+            if locked {
+                AlsoDoes::OweSynapseAndEndPageSessions
+            } else {
+                AlsoDoes::OweSynapse
+            },
             audit,
         )
         .await
@@ -502,7 +509,7 @@ impl Store {
             "UPDATE users SET shadow_banned = $2 WHERE name = $1",
             shadow_banned,
             AdminGuard::Off,
-            false,
+            AlsoDoes::Nothing,
             audit,
         )
         .await
@@ -520,7 +527,7 @@ impl Store {
             "UPDATE users SET suspended = $2 WHERE name = $1",
             suspended,
             AdminGuard::Off,
-            false,
+            AlsoDoes::Nothing,
             audit,
         )
         .await
@@ -550,7 +557,7 @@ impl Store {
                 Some(1) if !erase => return Ok(Deactivation::AlreadyDeactivated),
                 Some(_) => {}
             }
-            deactivate_user!(&mut tx, user_id, erase);
+            deactivate_user!(&mut tx, self, user_id, erase);
             keep_an_admin!(&mut tx, admins_before, user_id);
             owe_synapse!(&mut tx, self, user_id);
             commit_audited!(tx, self, audit);
@@ -568,7 +575,7 @@ impl Store {
         sql: &'static str,
         value: T,
         guard: AdminGuard,
-        synapse_follows: bool,
+        also: AlsoDoes,
         audit: Option<&NewAuditRecord>,
     ) -> Result<(), StoreError>
     where
@@ -591,8 +598,11 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             keep_an_admin!(&mut tx, admins_before, user_id);
-            if synapse_follows {
+            if also != AlsoDoes::Nothing {
                 owe_synapse!(&mut tx, self, user_id);
+            }
+            if also == AlsoDoes::OweSynapseAndEndPageSessions {
+                end_page_sessions!(&mut tx, self, user_id, None);
             }
             commit_audited!(tx, self, audit);
             Ok(())
@@ -638,4 +648,14 @@ fn not_user_type_filter(not_user_types: &[String]) -> (String, Vec<&str>) {
 /// A filter's text, lowercased as Synapse compares it; '' for none.
 fn lowercase(text: &Option<String>) -> String {
     text.as_deref().unwrap_or("").to_lowercase()
+}
+
+/// What a one-column change of [`Store::update_user`] does besides.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AlsoDoes {
+    Nothing,
+    /// Synapse must follow it (beside Synapse).
+    OweSynapse,
+    /// ...and the account's sign-ins to the account page end (a lock).
+    OweSynapseAndEndPageSessions,
 }

@@ -288,6 +288,9 @@ pub enum Logout {
     AllDevices,
     /// All of them but this device and its tokens (the device asking for the change).
     AllDevicesExcept(String),
+    /// Every device and token, and every sign-in to the account page but the one whose ID
+    /// hashes to this (the page asking for the change).
+    AllDevicesAndPagesExcept(String),
     /// Only this device and its tokens (a client's `/logout`).
     Device(String),
 }

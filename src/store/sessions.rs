@@ -450,7 +450,7 @@ impl Store {
             let mut removed = 0;
             for device_id in device_ids {
                 let device = Logout::Device(device_id.clone());
-                removed += delete_sessions!(&mut tx, user_id, &device);
+                removed += delete_sessions!(&mut tx, self, user_id, &device);
             }
             owe_synapse!(&mut tx, self, user_id);
             commit_audited!(tx, self, audit);
@@ -471,7 +471,7 @@ impl Store {
             if fetch_user!(&mut *tx, user_id).is_none() {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
-            let removed = delete_sessions!(&mut tx, user_id, logout);
+            let removed = delete_sessions!(&mut tx, self, user_id, logout);
             owe_synapse!(&mut tx, self, user_id);
             commit_audited!(tx, self, audit);
             Ok(removed)

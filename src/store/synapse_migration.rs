@@ -229,9 +229,10 @@ macro_rules! carried_before {
 /// acting as it), the rest of its devices, work owed to Synapse for it, its sign-ins to the
 /// account page, its erasure mark, its row. Its profile row stays: the user ID is the same.
 macro_rules! remove_replaced_account {
-    ($tx:ident, $had:expr) => {{
+    ($tx:ident, $store:expr, $had:expr) => {{
         let had: &str = $had;
-        super::transaction::delete_sessions!(&mut $tx, had, &super::Logout::AllDevices);
+        // The logout ends its sign-ins to the account page too.
+        super::transaction::delete_sessions!(&mut $tx, $store, had, &super::Logout::AllDevices);
         for sql in [
             // The logout spares hidden devices, and an admin's tokens acting as the user.
             "DELETE FROM devices WHERE user_id = $1",
@@ -239,7 +240,6 @@ macro_rules! remove_replaced_account {
             "DELETE FROM homekey_synapse_devices WHERE user_id = $1",
             "DELETE FROM homekey_synapse_owed WHERE user_id = $1",
             "DELETE FROM homekey_synapse_leases WHERE user_id = $1",
-            "DELETE FROM homekey_web_sessions WHERE user_id = $1",
             "DELETE FROM erased_users WHERE user_id = $1",
             "DELETE FROM users WHERE name = $1",
         ] {
@@ -454,7 +454,7 @@ impl Store {
                     .map(|(wanted, _)| wanted.clone())
                     .collect();
                 for name in same_spelling {
-                    remove_replaced_account!(tx, &name);
+                    remove_replaced_account!(tx, self, &name);
                     records.extend(options.replaced_record.map(|record| NewAuditRecord {
                         target: Some(name.clone()),
                         ..record.clone()

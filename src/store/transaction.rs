@@ -79,21 +79,43 @@ macro_rules! fetch_user {
 }
 pub(super) use fetch_user;
 
+/// Ends the account page's sign-ins of `user_id` (`homekey_web_sessions`) inside the
+/// caller's transaction of `$store`, all but the one whose ID hashes to `$spared` (the page
+/// asking for the change, if it did). A Synapse database has no such table and no page.
+macro_rules! end_page_sessions {
+    ($tx:expr, $store:expr, $user_id:expr, $spared:expr) => {{
+        if $store.flavour() == $crate::store::Flavour::Homekey {
+            let tx = $tx;
+            let spared: Option<&str> = $spared;
+            sqlx::query("DELETE FROM homekey_web_sessions WHERE user_id = $1 AND id_hash <> $2")
+                .bind($user_id)
+                .bind(spared.unwrap_or(""))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }};
+}
+pub(super) use end_page_sessions;
+
 /// Deletes the devices, access tokens and refresh tokens of `user_id` that `logout` names,
-/// inside the caller's transaction; evaluates to how many access tokens were removed. Each
-/// kind of logout has its own condition: a device ID only ever narrows a deletion (an empty
-/// one names no device, since device IDs are never empty). Hidden devices (Synapse's rows
-/// for cross-signing keys) are never deleted, as Synapse's own logout spares them.
+/// inside the caller's transaction of `$store`; evaluates to how many access tokens were
+/// removed. Each kind of logout has its own condition: a device ID only ever narrows a
+/// deletion (an empty one names no device, since device IDs are never empty). Hidden devices
+/// (Synapse's rows for cross-signing keys) are never deleted, as Synapse's own logout spares
+/// them. A logout of every device (all of them, or all but the one asking) also ends the
+/// account page's sign-ins: a browser signed in there is one more device.
 macro_rules! delete_sessions {
-    ($tx:expr, $user_id:expr, $logout:expr) => {{
+    ($tx:expr, $store:expr, $user_id:expr, $logout:expr) => {{
         let tx = $tx;
         let user_id: &str = $user_id;
+        let logout: &$crate::store::Logout = $logout;
         // The access tokens' condition, the other tables' condition, and the device in `$2`.
         // A token without a device goes with "all devices" and "all but one": it belongs to
         // no device that is kept.
-        let scope: Option<(&str, &str, Option<&str>)> = match $logout {
+        let scope: Option<(&str, &str, Option<&str>)> = match logout {
             $crate::store::Logout::Keep => None,
-            $crate::store::Logout::AllDevices => Some(("", "", None)),
+            $crate::store::Logout::AllDevices
+            | $crate::store::Logout::AllDevicesAndPagesExcept(_) => Some(("", "", None)),
             $crate::store::Logout::AllDevicesExcept(device_id) => Some((
                 " AND (device_id IS NULL OR device_id <> $2)",
                 " AND device_id <> $2",
@@ -129,6 +151,20 @@ macro_rules! delete_sessions {
                 }
             }
         }
+        match logout {
+            $crate::store::Logout::AllDevices | $crate::store::Logout::AllDevicesExcept(_) => {
+                $crate::store::transaction::end_page_sessions!(&mut *tx, $store, user_id, None);
+            }
+            $crate::store::Logout::AllDevicesAndPagesExcept(page) => {
+                $crate::store::transaction::end_page_sessions!(
+                    &mut *tx,
+                    $store,
+                    user_id,
+                    Some(page.as_str())
+                );
+            }
+            $crate::store::Logout::Keep | $crate::store::Logout::Device(_) => {}
+        }
         tokens
     }};
 }
@@ -139,7 +175,7 @@ pub(super) use delete_sessions;
 /// and avatar too and the user marked in `erased_users` (Synapse's `mark_user_erased`: once,
 /// however often it is asked). A user who does not exist is left to the caller to report.
 macro_rules! deactivate_user {
-    ($tx:expr, $user_id:expr, $erase:expr) => {{
+    ($tx:expr, $store:expr, $user_id:expr, $erase:expr) => {{
         let tx = $tx;
         let user_id: &str = $user_id;
         let updated =
@@ -150,6 +186,7 @@ macro_rules! deactivate_user {
         if updated.rows_affected() > 0 {
             $crate::store::transaction::delete_sessions!(
                 &mut *tx,
+                $store,
                 user_id,
                 &$crate::store::Logout::AllDevices
             );

@@ -97,20 +97,25 @@ impl WebSessionTable {
         Ok(())
     }
 
-    /// Ends every session of `user_id` but the one whose ID hashes to `id_hash`.
-    pub async fn delete_others(
-        &self,
-        user_id: Option<&str>,
-        id_hash: &str,
-    ) -> Result<(), sqlx::Error> {
-        with_pool!(self.0, |pool| {
-            sqlx::query("DELETE FROM homekey_web_sessions WHERE user_id = $1 AND id_hash <> $2")
-                .bind(user_id)
-                .bind(id_hash)
-                .execute(pool)
-                .await?;
+    /// The key named `name` that every instance shares, made (from `fresh`) by the first
+    /// instance that asks.
+    pub async fn server_key(&self, name: &str, fresh: &str) -> Result<String, sqlx::Error> {
+        let key: String = with_pool!(self.0, |pool| {
+            sqlx::query(
+                "INSERT INTO homekey_server_keys (name, key, created_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(fresh)
+            .bind(crate::accounts::now_ms())
+            .execute(pool)
+            .await?;
+            sqlx::query_scalar("SELECT key FROM homekey_server_keys WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await?
         });
-        Ok(())
+        Ok(key)
     }
 
     /// Notes that the session's password was given again at `now`.

@@ -201,6 +201,7 @@ mod tests {
             device_id: device_id.map(str::to_owned),
             token_id: 1,
             valid_until_ms,
+            page_session: None,
         }
     }
 

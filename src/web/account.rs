@@ -79,8 +79,9 @@ impl Link {
     /// The link of a query string, whatever it holds (the first of a name given twice;
     /// anything else ignored).
     fn of_query(query: Option<&str>) -> Link {
-        let form = Form::parse(query.unwrap_or("").as_bytes());
-        form.link()
+        Form::parse(query.unwrap_or("").as_bytes())
+            .map(|form| form.link())
+            .unwrap_or_default()
     }
 
     /// The view the link asks for, or why it names none.
@@ -129,9 +130,36 @@ impl Link {
 /// A posted form's fields (the first of a name sent twice).
 struct Form(Vec<(String, String)>);
 
+/// A form with a name or value that is not UTF-8 once decoded.
+#[derive(Debug)]
+struct NotText;
+
 impl Form {
-    fn parse(body: &[u8]) -> Form {
-        Form(form_urlencoded::parse(body).into_owned().collect())
+    /// The fields of `application/x-www-form-urlencoded` bytes. Browsers send UTF-8; bytes
+    /// that are not (once decoded) are refused rather than replaced: two different new
+    /// passwords must not compare equal, nor a password be stored as other than typed.
+    fn parse(body: &[u8]) -> Result<Form, NotText> {
+        let decode = |raw: &[u8]| {
+            let spaced: Vec<u8> = raw
+                .iter()
+                .map(|&byte| if byte == b'+' { b' ' } else { byte })
+                .collect();
+            percent_encoding::percent_decode(&spaced)
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .map_err(|_| NotText)
+        };
+        body.split(|&byte| byte == b'&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = match pair.iter().position(|&byte| byte == b'=') {
+                    Some(at) => (&pair[..at], &pair[at + 1..]),
+                    None => (pair, &[][..]),
+                };
+                Ok((decode(name)?, decode(value)?))
+            })
+            .collect::<Result<_, _>>()
+            .map(Form)
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -205,7 +233,9 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
+    let Ok(form) = Form::parse(&body) else {
+        return not_text(&state, &headers, None).await;
+    };
     let link = form.link();
     let user_given = form.get("user").unwrap_or("").trim().to_owned();
     let session = match state.sessions.find_or_begin(&headers).await {
@@ -226,12 +256,12 @@ pub async fn sign_in(
             error,
         );
     };
-    let requester = match state
+    let user = match state
         .accounts
         .verify_password_for_page(&user_given, password, &address)
         .await
     {
-        Ok(requester) => requester,
+        Ok(user) => user,
         Err(err) => {
             let (status, message) = login_refusal(err);
             let error = Message::Error(message);
@@ -241,7 +271,7 @@ pub async fn sign_in(
     if let Err(err) = state.sessions.end(&session).await {
         return unavailable(&state, err);
     }
-    let signed_in = match state.sessions.begin(&requester.user.name).await {
+    let signed_in = match state.sessions.begin(&user.name).await {
         Ok(session) => session,
         Err(err) => return unavailable(&state, err),
     };
@@ -250,7 +280,9 @@ pub async fn sign_in(
 
 /// `POST sign-out`.
 pub async fn sign_out(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
+    let Ok(form) = Form::parse(&body) else {
+        return not_text(&state, &headers, Some(View::Profile)).await;
+    };
     let session = match state.sessions.find_or_begin(&headers).await {
         Ok(session) => session,
         Err(err) => return unavailable(&state, err),
@@ -272,9 +304,10 @@ pub async fn change_password(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (mut session, user, requester) = match posted(&state, &headers, &form, View::Password).await
-    {
+    let Ok(form) = Form::parse(&body) else {
+        return not_text(&state, &headers, Some(View::Password)).await;
+    };
+    let (session, user, requester) = match posted(&state, &headers, &form, View::Password).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -322,27 +355,36 @@ pub async fn change_password(
             return refused_change(&state, &session, &user, View::Password, err).await;
         }
     }
-    // A new session ID after a password change: whoever had learnt the old one has nothing.
-    let session = match state.sessions.renew(&session).await {
-        Ok(renewed) => renewed,
-        Err(err) => {
-            tracing::warn!(error = %err, "the account page's session was not renewed after a password change");
-            let _ = state.sessions.verified_now(&mut session).await;
-            session
-        }
-    };
-    if sign_out_others {
-        // A browser elsewhere signed in to this page is one of the other devices.
-        if let Err(err) = state.sessions.end_others(&session).await {
-            tracing::warn!(error = %err, "the account page's other sessions were not ended");
-        }
-    }
-    let notice = if sign_out_others {
+    // The password, and with `sign_out_others` every other device and every other sign-in
+    // to this page, changed in one transaction. Then a new session ID: whoever had learnt
+    // the old one has nothing.
+    let changed = if sign_out_others {
         "Your password was changed, and your other devices were signed out."
     } else {
         "Your password was changed."
     };
-    let notice = Message::Notice(notice.into());
+    let session = match state.sessions.renew(&session).await {
+        Ok(renewed) => renewed,
+        Err(err) => {
+            tracing::warn!(error = %err, "the account page's session was not renewed after a password change");
+            // Not kept under an ID that may have been learnt: signed out instead, and told.
+            let _ = state.sessions.end(&session).await;
+            let notice = Message::Notice(format!(
+                "{changed} This page could not keep you signed in: sign in again with your new \
+                 password."
+            ));
+            let response = sign_in_page(
+                &state,
+                &session,
+                StatusCode::OK,
+                &link_of(&View::Password),
+                "",
+                notice,
+            );
+            return with_cookie(response, Some(&state.sessions.cleared_cookie()));
+        }
+    };
+    let notice = Message::Notice(changed.into());
     show(
         &state,
         &session,
@@ -363,7 +405,9 @@ pub async fn end_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
+    let Ok(form) = Form::parse(&body) else {
+        return not_text(&state, &headers, Some(View::Sessions)).await;
+    };
     let device_id = form.get("device_id").unwrap_or("").to_owned();
     let view = View::EndSession(device_id.clone());
     let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
@@ -434,7 +478,13 @@ pub async fn deactivate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
+    let Ok(form) = Form::parse(&body) else {
+        let view = View::Deactivate {
+            typed: String::new(),
+            erase: false,
+        };
+        return not_text(&state, &headers, Some(view)).await;
+    };
     let typed = form.get("confirm").unwrap_or("");
     // Synapse's `erase` (Element's "hide my messages from new joiners").
     let erase = form.get("erase") == Some("on");
@@ -501,7 +551,9 @@ pub async fn cross_signing_reset(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
+    let Ok(form) = Form::parse(&body) else {
+        return not_text(&state, &headers, Some(View::CrossSigningReset)).await;
+    };
     let view = View::CrossSigningReset;
     let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
         Ok(found) => found,
@@ -580,7 +632,7 @@ async fn posted(
         .ok_or_else(|| unavailable(state, "the account could not be read"))?;
     match user {
         Some(user) => {
-            let requester = Requester::without_device(&user);
+            let requester = Requester::on_page(&user, session.id_hash());
             Ok((session, user, requester))
         }
         None => Err(see_other(&link_of(&view).href(), None)),
@@ -598,7 +650,7 @@ async fn signed_in(state: &WebState, session: Session) -> Option<(Session, Optio
         Some(user) if !user.deactivated && !user.locked => Some((session, Some(user))),
         _ => {
             let _ = state.sessions.end(&session).await;
-            Some((state.sessions.begin_anonymous(), None))
+            Some((state.sessions.begin_anonymous().await.ok()?, None))
         }
     }
 }
@@ -621,7 +673,7 @@ fn link_of(view: &View) -> Link {
 }
 
 /// A form without its session's token: 403 and the page again (the sign-in form if not
-/// signed in), with a message.
+/// signed in), with a message; nothing the form named is looked at before.
 async fn csrf_refused(state: &WebState, session: Session, link: &Link) -> Response {
     let error = || {
         Message::Error(
@@ -639,6 +691,40 @@ async fn csrf_refused(state: &WebState, session: Session, link: &Link) -> Respon
             sign_in_page(state, &session, StatusCode::FORBIDDEN, link, "", error())
         }
         None => unavailable(state, "the account could not be read"),
+    }
+}
+
+/// A form whose text is not UTF-8: 400 and `view` again (the sign-in form when `None` or
+/// not signed in), with a message; nothing is changed.
+async fn not_text(state: &WebState, headers: &HeaderMap, view: Option<View>) -> Response {
+    let error = || {
+        Message::Error(
+            "The form held characters that are not valid text. Nothing was changed; please \
+             type it again."
+                .into(),
+        )
+    };
+    let session = match state.sessions.find_or_begin(headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(state, err),
+    };
+    match (signed_in(state, session).await, view) {
+        (Some((session, Some(user))), Some(view)) => {
+            show(
+                state,
+                &session,
+                &user,
+                view,
+                StatusCode::BAD_REQUEST,
+                error(),
+            )
+            .await
+        }
+        (Some((session, _)), view) => {
+            let link = view.as_ref().map(link_of).unwrap_or_default();
+            sign_in_page(state, &session, StatusCode::BAD_REQUEST, &link, "", error())
+        }
+        (None, _) => unavailable(state, "the account could not be read"),
     }
 }
 
@@ -852,14 +938,20 @@ async fn show(
                     ),
                 ),
                 Ok(None) => {
-                    let error = Message::Error("You have no such session.".into());
+                    // A refusal already said (a forged form's 403) stays what it was.
+                    let (status, message) = if status.is_success() {
+                        let error = Message::Error("You have no such session.".into());
+                        (StatusCode::NOT_FOUND, error)
+                    } else {
+                        (status, message)
+                    };
                     return Box::pin(show(
                         state,
                         session,
                         user,
                         View::Sessions,
-                        StatusCode::NOT_FOUND,
-                        error,
+                        status,
+                        message,
                     ))
                     .await;
                 }

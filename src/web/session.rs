@@ -12,19 +12,25 @@
 //! logged.
 //!
 //! Before sign-in a session is not written anywhere: the browser's cookie holds a random ID
-//! all the same, and the sign-in form's CSRF token is a one-way function of it
-//! ([`anonymous_csrf_token`], a double-submit token: only a page that could read the cookie
-//! can know it). So a visitor, or a script fetching the page without cookies, adds no row;
-//! a row is written only when someone signs in.
+//! all the same, and the sign-in form's CSRF token is an HMAC of it under a key of the
+//! server's ([`anonymous_csrf_token`]; the key is made once and kept in the database, so
+//! every instance agrees). Only the server can compute the token: someone who plants a
+//! cookie in a victim's browser cannot make a sign-in form that goes with it. So a visitor,
+//! or a script fetching the page without cookies, adds no row; a row is written only when
+//! someone signs in.
 //!
 //! The table is reached through `Accounts::web_sessions` (`store::WebSessionTable`), which
 //! writes no account. On a Synapse database (no homekey schema) there is no such table and
 //! every page answers that it is unavailable.
 
+use std::sync::Arc;
+
 use axum::http::HeaderMap;
 use axum::http::header;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
 
 use crate::accounts::now_ms;
 use crate::store::{WebSessionRow, WebSessionTable};
@@ -40,12 +46,20 @@ pub const LIFETIME_MS: i64 = 8 * 60 * 60 * 1000;
 /// Within this long after the password was given, ending a session asks for it no more.
 pub const RECENTLY_VERIFIED_MS: i64 = 5 * 60 * 1000;
 
+/// The name of the sign-in forms' CSRF key in `homekey_server_keys`.
+const FORM_KEY_NAME: &str = "web_form";
+
 /// The sessions' table, on the server's database, and how their cookie is set.
 #[derive(Clone)]
 pub struct SessionStore {
     table: WebSessionTable,
     secure: bool,
+    /// The key of the sign-in forms' CSRF tokens, read from the database on first use.
+    form_key: Arc<OnceCell<FormKey>>,
 }
+
+/// The server's key for the CSRF tokens of sessions not signed in.
+struct FormKey(Vec<u8>);
 
 /// One browser's session, as a request found (or began) it.
 #[derive(Clone)]
@@ -70,6 +84,12 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// The hash of the session's ID, as the table keeps it (for the account service to
+    /// spare this session when it ends the user's others).
+    pub fn id_hash(&self) -> &str {
+        &self.id_hash
+    }
+
     /// The CSRF token to put in this session's forms.
     pub fn csrf_token(&self) -> &str {
         &self.csrf_token
@@ -91,7 +111,22 @@ impl SessionStore {
     /// The sessions in `table`. `secure`: whether the cookie is `Secure` (the pages are
     /// reached over HTTPS).
     pub fn new(table: WebSessionTable, secure: bool) -> SessionStore {
-        SessionStore { table, secure }
+        SessionStore {
+            table,
+            secure,
+            form_key: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The server's form key: the one in the database, made there by the first instance.
+    async fn form_key(&self) -> Result<&FormKey, sqlx::Error> {
+        self.form_key
+            .get_or_try_init(|| async {
+                let fresh = crate::secrets::random_alphanumeric(43);
+                let key = self.table.server_key(FORM_KEY_NAME, &fresh).await?;
+                Ok(FormKey(key.into_bytes()))
+            })
+            .await
     }
 
     /// The session the request's cookie names, if it is still alive (its last use is now);
@@ -100,7 +135,7 @@ impl SessionStore {
     /// written for a session not signed in.
     pub async fn find_or_begin(&self, headers: &HeaderMap) -> Result<Session, sqlx::Error> {
         let Some(id) = cookie_value(headers) else {
-            return Ok(self.begin_anonymous());
+            return self.begin_anonymous().await;
         };
         let id_hash = hash_id(&id);
         let now = now_ms();
@@ -116,14 +151,18 @@ impl SessionStore {
                 verified_ms: row.verified_ms,
                 set_cookie: None,
             },
-            None => anonymous(&id, None),
+            None => anonymous(self.form_key().await?, &id, None),
         })
     }
 
     /// A new session not signed in: a new ID, written nowhere.
-    pub fn begin_anonymous(&self) -> Session {
+    pub async fn begin_anonymous(&self) -> Result<Session, sqlx::Error> {
         let id = crate::secrets::random_alphanumeric(43);
-        anonymous(&id, Some(self.cookie(&id)))
+        Ok(anonymous(
+            self.form_key().await?,
+            &id,
+            Some(self.cookie(&id)),
+        ))
     }
 
     /// A new session signed in as `user_id`, its password given now, with a new ID and CSRF
@@ -155,7 +194,7 @@ impl SessionStore {
     /// nothing).
     pub async fn renew(&self, session: &Session) -> Result<Session, sqlx::Error> {
         let Some(user_id) = session.user_id.as_deref() else {
-            return Ok(self.begin_anonymous());
+            return self.begin_anonymous().await;
         };
         let renewed = self.begin(user_id).await?;
         self.end(session).await?;
@@ -165,14 +204,6 @@ impl SessionStore {
     /// Ends a session (sign-out, or replaced at sign-in).
     pub async fn end(&self, session: &Session) -> Result<(), sqlx::Error> {
         self.table.delete(&session.id_hash).await
-    }
-
-    /// Ends every other session of the session's user (after a password change that signs
-    /// the other devices out: a browser elsewhere is one of them).
-    pub async fn end_others(&self, session: &Session) -> Result<(), sqlx::Error> {
-        self.table
-            .delete_others(session.user_id.as_deref(), &session.id_hash)
-            .await
     }
 
     /// Notes that the password was given again now.
@@ -219,24 +250,25 @@ fn hash_id(id: &str) -> String {
 }
 
 /// The session not signed in on `id`.
-fn anonymous(id: &str, set_cookie: Option<String>) -> Session {
+fn anonymous(key: &FormKey, id: &str, set_cookie: Option<String>) -> Session {
     Session {
         id_hash: hash_id(id),
         user_id: None,
-        csrf_token: anonymous_csrf_token(id),
+        csrf_token: anonymous_csrf_token(key, id),
         verified_ms: None,
         set_cookie,
     }
 }
 
-/// The CSRF token of the session not signed in on `id`: a hash of the ID under a label of
-/// its own, so neither the page (which shows the token) nor the table (which holds the
-/// ID's plain hash for signed-in sessions) reveals the ID.
-fn anonymous_csrf_token(id: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"homekey web sign-in form\0");
-    hasher.update(id.as_bytes());
-    hex::encode(hasher.finalize())
+/// The CSRF token of the session not signed in on `id`: an HMAC of the ID under the
+/// server's key, so only the server can make it, and neither the page (which shows the
+/// token) nor the table (which holds the ID's plain hash for signed-in sessions) reveals
+/// the ID.
+fn anonymous_csrf_token(key: &FormKey, id: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC takes a key of any length");
+    mac.update(b"homekey web sign-in form\0");
+    mac.update(id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -245,16 +277,28 @@ mod tests {
 
     #[test]
     fn a_session_not_signed_in_has_a_token_that_is_neither_its_id_nor_the_ids_hash() {
+        let key = FormKey(b"server key".to_vec());
         let id = "a".repeat(43);
-        let session = anonymous(&id, None);
+        let session = anonymous(&key, &id, None);
         assert_ne!(session.csrf_token(), id);
         assert_ne!(session.csrf_token(), hash_id(&id));
-        assert_eq!(session.csrf_token(), anonymous(&id, None).csrf_token());
+        assert_eq!(
+            session.csrf_token(),
+            anonymous(&key, &id, None).csrf_token()
+        );
         assert_ne!(
             session.csrf_token(),
-            anonymous(&"b".repeat(43), None).csrf_token()
+            anonymous(&key, &"b".repeat(43), None).csrf_token()
         );
-        assert!(session.csrf_matches(Some(&anonymous_csrf_token(&id))));
+        assert!(session.csrf_matches(Some(&anonymous_csrf_token(&key, &id))));
         assert!(!session.csrf_matches(Some("")));
+    }
+
+    #[test]
+    fn the_token_of_a_session_not_signed_in_depends_on_the_servers_key() {
+        let id = "a".repeat(43);
+        let one = anonymous(&FormKey(b"one server".to_vec()), &id, None);
+        let other = anonymous(&FormKey(b"another server".to_vec()), &id, None);
+        assert_ne!(one.csrf_token(), other.csrf_token());
     }
 }

@@ -29,7 +29,7 @@ server_tests!(
     cookie_less_visits_write_no_session_row_until_someone_signs_in,
 );
 
-const PAGE: &str = "/_homekey/account/";
+pub(crate) const PAGE: &str = "/_homekey/account/";
 const SECRET: &str = "account-page-secret-0123456789abcdefXYZ";
 
 fn synapse_section(public_baseurl: &str) -> String {
@@ -42,7 +42,7 @@ fn synapse_section(public_baseurl: &str) -> String {
 
 /// homekey beside a Synapse that is not there, and the same database served standalone,
 /// where the tests log in devices.
-async fn beside_synapse(db: TestDb, public_baseurl: &str) -> (Server, Server) {
+pub(crate) async fn beside_synapse(db: TestDb, public_baseurl: &str) -> (Server, Server) {
     let logins = Server::start(db.share().await, "").await;
     (
         Server::start(db, &synapse_section(public_baseurl)).await,
@@ -51,17 +51,17 @@ async fn beside_synapse(db: TestDb, public_baseurl: &str) -> (Server, Server) {
 }
 
 /// One browser: its cookie, kept by hand; redirects are not followed, so each is seen.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) cookie: Option<String>,
 }
 
 /// An answer: status, headers, body.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -76,7 +76,7 @@ impl Answer {
     }
 
     /// The CSRF token of the page's forms.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let start = self.body.find("name=\"csrf\" value=\"").expect("a form") + 19;
         let end = start + self.body[start..].find('"').unwrap();
         self.body[start..end].to_owned()
@@ -92,7 +92,7 @@ impl Answer {
 }
 
 impl Browser {
-    fn new(server: &Server) -> Browser {
+    pub(crate) fn new(server: &Server) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -103,7 +103,7 @@ impl Browser {
         }
     }
 
-    async fn answer(&mut self, request: reqwest::RequestBuilder) -> Answer {
+    pub(crate) async fn answer(&mut self, request: reqwest::RequestBuilder) -> Answer {
         let request = match &self.cookie {
             Some(cookie) => request.header("Cookie", cookie),
             None => request,
@@ -125,12 +125,12 @@ impl Browser {
         answer
     }
 
-    async fn get(&mut self, path_and_query: &str) -> Answer {
+    pub(crate) async fn get(&mut self, path_and_query: &str) -> Answer {
         let request = self.http.get(format!("{}{path_and_query}", self.base));
         self.answer(request).await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
         let request = self
             .http
             .post(format!("{}{PAGE}{path}", self.base))
@@ -141,7 +141,7 @@ impl Browser {
 
     /// Signs in from the page (a deep link's fields carried along), returning the answer to
     /// the form.
-    async fn sign_in(&mut self, link: &str, user: &str, password: &str) -> Answer {
+    pub(crate) async fn sign_in(&mut self, link: &str, user: &str, password: &str) -> Answer {
         let form = self.get(&format!("{PAGE}{link}")).await;
         assert_eq!(form.status, StatusCode::OK, "{}", form.body);
         let csrf = form.csrf();
@@ -160,7 +160,7 @@ impl Browser {
     }
 
     /// Signs in and follows the redirect: the page the link shows.
-    async fn signed_in(&mut self, link: &str, user: &str, password: &str) -> Answer {
+    pub(crate) async fn signed_in(&mut self, link: &str, user: &str, password: &str) -> Answer {
         let answer = self.sign_in(link, user, password).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
         let location = answer.location();
@@ -179,7 +179,7 @@ fn field(body: &str, name: &str) -> String {
 
 /// Every answer of the pages: nothing from elsewhere, no frame, no sniffing, no referrer,
 /// no cache.
-fn assert_security_headers(answer: &Answer) {
+pub(crate) fn assert_security_headers(answer: &Answer) {
     let csp = answer.header("content-security-policy");
     for directive in [
         "default-src 'none'",
@@ -828,7 +828,7 @@ async fn sign_in_is_under_rc_login_and_a_locked_account_is_signed_out(db: TestDb
 }
 
 /// The page's sessions on the test database (signed in or not: every row).
-async fn web_session_rows(server: &Server) -> i64 {
+pub(crate) async fn web_session_rows(server: &Server) -> i64 {
     server
         .db
         .count(
@@ -839,7 +839,7 @@ async fn web_session_rows(server: &Server) -> i64 {
 }
 
 /// Makes the page ask for the password again (the sign-in is no longer recent).
-async fn forget_recent_sign_ins(server: &Server) {
+pub(crate) async fn forget_recent_sign_ins(server: &Server) {
     crate::server::raw_execute(
         &server.db.config,
         "UPDATE homekey_web_sessions SET verified_ms = 0",

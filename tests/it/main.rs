@@ -2,6 +2,7 @@
 //! PostgreSQL, the CLI as processes, and hashes checked against Synapse's vectors and rule.
 
 mod account_page;
+mod account_page_hardening;
 mod admin_moderation;
 mod admin_sessions;
 mod admin_users;
