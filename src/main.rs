@@ -103,13 +103,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            // One line, whatever the cause (a database's message may span several).
-            let message = failure
-                .message
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("homekey: {message}");
+            eprintln!("homekey: {}", homekey::cli::one_line(&failure.message));
             ExitCode::from(failure.code)
         }
     }
@@ -133,8 +127,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
     let rendered = err.render().to_string();
     let message = rendered.split("\n\n").next().unwrap_or(&rendered);
     let message = message.strip_prefix("error: ").unwrap_or(message);
-    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("homekey: {message} (see --help)");
+    eprintln!("homekey: {} (see --help)", homekey::cli::one_line(message));
     ExitCode::from(EXIT_USAGE)
 }
 
