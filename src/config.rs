@@ -824,15 +824,17 @@ fn is_http_url(url: &str) -> bool {
 
 impl Config {
     /// Refuses a delegating Synapse's own config (`matrix_authentication_service.enabled:
-    /// true`) as the config of a command on accounts: Synapse then takes its accounts from
-    /// its authentication service and ignores its own tables.
+    /// true`) as the config of a command on accounts or passwords (`hash_password` too):
+    /// Synapse then takes its accounts from its authentication service and ignores its own
+    /// tables, so a hash made with its settings would land where nothing reads it.
     pub fn refuse_delegating_synapse(&self) -> Result<(), String> {
         match &self.delegating_synapse_file {
             None => Ok(()),
             Some(file) => Err(format!(
                 "{}: this is the config of a Synapse with matrix_authentication_service \
-                 enabled, which ignores its own account tables: homekey changes no account \
-                 there. Give homekey's own config (the file with the `synapse:` section) with -c",
+                 enabled, which ignores its own account tables and password hashes: homekey \
+                 changes no account and hashes no password for it. Give homekey's own config \
+                 (the file with the `synapse:` section) with -c",
                 file.display()
             )),
         }
