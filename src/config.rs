@@ -824,15 +824,17 @@ fn is_http_url(url: &str) -> bool {
 
 impl Config {
     /// Refuses a delegating Synapse's own config (`matrix_authentication_service.enabled:
-    /// true`) as the config of a command on accounts: Synapse then takes its accounts from
-    /// its authentication service and ignores its own tables.
+    /// true`) as the config of a command on accounts or passwords (`hash_password` too):
+    /// Synapse then takes its accounts from its authentication service and ignores its own
+    /// tables, so a hash made with its settings would land where nothing reads it.
     pub fn refuse_delegating_synapse(&self) -> Result<(), String> {
         match &self.delegating_synapse_file {
             None => Ok(()),
             Some(file) => Err(format!(
                 "{}: this is the config of a Synapse with matrix_authentication_service \
-                 enabled, which ignores its own account tables: homekey changes no account \
-                 there. Give homekey's own config (the file with the `synapse:` section) with -c",
+                 enabled, which ignores its own account tables and password hashes: homekey \
+                 changes no account and hashes no password for it. Give homekey's own config \
+                 (the file with the `synapse:` section) with -c",
                 file.display()
             )),
         }
@@ -890,7 +892,7 @@ impl fmt::Display for DatabaseConfig {
 
 /// Writes a commented starter `homeserver.yaml` with fresh secrets; refuses to overwrite.
 pub fn generate(path: &Path, server_name: &str, data_dir: &Path) -> Result<(), GenerateError> {
-    generate_with(path, server_name, data_dir, None)
+    generate_with(path, server_name, data_dir, default_listen(false), None)
 }
 
 /// What `generate-config --for-synapse` adds: the Synapse homekey serves.
@@ -902,8 +904,40 @@ pub struct ForSynapse {
     pub public_baseurl: String,
 }
 
-/// Where a config written for Synapse has homekey listen (Synapse itself takes 8008).
+/// Where a config written for Synapse has homekey listen unless told otherwise (Synapse
+/// itself takes 8008).
 pub const FOR_SYNAPSE_PORT: u16 = 8081;
+
+/// Where a generated config has homekey listen unless `--listen` says: 127.0.0.1, port 8008
+/// on its own, [`FOR_SYNAPSE_PORT`] beside Synapse.
+pub fn default_listen(for_synapse: bool) -> std::net::SocketAddr {
+    let port = if for_synapse { FOR_SYNAPSE_PORT } else { 8008 };
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `--listen`: an address and a port to listen on, `127.0.0.1:8081` or `[::1]:8081`.
+pub fn parse_listen(given: &str) -> Result<std::net::SocketAddr, String> {
+    let listen: std::net::SocketAddr = given.parse().map_err(|_| {
+        "expected ADDR:PORT, an IP address and a port, e.g. 127.0.0.1:8081 or [::1]:8081".to_owned()
+    })?;
+    if listen.port() == 0 {
+        return Err("the port must not be 0".into());
+    }
+    Ok(listen)
+}
+
+/// The URL at which something on this host reaches homekey listening at `listen`: the
+/// loopback address when homekey listens on every address.
+pub fn local_url(listen: std::net::SocketAddr) -> String {
+    let mut reach = listen;
+    if reach.ip().is_unspecified() {
+        reach.set_ip(match reach.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{reach}/")
+}
 
 /// [`generate`], with the `synapse:` section (and a fresh secret for it) when `for_synapse`
 /// is given.
@@ -911,6 +945,7 @@ pub fn generate_with(
     path: &Path,
     server_name: &str,
     data_dir: &Path,
+    listen: std::net::SocketAddr,
     for_synapse: Option<&ForSynapse>,
 ) -> Result<(), GenerateError> {
     ids::validate_server_name(server_name)
@@ -949,7 +984,13 @@ pub fn generate_with(
         }
         None => None,
     };
-    let text = starter_config(server_name, &data_dir, for_synapse, secret_file.as_deref());
+    let text = starter_config(
+        server_name,
+        &data_dir,
+        listen,
+        for_synapse,
+        secret_file.as_deref(),
+    );
     write_new_private_file(path, &text)
 }
 
@@ -993,15 +1034,16 @@ pub enum GenerateError {
 fn starter_config(
     server_name: &str,
     data_dir: &Path,
+    listen: std::net::SocketAddr,
     for_synapse: Option<&ForSynapse>,
     secret_file: Option<&Path>,
 ) -> String {
     use crate::secrets::random_alphanumeric;
     let database = data_dir.join("homeserver.db");
-    let (port, listener_note, shared_secret_note, synapse_section) = match for_synapse {
-        None => (8008, "", "", String::new()),
+    let (port, address) = (listen.port(), listen.ip());
+    let (listener_note, shared_secret_note, synapse_section) = match for_synapse {
+        None => ("", "", String::new()),
         Some(setup) => (
-            FOR_SYNAPSE_PORT,
             "\n# Synapse calls homekey here (its matrix_authentication_service.endpoint): keep it off\n\
              # the public side of the reverse proxy, except the account routes.",
             "\n# Beside Synapse: the same value as Synapse's registration_shared_secret.",
@@ -1050,7 +1092,7 @@ database:
 listeners:
   - port: {port}
     type: http
-    bind_addresses: ["127.0.0.1"]
+    bind_addresses: ["{address}"]
     # Behind a reverse proxy that sets X-Forwarded-For (see homekey's README), let the
     # rate limits see each client's address instead of the proxy's:
     # x_forwarded: true

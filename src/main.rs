@@ -48,6 +48,11 @@ enum Command {
         /// With --for-synapse: Synapse's public_baseurl (default https://SERVER_NAME/).
         #[arg(long, value_name = "URL", requires = "for_synapse")]
         public_baseurl: Option<String>,
+        /// Where homekey listens, e.g. 127.0.0.1:8081 or [::1]:8081 (default 127.0.0.1, port
+        /// 8008, or 8081 with --for-synapse). Beside Synapse, also the address in what is
+        /// printed for Synapse's config and the reverse proxy.
+        #[arg(long, value_name = "ADDR:PORT", value_parser = config::parse_listen)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Print a Synapse-compatible hash of a password (same flags as Synapse's hash_password).
     HashPassword(HashPasswordArgs),
@@ -103,13 +108,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            // One line, whatever the cause (a database's message may span several).
-            let message = failure
-                .message
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("homekey: {message}");
+            eprintln!("homekey: {}", homekey::cli::one_line(&failure.message));
             ExitCode::from(failure.code)
         }
     }
@@ -133,8 +132,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
     let rendered = err.render().to_string();
     let message = rendered.split("\n\n").next().unwrap_or(&rendered);
     let message = message.strip_prefix("error: ").unwrap_or(message);
-    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("homekey: {message} (see --help)");
+    eprintln!("homekey: {} (see --help)", homekey::cli::one_line(message));
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -183,6 +181,7 @@ fn run(command: Command) -> Result<(), Failure> {
             data_dir,
             for_synapse,
             public_baseurl,
+            listen,
         } => {
             let data_dir = data_dir.unwrap_or_else(|| {
                 let parent = path.parent().unwrap_or(std::path::Path::new(""));
@@ -192,7 +191,8 @@ fn run(command: Command) -> Result<(), Failure> {
                 endpoint,
                 public_baseurl: public_baseurl.unwrap_or_else(|| format!("https://{server_name}/")),
             });
-            config::generate_with(&path, &server_name, &data_dir, for_synapse.as_ref())
+            let listen = listen.unwrap_or_else(|| config::default_listen(for_synapse.is_some()));
+            config::generate_with(&path, &server_name, &data_dir, listen, for_synapse.as_ref())
                 .map_err(Failure::new)?;
             println!("wrote {}", path.display());
             if let Some(setup) = for_synapse {
@@ -201,7 +201,7 @@ fn run(command: Command) -> Result<(), Failure> {
                      differs.\n",
                     setup.public_baseurl
                 );
-                let homekey_url = format!("http://127.0.0.1:{}/", config::FOR_SYNAPSE_PORT);
+                let homekey_url = config::local_url(listen);
                 let path = std::path::absolute(&path).unwrap_or(path);
                 print!(
                     "{}",

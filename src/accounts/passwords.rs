@@ -57,7 +57,7 @@ impl Accounts {
 
     /// A hash that an entry point was given ready-made (an import's `password_hash`).
     pub fn check_given_hash(&self, hash: &SecretString) -> Result<(), PasswordRefusal> {
-        let scheme = crate::password::scheme::scheme_of(hash.expose_secret())
+        let scheme = crate::password::scheme::scheme_of_well_formed(hash.expose_secret())
             .ok_or(PasswordRefusal::UnknownHashScheme)?;
         self.check_hash_scheme_for_store(scheme)
             .map_err(|_| PasswordRefusal::GivenHashUnreadableBySynapse)

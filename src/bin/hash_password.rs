@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     match hash_password::run(Cli::parse().args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hash_password: {err}");
+            eprintln!(
+                "hash_password: {}",
+                homekey::cli::one_line(&err.to_string())
+            );
             ExitCode::FAILURE
         }
     }

@@ -73,7 +73,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
-            println!("{message}");
+            // As Synapse's script prints it (the server's answer on a line of its own), with
+            // what could drive the terminal escaped.
+            for line in message.lines() {
+                println!("{}", homekey::cli::one_line(line));
+            }
             ExitCode::FAILURE
         }
     }

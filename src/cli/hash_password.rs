@@ -40,11 +40,18 @@ pub enum HashPasswordError {
     Input(#[from] PasswordInputError),
     #[error(transparent)]
     Hash(#[from] crate::password::PasswordError),
+    /// A delegating Synapse's config (see [`crate::config::Config::refuse_delegating_synapse`]).
+    #[error("{0}")]
+    DelegatingSynapse(String),
 }
 
 /// Hashes the password as the config says and prints the hash (the only line on stdout).
 pub fn run(args: HashPasswordArgs) -> Result<(), HashPasswordError> {
     let config = args.config.load()?;
+    // A hash made with its pepper (not homekey's) would go to a table Synapse ignores.
+    config
+        .refuse_delegating_synapse()
+        .map_err(HashPasswordError::DelegatingSynapse)?;
     let settings = HashSettings::from_config(&config);
     // As Synapse's script: a terminal is prompted, anything else is read as one line.
     let password = match args.password {

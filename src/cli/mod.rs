@@ -24,6 +24,32 @@ use std::path::PathBuf;
 
 use crate::config::{Config, ConfigError, DatabaseConfig};
 
+/// A command's error as the one line printed on the terminal: each run of white space (a
+/// database's message may span lines) becomes one space, and any other control character
+/// (ESC, BEL, backspace, DEL, C1, and the bidirectional overrides) is shown escaped as Rust
+/// writes it (`\u{1b}`), so that a name or a value given by someone cannot drive the terminal.
+pub fn one_line(message: &str) -> String {
+    let mut line = String::with_capacity(message.len());
+    for word in message.split_whitespace() {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        for c in word.chars() {
+            if c.is_control() || is_bidi_control(c) {
+                line.extend(c.escape_debug());
+            } else {
+                line.push(c);
+            }
+        }
+    }
+    line
+}
+
+/// The characters that reorder text on display (Unicode's Bidi_Control).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Where a command takes its configuration from.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
@@ -80,4 +106,20 @@ pub struct DatabaseArgs {
 
 fn parse_database_url(url: &str) -> Result<DatabaseConfig, String> {
     DatabaseConfig::from_url(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_joins_lines_and_escapes_what_would_drive_a_terminal() {
+        assert_eq!(one_line("  a\n  b\tc\r\n"), "a b c");
+        assert_eq!(
+            one_line("user @\u{1b}[31mred\u{7}\u{8}\u{7f}\u{9b}x does not exist"),
+            "user @\\u{1b}[31mred\\u{7}\\u{8}\\u{7f}\\u{9b}x does not exist"
+        );
+        assert_eq!(one_line("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(one_line("café ünïcode 名前"), "café ünïcode 名前");
+    }
 }

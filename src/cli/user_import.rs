@@ -133,6 +133,19 @@ fn parse_csv(text: &str) -> Result<Vec<RawLine>, CommandError> {
         .headers()
         .map_err(|err| line_error(1, format!("not a CSV header: {err}")))?
         .clone();
+    // Without it the first line is likely an account rather than a header (and would be
+    // taken for one with no accounts after it): say so without quoting it, as it may hold a
+    // password.
+    if !headers.iter().any(|name| name == "user") {
+        return Err(line_error(
+            1,
+            format!(
+                "the header has no `user` column (a CSV file starts with a header line naming \
+                 its columns: {})",
+                FIELDS.join(", ")
+            ),
+        ));
+    }
     let mut lines = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|err| {

@@ -156,6 +156,32 @@ pub fn scheme_of(stored_hash: &str) -> Option<HashScheme> {
     }
 }
 
+/// The scheme of a hash someone gives (an import's `password_hash`): its
+/// prefix, and the whole of it well formed, so that a typo or a placeholder is refused rather
+/// than stored as a hash that no password will ever match. bcrypt: `$2a$`, `$2b$` or `$2y$`,
+/// a two-digit cost from 4 to 31, `$`, and 53 characters of bcrypt's base64 (60 in all).
+/// argon2id: a PHC string with its parameters, salt and hash.
+pub fn scheme_of_well_formed(given_hash: &str) -> Option<HashScheme> {
+    let well_formed = match scheme_of(given_hash)? {
+        HashScheme::Bcrypt => {
+            let bytes = given_hash.as_bytes();
+            bytes.len() == 60
+                && bytes[4..6].iter().all(u8::is_ascii_digit)
+                && bcrypt_cost(given_hash).is_some_and(|cost| (4..=31).contains(&cost))
+                && bytes[6] == b'$'
+                && bytes[7..]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'/')
+        }
+        HashScheme::Argon2id => PhcHash::new(given_hash).is_ok_and(|parsed| {
+            parsed.algorithm.as_str() == "argon2id"
+                && parsed.salt.is_some()
+                && parsed.hash.is_some()
+        }),
+    };
+    well_formed.then(|| scheme_of(given_hash)).flatten()
+}
+
 fn bcrypt_cost(stored_hash: &str) -> Option<u32> {
     stored_hash.get(4..6)?.parse().ok()
 }
@@ -185,6 +211,38 @@ impl Drop for SecretBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_given_hash_must_be_whole_to_have_a_scheme() {
+        let bcrypt = settings(HashScheme::Bcrypt, 4, "")
+            .hash(&secret("pw"))
+            .unwrap();
+        let argon2 = settings(HashScheme::Argon2id, 4, "")
+            .hash(&secret("pw"))
+            .unwrap();
+        let bcrypt = bcrypt.expose_secret();
+        let argon2 = argon2.expose_secret();
+        assert_eq!(scheme_of_well_formed(bcrypt), Some(HashScheme::Bcrypt));
+        assert_eq!(scheme_of_well_formed(argon2), Some(HashScheme::Argon2id));
+        let cut_bcrypt = &bcrypt[..59];
+        let cut_argon2 = &argon2[..argon2.rfind('$').unwrap()];
+        let bad_cost = bcrypt.replacen("$04$", "$+4$", 1);
+        let high_cost = bcrypt.replacen("$04$", "$32$", 1);
+        let bad_char = format!("{}!", &bcrypt[..59]);
+        for given in [
+            "$2b$04$notahash",
+            cut_bcrypt,
+            &bad_cost,
+            &high_cost,
+            &bad_char,
+            cut_argon2,
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "",
+            "plaintext",
+        ] {
+            assert_eq!(scheme_of_well_formed(given), None, "{given}");
+        }
+    }
 
     fn settings(scheme: HashScheme, rounds: u32, pepper: &str) -> HashSettings {
         HashSettings::new(scheme, rounds, SecretString::from(pepper))

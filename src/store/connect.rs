@@ -11,11 +11,15 @@ use super::sqlite_reads::SqliteReads;
 use super::{Backend, Flavour, Store, StoreError};
 use crate::config::DatabaseConfig;
 
-/// Whether opening may create the database. `serve` creates its own; the operator's commands
-/// refuse a path that does not exist, which is far more likely a typo than a wish.
+/// Whether opening may create the database and its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
+    /// `serve`, `migrate` and `migrate-from-synapse`: a missing database is created, and
+    /// homekey's schema is created or brought up to date.
     CreateIfMissing,
+    /// Every other command: the database must exist and hold homekey's schema, up to date, or
+    /// Synapse's. A path that does not exist is far more likely a typo than a wish, and a
+    /// database of neither kind is someone else's: nothing is created in either.
     MustExist,
 }
 
@@ -49,6 +53,10 @@ impl Store {
                          -c or --database (or start `homekey serve` once)",
                         path.display()
                     )));
+                } else {
+                    // Someone else's file is refused before the pool below sets its journal
+                    // mode, which SQLite keeps in the file.
+                    refuse_sqlite_without_account_schema(path, database).await?;
                 }
                 let options = SqliteConnectOptions::new()
                     .filename(path)
@@ -119,10 +127,18 @@ impl Store {
             sqlite_reads,
             owes_synapse: false,
         };
-        store.flavour = store.detect_flavour().await?;
-        if store.flavour == Flavour::Homekey {
-            store.migrate().await?;
-        }
+        store.flavour = match (detect_schema(&store.backend).await?, mode) {
+            (Schema::Synapse, _) => Flavour::Synapse,
+            (Schema::Homekey | Schema::None, OpenMode::CreateIfMissing) => {
+                store.migrate().await?;
+                Flavour::Homekey
+            }
+            (Schema::Homekey, OpenMode::MustExist) => {
+                store.check_schema_is_current(database).await?;
+                Flavour::Homekey
+            }
+            (Schema::None, OpenMode::MustExist) => return Err(not_an_account_database(database)),
+        };
         Ok(store)
     }
 
@@ -141,39 +157,114 @@ impl Store {
         Ok(())
     }
 
-    /// Synapse keeps its schema version in `schema_version`; homekey's migrations leave
-    /// `_sqlx_migrations`. A database with neither and no `users` table is new.
-    async fn detect_flavour(&self) -> Result<Flavour, StoreError> {
-        let mut tables = Vec::new();
-        for table in ["_sqlx_migrations", "schema_version", "users"] {
-            let exists: bool = match &self.backend {
-                Backend::Sqlite(pool) => sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
-                )
-                .bind(table)
-                .fetch_one(pool)
-                .await?,
-                Backend::Postgres(pool) => {
-                    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-                        .bind(table)
-                        .fetch_one(pool)
-                        .await?
-                }
-            };
-            if exists {
-                tables.push(table);
-            }
+    /// Refuses homekey's schema when it is not the one this homekey was built for: behind
+    /// (an older homekey's, migrated by `homekey migrate`) or ahead (a newer homekey's).
+    async fn check_schema_is_current(&self, database: &DatabaseConfig) -> Result<(), StoreError> {
+        let query = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+        let (applied, migrator): (Vec<i64>, _) = match &self.backend {
+            Backend::Sqlite(pool) => (
+                sqlx::query_scalar(query).fetch_all(pool).await?,
+                &SQLITE_MIGRATIONS,
+            ),
+            Backend::Postgres(pool) => (
+                sqlx::query_scalar(query).fetch_all(pool).await?,
+                &POSTGRES_MIGRATIONS,
+            ),
+        };
+        let known: Vec<i64> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .collect();
+        if let Some(missing) = known.iter().find(|v| !applied.contains(v)) {
+            return Err(StoreError::SchemaNotCurrent(format!(
+                "homekey's schema in {database} is behind this homekey (migration {missing} \
+                 not applied): run `homekey migrate` with the same -c or --database first"
+            )));
         }
-        match tables.as_slice() {
-            ["_sqlx_migrations", ..] => Ok(Flavour::Homekey),
-            ["schema_version", ..] => Ok(Flavour::Synapse),
-            [] => Ok(Flavour::Homekey),
-            _ => Err(StoreError::NotAccountDatabase(
-                "the database has a users table but is neither homekey's nor Synapse's; homekey leaves it alone"
-                    .into(),
-            )),
+        if let Some(unknown) = applied.iter().find(|v| !known.contains(v)) {
+            return Err(StoreError::SchemaNotCurrent(format!(
+                "homekey's schema in {database} is newer than this homekey (migration \
+                 {unknown} unknown to it): use the homekey that migrated it"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Synapse keeps its schema version in `schema_version`; homekey's migrations leave
+/// `_sqlx_migrations`. A database with neither and no `users` table has no schema of
+/// either (new, or someone else's).
+async fn detect_schema(backend: &Backend) -> Result<Schema, StoreError> {
+    let mut tables = Vec::new();
+    for table in ["_sqlx_migrations", "schema_version", "users"] {
+        let exists: bool = match backend {
+            Backend::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
+            )
+            .bind(table)
+            .fetch_one(pool)
+            .await?,
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(table)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        if exists {
+            tables.push(table);
         }
     }
+    match tables.as_slice() {
+        ["_sqlx_migrations", ..] => Ok(Schema::Homekey),
+        ["schema_version", ..] => Ok(Schema::Synapse),
+        [] => Ok(Schema::None),
+        _ => Err(StoreError::NotAccountDatabase(
+            "the database has a users table but is neither homekey's nor Synapse's; homekey leaves it alone"
+                .into(),
+        )),
+    }
+}
+
+/// The refusal of a database with neither homekey's tables nor Synapse's, outside the
+/// commands that create homekey's schema.
+fn not_an_account_database(database: &DatabaseConfig) -> StoreError {
+    StoreError::NotAccountDatabase(format!(
+        "{database} has neither homekey's tables nor Synapse's, so nothing was changed: \
+         `homekey migrate` creates homekey's schema in a new database"
+    ))
+}
+
+/// Looks at an existing SQLite file through a connection that only reads and sets no journal
+/// mode, so writes nothing to it, and refuses the file when it holds neither homekey's
+/// tables nor Synapse's.
+async fn refuse_sqlite_without_account_schema(
+    path: &std::path::Path,
+    database: &DatabaseConfig,
+) -> Result<(), StoreError> {
+    let options = SqliteConnectOptions::new().filename(path);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("SQLite at {}: {err}", path.display())))?;
+    let backend = Backend::Sqlite(pool.clone());
+    let schema = detect_schema(&backend).await;
+    pool.close().await;
+    match schema? {
+        Schema::None => Err(not_an_account_database(database)),
+        Schema::Homekey | Schema::Synapse => Ok(()),
+    }
+}
+
+/// Whose tables a database holds, when it is opened.
+enum Schema {
+    Homekey,
+    Synapse,
+    /// Neither: a new database, or one of something else.
+    None,
 }
 
 async fn connect_postgres(

@@ -7,7 +7,7 @@
 //! operator takes its audit record as a parameter and commits it in that same transaction
 //! (see `commit_audited!` in `audit.rs`).
 //!
-//! The tables are Synapse's (see DESIGN.md), so the same code opens an existing Synapse
+//! The tables are Synapse's (see docs/DESIGN.md), so the same code opens an existing Synapse
 //! database. homekey never migrates a Synapse database, and does not mint tokens in one
 //! (Synapse allocates `access_tokens.id` in its own processes).
 
@@ -381,6 +381,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("{0}")]
     NotAccountDatabase(String),
+    /// homekey's schema, but not the version this homekey reads and writes.
+    #[error("{0}")]
+    SchemaNotCurrent(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     /// The change's audit record could not be written, so the change was not made either.

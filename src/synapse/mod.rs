@@ -1,6 +1,6 @@
 //! Beside Synapse: homekey as the authentication service of a Synapse whose
 //! `matrix_authentication_service` points at it, in the place of MAS
-//! (`../shared/SYNAPSE-DELEGATION.md`). Served only when the config has a `synapse:` section.
+//! (`docs/BESIDE-SYNAPSE.md`). Served only when the config has a `synapse:` section.
 //!
 //! - [`caller`]: Synapse's calls, recognised by the shared secret.
 //! - [`client`]: homekey's calls to Synapse (`/_synapse/mas/*`).

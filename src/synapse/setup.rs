@@ -4,21 +4,36 @@
 
 use std::path::Path;
 
-/// The keys Synapse refuses to start with beside `matrix_authentication_service`, and the
-/// removed experimental one.
-pub const REFUSED_BESIDE_DELEGATION: &[&str] = &[
-    "password_config.enabled (true or only_for_reauth: set it to false)",
-    "enable_registration",
-    "user_consent",
-    "oidc_providers, saml2_config, cas_config, jwt_config (any SSO)",
-    "password_providers",
-    "enable_registration_captcha",
-    "login_via_existing_session",
-    "refresh_token_lifetime",
-    "nonrefreshable_access_token_lifetime",
-    "session_lifetime",
-    "enable_3pid_changes: true",
-    "experimental_features.msc3861 (removed: an error)",
+/// The keys Synapse refuses to start with beside `matrix_authentication_service`
+/// (`synapse/config/mas.py`), each with what to do with it.
+pub const REFUSED_BESIDE_DELEGATION: &[(&str, &str)] = &[
+    (
+        "password_config.enabled",
+        "set it to false (true and only_for_reauth are refused)",
+    ),
+    ("enable_registration", "remove it, or set it to false"),
+    ("user_consent", "remove the section"),
+    ("oidc_providers", "remove it (no SSO in this mode)"),
+    ("saml2_config", "remove it"),
+    ("cas_config", "remove it"),
+    ("jwt_config", "remove it"),
+    ("password_providers", "remove it"),
+    (
+        "enable_registration_captcha",
+        "remove it, or set it to false",
+    ),
+    (
+        "login_via_existing_session",
+        "remove the section, or set its enabled to false",
+    ),
+    ("refresh_token_lifetime", "remove it"),
+    ("nonrefreshable_access_token_lifetime", "remove it"),
+    ("session_lifetime", "remove it"),
+    ("enable_3pid_changes", "remove it, or set it to false"),
+    (
+        "experimental_features.msc3861",
+        "remove it (it was removed from Synapse: an error)",
+    ),
 ];
 
 /// The instructions, for homekey's file at `homekey_config`, listening at `homekey_url`,
@@ -28,7 +43,7 @@ pub fn instructions(homekey_config: &Path, homekey_url: &str, secret_file: &Path
     let secret_file = secret_file.display();
     let refused: String = REFUSED_BESIDE_DELEGATION
         .iter()
-        .map(|key| format!("  - {key}\n"))
+        .map(|(key, what)| format!("  - {key}: {what}\n"))
         .collect();
     format!(
         "In Synapse's homeserver.yaml:\n\
@@ -42,18 +57,22 @@ pub fn instructions(homekey_config: &Path, homekey_url: &str, secret_file: &Path
            endpoint: \"{homekey_url}\"\n  \
            secret_path: \"{secret_file}\"\n\
          \n\
-         2. Remove these keys, or Synapse refuses to start:\n\
+         2. Synapse refuses to start with any of these keys set; for each one present:\n\
          {refused}\
          \n\
          3. registration_shared_secret: the same value in both files (copy Synapse's into {file}, \
          or homekey's into Synapse's), so that register_new_matrix_user works with either.\n\
          \n\
-         4. The reverse proxy: send what Synapse switches off in this mode to homekey (login, \
-         logout, refresh, register/available, account/password, account/deactivate, \
-         delete_devices, DELETE devices/ID, the Admin API's user routes, and /_homekey/), \
-         everything else to Synapse: the tested nginx and Caddy configs are in homekey's \
-         README, \"Beside Synapse\". Never route /oauth2/introspect nor /_synapse/mas \
-         publicly: Synapse and homekey call each other directly.\n\
+         4. public_baseurl: set it in Synapse's file (the same URL as in {file}). Without it \
+         Synapse serves no /.well-known/matrix/client (404), which is where clients find the \
+         link to homekey's account page (\"Manage account\").\n\
+         \n\
+         5. The reverse proxy: send what Synapse switches off in this mode to homekey at \
+         {homekey_url} (login, logout, refresh, register/available, account/password, \
+         account/deactivate, delete_devices, DELETE devices/ID, the Admin API's user routes, \
+         and /_homekey/), everything else to Synapse: the tested nginx and Caddy configs are \
+         in homekey's README, \"Beside Synapse\". Never route /oauth2/introspect nor \
+         /_synapse/mas publicly: Synapse and homekey call each other directly.\n\
          \n\
          homekey keeps Synapse's users and devices in line with its own (`homekey synapse \
          status` shows what is owed to Synapse and not delivered yet).\n\
@@ -77,8 +96,8 @@ mod tests {
             "matrix_authentication_service:\n  enabled: true\n  endpoint: \"http://127.0.0.1:8081/\"\n  secret_path: \"/etc/homekey/homekey.synapse-secret\"\n"
         ));
         for key in [
-            "password_config.enabled",
-            "enable_registration",
+            "password_config.enabled: set it to false",
+            "enable_registration: remove it",
             "user_consent",
             "oidc_providers",
             "password_providers",
@@ -91,6 +110,9 @@ mod tests {
             "msc3861",
             "registration_shared_secret",
             "/oauth2/introspect",
+            "public_baseurl: set it in Synapse's file",
+            "/.well-known/matrix/client",
+            "to homekey at http://127.0.0.1:8081/",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }

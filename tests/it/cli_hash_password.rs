@@ -200,3 +200,39 @@ fn on_a_terminal_it_prompts_twice_without_echo_and_refuses_a_mismatch() {
     assert_eq!(code, 1, "{screen}");
     assert!(screen.contains("Password cannot be blank."), "{screen}");
 }
+
+/// Beside Synapse, the habit `hash_password -c /etc/matrix-synapse/homeserver.yaml` would make
+/// a hash without homekey's pepper for a table Synapse no longer reads: both commands refuse
+/// a delegating Synapse's config, naming homekey's, and print no hash.
+#[test]
+fn a_delegating_synapses_config_is_refused_naming_homekeys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "server_name: example.com\n\
+         password_config: {enabled: false, pepper: synapse-pepper}\n\
+         matrix_authentication_service:\n  enabled: true\n  \
+         endpoint: http://127.0.0.1:8081/\n  secret: synapse-side-mas-secret-0123456789abcdef\n",
+    );
+    let config = path.to_str().unwrap();
+    for (binary, args) in [
+        (HASH_PASSWORD, vec!["-c", config, "-p", "new-password"]),
+        (
+            HOMEKEY,
+            vec!["hash-password", "-c", config, "-p", "new-password"],
+        ),
+    ] {
+        let out = run_binary(binary, &args, b"", &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{binary}: {err}");
+        assert_eq!(stdout(&out), "", "{binary}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("homeserver.yaml")
+                && err.contains("matrix_authentication_service")
+                && err.contains("homekey's own config"),
+            "{binary}: {err}"
+        );
+        assert!(!err.contains("synapse-side-mas-secret") && !err.contains("synapse-pepper"));
+    }
+}

@@ -509,6 +509,10 @@ async fn a_bad_import_line_imports_nothing(db: TestDb) {
             "line 2: `password_hash` is not a bcrypt or argon2id hash",
         ),
         (
+            "{\"user\": \"gina\", \"password\": \"gina-pass1\"}\n{\"user\": \"hal\", \"password_hash\": \"$2b$04$notahash\"}\n",
+            "line 2: `password_hash` is not a bcrypt or argon2id hash",
+        ),
+        (
             "{\"user\": \"gina\", \"password\": \"gina-pass1\"}\n{\"user\": \"GINA\"}\n",
             "line 2: @GINA:example.com is listed twice",
         ),
@@ -533,6 +537,23 @@ async fn a_bad_import_line_imports_nothing(db: TestDb) {
     std::fs::write(&csv, "user,password\ngina,gina-pass1,extra\n").unwrap();
     let err = op.fails(&["user", "import", csv.to_str().unwrap()], "", 1);
     assert!(err.contains("line 2: not valid CSV"), "{err}");
+    // A CSV file without its header line: its first account is no header, and is not quoted
+    // (it holds a password); so is a header without `user`, and an empty file.
+    for text in [
+        "gina,gina-secret-pass1\n",
+        "name,password\ngina,gina-secret-pass1\n",
+        "",
+    ] {
+        std::fs::write(&csv, text).unwrap();
+        let err = op.fails(&["user", "import", csv.to_str().unwrap()], "", 1);
+        assert!(
+            err.contains("line 1: the header has no `user` column"),
+            "{text:?}: {err}"
+        );
+        assert!(err.contains("nothing was imported"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+    assert_eq!(op.json(&["user", "list", "--json"])["total"], 0);
     let err = op.fails(&["user", "import", "/nonexistent/users.csv"], "", 1);
     assert!(
         err.contains("/nonexistent/users.csv: cannot read it"),
@@ -1019,4 +1040,52 @@ async fn on_a_terminal_the_password_is_prompted_twice_without_echo() {
             .unwrap()
             .is_none()
     );
+}
+
+/// Control characters in what the operator gave (a path, an argument, a user in a file) are
+/// shown escaped in the one-line error, never sent raw to the terminal.
+#[tokio::test]
+async fn control_characters_in_an_error_are_shown_escaped() {
+    let db = TestDb::sqlite().await;
+    let op = Operator::new(db);
+    let file = op.dir.path().join("users.jsonl");
+    std::fs::write(
+        &file,
+        "{\"user\": \"@\\u001b[2Jevil\\u0007:example.com\"}\n",
+    )
+    .unwrap();
+    let missing = op.dir.path().join("typo\u{1b}[31m.db");
+    let missing = format!("sqlite:{}", missing.display());
+    // (clap itself strips ANSI sequences from a usage error; a lone C1 control it leaves.)
+    let bogus = "--bogus\u{1b}[31m\u{9b}";
+    for (what, out, code, escaped) in [
+        (
+            "import",
+            op.run(&["user", "import", file.to_str().unwrap()], ""),
+            1,
+            "\\u{1b}[2Jevil\\u{7}",
+        ),
+        (
+            "database",
+            run_binary(HOMEKEY, &["user", "list", "--database", &missing], b"", &[]),
+            3,
+            "typo\\u{1b}[31m.db",
+        ),
+        (
+            "usage",
+            run_binary(HOMEKEY, &["user", "list", bogus], b"", &[]),
+            2,
+            "\\u{9b}",
+        ),
+    ] {
+        let argv = what;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{argv:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{argv:?}: {err}");
+        assert!(
+            !err.chars().any(|c| c.is_control() && c != '\n'),
+            "{argv:?}: raw control characters in {err:?}"
+        );
+        assert!(err.contains(escaped), "{argv:?}: {err}");
+    }
 }

@@ -10,6 +10,7 @@ mod audit;
 mod cli_admin;
 mod cli_config;
 mod cli_hash_password;
+mod cli_schema;
 mod cli_user;
 mod enumeration;
 mod hardening_concurrency;

@@ -514,7 +514,7 @@ async fn unknown_paths_and_methods_are_unrecognized(db: TestDb) {
 async fn a_hash_written_by_hand_with_sql_logs_in_at_once(db: TestDb) {
     // The seed's way: a hash made by Synapse's hash_password, put in place with plain SQL
     // while the server runs, logs in at once.
-    let vectors = crate::support::shared_vectors();
+    let vectors = crate::support::synapse_hash_vectors();
     let vector = &vectors["peppered"][1];
     let (password, pepper, hash) = (
         vector["password"].as_str().unwrap(),

@@ -186,22 +186,12 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
-/// The shared reference data made with the real Synapse: `../shared/` beside the project
-/// (or `$HOMEKEY_SHARED_DIR`).
-pub fn shared_vectors() -> serde_json::Value {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        std::env::var_os("HOMEKEY_SHARED_DIR").map(PathBuf::from),
-        Some(manifest.join("../shared")),
-        Some(PathBuf::from("/work/shared")),
-    ];
-    let path = candidates
-        .into_iter()
-        .flatten()
-        .map(|dir| dir.join("vectors/synapse_hashes.json"))
-        .find(|path| path.is_file())
-        .expect("../shared/vectors/synapse_hashes.json not found (set HOMEKEY_SHARED_DIR)");
-    let text = std::fs::read_to_string(&path).unwrap();
+/// Password → hash pairs made by Synapse's own `hash_password` (`tests/vectors/`), with and
+/// without a pepper.
+pub fn synapse_hash_vectors() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/synapse_hashes.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 

@@ -166,6 +166,89 @@ fn generate_config_for_synapse_refuses_what_is_not_a_url() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
+/// `--listen` moves homekey, and with it everything printed that names where homekey is:
+/// Synapse's block and the reverse proxy's step; every address homekey listens on is reached
+/// through the loopback one. A bad address is a usage error, and no file is written.
+#[test]
+fn generate_config_for_synapse_listens_where_told_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for (listen, bind, reach) in [
+        ("127.0.0.1:9090", "127.0.0.1", "http://127.0.0.1:9090/"),
+        ("0.0.0.0:9091", "0.0.0.0", "http://127.0.0.1:9091/"),
+        ("[::1]:9092", "::1", "http://[::1]:9092/"),
+    ] {
+        let path = dir.path().join(format!("homekey-{bind}.yaml"));
+        let out = run_binary(
+            HOMEKEY,
+            &[
+                "generate-config",
+                "--server-name",
+                "example.com",
+                "--for-synapse",
+                "http://127.0.0.1:8008/",
+                "--listen",
+                listen,
+                "-c",
+                path.to_str().unwrap(),
+            ],
+            b"",
+            &[],
+        );
+        assert!(out.status.success(), "{listen}: {}", stderr(&out));
+        let config = Config::load(&[&path]).unwrap();
+        let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+        assert_eq!(config.listeners[0].port, port);
+        assert_eq!(config.listeners[0].bind_addresses, [bind]);
+        let printed = stdout(&out);
+        assert!(
+            printed.contains(&format!("  endpoint: \"{reach}\"\n")),
+            "{listen}: {printed}"
+        );
+        assert!(
+            printed.contains(&format!("to homekey at {reach}")),
+            "{listen}: {printed}"
+        );
+        assert!(!printed.contains("8081"), "{listen}: {printed}");
+        // Synapse's public_baseurl is a step of its own, and each refused key its own line.
+        assert!(printed.contains("public_baseurl: set it in Synapse's file"));
+        assert!(printed.contains("/.well-known/matrix/client"));
+        assert!(printed.contains("  - password_config.enabled: set it to false"));
+        assert!(printed.contains("  - jwt_config: remove it\n"));
+    }
+
+    let path = dir.path().join("bad.yaml");
+    for bad in [
+        "nonsense",
+        "127.0.0.1",
+        "8081",
+        "127.0.0.1:0",
+        "localhost:8081",
+    ] {
+        let out = run_binary(
+            HOMEKEY,
+            &[
+                "generate-config",
+                "--server-name",
+                "example.com",
+                "--for-synapse",
+                "http://127.0.0.1:8008/",
+                "--listen",
+                bad,
+                "-c",
+                path.to_str().unwrap(),
+            ],
+            b"",
+            &[],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+        assert!(err.contains("--listen"), "{bad}: {err}");
+        assert!(!path.exists());
+        assert!(!dir.path().join("bad.synapse-secret").exists());
+    }
+}
+
 /// A homekey config with `synapse` as given, in `dir`.
 fn config_with(dir: &std::path::Path, synapse: &str) -> std::path::PathBuf {
     let path = dir.join("homekey.yaml");
@@ -316,6 +399,8 @@ fn a_delegating_synapses_own_config_is_refused_by_the_commands_on_accounts() {
 
     let on = synapse_config(true);
     let config = on.to_str().unwrap();
+    let no_accounts = dir.path().join("no-accounts.csv");
+    std::fs::write(&no_accounts, "user,password\n").unwrap();
     for (argv, stdin) in [
         (
             vec!["user", "create", "alice", "--password-stdin", "-c", config],
@@ -334,7 +419,16 @@ fn a_delegating_synapses_own_config_is_refused_by_the_commands_on_accounts() {
         ),
         (vec!["user", "deactivate", "alice", "-c", config], b""),
         (vec!["user", "list", "-c", config], b""),
-        (vec!["user", "import", "/dev/null", "-c", config], b""),
+        (
+            vec![
+                "user",
+                "import",
+                no_accounts.to_str().unwrap(),
+                "-c",
+                config,
+            ],
+            b"",
+        ),
         (vec!["audit", "list", "-c", config], b""),
         (vec!["serve", "-c", config], b""),
         (vec!["migrate", "-c", config], b""),

@@ -1,4 +1,4 @@
-//! Beside Synapse, what Synapse asks `homekey serve` (`../shared/SYNAPSE-DELEGATION.md`):
+//! Beside Synapse, what Synapse asks `homekey serve` (`docs/BESIDE-SYNAPSE.md`):
 //! `POST /oauth2/introspect` with the shared secret, answered as Synapse's
 //! `synapse/api/auth/mas.py` reads it, and `GET /.well-known/openid-configuration` with the
 //! account page it names; hostile requests to them; none of it without a `synapse:` section.

@@ -521,7 +521,20 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
     let homekey::config::DatabaseConfig::Sqlite { path } = &other.config else {
         unreachable!()
     };
-    std::fs::copy(path, &homekey_file).unwrap();
+    // A whole copy (VACUUM INTO): the file alone may hold none of its tables yet, which are
+    // in its WAL until a checkpoint.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("VACUUM INTO $1")
+            .bind(homekey_file.to_str().unwrap())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
     let out = migrate_with(
         &moving.synapse_config_on(dir.path(), &homekey_file),
         &config,

@@ -5,7 +5,7 @@ use homekey::config::HashScheme;
 use homekey::password::HashSettings;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::support::{python_with_bcrypt, shared_vectors};
+use crate::support::{python_with_bcrypt, synapse_hash_vectors};
 
 struct Vector {
     password: String,
@@ -14,7 +14,7 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let data = shared_vectors();
+    let data = synapse_hash_vectors();
     let mut all = Vec::new();
     for group in ["peppered", "unpeppered"] {
         for entry in data[group].as_array().unwrap() {
