@@ -246,7 +246,7 @@ async fn a_burst_of_requests_leaves_one_whole_log_line_each(db: TestDb) {
     for i in 0..REQUESTS {
         let request = server
             .http
-            .get(server.url(&format!("/_matrix/client/v3/account/whoami?burst={i}")))
+            .get(server.url(&format!("/_matrix/client/v3/account/whoami?from={i}")))
             .bearer_auth(&token);
         burst.spawn(async move { request.send().await.unwrap().status() });
     }
@@ -257,13 +257,13 @@ async fn a_burst_of_requests_leaves_one_whole_log_line_each(db: TestDb) {
         let log = server.log();
         let mut seen: Vec<usize> = log
             .lines()
-            .filter(|line| line.contains("?burst="))
+            .filter(|line| line.contains("?from="))
             .map(|line| {
                 assert!(
                     line.contains("status=200") && line.contains("latency_ms="),
                     "a cut or mixed line: {line}"
                 );
-                let number = line.split("?burst=").nth(1).unwrap();
+                let number = line.split("?from=").nth(1).unwrap();
                 number.split(' ').next().unwrap().parse().unwrap()
             })
             .collect();
@@ -570,13 +570,13 @@ async fn sigterm_stops_the_server_cleanly(db: TestDb) {
     // Answered right before the stop: its access-log line, gathered for a batch, must still
     // be written, and before the last line.
     let (status, _) = server
-        .call("GET", "/_matrix/client/versions?last=1", None, None)
+        .call("GET", "/_matrix/client/versions?limit=1", None, None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(server.stop(), Some(0), "{}", server.log());
     let log = server.log();
     let last_request = log
-        .find("versions?last=1")
+        .find("versions?limit=1")
         .expect("the last request's line");
     let stopped = log.rfind("stopped").expect("the stop's line");
     assert!(last_request < stopped, "{log}");
