@@ -245,6 +245,24 @@ impl Operator {
         }))
     }
 
+    /// The account `given` names, found as a login finds it (Synapse's rule): the exact ID,
+    /// else the only account whose ID differs from it in case only. For commands that only
+    /// read; a change needs the exact ID ([`Operator::existing_user`]).
+    pub async fn user_as_login_finds(&self, given: &str) -> Result<User, CommandError> {
+        let user_id = self.user_id(given)?;
+        if let Some(user) = self.accounts.get_user(user_id.as_str()).await? {
+            return Ok(user);
+        }
+        let mut others = self
+            .accounts
+            .find_users_case_insensitive(user_id.as_str())
+            .await?;
+        match others.len() {
+            1 => Ok(others.remove(0)),
+            _ => self.existing_user(given).await,
+        }
+    }
+
     /// Before a new password is hashed: the account service's checks for `actor` (so that a
     /// refusal comes before any work), and what the operator should know.
     pub fn check_new_password(

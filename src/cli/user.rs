@@ -338,7 +338,7 @@ async fn logout(args: OneUser) -> Result<(), CommandError> {
 
 async fn show(args: ShowArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
-    let user = op.existing_user(&args.user).await?;
+    let user = op.user_as_login_finds(&args.user).await?;
     let devices = op.accounts.list_devices(&user.name).await?;
     if args.json {
         let mut body = user_json(&user);
@@ -352,6 +352,8 @@ async fn show(args: ShowArgs) -> Result<(), CommandError> {
         ("display name", user.displayname.clone().unwrap_or_default()),
         ("state", state(&user).to_owned()),
         ("server admin", yes_no(user.admin).to_owned()),
+        ("shadow-banned", yes_no(user.shadow_banned).to_owned()),
+        ("suspended", yes_no(user.suspended).to_owned()),
         (
             "password",
             if has_password(&user) { "set" } else { "none" }.to_owned(),
@@ -472,7 +474,9 @@ async fn login(args: LoginArgs) -> Result<(), CommandError> {
 
 /// One word for the account's state, the strongest first.
 fn state(user: &User) -> &'static str {
-    if user.deactivated {
+    if user.deactivated && user.erased {
+        "deactivated and erased"
+    } else if user.deactivated {
         "deactivated"
     } else if user.locked {
         "locked"
@@ -503,6 +507,8 @@ pub fn user_json(user: &User) -> Value {
         "deactivated": user.deactivated,
         "locked": user.locked,
         "shadow_banned": user.shadow_banned,
+        "suspended": user.suspended,
+        "erased": user.erased,
         "approved": user.approved,
         "is_guest": user.is_guest,
         "user_type": user.user_type,

@@ -27,6 +27,7 @@ server_tests!(
     a_change_whose_audit_record_cannot_be_written_is_not_made,
     the_password_policy_refuses_and_changes_nothing,
     no_secret_reaches_the_output_or_the_logs,
+    show_finds_an_account_as_a_login_does_and_says_every_flag,
 );
 
 /// A test database with a config file for it (server example.com, a pepper, bcrypt cost 5,
@@ -1088,4 +1089,50 @@ async fn control_characters_in_an_error_are_shown_escaped() {
         );
         assert!(err.contains(escaped), "{argv:?}: {err}");
     }
+}
+
+/// `user show` finds an account as `/login` does (the exact ID, else the only one differing
+/// in case: a name Synapse kept from before it lowercased new ones), and says whether it is
+/// shadow-banned, suspended or erased; a change still needs the exact ID.
+async fn show_finds_an_account_as_a_login_does_and_says_every_flag(db: TestDb) {
+    let op = Operator::new(db);
+    crate::server::raw_execute(
+        &op.db.config,
+        "INSERT INTO users (name, creation_ts, admin, is_guest, deactivated, shadow_banned, \
+         approved, locked, suspended) VALUES ($1, 1700000000, 0, 0, 0, TRUE, TRUE, FALSE, TRUE)",
+        &["@Upper:example.com"],
+    )
+    .await;
+    let shown = op.ok(&["user", "show", "upper"], "");
+    assert!(shown.starts_with("@Upper:example.com\n"), "{shown}");
+    for expected in [
+        "shadow-banned yes",
+        "suspended     yes",
+        "state         active",
+    ] {
+        assert!(shown.contains(expected), "{expected}: {shown}");
+    }
+    let body = op.json(&["user", "show", "upper", "--json"]);
+    assert_eq!(body["shadow_banned"], true);
+    assert_eq!(body["suspended"], true);
+    assert_eq!(body["erased"], false);
+    // A change names the exact account, and is told which one there is.
+    let err = op.fails(&["user", "lock", "upper"], "", 1);
+    assert!(err.contains("did you mean @Upper:example.com?"), "{err}");
+
+    // An erased account says so.
+    op.create("@erin:example.com", "erin12345");
+    op.ok(&["user", "deactivate", "erin"], "");
+    crate::server::raw_execute(
+        &op.db.config,
+        "INSERT INTO erased_users (user_id) VALUES ($1)",
+        &["@erin:example.com"],
+    )
+    .await;
+    let shown = op.ok(&["user", "show", "erin"], "");
+    assert!(
+        shown.contains("state         deactivated and erased"),
+        "{shown}"
+    );
+    assert_eq!(op.json(&["user", "show", "erin", "--json"])["erased"], true);
 }
