@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
-use super::operator::{CommandError, DatabaseSelection, EXIT_CODES_HELP, Operator, out};
+use super::operator::{
+    CommandError, DatabaseSelection, EXIT_CODES_HELP, Operator, SelectedConfig, out,
+};
 use crate::accounts::Accounts;
 use crate::accounts::migration::{Carrying, RestoreTally, Tally};
 use crate::config::{Config, DatabaseConfig};
@@ -71,14 +73,17 @@ struct SynapseSide {
 }
 
 pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
-    let homekey = open_homekey(&args.db, OpenMode::CreateIfMissing).await?;
-    let synapse = open_synapse(&args.synapse_config, &homekey).await?;
+    // Synapse's side is checked before homekey's database is opened: a refused run leaves no
+    // new database behind.
+    let selected = args.db.config_selected()?;
+    let synapse = open_synapse(&args.synapse_config, &selected.config).await?;
     if args.clear_synapse_hashes {
+        let homekey = open_homekey(selected, OpenMode::MustExist).await?;
         return clear_hashes(&homekey, &synapse).await;
     }
     let mut problems = synapse_running(&synapse).await?;
     let (homekey_pepper, synapse_pepper) = (
-        homekey.config.password.pepper.expose_secret(),
+        selected.config.password.pepper.expose_secret(),
         synapse.config.password.pepper.expose_secret(),
     );
     if homekey_pepper != synapse_pepper {
@@ -88,6 +93,13 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
                 .into(),
         );
     }
+    if !problems.is_empty() && !args.dry_run {
+        return Err(CommandError::Refused(format!(
+            "{}; nothing was changed",
+            problems.join("; ")
+        )));
+    }
+    let homekey = open_homekey(selected, OpenMode::CreateIfMissing).await?;
     out!(
         "Synapse's database: {} (schema {})",
         synapse.config.database,
@@ -107,12 +119,6 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
                 ""
             }
         );
-    }
-    if !problems.is_empty() && !args.dry_run {
-        return Err(CommandError::Refused(format!(
-            "{}; nothing was changed",
-            problems.join("; ")
-        )));
     }
     for problem in &problems {
         out!("problem: {problem}");
@@ -274,8 +280,8 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
 }
 
 pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
-    let homekey = open_homekey(&args.db, OpenMode::MustExist).await?;
-    let synapse = open_synapse(&args.synapse_config, &homekey).await?;
+    let homekey = open_homekey(args.db.config_selected()?, OpenMode::MustExist).await?;
+    let synapse = open_synapse(&args.synapse_config, &homekey.config).await?;
     let mut problems = synapse_running(&synapse).await?;
     problems.extend(homekey_running(&homekey.config));
     if !problems.is_empty() {
@@ -368,8 +374,8 @@ async fn clear_hashes(homekey: &Operator, synapse: &SynapseSide) -> Result<(), C
     Ok(())
 }
 
-async fn open_homekey(db: &DatabaseSelection, mode: OpenMode) -> Result<Operator, CommandError> {
-    let homekey = db.open_with(mode).await?;
+async fn open_homekey(selected: SelectedConfig, mode: OpenMode) -> Result<Operator, CommandError> {
+    let homekey = selected.open(mode).await?;
     if homekey.accounts.flavour() != Flavour::Homekey {
         return Err(CommandError::Refused(format!(
             "{} is a Synapse database: -c (or --database) names homekey's own",
@@ -379,7 +385,10 @@ async fn open_homekey(db: &DatabaseSelection, mode: OpenMode) -> Result<Operator
     Ok(homekey)
 }
 
-async fn open_synapse(paths: &[PathBuf], homekey: &Operator) -> Result<SynapseSide, CommandError> {
+async fn open_synapse(
+    paths: &[PathBuf],
+    homekey_config: &Config,
+) -> Result<SynapseSide, CommandError> {
     let config = Config::load(paths).map_err(|err| CommandError::Refused(err.to_string()))?;
     if config.synapse.is_some() {
         return Err(CommandError::Refused(format!(
@@ -390,13 +399,13 @@ async fn open_synapse(paths: &[PathBuf], homekey: &Operator) -> Result<SynapseSi
                 .map_or_else(String::new, |p| p.display().to_string())
         )));
     }
-    if config.server_name != homekey.config.server_name {
+    if config.server_name != homekey_config.server_name {
         return Err(CommandError::Refused(format!(
             "server_name differs: Synapse's is {}, homekey's {}; they must be the same server",
-            config.server_name, homekey.config.server_name
+            config.server_name, homekey_config.server_name
         )));
     }
-    if same_database(&config.database, &homekey.config.database) {
+    if same_database(&config.database, &homekey_config.database) {
         return Err(CommandError::Refused(
             "homekey's config and Synapse's name the same database".into(),
         ));

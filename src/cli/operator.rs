@@ -114,6 +114,12 @@ impl DatabaseSelection {
 
     /// [`DatabaseSelection::open`], creating homekey's database if `mode` allows it.
     pub async fn open_with(&self, mode: OpenMode) -> Result<Operator, CommandError> {
+        self.config_selected()?.open(mode).await
+    }
+
+    /// The config (if any) with the database `--database` names, read and checked, before
+    /// any database is opened.
+    pub fn config_selected(&self) -> Result<SelectedConfig, CommandError> {
         let file = self
             .config
             .load_optional()
@@ -137,12 +143,28 @@ impl DatabaseSelection {
         config
             .refuse_delegating_synapse()
             .map_err(CommandError::Refused)?;
-        let store = Store::open(&config.database, mode).await?;
-        let config = Arc::new(config);
+        Ok(SelectedConfig {
+            config,
+            has_config_file,
+        })
+    }
+}
+
+/// A config read for a command, its database not opened yet.
+pub struct SelectedConfig {
+    pub config: Config,
+    has_config_file: bool,
+}
+
+impl SelectedConfig {
+    /// Opens the config's database (creating homekey's if `mode` allows it).
+    pub async fn open(self, mode: OpenMode) -> Result<Operator, CommandError> {
+        let store = Store::open(&self.config.database, mode).await?;
+        let config = Arc::new(self.config);
         Ok(Operator {
             accounts: Accounts::new(store, config.clone()),
             config,
-            has_config_file,
+            has_config_file: self.has_config_file,
             name: cli_actor(),
         })
     }

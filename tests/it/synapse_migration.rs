@@ -607,6 +607,31 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
         0
     );
 
+    // A refused first run leaves no homekey database behind.
+    let fresh = dir.path().join("fresh-homekey.db");
+    let fresh_url = format!("sqlite:{}", fresh.display());
+    for (synapse_config, config, why) in [
+        (
+            moving.synapse_config_on(dir.path(), &dir.path().join("missing.db")),
+            config.clone(),
+            "does not exist",
+        ),
+        (
+            moving.synapse_config_on(dir.path(), &future),
+            config.clone(),
+            "schema version 99",
+        ),
+        (
+            synapse_config.clone(),
+            peppered.to_str().unwrap().to_owned(),
+            "pepper differs",
+        ),
+    ] {
+        let out = migrate_with(&synapse_config, &config, &fresh_url, &[]);
+        refused(&out, why);
+        assert!(!fresh.exists(), "{why}: homekey's database was created");
+    }
+
     // The dry run says what is left to Synapse and what is carried as it is.
     let out = ok(&migrate_with(
         &synapse_config,
