@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::account_page::{
     Browser, PAGE, assert_security_headers, beside_synapse, web_session_rows,
 };
+use crate::one_account_service::database_url;
 use crate::server::{PEPPER, Server, password_auth, raw_execute, server_tests};
 use crate::support::{HOMEKEY, TestDb, run_binary, stderr, write_config};
 
@@ -25,14 +26,6 @@ server_tests!(
 );
 
 const ALICE: &str = "@alice:example.com";
-
-fn database_url(server: &Server) -> String {
-    match &server.db.config {
-        homekey::config::DatabaseConfig::Sqlite { path } => format!("sqlite:{}", path.display()),
-        homekey::config::DatabaseConfig::PostgresUrl(url) => url.clone(),
-        other => panic!("{other:?}"),
-    }
-}
 
 /// A browser signed in to the page as alice.
 async fn signed_in_browser(server: &Server, password: &str) -> Browser {

@@ -34,7 +34,7 @@ async fn audit_actions(server: &Server, user_id: &str) -> Vec<(String, String)> 
     records.into_iter().map(|r| (r.actor, r.action)).collect()
 }
 
-fn database_url(server: &Server) -> String {
+pub(crate) fn database_url(server: &Server) -> String {
     match &server.db.config {
         homekey::config::DatabaseConfig::Sqlite { path } => format!("sqlite:{}", path.display()),
         homekey::config::DatabaseConfig::PostgresUrl(url) => url.clone(),
