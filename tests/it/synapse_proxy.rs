@@ -809,6 +809,81 @@ async fn through_caddy_the_login_is_homekeys_and_its_token_works_on_synapse() {
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// Asserts that `proxy` answers homekey's routes with a Matrix error clients retry (503
+/// `M_UNKNOWN`, JSON, `Retry-After`) while homekey cannot be reached, and still passes the
+/// rest to Synapse.
+async fn assert_homekey_unavailable(http: &reqwest::Client, proxy: &Proxy, what: &str) {
+    for (method, path) in [
+        ("POST", "/_matrix/client/v3/login"),
+        ("GET", "/_matrix/client/r0/login"),
+        ("DELETE", "/_matrix/client/v3/devices/SOME"),
+        ("POST", "/_synapse/admin/v1/reset_password/@x:example.com"),
+        ("GET", "/_homekey/account/"),
+    ] {
+        let response = http
+            .request(method.parse().unwrap(), proxy.url(path))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what} {method} {path}: {text}"
+        );
+        assert_eq!(
+            headers.get("content-type").map(|v| v.to_str().unwrap()),
+            Some("application/json"),
+            "{what} {method} {path}"
+        );
+        assert_eq!(
+            headers.get("retry-after").map(|v| v.to_str().unwrap()),
+            Some("5"),
+            "{what} {method} {path}"
+        );
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{what} {method} {path}: not JSON: {text}"));
+        assert_eq!(body["errcode"], "M_UNKNOWN", "{what} {method} {path}");
+        assert!(body["error"].is_string(), "{what} {method} {path}");
+    }
+    let (status, _) = call(
+        http,
+        "GET",
+        &proxy.url("/_matrix/client/versions"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{what}: Synapse's routes");
+}
+
+/// With homekey stopped, nginx and Caddy with the README's configs answer homekey's routes
+/// with a Matrix error (503 `M_UNKNOWN`, JSON, `Retry-After: 5`), not the proxy's own 502
+/// page, which clients show as a broken server; Synapse's routes still work.
+#[tokio::test]
+async fn with_homekey_stopped_nginx_and_caddy_answer_its_routes_with_a_matrix_error() {
+    let test = "with_homekey_stopped_nginx_and_caddy_answer_its_routes_with_a_matrix_error";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
+    let Some(caddy) = program(test, "HOMEKEY_TEST_CADDY", "caddy", "version") else {
+        return;
+    };
+    let (synapse, mut homekey) = synapse_beside_homekey(venv).await;
+    let http = client();
+    let through_nginx = Proxy::nginx(&nginx, &synapse, &homekey, &http).await;
+    let through_caddy = Proxy::caddy(&caddy, &synapse, &homekey, &http).await;
+    homekey.stop();
+    assert_homekey_unavailable(&http, &through_nginx, "nginx").await;
+    assert_homekey_unavailable(&http, &through_caddy, "caddy").await;
+}
+
 /// The node_modules holding matrix-js-sdk (`tests/clients/run.sh --install` puts it in
 /// `$HOMEKEY_CLIENTS_CACHE`, default `~/.cache/homekey-ci/js-sdk`), with a Node.js >= 20.
 fn js_sdk(test: &str) -> Option<PathBuf> {
