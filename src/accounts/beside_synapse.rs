@@ -34,9 +34,10 @@ const LOGIN_LEASE_WAIT: Duration = Duration::from_secs(10);
 /// out after 10 s, and a delivery stops starting new calls after [`DELIVERY_BUDGET`].
 const LEASE_MS: i64 = 60_000;
 /// How often a `serve` process says it is alive, and after how long without a word it is
-/// taken for dead, its leases with it.
+/// taken for dead, its leases with it: well within a login's [`LOGIN_LEASE_WAIT`], so that a
+/// login on another instance right after a crash still gets the lease.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
-const HEARTBEAT_STALE_MS: i64 = 10_000;
+const HEARTBEAT_STALE_MS: i64 = 8_000;
 /// An instance silent for this long is forgotten (its row removed when another starts).
 const FORGET_INSTANCE_MS: i64 = 7 * 24 * 3_600_000;
 const DELIVERY_BUDGET: Duration = Duration::from_secs(30);
@@ -553,6 +554,12 @@ impl Accounts {
             self.bring_in_line(synapse, &new.user_id, Depth::Changes)
                 .await?;
         }
+        // Noted before it is asked for: Synapse makes the device even if this process dies
+        // before its answer, and a later delivery must know to delete it (deleting a device
+        // Synapse never made is harmless).
+        self.store
+            .mirror_synapse_device(&new.user_id, &new.device_id, true)
+            .await?;
         let localpart = localpart_of(&new.user_id);
         synapse
             .upsert_device(
@@ -560,9 +567,6 @@ impl Accounts {
                 &new.device_id,
                 new.device_display_name.as_deref(),
             )
-            .await?;
-        self.store
-            .mirror_synapse_device(&new.user_id, &new.device_id, true)
             .await?;
         Ok(())
     }

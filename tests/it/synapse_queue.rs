@@ -18,12 +18,21 @@ pub(crate) const REGISTRATION_SECRET: &str = "queue-registration-secret";
 /// Each delivery's wait for another deliverer's lease is logged at debug.
 const LOG_LEVELS: &str = "info,homekey::accounts::beside_synapse=debug";
 
+/// homekey's config on `127.0.0.1:{port}` beside the Synapse of `synapse_section`.
+fn listening_on(port: u16, synapse_section: &str) -> String {
+    format!(
+        "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n\
+         registration_shared_secret: {REGISTRATION_SECRET}\n{synapse_section}"
+    )
+}
+
 /// A Synapse delegating to a `homekey serve` on `db`, both started, and what it takes to
 /// start homekey again on the same port and database.
 pub(crate) struct BesideSynapse {
     pub(crate) synapse: Synapse,
     pub(crate) homekey: Server,
-    homekey_config: String,
+    /// homekey's config: its listener and the `synapse:` section.
+    pub(crate) homekey_config: String,
     /// The `synapse:` section (and `public_baseurl`), for a second instance.
     synapse_section: String,
     /// A config file for the CLI: the same database and `synapse:` section.
@@ -34,17 +43,28 @@ pub(crate) struct BesideSynapse {
 
 impl BesideSynapse {
     pub(crate) async fn start(venv: std::path::PathBuf, db: TestDb) -> BesideSynapse {
+        BesideSynapse::start_asking(venv, db, None).await
+    }
+
+    /// Like [`BesideSynapse::start`], Synapse asking about tokens at `127.0.0.1:{asks}` (a
+    /// proxy's) instead of homekey's own port.
+    pub(crate) async fn start_asking(
+        venv: std::path::PathBuf,
+        db: TestDb,
+        asks: Option<u16>,
+    ) -> BesideSynapse {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
+        let asks = asks.unwrap_or(port);
         let mut synapse = Synapse::prepare_with_auth(
             venv,
             &format!(
                 "public_baseurl: https://matrix.example.com/\n\
                  password_config:\n  enabled: false\n\
                  matrix_authentication_service:\n  enabled: true\n  \
-                 endpoint: http://127.0.0.1:{port}/\n  secret: {SECRET}\n"
+                 endpoint: http://127.0.0.1:{asks}/\n  secret: {SECRET}\n"
             ),
         );
         let synapse_section = format!(
@@ -52,10 +72,7 @@ impl BesideSynapse {
              synapse:\n  endpoint: {}\n  secret: {SECRET}\n",
             synapse.url("/")
         );
-        let homekey_config = format!(
-            "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n\
-             registration_shared_secret: {REGISTRATION_SECRET}\n{synapse_section}"
-        );
+        let homekey_config = listening_on(port, &synapse_section);
         let database = match &db.config {
             homekey::config::DatabaseConfig::Sqlite { path } => {
                 format!("sqlite:{}", path.display())
@@ -86,8 +103,13 @@ impl BesideSynapse {
         }
     }
 
+    /// The config of another instance on `port`, with the same `synapse:` section.
+    pub(crate) fn instance_config(&self, port: u16) -> String {
+        listening_on(port, &self.synapse_section)
+    }
+
     /// The device IDs Synapse has for `user_id`, from its own Admin API.
-    async fn synapse_devices(&self, admin: &str, user_id: &str) -> Vec<String> {
+    pub(crate) async fn synapse_devices(&self, admin: &str, user_id: &str) -> Vec<String> {
         let (status, body) = self
             .synapse
             .get(
@@ -133,7 +155,7 @@ impl BesideSynapse {
     }
 
     /// Waits until `homekey synapse status` says nothing is owed; panics after `limit`.
-    fn wait_until_nothing_owed(&self, limit: Duration) {
+    pub(crate) fn wait_until_nothing_owed(&self, limit: Duration) {
         let started = Instant::now();
         loop {
             let out = self.cli(&["synapse", "status"]);
@@ -553,7 +575,7 @@ async fn log_in_until_it_works(server: &Server, user: &str) -> Duration {
 /// `homekey serve` killed (-9) while it delivers for a user (Synapse frozen, so that the
 /// delivery holds the user's lease): restarted, it frees its old process's leases at once and
 /// the user logs in at once; another instance takes a dead one's leases once its heartbeat is
-/// 10 s old. A delivery cut short (its operation answered after 2 s) gives its lease back.
+/// 8 s old. A delivery cut short (its operation answered after 2 s) gives its lease back.
 /// Before, each of these left the lease for 60 s, and every login of the user waited 10 s and
 /// answered 503 until then.
 async fn a_killed_serve_leaves_no_lease_that_blocks_its_users(db: TestDb) {
