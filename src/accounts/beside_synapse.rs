@@ -29,10 +29,17 @@ use crate::synapse::client::{LocalpartRefusal, Provisioned, SynapseCallError, Sy
 pub const DELIVER_AT_ONCE: Duration = Duration::from_secs(2);
 /// How long a login waits for another deliverer of the same user to finish.
 const LOGIN_LEASE_WAIT: Duration = Duration::from_secs(10);
-/// How long a lease lasts if its holder dies without giving it back. Longer than any one
-/// delivery: each call to Synapse times out after 10 s, and a delivery stops starting new
-/// calls after [`DELIVERY_BUDGET`].
+/// How long a lease lasts if its holder dies without giving it back and no heartbeat tells
+/// that it did (a command's lease). Longer than any one delivery: each call to Synapse times
+/// out after 10 s, and a delivery stops starting new calls after [`DELIVERY_BUDGET`].
 const LEASE_MS: i64 = 60_000;
+/// How often a `serve` process says it is alive, and after how long without a word it is
+/// taken for dead, its leases with it: well within a login's [`LOGIN_LEASE_WAIT`], so that a
+/// login on another instance right after a crash still gets the lease.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+const HEARTBEAT_STALE_MS: i64 = 8_000;
+/// An instance silent for this long is forgotten (its row removed when another starts).
+const FORGET_INSTANCE_MS: i64 = 7 * 24 * 3_600_000;
 const DELIVERY_BUDGET: Duration = Duration::from_secs(30);
 /// Retries wait 2 s, 4 s, 8 s, … and at most this long.
 const MAX_BACKOFF_MS: i64 = 300_000;
@@ -87,10 +94,45 @@ pub enum Delivery {
     StillOwed(String),
 }
 
-/// A lease on delivering for one user, given back by [`Accounts::release`].
+/// A lease on delivering for one user, given back by [`Accounts::release`], or when dropped
+/// (a delivery cut short: its operation timed out, its client went away).
 struct Lease {
     user_id: String,
     holder: String,
+    store: crate::store::Store,
+    released: bool,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // It expires on its own.
+        };
+        let (store, user_id, holder) = (
+            self.store.clone(),
+            std::mem::take(&mut self.user_id),
+            std::mem::take(&mut self.holder),
+        );
+        runtime.spawn(async move {
+            if let Err(err) = store.release_synapse_lease(&user_id, &holder).await {
+                tracing::warn!(error = %err, "a delivery lease was not given back");
+            }
+        });
+    }
+}
+
+/// A `serve` process beside Synapse, as the other processes on the database know it: the
+/// instance it serves as, a name that outlives restarts (the host and the addresses it
+/// listens on: two processes cannot listen on one address of one host), and the process
+/// itself, a name of its own. A process that takes over an instance's name takes over the
+/// leases of the process before it at once: that one is gone (killed, or restarted).
+#[derive(Debug)]
+pub(crate) struct ServingInstance {
+    name: String,
+    process: String,
 }
 
 /// How much of Synapse's state a delivery checks.
@@ -512,6 +554,12 @@ impl Accounts {
             self.bring_in_line(synapse, &new.user_id, Depth::Changes)
                 .await?;
         }
+        // Noted before it is asked for: Synapse makes the device even if this process dies
+        // before its answer, and a later delivery must know to delete it (deleting a device
+        // Synapse never made is harmless).
+        self.store
+            .mirror_synapse_device(&new.user_id, &new.device_id, true)
+            .await?;
         let localpart = localpart_of(&new.user_id);
         synapse
             .upsert_device(
@@ -520,18 +568,18 @@ impl Accounts {
                 new.device_display_name.as_deref(),
             )
             .await?;
-        self.store
-            .mirror_synapse_device(&new.user_id, &new.device_id, true)
-            .await?;
         Ok(())
     }
 
-    /// `serve`'s delivery loop: delivers work as it comes due, forever. Work whose lease
-    /// another process holds is left to that process.
+    /// `serve`'s delivery loop: delivers work as it comes due, forever, and says beside it
+    /// that this process is alive. Work whose lease another process holds is left to that
+    /// process.
     pub async fn run_synapse_delivery(&self) {
         let Some(synapse) = &self.synapse else {
             return;
         };
+        let heartbeat = self.clone();
+        tokio::spawn(async move { heartbeat.run_heartbeat().await });
         loop {
             match self.store.due_owed(now_ms(), 64).await {
                 Ok(due) => {
@@ -608,9 +656,17 @@ impl Accounts {
         loop {
             let now = now_ms();
             tries += 1;
+            let process = self.instance.as_ref().map(|i| i.process.as_str());
             if self
                 .store
-                .take_synapse_lease(user_id, &holder, now, now + LEASE_MS)
+                .take_synapse_lease(
+                    user_id,
+                    &holder,
+                    process,
+                    now,
+                    now + LEASE_MS,
+                    now - HEARTBEAT_STALE_MS,
+                )
                 .await?
             {
                 if tries > 1 {
@@ -619,6 +675,8 @@ impl Accounts {
                 return Ok(Some(Lease {
                     user_id: user_id.to_owned(),
                     holder,
+                    store: self.store.clone(),
+                    released: false,
                 }));
             }
             if Instant::now() >= deadline {
@@ -628,14 +686,76 @@ impl Accounts {
         }
     }
 
-    async fn release(&self, lease: Lease) {
+    async fn release(&self, mut lease: Lease) {
+        lease.released = true;
         if let Err(err) = self
             .store
             .release_synapse_lease(&lease.user_id, &lease.holder)
             .await
         {
-            // It expires on its own after `LEASE_MS`.
+            // Its process's heartbeat (or its expiry) ends it.
             tracing::warn!(error = %err, "a delivery lease was not given back");
+        }
+    }
+
+    /// Beside Synapse, makes this `serve` process the instance listening on `addresses`:
+    /// from now on its leases name it, and the leases of the process that served as the same
+    /// instance before (a restart after a crash) are free at once. Its heartbeat is kept by
+    /// [`Accounts::run_synapse_delivery`].
+    pub async fn serve_as_instance(
+        &mut self,
+        addresses: &[std::net::SocketAddr],
+    ) -> Result<(), StoreError> {
+        if self.synapse.is_none() {
+            return Ok(());
+        }
+        let mut addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        addresses.sort();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        let instance = ServingInstance {
+            name: format!("{host} {}", addresses.join(",")),
+            process: format!("{}-{}", std::process::id(), random_alphanumeric(12)),
+        };
+        let now = now_ms();
+        let before = self
+            .store
+            .announce_synapse_instance(
+                &instance.name,
+                &instance.process,
+                now,
+                now - FORGET_INSTANCE_MS,
+            )
+            .await?;
+        if let Some(before) = before {
+            tracing::info!(instance = %instance.name, process = %before, "serving in the place of this instance's previous process: its delivery leases are free");
+        }
+        self.instance = Some(std::sync::Arc::new(instance));
+        Ok(())
+    }
+
+    /// Says every [`HEARTBEAT_INTERVAL`] that this process is alive, forever.
+    async fn run_heartbeat(&self) {
+        let Some(instance) = &self.instance else {
+            return;
+        };
+        let mut taken_over = false;
+        loop {
+            tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+            match self
+                .store
+                .synapse_instance_heartbeat(&instance.name, &instance.process, now_ms())
+                .await
+            {
+                Ok(true) => taken_over = false,
+                Ok(false) if !taken_over => {
+                    taken_over = true;
+                    tracing::error!(instance = %instance.name, "another homekey process serves as this instance (the same host and addresses): its start freed this process's delivery leases; give each process its own address");
+                }
+                Ok(false) => {}
+                Err(err) => tracing::warn!(error = %err, "the heartbeat was not written"),
+            }
         }
     }
 }

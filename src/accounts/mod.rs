@@ -64,6 +64,9 @@ pub struct Accounts {
     /// exist before its token is handed out, and where changes are delivered
     /// ([`beside_synapse`]).
     synapse: Option<SynapseClient>,
+    /// Beside Synapse, in `serve`: this process as the others on the database know it, named
+    /// in the delivery leases it takes ([`Accounts::serve_as_instance`]).
+    instance: Option<Arc<beside_synapse::ServingInstance>>,
     /// The devices' contacts noted and not written yet ([`device_activity`]).
     activity: Arc<device_activity::DeviceActivity>,
 }
@@ -123,6 +126,7 @@ impl Accounts {
                 .as_ref()
                 .filter(|_| beside_synapse)
                 .map(SynapseClient::new),
+            instance: None,
             config,
             dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
             activity: Arc::default(),

@@ -134,17 +134,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let shutdown = ShutdownSignal::install()?;
     let store = Store::open(&config.database, OpenMode::CreateIfMissing).await?;
     tracing::info!(database = %config.database, "database open");
-    let accounts = Accounts::new(store, Arc::new(config.clone()));
+    let mut accounts = Accounts::new(store, Arc::new(config.clone()));
     accounts.prepare_logins().await?;
-    // Beside Synapse: what is owed to it is delivered as it comes due, left over from a
-    // change that could not reach Synapse at once (or from before a restart).
-    if accounts.beside_synapse() {
-        let delivering = accounts.clone();
-        tokio::spawn(async move { delivering.run_synapse_delivery().await });
-    }
-    let app = router(AppState {
-        accounts: Arc::new(accounts.clone()),
-    });
 
     // Each bound socket, and whether it is behind a reverse proxy (`x_forwarded`).
     let mut listeners = Vec::new();
@@ -168,6 +159,22 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if listeners.is_empty() {
         return Err(ServeError::NoListener);
     }
+    // Beside Synapse: this process becomes the instance listening there (freeing the delivery
+    // leases of a previous process of the same instance), and what is owed to Synapse is
+    // delivered as it comes due, left over from a change that could not reach Synapse at once
+    // (or from before a restart).
+    if accounts.beside_synapse() {
+        let addresses = listeners
+            .iter()
+            .map(|(bound, _)| bound.local_addr())
+            .collect::<Result<Vec<_>, _>>()?;
+        accounts.serve_as_instance(&addresses).await?;
+        let delivering = accounts.clone();
+        tokio::spawn(async move { delivering.run_synapse_delivery().await });
+    }
+    let app = router(AppState {
+        accounts: Arc::new(accounts.clone()),
+    });
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let housekeeping = tokio::spawn(delete_expired_sessions(accounts.clone(), stopped.clone()));

@@ -3,6 +3,8 @@
 //! exist in Synapse (`homekey_synapse_users`, `homekey_synapse_devices`). A change that
 //! Synapse must follow writes its row with [`owe_synapse!`] inside its own transaction, so the
 //! work is owed exactly when the change is committed, even if the process dies right after.
+//! Each `serve` process says it is alive in `homekey_synapse_instances`, so that the leases of
+//! one that died are not waited for.
 
 use super::{BeginWrite, Store, StoreError, with_pool};
 
@@ -162,24 +164,95 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the lease on delivering for `user_id` until `until_ms`, if no one else holds an
-    /// unexpired one; `true` if taken.
+    /// Takes the lease on delivering for `user_id` until `until_ms`, if no one else holds a
+    /// live one; `true` if taken. `process` is the `serve` process taking it (`None`: a
+    /// command). A lease is dead once expired, or when it was taken by a `serve` process
+    /// that is no longer its instance's (the instance restarted) or whose last heartbeat is
+    /// older than `stale_before_ms` (it died).
     pub async fn take_synapse_lease(
         &self,
         user_id: &str,
         holder: &str,
+        process: Option<&str>,
         now_ms: i64,
         until_ms: i64,
+        stale_before_ms: i64,
     ) -> Result<bool, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO homekey_synapse_leases (user_id, holder, until_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (user_id) DO UPDATE SET holder = $2, until_ms = $3 \
-                 WHERE homekey_synapse_leases.until_ms < $4",
+                "INSERT INTO homekey_synapse_leases (user_id, holder, process, until_ms) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id) DO UPDATE SET holder = $2, process = $3, until_ms = $4 \
+                 WHERE homekey_synapse_leases.until_ms < $5 \
+                 OR (homekey_synapse_leases.process IS NOT NULL AND NOT EXISTS (\
+                     SELECT 1 FROM homekey_synapse_instances i \
+                     WHERE i.process = homekey_synapse_leases.process AND i.heartbeat_ms >= $6))",
             )
             .bind(user_id)
             .bind(holder)
+            .bind(process)
             .bind(until_ms)
+            .bind(now_ms)
+            .bind(stale_before_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                > 0
+        }))
+    }
+
+    /// `process` now serves as `instance`, alive at `now_ms`: the process that served under
+    /// that name before (if any, returned) is taken for dead, and its leases with it. Rows of
+    /// instances silent for longer than `forget_before_ms` are removed.
+    pub async fn announce_synapse_instance(
+        &self,
+        instance: &str,
+        process: &str,
+        now_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<String> = sqlx::query_scalar(
+                "SELECT process FROM homekey_synapse_instances WHERE instance = $1",
+            )
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO homekey_synapse_instances (instance, process, heartbeat_ms) \
+                 VALUES ($1, $2, $3) ON CONFLICT (instance) DO UPDATE \
+                 SET process = $2, heartbeat_ms = $3",
+            )
+            .bind(instance)
+            .bind(process)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM homekey_synapse_instances WHERE heartbeat_ms < $1")
+                .bind(forget_before_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            before
+        }))
+    }
+
+    /// `process`, serving as `instance`, is alive at `now_ms`; `false` if another process
+    /// has taken the instance's name since (a second `serve` with the same name).
+    pub async fn synapse_instance_heartbeat(
+        &self,
+        instance: &str,
+        process: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE homekey_synapse_instances SET heartbeat_ms = $3 \
+                 WHERE instance = $1 AND process = $2",
+            )
+            .bind(instance)
+            .bind(process)
             .bind(now_ms)
             .execute(pool)
             .await?

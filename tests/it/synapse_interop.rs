@@ -302,6 +302,18 @@ bcrypt_rounds: 5
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Freezes Synapse (SIGSTOP: it accepts connections and answers none) or thaws it
+    /// (SIGCONT).
+    pub(crate) fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("Synapse is running");
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// `homekey ARGS -c <Synapse's homeserver.yaml>`.
     fn homekey(&self, args: &[&str], stdin: &str) -> std::process::Output {
         let mut all = args.to_vec();

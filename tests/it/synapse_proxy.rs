@@ -175,6 +175,55 @@ impl Proxy {
         homekey: &Server,
         http: &reqwest::Client,
     ) -> Proxy {
+        let site = |port: u16| {
+            substitute(
+                &readme_config("nginx-beside-synapse"),
+                &[
+                    ("127.0.0.1:8008", address(&synapse.url(""))),
+                    ("127.0.0.1:8081", address(&homekey.base)),
+                    ("listen 80;", format!("listen 127.0.0.1:{port};")),
+                ],
+            )
+        };
+        Proxy::nginx_with(nginx, site, http).await
+    }
+
+    /// nginx with the README's config, its `upstream homekey` the two instances' (the
+    /// README's "Two instances", on `a` and `b`), and its listener for Synapse's
+    /// introspection on `asked`.
+    async fn nginx_two_instances(
+        nginx: &Path,
+        synapse: &Synapse,
+        (a, b, asked): (u16, u16, u16),
+        http: &reqwest::Client,
+    ) -> Proxy {
+        let site = |port: u16| {
+            let upstream = substitute(
+                &readme_config("nginx-two-instances"),
+                &[
+                    ("127.0.0.1:8081", format!("127.0.0.1:{a}")),
+                    ("127.0.0.1:8082", format!("127.0.0.1:{b}")),
+                    ("127.0.0.1:8080", format!("127.0.0.1:{asked}")),
+                ],
+            );
+            substitute(
+                &readme_config("nginx-beside-synapse"),
+                &[
+                    ("upstream homekey { server 127.0.0.1:8081; }\n", upstream),
+                    ("127.0.0.1:8008", address(&synapse.url(""))),
+                    ("listen 80;", format!("listen 127.0.0.1:{port};")),
+                ],
+            )
+        };
+        Proxy::nginx_with(nginx, site, http).await
+    }
+
+    /// nginx with the site `site(port)` in its `http {}` context, on a free port.
+    async fn nginx_with(
+        nginx: &Path,
+        site: impl FnOnce(u16) -> String,
+        http: &reqwest::Client,
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         // Its workers run as `nobody` when the test runs as root: they need to reach the folder.
         std::fs::set_permissions(
@@ -185,15 +234,7 @@ impl Proxy {
         let port = free_port();
         let p = dir.path().display().to_string();
         std::fs::create_dir(dir.path().join("logs")).unwrap();
-        let site = substitute(
-            &readme_config("nginx-beside-synapse"),
-            &[
-                ("127.0.0.1:8008", address(&synapse.url(""))),
-                ("127.0.0.1:8081", address(&homekey.base)),
-                ("listen 80;", format!("listen 127.0.0.1:{port};")),
-            ],
-        );
-        std::fs::write(dir.path().join("beside-synapse.conf"), site).unwrap();
+        std::fs::write(dir.path().join("beside-synapse.conf"), site(port)).unwrap();
         let conf = dir.path().join("nginx.conf");
         std::fs::write(
             &conf,
@@ -809,6 +850,81 @@ async fn through_caddy_the_login_is_homekeys_and_its_token_works_on_synapse() {
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// Asserts that `proxy` answers homekey's routes with a Matrix error clients retry (503
+/// `M_UNKNOWN`, JSON, `Retry-After`) while homekey cannot be reached, and still passes the
+/// rest to Synapse.
+async fn assert_homekey_unavailable(http: &reqwest::Client, proxy: &Proxy, what: &str) {
+    for (method, path) in [
+        ("POST", "/_matrix/client/v3/login"),
+        ("GET", "/_matrix/client/r0/login"),
+        ("DELETE", "/_matrix/client/v3/devices/SOME"),
+        ("POST", "/_synapse/admin/v1/reset_password/@x:example.com"),
+        ("GET", "/_homekey/account/"),
+    ] {
+        let response = http
+            .request(method.parse().unwrap(), proxy.url(path))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what} {method} {path}: {text}"
+        );
+        assert_eq!(
+            headers.get("content-type").map(|v| v.to_str().unwrap()),
+            Some("application/json"),
+            "{what} {method} {path}"
+        );
+        assert_eq!(
+            headers.get("retry-after").map(|v| v.to_str().unwrap()),
+            Some("5"),
+            "{what} {method} {path}"
+        );
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{what} {method} {path}: not JSON: {text}"));
+        assert_eq!(body["errcode"], "M_UNKNOWN", "{what} {method} {path}");
+        assert!(body["error"].is_string(), "{what} {method} {path}");
+    }
+    let (status, _) = call(
+        http,
+        "GET",
+        &proxy.url("/_matrix/client/versions"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{what}: Synapse's routes");
+}
+
+/// With homekey stopped, nginx and Caddy with the README's configs answer homekey's routes
+/// with a Matrix error (503 `M_UNKNOWN`, JSON, `Retry-After: 5`), not the proxy's own 502
+/// page, which clients show as a broken server; Synapse's routes still work.
+#[tokio::test]
+async fn with_homekey_stopped_nginx_and_caddy_answer_its_routes_with_a_matrix_error() {
+    let test = "with_homekey_stopped_nginx_and_caddy_answer_its_routes_with_a_matrix_error";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
+    let Some(caddy) = program(test, "HOMEKEY_TEST_CADDY", "caddy", "version") else {
+        return;
+    };
+    let (synapse, mut homekey) = synapse_beside_homekey(venv).await;
+    let http = client();
+    let through_nginx = Proxy::nginx(&nginx, &synapse, &homekey, &http).await;
+    let through_caddy = Proxy::caddy(&caddy, &synapse, &homekey, &http).await;
+    homekey.stop();
+    assert_homekey_unavailable(&http, &through_nginx, "nginx").await;
+    assert_homekey_unavailable(&http, &through_caddy, "caddy").await;
+}
+
 /// The node_modules holding matrix-js-sdk (`tests/clients/run.sh --install` puts it in
 /// `$HOMEKEY_CLIENTS_CACHE`, default `~/.cache/homekey-ci/js-sdk`), with a Node.js >= 20.
 fn js_sdk(test: &str) -> Option<PathBuf> {
@@ -1091,4 +1207,261 @@ async fn through_nginx_a_client_finds_the_account_page_and_chromium_follows_its_
     result.unwrap();
     let log = homekey.log();
     assert!(!log.contains(SECRET) && !log.contains("alice-pw"), "{log}");
+}
+
+/// One request of a load: when it was sent, and whether it got the answer it expected.
+struct Sent {
+    at: Instant,
+    ok: bool,
+    what: String,
+}
+
+/// One worker of the two-instance load: logs in through the proxy and asks Synapse who it
+/// is with the token, then `logout`s or resets its own user's password (with logout) through
+/// the proxy, until `until`. Returns every request it sent, and the tokens it still holds
+/// and those it ended.
+async fn load_worker(
+    http: reqwest::Client,
+    public: String,
+    user: String,
+    admin: Option<String>,
+    until: Instant,
+) -> (Vec<Sent>, Vec<String>, Vec<String>) {
+    let (mut sent, mut live, mut ended) = (Vec::new(), Vec::new(), Vec::new());
+    let mut password = format!("{user}-pw-0");
+    // A reset that got no answer (in flight on the killed instance) may have been done.
+    let mut reset_in_doubt: Option<String> = None;
+    let mut record = |at: Instant, ok: bool, what: &str| {
+        sent.push(Sent {
+            at,
+            ok,
+            what: what.to_owned(),
+        })
+    };
+    let mut round = 0;
+    while Instant::now() < until {
+        round += 1;
+        let at = Instant::now();
+        let login = format!("{public}/_matrix/client/v3/login");
+        let answer = http
+            .post(&login)
+            .json(&password_login(&user, &password))
+            .send()
+            .await;
+        let token = match answer {
+            Ok(r) if r.status() == StatusCode::OK => {
+                let body: Value = r.json().await.unwrap();
+                body["access_token"].as_str().unwrap().to_owned()
+            }
+            Ok(r) if r.status() == StatusCode::FORBIDDEN && reset_in_doubt.is_some() => {
+                password = reset_in_doubt.take().unwrap();
+                continue;
+            }
+            _ => {
+                record(at, false, "login");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        reset_in_doubt = None;
+        record(at, true, "login");
+        live.push(token.clone());
+        let at = Instant::now();
+        let whoami = format!("{public}/_matrix/client/v3/account/whoami");
+        let answer = http.get(&whoami).bearer_auth(&token).send().await;
+        record(
+            at,
+            answer.is_ok_and(|r| r.status() == StatusCode::OK),
+            "whoami on Synapse",
+        );
+        let at = Instant::now();
+        match &admin {
+            None => {
+                let logout = format!("{public}/_matrix/client/v3/logout");
+                let answer = http
+                    .post(&logout)
+                    .bearer_auth(&token)
+                    .body("{}")
+                    .send()
+                    .await;
+                let ok = answer.is_ok_and(|r| r.status() == StatusCode::OK);
+                record(at, ok, "logout");
+                // Without an answer the token may or may not have ended: not checked.
+                live.retain(|t| *t != token);
+                if ok {
+                    ended.push(token);
+                }
+            }
+            Some(admin) => {
+                let new = format!("{user}-pw-{round}");
+                let reset =
+                    format!("{public}/_synapse/admin/v1/reset_password/@{user}:example.com");
+                let answer = http
+                    .post(&reset)
+                    .bearer_auth(admin)
+                    .json(&json!({"new_password": new}))
+                    .send()
+                    .await;
+                let ok = answer.is_ok_and(|r| r.status() == StatusCode::OK);
+                record(at, ok, "reset");
+                if ok {
+                    password = new;
+                    ended.append(&mut live);
+                } else {
+                    reset_in_doubt = Some(new);
+                    live.clear();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (sent, live, ended)
+}
+
+/// The README's "Two instances": two `homekey serve` on one PostgreSQL behind nginx, Synapse
+/// asking nginx's loopback listener about tokens. Under a steady load of logins, Synapse's
+/// `whoami` with their tokens, logouts and admin resets through the proxy, one instance is
+/// killed (-9) and restarted later: no request sent after the kill fails (those in flight on
+/// the killed instance may), and at the end nothing is owed to Synapse, every ended token is
+/// refused by Synapse and every live one works, and Synapse has no device homekey has not.
+#[tokio::test]
+async fn two_instances_behind_nginx_keep_serving_while_one_is_killed_and_restarted() {
+    let test = "two_instances_behind_nginx_keep_serving_while_one_is_killed_and_restarted";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
+    let Some(db) = crate::support::TestDb::postgres(test).await else {
+        return;
+    };
+    let started = Instant::now();
+    let (asked, b_port) = (free_port(), free_port());
+    let second_db = db.share().await;
+    let mut beside = crate::synapse_queue::BesideSynapse::start_asking(venv, db, Some(asked)).await;
+    let a_port: u16 = beside
+        .homekey
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let second = Server::start(second_db, &beside.instance_config(b_port)).await;
+    let http = client();
+    let proxy =
+        Proxy::nginx_two_instances(&nginx, &beside.synapse, (a_port, b_port, asked), &http).await;
+    let root = beside.homekey.admin_token("root", "root-pw").await;
+    let logging_in = ["lara", "leo", "lina"];
+    let resetting = ["rita", "rob"];
+    for user in logging_in.iter().chain(&resetting) {
+        beside
+            .homekey
+            .create_user(user, &format!("{user}-pw-0"))
+            .await;
+    }
+
+    const LOAD: Duration = Duration::from_secs(24);
+    let until = Instant::now() + LOAD;
+    let mut workers = tokio::task::JoinSet::new();
+    for user in logging_in {
+        workers.spawn(load_worker(
+            http.clone(),
+            proxy.url(""),
+            user.into(),
+            None,
+            until,
+        ));
+    }
+    for user in resetting {
+        let admin = Some(root.clone());
+        workers.spawn(load_worker(
+            http.clone(),
+            proxy.url(""),
+            user.into(),
+            admin,
+            until,
+        ));
+    }
+    tokio::time::sleep(LOAD / 3).await;
+    let killed_at = Instant::now();
+    let pid = beside.homekey.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(LOAD / 3).await;
+    let restart_db = beside.homekey.db.share().await;
+    // The killed server's handle owns the database: kept until the end of the test.
+    let _killed = std::mem::replace(
+        &mut beside.homekey,
+        Server::start(restart_db, &beside.homekey_config).await,
+    );
+
+    let (mut sent, mut live, mut ended) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(joined) = workers.join_next().await {
+        let (s, l, e) = joined.unwrap();
+        sent.extend(s);
+        live.extend(l);
+        ended.extend(e);
+    }
+    let failed_after_kill: Vec<&Sent> = sent.iter().filter(|s| !s.ok && s.at > killed_at).collect();
+    let in_flight_at_kill: Vec<&str> = sent
+        .iter()
+        .filter(|s| !s.ok && s.at <= killed_at)
+        .map(|s| s.what.as_str())
+        .collect();
+    let answered_503 = std::fs::read_to_string(proxy.log.with_file_name("access.log"))
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("\" 503 "))
+        .count();
+    eprintln!(
+        "{test}: {} requests ({} after the kill), {} failed: {in_flight_at_kill:?} in flight \
+         at the kill, {} sent after it; nginx answered 503 {answered_503} times",
+        sent.len(),
+        sent.iter().filter(|s| s.at > killed_at).count(),
+        sent.iter().filter(|s| !s.ok).count(),
+        failed_after_kill.len(),
+    );
+    assert!(
+        failed_after_kill.is_empty(),
+        "sent after the kill and failed: {:?}\n{}",
+        failed_after_kill
+            .iter()
+            .map(|s| format!("{} at {:?}", s.what, s.at - killed_at))
+            .collect::<Vec<_>>(),
+        proxy.log()
+    );
+    assert!(sent.len() > 100, "too little load: {} requests", sent.len());
+
+    // Nothing owed to Synapse is lost.
+    beside.wait_until_nothing_owed(Duration::from_secs(30));
+    for token in &ended {
+        let (status, body) = beside.synapse.whoami(token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "an ended token: {body}");
+    }
+    for token in &live {
+        let (status, body) = beside.synapse.whoami(token).await;
+        assert_eq!(status, StatusCode::OK, "a live token: {body}");
+    }
+    for user in logging_in.iter().chain(&resetting) {
+        let user_id = format!("@{user}:example.com");
+        let in_homekey = beside.homekey.device_ids(&user_id).await;
+        let in_synapse = beside.synapse_devices(&root, &user_id).await;
+        let unknown: Vec<&String> = in_synapse
+            .iter()
+            .filter(|d| !in_homekey.contains(d))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{user_id}: Synapse still has {unknown:?}"
+        );
+    }
+    drop(second);
+    eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -18,12 +18,21 @@ pub(crate) const REGISTRATION_SECRET: &str = "queue-registration-secret";
 /// Each delivery's wait for another deliverer's lease is logged at debug.
 const LOG_LEVELS: &str = "info,homekey::accounts::beside_synapse=debug";
 
+/// homekey's config on `127.0.0.1:{port}` beside the Synapse of `synapse_section`.
+fn listening_on(port: u16, synapse_section: &str) -> String {
+    format!(
+        "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n\
+         registration_shared_secret: {REGISTRATION_SECRET}\n{synapse_section}"
+    )
+}
+
 /// A Synapse delegating to a `homekey serve` on `db`, both started, and what it takes to
 /// start homekey again on the same port and database.
 pub(crate) struct BesideSynapse {
     pub(crate) synapse: Synapse,
     pub(crate) homekey: Server,
-    homekey_config: String,
+    /// homekey's config: its listener and the `synapse:` section.
+    pub(crate) homekey_config: String,
     /// The `synapse:` section (and `public_baseurl`), for a second instance.
     synapse_section: String,
     /// A config file for the CLI: the same database and `synapse:` section.
@@ -34,17 +43,28 @@ pub(crate) struct BesideSynapse {
 
 impl BesideSynapse {
     pub(crate) async fn start(venv: std::path::PathBuf, db: TestDb) -> BesideSynapse {
+        BesideSynapse::start_asking(venv, db, None).await
+    }
+
+    /// Like [`BesideSynapse::start`], Synapse asking about tokens at `127.0.0.1:{asks}` (a
+    /// proxy's) instead of homekey's own port.
+    pub(crate) async fn start_asking(
+        venv: std::path::PathBuf,
+        db: TestDb,
+        asks: Option<u16>,
+    ) -> BesideSynapse {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
+        let asks = asks.unwrap_or(port);
         let mut synapse = Synapse::prepare_with_auth(
             venv,
             &format!(
                 "public_baseurl: https://matrix.example.com/\n\
                  password_config:\n  enabled: false\n\
                  matrix_authentication_service:\n  enabled: true\n  \
-                 endpoint: http://127.0.0.1:{port}/\n  secret: {SECRET}\n"
+                 endpoint: http://127.0.0.1:{asks}/\n  secret: {SECRET}\n"
             ),
         );
         let synapse_section = format!(
@@ -52,10 +72,7 @@ impl BesideSynapse {
              synapse:\n  endpoint: {}\n  secret: {SECRET}\n",
             synapse.url("/")
         );
-        let homekey_config = format!(
-            "listeners:\n  - port: {port}\n    bind_addresses: ['127.0.0.1']\n\
-             registration_shared_secret: {REGISTRATION_SECRET}\n{synapse_section}"
-        );
+        let homekey_config = listening_on(port, &synapse_section);
         let database = match &db.config {
             homekey::config::DatabaseConfig::Sqlite { path } => {
                 format!("sqlite:{}", path.display())
@@ -86,8 +103,13 @@ impl BesideSynapse {
         }
     }
 
+    /// The config of another instance on `port`, with the same `synapse:` section.
+    pub(crate) fn instance_config(&self, port: u16) -> String {
+        listening_on(port, &self.synapse_section)
+    }
+
     /// The device IDs Synapse has for `user_id`, from its own Admin API.
-    async fn synapse_devices(&self, admin: &str, user_id: &str) -> Vec<String> {
+    pub(crate) async fn synapse_devices(&self, admin: &str, user_id: &str) -> Vec<String> {
         let (status, body) = self
             .synapse
             .get(
@@ -133,7 +155,7 @@ impl BesideSynapse {
     }
 
     /// Waits until `homekey synapse status` says nothing is owed; panics after `limit`.
-    fn wait_until_nothing_owed(&self, limit: Duration) {
+    pub(crate) fn wait_until_nothing_owed(&self, limit: Duration) {
         let started = Instant::now();
         loop {
             let out = self.cli(&["synapse", "status"]);
@@ -479,6 +501,142 @@ async fn work_owed_while_synapse_is_away_is_delivered_after_a_crash(db: TestDb) 
     );
     let (fresh, _) = beside.homekey.session_for("bob", "bob-pw-2").await;
     assert_eq!(synapse_says(&beside, &fresh).await.0, StatusCode::OK);
+}
+
+/// What becomes of the `serve` process whose delivery holds a user's lease.
+#[derive(Clone, Copy, PartialEq)]
+enum WhileLeased {
+    /// Killed (-9) then and there.
+    Killed,
+    /// Left alone: the logout answers after about 2 s, its delivery cut short.
+    Answers,
+}
+
+/// Freezes Synapse and logs `token` out through `beside.homekey`: its delivery takes `user`'s
+/// lease and waits for Synapse; then `then`.
+async fn logout_while_synapse_is_frozen(
+    beside: &BesideSynapse,
+    user: &str,
+    token: &str,
+    then: WhileLeased,
+) {
+    beside.synapse.freeze(true);
+    let logout = beside
+        .homekey
+        .http
+        .post(beside.homekey.url("/_matrix/client/v3/logout"))
+        .bearer_auth(token)
+        .body("{}")
+        .send();
+    let leased = async {
+        let user_id = format!("@{user}:example.com");
+        let sql = "SELECT COUNT(*) FROM homekey_synapse_leases WHERE user_id = $1";
+        let started = Instant::now();
+        while beside.homekey.db.count(sql, &user_id).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "no delivery took {user}'s lease"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if then == WhileLeased::Killed {
+            let pid = beside.homekey.pid().to_string();
+            let killed = std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        }
+    };
+    let (answer, ()) = tokio::join!(logout, leased);
+    match then {
+        WhileLeased::Killed => assert!(answer.is_err(), "answered before the kill"),
+        WhileLeased::Answers => assert_eq!(answer.unwrap().status(), StatusCode::OK),
+    }
+}
+
+/// Logs `user` in on `server` until it works (each try waits up to 10 s for the user's
+/// lease, then is 503); how long it took.
+async fn log_in_until_it_works(server: &Server, user: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, body) = server.login(user, &format!("{user}-pw")).await;
+        if status == StatusCode::OK {
+            return started.elapsed();
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{user} cannot log in: {body}"
+        );
+    }
+}
+
+/// `homekey serve` killed (-9) while it delivers for a user (Synapse frozen, so that the
+/// delivery holds the user's lease): restarted, it frees its old process's leases at once and
+/// the user logs in at once; another instance takes a dead one's leases once its heartbeat is
+/// 8 s old. A delivery cut short (its operation answered after 2 s) gives its lease back.
+/// Before, each of these left the lease for 60 s, and every login of the user waited 10 s and
+/// answered 503 until then.
+async fn a_killed_serve_leaves_no_lease_that_blocks_its_users(db: TestDb) {
+    let test = "a_killed_serve_leaves_no_lease_that_blocks_its_users";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let mut beside = BesideSynapse::start(venv, db).await;
+    let mut tokens = Vec::new();
+    for user in ["bob", "carol", "dave"] {
+        beside
+            .homekey
+            .create_user(user, &format!("{user}-pw"))
+            .await;
+        tokens.push(beside.homekey.token_for(user, &format!("{user}-pw")).await);
+    }
+
+    // Killed while delivering for bob, then restarted on the same address.
+    logout_while_synapse_is_frozen(&beside, "bob", &tokens[0], WhileLeased::Killed).await;
+    beside.synapse.freeze(false);
+    let db = beside.homekey.db.share().await;
+    // The killed server's handle owns the database: kept until the end of the test.
+    let _killed = std::mem::replace(
+        &mut beside.homekey,
+        Server::start(db, &beside.homekey_config).await,
+    );
+    let after_restart = log_in_until_it_works(&beside.homekey, "bob").await;
+
+    // A delivery cut short by its operation's 2 s.
+    logout_while_synapse_is_frozen(&beside, "carol", &tokens[1], WhileLeased::Answers).await;
+    beside.synapse.freeze(false);
+    let after_cut_short = log_in_until_it_works(&beside.homekey, "carol").await;
+
+    // Killed while delivering for dave; another instance is left.
+    let other = Server::start_logging(
+        beside.homekey.db.share().await,
+        crate::server::PEPPER,
+        &beside.synapse_section,
+        LOG_LEVELS,
+    )
+    .await;
+    logout_while_synapse_is_frozen(&beside, "dave", &tokens[2], WhileLeased::Killed).await;
+    beside.synapse.freeze(false);
+    let on_another = log_in_until_it_works(&other, "dave").await;
+
+    eprintln!(
+        "{test}: logged in {after_restart:?} after the restart, {after_cut_short:?} after a \
+         delivery cut short, {on_another:?} on another instance after the kill"
+    );
+    assert!(
+        after_restart < Duration::from_secs(5),
+        "bob waited {after_restart:?} after the restart"
+    );
+    assert!(
+        after_cut_short < Duration::from_secs(5),
+        "carol waited {after_cut_short:?} after a delivery cut short"
+    );
+    assert!(
+        on_another < Duration::from_secs(15),
+        "dave waited {on_another:?} on another instance"
+    );
 }
 
 /// The operator's `homekey user logout` and `set-password --logout-devices` on homekey's
@@ -890,6 +1048,7 @@ async fn every_way_of_resetting_a_password_works_beside_synapse(db: TestDb) {
 }
 
 crate::server::server_tests!(
+    a_killed_serve_leaves_no_lease_that_blocks_its_users,
     every_way_of_resetting_a_password_works_beside_synapse,
     each_change_reaches_synapse_before_homekey_answers,
     work_owed_while_synapse_is_away_is_delivered_after_a_crash,
