@@ -1385,7 +1385,6 @@ async fn two_instances_behind_nginx_keep_serving_while_one_is_killed_and_restart
         ));
     }
     tokio::time::sleep(LOAD / 3).await;
-    let killed_at = Instant::now();
     let pid = beside.homekey.pid().to_string();
     assert!(
         Command::new("kill")
@@ -1394,6 +1393,18 @@ async fn two_instances_behind_nginx_keep_serving_while_one_is_killed_and_restart
             .unwrap()
             .success()
     );
+    // "After the kill" starts when the instance is gone (its port refuses connections): a
+    // request sent between the signal and the process's end is one in flight on it.
+    let address = beside.homekey.base.trim_start_matches("http://").to_owned();
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(&address).is_ok() {
+        assert!(
+            Instant::now() < gone_by,
+            "the killed instance still accepts"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let killed_at = Instant::now();
     tokio::time::sleep(LOAD / 3).await;
     let restart_db = beside.homekey.db.share().await;
     // The killed server's handle owns the database: kept until the end of the test.
