@@ -49,6 +49,9 @@ pub enum Action {
     /// An account homekey had of its own replaced by Synapse's of the same name, with its
     /// devices and tokens (`homekey migrate-from-synapse --replace-existing`).
     ReplaceFromSynapse,
+    /// A new client of the Matrix OAuth 2.0 API that registered itself; the record's target
+    /// is its client ID.
+    RegisterClient,
 }
 
 impl Action {
@@ -72,6 +75,7 @@ impl Action {
             Action::NewSession => "new_session",
             Action::CarryFromSynapse => "carry_from_synapse",
             Action::ReplaceFromSynapse => "replace_from_synapse",
+            Action::RegisterClient => "register_client",
         }
     }
 }

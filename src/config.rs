@@ -15,6 +15,9 @@ use serde_yaml_ng::Value;
 
 use crate::ids;
 
+pub mod oauth;
+pub use oauth::OAuthConfig;
+
 /// Synapse's default `bcrypt_rounds`.
 pub const DEFAULT_BCRYPT_ROUNDS: u32 = 12;
 /// Where the built-in configuration (no file at all) keeps its data.
@@ -44,6 +47,10 @@ pub struct Config {
     pub delegating_synapse_file: Option<PathBuf>,
     /// The files this configuration was read from, in order; empty for the built-in one.
     pub files: Vec<PathBuf>,
+    /// homekey's own `oauth:` section ([`oauth`]).
+    pub oauth: OAuthConfig,
+    /// homekey's own `rc_client_registration`: OAuth client registrations per address.
+    pub rc_client_registration: RateLimit,
 }
 
 /// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
@@ -268,6 +275,8 @@ impl Config {
             synapse: None,
             delegating_synapse_file: None,
             files: Vec::new(),
+            oauth: OAuthConfig::default(),
+            rc_client_registration: oauth::DEFAULT_RC_CLIENT_REGISTRATION,
         }
     }
 
@@ -353,6 +362,8 @@ const KNOWN_KEYS: &[&str] = &[
     "pid_file",
     "synapse",
     "matrix_authentication_service",
+    "oauth",
+    "rc_client_registration",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -415,6 +426,9 @@ struct RawConfig {
     pid_file: Option<PathBuf>,
     synapse: Option<RawSynapse>,
     matrix_authentication_service: Option<RawMas>,
+    #[serde(default)]
+    oauth: oauth::RawOAuth,
+    rc_client_registration: Option<RateLimit>,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -708,6 +722,14 @@ impl RawConfig {
             .is_some_and(|mas| mas.enabled)
             .then(|| file_of("matrix_authentication_service"));
 
+        let oauth = self
+            .oauth
+            .validate()
+            .map_err(|(key, message)| ConfigError::Key {
+                path: file_of("oauth"),
+                key: key.to_owned(),
+                message,
+            })?;
         let defaults = LoginRateLimits::default();
         let rc_login = LoginRateLimits {
             address: self.rc_login.address.unwrap_or(defaults.address),
@@ -740,6 +762,10 @@ impl RawConfig {
             synapse,
             delegating_synapse_file,
             files,
+            oauth,
+            rc_client_registration: self
+                .rc_client_registration
+                .unwrap_or(oauth::DEFAULT_RC_CLIENT_REGISTRATION),
         })
     }
 }

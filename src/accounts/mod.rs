@@ -12,6 +12,7 @@
 //! - [`beside_synapse`]: Synapse's users and devices kept in line with homekey's.
 //! - [`interactive_auth`]: re-authentication before a sensitive operation.
 //! - [`migration`]: an existing Synapse's accounts carried into homekey, and back.
+//! - [`oauth_clients`]: the OAuth clients that register themselves.
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -21,6 +22,7 @@ pub mod device_activity;
 pub mod error;
 pub mod interactive_auth;
 pub mod migration;
+pub mod oauth_clients;
 pub mod passwords;
 pub mod sessions;
 pub mod tokens;
@@ -40,7 +42,7 @@ pub use sessions::{
 
 use crate::config::Config;
 use crate::password::{HashSettings, PasswordHasher};
-use crate::rate_limit::LoginLimiters;
+use crate::rate_limit::{LoginLimiters, RateLimiter};
 use crate::store::{
     AuditFilter, AuditRecord, Device, Flavour, Store, StoreError, TokenUser, User, UserFilter,
     UserPage,
@@ -55,6 +57,8 @@ pub struct Accounts {
     pub config: Arc<Config>,
     /// `rc_login`: kept in the process, as Synapse keeps them.
     limits: Arc<LoginLimiters>,
+    /// `rc_client_registration`, per client address, kept in the process as `rc_login`.
+    client_registrations: Arc<RateLimiter>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing. Made on first use
     /// (`serve` makes it before it listens): a command that checks no password never pays
@@ -121,6 +125,7 @@ impl Accounts {
             store,
             hasher: PasswordHasher::new(HashSettings::from_config(&config)),
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
+            client_registrations: Arc::new(RateLimiter::new(config.rc_client_registration)),
             synapse: config
                 .synapse
                 .as_ref()

@@ -16,6 +16,7 @@ mod audit;
 mod bulk_rows;
 mod connect;
 mod interactive_auth;
+mod oauth_clients;
 mod registration_nonces;
 mod sessions;
 mod sqlite_reads;
@@ -30,6 +31,7 @@ pub use accounts::Deactivation;
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
+pub use oauth_clients::{ClientRegistered, NewOAuthClient};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,

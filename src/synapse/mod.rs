@@ -53,5 +53,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route(INTROSPECTION_PATH, post(introspection::introspect))
         .route(DISCOVERY_PATH, get(discovery::openid_configuration))
         .with_state(state)
+        .merge(
+            Router::new()
+                .route(
+                    crate::oauth::REGISTRATION_PATH,
+                    post(crate::oauth::registration::register),
+                )
+                .with_state(accounts.clone()),
+        )
         .merge(crate::web::account_routes(accounts, ACCOUNT_PAGE_PATH))
 }

@@ -20,6 +20,7 @@ mod hardening_instances;
 mod hardening_outage;
 mod hostile_input;
 mod last_admin_race;
+mod oauth_registration;
 mod one_account_service;
 mod secrets;
 mod serve;

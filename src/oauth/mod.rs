@@ -1,0 +1,37 @@
+//! The Matrix OAuth 2.0 API (MSC3861 and the spec's "OAuth 2.0 API"), the protocol only:
+//! what clients send and are answered, and the rules of each step. Pages (sign-in, consent)
+//! are `crate::web`'s; every change goes through the account service. Served beside Synapse
+//! (the `synapse:` section), where homekey holds the place of the authentication service.
+//!
+//! Built so far:
+//! - [`client_metadata`]: the rules of a client's registration (RFC 7591, MSC2966).
+//! - [`registration`]: `POST /oauth2/registration`, where clients register themselves.
+//!
+//! Not yet (the discovery document lists none of these until the whole sign-in works):
+//! authorization and consent, the token endpoint, revocation, the device grant.
+
+pub mod client_metadata;
+pub mod registration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Where clients register (RFC 7591).
+pub const REGISTRATION_PATH: &str = "/oauth2/registration";
+
+/// An OAuth-shaped error answer (`{"error", "error_description"}`, never a Matrix
+/// `errcode`: clients tell OAuth's errors by this shape), not to be cached.
+pub fn error_answer(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = json!({"error": error, "error_description": description});
+    no_store((status, Json(body)).into_response())
+}
+
+/// `Cache-Control: no-store` on an answer of the OAuth endpoints.
+pub fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
