@@ -6,12 +6,18 @@
 //! Built so far:
 //! - [`client_metadata`]: the rules of a client's registration (RFC 7591, MSC2966).
 //! - [`registration`]: `POST /oauth2/registration`, where clients register themselves.
+//! - [`scope`]: the scopes of MSC2967 in both spellings.
+//! - [`authorization_request`]: the rules of an authorization request, and where each
+//!   refusal goes (a page, or back to the client).
 //!
-//! Not yet (the discovery document lists none of these until the whole sign-in works):
-//! authorization and consent, the token endpoint, revocation, the device grant.
+//! Not yet (the discovery document lists none of these until the whole sign-in works): the
+//! authorization endpoint with its sign-in and consent pages, the token endpoint,
+//! revocation, the device grant.
 
+pub mod authorization_request;
 pub mod client_metadata;
 pub mod registration;
+pub mod scope;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
