@@ -206,6 +206,21 @@ macro_rules! execute_for_names {
     }};
 }
 
+/// The rows (`$row`) of the query `$head <names> $tail` over `$names` (`&[&str]`), run in
+/// statements of the engine's size as in [`execute_for_names!`].
+macro_rules! fetch_for_names {
+    ($tx:ident, $row:ty, $head:expr, $names:expr, $tail:expr) => {{
+        let mut rows: Vec<$row> = Vec::new();
+        for chunk in $names.chunks(rows_per_statement(&$tx)) {
+            let mut query = sqlx::QueryBuilder::new($head);
+            BulkRows::push_names(&mut query, chunk);
+            query.push($tail);
+            rows.extend(query.build_query_as::<$row>().fetch_all(&mut *$tx).await?);
+        }
+        rows
+    }};
+}
+
 /// Of `$names`, those an account has ignoring case, and where each stands: a
 /// [`CarriedBefore`], read inside `$tx`. homekey's own spelling of the name decides: an
 /// account in the mirror is homekey's (carried or made by it), and a name that differs from
@@ -637,18 +652,17 @@ impl Store {
                 erased_names(false),
                 ")"
             );
-            // The devices Synapse has of these users.
-            let Some(first) = batch.users.first().map(|u| u.name.as_str()) else {
-                return Ok(restored);
-            };
-            let last = batch.last_name().unwrap_or(first);
-            let synapse_devices: HashSet<(String, String)> = sqlx::query_as(
-                "SELECT user_id, device_id FROM devices WHERE user_id >= $1 AND user_id <= $2",
+            // The devices Synapse has of these users. Selected by their names, not by a range
+            // of names: the batch is in homekey's order, and Synapse's database may sort
+            // otherwise (a collation other than C puts `@alice` before `@Bob`).
+            let names: Vec<&str> = known.iter().copied().collect();
+            let synapse_devices: HashSet<(String, String)> = fetch_for_names!(
+                tx,
+                (String, String),
+                "SELECT user_id, device_id FROM devices WHERE user_id IN (SELECT column1 FROM ",
+                names,
+                ")"
             )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?
             .into_iter()
             .collect();
             let has_device = |user: &str, device: &str| {
@@ -665,20 +679,22 @@ impl Store {
                 .iter()
                 .map(|t| t.token.as_str())
                 .collect();
-            let synapse_tokens: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, user_id, token FROM access_tokens WHERE user_id >= $1 AND user_id <= $2",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let synapse_refresh: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, user_id, token FROM refresh_tokens WHERE user_id >= $1 AND user_id <= $2",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?;
+            let synapse_tokens = fetch_for_names!(
+                tx,
+                (i64, String, String),
+                "SELECT id, user_id, token FROM access_tokens \
+                 WHERE user_id IN (SELECT column1 FROM ",
+                names,
+                ")"
+            );
+            let synapse_refresh = fetch_for_names!(
+                tx,
+                (i64, String, String),
+                "SELECT id, user_id, token FROM refresh_tokens \
+                 WHERE user_id IN (SELECT column1 FROM ",
+                names,
+                ")"
+            );
             for (id, user, token) in &synapse_tokens {
                 if known.contains(user.as_str()) && !homekey_tokens.contains(token.as_str()) {
                     sqlx::query("DELETE FROM access_tokens WHERE id = $1")

@@ -1202,3 +1202,104 @@ async fn on_postgres_an_account_homekey_had_is_replaced_by_synapses_when_asked()
         1
     );
 }
+
+/// The way back into a Synapse whose PostgreSQL database does not sort as C (ICU's `en-US`:
+/// `@alice` before `@Bob`, where homekey's batches, in byte order, put `@Bob` first), with
+/// user IDs in mixed case: the way in carries every session, and the way back ends in
+/// Synapse the session homekey ended and keeps the ones it kept (none reported without its
+/// device). homekey's own database is `db`.
+async fn the_way_back_into_a_synapse_not_sorting_as_c(db: TestDb, test: &str) {
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(synapse) = Synapse::prepare_on(
+        venv,
+        &own_auth(),
+        SynapseDatabase::PostgresEnUsCollation,
+        test,
+    )
+    .await
+    else {
+        return;
+    };
+    let mut moving = Moving::new(synapse, db);
+    moving.synapse.start().await;
+    moving.register("alice", "alice-pw", false);
+    let (status, body) = moving.synapse.login("alice", "alice-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let alice_token = body["access_token"].as_str().unwrap().to_owned();
+    moving.synapse.stop();
+    // Synapse's registration takes lower case only; older Synapses made such IDs.
+    let bob_token = "syt_Qm9i_mixedcasebobtoken_000000";
+    moving
+        .synapse_execute(&format!(
+            "INSERT INTO users (name, creation_ts) VALUES ('@Bob:example.com', 1700000000);
+             INSERT INTO devices (user_id, device_id) VALUES ('@Bob:example.com', 'BOBDEVICE');
+             INSERT INTO access_tokens (id, user_id, device_id, token)
+                 VALUES (1000, '@Bob:example.com', 'BOBDEVICE', '{bob_token}')"
+        ))
+        .await;
+    assert_eq!(
+        moving
+            .synapse_text(
+                "SELECT string_agg(name, ' ' ORDER BY name) FROM users \
+                 WHERE name IN ('@alice:example.com', '@Bob:example.com')"
+            )
+            .await
+            .as_deref(),
+        Some("@alice:example.com @Bob:example.com"),
+        "Synapse's database sorts as C"
+    );
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(
+        out.contains("carried 2 account(s), 3 device(s), 3 access token(s)"),
+        "{out}"
+    );
+    // homekey ends Bob's session (a reset with logout, on its own database).
+    let database = moving.database.clone();
+    ok(&run_binary(
+        HOMEKEY,
+        &[
+            "user",
+            "set-password",
+            "@Bob:example.com",
+            "--logout-devices",
+            "--password-stdin",
+            "--database",
+            &database,
+        ],
+        b"bob-new-pw\n",
+        &[],
+    ));
+    // The test's own handle on homekey's SQLite file would count as a homekey using it.
+    moving.db.store.close().await;
+    let out = ok(&moving.homekey(&["migrate-to-synapse"]));
+    assert!(
+        out.contains("wrote 2 account(s) back into Synapse's database"),
+        "{out}"
+    );
+
+    moving.synapse.start().await;
+    let (status, body) = moving.synapse.whoami(bob_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}\n{out}");
+    let (status, body) = moving.synapse.whoami(&alice_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!out.contains("left out"), "{out}");
+}
+
+#[tokio::test]
+async fn the_way_back_into_a_synapse_not_sorting_as_c_ends_the_sessions_homekey_ended() {
+    let test = "the_way_back_into_a_synapse_not_sorting_as_c_ends_the_sessions_homekey_ended";
+    the_way_back_into_a_synapse_not_sorting_as_c(TestDb::sqlite().await, test).await;
+}
+
+#[tokio::test]
+async fn from_homekey_on_postgres_the_way_back_into_a_synapse_not_sorting_as_c_ends_sessions() {
+    let test =
+        "from_homekey_on_postgres_the_way_back_into_a_synapse_not_sorting_as_c_ends_sessions";
+    let Some(db) = TestDb::postgres(test).await else {
+        return;
+    };
+    the_way_back_into_a_synapse_not_sorting_as_c(db, test).await;
+}
