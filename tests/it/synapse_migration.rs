@@ -1204,10 +1204,12 @@ async fn on_postgres_an_account_homekey_had_is_replaced_by_synapses_when_asked()
 }
 
 /// The way back into a Synapse whose PostgreSQL database does not sort as C (ICU's `en-US`:
-/// `@alice` before `@Bob`, where homekey's batches, in byte order, put `@Bob` first), with
-/// user IDs in mixed case: the way in carries every session, and the way back ends in
-/// Synapse the session homekey ended and keeps the ones it kept (none reported without its
-/// device). homekey's own database is `db`.
+/// `@alice` before `@Member2` before `@member3` before `@Zed`, where homekey's batches, in
+/// byte order, put every capital first: the first batch runs from `@Member10` to a
+/// `@member…`, which `@Zed` sorts after in Synapse's order), with user IDs in mixed case,
+/// over more than one batch: the way in carries every session, and
+/// the way back ends in Synapse the session homekey ended and keeps the ones it kept (none
+/// reported without its device). homekey's own database is `db`.
 async fn the_way_back_into_a_synapse_not_sorting_as_c(db: TestDb, test: &str) {
     let Some(venv) = synapse_venv(test) else {
         return;
@@ -1229,41 +1231,56 @@ async fn the_way_back_into_a_synapse_not_sorting_as_c(db: TestDb, test: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let alice_token = body["access_token"].as_str().unwrap().to_owned();
     moving.synapse.stop();
+    // More accounts than a batch (5,000), every other one capitalised, with a session each.
+    const MEMBERS: i64 = 6_000;
     // Synapse's registration takes lower case only; older Synapses made such IDs.
-    let bob_token = "syt_Qm9i_mixedcasebobtoken_000000";
+    let zed_token = "syt_WmVk_mixedcasezedtoken_000000";
     moving
         .synapse_execute(&format!(
-            "INSERT INTO users (name, creation_ts) VALUES ('@Bob:example.com', 1700000000);
-             INSERT INTO devices (user_id, device_id) VALUES ('@Bob:example.com', 'BOBDEVICE');
+            "INSERT INTO users (name, creation_ts) VALUES ('@Zed:example.com', 1700000000);
+             INSERT INTO devices (user_id, device_id) VALUES ('@Zed:example.com', 'ZEDDEVICE');
              INSERT INTO access_tokens (id, user_id, device_id, token)
-                 VALUES (1000, '@Bob:example.com', 'BOBDEVICE', '{bob_token}')"
+                 VALUES (1000, '@Zed:example.com', 'ZEDDEVICE', '{zed_token}');
+             INSERT INTO users (name, creation_ts)
+                 SELECT '@' || (CASE WHEN i % 2 = 0 THEN 'M' ELSE 'm' END) || 'ember' || i
+                     || ':example.com', 1700000000 FROM generate_series(1, {MEMBERS}) i;
+             INSERT INTO devices (user_id, device_id) SELECT name, 'D' FROM users
+                 WHERE lower(name) LIKE '@member%';
+             INSERT INTO access_tokens (id, user_id, device_id, token)
+                 SELECT 2000 + row_number() OVER (ORDER BY name), name, 'D', 'syt_' || name
+                 FROM users WHERE lower(name) LIKE '@member%'"
         ))
         .await;
     assert_eq!(
         moving
             .synapse_text(
                 "SELECT string_agg(name, ' ' ORDER BY name) FROM users \
-                 WHERE name IN ('@alice:example.com', '@Bob:example.com')"
+                 WHERE name IN ('@alice:example.com', '@Zed:example.com')"
             )
             .await
             .as_deref(),
-        Some("@alice:example.com @Bob:example.com"),
+        Some("@alice:example.com @Zed:example.com"),
         "Synapse's database sorts as C"
     );
 
     let out = ok(&moving.homekey(&["migrate-from-synapse"]));
     assert!(
-        out.contains("carried 2 account(s), 3 device(s), 3 access token(s)"),
+        out.contains(&format!(
+            "carried {} account(s), {} device(s), {} access token(s)",
+            MEMBERS + 2,
+            MEMBERS + 3,
+            MEMBERS + 3
+        )),
         "{out}"
     );
-    // homekey ends Bob's session (a reset with logout, on its own database).
+    // homekey ends Zed's session (a reset with logout, on its own database).
     let database = moving.database.clone();
     ok(&run_binary(
         HOMEKEY,
         &[
             "user",
             "set-password",
-            "@Bob:example.com",
+            "@Zed:example.com",
             "--logout-devices",
             "--password-stdin",
             "--database",
@@ -1276,12 +1293,23 @@ async fn the_way_back_into_a_synapse_not_sorting_as_c(db: TestDb, test: &str) {
     moving.db.store.close().await;
     let out = ok(&moving.homekey(&["migrate-to-synapse"]));
     assert!(
-        out.contains("wrote 2 account(s) back into Synapse's database"),
+        out.contains(&format!(
+            "wrote {} account(s) back into Synapse's database",
+            MEMBERS + 2
+        )),
         "{out}"
+    );
+    // Every member's session kept, alice's two, Zed's gone.
+    assert_eq!(
+        moving
+            .synapse_text("SELECT COUNT(*)::text FROM access_tokens")
+            .await
+            .as_deref(),
+        Some((MEMBERS + 2).to_string().as_str())
     );
 
     moving.synapse.start().await;
-    let (status, body) = moving.synapse.whoami(bob_token).await;
+    let (status, body) = moving.synapse.whoami(zed_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}\n{out}");
     let (status, body) = moving.synapse.whoami(&alice_token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
