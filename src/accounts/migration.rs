@@ -2,7 +2,7 @@
 //! left to Synapse, and the batches' writes with their audit records.
 //!
 //! - **Into homekey** ([`Accounts::carry_from_synapse`], on homekey's database): users with
-//!   their password hashes and flags, their devices and their access and refresh tokens, so
+//!   their password hashes and flags (erasure too), their devices and their access and refresh tokens, so
 //!   that every password and every logged-in client keeps working. Guests are left out
 //!   (Synapse's delegated requests carry no guest flag, so a guest's token must not become a
 //!   full user's: homekey answers their tokens as inactive), and so are appservice users
@@ -48,6 +48,8 @@ pub struct Tally {
     /// Carried without a password (SSO-only, or never given one): they cannot log in
     /// through homekey until one is set.
     pub without_password: u64,
+    /// Carried deactivated with erasure (marked in `erased_users`).
+    pub erased: u64,
 }
 
 impl Tally {
@@ -66,6 +68,7 @@ impl Tally {
         self.guests += other.guests;
         self.appservice_users += other.appservice_users;
         self.without_password += other.without_password;
+        self.erased += other.erased;
     }
 }
 
@@ -95,6 +98,8 @@ pub struct RestoreTally {
     /// Tokens left out because Synapse has no such device, as (user, device).
     pub without_device: Vec<(String, String)>,
     pub unknown_to_synapse: Vec<String>,
+    /// Accounts marked erased in Synapse that were not yet.
+    pub erased: u64,
 }
 
 impl Accounts {
@@ -233,6 +238,9 @@ impl Accounts {
             if user.password_hash.is_none() {
                 tally.without_password += 1;
             }
+            if user.erased {
+                tally.erased += 1;
+            }
         }
         tally.devices += batch.devices.iter().filter(|d| new(&d.user_id)).count() as u64;
         tally.access_tokens += batch
@@ -285,6 +293,7 @@ impl Accounts {
             refresh_tokens,
             without_device,
             unknown_to_synapse,
+            erased,
         } = self
             .store
             .restore_account_batch(batch, &hashes, dry_run)
@@ -294,6 +303,7 @@ impl Accounts {
         tally.refresh_tokens += refresh_tokens;
         tally.without_device.extend(without_device);
         tally.unknown_to_synapse.extend(unknown_to_synapse);
+        tally.erased += erased;
         Ok(())
     }
 

@@ -203,6 +203,12 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
             tally.without_password
         );
     }
+    if tally.erased > 0 {
+        out!(
+            "{} of them were deactivated with erasure: carried as such (erased: true)",
+            tally.erased
+        );
+    }
     if tally.already_carried > 0 {
         out!(
             "passed over {} account(s) carried by an earlier run: homekey's since, never \
@@ -313,6 +319,12 @@ pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
         tally.refresh_tokens,
         elapsed.as_secs_f64()
     );
+    if tally.erased > 0 {
+        out!(
+            "marked {} account(s) erased in Synapse (erased in homekey)",
+            tally.erased
+        );
+    }
     if !tally.argon2_accounts.is_empty() {
         out!(
             "{} account(s) have an argon2id hash, which Synapse cannot read: their password is \

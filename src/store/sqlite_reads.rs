@@ -166,6 +166,7 @@ impl SqliteReads {
                         approved: row.get(13)?,
                         locked: row.get(14)?,
                         suspended: row.get(15)?,
+                        erased: row.get(16)?,
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;

@@ -30,6 +30,8 @@ pub struct MigratedUser {
     pub approved: Option<bool>,
     pub locked: bool,
     pub suspended: bool,
+    /// Deactivated with erasure: a row of `erased_users` (Synapse's and homekey's table).
+    pub erased: bool,
 }
 
 /// A row of `devices`.
@@ -153,6 +155,8 @@ pub struct Restored {
     pub without_device: Vec<(String, String)>,
     /// homekey's users that Synapse does not have at all.
     pub unknown_to_synapse: Vec<String>,
+    /// Users marked erased in Synapse who were not yet.
+    pub erased: u64,
 }
 
 /// The batch reads (`$1`: after this name; users: `$2` at most; the rest: up to this name),
@@ -161,7 +165,8 @@ pub(super) const USER_BATCH: &str = "SELECT name, password_hash, \
      COALESCE(creation_ts, 0) AS creation_ts, admin <> 0 AS admin, upgrade_ts, \
      is_guest <> 0 AS is_guest, appservice_id, consent_version, consent_server_notice_sent, \
      user_type, deactivated <> 0 AS deactivated, shadow_banned, consent_ts, approved, \
-     COALESCE(locked, FALSE) AS locked, COALESCE(suspended, FALSE) AS suspended \
+     COALESCE(locked, FALSE) AS locked, COALESCE(suspended, FALSE) AS suspended, \
+     EXISTS (SELECT 1 FROM erased_users e WHERE e.user_id = users.name) AS erased \
      FROM users WHERE name > $1 ORDER BY name LIMIT $2";
 pub(super) const DEVICE_BATCH: &str = "SELECT user_id, device_id, display_name, last_seen, ip, \
      user_agent, COALESCE(hidden, FALSE) AS hidden FROM devices \
@@ -183,6 +188,36 @@ macro_rules! insert_rows {
             insert.push($tail);
             insert.build().execute(&mut *$tx).await?;
         }
+    }};
+}
+
+/// Runs `$head <names> $tail` over `$names` (`&[&str]`) in statements of the engine's size,
+/// the names given as a table of one column, `column1`; evaluates to the rows affected.
+macro_rules! execute_for_names {
+    ($tx:ident, $head:expr, $names:expr, $tail:expr) => {{
+        let mut affected: u64 = 0;
+        for chunk in $names.chunks(rows_per_statement(&$tx)) {
+            let mut query = sqlx::QueryBuilder::new($head);
+            BulkRows::push_names(&mut query, chunk);
+            query.push($tail);
+            affected += query.build().execute(&mut *$tx).await?.rows_affected();
+        }
+        affected
+    }};
+}
+
+/// The rows (`$row`) of the query `$head <names> $tail` over `$names` (`&[&str]`), run in
+/// statements of the engine's size as in [`execute_for_names!`].
+macro_rules! fetch_for_names {
+    ($tx:ident, $row:ty, $head:expr, $names:expr, $tail:expr) => {{
+        let mut rows: Vec<$row> = Vec::new();
+        for chunk in $names.chunks(rows_per_statement(&$tx)) {
+            let mut query = sqlx::QueryBuilder::new($head);
+            BulkRows::push_names(&mut query, chunk);
+            query.push($tail);
+            rows.extend(query.build_query_as::<$row>().fetch_all(&mut *$tx).await?);
+        }
+        rows
     }};
 }
 
@@ -522,6 +557,17 @@ impl Store {
                 ],
                 ""
             );
+            let erased: Vec<&str> = users
+                .iter()
+                .filter(|u| u.erased)
+                .map(|u| u.name.as_str())
+                .collect();
+            execute_for_names!(
+                tx,
+                "INSERT INTO erased_users (user_id) SELECT column1 FROM ",
+                erased,
+                ""
+            );
             let refresh_ids = insert_refresh_tokens!(tx, refresh);
             insert_rows!(
                 tx,
@@ -541,8 +587,8 @@ impl Store {
     }
 
     /// Writes `batch` (from homekey) back into Synapse's database in one transaction, with
-    /// Synapse stopped: each user's password hash (`None` clears it), admin, lock and
-    /// deactivation; and their sessions become exactly homekey's: the access and refresh
+    /// Synapse stopped: each user's password hash (`None` clears it), admin, lock,
+    /// deactivation and erasure (`erased_users`); and their sessions become exactly homekey's: the access and refresh
     /// tokens homekey has that Synapse lacks are added (numbered after Synapse's highest,
     /// as Synapse numbers them when it starts), those homekey ended are removed. Devices
     /// are never written: a token whose device Synapse lacks is left out and reported.
@@ -585,18 +631,38 @@ impl Store {
                 .map(|u| u.name.as_str())
                 .filter(|n| !restored.unknown_to_synapse.iter().any(|u| u == n))
                 .collect();
-            // The devices Synapse has of these users.
-            let Some(first) = batch.users.first().map(|u| u.name.as_str()) else {
-                return Ok(restored);
+            // Erasure as homekey has it: marked, or unmarked by a reactivation.
+            let erased_names = |erased: bool| -> Vec<&str> {
+                batch
+                    .users
+                    .iter()
+                    .filter(|u| u.erased == erased && known.contains(u.name.as_str()))
+                    .map(|u| u.name.as_str())
+                    .collect()
             };
-            let last = batch.last_name().unwrap_or(first);
-            let synapse_devices: HashSet<(String, String)> = sqlx::query_as(
-                "SELECT user_id, device_id FROM devices WHERE user_id >= $1 AND user_id <= $2",
+            restored.erased = execute_for_names!(
+                tx,
+                "INSERT INTO erased_users (user_id) SELECT column1 FROM ",
+                erased_names(true),
+                " WHERE TRUE ON CONFLICT (user_id) DO NOTHING"
+            );
+            execute_for_names!(
+                tx,
+                "DELETE FROM erased_users WHERE user_id IN (SELECT column1 FROM ",
+                erased_names(false),
+                ")"
+            );
+            // The devices Synapse has of these users. Selected by their names, not by a range
+            // of names: the batch is in homekey's order, and Synapse's database may sort
+            // otherwise (a collation other than C puts `@alice` before `@Bob`).
+            let names: Vec<&str> = known.iter().copied().collect();
+            let synapse_devices: HashSet<(String, String)> = fetch_for_names!(
+                tx,
+                (String, String),
+                "SELECT user_id, device_id FROM devices WHERE user_id IN (SELECT column1 FROM ",
+                names,
+                ")"
             )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?
             .into_iter()
             .collect();
             let has_device = |user: &str, device: &str| {
@@ -613,20 +679,22 @@ impl Store {
                 .iter()
                 .map(|t| t.token.as_str())
                 .collect();
-            let synapse_tokens: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, user_id, token FROM access_tokens WHERE user_id >= $1 AND user_id <= $2",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let synapse_refresh: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT id, user_id, token FROM refresh_tokens WHERE user_id >= $1 AND user_id <= $2",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?;
+            let synapse_tokens = fetch_for_names!(
+                tx,
+                (i64, String, String),
+                "SELECT id, user_id, token FROM access_tokens \
+                 WHERE user_id IN (SELECT column1 FROM ",
+                names,
+                ")"
+            );
+            let synapse_refresh = fetch_for_names!(
+                tx,
+                (i64, String, String),
+                "SELECT id, user_id, token FROM refresh_tokens \
+                 WHERE user_id IN (SELECT column1 FROM ",
+                names,
+                ")"
+            );
             for (id, user, token) in &synapse_tokens {
                 if known.contains(user.as_str()) && !homekey_tokens.contains(token.as_str()) {
                     sqlx::query("DELETE FROM access_tokens WHERE id = $1")
@@ -762,16 +830,13 @@ impl Store {
         }
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let mut cleared = 0;
-            for chunk in names.chunks(rows_per_statement(&tx)) {
-                let mut update = sqlx::QueryBuilder::new(
-                    "UPDATE users SET password_hash = NULL WHERE password_hash IS NOT NULL \
-                     AND name IN (SELECT column1 FROM ",
-                );
-                BulkRows::push_names(&mut update, chunk);
-                update.push(")");
-                cleared += update.build().execute(&mut *tx).await?.rows_affected();
-            }
+            let cleared = execute_for_names!(
+                tx,
+                "UPDATE users SET password_hash = NULL WHERE password_hash IS NOT NULL \
+                 AND name IN (SELECT column1 FROM ",
+                names,
+                ")"
+            );
             tx.commit().await?;
             Ok(cleared)
         })

@@ -31,6 +31,10 @@ pub(crate) enum SynapseDatabase {
     /// store's PostgreSQL tests), created with the C collation Synapse requires and dropped
     /// with the fixture.
     Postgres,
+    /// The same with a collation that is not C: ICU's `en-US` (`@alice` sorts before `@Bob`,
+    /// where C puts capitals first), which Synapse takes with `allow_unsafe_locale: true`, as
+    /// older installations have it.
+    PostgresEnUsCollation,
 }
 
 /// A Synapse homeserver for example.com on SQLite in a temporary directory (or on a
@@ -80,8 +84,9 @@ impl Synapse {
     ) -> Option<Synapse> {
         match database {
             SynapseDatabase::Sqlite => Some(Synapse::prepare_with_auth(venv, auth)),
-            SynapseDatabase::Postgres => {
-                let (yaml, postgres) = synapse_postgres_database(test).await?;
+            SynapseDatabase::Postgres | SynapseDatabase::PostgresEnUsCollation => {
+                let c_collation = database == SynapseDatabase::Postgres;
+                let (yaml, postgres) = synapse_postgres_database(test, c_collation).await?;
                 let dir = tempfile::tempdir().unwrap();
                 Some(Synapse::prepare_in(venv, auth, dir, &yaml, Some(postgres)))
             }
@@ -334,8 +339,12 @@ impl Drop for Synapse {
 /// A fresh database for Synapse on the test PostgreSQL server: the `database:` section of its
 /// homeserver.yaml, and the database (its URL, its guard). It is the store tests' fresh
 /// database ([`TestDb::postgres_empty`]: its unique name, its skip, its drop), made again
-/// with the collation Synapse insists on (it refuses to start on another).
-async fn synapse_postgres_database(test: &str) -> Option<(String, SynapsePostgres)> {
+/// with the collation Synapse insists on (it refuses to start on another), or without
+/// `c_collation` with ICU's `en-US` and Synapse's `allow_unsafe_locale: true`.
+async fn synapse_postgres_database(
+    test: &str,
+    c_collation: bool,
+) -> Option<(String, SynapsePostgres)> {
     use sqlx::Connection;
     let (config, guard) = TestDb::postgres_empty(test).await?;
     let DatabaseConfig::PostgresUrl(url) = config else {
@@ -350,14 +359,27 @@ async fn synapse_postgres_database(test: &str) -> Option<(String, SynapsePostgre
     let name = &guard.name;
     for sql in [
         format!("DROP DATABASE {name}"),
-        format!(
-            "CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE='C' LC_CTYPE='C' TEMPLATE template0"
-        ),
+        if c_collation {
+            format!(
+                "CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE='C' LC_CTYPE='C' \
+                 TEMPLATE template0"
+            )
+        } else {
+            format!(
+                "CREATE DATABASE {name} ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' \
+                 LOCALE 'C.UTF-8' TEMPLATE template0"
+            )
+        },
     ] {
         sqlx::query(&sql).execute(&mut admin).await.unwrap();
     }
+    let unsafe_locale = if c_collation {
+        ""
+    } else {
+        "  allow_unsafe_locale: true\n"
+    };
     let mut yaml = format!(
-        "database:\n  name: psycopg2\n  args:\n    user: {}\n    host: {}\n    port: {}\n    dbname: {name}\n    cp_min: 1\n    cp_max: 5\n",
+        "database:\n  name: psycopg2\n{unsafe_locale}  args:\n    user: {}\n    host: {}\n    port: {}\n    dbname: {name}\n    cp_min: 1\n    cp_max: 5\n",
         parsed.username(),
         parsed.host_str().unwrap_or("127.0.0.1"),
         parsed.port().unwrap_or(5432),

@@ -4,7 +4,7 @@
 //! migrate, switch Synapse to delegate, start; the same token syncs, a refresh token
 //! refreshes, the passwords log in, a reset through homekey ends the old session on Synapse
 //! at once; then back: the password set under homekey logs in on Synapse's own login, and
-//! the token homekey issued still works.
+//! the token homekey issued still works. An erased user stays erased both ways.
 
 use std::time::Instant;
 
@@ -224,6 +224,7 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     moving.synapse.start().await;
     moving.register("alice", "alice-pw", true);
     moving.register("bob", "bob-pw", false);
+    moving.register("dave", "dave-pw", false);
 
     // Each registration made a device and token (4 of each with the logins below). alice
     // logs in with a plain token and opens a room; bob's client asks for a refresh token.
@@ -231,6 +232,17 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let alice_token = body["access_token"].as_str().unwrap().to_owned();
     let alice_device = body["device_id"].as_str().unwrap().to_owned();
+    // dave asks to be erased: Synapse deactivates him (his devices and tokens go) and marks
+    // him in its `erased_users`.
+    let (status, body) = moving
+        .synapse
+        .post_json(
+            "/_synapse/admin/v1/deactivate/@dave:example.com",
+            &alice_token,
+            &json!({"erase": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, room) = moving
         .synapse
         .post_json(
@@ -275,7 +287,7 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     // A dry run counts and changes nothing.
     let out = ok(&moving.homekey(&["migrate-from-synapse", "--dry-run"]));
     assert!(
-        out.contains("would carry 2 account(s), 4 device(s), 4 access token(s), 1 refresh token(s) of the 2 read"),
+        out.contains("would carry 3 account(s), 4 device(s), 4 access token(s), 1 refresh token(s) of the 3 read"),
         "{out}"
     );
     assert!(out.contains("dry run: nothing was changed"), "{out}");
@@ -290,15 +302,19 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     let out = ok(&moving.homekey(&["migrate-from-synapse"]));
     assert!(
         out.contains(
-            "carried 2 account(s), 4 device(s), 4 access token(s), 1 refresh token(s) of the 2 read"
+            "carried 3 account(s), 4 device(s), 4 access token(s), 1 refresh token(s) of the 3 read"
         ),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 of them were deactivated with erasure: carried as such"),
         "{out}"
     );
     // A second run finds the job done.
     let out = ok(&moving.homekey(&["migrate-from-synapse"]));
     assert!(out.contains("carried 0 account(s)"), "{out}");
     assert!(
-        out.contains("passed over 2 account(s) carried by an earlier run"),
+        out.contains("passed over 3 account(s) carried by an earlier run"),
         "{out}"
     );
     assert_eq!(
@@ -339,6 +355,21 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
         .get("/_synapse/admin/v2/users/@bob:example.com", &alice_token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // dave came over erased, not merely deactivated: in homekey's CLI and its Admin API.
+    let shown: Value =
+        serde_json::from_str(&ok(&moving.homekey_user(&["show", "dave", "--json"], ""))).unwrap();
+    assert_eq!(shown["deactivated"], true, "{shown}");
+    assert_eq!(shown["erased"], true, "{shown}");
+    let (status, body) = homekey
+        .call(
+            "GET",
+            "/_synapse/admin/v2/users/@dave:example.com",
+            Some(&alice_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["erased"], true, "{body}");
 
     // bob's refresh token, from Synapse, refreshes at homekey on the same device.
     let (status, refreshed) = homekey
@@ -382,6 +413,7 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
 
     // An account made through homekey beside Synapse (which homekey makes exist there).
     ok(&moving.homekey_user(&["create", "erin", "--password-stdin"], "erin-pw\n"));
+    ok(&moving.homekey_user(&["create", "frank", "--password-stdin"], "frank-pw\n"));
 
     // Once switched, Synapse's copies of the passwords are emptied.
     assert!(
@@ -401,12 +433,22 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
 
     // And back: both stopped, homekey's accounts and sessions into Synapse.
     moving.synapse.stop();
+    // frank is erased through homekey while Synapse is down: only the way back can tell it.
+    let (status, body) = homekey
+        .call(
+            "POST",
+            "/_synapse/admin/v1/deactivate/@frank:example.com",
+            Some(&alice_homekey_token),
+            Some(json!({"erase": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // Run again now, the migration finds every account homekey's: carried before, or made
     // by homekey in Synapse (erin): nothing to carry, no conflict.
     let out = ok(&moving.homekey(&["migrate-from-synapse"]));
     assert!(out.contains("carried 0 account(s)"), "{out}");
     assert!(
-        out.contains("passed over 1 account(s) homekey made in this Synapse itself"),
+        out.contains("passed over 2 account(s) homekey made in this Synapse itself"),
         "{out}"
     );
     let out = moving.homekey(&["migrate-to-synapse"]);
@@ -431,7 +473,11 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     );
     let out = ok(&moving.homekey(&["migrate-to-synapse"]));
     assert!(
-        out.contains("wrote 3 account(s) back into Synapse's database"),
+        out.contains("wrote 5 account(s) back into Synapse's database"),
+        "{out}"
+    );
+    assert!(
+        out.contains("marked 1 account(s) erased in Synapse"),
         "{out}"
     );
     moving.switch_synapse(false);
@@ -459,6 +505,22 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     assert_eq!(body["device_id"], bob_device.as_str());
     let (status, _) = moving.synapse.whoami(&alice_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Synapse's Admin API says both erased: dave as he came, frank as homekey erased him.
+    let (status, body) = moving.synapse.login("alice", "alice-new-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin = body["access_token"].as_str().unwrap().to_owned();
+    for user in ["@dave:example.com", "@frank:example.com"] {
+        let (status, body) = moving
+            .synapse
+            .get(&format!("/_synapse/admin/v2/users/{user}"), &admin)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            (&body["deactivated"], &body["erased"]),
+            (&json!(true), &json!(true)),
+            "{user}: {body}"
+        );
+    }
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -1139,4 +1201,133 @@ async fn on_postgres_an_account_homekey_had_is_replaced_by_synapses_when_asked()
             .await,
         1
     );
+}
+
+/// The way back into a Synapse whose PostgreSQL database does not sort as C (ICU's `en-US`:
+/// `@alice` before `@Member2` before `@member3` before `@Zed`, where homekey's batches, in
+/// byte order, put every capital first: the first batch runs from `@Member10` to a
+/// `@member…`, which `@Zed` sorts after in Synapse's order), with user IDs in mixed case,
+/// over more than one batch: the way in carries every session, and
+/// the way back ends in Synapse the session homekey ended and keeps the ones it kept (none
+/// reported without its device). homekey's own database is `db`.
+async fn the_way_back_into_a_synapse_not_sorting_as_c(db: TestDb, test: &str) {
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(synapse) = Synapse::prepare_on(
+        venv,
+        &own_auth(),
+        SynapseDatabase::PostgresEnUsCollation,
+        test,
+    )
+    .await
+    else {
+        return;
+    };
+    let mut moving = Moving::new(synapse, db);
+    moving.synapse.start().await;
+    moving.register("alice", "alice-pw", false);
+    let (status, body) = moving.synapse.login("alice", "alice-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let alice_token = body["access_token"].as_str().unwrap().to_owned();
+    moving.synapse.stop();
+    // More accounts than a batch (5,000), every other one capitalised, with a session each.
+    const MEMBERS: i64 = 6_000;
+    // Synapse's registration takes lower case only; older Synapses made such IDs.
+    let zed_token = "syt_WmVk_mixedcasezedtoken_000000";
+    moving
+        .synapse_execute(&format!(
+            "INSERT INTO users (name, creation_ts) VALUES ('@Zed:example.com', 1700000000);
+             INSERT INTO devices (user_id, device_id) VALUES ('@Zed:example.com', 'ZEDDEVICE');
+             INSERT INTO access_tokens (id, user_id, device_id, token)
+                 VALUES (1000, '@Zed:example.com', 'ZEDDEVICE', '{zed_token}');
+             INSERT INTO users (name, creation_ts)
+                 SELECT '@' || (CASE WHEN i % 2 = 0 THEN 'M' ELSE 'm' END) || 'ember' || i
+                     || ':example.com', 1700000000 FROM generate_series(1, {MEMBERS}) i;
+             INSERT INTO devices (user_id, device_id) SELECT name, 'D' FROM users
+                 WHERE lower(name) LIKE '@member%';
+             INSERT INTO access_tokens (id, user_id, device_id, token)
+                 SELECT 2000 + row_number() OVER (ORDER BY name), name, 'D', 'syt_' || name
+                 FROM users WHERE lower(name) LIKE '@member%'"
+        ))
+        .await;
+    assert_eq!(
+        moving
+            .synapse_text(
+                "SELECT string_agg(name, ' ' ORDER BY name) FROM users \
+                 WHERE name IN ('@alice:example.com', '@Zed:example.com')"
+            )
+            .await
+            .as_deref(),
+        Some("@alice:example.com @Zed:example.com"),
+        "Synapse's database sorts as C"
+    );
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(
+        out.contains(&format!(
+            "carried {} account(s), {} device(s), {} access token(s)",
+            MEMBERS + 2,
+            MEMBERS + 3,
+            MEMBERS + 3
+        )),
+        "{out}"
+    );
+    // homekey ends Zed's session (a reset with logout, on its own database).
+    let database = moving.database.clone();
+    ok(&run_binary(
+        HOMEKEY,
+        &[
+            "user",
+            "set-password",
+            "@Zed:example.com",
+            "--logout-devices",
+            "--password-stdin",
+            "--database",
+            &database,
+        ],
+        b"bob-new-pw\n",
+        &[],
+    ));
+    // The test's own handle on homekey's SQLite file would count as a homekey using it.
+    moving.db.store.close().await;
+    let out = ok(&moving.homekey(&["migrate-to-synapse"]));
+    assert!(
+        out.contains(&format!(
+            "wrote {} account(s) back into Synapse's database",
+            MEMBERS + 2
+        )),
+        "{out}"
+    );
+    // Every member's session kept, alice's two, Zed's gone.
+    assert_eq!(
+        moving
+            .synapse_text("SELECT COUNT(*)::text FROM access_tokens")
+            .await
+            .as_deref(),
+        Some((MEMBERS + 2).to_string().as_str())
+    );
+
+    moving.synapse.start().await;
+    let (status, body) = moving.synapse.whoami(zed_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}\n{out}");
+    let (status, body) = moving.synapse.whoami(&alice_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!out.contains("left out"), "{out}");
+}
+
+#[tokio::test]
+async fn the_way_back_into_a_synapse_not_sorting_as_c_ends_the_sessions_homekey_ended() {
+    let test = "the_way_back_into_a_synapse_not_sorting_as_c_ends_the_sessions_homekey_ended";
+    the_way_back_into_a_synapse_not_sorting_as_c(TestDb::sqlite().await, test).await;
+}
+
+#[tokio::test]
+async fn from_homekey_on_postgres_the_way_back_into_a_synapse_not_sorting_as_c_ends_sessions() {
+    let test =
+        "from_homekey_on_postgres_the_way_back_into_a_synapse_not_sorting_as_c_ends_sessions";
+    let Some(db) = TestDb::postgres(test).await else {
+        return;
+    };
+    the_way_back_into_a_synapse_not_sorting_as_c(db, test).await;
 }
