@@ -45,8 +45,8 @@ pub struct Tally {
     pub case_duplicates: Vec<String>,
     pub guests: u64,
     pub appservice_users: u64,
-    /// Carried without a password (SSO-only, or never given one): they cannot log in
-    /// through homekey until one is set.
+    /// Active accounts carried without a password (SSO-only, or never given one): they
+    /// cannot log in through homekey until one is set.
     pub without_password: u64,
     /// Carried deactivated with erasure (marked in `erased_users`).
     pub erased: u64,
@@ -235,7 +235,8 @@ impl Accounts {
         let new = |name: &str| before.is_new(name);
         for user in batch.users.iter().filter(|u| new(&u.name)) {
             tally.carried += 1;
-            if user.password_hash.is_none() {
+            // A deactivated account has none by design: it is not one to set a password for.
+            if user.password_hash.is_none() && !user.deactivated {
                 tally.without_password += 1;
             }
             if user.erased {
