@@ -93,6 +93,24 @@ impl Requester {
     /// page's sign-in whose ID hashes to `page_session` (after giving the password).
     pub fn on_page(user: &User, page_session: &str) -> Requester {
         Requester {
+            page_session: Some(page_session.to_owned()),
+            ..Requester::without_token(user)
+        }
+    }
+
+    /// `user` acting for their device `device_id` with something other than an access token
+    /// (its refresh token, being revoked).
+    pub fn of_device(user: &User, device_id: &str) -> Requester {
+        Requester {
+            device_id: Some(device_id.to_owned()),
+            ..Requester::without_token(user)
+        }
+    }
+
+    /// `user`, with no device, no access token (`token_id` 0 names none: ids start at 1)
+    /// and no page session.
+    fn without_token(user: &User) -> Requester {
+        Requester {
             user: TokenUser {
                 name: user.name.clone(),
                 admin: user.admin,
@@ -104,7 +122,7 @@ impl Requester {
             device_id: None,
             token_id: 0,
             valid_until_ms: None,
-            page_session: Some(page_session.to_owned()),
+            page_session: None,
         }
     }
 }

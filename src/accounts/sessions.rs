@@ -567,6 +567,43 @@ impl Accounts {
         Ok(())
     }
 
+    /// RFC 7009's revocation of a token by whoever holds it (the OAuth API's revocation
+    /// endpoint, for homekey's own access and refresh tokens): its session ends as `/logout`
+    /// ends it, the device and all its tokens (beside Synapse, Synapse's device too). A token
+    /// that names no live session (unknown, already revoked, a deactivated account's) ends
+    /// nothing; `Ok(false)` then. `hint_refresh`: the client said it is a refresh token, so
+    /// that is looked up first.
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        hint_refresh: bool,
+    ) -> Result<bool, AccountError> {
+        for refresh in [hint_refresh, !hint_refresh] {
+            let requester = if refresh {
+                match self.store.find_refresh_token(token).await? {
+                    Some(found) => match self.store.get_user(&found.user_id).await? {
+                        Some(user) if !user.deactivated => {
+                            Requester::of_device(&user, &found.device_id)
+                        }
+                        _ => return Ok(false),
+                    },
+                    None => continue,
+                }
+            } else {
+                match self.authenticate_for(token, TokenUse::Logout).await {
+                    Ok(requester) => requester,
+                    Err(AuthError::Store(err)) => return Err(err.into()),
+                    Err(AuthError::UnknownToken | AuthError::Expired | AuthError::Locked) => {
+                        continue;
+                    }
+                }
+            };
+            self.logout(&requester).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Every device and token of `user_id` (`/logout/all` by the user, `homekey user logout`
     /// by the operator); returns how many access tokens went.
     pub async fn logout_everywhere(

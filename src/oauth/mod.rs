@@ -6,17 +6,19 @@
 //! Built so far:
 //! - [`client_metadata`]: the rules of a client's registration (RFC 7591, MSC2966).
 //! - [`registration`]: `POST /oauth2/registration`, where clients register themselves.
+//! - [`revocation`]: `POST /oauth2/revoke`, where a token's session is ended.
 //! - [`scope`]: the scopes of MSC2967 in both spellings.
 //! - [`authorization_request`]: the rules of an authorization request, and where each
 //!   refusal goes (a page, or back to the client).
 //!
 //! Not yet (the discovery document lists none of these until the whole sign-in works): the
-//! authorization endpoint with its sign-in and consent pages, the token endpoint,
-//! revocation, the device grant.
+//! authorization endpoint with its sign-in and consent pages, the token endpoint, the
+//! device grant.
 
 pub mod authorization_request;
 pub mod client_metadata;
 pub mod registration;
+pub mod revocation;
 pub mod scope;
 
 use axum::Json;
@@ -26,6 +28,8 @@ use serde_json::json;
 
 /// Where clients register (RFC 7591).
 pub const REGISTRATION_PATH: &str = "/oauth2/registration";
+/// Where a token is revoked (RFC 7009).
+pub const REVOCATION_PATH: &str = "/oauth2/revoke";
 
 /// An OAuth-shaped error answer (`{"error", "error_description"}`, never a Matrix
 /// `errcode`: clients tell OAuth's errors by this shape), not to be cached.

@@ -59,6 +59,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
                     crate::oauth::REGISTRATION_PATH,
                     post(crate::oauth::registration::register),
                 )
+                .route(
+                    crate::oauth::REVOCATION_PATH,
+                    post(crate::oauth::revocation::revoke),
+                )
                 .with_state(accounts.clone()),
         )
         .merge(crate::web::account_routes(accounts, ACCOUNT_PAGE_PATH))

@@ -21,6 +21,7 @@ mod hardening_outage;
 mod hostile_input;
 mod last_admin_race;
 mod oauth_registration;
+mod oauth_revocation;
 mod one_account_service;
 mod secrets;
 mod serve;
