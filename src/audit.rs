@@ -52,6 +52,10 @@ pub enum Action {
     /// A new client of the Matrix OAuth 2.0 API that registered itself; the record's target
     /// is its client ID.
     RegisterClient,
+    /// An e-mail address added to an account (`homekey user email add`).
+    AddEmail,
+    /// An e-mail address removed from an account (`homekey user email remove`).
+    RemoveEmail,
 }
 
 impl Action {
@@ -76,6 +80,8 @@ impl Action {
             Action::CarryFromSynapse => "carry_from_synapse",
             Action::ReplaceFromSynapse => "replace_from_synapse",
             Action::RegisterClient => "register_client",
+            Action::AddEmail => "add_email",
+            Action::RemoveEmail => "remove_email",
         }
     }
 }

@@ -21,5 +21,6 @@ pub mod secrets;
 pub mod shared_secret;
 pub mod store;
 pub mod synapse;
+pub mod threepid;
 pub mod utc;
 pub mod web;

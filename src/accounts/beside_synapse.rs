@@ -417,6 +417,38 @@ impl Accounts {
         }
     }
 
+    /// Gives Synapse the user's e-mail addresses when they are not what homekey last gave
+    /// it. Never removes addresses homekey never gave: an account found in Synapse with
+    /// addresses of its own and none in homekey is left as it is.
+    async fn bring_emails_in_line(
+        &self,
+        synapse: &SynapseClient,
+        user_id: &str,
+        localpart: &str,
+    ) -> Result<(), DeliveryFailure> {
+        let mut emails: Vec<String> = self
+            .store
+            .user_threepids(user_id)
+            .await?
+            .into_iter()
+            .filter(|t| t.threepid.medium == crate::threepid::Medium::Email)
+            .map(|t| t.threepid.address)
+            .collect();
+        emails.sort();
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            emails.join("\n").as_bytes(),
+        ));
+        let given = self.store.synapse_mirrored_emails(user_id).await?;
+        if given.as_deref() == Some(digest.as_str()) {
+            return Ok(());
+        }
+        if given.is_some() || !emails.is_empty() {
+            synapse.set_emails(localpart, &emails).await?;
+        }
+        self.store.mirror_synapse_emails(user_id, &digest).await?;
+        Ok(())
+    }
+
     /// Makes Synapse's user and devices match homekey's for `user_id`.
     async fn bring_in_line(
         &self,
@@ -475,6 +507,8 @@ impl Accounts {
             known.locked = Some(user.locked);
             self.store.mirror_synapse_user(user_id, known).await?;
         }
+        self.bring_emails_in_line(synapse, user_id, &localpart)
+            .await?;
 
         let devices: BTreeSet<String> = self
             .store

@@ -11,7 +11,10 @@ use super::{AccountError, Accounts, Actor, LoginSuccess, OnSynapse, Requester, n
 use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
-use crate::store::{AdminGuard, Deactivation, Logout, NewAuditRecord, NewUser, User, UserChanges};
+use crate::store::{
+    AccountThreepid, AdminGuard, Deactivation, Logout, NewAuditRecord, NewUser, User, UserChanges,
+};
+use crate::threepid::Threepid;
 
 /// A new account, as an entry point asks for it.
 #[derive(Debug, Clone)]
@@ -23,6 +26,8 @@ pub struct NewAccount {
     /// As Synapse: none given means the localpart; an empty one means no display name.
     pub displayname: Option<String>,
     pub avatar_url: Option<String>,
+    /// Its third-party IDs (e-mail addresses).
+    pub threepids: Vec<Threepid>,
 }
 
 /// The password a new account starts with.
@@ -58,6 +63,8 @@ pub struct AccountChanges {
     pub deactivated: Option<bool>,
     pub locked: Option<bool>,
     pub user_type: Option<Option<String>>,
+    /// The whole set of third-party IDs, replacing the account's.
+    pub threepids: Option<Vec<Threepid>>,
 }
 
 impl Accounts {
@@ -380,6 +387,7 @@ impl Accounts {
             "displayname_changed": changes.displayname.is_some(),
             "avatar_url_changed": changes.avatar_url.is_some(),
             "user_type_changed": changes.user_type.is_some(),
+            "threepids": changes.threepids.as_ref().map(|t| t.iter().map(ToString::to_string).collect::<Vec<_>>()),
         });
         let record = self.audit_record(actor, Action::ModifyUser, &user.name, details);
         fn clear_empty(value: &Option<String>) -> Option<&str> {
@@ -402,6 +410,7 @@ impl Accounts {
             deactivated,
             locked,
             user_type: changes.user_type,
+            threepids: changes.threepids,
         };
         self.store
             .modify_user(&user_id, &changes, guard, record.as_ref())
@@ -496,6 +505,52 @@ impl Accounts {
     }
 }
 
+impl Accounts {
+    /// An account's third-party IDs (e-mail addresses), in the order they were added.
+    pub async fn user_threepids(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<AccountThreepid>, AccountError> {
+        Ok(self.store.user_threepids(user_id).await?)
+    }
+
+    /// The account that has `threepid`, if one does.
+    pub async fn user_by_threepid(
+        &self,
+        threepid: &Threepid,
+    ) -> Result<Option<String>, AccountError> {
+        Ok(self.store.user_by_threepid(threepid).await?)
+    }
+
+    /// Adds an e-mail address to an account (`add`) or removes it (`homekey user email`);
+    /// beside Synapse, Synapse gets the account's new list. Returns whether anything
+    /// changed.
+    pub async fn change_email(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        address: &str,
+        add: bool,
+    ) -> Result<bool, AccountError> {
+        let threepid = Threepid::email(address)?;
+        let action = if add {
+            Action::AddEmail
+        } else {
+            Action::RemoveEmail
+        };
+        let record =
+            self.audit_record(actor, action, user_id, json!({"address": threepid.address}));
+        let changed = self
+            .store
+            .change_threepid(user_id, &threepid, add, now_ms(), record.as_ref())
+            .await?;
+        if changed {
+            self.deliver_after_change(user_id).await;
+        }
+        Ok(changed)
+    }
+}
+
 /// The row of a new account, with Synapse's display-name default.
 fn new_user(new: NewAccount, password_hash: Option<SecretString>) -> NewUser {
     let displayname = match new.displayname {
@@ -512,5 +567,6 @@ fn new_user(new: NewAccount, password_hash: Option<SecretString>) -> NewUser {
         user_type: new.user_type,
         displayname,
         avatar_url: new.avatar_url.filter(|url| !url.is_empty()),
+        threepids: new.threepids,
     }
 }

@@ -11,6 +11,12 @@ pub enum AccountError {
     UserNotFound(String),
     #[error("user {0} already exists")]
     UserExists(String),
+    /// A third-party ID (an e-mail address) that another account has.
+    #[error("{0} is already in use")]
+    ThreepidInUse(String),
+    /// A third-party ID that is not one (Synapse's words).
+    #[error(transparent)]
+    Threepid(#[from] crate::threepid::ThreepidError),
     #[error(transparent)]
     Password(#[from] PasswordRefusal),
     /// `password_config` does not let passwords be changed (`enabled: false`,
@@ -122,6 +128,7 @@ impl From<StoreError> for AccountError {
         match err {
             StoreError::UserNotFound(user) => AccountError::UserNotFound(user),
             StoreError::UserExists(user) => AccountError::UserExists(user),
+            StoreError::ThreepidInUse(threepid) => AccountError::ThreepidInUse(threepid),
             StoreError::LastAdmin(user) => AccountError::LastAdmin(user),
             other => AccountError::Store(other),
         }

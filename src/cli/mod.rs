@@ -18,6 +18,7 @@ pub mod password_input;
 pub mod synapse;
 pub mod time;
 pub mod user;
+pub mod user_email;
 pub mod user_import;
 
 use std::path::PathBuf;

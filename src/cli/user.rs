@@ -55,6 +55,8 @@ pub enum UserCommand {
     /// that already exist are skipped, so an interrupted import can simply be run again.
     #[command(after_help = IMPORT_HELP)]
     Import(super::user_import::ImportArgs),
+    /// An account's e-mail addresses: add, remove, list.
+    Email(super::user_email::EmailArgs),
 }
 
 const IMPORT_HELP: &str = "Fields (CSV columns or JSON keys): user (required: a localpart or a \
@@ -193,6 +195,7 @@ pub async fn run(args: UserArgs) -> Result<(), CommandError> {
         UserCommand::List(args) => list(args).await,
         UserCommand::Login(args) => login(args).await,
         UserCommand::Import(args) => super::user_import::run(args).await,
+        UserCommand::Email(args) => super::user_email::run(args).await,
     }
 }
 
@@ -230,6 +233,7 @@ async fn create(args: CreateArgs) -> Result<(), CommandError> {
                 user_type: None,
                 displayname: args.displayname,
                 avatar_url: None,
+                threepids: Vec::new(),
             },
         )
         .await;
@@ -340,8 +344,17 @@ async fn show(args: ShowArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.user_as_login_finds(&args.user).await?;
     let devices = op.accounts.list_devices(&user.name).await?;
+    let emails: Vec<String> = op
+        .accounts
+        .user_threepids(&user.name)
+        .await?
+        .into_iter()
+        .filter(|t| t.threepid.medium == crate::threepid::Medium::Email)
+        .map(|t| t.threepid.address)
+        .collect();
     if args.json {
         let mut body = user_json(&user);
+        body["emails"] = json!(emails);
         body["devices"] = devices.iter().map(device_json).collect();
         out!("{body:#}");
         return Ok(());
@@ -361,6 +374,7 @@ async fn show(args: ShowArgs) -> Result<(), CommandError> {
         ("guest", yes_no(user.is_guest).to_owned()),
         ("user type", user.user_type.clone().unwrap_or_default()),
         ("created", format_utc(user.creation_ts * 1000)),
+        ("e-mail", emails.join(", ")),
         ("devices", devices.len().to_string()),
     ];
     for (label, value) in rows {

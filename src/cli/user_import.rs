@@ -323,6 +323,7 @@ async fn import(op: &Operator, actor: &Actor, entries: &[Entry]) -> Result<Outco
                 user_type: None,
                 displayname: entry.displayname.clone(),
                 avatar_url: None,
+                threepids: Vec::new(),
             })
             .collect();
         if let Some(first) = todo.first() {

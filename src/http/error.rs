@@ -235,6 +235,17 @@ impl From<AccountError> for MatrixError {
                 "M_USER_IN_USE",
                 "User ID already taken.",
             ),
+            AccountError::ThreepidInUse(_) => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_THREEPID_IN_USE",
+                err.to_string(),
+            ),
+            AccountError::Threepid(crate::threepid::ThreepidError::UnknownMedium(_)) => {
+                MatrixError::invalid_param(err.to_string())
+            }
+            AccountError::Threepid(crate::threepid::ThreepidError::NotAnEmailAddress) => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", err.to_string())
+            }
             AccountError::Password(refusal) => refusal.into(),
             AccountError::PasswordChangeDisabled => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())

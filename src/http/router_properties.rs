@@ -105,6 +105,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, String) {
                 user_type: None,
                 displayname: None,
                 avatar_url: None,
+                threepids: Vec::new(),
             },
         )
         .await

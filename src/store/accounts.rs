@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::audit::commit_audited;
 use super::bulk_rows::{BulkRows, rows_per_statement};
 use super::synapse_queue::owe_synapse;
+use super::threepids::replace_threepids;
 use super::transaction::{
     admins_before_change, deactivate_user, delete_sessions, end_page_sessions, fetch_user,
     keep_an_admin, reactivate_user,
@@ -126,6 +127,7 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+            replace_threepids!(&mut tx, name, &new.threepids, crate::accounts::now_ms());
             let token_id = match session {
                 Some(session) => Some(super::sessions::insert_session_rows!(&mut tx, session)),
                 None => None,
@@ -438,6 +440,9 @@ impl Store {
                 if locked {
                     end_page_sessions!(&mut tx, self, name, None);
                 }
+            }
+            if let Some(threepids) = &changes.threepids {
+                replace_threepids!(&mut tx, name, threepids, crate::accounts::now_ms());
             }
             if let Some(user_type) = &changes.user_type {
                 sqlx::query("UPDATE users SET user_type = $2 WHERE name = $1")

@@ -22,6 +22,7 @@ mod sessions;
 mod sqlite_reads;
 mod synapse_migration;
 mod synapse_queue;
+mod threepids;
 mod transaction;
 mod web_sessions;
 
@@ -38,6 +39,7 @@ pub use synapse_migration::{
     MigratedRefreshToken, MigratedUser, Restored,
 };
 pub use synapse_queue::{MirroredUser, OwedWork};
+pub use threepids::AccountThreepid;
 pub use web_sessions::{WebSessionRow, WebSessionTable};
 
 /// The database, and which kind of database it is.
@@ -169,6 +171,8 @@ pub struct NewUser {
     pub user_type: Option<String>,
     pub displayname: Option<String>,
     pub avatar_url: Option<String>,
+    /// Its third-party IDs (e-mail addresses), if any.
+    pub threepids: Vec<crate::threepid::Threepid>,
 }
 
 /// Whether a change that can end an admin's power (demote, lock, deactivate) must leave the
@@ -197,6 +201,8 @@ pub struct UserChanges {
     pub deactivated: Option<bool>,
     pub locked: Option<bool>,
     pub user_type: Option<Option<String>>,
+    /// The whole set of third-party IDs (the Admin API's `threepids`).
+    pub threepids: Option<Vec<crate::threepid::Threepid>>,
 }
 
 /// Which users a listing includes, as the Admin API's `GET /_synapse/admin/v2/users` asks.
@@ -374,6 +380,9 @@ pub enum StoreError {
     UserNotFound(String),
     #[error("user {0} already exists")]
     UserExists(String),
+    /// A third-party ID another account has.
+    #[error("{0} is already in use")]
+    ThreepidInUse(String),
     /// The change would leave the server without an admin who can act (see [`AdminGuard`]).
     #[error("{0} is the last server admin who can act")]
     LastAdmin(String),

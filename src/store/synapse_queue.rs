@@ -326,6 +326,38 @@ impl Store {
         Ok(())
     }
 
+    /// The digest of the e-mail addresses homekey last gave Synapse for `user_id`; `None`
+    /// if it never did.
+    pub async fn synapse_mirrored_emails(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let digest: Option<Option<String>> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT emails_digest FROM homekey_synapse_users WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(digest.flatten())
+    }
+
+    /// Synapse now has the e-mail addresses whose digest is `digest` for `user_id` (whose
+    /// mirror row exists).
+    pub async fn mirror_synapse_emails(
+        &self,
+        user_id: &str,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE homekey_synapse_users SET emails_digest = $2 WHERE user_id = $1")
+                .bind(user_id)
+                .bind(digest)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Synapse now has exactly `device_ids` for `user_id` (of the devices homekey made).
     pub async fn mirror_synapse_devices(
         &self,

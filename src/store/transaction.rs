@@ -171,7 +171,7 @@ macro_rules! delete_sessions {
 pub(super) use delete_sessions;
 
 /// Deactivates `user_id` as Synapse does, inside the caller's transaction: the flag set, the
-/// password hash removed, every device and token deleted, and with `erase` the display name
+/// password hash removed, every device and token deleted, its third-party IDs removed, and with `erase` the display name
 /// and avatar too and the user marked in `erased_users` (Synapse's `mark_user_erased`: once,
 /// however often it is asked). A user who does not exist is left to the caller to report.
 macro_rules! deactivate_user {
@@ -190,6 +190,11 @@ macro_rules! deactivate_user {
                 user_id,
                 &$crate::store::Logout::AllDevices
             );
+            // As Synapse: a deactivated account keeps no third-party ID.
+            sqlx::query("DELETE FROM user_threepids WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?;
             if $erase {
                 sqlx::query(
                     "UPDATE profiles SET displayname = NULL, avatar_url = NULL \

@@ -125,6 +125,21 @@ impl SynapseClient {
         })
     }
 
+    /// Makes `emails` the user's e-mail addresses in Synapse (none: every one removed).
+    pub async fn set_emails(
+        &self,
+        localpart: &str,
+        emails: &[String],
+    ) -> Result<(), SynapseCallError> {
+        let body = if emails.is_empty() {
+            json!({"localpart": localpart, "unset_emails": true})
+        } else {
+            json!({"localpart": localpart, "set_emails": emails})
+        };
+        self.post("provision_user", body).await?;
+        Ok(())
+    }
+
     /// The user as Synapse has it; `None` if Synapse has no such user.
     pub async fn query_user(
         &self,

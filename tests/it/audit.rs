@@ -164,6 +164,7 @@ fn new_user(localpart: &str) -> NewUser {
         user_type: None,
         displayname: Some(localpart.into()),
         avatar_url: None,
+        threepids: Vec::new(),
     }
 }
 

@@ -575,6 +575,7 @@ async fn an_import_skips_an_account_whose_name_a_new_one_could_not_have(db: Test
         user_type: None,
         displayname: None,
         avatar_url: None,
+        threepids: Vec::new(),
     };
     op.store().create_user(&old, None).await.unwrap();
     let csv = op.dir.path().join("users.csv");

@@ -246,6 +246,7 @@ async fn seed_account(store: &Store, old_hash: &SecretString, localpart: &str) -
                 user_type: None,
                 displayname: None,
                 avatar_url: None,
+                threepids: Vec::new(),
             },
             None,
         )

@@ -42,4 +42,5 @@ mod synapse_on_postgres;
 mod synapse_proxy;
 mod synapse_queue;
 mod synapse_register_script;
+mod threepids;
 mod vectors;

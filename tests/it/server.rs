@@ -172,6 +172,7 @@ impl Server {
                     user_type: None,
                     displayname: None,
                     avatar_url: None,
+                    threepids: Vec::new(),
                 },
                 None,
             )

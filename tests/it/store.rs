@@ -75,6 +75,7 @@ async fn create(store: &Store, localpart: &str) -> homekey::store::User {
                 user_type: None,
                 displayname: Some(localpart.to_uppercase()),
                 avatar_url: None,
+                threepids: Vec::new(),
             },
             None,
         )
@@ -130,6 +131,7 @@ async fn a_created_user_reads_back_with_synapses_fields(store: Store) {
                 user_type: Some("support".into()),
                 displayname: Some("Alice Liddell".into()),
                 avatar_url: None,
+                threepids: Vec::new(),
             },
             None,
         )
@@ -160,6 +162,7 @@ async fn a_duplicate_name_is_refused_ignoring_case_and_changes_nothing(store: St
         user_type: None,
         displayname: Some("impostor".into()),
         avatar_url: None,
+        threepids: Vec::new(),
     };
     let err = store.create_user(&duplicate, None).await.unwrap_err();
     assert!(
@@ -283,6 +286,7 @@ async fn listing_pages_and_filters_like_the_admin_api(store: Store) {
                 user_type: None,
                 displayname: None,
                 avatar_url: None,
+                threepids: Vec::new(),
             },
             None,
         )
@@ -570,6 +574,7 @@ async fn secrets_stay_out_of_debug_output(store: Store) {
         user_type: None,
         displayname: None,
         avatar_url: None,
+        threepids: Vec::new(),
     };
     let new_session = NewSession {
         user_id: "@nia:example.com".into(),
@@ -636,6 +641,7 @@ async fn audit_records_are_listed_newest_first_by_user_and_time(store: Store) {
         user_type: None,
         displayname: None,
         avatar_url: None,
+        threepids: Vec::new(),
     };
     let created = record(NOW_MS - 2000, "create_user", "@amy:example.com");
     store.create_user(&amy, Some(&created)).await.unwrap();
@@ -799,6 +805,8 @@ CREATE TABLE devices ( user_id TEXT NOT NULL, device_id TEXT NOT NULL, display_n
 CREATE TABLE profiles( user_id TEXT NOT NULL, displayname TEXT, avatar_url TEXT, full_user_id TEXT, UNIQUE(user_id) );
 CREATE TABLE erased_users ( user_id TEXT NOT NULL );
 CREATE UNIQUE INDEX erased_users_user ON erased_users(user_id);
+CREATE TABLE user_threepids ( user_id TEXT NOT NULL, medium TEXT NOT NULL, address TEXT NOT NULL, validated_at BIGINT NOT NULL, added_at BIGINT NOT NULL, CONSTRAINT medium_address UNIQUE (medium, address) );
+INSERT INTO user_threepids VALUES ('@old:example.com', 'email', 'old@example.com', 1600000000000, 1600000000000);
 INSERT INTO users (name, password_hash, creation_ts, admin) VALUES ('@old:example.com', '$2b$04$old', 1600000000, 1);
 INSERT INTO profiles (user_id, displayname, full_user_id) VALUES ('old', 'Old Timer', '@old:example.com');
 INSERT INTO devices (user_id, device_id) VALUES ('@old:example.com', 'SYNDEV');
@@ -884,6 +892,8 @@ async fn a_synapse_database_is_used_as_it_is_never_migrated() {
     store.set_suspended(old_id, true, None).await.unwrap();
     let old = store.get_user(old_id).await.unwrap().unwrap();
     assert!(old.deactivated && old.erased && old.shadow_banned && old.suspended);
+    // As Synapse's deactivation: the account's third-party IDs go, from Synapse's table.
+    assert!(store.user_threepids(old_id).await.unwrap().is_empty());
     store.close().await;
 
     // No homekey table was added.

@@ -65,6 +65,10 @@ pub fn routes() -> Router<AppState> {
             &at("/v1/username_available"),
             get(users::username_available),
         )
+        .route(
+            &at("/v1/threepid/{medium}/users/{address}"),
+            get(users::user_by_threepid),
+        )
         .route(&at("/v2/users/{user_id}/devices"), get(devices::list))
         .route(
             &at("/v2/users/{user_id}/devices/{device_id}"),

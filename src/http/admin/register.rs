@@ -110,6 +110,7 @@ pub async fn register(
                 user_type: user_type.map(str::to_owned),
                 displayname,
                 avatar_url: None,
+                threepids: Vec::new(),
             },
         )
         .await?;

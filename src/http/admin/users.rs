@@ -15,7 +15,8 @@ use crate::http::error::MatrixError;
 use crate::http::json::{MatrixJson, parse_optional_body};
 use crate::ids::UserId;
 use crate::password::policy::within_length_limit;
-use crate::store::{User, UserFilter, UserOrder};
+use crate::store::{AccountThreepid, User, UserFilter, UserOrder};
+use crate::threepid::Threepid;
 
 /// Synapse's built-in user types (`UserTypes.ALL_USER_TYPES`).
 pub(super) const USER_TYPES: [&str; 2] = ["bot", "support"];
@@ -23,10 +24,10 @@ pub(super) const USER_TYPES: [&str; 2] = ["bot", "support"];
 const MAX_DISPLAYNAME_LENGTH: usize = 256;
 
 /// A user as `GET /_synapse/admin/v2/users/<id>` shows it (`creation_ts` in seconds, as
-/// Synapse has it here). homekey keeps no third-party IDs or external IDs.
+/// Synapse has it here), with its third-party IDs. homekey keeps no external IDs.
 /// `last_seen_ts` is the latest of the devices' `last_seen` (Synapse reads its `user_ips`
 /// here and both tables in the listing; it updates them together, homekey has only devices).
-fn user_json(user: &User) -> Value {
+fn user_json(user: &User, threepids: &[AccountThreepid]) -> Value {
     json!({
         "name": user.name,
         "admin": user.admin,
@@ -43,7 +44,12 @@ fn user_json(user: &User) -> Value {
         "suspended": user.suspended,
         "displayname": user.displayname,
         "avatar_url": user.avatar_url,
-        "threepids": [],
+        "threepids": threepids.iter().map(|t| json!({
+            "medium": t.threepid.medium.as_str(),
+            "address": t.threepid.address,
+            "added_at": t.added_at,
+            "validated_at": t.validated_at,
+        })).collect::<Vec<_>>(),
         "external_ids": [],
         "erased": user.erased,
         "last_seen_ts": user.last_seen_ts,
@@ -85,7 +91,25 @@ pub async fn get_user(
     let user_id = local_user_id(&state, &user_id, "Can only look up local users")?;
     let user = existing_user(&state, &user_id).await?;
     let user = state.accounts.with_synapse_profile(user).await;
-    Ok(Json(user_json(&user)))
+    let threepids = state.accounts.user_threepids(&user.name).await?;
+    Ok(Json(user_json(&user, &threepids)))
+}
+
+/// `GET /_synapse/admin/v1/threepid/<medium>/users/<address>`: the account that has the
+/// third-party ID (an e-mail address found whatever its case, as it is kept canonical).
+pub async fn user_by_threepid(
+    State(state): State<AppState>,
+    _admin: AdminRequester,
+    Path((medium, address)): Path<(String, String)>,
+) -> Result<Json<Value>, MatrixError> {
+    let not_found = || MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "User not found");
+    let Ok(threepid) = Threepid::parse(&medium, &address) else {
+        return Err(not_found());
+    };
+    match state.accounts.user_by_threepid(&threepid).await? {
+        Some(user_id) => Ok(Json(json!({"user_id": user_id}))),
+        None => Err(not_found()),
+    }
 }
 
 /// The body of `PUT /_synapse/admin/v2/users/<id>`, checked in Synapse's order before
@@ -100,6 +124,8 @@ struct UserPut {
     displayname: Option<Option<String>>,
     avatar_url: Option<Option<String>>,
     user_type: Option<Option<String>>,
+    /// The whole set, replacing the account's.
+    threepids: Option<Vec<Threepid>>,
 }
 
 fn parse_user_put(body: &Map<String, Value>) -> Result<UserPut, MatrixError> {
@@ -180,7 +206,27 @@ fn parse_user_put(body: &Map<String, Value>) -> Result<UserPut, MatrixError> {
             return Err(MatrixError::invalid_param("'avatar_url' must be a string"));
         }
     };
+    let threepids = match body.get("threepids") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| {
+                    let field = |key: &str| item.get(key).and_then(Value::as_str);
+                    let (Some(medium), Some(address)) = (field("medium"), field("address")) else {
+                        return Err(MatrixError::invalid_param(
+                            "'medium' and 'address' of each threepid must be strings",
+                        ));
+                    };
+                    Threepid::parse(medium, address)
+                        .map_err(|err| MatrixError::invalid_param(err.to_string()))
+                })
+                .collect::<Result<Vec<Threepid>, MatrixError>>()?,
+        ),
+        Some(_) => return Err(MatrixError::invalid_param("'threepids' must be a list")),
+    };
     Ok(UserPut {
+        threepids,
         password,
         logout_devices,
         admin,
@@ -248,6 +294,7 @@ pub async fn put_user(
                 deactivated: put.deactivated,
                 locked: put.locked,
                 user_type: put.user_type,
+                threepids: put.threepids,
             };
             accounts.modify_user(&actor, &user, changes).await?;
             StatusCode::OK
@@ -271,6 +318,7 @@ pub async fn put_user(
                         user_type: put.user_type.flatten(),
                         displayname: put.displayname.flatten(),
                         avatar_url: put.avatar_url.flatten(),
+                        threepids: put.threepids.unwrap_or_default(),
                     },
                 )
                 .await?;
@@ -279,7 +327,8 @@ pub async fn put_user(
     };
     let user = existing_user(&state, &user_id).await?;
     let user = state.accounts.with_synapse_profile(user).await;
-    Ok((status, Json(user_json(&user))).into_response())
+    let threepids = state.accounts.user_threepids(&user.name).await?;
+    Ok((status, Json(user_json(&user, &threepids))).into_response())
 }
 
 /// The query string as pairs, parsed with Synapse's rules and messages.
