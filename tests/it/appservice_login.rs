@@ -32,8 +32,25 @@ fn write_registration(dir: &Path) -> String {
         ),
     )
     .unwrap();
-    format!("app_service_config_files: ['{}']\n", registration.display())
+    // Another, with MSC4190 device management: it makes its devices itself.
+    let msc4190 = dir.join("msc4190.yaml");
+    std::fs::write(
+        &msc4190,
+        format!(
+            "id: msc4190\nurl: null\nas_token: {MSC4190_TOKEN}\nhs_token: hs-token-msc4190-0123456789\n\
+             sender_localpart: msc4190bot\nio.element.msc4190: true\n\
+             namespaces:\n  users:\n    - exclusive: true\n      regex: '@msc4190_.*:example\\.com'\n"
+        ),
+    )
+    .unwrap();
+    format!(
+        "app_service_config_files: ['{}', '{}']\n",
+        registration.display(),
+        msc4190.display()
+    )
 }
+
+const MSC4190_TOKEN: &str = "as-token-msc4190-0123456789abcdefghij";
 
 fn as_login(user: &str) -> Value {
     json!({
@@ -224,6 +241,23 @@ async fn bot_logs_in_and_the_refusals(
             "Invalid identifier in login submission"
         )
     );
+    // An application service with MSC4190 device management may not log in.
+    let msc4190 = call(
+        http,
+        "POST",
+        login_url,
+        Some(MSC4190_TOKEN),
+        Some(as_login("msc4190_bot")),
+    )
+    .await;
+    assert_eq!(
+        answer(msc4190),
+        refused(
+            StatusCode::BAD_REQUEST,
+            "M_APPSERVICE_LOGIN_UNSUPPORTED",
+            "This appservice has MSC4190 enabled, so appservice login cannot be used."
+        )
+    );
     // A user in the namespace that Synapse does not have: no device no token could use.
     let unknown = call(
         http,
@@ -238,7 +272,28 @@ async fn bot_logs_in_and_the_refusals(
         refused(StatusCode::FORBIDDEN, "M_FORBIDDEN", "Unknown user")
     );
 
-    vec![token, second]
+    // The application service's own user (its sender_localpart), registered as bridges do.
+    register_bot(
+        http,
+        &synapse_at("/_matrix/client/v3/register"),
+        "bridgebot",
+    )
+    .await;
+    let (status, body) = call(
+        http,
+        "POST",
+        login_url,
+        Some(AS_TOKEN),
+        Some(as_login("bridgebot")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sender = body["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = call(http, "GET", &whoami, Some(&sender), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], "@bridgebot:example.com");
+
+    vec![token, second, sender]
 }
 
 fn assert_no_secret_in(log: &str, tokens: &[String]) {

@@ -12,11 +12,10 @@ use crate::accounts::appservice_login::{AppServiceLoginAttempt, IdentifierProble
 use crate::http::AppState;
 use crate::http::error::MatrixError;
 
+use super::login::MAX_DEVICE_ID_LENGTH;
+
 /// The login type.
 pub const LOGIN_TYPE: &str = "m.login.application_service";
-
-/// Synapse refuses longer device IDs at login.
-const MAX_DEVICE_ID_LENGTH: usize = 512;
 
 /// What the login reads from the request besides its body.
 pub struct Request<'a> {

@@ -15,7 +15,7 @@ use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
 
 /// Synapse refuses longer device IDs at login.
-const MAX_DEVICE_ID_LENGTH: usize = 512;
+pub(super) const MAX_DEVICE_ID_LENGTH: usize = 512;
 
 pub async fn flows(State(state): State<AppState>) -> Json<Value> {
     let mut flows = Vec::new();
