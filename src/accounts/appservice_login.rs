@@ -107,9 +107,18 @@ impl Accounts {
             .await
             .map_err(LoginError::from)?
         {
-            Some(user) => user,
-            None => {
-                self.adopt_from_synapse(&user_id, &appservice.id).await?;
+            // An account of homekey's own (in a namespace that is not exclusive): homekey's
+            // state says whether it may log in.
+            Some(user) if user.appservice_id.is_none() => user,
+            found => {
+                // Synapse's user: Synapse's state, asked at every login, as Synapse checks it.
+                self.check_in_synapse(&user_id).await?;
+                if found.is_none() {
+                    self.store
+                        .adopt_appservice_user(&user_id, &appservice.id, now_ms() / 1000)
+                        .await
+                        .map_err(LoginError::from)?;
+                }
                 self.store
                     .get_user(&user_id)
                     .await
@@ -159,13 +168,9 @@ impl Accounts {
         Ok(super::sessions::login_success(new))
     }
 
-    /// Keeps a row for a user Synapse has and homekey has not; [`AppServiceLoginError::UnknownUser`]
-    /// if Synapse has none either, or deactivated it.
-    async fn adopt_from_synapse(
-        &self,
-        user_id: &str,
-        appservice_id: &str,
-    ) -> Result<(), AppServiceLoginError> {
+    /// Whether Synapse has `user_id`, active: [`AppServiceLoginError::UnknownUser`] if
+    /// Synapse has no such user, [`LoginError::Deactivated`] if it deactivated it.
+    async fn check_in_synapse(&self, user_id: &str) -> Result<(), AppServiceLoginError> {
         let Some(synapse) = &self.synapse else {
             return Err(AppServiceLoginError::UnknownUser);
         };
@@ -177,10 +182,6 @@ impl Accounts {
         if found.is_deactivated {
             return Err(LoginError::Deactivated.into());
         }
-        self.store
-            .adopt_appservice_user(user_id, appservice_id, now_ms() / 1000)
-            .await
-            .map_err(LoginError::from)?;
         Ok(())
     }
 }

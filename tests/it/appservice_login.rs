@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::server::Server;
 use crate::support::{TestDb, synapse_venv};
+use crate::synapse_interop::Synapse;
 use crate::synapse_proxy::{Proxy, call, client, program};
 use crate::synapse_queue::BesideSynapse;
 
@@ -84,6 +85,7 @@ async fn bot_logs_in_and_the_refusals(
     http: &reqwest::Client,
     login_url: &str,
     synapse_at: &dyn Fn(&str) -> String,
+    synapse: &Synapse,
     homekey: &Server,
 ) -> Vec<String> {
     register_bot(
@@ -293,7 +295,30 @@ async fn bot_logs_in_and_the_refusals(
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user_id"], "@bridgebot:example.com");
 
-    vec![token, second, sender]
+    // Synapse deactivates the bot (its Admin API, straight to Synapse): homekey asks Synapse
+    // at the next login and refuses it, as Synapse would.
+    let root = homekey.admin_token("root", "root-pw").await;
+    let deactivate = synapse.url("/_synapse/admin/v1/deactivate/@bridge_bot:example.com");
+    let (status, body) = call(http, "POST", &deactivate, Some(&root), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    let (status, body) = call(
+        http,
+        "POST",
+        login_url,
+        Some(AS_TOKEN),
+        Some(as_login("bridge_bot")),
+    )
+    .await;
+    assert_eq!(
+        answer((status, body)),
+        refused(
+            StatusCode::FORBIDDEN,
+            "M_USER_DEACTIVATED",
+            "This account has been deactivated"
+        )
+    );
+
+    vec![token, second, sender, root]
 }
 
 fn assert_no_secret_in(log: &str, tokens: &[String]) {
@@ -324,9 +349,14 @@ async fn through_nginx_a_bridge_logs_its_bot_in_with_its_as_token() {
     let http = client();
     let proxy = Proxy::nginx(&nginx, &beside.synapse, &beside.homekey, &http).await;
     let at = |path: &str| proxy.url(path);
-    let tokens =
-        bot_logs_in_and_the_refusals(&http, &at("/_matrix/client/v3/login"), &at, &beside.homekey)
-            .await;
+    let tokens = bot_logs_in_and_the_refusals(
+        &http,
+        &at("/_matrix/client/v3/login"),
+        &at,
+        &beside.synapse,
+        &beside.homekey,
+    )
+    .await;
     assert!(
         beside
             .homekey
@@ -355,6 +385,7 @@ async fn beside_synapse_on_postgres_a_bridge_logs_its_bot_in_with_its_as_token()
         &http,
         &beside.homekey.url("/_matrix/client/v3/login"),
         &synapse_at,
+        &beside.synapse,
         &beside.homekey,
     )
     .await;
