@@ -168,6 +168,14 @@ async fn bot_logs_in_and_the_refusals(
         call(http, "GET", &whoami, Some(&second), None).await.0,
         StatusCode::OK
     );
+    // The bot logs that device out on homekey: Synapse no longer has it, nor takes its token.
+    let logout = login_url.replace("/login", "/logout");
+    let (status, body) = call(http, "POST", &logout, Some(&second), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(http, "GET", &whoami, Some(&second), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = call(http, "GET", &whoami, Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     // Synapse's refusals, in its words.
     let refused =
