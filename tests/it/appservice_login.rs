@@ -370,6 +370,37 @@ async fn through_nginx_a_bridge_logs_its_bot_in_with_its_as_token() {
             .homekey
             .wait_for_log("path=/_matrix/client/v3/login status=200")
     );
+
+    // Synapse locks the bot (its Admin API, straight to Synapse): homekey's reconciliation
+    // leaves Synapse's user as Synapse keeps it.
+    let root = tokens.last().unwrap();
+    let bot = beside
+        .synapse
+        .url("/_synapse/admin/v2/users/@bridgebot:example.com");
+    let (status, body) = call(
+        &http,
+        "PUT",
+        &bot,
+        Some(root),
+        Some(json!({"locked": true})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{body}\n{}",
+        beside.synapse.log_tail()
+    );
+    let out = beside.cli(&["synapse", "reconcile", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = call(&http, "GET", &bot, Some(root), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["locked"], true, "{body}");
+
     assert_no_secret_in(&beside.homekey.log(), &tokens);
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }

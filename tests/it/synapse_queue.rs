@@ -154,7 +154,7 @@ impl BesideSynapse {
         body
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut all = args.to_vec();
         all.extend([
             "-c",
