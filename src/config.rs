@@ -15,7 +15,9 @@ use serde_yaml_ng::Value;
 
 use crate::ids;
 
+pub mod appservices;
 pub mod oauth;
+pub use appservices::AppService;
 pub use oauth::OAuthConfig;
 
 /// Synapse's default `bcrypt_rounds`.
@@ -51,6 +53,9 @@ pub struct Config {
     pub oauth: OAuthConfig,
     /// homekey's own `rc_client_registration`: OAuth client registrations per address.
     pub rc_client_registration: RateLimit,
+    /// Synapse's `app_service_config_files`, read beside Synapse only ([`appservices`]):
+    /// the application services that may log their users in on homekey's `/login`.
+    pub appservices: Vec<AppService>,
 }
 
 /// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
@@ -243,6 +248,13 @@ const SECRET_KEYS: &[&str] = &[
 const MAPPINGS_WITH_SECRETS: &[&str] = &["synapse", "matrix_authentication_service"];
 
 impl Config {
+    /// The application service whose `as_token` this is.
+    pub fn appservice_by_token(&self, token: &str) -> Option<&AppService> {
+        self.appservices
+            .iter()
+            .find(|service| service.has_token(token))
+    }
+
     /// The configuration used when no file is given: server `localhost`, SQLite in
     /// `./homekey-data`, one listener on 127.0.0.1:8008.
     pub fn builtin() -> Config {
@@ -277,6 +289,7 @@ impl Config {
             files: Vec::new(),
             oauth: OAuthConfig::default(),
             rc_client_registration: oauth::DEFAULT_RC_CLIENT_REGISTRATION,
+            appservices: Vec::new(),
         }
     }
 
@@ -364,6 +377,7 @@ const KNOWN_KEYS: &[&str] = &[
     "matrix_authentication_service",
     "oauth",
     "rc_client_registration",
+    "app_service_config_files",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -429,6 +443,7 @@ struct RawConfig {
     #[serde(default)]
     oauth: oauth::RawOAuth,
     rc_client_registration: Option<RateLimit>,
+    app_service_config_files: Option<Vec<PathBuf>>,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -717,6 +732,13 @@ impl RawConfig {
                 Some(raw.validate(&key_error, file_of)?)
             }
         };
+        // Only beside Synapse: a standalone homekey has no application services.
+        let appservices = match (&synapse, &self.app_service_config_files) {
+            (Some(_), Some(paths)) => {
+                appservices::load(paths, &server_name, &file_of("app_service_config_files"))?
+            }
+            _ => Vec::new(),
+        };
         let delegating_synapse_file = self
             .matrix_authentication_service
             .is_some_and(|mas| mas.enabled)
@@ -766,6 +788,7 @@ impl RawConfig {
             rc_client_registration: self
                 .rc_client_registration
                 .unwrap_or(oauth::DEFAULT_RC_CLIENT_REGISTRATION),
+            appservices,
         })
     }
 }

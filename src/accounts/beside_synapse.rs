@@ -461,6 +461,15 @@ impl Accounts {
             // homekey never had it, or the row went by hand: Synapse's users are not deleted.
             return Ok(());
         };
+        // An application service's user is Synapse's (homekey keeps a row of it for its
+        // logins, `Store::adopt_appservice_user`): only what homekey did is carried (its
+        // devices' end, an admin's change in homekey), never Synapse's own state read back
+        // and overwritten, even by `reconcile` (a user Synapse deactivated or locked stays so).
+        let depth = if user.appservice_id.is_some() {
+            Depth::Changes
+        } else {
+            depth
+        };
         let localpart = localpart_of(user_id);
         let (mirrored, mirrored_devices) = self.store.synapse_mirror(user_id).await?;
         let mut known = match (mirrored, depth) {

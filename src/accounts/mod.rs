@@ -16,6 +16,7 @@
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
+pub mod appservice_login;
 pub mod beside_synapse;
 pub mod changes;
 pub mod device_activity;

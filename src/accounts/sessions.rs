@@ -719,7 +719,7 @@ impl Accounts {
     }
 }
 
-fn login_success(session: NewSession) -> LoginSuccess {
+pub(super) fn login_success(session: NewSession) -> LoginSuccess {
     LoginSuccess {
         user_id: session.user_id,
         device_id: session.device_id,

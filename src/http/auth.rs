@@ -107,15 +107,19 @@ fn missing_token(message: &str) -> MatrixError {
 /// not name a token too (even an empty one), there must be only one such header and it must
 /// be exactly `Bearer <token>`; without one, the first `access_token` of the query.
 fn access_token(parts: &Parts) -> Result<String, MatrixError> {
-    let mut headers = parts
-        .headers
-        .get_all(axum::http::header::AUTHORIZATION)
-        .iter();
+    request_token(&parts.headers, parts.uri.query())
+}
+
+/// The access token of a request with these headers and query, as Synapse reads it.
+pub fn request_token(
+    headers: &axum::http::HeaderMap,
+    query: Option<&str>,
+) -> Result<String, MatrixError> {
+    let mut headers = headers.get_all(axum::http::header::AUTHORIZATION).iter();
     let Some(header) = headers.next() else {
-        return query_access_token(parts.uri.query())
-            .ok_or_else(|| missing_token("Missing access token"));
+        return query_access_token(query).ok_or_else(|| missing_token("Missing access token"));
     };
-    if query_access_token(parts.uri.query()).is_some() {
+    if query_access_token(query).is_some() {
         return Err(missing_token(
             "Mixing Authorization headers and access_token query parameters.",
         ));

@@ -4,6 +4,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use crate::accounts::appservice_login::AppServiceLoginError;
 use crate::accounts::{AccountError, AuthError, LoginError, PasswordRefusal, RefreshError};
 use crate::password::MAX_PASSWORD_LENGTH;
 use crate::store::StoreError;
@@ -190,6 +191,30 @@ impl From<LoginError> for MatrixError {
             LoginError::Synapse(_) | LoginError::NotAnnounced(_) => synapse_unavailable(),
             LoginError::Store(err) => err.into(),
             LoginError::Hash(err) => MatrixError::internal("hashing failed", &err),
+        }
+    }
+}
+
+impl From<AppServiceLoginError> for MatrixError {
+    fn from(err: AppServiceLoginError) -> MatrixError {
+        let message = err.to_string();
+        match err {
+            AppServiceLoginError::NotAnAppService => {
+                MatrixError::token_error("M_UNKNOWN_TOKEN", &message, false)
+            }
+            AppServiceLoginError::Token(err) => err.into(),
+            AppServiceLoginError::Msc4190 => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_APPSERVICE_LOGIN_UNSUPPORTED",
+                message,
+            ),
+            AppServiceLoginError::OutsideNamespace | AppServiceLoginError::UnknownUser => {
+                MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
+            }
+            AppServiceLoginError::BadIdentifier(_) | AppServiceLoginError::NotLocal => {
+                MatrixError::invalid_param(message)
+            }
+            AppServiceLoginError::Login(err) => err.into(),
         }
     }
 }

@@ -58,6 +58,11 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {
     if !value.is_object() {
         return Err(MatrixError::bad_json("Content must be a JSON object."));
     }
+    from_value(value)
+}
+
+/// A JSON object already parsed, deserialized into `T` with [`parse_body`]'s errors.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, MatrixError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();

@@ -12,6 +12,7 @@
 //! (Synapse allocates `access_tokens.id` in its own processes).
 
 mod accounts;
+mod appservice_users;
 mod audit;
 mod bulk_rows;
 mod connect;

@@ -6,6 +6,7 @@ mod account_page_hardening;
 mod admin_moderation;
 mod admin_sessions;
 mod admin_users;
+mod appservice_login;
 mod audit;
 mod cli_admin;
 mod cli_config;

@@ -53,6 +53,17 @@ impl BesideSynapse {
         db: TestDb,
         asks: Option<u16>,
     ) -> BesideSynapse {
+        BesideSynapse::start_sharing(venv, db, asks, "").await
+    }
+
+    /// Like [`BesideSynapse::start_asking`], with `shared` (top-level YAML keys) in both
+    /// Synapse's homeserver.yaml and homekey's config, as an operator shares one file.
+    pub(crate) async fn start_sharing(
+        venv: std::path::PathBuf,
+        db: TestDb,
+        asks: Option<u16>,
+        shared: &str,
+    ) -> BesideSynapse {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -64,12 +75,12 @@ impl BesideSynapse {
                 "public_baseurl: https://matrix.example.com/\n\
                  password_config:\n  enabled: false\n\
                  matrix_authentication_service:\n  enabled: true\n  \
-                 endpoint: http://127.0.0.1:{asks}/\n  secret: {SECRET}\n"
+                 endpoint: http://127.0.0.1:{asks}/\n  secret: {SECRET}\n{shared}"
             ),
         );
         let synapse_section = format!(
             "public_baseurl: https://matrix.example.com/\n\
-             synapse:\n  endpoint: {}\n  secret: {SECRET}\n",
+             synapse:\n  endpoint: {}\n  secret: {SECRET}\n{shared}",
             synapse.url("/")
         );
         let homekey_config = listening_on(port, &synapse_section);
@@ -143,7 +154,7 @@ impl BesideSynapse {
         body
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut all = args.to_vec();
         all.extend([
             "-c",

@@ -1,4 +1,5 @@
-//! `GET /login` (the flows) and `POST /login` with `m.login.password`.
+//! `GET /login` (the flows) and `POST /login` with `m.login.password` (here) or
+//! `m.login.application_service` (`super::appservice_login`).
 
 use axum::Json;
 use axum::extract::State;
@@ -7,21 +8,23 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::accounts::{PasswordLoginAttempt, now_ms};
+use crate::accounts::{LoginSuccess, PasswordLoginAttempt, now_ms};
 use crate::http::AppState;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
 
 /// Synapse refuses longer device IDs at login.
-const MAX_DEVICE_ID_LENGTH: usize = 512;
+pub(super) const MAX_DEVICE_ID_LENGTH: usize = 512;
 
 pub async fn flows(State(state): State<AppState>) -> Json<Value> {
-    let flows = if state.accounts.password_login_enabled() {
-        vec![json!({"type": "m.login.password"})]
-    } else {
-        Vec::new()
-    };
+    let mut flows = Vec::new();
+    if state.accounts.password_login_enabled() {
+        flows.push(json!({"type": "m.login.password"}));
+    }
+    if !state.accounts.config.appservices.is_empty() {
+        flows.push(json!({"type": super::appservice_login::LOGIN_TYPE}));
+    }
     Json(json!({ "flows": flows }))
 }
 
@@ -81,8 +84,18 @@ pub async fn login(
     State(state): State<AppState>,
     ClientAddress(client_address): ClientAddress,
     headers: axum::http::HeaderMap,
-    MatrixJson(body): MatrixJson<LoginBody>,
+    uri: axum::http::Uri,
+    MatrixJson(body): MatrixJson<Map<String, Value>>,
 ) -> Result<Json<Value>, MatrixError> {
+    if body.get("type").and_then(Value::as_str) == Some(super::appservice_login::LOGIN_TYPE) {
+        let request = super::appservice_login::Request {
+            headers: &headers,
+            query: uri.query(),
+            client_address,
+        };
+        return super::appservice_login::login(&state, request, body).await;
+    }
+    let body: LoginBody = crate::http::json::from_value(Value::Object(body))?;
     let user_agent = crate::http::auth::user_agent(&headers);
     match body.login_type.as_deref() {
         Some("m.login.password") => {}
@@ -130,6 +143,11 @@ pub async fn login(
             user_agent,
         })
         .await?;
+    Ok(login_answer(&state, &success))
+}
+
+/// A successful login's answer, as Synapse gives it.
+pub(super) fn login_answer(state: &AppState, success: &LoginSuccess) -> Json<Value> {
     let mut answer = json!({
         "user_id": success.user_id,
         "access_token": success.access_token.expose_secret(),
@@ -145,7 +163,7 @@ pub async fn login(
     if let Some(refresh_token) = &success.refresh_token {
         answer["refresh_token"] = json!(refresh_token.expose_secret());
     }
-    Ok(Json(answer))
+    Json(answer)
 }
 
 /// `POST /refresh` with `{"refresh_token": …}`: a new access token and refresh token.

@@ -1,6 +1,7 @@
 //! The Client-Server API routes homekey serves (under `/v3` and `/r0`).
 
 mod account;
+mod appservice_login;
 mod capabilities;
 pub(crate) mod devices;
 pub mod login;
