@@ -54,6 +54,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 say() { printf '== %s\n' "$*"; }
 ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$*"; }
@@ -83,7 +85,7 @@ if ! "${podman[@]}" image exists "$base"; then
     rm -rf "$root"
   fi
   say "importing $tarball as $base"
-  "${podman[@]}" import --change 'CMD ["bash"]' "$tarball" "$base" >/dev/null
+  "${podman[@]}" import --quiet --change 'CMD ["bash"]' "$tarball" "$base" >/dev/null
 fi
 
 # --- the binaries and the image -------------------------------------------------------------
@@ -207,6 +209,13 @@ check "... which is 0600 and owned by homekey" test "$("${podman[@]}" run --rm "
 port="$(pick_port)"
 "${podman[@]}" run -d --name "$sqlite_c" "${limits[@]}" -p "127.0.0.1:$port:8008" -v "$sqlite_v:/data" "$image" >/dev/null
 accounts_and_restart "$sqlite_c" "http://127.0.0.1:$port" sqlite
+# The seed's command as typed, on a terminal (script(1) gives it one): two prompts, no echo.
+pw_tty="$(pw)"
+tty_out="$( (sleep 2; printf '%s\n' "$pw_tty"; sleep 1; printf '%s\n' "$pw_tty"; sleep 1) |
+  script -qec "${podman[*]} exec -it $sqlite_c /usr/local/bin/hash_password -c /data/homeserver.yaml" /dev/null |
+  tr -d '\r')" || true
+check "sqlite: podman exec -it … hash_password -c /data/homeserver.yaml prompts twice, echoes nothing, prints a hash" \
+  bash -c '[[ $1 == *"Password:"*"Confirm password:"* && $1 != *"$2"* ]] && grep -qE "^\\\$2b\\\$12\\\$.{53}$" <<<"$1"' _ "$tty_out" "$pw_tty"
 check "sqlite: the database is in the volume" \
   "${podman[@]}" exec "$sqlite_c" test -s /data/homekey-data/homeserver.db
 check "sqlite: the container's log holds no password or secret" \
