@@ -41,15 +41,18 @@ cache="${HOMEKEY_CI_CACHE:-$HOME/.cache/homekey-ci}"
 pg_url_base="${HOMEKEY_TEST_POSTGRES_ADMIN:-postgres://postgres@127.0.0.1:5432}"
 tag="hkct$$"
 sqlite_c="$tag-sqlite" pg_c="$tag-pg" probe_c="$tag-probe"
-sqlite_v="$tag-data" pg_v="$tag-pgdata"
+sqlite_v="$tag-data" pg_v="$tag-pgdata" beside_c="$tag-beside" beside_v="$tag-besidedata"
+synapse_pid="" nginx_pid=""
 pg_db="homekey_container_$$"
 work="$(mktemp -d)"
 passed=0 failed=0
 started=$(date +%s)
 
 cleanup() {
-  "${podman[@]}" rm -f -t 2 "$sqlite_c" "$pg_c" "$probe_c" >/dev/null 2>&1 || true
-  "${podman[@]}" volume rm -f "$sqlite_v" "$pg_v" >/dev/null 2>&1 || true
+  [[ -z "$synapse_pid" ]] || { kill "$synapse_pid" 2>/dev/null; wait "$synapse_pid" 2>/dev/null; } || true
+  [[ -z "$nginx_pid" ]] || { kill "$nginx_pid" 2>/dev/null; wait "$nginx_pid" 2>/dev/null; } || true
+  "${podman[@]}" rm -f -t 2 "$sqlite_c" "$pg_c" "$probe_c" "$beside_c" >/dev/null 2>&1 || true
+  "${podman[@]}" volume rm -f "$sqlite_v" "$pg_v" "$beside_v" >/dev/null 2>&1 || true
   psql -q "$pg_url_base/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -250,6 +253,124 @@ database:\\
     test "$(psql -qtA "$pg_url_base/$pg_db" -c "SELECT count(*) FROM users WHERE name IN ('@alice:example.com','@bob:example.com')")" = 2
   check "postgres: nothing but the config in /data (no SQLite made)" \
     test "$("${podman[@]}" exec "$pg_c" ls -A /data)" = homeserver.yaml
+fi
+
+# --- beside the real Synapse, through the README's nginx config ----------------------------
+# Synapse 1.163.2 from the test suite's venv ($HOMEKEY_TEST_SYNAPSE) and Debian's nginx on the
+# host (no Synapse image without a registry), homekey's container on the host network.
+synapse_venv="${HOMEKEY_TEST_SYNAPSE:-}"
+nginx="${HOMEKEY_TEST_NGINX:-/usr/sbin/nginx}"
+if [[ -z "$synapse_venv" || ! -x "$synapse_venv/bin/python" || ! -x "$nginx" ]]; then
+  if [[ "${CI:-}" == true ]]; then
+    bad "beside Synapse: needs \$HOMEKEY_TEST_SYNAPSE and nginx (required under CI=true)"
+  else
+    echo "SKIPPED beside Synapse: set HOMEKEY_TEST_SYNAPSE to a venv with matrix-synapse, and install nginx"
+  fi
+else
+  say "beside Synapse ($synapse_venv), through nginx"
+  syn_port="$(pick_port)" hk_port="$(pick_port)" ng_port="$(pick_port)"
+  sd="$work/synapse"
+  mkdir -p "$sd" "$work/nginx/logs"
+  "${podman[@]}" volume create "$beside_v" >/dev/null
+  # homekey's config, as the README's "Setting it up" makes it, in the container's volume.
+  "${podman[@]}" run --rm "${limits[@]}" -v "$beside_v:/data" "$image" generate-config \
+    --server-name example.com --for-synapse "http://127.0.0.1:$syn_port/" \
+    --public-baseurl https://matrix.example.com/ --listen "127.0.0.1:$hk_port" \
+    -c /data/homeserver.yaml >/dev/null
+  # The README's testing advice: rc_login raised (every login here comes from 127.0.0.1).
+  "${podman[@]}" run --rm "${limits[@]}" -v "$beside_v:/data" "$image" bash -c 'cat >>/data/homeserver.yaml <<YAML
+rc_login:
+  address: {per_second: 10, burst_count: 100}
+  account: {per_second: 10, burst_count: 100}
+  failed_attempts: {per_second: 10, burst_count: 100}
+YAML'
+  # Synapse reads the same secret: a copy of the file, never printed.
+  (umask 077 && "${podman[@]}" run --rm "${limits[@]}" -v "$beside_v:/data" "$image" \
+    bash -c 'cat /data/*.synapse-secret' >"$sd/homekey.synapse-secret")
+  cat >"$sd/homeserver.yaml" <<YAML
+server_name: example.com
+public_baseurl: https://matrix.example.com/
+pid_file: $sd/homeserver.pid
+listeners:
+  - {port: $syn_port, tls: false, type: http, x_forwarded: true, bind_addresses: ['127.0.0.1'], resources: [{names: [client], compress: false}]}
+database: {name: sqlite3, args: {database: $sd/homeserver.db}}
+media_store_path: $sd/media_store
+signing_key_path: $sd/example.com.signing.key
+log_config: $sd/log.yaml
+report_stats: false
+suppress_key_server_warning: true
+trusted_key_servers: []
+enable_registration: false
+password_config: {enabled: false}
+matrix_authentication_service:
+  enabled: true
+  endpoint: http://127.0.0.1:$hk_port/
+  secret_path: $sd/homekey.synapse-secret
+YAML
+  cat >"$sd/log.yaml" <<YAML
+version: 1
+formatters: {f: {format: '%(asctime)s %(name)s %(levelname)s %(message)s'}}
+handlers: {file: {class: logging.FileHandler, filename: $sd/synapse.log, formatter: f}}
+root: {level: INFO, handlers: [file]}
+disable_existing_loggers: false
+YAML
+  (cd "$sd" && env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY NO_PROXY=127.0.0.1 \
+    "$synapse_venv/bin/python" -m synapse.app.homeserver --generate-keys -c "$sd/homeserver.yaml" >/dev/null 2>&1)
+  (cd "$sd" && exec env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY NO_PROXY=127.0.0.1 \
+    "$synapse_venv/bin/python" -m synapse.app.homeserver -c "$sd/homeserver.yaml" >"$sd/stderr.log" 2>&1) &
+  synapse_pid=$!
+  "${podman[@]}" run -d --name "$beside_c" "${limits[@]}" --network host \
+    -e HOMEKEY_HEALTH_PORT="$hk_port" -v "$beside_v:/data" "$image" >/dev/null
+  # The README's nginx config as written, but for its addresses and port.
+  awk '/<!-- nginx-beside-synapse:end -->/ {on = 0} on && !/^```/ {print} /<!-- nginx-beside-synapse:start -->/ {on = 1}' \
+    README.md | sed -e "s/127\.0\.0\.1:8008/127.0.0.1:$syn_port/" -e "s/127\.0\.0\.1:8081/127.0.0.1:$hk_port/" \
+    -e "s/listen 80;/listen 127.0.0.1:$ng_port;/" >"$work/nginx/site.conf"
+  n="$work/nginx"
+  chmod 755 "$work" "$n"
+  cat >"$n/nginx.conf" <<NGINX
+worker_processes 1;
+pid $n/nginx.pid;
+error_log $n/logs/error.log;
+events { worker_connections 256; }
+http {
+  access_log $n/logs/access.log;
+  client_body_temp_path $n/temp-body; proxy_temp_path $n/temp-proxy;
+  fastcgi_temp_path $n/temp-fastcgi; uwsgi_temp_path $n/temp-uwsgi; scgi_temp_path $n/temp-scgi;
+  include $n/site.conf;
+}
+NGINX
+  "$nginx" -p "$n" -e "$n/logs/error.log" -c "$n/nginx.conf" -g 'daemon off;' </dev/null >/dev/null 2>"$n/logs/stderr.log" &
+  nginx_pid=$!
+  check "beside Synapse: Synapse answers /versions" wait_versions "http://127.0.0.1:$syn_port"
+  check "beside Synapse: homekey's container answers /versions" wait_versions "http://127.0.0.1:$hk_port"
+  check "beside Synapse: nginx answers /versions (Synapse's)" wait_versions "http://127.0.0.1:$ng_port"
+  check "beside Synapse: the container's health check" quiet "${podman[@]}" healthcheck run "$beside_c"
+  first="$(pw)" second="$(pw)"
+  check "beside Synapse: podman exec homekey user create carol" \
+    bash -c 'printf "%s\n" "$1" | "${@:2}" >/dev/null 2>&1' _ "$first" \
+    "${podman[@]}" exec -i "$beside_c" homekey user create carol --password-stdin
+  token_login() { # url user password: the access token of a login, or nothing
+    printf '{"type":"m.login.password","identifier":{"type":"m.id.user","user":"%s"},"password":"%s"}' "$2" "$3" |
+      curl -s -H 'Content-Type: application/json' --data-binary @- "$1/_matrix/client/v3/login" |
+      sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+  }
+  token="$(token_login "http://127.0.0.1:$ng_port" carol "$first")"
+  check "beside Synapse: carol logs in through nginx (homekey's login)" test -n "$token"
+  whoami="$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$ng_port/_matrix/client/v3/account/whoami")"
+  check "beside Synapse: her token works on Synapse through nginx (whoami)" \
+    grep -q '"user_id":"@carol:example.com"' <<<"$whoami"
+  check "beside Synapse: podman exec homekey user set-password --logout-devices" \
+    bash -c 'printf "%s\n" "$1" | "${@:2}" >/dev/null 2>&1' _ "$second" \
+    "${podman[@]}" exec -i "$beside_c" homekey user set-password carol --password-stdin --logout-devices
+  check "beside Synapse: her old token is refused by Synapse now (401)" test "$(curl -s -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $token" "http://127.0.0.1:$ng_port/_matrix/client/v3/account/whoami")" = 401
+  check "beside Synapse: the old password is refused through nginx (403)" \
+    test "$(login "http://127.0.0.1:$ng_port" carol "$first")" = 403
+  token="$(token_login "http://127.0.0.1:$ng_port" carol "$second")"
+  check "beside Synapse: the new password logs in through nginx, and Synapse takes the token" \
+    grep -q '"user_id":"@carol:example.com"' <<<"$(curl -s -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$ng_port/_matrix/client/v3/account/whoami")"
+  if ((failed)); then tail -20 "$sd/synapse.log" "$n/logs/error.log" >&2 || true; fi
 fi
 
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
