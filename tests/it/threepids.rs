@@ -12,6 +12,7 @@ server_tests!(
     the_admin_api_sets_lists_and_finds_email_addresses,
     an_address_another_account_has_is_refused_and_nothing_changes,
     homekey_user_email_adds_lists_and_removes_addresses,
+    a_login_by_email_address_works_and_an_unknown_one_is_a_wrong_password,
 );
 
 const ALICE: &str = "@alice:example.com";
@@ -321,4 +322,66 @@ async fn beside_the_real_synapse_email_addresses_are_carried_to_synapse() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(in_synapse().await.is_empty());
+}
+
+async fn a_login_by_email_address_works_and_an_unknown_one_is_a_wrong_password(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let root = server.admin_token("root", "root-pw").await;
+    server.create_user("alice", "alice-pw").await;
+    let body = json!({"threepids": [{"medium": "email", "address": "alice@example.com"}]});
+    let (status, _) = server
+        .call("PUT", &user_path(ALICE), Some(&root), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let login = |body: Value| {
+        let server = &server;
+        async move {
+            server
+                .call("POST", "/_matrix/client/v3/login", None, Some(body))
+                .await
+        }
+    };
+    let by_email = |address: &str, password: &str| {
+        json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": address},
+            "password": password,
+        })
+    };
+    // The address in any case; and the deprecated top-level medium and address.
+    let (status, body) = login(by_email(" ALICE@Example.com", "alice-pw")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], ALICE);
+    let legacy = json!({"type": "m.login.password", "medium": "email",
+                        "address": "alice@example.com", "password": "alice-pw"});
+    let (status, body) = login(legacy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], ALICE);
+
+    // A wrong password, an address no account has and a medium homekey keeps none of are
+    // one answer.
+    let wrong = login(by_email("alice@example.com", "guess")).await;
+    assert_eq!(wrong.0, StatusCode::FORBIDDEN, "{}", wrong.1);
+    assert_eq!(wrong.1["errcode"], "M_FORBIDDEN");
+    assert_eq!(wrong.1["error"], "Invalid username or password");
+    assert_eq!(
+        login(by_email("nobody@example.com", "alice-pw")).await,
+        wrong
+    );
+    let fax = json!({"type": "m.login.password", "password": "alice-pw",
+                     "identifier": {"type": "m.id.thirdparty", "medium": "fax", "address": "1"}});
+    assert_eq!(login(fax).await, wrong);
+
+    // Malformed: Synapse's 400s.
+    let (status, body) = login(by_email("not-an-address", "alice-pw")).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::BAD_REQUEST, &json!("M_UNKNOWN"))
+    );
+    assert_eq!(body["error"], "Unable to parse email address");
+    let half = json!({"type": "m.login.password", "password": "alice-pw",
+                      "identifier": {"type": "m.id.thirdparty", "medium": "email"}});
+    let (status, body) = login(half).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "Invalid thirdparty identifier");
 }

@@ -13,6 +13,7 @@ use crate::http::AppState;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
+use crate::threepid::{Threepid, ThreepidError};
 
 /// Synapse refuses longer device IDs at login.
 pub(super) const MAX_DEVICE_ID_LENGTH: usize = 512;
@@ -37,6 +38,9 @@ pub struct LoginBody {
     identifier: Option<Identifier>,
     /// Deprecated top-level user (a localpart or a full user ID).
     user: Option<String>,
+    /// Deprecated top-level third-party ID (both given: it stands for the identifier).
+    medium: Option<String>,
+    address: Option<String>,
     password: Option<Value>,
     device_id: Option<String>,
     initial_device_display_name: Option<String>,
@@ -50,6 +54,9 @@ pub struct Identifier {
     #[serde(rename = "type")]
     kind: String,
     user: Option<String>,
+    /// `m.id.thirdparty`'s.
+    medium: Option<String>,
+    address: Option<String>,
 }
 
 /// The user a login names: `identifier` (`m.id.user`), or the deprecated top-level `user`.
@@ -78,6 +85,33 @@ pub fn named_user(
         )),
         (None, None) => Err(MatrixError::invalid_param("Invalid login submission")),
     }
+}
+
+/// The user a third-party ID names, for a password login. An address no account has is
+/// answered as a wrong password, in the same time: it logs in as `medium:address`, a name
+/// no account can have (a localpart never holds `:`), so the login checks a password
+/// against nothing, and counts the failure against that address, as Synapse does.
+async fn user_of_third_party(
+    state: &AppState,
+    medium: &str,
+    address: &str,
+) -> Result<String, MatrixError> {
+    let threepid = match Threepid::parse(medium, address) {
+        Ok(threepid) => threepid,
+        // Synapse looks a medium it does not know up all the same, and finds nothing.
+        Err(ThreepidError::UnknownMedium(_)) => return Ok(format!("{medium}:{address}")),
+        Err(err @ ThreepidError::NotAnEmailAddress) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                err.to_string(),
+            ));
+        }
+    };
+    Ok(match state.accounts.user_by_threepid(&threepid).await? {
+        Some(user_id) => user_id,
+        None => format!("{}:{}", threepid.medium.as_str(), threepid.address),
+    })
 }
 
 pub async fn login(
@@ -119,10 +153,37 @@ pub async fn login(
             ));
         }
     };
-    let user = named_user(body.identifier, body.user)?;
+    // A third-party ID (an e-mail address) in place of the user, as Synapse reads one: the
+    // deprecated top-level `medium` and `address`, or an `m.id.thirdparty` identifier.
+    let third_party = match (&body.medium, &body.address, &body.identifier) {
+        (Some(medium), Some(address), _) if !medium.is_empty() && !address.is_empty() => {
+            Some((Some(medium.clone()), Some(address.clone())))
+        }
+        (_, _, Some(identifier)) if identifier.kind == "m.id.thirdparty" => {
+            Some((identifier.medium.clone(), identifier.address.clone()))
+        }
+        _ => None,
+    };
+    let user = match third_party {
+        Some(_) => None,
+        None => Some(named_user(body.identifier, body.user)?),
+    };
     let password = match body.password {
         Some(Value::String(password)) => SecretString::from(password),
         _ => return Err(MatrixError::invalid_param("Bad parameter: password")),
+    };
+    let user = match (user, third_party) {
+        (Some(user), _) => user,
+        (None, Some((Some(medium), Some(address)))) => {
+            user_of_third_party(&state, &medium, &address).await?
+        }
+        (None, _) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                "Invalid thirdparty identifier",
+            ));
+        }
     };
     if body
         .device_id
