@@ -479,6 +479,15 @@ impl Accounts {
         let Ok(user_id) = UserId::parse_local(given, server_name) else {
             return Ok(None);
         };
+        self.account_as_login_finds(&user_id).await
+    }
+
+    /// The account `user_id` names as a login finds it: the ID ignoring case; of several
+    /// such accounts, only the exact spelling (`homekey user show` finds accounts so too).
+    pub async fn account_as_login_finds(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Option<User>, StoreError> {
         let mut candidates = self
             .store
             .find_users_case_insensitive(user_id.as_str())

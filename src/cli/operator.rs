@@ -272,16 +272,9 @@ impl Operator {
     /// read; a change needs the exact ID ([`Operator::existing_user`]).
     pub async fn user_as_login_finds(&self, given: &str) -> Result<User, CommandError> {
         let user_id = self.user_id(given)?;
-        if let Some(user) = self.accounts.get_user(user_id.as_str()).await? {
-            return Ok(user);
-        }
-        let mut others = self
-            .accounts
-            .find_users_case_insensitive(user_id.as_str())
-            .await?;
-        match others.len() {
-            1 => Ok(others.remove(0)),
-            _ => self.existing_user(given).await,
+        match self.accounts.account_as_login_finds(&user_id).await? {
+            Some(user) => Ok(user),
+            None => self.existing_user(given).await,
         }
     }
 

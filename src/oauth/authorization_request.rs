@@ -14,7 +14,7 @@
 
 use url::Url;
 
-use super::client_metadata::{AUTHORIZATION_CODE, ApplicationType, ClientMetadata};
+use super::client_metadata::{AUTHORIZATION_CODE, ApplicationType, ClientMetadata, is_loopback};
 use super::scope::Scope;
 
 /// Where the answer's parameters go in the redirect URI.
@@ -230,21 +230,12 @@ fn registered(metadata: &ClientMetadata, given: &str) -> bool {
         uri
     };
     given.scheme() == "http"
-        && is_loopback_host(&given)
+        && is_loopback(&given)
         && metadata.redirect_uris.iter().any(|uri| {
             Url::parse(uri).is_ok_and(|uri| {
                 uri.scheme() == "http" && without_port(&uri) == without_port(&given)
             })
         })
-}
-
-fn is_loopback_host(uri: &Url) -> bool {
-    match uri.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(address)) => address.is_loopback(),
-        Some(url::Host::Ipv6(address)) => address.is_loopback(),
-        None => false,
-    }
 }
 
 /// `redirect_uri` with `answer` in its query or its fragment.

@@ -25,6 +25,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use super::shown;
 use url::{Host, Url};
 
 /// The grant types homekey offers, in the order it lists them.
@@ -133,7 +135,7 @@ impl ClientMetadata {
             Some(other) => {
                 return Err(Refusal::metadata(format!(
                     "application_type must be \"web\" or \"native\", not \"{}\"",
-                    shown(other)
+                    shown(other, 64)
                 )));
             }
         };
@@ -143,7 +145,7 @@ impl ClientMetadata {
                 return Err(Refusal::metadata(format!(
                     "token_endpoint_auth_method must be \"none\": clients here are public and \
                      hold no secret (asked for \"{}\")",
-                    shown(other)
+                    shown(other, 64)
                 )));
             }
         }
@@ -448,7 +450,7 @@ fn under(uri: &Url, client_host: &str) -> bool {
 
 /// Whether the URI is `http(s)` on `127.0.0.1`, `[::1]` (any loopback address) or
 /// `localhost`.
-fn is_loopback(uri: &Url) -> bool {
+pub(super) fn is_loopback(uri: &Url) -> bool {
     match uri.host() {
         Some(Host::Domain(domain)) => is_localhost(domain),
         Some(Host::Ipv4(address)) => IpAddr::V4(address).is_loopback(),
@@ -466,15 +468,6 @@ fn is_language_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 35
         && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// A value quoted in a refusal: at most 64 characters, control characters escaped.
-fn shown(value: &str) -> String {
-    value
-        .chars()
-        .take(64)
-        .flat_map(char::escape_debug)
-        .collect()
 }
 
 #[cfg(test)]

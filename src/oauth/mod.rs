@@ -38,6 +38,16 @@ pub fn error_answer(status: StatusCode, error: &str, description: &str) -> Respo
     no_store((status, Json(body)).into_response())
 }
 
+/// A client's value quoted in a refusal: at most `most` characters, control characters
+/// escaped, so that an answer never carries a client's raw bytes back whole.
+fn shown(value: &str, most: usize) -> String {
+    value
+        .chars()
+        .take(most)
+        .flat_map(char::escape_debug)
+        .collect()
+}
+
 /// `Cache-Control: no-store` on an answer of the OAuth endpoints.
 pub fn no_store(mut response: Response) -> Response {
     response

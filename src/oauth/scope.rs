@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use super::shown;
+
 /// The stable spelling's prefix and the unstable one's.
 const STABLE: &str = "urn:matrix:client:";
 const UNSTABLE: &str = "urn:matrix:org.matrix.msc2967.client:";
@@ -79,7 +81,7 @@ impl Scope {
             } else {
                 return refuse(format!(
                     "the scope {} is not one homekey grants",
-                    shown(token)
+                    shown(token, 80)
                 ));
             };
             if spelling.is_some_and(|s| s != this_spelling) {
@@ -97,7 +99,7 @@ impl Scope {
             } else {
                 return refuse(format!(
                     "the scope {} is not one homekey grants",
-                    shown(token)
+                    shown(token, 80)
                 ));
             }
         }
@@ -168,15 +170,6 @@ impl Scope {
 /// device IDs are base64, with `+` and `/`).
 fn is_scope_token_byte(byte: u8) -> bool {
     matches!(byte, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
-}
-
-/// A token quoted in a refusal: at most 80 characters, control characters escaped.
-fn shown(token: &str) -> String {
-    token
-        .chars()
-        .take(80)
-        .flat_map(char::escape_debug)
-        .collect()
 }
 
 #[cfg(test)]

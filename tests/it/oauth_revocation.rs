@@ -24,20 +24,7 @@ fn beside_synapse() -> String {
 
 /// A refreshable login: (access token, refresh token, device).
 async fn login(server: &Server) -> (String, String, String) {
-    let (status, body) = server
-        .call(
-            "POST",
-            "/_matrix/client/v3/login",
-            None,
-            Some(json!({
-                "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": "alice"},
-                "password": "alice-pw",
-                "refresh_token": true,
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = crate::serve_refresh::login_refreshable(server, "alice", "alice-pw").await;
     let text = |key: &str| body[key].as_str().unwrap().to_owned();
     (
         text("access_token"),

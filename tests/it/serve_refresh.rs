@@ -18,7 +18,7 @@ server_tests!(
 
 const REFRESH: &str = "/_matrix/client/v3/refresh";
 
-async fn login_refreshable(server: &Server, user: &str, password: &str) -> Value {
+pub(crate) async fn login_refreshable(server: &Server, user: &str, password: &str) -> Value {
     let (status, body) = server
         .call(
             "POST",
