@@ -56,6 +56,13 @@ pub enum Action {
     AddEmail,
     /// An e-mail address removed from an account (`homekey user email remove`).
     RemoveEmail,
+    /// A user allowed an OAuth client to sign in as them (the consent page): an
+    /// authorization code was issued.
+    OAuthGrant,
+    /// A user refused an OAuth client on the consent page.
+    OAuthConsentRefused,
+    /// A token revoked at the OAuth revocation endpoint, ending its session.
+    RevokeToken,
 }
 
 impl Action {
@@ -82,6 +89,9 @@ impl Action {
             Action::RegisterClient => "register_client",
             Action::AddEmail => "add_email",
             Action::RemoveEmail => "remove_email",
+            Action::OAuthGrant => "oauth_grant",
+            Action::OAuthConsentRefused => "oauth_consent_refused",
+            Action::RevokeToken => "revoke_token",
         }
     }
 }

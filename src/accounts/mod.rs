@@ -13,6 +13,7 @@
 //! - [`interactive_auth`]: re-authentication before a sensitive operation.
 //! - [`migration`]: an existing Synapse's accounts carried into homekey, and back.
 //! - [`oauth_clients`]: the OAuth clients that register themselves.
+//! - [`oauth_sessions`]: the OAuth API's grants: codes, tokens, their sessions.
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod interactive_auth;
 pub mod migration;
 pub mod oauth_clients;
+pub mod oauth_sessions;
 pub mod passwords;
 pub mod sessions;
 pub mod tokens;
@@ -87,6 +89,8 @@ pub struct Requester {
     /// The sign-in to homekey's account page the request came from (its ID's hash), which a
     /// change that signs every other device out spares.
     pub page_session: Option<String>,
+    /// The token is one of the OAuth 2.0 API's (its session in `homekey_oauth_sessions`).
+    pub oauth: bool,
 }
 
 impl Requester {
@@ -124,6 +128,7 @@ impl Requester {
             token_id: 0,
             valid_until_ms: None,
             page_session: None,
+            oauth: false,
         }
     }
 }

@@ -538,6 +538,7 @@ impl Accounts {
             token_id: session.token_id,
             valid_until_ms: session.valid_until_ms,
             page_session: None,
+            oauth: crate::store::token_forms::is_oauth_token(access_token),
         })
     }
 
@@ -607,7 +608,27 @@ impl Accounts {
                     }
                 }
             };
-            self.logout(&requester).await?;
+            self.refuse_on_synapse(&requester.user.name, OnSynapse::Logout)?;
+            let user_id = &requester.user.name;
+            let record = crate::audit::record(
+                user_id,
+                Action::RevokeToken,
+                user_id,
+                json!({
+                    "device_id": requester.device_id,
+                    "oauth": crate::store::token_forms::is_oauth_token(token),
+                }),
+            );
+            match &requester.device_id {
+                Some(device_id) => {
+                    let device = Logout::Device(device_id.clone());
+                    self.store.logout(user_id, &device, Some(&record)).await?;
+                    self.deliver_after_change(user_id).await;
+                }
+                None => {
+                    self.store.delete_access_token(requester.token_id).await?;
+                }
+            }
             return Ok(true);
         }
         Ok(false)

@@ -5,7 +5,10 @@
 //! The prefix tells a leaked token's kind and owner in a secret scanner; the checksum lets
 //! a scanner reject random strings without asking the server.
 //!
-//! They are stored as they are, in `access_tokens.token`, as Synapse stores them. Storing a
+//! The OAuth 2.0 API's tokens are homekey's own (`hka_…`, `hkr_…`) and kept only as a
+//! digest (`crate::store::token_forms`): they never existed in Synapse's tables.
+//!
+//! Legacy tokens are stored as they are, in `access_tokens.token`, as Synapse stores them. Storing a
 //! hash instead would protect tokens against a read-only database leak, but the same store
 //! code runs on Synapse databases, where Synapse must find the plain token; and whoever reads
 //! homekey's database also reads its password hashes. One form everywhere keeps the SQL that
@@ -15,6 +18,7 @@ use base64::Engine;
 use secrecy::SecretString;
 
 use crate::secrets::{random_alphanumeric, random_uppercase};
+use crate::store::token_forms::{OAUTH_ACCESS_PREFIX, OAUTH_REFRESH_PREFIX};
 
 /// A new access token for the user with this localpart (its base64 URL-safe, so that the
 /// token needs no escaping in `?access_token=`).
@@ -58,6 +62,22 @@ pub fn is_refresh_token_shape(token: &str) -> bool {
 const SYNAPSE_BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// The digits homekey's own tokens used before it matched Synapse's.
 const EARLIER_BASE62: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// A new access token of the OAuth 2.0 API: its prefix and 40 random alphanumerics (238
+/// bits). Kept only as a digest (`crate::store::token_forms`).
+pub fn new_oauth_access_token() -> SecretString {
+    SecretString::from(format!("{OAUTH_ACCESS_PREFIX}{}", random_alphanumeric(40)))
+}
+
+/// A new refresh token of the OAuth 2.0 API, kept only as a digest.
+pub fn new_oauth_refresh_token() -> SecretString {
+    SecretString::from(format!("{OAUTH_REFRESH_PREFIX}{}", random_alphanumeric(40)))
+}
+
+/// A new authorization code (RFC 6749 §4.1.2), kept only as a digest.
+pub fn new_authorization_code() -> SecretString {
+    SecretString::from(random_alphanumeric(40))
+}
 
 /// A new device ID: ten uppercase letters, as Synapse makes them.
 pub fn new_device_id() -> String {

@@ -18,7 +18,19 @@ pub struct OAuthConfig {
     /// `max_unused_clients` (default 10000): the most clients kept without a session; past
     /// it, registrations are refused until some are forgotten.
     pub max_unused_clients: i64,
+    /// `authorization_code_lifetime` (default 10m, at most 10m): how long an authorization
+    /// code can be exchanged.
+    pub code_ms: i64,
+    /// `access_token_lifetime` (default 5m): how long an OAuth access token lasts; the
+    /// client refreshes it.
+    pub access_token_ms: i64,
+    /// `refresh_token_unused_lifetime` (default 90d): a session whose refresh token is not
+    /// used for this long ends.
+    pub refresh_token_unused_ms: i64,
 }
+
+/// The longest an authorization code may last (RFC 6749 §4.1.2 recommends 10 minutes).
+pub const LONGEST_CODE_MS: i64 = 10 * 60 * 1000;
 
 impl Default for OAuthConfig {
     fn default() -> OAuthConfig {
@@ -26,6 +38,9 @@ impl Default for OAuthConfig {
             allow_insecure_client_uris: false,
             unused_client_ms: 86_400_000,
             max_unused_clients: 10_000,
+            code_ms: LONGEST_CODE_MS,
+            access_token_ms: 5 * 60 * 1000,
+            refresh_token_unused_ms: 90 * 86_400_000,
         }
     }
 }
@@ -44,24 +59,41 @@ pub(super) struct RawOAuth {
     allow_insecure_client_uris: Option<bool>,
     unused_client_lifetime: Option<RawDuration>,
     max_unused_clients: Option<i64>,
+    authorization_code_lifetime: Option<RawDuration>,
+    access_token_lifetime: Option<RawDuration>,
+    refresh_token_unused_lifetime: Option<RawDuration>,
 }
 
 impl RawOAuth {
     /// The section checked; `Err`: the key and why.
     pub(super) fn validate(self) -> Result<OAuthConfig, (&'static str, String)> {
         let defaults = OAuthConfig::default();
-        let unused_client_ms = match self.unused_client_lifetime {
-            None => defaults.unused_client_ms,
-            Some(raw) => raw
-                .to_ms()
-                .map_err(|message| ("oauth.unused_client_lifetime", message))?,
-        };
-        if unused_client_ms <= 0 {
+        let unused_client_ms = positive(
+            "oauth.unused_client_lifetime",
+            self.unused_client_lifetime,
+            defaults.unused_client_ms,
+        )?;
+        let code_ms = positive(
+            "oauth.authorization_code_lifetime",
+            self.authorization_code_lifetime,
+            defaults.code_ms,
+        )?;
+        if code_ms > LONGEST_CODE_MS {
             return Err((
-                "oauth.unused_client_lifetime",
-                "must be longer than 0".into(),
+                "oauth.authorization_code_lifetime",
+                "must be at most 10m".into(),
             ));
         }
+        let access_token_ms = positive(
+            "oauth.access_token_lifetime",
+            self.access_token_lifetime,
+            defaults.access_token_ms,
+        )?;
+        let refresh_token_unused_ms = positive(
+            "oauth.refresh_token_unused_lifetime",
+            self.refresh_token_unused_lifetime,
+            defaults.refresh_token_unused_ms,
+        )?;
         let max_unused_clients = self
             .max_unused_clients
             .unwrap_or(defaults.max_unused_clients);
@@ -72,6 +104,25 @@ impl RawOAuth {
             allow_insecure_client_uris: self.allow_insecure_client_uris.unwrap_or(false),
             unused_client_ms,
             max_unused_clients,
+            code_ms,
+            access_token_ms,
+            refresh_token_unused_ms,
         })
     }
+}
+
+/// A duration key that must be longer than 0, or its default when absent.
+fn positive(
+    key: &'static str,
+    raw: Option<RawDuration>,
+    default_ms: i64,
+) -> Result<i64, (&'static str, String)> {
+    let ms = match raw {
+        None => default_ms,
+        Some(raw) => raw.to_ms().map_err(|message| (key, message))?,
+    };
+    if ms <= 0 {
+        return Err((key, "must be longer than 0".into()));
+    }
+    Ok(ms)
 }

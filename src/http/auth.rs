@@ -42,6 +42,34 @@ impl FromRequestParts<AppState> for AuthenticatedForLogout {
     }
 }
 
+/// The user behind a legacy access token, for the endpoints that re-authenticate with
+/// user-interactive auth (`/account/password`, `/account/deactivate`, `/delete_devices`,
+/// `DELETE /devices/{id}`). The OAuth 2.0 API rules user-interactive auth out, and Synapse
+/// delegating its auth serves none of these endpoints: an OAuth token gets Synapse's 404
+/// `M_UNRECOGNIZED` (its client manages the account on the account page).
+pub struct AuthenticatedForInteractiveAuth(pub Requester);
+
+impl FromRequestParts<AppState> for AuthenticatedForInteractiveAuth {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let requester = requester(parts, state, TokenUse::Any).await?;
+        refuse_oauth_interactive_auth(&requester)?;
+        Ok(AuthenticatedForInteractiveAuth(requester))
+    }
+}
+
+/// Synapse's answer to an OAuth session on an endpoint of user-interactive auth.
+pub fn refuse_oauth_interactive_auth(requester: &Requester) -> Result<(), MatrixError> {
+    if requester.oauth {
+        return Err(MatrixError::unrecognized(StatusCode::NOT_FOUND));
+    }
+    Ok(())
+}
+
 /// The same, or `None` for a token homekey does not know at all (an expired token or a
 /// locked account's is still an error): for the one endpoint that hands such a request on to
 /// Synapse, whose appservices have tokens only Synapse knows.

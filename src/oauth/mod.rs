@@ -10,6 +10,7 @@
 //! - [`scope`]: the scopes of MSC2967 in both spellings.
 //! - [`authorization_request`]: the rules of an authorization request, and where each
 //!   refusal goes (a page, or back to the client).
+//! - [`token`]: `POST /oauth2/token`, the code and refresh grants.
 //!
 //! Not yet (the discovery document lists none of these until the whole sign-in works): the
 //! authorization endpoint with its sign-in and consent pages, the token endpoint, the
@@ -20,6 +21,7 @@ pub mod client_metadata;
 pub mod registration;
 pub mod revocation;
 pub mod scope;
+pub mod token;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

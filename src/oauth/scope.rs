@@ -17,6 +17,16 @@ pub const SYNAPSE_ADMIN: &str = "urn:synapse:admin:*";
 /// The longest device ID a scope may name: Synapse answers 500 beyond it.
 pub const LONGEST_DEVICE_ID: usize = 255;
 
+/// The scopes the discovery document lists (`scopes_supported`), with the device scopes'
+/// placeholder.
+pub const SUPPORTED: &[&str] = &[
+    "urn:matrix:client:api:*",
+    "urn:matrix:client:device:*",
+    "urn:matrix:org.matrix.msc2967.client:api:*",
+    "urn:matrix:org.matrix.msc2967.client:device:*",
+    SYNAPSE_ADMIN,
+];
+
 /// Which spelling a request used; answers and introspection speak it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spelling {
@@ -148,6 +158,25 @@ impl Scope {
         let prefix = self.spelling.prefix();
         let mut scope = format!("{prefix}api:* {prefix}device:{}", self.device_id);
         if self.admin {
+            scope.push(' ');
+            scope.push_str(SYNAPSE_ADMIN);
+        }
+        if self.openid {
+            scope.push_str(" openid");
+        }
+        scope
+    }
+
+    /// The scope as introspection tells Synapse: the API and the device in both spellings
+    /// (Synapse accepts either; it collects device IDs in a set, so one device named twice
+    /// is one), and Synapse's admin rights only if granted and `admin_now` (the account is a
+    /// server admin at this moment).
+    pub fn introspected(&self, admin_now: bool) -> String {
+        let device = &self.device_id;
+        let mut scope = format!(
+            "{STABLE}api:* {UNSTABLE}api:* {STABLE}device:{device} {UNSTABLE}device:{device}"
+        );
+        if self.admin && admin_now {
             scope.push(' ');
             scope.push_str(SYNAPSE_ADMIN);
         }

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{Flavour, Store, StoreError, with_pool};
+use super::{BeginWrite, Flavour, Store, StoreError, with_pool};
 
 /// One change to record, handed to the store write that makes the change (see
 /// `crate::audit::record`). `details` must never hold a secret.
@@ -101,6 +101,16 @@ macro_rules! commit_audited {
 pub(crate) use commit_audited;
 
 impl Store {
+    /// Records an event that changes no account but is kept all the same (a user refusing an
+    /// OAuth client).
+    pub async fn record_audit(&self, record: &NewAuditRecord) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            commit_audited!(tx, self, Some(record));
+            Ok(())
+        })
+    }
+
     /// The records matching `filter`, newest first. Refused on a Synapse database.
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         if self.flavour == Flavour::Synapse {

@@ -18,12 +18,14 @@ mod bulk_rows;
 mod connect;
 mod interactive_auth;
 mod oauth_clients;
+mod oauth_sessions;
 mod registration_nonces;
 mod sessions;
 mod sqlite_reads;
 mod synapse_migration;
 mod synapse_queue;
 mod threepids;
+pub mod token_forms;
 mod transaction;
 mod web_sessions;
 
@@ -34,6 +36,7 @@ pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
 pub use oauth_clients::{ClientRegistered, NewOAuthClient};
+pub use oauth_sessions::{CodeExchange, NewOAuthCode, NewOAuthSession, OAuthCode, OAuthSession};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,

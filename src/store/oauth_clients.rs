@@ -91,4 +91,19 @@ impl Store {
             Ok(ClientRegistered::Kept { client_id, new })
         })
     }
+
+    /// The kept metadata (JSON text) of the client `client_id`, if homekey knows it.
+    pub async fn oauth_client_metadata(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT metadata FROM homekey_oauth_clients WHERE client_id = $1",
+            )
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
 }

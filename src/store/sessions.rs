@@ -4,6 +4,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::audit::commit_audited;
 use super::synapse_queue::owe_synapse;
+use super::token_forms;
 use super::transaction::{delete_sessions, fetch_user, lock_user};
 use super::{
     BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewRefreshToken, NewSession,
@@ -171,6 +172,10 @@ impl Store {
         &self,
         token: &str,
     ) -> Result<Option<RefreshTokenInfo>, StoreError> {
+        let Some(token) = token_forms::stored_form(token) else {
+            return Ok(None);
+        };
+        let token = token.as_ref();
         with_pool!(self, |pool| {
             Ok(sqlx::query_as(
                 "SELECT rt.id, rt.user_id, rt.device_id, \
@@ -332,6 +337,10 @@ impl Store {
     /// Who an access token belongs to (for a puppet token, the user it acts as), or `None` for a token that does not exist. Expiry is
     /// the caller's to judge (`valid_until_ms`), with its own clock.
     pub async fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
+        let Some(access_token) = token_forms::stored_form(access_token) else {
+            return Ok(None);
+        };
+        let access_token = access_token.as_ref();
         if let Some(reads) = &self.sqlite_reads {
             return reads.find_session(access_token).await;
         }
@@ -517,10 +526,32 @@ impl Store {
 
 /// Writes a login's device (created if the user does not have it yet, otherwise kept as it
 /// is) and its access token inside the caller's transaction; evaluates to the token's row ID.
+/// An OAuth session that held the device ends: its tokens go (homekey's own database only:
+/// no token is minted in Synapse's).
 macro_rules! insert_session_rows {
     ($tx:expr, $new:expr) => {{
         let tx = $tx;
         let new: &$crate::store::NewSession = $new;
+        let held: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM homekey_oauth_sessions WHERE user_id = $1 AND device_id = $2 \
+             RETURNING id",
+        )
+        .bind(&new.user_id)
+        .bind(&new.device_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if held.is_some() {
+            for sql in [
+                "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(&new.user_id)
+                    .bind(&new.device_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
         sqlx::query(
             "INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) \
              VALUES ($1, $2, $3, $4, FALSE) ON CONFLICT (user_id, device_id) DO NOTHING",

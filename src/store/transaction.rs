@@ -102,8 +102,9 @@ pub(super) use end_page_sessions;
 /// removed. Each kind of logout has its own condition: a device ID only ever narrows a
 /// deletion (an empty one names no device, since device IDs are never empty). Hidden devices
 /// (Synapse's rows for cross-signing keys) are never deleted, as Synapse's own logout spares
-/// them. A logout of every device (all of them, or all but the one asking) also ends the
-/// account page's sign-ins: a browser signed in there is one more device.
+/// them. The OAuth sessions that held the deleted devices end with them. A logout of every
+/// device (all of them, or all but the one asking) also ends the account page's sign-ins: a
+/// browser signed in there is one more device.
 macro_rules! delete_sessions {
     ($tx:expr, $store:expr, $user_id:expr, $logout:expr) => {{
         let tx = $tx;
@@ -149,6 +150,17 @@ macro_rules! delete_sessions {
                 if index == 0 {
                     tokens = deleted;
                 }
+            }
+            // The OAuth sessions that held the devices (a Synapse database has none).
+            if $store.flavour() == $crate::store::Flavour::Homekey {
+                let sql = format!(
+                    "DELETE FROM homekey_oauth_sessions WHERE user_id = $1{device_condition}"
+                );
+                let mut query = sqlx::query(&sql).bind(user_id);
+                if let Some(device) = device {
+                    query = query.bind(device);
+                }
+                query.execute(&mut **tx).await?;
             }
         }
         match logout {

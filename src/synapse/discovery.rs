@@ -1,10 +1,12 @@
 //! `GET /.well-known/openid-configuration`: what Synapse passes on to clients as its
 //! `auth_metadata` (and in `/.well-known/matrix/client`), and the account page it names.
 //!
-//! Synapse needs `issuer` and `account_management_uri`. The document names no OAuth endpoint
-//! (authorization, token, registration…): homekey serves none yet, and without them an
-//! OAuth-aware client knows that the OAuth login is not offered and uses `/login`. It lists
-//! the actions the account page (`crate::web::account`) offers by deep link.
+//! Synapse needs `issuer` and `account_management_uri`; clients of the OAuth 2.0 API need
+//! the endpoints and what they support (RFC 8414: matrix-rust-sdk refuses a document that
+//! lacks any of them, matrix-js-sdk the registration endpoint). Synapse keeps the first
+//! document it fetched until it restarts. It lists the actions the account page
+//! (`crate::web::account`) offers by deep link. No `prompt_values_supported`: `create` would
+//! make clients offer a sign-up homekey does not have yet.
 
 use axum::Json;
 use axum::extract::State;
@@ -24,9 +26,24 @@ impl Documents {
         let issuer = config.public_baseurl.clone().unwrap_or_default();
         let account_management_uri =
             format!("{}{}", issuer.trim_end_matches('/'), ACCOUNT_PAGE_PATH);
+        let at = |path: &str| format!("{}{path}", issuer.trim_end_matches('/'));
         Documents {
             openid_configuration: json!({
                 "issuer": issuer,
+                "authorization_endpoint": at(crate::web::authorize::AUTHORIZE_PATH),
+                "token_endpoint": at(crate::oauth::token::TOKEN_PATH),
+                "registration_endpoint": at(crate::oauth::REGISTRATION_PATH),
+                "revocation_endpoint": at(crate::oauth::REVOCATION_PATH),
+                "response_types_supported": ["code"],
+                "response_modes_supported": ["query", "fragment"],
+                "grant_types_supported": [
+                    crate::oauth::token::AUTHORIZATION_CODE,
+                    crate::oauth::token::REFRESH_TOKEN,
+                ],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["none"],
+                "revocation_endpoint_auth_methods_supported": ["none"],
+                "scopes_supported": crate::oauth::scope::SUPPORTED,
                 "account_management_uri": account_management_uri,
                 "account_management_actions_supported":
                     crate::web::account::SUPPORTED_ACTIONS,

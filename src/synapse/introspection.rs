@@ -32,6 +32,8 @@ use super::SynapseState;
 use super::caller::FromSynapse;
 use crate::accounts::{Requester, now_ms};
 use crate::ids::UserId;
+use crate::oauth::scope::Scope;
+use crate::store::OAuthSession;
 use crate::store::StoreError;
 
 /// The scope of every active token: the whole Client-Server API.
@@ -60,6 +62,9 @@ pub struct Introspection {
     pub device_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<u64>,
+    /// An OAuth session's client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 impl Introspection {
@@ -69,6 +74,7 @@ impl Introspection {
         username: None,
         device_id: None,
         expires_in: None,
+        client_id: None,
     };
 
     /// The answer about `requester`'s token at `now_ms`, for a server named `server_name`.
@@ -98,6 +104,30 @@ impl Introspection {
             username: Some(user_id.localpart().to_owned()),
             device_id: requester.device_id,
             expires_in,
+            client_id: None,
+        }
+    }
+
+    /// The answer about an OAuth session's token: as [`Introspection::of`], with the scope
+    /// granted (the admin rights only while the account is an admin) and the client.
+    pub fn of_oauth(
+        requester: Requester,
+        session: &OAuthSession,
+        server_name: &str,
+        now_ms: i64,
+    ) -> Introspection {
+        let Ok(scope) = Scope::parse(&session.scope) else {
+            return Introspection::INACTIVE;
+        };
+        let admin_now = requester.user.admin;
+        let answer = Introspection::of(requester, server_name, now_ms);
+        if !answer.active {
+            return answer;
+        }
+        Introspection {
+            scope: Some(scope.introspected(admin_now)),
+            client_id: Some(session.client_id.clone()),
+            ..answer
         }
     }
 }
@@ -131,12 +161,26 @@ pub(super) async fn introspect(
             // Synapse asks when the device's client makes a request (and keeps the answer
             // two minutes): the device's last contact, when only (the address is Synapse's).
             state.accounts.note_device_use(&requester, || None);
-            Json(Introspection::of(
-                requester,
-                &state.accounts.config.server_name,
-                now_ms(),
-            ))
-            .into_response()
+            let server_name = &state.accounts.config.server_name;
+            if !requester.oauth {
+                return Json(Introspection::of(requester, server_name, now_ms())).into_response();
+            }
+            let device_id = requester.device_id.clone().unwrap_or_default();
+            match state
+                .accounts
+                .oauth_session_of(&requester.user.name, &device_id)
+                .await
+            {
+                Ok(Some(session)) => Json(Introspection::of_oauth(
+                    requester,
+                    &session,
+                    server_name,
+                    now_ms(),
+                ))
+                .into_response(),
+                Ok(None) => Json(Introspection::INACTIVE).into_response(),
+                Err(err) => unanswered(&err),
+            }
         }
         Err(err) => unanswered(&err),
     }
@@ -202,6 +246,7 @@ mod tests {
             token_id: 1,
             valid_until_ms,
             page_session: None,
+            oauth: false,
         }
     }
 

@@ -63,6 +63,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
                     crate::oauth::REVOCATION_PATH,
                     post(crate::oauth::revocation::revoke),
                 )
+                .route(
+                    crate::oauth::token::TOKEN_PATH,
+                    post(crate::oauth::token::token),
+                )
                 .with_state(accounts.clone()),
         )
         .merge(crate::web::account_routes(accounts, ACCOUNT_PAGE_PATH))

@@ -11,12 +11,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use secrecy::SecretString;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::WebState;
+use super::page::{
+    Form, Message, base, see_other, signed_in, unavailable, unavailable_page, with, with_cookie,
+};
 use super::session::Session;
 use crate::accounts::{AccountError, Actor, LoginError, PasswordRefusal, Requester};
 use crate::http::client_address::ClientAddress;
@@ -127,67 +129,13 @@ impl Link {
     }
 }
 
-/// A posted form's fields (the first of a name sent twice).
-struct Form(Vec<(String, String)>);
-
-/// A form with a name or value that is not UTF-8 once decoded.
-#[derive(Debug)]
-struct NotText;
-
 impl Form {
-    /// The fields of `application/x-www-form-urlencoded` bytes. Browsers send UTF-8; bytes
-    /// that are not (once decoded) are refused rather than replaced: two different new
-    /// passwords must not compare equal, nor a password be stored as other than typed.
-    fn parse(body: &[u8]) -> Result<Form, NotText> {
-        let decode = |raw: &[u8]| {
-            let spaced: Vec<u8> = raw
-                .iter()
-                .map(|&byte| if byte == b'+' { b' ' } else { byte })
-                .collect();
-            percent_encoding::percent_decode(&spaced)
-                .decode_utf8()
-                .map(|text| text.into_owned())
-                .map_err(|_| NotText)
-        };
-        body.split(|&byte| byte == b'&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = match pair.iter().position(|&byte| byte == b'=') {
-                    Some(at) => (&pair[..at], &pair[at + 1..]),
-                    None => (pair, &[][..]),
-                };
-                Ok((decode(name)?, decode(value)?))
-            })
-            .collect::<Result<_, _>>()
-            .map(Form)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn secret(&self, name: &str) -> Option<SecretString> {
-        self.get(name)
-            .filter(|value| !value.is_empty())
-            .map(|value| SecretString::from(value.to_owned()))
-    }
-
     fn link(&self) -> Link {
         Link {
             action: self.get("action").map(str::to_owned),
             device_id: self.get("device_id").map(str::to_owned),
         }
     }
-}
-
-/// A message for the top of a page.
-enum Message {
-    None,
-    Error(String),
-    Notice(String),
 }
 
 /// `GET /_homekey/account/`: the view the link asks for, or the sign-in form.
@@ -639,22 +587,6 @@ async fn posted(
     }
 }
 
-/// The session's user, if signed in and the account can still act; a session whose account
-/// was deactivated or locked since is ended. `None`: the account could not be read.
-async fn signed_in(state: &WebState, session: Session) -> Option<(Session, Option<User>)> {
-    let Some(user_id) = session.user_id.clone() else {
-        return Some((session, None));
-    };
-    let user = state.accounts.get_user(&user_id).await.ok()?;
-    match user {
-        Some(user) if !user.deactivated && !user.locked => Some((session, Some(user))),
-        _ => {
-            let _ = state.sessions.end(&session).await;
-            Some((state.sessions.begin_anonymous().await.ok()?, None))
-        }
-    }
-}
-
 /// The link that shows `view`.
 fn link_of(view: &View) -> Link {
     let (action, device_id) = match view {
@@ -730,7 +662,7 @@ async fn not_text(state: &WebState, headers: &HeaderMap, view: Option<View>) -> 
 
 /// What the user sees of a refused sign-in: one answer for a wrong password and an unknown
 /// user.
-fn login_refusal(err: LoginError) -> (StatusCode, String) {
+pub(super) fn login_refusal(err: LoginError) -> (StatusCode, String) {
     match err {
         LoginError::InvalidCredentials => (
             StatusCode::UNAUTHORIZED,
@@ -830,30 +762,6 @@ fn account_refusal(err: AccountError) -> (StatusCode, String) {
         }
         err => (StatusCode::BAD_REQUEST, format!("Refused: {err}.")),
     }
-}
-
-/// The context every page has.
-fn base(state: &WebState, session: &Session, user_id: Option<&str>, message: Message) -> Value {
-    let (error, notice) = match message {
-        Message::None => (None, None),
-        Message::Error(error) => (Some(error), None),
-        Message::Notice(notice) => (None, Some(notice)),
-    };
-    json!({
-        "server_name": state.accounts.config.server_name,
-        "admin_contact": state.accounts.config.admin_contact,
-        "user_id": user_id,
-        "csrf": session.csrf_token(),
-        "error": error,
-        "notice": notice,
-    })
-}
-
-fn with(mut context: Value, more: Value) -> Value {
-    if let (Some(context), Value::Object(more)) = (context.as_object_mut(), more) {
-        context.extend(more);
-    }
-    context
 }
 
 fn sign_in_page(
@@ -972,48 +880,12 @@ fn device_context(device: &Device) -> Value {
     })
 }
 
-fn unavailable(state: &WebState, err: impl std::fmt::Display) -> Response {
-    tracing::warn!(error = %err, "the account page is unavailable");
-    unavailable_page(state, None)
-}
-
 /// Every page of the account page where homekey runs on Synapse's own database.
 pub async fn on_a_synapse_database(State(state): State<WebState>) -> Response {
     let reason = "This server's accounts are kept by Synapse itself here: homekey runs on \
                   Synapse's database, so this page cannot manage them. Manage your account \
                   in your Matrix client, or ask the server's operator.";
     unavailable_page(&state, Some(reason))
-}
-
-/// The 503 page, with why if it is not a passing failure.
-fn unavailable_page(state: &WebState, reason: Option<&str>) -> Response {
-    let context = json!({
-        "reason": reason,
-        "server_name": state.accounts.config.server_name,
-        "admin_contact": state.accounts.config.admin_contact,
-        "user_id": null,
-        "csrf": "",
-        "error": null,
-        "notice": null,
-    });
-    state
-        .renderer
-        .page(StatusCode::SERVICE_UNAVAILABLE, "unavailable.html", context)
-}
-
-fn see_other(location: &str, set_cookie: Option<&str>) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(location) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    with_cookie(response, set_cookie)
-}
-
-fn with_cookie(mut response: Response, set_cookie: Option<&str>) -> Response {
-    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
 }
 
 #[cfg(test)]

@@ -4,12 +4,16 @@
 //!
 //! - [`session`]: the server-side session in homekey's database, its cookie, its CSRF token.
 //! - [`render`]: the embedded templates (autoescaped) and the security headers of every page.
+//! - [`page`]: what every group of pages shares: the form, the context, the answers.
 //! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
+//! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //!
 //! As every entry point, a page parses its form, calls one method of the account service
 //! (`Accounts`), and renders the result; a refusal is the page again with a message.
 
 pub mod account;
+pub mod authorize;
+pub mod page;
 pub mod render;
 pub mod session;
 
@@ -64,6 +68,10 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
                 &format!("{path}{{*rest}}"),
                 any(account::on_a_synapse_database),
             )
+            .route(
+                authorize::AUTHORIZE_PATH,
+                any(account::on_a_synapse_database),
+            )
             .route(STYLESHEET_PATH, get(render::stylesheet))
             .layer(axum::middleware::map_response(render::security_headers))
             .with_state(state);
@@ -79,6 +87,9 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
             &format!("{path}cross-signing-reset"),
             post(account::cross_signing_reset),
         )
+        .route(authorize::AUTHORIZE_PATH, get(authorize::authorize))
+        .route(authorize::SIGN_IN_PATH, post(authorize::sign_in))
+        .route(authorize::CONSENT_PATH, post(authorize::consent))
         .route(STYLESHEET_PATH, get(render::stylesheet))
         .layer(axum::middleware::map_response(render::security_headers))
         .with_state(state)

@@ -32,6 +32,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "unavailable.html",
         include_str!("templates/unavailable.html"),
     ),
+    (
+        "oauth_sign_in.html",
+        include_str!("templates/oauth_sign_in.html"),
+    ),
+    (
+        "oauth_consent.html",
+        include_str!("templates/oauth_consent.html"),
+    ),
+    (
+        "oauth_error.html",
+        include_str!("templates/oauth_error.html"),
+    ),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).
@@ -41,6 +53,16 @@ pub const STYLESHEET: &str = include_str!("static/page.css");
 /// posted only to homekey, never in a frame.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// [`CONTENT_SECURITY_POLICY`] with `form-action` also allowing `source` (a page whose form
+/// leads, through homekey, to an OAuth client's redirect URI). `source` is an origin or a
+/// scheme made by `url`, which holds no space, comma or semicolon.
+pub fn form_action_policy(source: &str) -> String {
+    CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {source}"),
+    )
+}
 
 /// The templates, ready.
 pub struct Renderer {
@@ -94,8 +116,11 @@ impl Renderer {
 /// The headers of every answer of the web layer (a middleware on its routes).
 pub async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    // A page that set its own policy (see [`form_action_policy`]) keeps it.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-store"),

@@ -2,8 +2,11 @@
 //! (`homekey_web_sessions`, migration 0008), for any page group (the account page today, an
 //! admin console later).
 //!
-//! A browser holds an opaque random ID in the cookie [`COOKIE`] (`HttpOnly; SameSite=Strict`,
-//! `Secure` unless `public_baseurl` is `http://`, `Path=/_homekey/`); the table holds only its
+//! A browser holds an opaque random ID in the cookie [`COOKIE`] (`HttpOnly; SameSite=Lax`,
+//! `Secure` unless `public_baseurl` is `http://`, `Path=/_homekey/`). `Lax`, not `Strict`: an
+//! OAuth client sends the user to the authorization page by a link from its own site, and a
+//! user signed in here must arrive signed in; a cross-site POST still carries no cookie, and
+//! every POST needs its CSRF token besides. The table holds only its
 //! SHA-256, so a copy of the database signs no one in. A session ends after [`IDLE_MS`]
 //! without a request, and [`LIFETIME_MS`] after it began whatever happens. Each session has
 //! its own CSRF token, which every form carries and every POST must bring back. Signing in
@@ -217,7 +220,7 @@ impl SessionStore {
     /// The `Set-Cookie` of a session ID.
     fn cookie(&self, id: &str) -> String {
         format!(
-            "{COOKIE}={id}; Path={COOKIE_PATH}; HttpOnly; SameSite=Strict{}",
+            "{COOKIE}={id}; Path={COOKIE_PATH}; HttpOnly; SameSite=Lax{}",
             if self.secure { "; Secure" } else { "" }
         )
     }
@@ -225,7 +228,7 @@ impl SessionStore {
     /// The `Set-Cookie` that makes the browser forget its session.
     pub fn cleared_cookie(&self) -> String {
         format!(
-            "{COOKIE}=; Path={COOKIE_PATH}; Max-Age=0; HttpOnly; SameSite=Strict{}",
+            "{COOKIE}=; Path={COOKIE_PATH}; Max-Age=0; HttpOnly; SameSite=Lax{}",
             if self.secure { "; Secure" } else { "" }
         )
     }

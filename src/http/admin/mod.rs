@@ -104,6 +104,8 @@ async fn server_version() -> Json<Value> {
 
 /// A request made with the access token of a server admin. The `admin` flag is read from the
 /// database at each request, so an operator's `UPDATE users SET admin = 1` counts at once.
+/// An OAuth session's token needs `urn:synapse:admin:*` in its granted scope too, as
+/// Synapse requires it.
 pub struct AdminRequester(pub Requester);
 
 impl FromRequestParts<AppState> for AdminRequester {
@@ -115,6 +117,10 @@ impl FromRequestParts<AppState> for AdminRequester {
     ) -> Result<Self, Self::Rejection> {
         let Authenticated(requester) = Authenticated::from_request_parts(parts, state).await?;
         if !requester.user.admin {
+            return Err(not_admin());
+        }
+        // An OAuth session acts as an admin only if it was granted Synapse's admin scope.
+        if requester.oauth && !state.accounts.oauth_session_is_admin(&requester).await? {
             return Err(not_admin());
         }
         Ok(AdminRequester(requester))

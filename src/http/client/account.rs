@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::accounts::interactive_auth::{Operation, UiAuthError};
 use crate::accounts::{AccountError, Actor, PasswordRefusal};
 use crate::http::AppState;
-use crate::http::auth::Authenticated;
+use crate::http::auth::AuthenticatedForInteractiveAuth;
 use crate::http::error::MatrixError;
 use crate::http::interactive_auth::parse_auth;
 use crate::http::json::MatrixJson;
@@ -26,7 +26,7 @@ pub struct PasswordBody {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    Authenticated(requester): Authenticated,
+    AuthenticatedForInteractiveAuth(requester): AuthenticatedForInteractiveAuth,
     OriginalUri(uri): OriginalUri,
     MatrixJson(body): MatrixJson<PasswordBody>,
 ) -> Result<Json<Value>, MatrixError> {
@@ -103,7 +103,7 @@ pub struct DeactivateBody {
 
 pub async fn deactivate(
     State(state): State<AppState>,
-    Authenticated(requester): Authenticated,
+    AuthenticatedForInteractiveAuth(requester): AuthenticatedForInteractiveAuth,
     OriginalUri(uri): OriginalUri,
     MatrixJson(body): MatrixJson<DeactivateBody>,
 ) -> Result<Json<Value>, MatrixError> {

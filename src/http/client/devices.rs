@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use crate::accounts::interactive_auth::Operation;
 use crate::accounts::{Actor, AuthError, Requester};
 use crate::http::AppState;
-use crate::http::auth::{Authenticated, AuthenticatedOrUnknown};
+use crate::http::auth::{
+    Authenticated, AuthenticatedForInteractiveAuth, AuthenticatedOrUnknown,
+    refuse_oauth_interactive_auth,
+};
 use crate::http::client_address::ClientAddress;
 use crate::http::error::{MatrixError, synapse_unavailable};
 use crate::http::interactive_auth::parse_auth;
@@ -125,6 +128,7 @@ pub async fn delete(
             None => Err(AuthError::UnknownToken.into()),
         };
     };
+    refuse_oauth_interactive_auth(&requester)?;
     let body: DeleteBody = parse_optional_body(&body)?;
     let operation = Operation {
         method: "DELETE",
@@ -184,7 +188,7 @@ pub struct DeleteManyBody {
 /// `POST /delete_devices`: the devices named in this request (not the first one's).
 pub async fn delete_many(
     State(state): State<AppState>,
-    Authenticated(requester): Authenticated,
+    AuthenticatedForInteractiveAuth(requester): AuthenticatedForInteractiveAuth,
     OriginalUri(uri): OriginalUri,
     MatrixJson(body): MatrixJson<DeleteManyBody>,
 ) -> Result<Json<Value>, MatrixError> {

@@ -1,0 +1,124 @@
+//! `POST /oauth2/token` (RFC 6749 §4.1.3, §6, PKCE of RFC 7636): a client exchanges an
+//! authorization code for a session's tokens, or refreshes them. Clients are public
+//! (`token_endpoint_auth_method: none`): they name themselves with `client_id` in the form.
+//!
+//! Answers are JSON, never cached; errors are OAuth-shaped (`invalid_grant`,
+//! `invalid_request`, `unsupported_grant_type`, and 401 `invalid_client`), never a Matrix
+//! `errcode`: a client takes only an OAuth-shaped 4xx on refresh for "signed out", and a 5xx
+//! for "try again" (what a database or Synapse that cannot answer now gets).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::authorization_request::Params;
+use super::{error_answer, no_store};
+use crate::accounts::Accounts;
+use crate::accounts::oauth_sessions::{CodeGrant, GrantError, GrantedTokens};
+
+/// Where clients get and refresh tokens.
+pub const TOKEN_PATH: &str = "/oauth2/token";
+
+pub const AUTHORIZATION_CODE: &str = "authorization_code";
+pub const REFRESH_TOKEN: &str = "refresh_token";
+
+pub async fn token(State(accounts): State<Arc<Accounts>>, body: Bytes) -> Response {
+    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return invalid_request("the body must be a form (application/x-www-form-urlencoded)");
+    };
+    let form = Params(&pairs);
+    let required = |name: &'static str| {
+        form.get(name)
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| invalid_request(&format!("{name} is required")))
+    };
+    let granted = match form.get("grant_type") {
+        Some(AUTHORIZATION_CODE) => {
+            let grant = match (
+                required("code"),
+                required("client_id"),
+                required("code_verifier"),
+            ) {
+                (Ok(code), Ok(client_id), Ok(code_verifier)) => CodeGrant {
+                    code,
+                    client_id,
+                    redirect_uri: form.get("redirect_uri"),
+                    code_verifier,
+                },
+                (Err(answer), _, _) | (_, Err(answer), _) | (_, _, Err(answer)) => return answer,
+            };
+            accounts.exchange_authorization_code(grant).await
+        }
+        Some(REFRESH_TOKEN) => match (required("refresh_token"), required("client_id")) {
+            (Ok(refresh_token), Ok(client_id)) => {
+                accounts
+                    .refresh_oauth_session(refresh_token, client_id)
+                    .await
+            }
+            (Err(answer), _) | (_, Err(answer)) => return answer,
+        },
+        None | Some("") => return invalid_request("grant_type is required"),
+        Some(_) => {
+            return error_answer(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            );
+        }
+    };
+    match granted {
+        Ok(tokens) => answer(&tokens),
+        Err(err) => refused(err),
+    }
+}
+
+/// The tokens' answer (RFC 6749 §5.1).
+fn answer(tokens: &GrantedTokens) -> Response {
+    let body = json!({
+        "access_token": tokens.access_token.expose_secret(),
+        "token_type": "Bearer",
+        "expires_in": tokens.expires_in,
+        "refresh_token": tokens.refresh_token.expose_secret(),
+        "scope": tokens.scope,
+    });
+    no_store((StatusCode::OK, Json(body)).into_response())
+}
+
+fn refused(err: GrantError) -> Response {
+    match err {
+        GrantError::InvalidGrant(why) => {
+            error_answer(StatusCode::BAD_REQUEST, "invalid_grant", why)
+        }
+        GrantError::InvalidClient => error_answer(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "the client_id is not known to this server",
+        ),
+        GrantError::Store(err) => {
+            tracing::warn!(error = %err, "a token request could not be answered");
+            error_answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server could not answer now; try again",
+            )
+        }
+        GrantError::Synapse(err) => {
+            tracing::warn!(error = %err, "a new OAuth session was not taken by Synapse");
+            error_answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the homeserver did not take the new session; sign in again",
+            )
+        }
+    }
+}
+
+fn invalid_request(description: &str) -> Response {
+    error_answer(StatusCode::BAD_REQUEST, "invalid_request", description)
+}

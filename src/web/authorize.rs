@@ -1,0 +1,374 @@
+//! The pages of the OAuth 2.0 authorization endpoint (`crate::oauth`): a client sends the
+//! user's browser to [`AUTHORIZE_PATH`] with its request; the user signs in (unless already
+//! signed in to homekey's pages) and sees what the client asks for on a consent page; Allow
+//! sends the browser back to the client with a code, Deny with `access_denied`.
+//!
+//! The request is checked by `AuthorizationRequest::check` on every step: an unknown client
+//! or unregistered redirect URI is an error page here, anything else goes back to the
+//! client. Where the user was going travels as the request's own query string, re-checked
+//! each time, and leads only to this endpoint: never to an absolute URL taken from a query.
+//! Every POST carries its session's CSRF token. The consent page allows its form to lead to
+//! the client's redirect URI in its `form-action` (browsers apply it to the redirect that
+//! follows the POST).
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::WebState;
+use super::page::{
+    Form, Message, base, see_other, signed_in, unavailable, unavailable_page, with, with_cookie,
+};
+use super::render::form_action_policy;
+use super::session::Session;
+use crate::http::client_address::ClientAddress;
+use crate::oauth::authorization_request::{AuthorizationRequest, Params, Refused};
+use crate::oauth::client_metadata::ClientMetadata;
+use crate::store::User;
+
+/// The authorization endpoint (the discovery document's `authorization_endpoint`).
+pub const AUTHORIZE_PATH: &str = "/_homekey/oauth2/authorize";
+/// Where its sign-in form posts.
+pub const SIGN_IN_PATH: &str = "/_homekey/oauth2/sign-in";
+/// Where its consent form posts.
+pub const CONSENT_PATH: &str = "/_homekey/oauth2/consent";
+
+/// `prompt=login`: the password must have been given this recently.
+const FRESH_SIGN_IN_MS: i64 = 2 * 60 * 1000;
+
+/// A checked request and its client.
+struct Checked {
+    request: AuthorizationRequest,
+    client: ClientMetadata,
+}
+
+/// `GET` [`AUTHORIZE_PATH`]: the consent page for a signed-in user, else the sign-in form.
+pub async fn authorize(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let checked = match check(&state, &query).await {
+        Ok(checked) => checked,
+        Err(answer) => return answer,
+    };
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    let Some((session, user)) = signed_in(&state, session).await else {
+        return unavailable(&state, "the account could not be read");
+    };
+    match user {
+        Some(user) if !checked.request.fresh_sign_in || signed_in_just_now(&session) => {
+            consent_page(&state, &session, &user, &checked, &query, Message::None).await
+        }
+        _ => {
+            let hint = checked.request.login_hint.clone().unwrap_or_default();
+            sign_in_page(
+                &state,
+                &session,
+                StatusCode::OK,
+                &checked,
+                &query,
+                &hint,
+                Message::None,
+            )
+        }
+    }
+}
+
+/// `POST` [`SIGN_IN_PATH`]: the password, checked as the account page's sign-in checks it
+/// (`rc_login`, no device), then back to the authorization with a signed-in session.
+pub async fn sign_in(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = Form::parse(&body) else {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The form held characters that are not valid text. Go back to the app and start \
+             again.",
+        );
+    };
+    let query = form.get("request").unwrap_or("").to_owned();
+    let checked = match check(&state, &query).await {
+        Ok(checked) => checked,
+        Err(answer) => return answer,
+    };
+    let user_given = form.get("user").unwrap_or("").trim().to_owned();
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    let again = |status, message| {
+        sign_in_page(
+            &state,
+            &session,
+            status,
+            &checked,
+            &query,
+            &user_given,
+            message,
+        )
+    };
+    if !session.csrf_matches(form.get("csrf")) {
+        return again(StatusCode::FORBIDDEN, expired_form());
+    }
+    let Some(password) = form.secret("password") else {
+        let error = Message::Error("Enter your user name and password.".into());
+        return again(StatusCode::BAD_REQUEST, error);
+    };
+    let user = match state
+        .accounts
+        .verify_password_for_page(&user_given, password, &address)
+        .await
+    {
+        Ok(user) => user,
+        Err(err) => {
+            let (status, message) = super::account::login_refusal(err);
+            return again(status, Message::Error(message));
+        }
+    };
+    if let Err(err) = state.sessions.end(&session).await {
+        return unavailable(&state, err);
+    }
+    let signed_in = match state.sessions.begin(&user.name).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    see_other(
+        &format!("{AUTHORIZE_PATH}?{query}"),
+        signed_in.set_cookie.as_deref(),
+    )
+}
+
+/// `POST` [`CONSENT_PATH`]: Allow (a code) or Deny (`access_denied`), back to the client.
+pub async fn consent(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = Form::parse(&body) else {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The form held characters that are not valid text. Go back to the app and start \
+             again.",
+        );
+    };
+    let query = form.get("request").unwrap_or("").to_owned();
+    let checked = match check(&state, &query).await {
+        Ok(checked) => checked,
+        Err(answer) => return answer,
+    };
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    let csrf_matches = session.csrf_matches(form.get("csrf"));
+    let Some((session, user)) = signed_in(&state, session).await else {
+        return unavailable(&state, "the account could not be read");
+    };
+    let Some(user) = user else {
+        // Signed out meanwhile (or the account was locked): through sign-in again.
+        return see_other(&format!("{AUTHORIZE_PATH}?{query}"), None);
+    };
+    if !csrf_matches {
+        return consent_page(&state, &session, &user, &checked, &query, expired_form()).await;
+    }
+    let request = &checked.request;
+    let location = match form.get("decision") {
+        Some("allow") => match state
+            .accounts
+            .grant_authorization_code(&user, request)
+            .await
+        {
+            Ok(code) => request.redirect_with(&[("code", code.expose_secret())]),
+            Err(err) => return unavailable(&state, err),
+        },
+        Some("deny") => {
+            if let Err(err) = state
+                .accounts
+                .refuse_consent(&user, &request.client_id)
+                .await
+            {
+                return unavailable(&state, err);
+            }
+            request.redirect_with(&[
+                ("error", "access_denied"),
+                ("error_description", "the user did not allow the app"),
+            ])
+        }
+        _ => {
+            let error = Message::Error("Choose Allow or Deny.".into());
+            return consent_page(&state, &session, &user, &checked, &query, error).await;
+        }
+    };
+    allowing_redirect(see_other(&location, None), &request.redirect_uri)
+}
+
+/// The request in `query`, checked with its client; `Err`: the error page, or the redirect
+/// that tells the client.
+async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let params = Params(&pairs);
+    let client = match params.client_id() {
+        Some(client_id) => match state.accounts.oauth_client(client_id).await {
+            Ok(client) => client.map(|client| (client_id.to_owned(), client)),
+            Err(err) => return Err(unavailable(state, err)),
+        },
+        None => None,
+    };
+    let named = client.as_ref().map(|(id, client)| (id.as_str(), client));
+    match AuthorizationRequest::check(&params, named, false) {
+        Ok(request) => Ok(Checked {
+            request,
+            client: client.expect("a checked request has its client").1,
+        }),
+        Err(Refused::Page(message)) => Err(error_page(state, StatusCode::BAD_REQUEST, &message)),
+        Err(Refused::Redirect(location)) => Err(see_other(&location, None)),
+    }
+}
+
+/// Whether the password was given in the last [`FRESH_SIGN_IN_MS`].
+fn signed_in_just_now(session: &Session) -> bool {
+    session
+        .verified_ms
+        .is_some_and(|at| crate::accounts::now_ms() - at < FRESH_SIGN_IN_MS)
+}
+
+fn expired_form() -> Message {
+    Message::Error(
+        "This form had expired or did not come from this page. Nothing was done; please try \
+         again."
+            .into(),
+    )
+}
+
+/// What the pages say of the client.
+fn client_context(checked: &Checked) -> Value {
+    let client = &checked.client;
+    let host = Url::parse(&client.client_uri)
+        .ok()
+        .and_then(|uri| uri.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    // The name and the site are the client's own claims, unless it is sent back to an
+    // `https` address on that site: then the site itself asked.
+    let proven = Url::parse(&checked.request.redirect_uri).is_ok_and(|uri| {
+        uri.scheme() == "https"
+            && uri
+                .host_str()
+                .is_some_and(|h| h == host || h.ends_with(&format!(".{host}")))
+    });
+    json!({
+        "name": client.client_name.clone().unwrap_or_else(|| host.clone()),
+        "host": host,
+        "client_uri": client.client_uri,
+        "proven": proven,
+        "tos_uri": client.tos_uri,
+        "policy_uri": client.policy_uri,
+    })
+}
+
+fn sign_in_page(
+    state: &WebState,
+    session: &Session,
+    status: StatusCode,
+    checked: &Checked,
+    query: &str,
+    user: &str,
+    message: Message,
+) -> Response {
+    let context = with(
+        base(state, session, None, message),
+        json!({"client": client_context(checked), "request": query, "user": user}),
+    );
+    let response = state.renderer.page(status, "oauth_sign_in.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+async fn consent_page(
+    state: &WebState,
+    session: &Session,
+    user: &User,
+    checked: &Checked,
+    query: &str,
+    message: Message,
+) -> Response {
+    let request = &checked.request;
+    let device_id = &request.scope.device_id;
+    let (device, holder) = match (
+        state.accounts.get_device(&user.name, device_id).await,
+        state.accounts.oauth_session_of(&user.name, device_id).await,
+    ) {
+        (Ok(device), Ok(holder)) => (device, holder),
+        (Err(err), _) | (_, Err(err)) => return unavailable(state, err),
+    };
+    // The device is held by another app: a password login, or another client's session.
+    let held_by_another = device.is_some()
+        && holder
+            .as_ref()
+            .is_none_or(|session| session.client_id != request.client_id);
+    let status = match message {
+        Message::Error(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::OK,
+    };
+    let context = with(
+        base(state, session, None, message),
+        json!({
+            "client": client_context(checked),
+            "request": query,
+            "signed_in_as": user.name,
+            "asks_admin": request.scope.admin,
+            "is_admin": user.admin,
+            "device_id": device_id,
+            "device_name": device.as_ref().and_then(|d| d.display_name.clone()),
+            "device_exists": device.is_some(),
+            "held_by_another": held_by_another,
+        }),
+    );
+    let response = state.renderer.page(status, "oauth_consent.html", context);
+    let response = with_cookie(response, session.set_cookie.as_deref());
+    allowing_redirect(response, &request.redirect_uri)
+}
+
+/// The error page of a request that cannot go back to its client.
+fn error_page(state: &WebState, status: StatusCode, message: &str) -> Response {
+    let context = json!({
+        "server_name": state.accounts.config.server_name,
+        "admin_contact": state.accounts.config.admin_contact,
+        "user_id": null,
+        "csrf": "",
+        "error": message,
+        "notice": null,
+    });
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return unavailable_page(state, Some(message));
+    }
+    state.renderer.page(status, "oauth_error.html", context)
+}
+
+/// `response` with a Content-Security-Policy whose `form-action` also allows the client's
+/// redirect URI: its origin, or for a private-use scheme (`io.element:/callback`) the scheme.
+fn allowing_redirect(mut response: Response, redirect_uri: &str) -> Response {
+    let Ok(uri) = Url::parse(redirect_uri) else {
+        return response;
+    };
+    let source = match uri.origin() {
+        url::Origin::Tuple(..) => uri.origin().ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", uri.scheme()),
+    };
+    if let Ok(policy) = HeaderValue::from_str(&form_action_policy(&source)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}

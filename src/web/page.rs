@@ -1,0 +1,144 @@
+//! What every group of pages shares on top of the session ([`super::session`]) and the
+//! templates ([`super::render`]): the posted form, the message at the top of a page, the
+//! context every page has, the signed-in user, and the answers that are not a page.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::WebState;
+use super::session::Session;
+use crate::store::User;
+
+/// A posted form's fields (the first of a name sent twice).
+pub struct Form(Vec<(String, String)>);
+
+/// A form with a name or value that is not UTF-8 once decoded.
+#[derive(Debug)]
+pub struct NotText;
+
+impl Form {
+    /// The fields of `application/x-www-form-urlencoded` bytes. Browsers send UTF-8; bytes
+    /// that are not (once decoded) are refused rather than replaced: two different new
+    /// passwords must not compare equal, nor a password be stored as other than typed.
+    pub fn parse(body: &[u8]) -> Result<Form, NotText> {
+        let decode = |raw: &[u8]| {
+            let spaced: Vec<u8> = raw
+                .iter()
+                .map(|&byte| if byte == b'+' { b' ' } else { byte })
+                .collect();
+            percent_encoding::percent_decode(&spaced)
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .map_err(|_| NotText)
+        };
+        body.split(|&byte| byte == b'&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = match pair.iter().position(|&byte| byte == b'=') {
+                    Some(at) => (&pair[..at], &pair[at + 1..]),
+                    None => (pair, &[][..]),
+                };
+                Ok((decode(name)?, decode(value)?))
+            })
+            .collect::<Result<_, _>>()
+            .map(Form)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn secret(&self, name: &str) -> Option<SecretString> {
+        self.get(name)
+            .filter(|value| !value.is_empty())
+            .map(|value| SecretString::from(value.to_owned()))
+    }
+}
+
+/// A message for the top of a page.
+pub enum Message {
+    None,
+    Error(String),
+    Notice(String),
+}
+
+/// The session's user, if signed in and the account can still act; a session whose account
+/// was deactivated or locked since is ended. `None`: the account could not be read.
+pub async fn signed_in(state: &WebState, session: Session) -> Option<(Session, Option<User>)> {
+    let Some(user_id) = session.user_id.clone() else {
+        return Some((session, None));
+    };
+    let user = state.accounts.get_user(&user_id).await.ok()?;
+    match user {
+        Some(user) if !user.deactivated && !user.locked => Some((session, Some(user))),
+        _ => {
+            let _ = state.sessions.end(&session).await;
+            Some((state.sessions.begin_anonymous().await.ok()?, None))
+        }
+    }
+}
+
+/// The context every page has.
+pub fn base(state: &WebState, session: &Session, user_id: Option<&str>, message: Message) -> Value {
+    let (error, notice) = match message {
+        Message::None => (None, None),
+        Message::Error(error) => (Some(error), None),
+        Message::Notice(notice) => (None, Some(notice)),
+    };
+    json!({
+        "server_name": state.accounts.config.server_name,
+        "admin_contact": state.accounts.config.admin_contact,
+        "user_id": user_id,
+        "csrf": session.csrf_token(),
+        "error": error,
+        "notice": notice,
+    })
+}
+
+pub fn with(mut context: Value, more: Value) -> Value {
+    if let (Some(context), Value::Object(more)) = (context.as_object_mut(), more) {
+        context.extend(more);
+    }
+    context
+}
+
+pub fn unavailable(state: &WebState, err: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %err, "the account page is unavailable");
+    unavailable_page(state, None)
+}
+
+/// The 503 page, with why if it is not a passing failure.
+pub fn unavailable_page(state: &WebState, reason: Option<&str>) -> Response {
+    let context = json!({
+        "reason": reason,
+        "server_name": state.accounts.config.server_name,
+        "admin_contact": state.accounts.config.admin_contact,
+        "user_id": null,
+        "csrf": "",
+        "error": null,
+        "notice": null,
+    });
+    state
+        .renderer
+        .page(StatusCode::SERVICE_UNAVAILABLE, "unavailable.html", context)
+}
+
+pub fn see_other(location: &str, set_cookie: Option<&str>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    with_cookie(response, set_cookie)
+}
+
+pub fn with_cookie(mut response: Response, set_cookie: Option<&str>) -> Response {
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}

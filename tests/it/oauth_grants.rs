@@ -1,0 +1,745 @@
+//! The Matrix OAuth 2.0 API's sign-in, end to end over HTTP beside the real Synapse
+//! delegating to homekey, on SQLite and PostgreSQL: a client registers, sends the user to
+//! the authorization page, the user signs in and allows it on the consent page, the client
+//! exchanges the code (the device made in Synapse before the answer) and refreshes; then
+//! what every rule refuses: replayed codes, PKCE and redirect mismatches, stale refresh
+//! tokens, locked accounts, resets and legacy logins that end OAuth sessions.
+
+use base64::Engine;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::server::Server;
+use crate::support::{TestDb, synapse_venv};
+use crate::synapse_interop::Synapse;
+use crate::synapse_queue::{BesideSynapse, SECRET};
+
+const AUTHORIZE: &str = "/_homekey/oauth2/authorize";
+const VERIFIER: &str = "a-pkce-verifier-of-the-client-that-is-long-enough-0123456789";
+/// Element X's registration (§2 of the contract: a native client, its private-use scheme).
+fn element_x() -> Value {
+    json!({
+        "application_type": "native",
+        "client_name": "Element X",
+        "client_uri": "https://element.io",
+        "redirect_uris": ["io.element:/callback", "http://127.0.0.1/callback"],
+        "grant_types": ["authorization_code", "refresh_token",
+                        "urn:ietf:params:oauth:grant-type:device_code"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "tos_uri": "https://element.io/terms",
+        "policy_uri": "https://element.io/privacy",
+    })
+}
+
+fn challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier))
+}
+
+/// A browser without redirects or a cookie jar: the tests read each answer, and carry the
+/// page's cookie themselves (it is `Secure`, for `https://matrix.example.com`).
+struct Browser {
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+/// A page's answer.
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    policy: Option<String>,
+    html: String,
+}
+
+impl Answer {
+    /// The value of the hidden field `name`.
+    fn field(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
+        let start = self.html.find(&needle).unwrap_or_else(|| {
+            panic!("no field {name} in the page: {}", self.html);
+        }) + needle.len();
+        let end = self.html[start..].find('"').unwrap() + start;
+        // The page escapes `&` and the like; the form sends them back unescaped.
+        self.html[start..end]
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+    }
+
+    /// The parameters of the redirect back to the client (in its query or fragment).
+    fn sent_back(&self) -> Vec<(String, String)> {
+        let location = self.location.as_deref().expect("a redirect");
+        let at = location.find(['?', '#']).expect("parameters");
+        form_urlencoded::parse(location[at + 1..].as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    fn sent_back_value(&self, name: &str) -> Option<String> {
+        self.sent_back()
+            .into_iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Answer {
+        let request = match &self.cookie {
+            Some(cookie) => request.header("Cookie", cookie),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        if let Some(set) = response.headers().get(SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            assert!(
+                set.contains("SameSite=Lax") && set.contains("HttpOnly"),
+                "{set}"
+            );
+            self.cookie = Some(set.split(';').next().unwrap().to_owned());
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        Answer {
+            status: response.status(),
+            location: header(LOCATION),
+            policy: header(CONTENT_SECURITY_POLICY),
+            html: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, server: &Server, path_and_query: &str) -> Answer {
+        let request = self.http.get(server.url(path_and_query));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, server: &Server, path: &str, form: &[(&str, &str)]) -> Answer {
+        let request = self
+            .http
+            .post(server.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        self.send(request).await
+    }
+}
+
+/// A client of the OAuth API, as the tests drive it.
+struct Client {
+    id: String,
+}
+
+impl Client {
+    async fn register(server: &Server, metadata: Value) -> Client {
+        let response = server
+            .http
+            .post(server.url("/oauth2/registration"))
+            .json(&metadata)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        Client {
+            id: body["client_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// The authorization request's query for `device`, with Element X's unstable scopes and
+    /// no `response_mode`.
+    fn query(&self, device: &str, extra: &[(&str, &str)]) -> String {
+        let scope = format!(
+            "urn:matrix:org.matrix.msc2967.client:api:* \
+             urn:matrix:org.matrix.msc2967.client:device:{device}"
+        );
+        let challenge = challenge(VERIFIER);
+        let mut pairs = vec![
+            ("response_type", "code"),
+            ("client_id", self.id.as_str()),
+            ("redirect_uri", "io.element:/callback"),
+            ("scope", scope.as_str()),
+            ("state", "the-state"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        pairs.extend_from_slice(extra);
+        serde_urlencoded::to_string(pairs).unwrap()
+    }
+
+    async fn token(&self, server: &Server, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut form = form.to_vec();
+        form.push(("client_id", &self.id));
+        let response = server
+            .http
+            .post(server.url("/oauth2/token"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&form).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        (status, response.json().await.unwrap())
+    }
+
+    async fn exchange(&self, server: &Server, code: &str, verifier: &str) -> (StatusCode, Value) {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "io.element:/callback"),
+            ("code_verifier", verifier),
+        ];
+        self.token(server, &form).await
+    }
+
+    async fn refresh(&self, server: &Server, refresh_token: &str) -> (StatusCode, Value) {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        self.token(server, &form).await
+    }
+}
+
+/// Signs in on the authorization's sign-in page and allows the client on the consent page;
+/// returns the code.
+async fn sign_in_and_allow(
+    server: &Server,
+    browser: &mut Browser,
+    query: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    sign_in(server, browser, query, user, password).await;
+    allow(server, browser, query).await
+}
+
+/// Signs in on the authorization's sign-in page, which leads back to the authorization.
+async fn sign_in(server: &Server, browser: &mut Browser, query: &str, user: &str, password: &str) {
+    let page = browser.get(server, &format!("{AUTHORIZE}?{query}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html.contains("Sign in to continue to"),
+        "{}",
+        page.html
+    );
+    let signed_in = browser
+        .post(
+            server,
+            "/_homekey/oauth2/sign-in",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("request", &page.field("request")),
+                ("user", user),
+                ("password", password),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.html
+    );
+    let back = signed_in.location.unwrap();
+    assert_eq!(
+        back,
+        format!("{AUTHORIZE}?{query}"),
+        "a same-origin path back"
+    );
+}
+
+/// On the consent page of a signed-in browser, Allow; returns the code.
+async fn allow(server: &Server, browser: &mut Browser, query: &str) -> String {
+    let consent = browser.get(server, &format!("{AUTHORIZE}?{query}")).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.html);
+    assert!(consent.html.contains("Element X"), "{}", consent.html);
+    let policy = consent.policy.clone().unwrap();
+    assert!(
+        policy.contains("form-action 'self' io.element:"),
+        "{policy}"
+    );
+    let allowed = browser
+        .post(
+            server,
+            "/_homekey/oauth2/consent",
+            &[
+                ("csrf", &consent.field("csrf")),
+                ("request", &consent.field("request")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::SEE_OTHER, "{}", allowed.html);
+    let location = allowed.location.clone().unwrap();
+    assert!(
+        location.starts_with("io.element:/callback?code="),
+        "{location}"
+    );
+    assert_eq!(
+        allowed.sent_back_value("state").as_deref(),
+        Some("the-state")
+    );
+    allowed.sent_back_value("code").unwrap()
+}
+
+/// What homekey answers Synapse about `token`.
+async fn introspect(server: &Server, token: &str) -> Value {
+    crate::synapse_introspection::introspect(server, token).await
+}
+
+fn text(body: &Value, key: &str) -> String {
+    body[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {body}"))
+        .to_owned()
+}
+
+async fn start(test: &str, db: Option<TestDb>) -> Option<BesideSynapse> {
+    let venv = synapse_venv(test)?;
+    let db = db?;
+    Some(BesideSynapse::start(venv, db).await)
+}
+
+#[tokio::test]
+async fn sqlite_a_client_signs_a_user_in_and_every_rule_of_the_grants_holds() {
+    let test = "sqlite_a_client_signs_a_user_in_and_every_rule_of_the_grants_holds";
+    if let Some(beside) = start(test, Some(TestDb::sqlite().await)).await {
+        a_client_signs_a_user_in_and_every_rule_of_the_grants_holds(beside).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_a_client_signs_a_user_in_and_every_rule_of_the_grants_holds() {
+    let test = "postgres_a_client_signs_a_user_in_and_every_rule_of_the_grants_holds";
+    if let Some(beside) = start(test, TestDb::postgres(test).await).await {
+        a_client_signs_a_user_in_and_every_rule_of_the_grants_holds(beside).await;
+    }
+}
+
+async fn a_client_signs_a_user_in_and_every_rule_of_the_grants_holds(beside: BesideSynapse) {
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    homekey.create_user("alice", "alice-pw").await;
+    let client = Client::register(homekey, element_x()).await;
+    let mut browser = Browser::new();
+
+    // The whole sign-in: the code comes back in the query (no response_mode, a private-use
+    // scheme), is exchanged, and Synapse knows the token and its device at once.
+    let query = client.query("OAUTHDEVICE1", &[]);
+    let code = sign_in_and_allow(homekey, &mut browser, &query, "alice", "alice-pw").await;
+    let (status, tokens) = client.exchange(homekey, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 300);
+    assert_eq!(
+        tokens["scope"],
+        "urn:matrix:org.matrix.msc2967.client:api:* \
+         urn:matrix:org.matrix.msc2967.client:device:OAUTHDEVICE1"
+    );
+    let access = text(&tokens, "access_token");
+    let refresh = text(&tokens, "refresh_token");
+    let (status, body) = synapse.whoami(&access).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    assert_eq!(body["user_id"], "@alice:example.com");
+    assert_eq!(body["device_id"], "OAUTHDEVICE1");
+    let answer = introspect(homekey, &access).await;
+    assert_eq!(answer["client_id"], json!(client.id));
+    let scope = text(&answer, "scope");
+    for part in [
+        "urn:matrix:client:api:*",
+        "urn:matrix:org.matrix.msc2967.client:api:*",
+        "urn:matrix:client:device:OAUTHDEVICE1",
+        "urn:matrix:org.matrix.msc2967.client:device:OAUTHDEVICE1",
+    ] {
+        assert!(scope.split(' ').any(|s| s == part), "{scope}");
+    }
+    assert!(!scope.contains("admin"), "{scope}");
+    let expires_in = answer["expires_in"].as_u64().unwrap();
+    assert!((290..=300).contains(&expires_in), "{answer}");
+    // A refresh token is never an access token.
+    assert_eq!(
+        introspect(homekey, &refresh).await,
+        json!({"active": false})
+    );
+
+    // The code again: refused, and the session it began ends.
+    let (status, body) = client.exchange(homekey, &code, VERIFIER).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    assert_eq!(introspect(homekey, &access).await, json!({"active": false}));
+    let (status, body) = client.refresh(homekey, &refresh).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+
+    // Signed in already: straight to the consent page. A wrong verifier, a wrong redirect
+    // URI or another client spends the code for nothing.
+    let query = client.query("OAUTHDEVICE2", &[]);
+    let code = allow(homekey, &mut browser, &query).await;
+    let (status, body) = client
+        .exchange(
+            homekey,
+            &code,
+            "a-wrong-verifier-that-is-long-enough-0123456789abc",
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    assert!(
+        text(&body, "error_description").contains("code_verifier"),
+        "{body}"
+    );
+    let (status, _) = client.exchange(homekey, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a spent code stays spent");
+    let code = allow(homekey, &mut browser, &query).await;
+    let wrong_redirect = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://127.0.0.1/callback"),
+        ("code_verifier", VERIFIER),
+    ];
+    let (status, body) = client.token(homekey, &wrong_redirect).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    let other = Client::register(
+        homekey,
+        json!({"client_uri": "https://app.example.org", "redirect_uris": ["https://app.example.org/"]}),
+    )
+    .await;
+    let code = allow(homekey, &mut browser, &query).await;
+    let (status, body) = other.exchange(homekey, &code, VERIFIER).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    let (status, body) = Client {
+        id: "nobody".into(),
+    }
+    .exchange(homekey, &code, VERIFIER)
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::UNAUTHORIZED, &json!("invalid_client"))
+    );
+
+    // Refresh: rotated; the old refresh token works again until the new tokens are used
+    // (a client whose answer was lost retries), then it is refused and the session stays.
+    let code = allow(homekey, &mut browser, &query).await;
+    let (_, tokens) = client.exchange(homekey, &code, VERIFIER).await;
+    let first_refresh = text(&tokens, "refresh_token");
+    let (status, lost) = client.refresh(homekey, &first_refresh).await;
+    assert_eq!(status, StatusCode::OK, "{lost}");
+    let (status, retried) = client.refresh(homekey, &first_refresh).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_ne!(retried["access_token"], lost["access_token"]);
+    let access = text(&retried, "access_token");
+    let (status, body) = synapse.whoami(&access).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["device_id"], "OAUTHDEVICE2");
+    let (status, body) = client.refresh(homekey, &first_refresh).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    assert_eq!(
+        introspect(homekey, &access).await["active"],
+        true,
+        "the session stays"
+    );
+    let (status, body) = other
+        .refresh(homekey, &text(&retried, "refresh_token"))
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+
+    // Locked: the session is kept but answers nothing; unlocked, it works again.
+    let root = homekey.admin_token("root", "root-pw").await;
+    let lock = |locked: bool| {
+        homekey.call(
+            "PUT",
+            "/_synapse/admin/v2/users/@alice:example.com",
+            Some(&root),
+            Some(json!({"locked": locked})),
+        )
+    };
+    assert_eq!(lock(true).await.0, StatusCode::OK);
+    assert_eq!(introspect(homekey, &access).await, json!({"active": false}));
+    let (status, body) = client
+        .refresh(homekey, &text(&retried, "refresh_token"))
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+    assert_eq!(lock(false).await.0, StatusCode::OK);
+    assert_eq!(introspect(homekey, &access).await["active"], true);
+
+    // A legacy login on the OAuth session's device ends the OAuth session.
+    let (status, body) = homekey
+        .call(
+            "POST",
+            "/_matrix/client/v3/login",
+            None,
+            Some(json!({"type": "m.login.password", "user": "alice",
+                        "password": "alice-pw", "device_id": "OAUTHDEVICE2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(introspect(homekey, &access).await, json!({"active": false}));
+    let legacy = text(&body, "access_token");
+    assert_eq!(
+        introspect(homekey, &legacy).await["device_id"],
+        "OAUTHDEVICE2"
+    );
+    // ...and a grant on a device a legacy login holds ends the legacy token, device kept.
+    // (The lock ended the page's sign-in: the password again.)
+    sign_in(homekey, &mut browser, &query, "alice", "alice-pw").await;
+    let consent = browser.get(homekey, &format!("{AUTHORIZE}?{query}")).await;
+    assert!(
+        consent.html.contains("another app or login holds"),
+        "{}",
+        consent.html
+    );
+    let code = allow(homekey, &mut browser, &query).await;
+    let (status, tokens) = client.exchange(homekey, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(introspect(homekey, &legacy).await, json!({"active": false}));
+    let access = text(&tokens, "access_token");
+    assert_eq!(synapse.whoami(&access).await.0, StatusCode::OK);
+
+    // The Admin API's reset with logout ends OAuth sessions as it ends the others.
+    let (status, body) = homekey
+        .call(
+            "POST",
+            "/_synapse/admin/v1/reset_password/@alice:example.com",
+            Some(&root),
+            Some(json!({"new_password": "alice-new-pw"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(introspect(homekey, &access).await, json!({"active": false}));
+    assert!(
+        !homekey
+            .device_ids("@alice:example.com")
+            .await
+            .contains(&"OAUTHDEVICE2".to_owned()),
+        "the device went"
+    );
+    let (status, body) = client
+        .refresh(homekey, &text(&tokens, "refresh_token"))
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_grant"))
+    );
+
+    // The reset ended the page's sign-in too: the next authorization asks for the password.
+    let query = client.query("OAUTHDEVICE3", &[]);
+    let code = sign_in_and_allow(homekey, &mut browser, &query, "alice", "alice-new-pw").await;
+    let (_, tokens) = client.exchange(homekey, &code, VERIFIER).await;
+    let access = text(&tokens, "access_token");
+    let refresh = text(&tokens, "refresh_token");
+
+    // Revocation of the access token ends both tokens and the device, in Synapse too.
+    let response = homekey
+        .http
+        .post(homekey.url("/oauth2/revoke"))
+        .form(&[
+            ("token", access.as_str()),
+            ("client_id", client.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(introspect(homekey, &access).await, json!({"active": false}));
+    let (status, _) = client.refresh(homekey, &refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    wait_until_synapse_refuses(synapse, &access).await;
+
+    // Deny goes back to the client with access_denied and its state, and is recorded.
+    let query = client.query("OAUTHDEVICE4", &[]);
+    let consent = browser.get(homekey, &format!("{AUTHORIZE}?{query}")).await;
+    let denied = browser
+        .post(
+            homekey,
+            "/_homekey/oauth2/consent",
+            &[
+                ("csrf", &consent.field("csrf")),
+                ("request", &consent.field("request")),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        denied.sent_back_value("error").as_deref(),
+        Some("access_denied")
+    );
+    assert_eq!(
+        denied.sent_back_value("state").as_deref(),
+        Some("the-state")
+    );
+    // A consent without the page's CSRF token does nothing: the page again, 403.
+    let forged = browser
+        .post(
+            homekey,
+            "/_homekey/oauth2/consent",
+            &[
+                ("csrf", "forged"),
+                ("request", &query),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.location.is_none());
+    let audit = homekey
+        .store()
+        .list_audit(&Default::default())
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|r| r.action.as_str()).collect();
+    for action in [
+        "oauth_grant",
+        "oauth_consent_refused",
+        "revoke_token",
+        "register_client",
+    ] {
+        assert!(actions.contains(&action), "{action} not in {actions:?}");
+    }
+
+    // No token, code or cookie reaches homekey's log.
+    let log = homekey.log();
+    for secret in [access.as_str(), refresh.as_str(), code.as_str()] {
+        assert!(!log.contains(secret), "a secret in the log");
+    }
+    assert!(!log.contains(SECRET));
+}
+
+/// Synapse keeps introspection answers up to two minutes, but drops them with the device:
+/// the revoked token is refused by Synapse soon after homekey delivered the deletion.
+async fn wait_until_synapse_refuses(synapse: &Synapse, token: &str) {
+    for _ in 0..50 {
+        if synapse.whoami(token).await.0 == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "Synapse still takes a revoked token\n{}",
+        synapse.log_tail()
+    );
+}
+
+#[tokio::test]
+async fn what_cannot_go_back_to_the_client_is_an_error_page_and_the_rest_goes_back() {
+    let test = "what_cannot_go_back_to_the_client_is_an_error_page_and_the_rest_goes_back";
+    let Some(beside) = start(test, Some(TestDb::sqlite().await)).await else {
+        return;
+    };
+    let homekey = &beside.homekey;
+    let client = Client::register(homekey, element_x()).await;
+    let mut browser = Browser::new();
+    // An unknown client, or a redirect URI it did not register: a page, never a redirect.
+    let unknown = client.query("D", &[]).replace(&client.id, "unknown-client");
+    let evil = client
+        .query("D", &[])
+        .replace("io.element%3A%2Fcallback", "https%3A%2F%2Fevil.example%2F");
+    for query in [unknown, evil] {
+        let page = browser.get(homekey, &format!("{AUTHORIZE}?{query}")).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(page.location.is_none());
+        assert!(page.html.contains("cannot go on"), "{}", page.html);
+    }
+    // The rest goes back to the client with its state: prompt=none, no PKCE, mixed scopes.
+    let no_pkce = client
+        .query("D", &[])
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
+    for (query, error) in [
+        (client.query("D", &[("prompt", "none")]), "login_required"),
+        (
+            client.query("D", &[("prompt", "create")]),
+            "invalid_request",
+        ),
+        (no_pkce, "invalid_request"),
+        (
+            client.query("D", &[]).replace(
+                "device%3AD",
+                "device%3AD+urn%3Amatrix%3Aclient%3Adevice%3AE",
+            ),
+            "invalid_scope",
+        ),
+    ] {
+        let page = browser.get(homekey, &format!("{AUTHORIZE}?{query}")).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{query}: {}", page.html);
+        assert_eq!(
+            page.sent_back_value("error").as_deref(),
+            Some(error),
+            "{query}"
+        );
+        assert_eq!(page.sent_back_value("state").as_deref(), Some("the-state"));
+    }
+    // The discovery document names every endpoint, as clients require.
+    let document: Value = homekey
+        .http
+        .get(homekey.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        document["authorization_endpoint"],
+        "https://matrix.example.com/_homekey/oauth2/authorize"
+    );
+    assert_eq!(
+        document["token_endpoint"],
+        "https://matrix.example.com/oauth2/token"
+    );
+    assert_eq!(
+        document["registration_endpoint"],
+        "https://matrix.example.com/oauth2/registration"
+    );
+    assert_eq!(
+        document["revocation_endpoint"],
+        "https://matrix.example.com/oauth2/revoke"
+    );
+    assert_eq!(
+        document["response_modes_supported"],
+        json!(["query", "fragment"])
+    );
+    assert_eq!(
+        document["code_challenge_methods_supported"],
+        json!(["S256"])
+    );
+    assert!(document.get("prompt_values_supported").is_none());
+}
