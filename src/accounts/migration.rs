@@ -100,6 +100,9 @@ pub struct RestoreTally {
     pub unknown_to_synapse: Vec<String>,
     /// Accounts marked erased in Synapse that were not yet.
     pub erased: u64,
+    /// OAuth 2.0 sessions ended, as (user, device): homekey keeps only their tokens'
+    /// digests, which Synapse cannot take.
+    pub oauth_sessions_ended: Vec<(String, String)>,
 }
 
 impl Accounts {
@@ -271,14 +274,17 @@ impl Accounts {
 
     /// Writes `batch`, read from homekey's database, into this one (Synapse's, stopped): the
     /// password hashes Synapse can read (bcrypt; argon2id ones are cleared and named),
-    /// admin, lock, deactivation, and the sessions as homekey has them. With `dry_run` the
-    /// same work is done and rolled back.
+    /// admin, lock, deactivation, and the legacy sessions as homekey has them (OAuth
+    /// sessions end, and are named). With `dry_run` the same work is done and rolled back.
     pub async fn restore_into_synapse(
         &self,
-        batch: &AccountBatch,
+        batch: &mut AccountBatch,
         dry_run: bool,
         tally: &mut RestoreTally,
     ) -> Result<(), StoreError> {
+        tally
+            .oauth_sessions_ended
+            .extend(batch.take_out_oauth_tokens());
         let mut hashes: HashMap<&str, Option<&str>> = HashMap::new();
         for user in &batch.users {
             let hash = user.password_hash.as_deref();

@@ -301,11 +301,11 @@ pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
     let mut progress = Progress::new(total as u64, "accounts");
     let mut batches = read_in_background(homekey.accounts.clone());
     while let Some(batch) = batches.recv().await {
-        let batch = batch?;
+        let mut batch = batch?;
         let read = batch.users.len() as u64;
         synapse
             .accounts
-            .restore_into_synapse(&batch, args.dry_run, &mut tally)
+            .restore_into_synapse(&mut batch, args.dry_run, &mut tally)
             .await?;
         progress.advance(read);
     }
@@ -342,6 +342,18 @@ pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
         out!(
             "{} session(s) left out: Synapse has no such device (homekey never writes Synapse's \
              devices): {}",
+            list.len(),
+            list.join(", ")
+        );
+    }
+    if !tally.oauth_sessions_ended.is_empty() {
+        let list: Vec<String> = tally
+            .oauth_sessions_ended
+            .iter()
+            .map(|(user, device)| format!("{user} {device}"))
+            .collect();
+        out!(
+            "{} OAuth session(s) ended: homekey keeps only a digest of their tokens, which              Synapse cannot take; their apps must sign in again: {}",
             list.len(),
             list.join(", ")
         );

@@ -88,6 +88,24 @@ impl AccountBatch {
         self.users.last().map(|u| u.name.as_str())
     }
 
+    /// Takes the OAuth 2.0 API's tokens out of the batch (homekey keeps only their digest,
+    /// which Synapse cannot take: those sessions end), and returns their sessions as
+    /// (user, device), once each.
+    pub fn take_out_oauth_tokens(&mut self) -> Vec<(String, String)> {
+        let digest = |token: &str| super::token_forms::stored_form(token).is_none();
+        let mut ended: Vec<(String, String)> = self
+            .access_tokens
+            .iter()
+            .filter(|t| digest(&t.token))
+            .map(|t| (t.user_id.clone(), t.device_id.clone().unwrap_or_default()))
+            .collect();
+        ended.sort();
+        ended.dedup();
+        self.access_tokens.retain(|t| !digest(&t.token));
+        self.refresh_tokens.retain(|t| !digest(&t.token));
+        ended
+    }
+
     /// The batch with only the users `keep` accepts, and their devices and tokens.
     pub fn retain_users(&mut self, keep: impl Fn(&MigratedUser) -> bool) {
         self.users.retain(keep);
