@@ -303,9 +303,22 @@ impl Accounts {
             .is_some_and(|session| Scope::parse(&session.scope).is_ok_and(|scope| scope.admin)))
     }
 
-    /// Every OAuth session of `user_id`.
-    pub async fn oauth_sessions_of(&self, user_id: &str) -> Result<Vec<OAuthSession>, StoreError> {
-        self.store.oauth_sessions_of(user_id).await
+    /// The apps of `user_id`'s OAuth sessions, by device ID: each client's name (its ID if
+    /// it gave none). A device missing here is a password login's.
+    pub async fn session_apps(
+        &self,
+        user_id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut apps = std::collections::HashMap::new();
+        for session in self.store.oauth_sessions_of(user_id).await? {
+            let name = self
+                .oauth_client(&session.client_id)
+                .await?
+                .and_then(|client| client.client_name)
+                .unwrap_or(session.client_id);
+            apps.insert(session.device_id, name);
+        }
+        Ok(apps)
     }
 
     /// The row of an OAuth refresh token `token`, unused for at most the configured time.

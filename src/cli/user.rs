@@ -344,6 +344,8 @@ async fn show(args: ShowArgs) -> Result<(), CommandError> {
     let op = args.db.open().await?;
     let user = op.user_as_login_finds(&args.user).await?;
     let devices = op.accounts.list_devices(&user.name).await?;
+    // Which devices are OAuth sessions, and of which app (the others are password logins).
+    let apps = op.accounts.session_apps(&user.name).await?;
     let emails: Vec<String> = op
         .accounts
         .user_threepids(&user.name)
@@ -355,7 +357,14 @@ async fn show(args: ShowArgs) -> Result<(), CommandError> {
     if args.json {
         let mut body = user_json(&user);
         body["emails"] = json!(emails);
-        body["devices"] = devices.iter().map(device_json).collect();
+        body["devices"] = devices
+            .iter()
+            .map(|device| {
+                let mut json = device_json(device);
+                json["oauth_app"] = json!(apps.get(&device.device_id));
+                json
+            })
+            .collect();
         out!("{body:#}");
         return Ok(());
     }
@@ -386,7 +395,11 @@ async fn show(args: ShowArgs) -> Result<(), CommandError> {
             .last_seen
             .map(|ms| format!("last seen {}", format_utc(ms)))
             .unwrap_or_default();
-        out!("    {:<12} {name:<24} {seen}", device.device_id);
+        let how = match apps.get(&device.device_id) {
+            Some(app) => format!("signed in with OAuth by {app}"),
+            None => "password login".to_owned(),
+        };
+        out!("    {:<12} {name:<24} {how:<32} {seen}", device.device_id);
     }
     Ok(())
 }

@@ -270,6 +270,9 @@ impl Store {
         user_id: &str,
         device_id: &str,
     ) -> Result<Option<OAuthSession>, StoreError> {
+        if self.flavour == super::Flavour::Synapse {
+            return Ok(None);
+        }
         with_pool!(self, |pool| {
             Ok(sqlx::query_as(
                 "SELECT id, user_id, device_id, client_id, scope, created_ms \
@@ -284,6 +287,10 @@ impl Store {
 
     /// Every OAuth session of `user_id`, by device ID.
     pub async fn oauth_sessions_of(&self, user_id: &str) -> Result<Vec<OAuthSession>, StoreError> {
+        // A Synapse database has no OAuth session of homekey's.
+        if self.flavour == super::Flavour::Synapse {
+            return Ok(Vec::new());
+        }
         with_pool!(self, |pool| {
             Ok(sqlx::query_as(
                 "SELECT id, user_id, device_id, client_id, scope, created_ms \

@@ -821,18 +821,28 @@ async fn show(
                 }),
             ),
         ),
-        View::Sessions => match state.accounts.list_devices(&user.name).await {
-            Ok(devices) => {
-                let devices: Vec<Value> = devices.iter().map(device_context).collect();
+        View::Sessions => match (
+            state.accounts.list_devices(&user.name).await,
+            state.accounts.session_apps(&user.name).await,
+        ) {
+            (Ok(devices), Ok(apps)) => {
+                let devices: Vec<Value> = devices
+                    .iter()
+                    .map(|device| device_context(device, &apps))
+                    .collect();
                 state.renderer.page(
                     status,
                     "sessions.html",
                     with(base(message), json!({"devices": devices})),
                 )
             }
-            Err(err) => return unavailable(state, err),
+            (Err(err), _) | (_, Err(err)) => return unavailable(state, err),
         },
         View::Session(device_id) | View::EndSession(device_id) => {
+            let apps = match state.accounts.session_apps(&user.name).await {
+                Ok(apps) => apps,
+                Err(err) => return unavailable(state, err),
+            };
             match state.accounts.get_device(&user.name, &device_id).await {
                 Ok(Some(device)) => state.renderer.page(
                     status,
@@ -840,7 +850,7 @@ async fn show(
                     with(
                         base(message),
                         json!({
-                            "device": device_context(&device),
+                            "device": device_context(&device, &apps),
                             "needs_password": !session.recently_verified(),
                         }),
                     ),
@@ -870,9 +880,12 @@ async fn show(
     with_cookie(response, session.set_cookie.as_deref())
 }
 
-fn device_context(device: &Device) -> Value {
+/// A device as the pages show it; `apps`: the OAuth sessions' apps by device (a device
+/// without one is a password login's).
+fn device_context(device: &Device, apps: &std::collections::HashMap<String, String>) -> Value {
     json!({
         "device_id": device.device_id,
+        "app": apps.get(&device.device_id),
         "display_name": device.display_name.as_deref().unwrap_or(""),
         "last_seen": device.last_seen.map(format_utc_minutes).unwrap_or_default(),
         "ip": device.ip.as_deref().unwrap_or(""),
