@@ -301,9 +301,19 @@ async fn allow(server: &Server, browser: &mut Browser, query: &str) -> String {
     allowed.sent_back_value("code").unwrap()
 }
 
-/// What homekey answers Synapse about `token`.
+/// What homekey answers Synapse about `token`, asked as Synapse asks.
 async fn introspect(server: &Server, token: &str) -> Value {
-    crate::synapse_introspection::introspect(server, token).await
+    let response = server
+        .http
+        .post(server.url("/oauth2/introspect"))
+        .bearer_auth(SECRET)
+        .header("X-MAS-Supports-Device-Id", "1")
+        .form(&[("token", token), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
 }
 
 fn text(body: &Value, key: &str) -> String {
@@ -374,6 +384,13 @@ async fn a_client_signs_a_user_in_and_every_rule_of_the_grants_holds(beside: Bes
     assert!(!scope.contains("admin"), "{scope}");
     let expires_in = answer["expires_in"].as_u64().unwrap();
     assert!((290..=300).contains(&expires_in), "{answer}");
+    // The database holds only digests of the tokens: nothing in it is a usable token.
+    for (table, token) in [("access_tokens", &access), ("refresh_tokens", &refresh)] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE token = $1");
+        let digest = homekey::store::token_forms::digest(token);
+        assert_eq!(count(&beside.database, &sql, token).await, 0, "{table}");
+        assert_eq!(count(&beside.database, &sql, &digest).await, 1, "{table}");
+    }
     // A refresh token is never an access token.
     assert_eq!(
         introspect(homekey, &refresh).await,
@@ -642,6 +659,26 @@ async fn a_client_signs_a_user_in_and_every_rule_of_the_grants_holds(beside: Bes
         assert!(!log.contains(secret), "a secret in the log");
     }
     assert!(!log.contains(SECRET));
+}
+
+/// `sql` (a count, `$1` bound to `value`) on the test database.
+async fn count(database: &str, sql: &str, value: &str) -> i64 {
+    use sqlx::Connection;
+    if database.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(database).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(value)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(database).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(value)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    }
 }
 
 /// Synapse keeps introspection answers up to two minutes, but drops them with the device:

@@ -58,7 +58,7 @@ async fn introspect_raw(server: &Server, body: &str) -> (StatusCode, String) {
 }
 
 /// The answer about `token`, as Synapse sends it (urlencoded), which must be a 200.
-pub(crate) async fn introspect(server: &Server, token: &str) -> Value {
+async fn introspect(server: &Server, token: &str) -> Value {
     let body = serde_urlencoded::to_string([("token", token), ("token_type_hint", "access_token")])
         .unwrap();
     let (status, text) = introspect_raw(server, &body).await;

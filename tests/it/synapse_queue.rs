@@ -38,7 +38,7 @@ pub(crate) struct BesideSynapse {
     /// A config file for the CLI: the same database and `synapse:` section.
     cli_config: tempfile::NamedTempFile,
     /// The database, as `--database` names it.
-    database: String,
+    pub(crate) database: String,
 }
 
 impl BesideSynapse {
