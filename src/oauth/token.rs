@@ -33,36 +33,35 @@ pub async fn token(State(accounts): State<Arc<Accounts>>, body: Bytes) -> Respon
         return invalid_request("the body must be a form (application/x-www-form-urlencoded)");
     };
     let form = Params(&pairs);
-    let required = |name: &'static str| {
-        form.get(name)
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| invalid_request(&format!("{name} is required")))
+    // The first parameter missing, if one is.
+    let required = |names: &[&'static str]| {
+        names
+            .iter()
+            .find(|name| form.get(name).is_none_or(str::is_empty))
+            .map(|name| invalid_request(&format!("{name} is required")))
     };
+    let value = |name| form.get(name).unwrap_or_default();
     let granted = match form.get("grant_type") {
         Some(AUTHORIZATION_CODE) => {
-            let grant = match (
-                required("code"),
-                required("client_id"),
-                required("code_verifier"),
-            ) {
-                (Ok(code), Ok(client_id), Ok(code_verifier)) => CodeGrant {
-                    code,
-                    client_id,
-                    redirect_uri: form.get("redirect_uri"),
-                    code_verifier,
-                },
-                (Err(answer), _, _) | (_, Err(answer), _) | (_, _, Err(answer)) => return answer,
+            if let Some(answer) = required(&["code", "client_id", "code_verifier"]) {
+                return answer;
+            }
+            let grant = CodeGrant {
+                code: value("code"),
+                client_id: value("client_id"),
+                redirect_uri: form.get("redirect_uri"),
+                code_verifier: value("code_verifier"),
             };
             accounts.exchange_authorization_code(grant).await
         }
-        Some(REFRESH_TOKEN) => match (required("refresh_token"), required("client_id")) {
-            (Ok(refresh_token), Ok(client_id)) => {
-                accounts
-                    .refresh_oauth_session(refresh_token, client_id)
-                    .await
+        Some(REFRESH_TOKEN) => {
+            if let Some(answer) = required(&["refresh_token", "client_id"]) {
+                return answer;
             }
-            (Err(answer), _) | (_, Err(answer)) => return answer,
-        },
+            accounts
+                .refresh_oauth_session(value("refresh_token"), value("client_id"))
+                .await
+        }
         None | Some("") => return invalid_request("grant_type is required"),
         Some(_) => {
             return error_answer(

@@ -12,7 +12,7 @@ use crate::server::{Server, server_tests};
 use crate::support::TestDb;
 
 server_tests!(
-    the_sign_in_page_sets_a_strict_http_only_cookie_and_every_answer_has_the_security_headers,
+    the_sign_in_page_sets_a_lax_http_only_cookie_and_every_answer_has_the_security_headers,
     a_form_without_its_csrf_token_is_refused_and_changes_nothing,
     a_wrong_password_and_an_unknown_user_get_the_sign_in_page_again_with_one_message,
     deep_links_lead_through_sign_in_to_the_profile_the_sessions_and_one_session,
@@ -195,7 +195,7 @@ pub(crate) fn assert_security_headers(answer: &Answer) {
     assert_eq!(answer.header("cache-control"), "no-store");
 }
 
-async fn the_sign_in_page_sets_a_strict_http_only_cookie_and_every_answer_has_the_security_headers(
+async fn the_sign_in_page_sets_a_lax_http_only_cookie_and_every_answer_has_the_security_headers(
     db: TestDb,
 ) {
     let (server, _logins) = beside_synapse(db, "https://matrix.example.com/").await;
@@ -214,7 +214,7 @@ async fn the_sign_in_page_sets_a_strict_http_only_cookie_and_every_answer_has_th
     assert_security_headers(&form);
     let cookie = form.set_cookie().expect("a session cookie");
     let flags: Vec<&str> = cookie.split("; ").skip(1).collect();
-    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/_homekey/"] {
+    for flag in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/_homekey/"] {
         assert!(flags.contains(&flag), "{cookie}");
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
@@ -229,7 +229,7 @@ async fn the_sign_in_page_sets_a_strict_http_only_cookie_and_every_answer_has_th
         "sign-in replaces the session"
     );
     assert!(
-        new_cookie.contains("HttpOnly; SameSite=Strict; Secure"),
+        new_cookie.contains("HttpOnly; SameSite=Lax; Secure"),
         "{new_cookie}"
     );
 
@@ -772,7 +772,7 @@ async fn over_plain_http_the_cookie_is_not_secure(db: TestDb) {
     let mut browser = Browser::new(&server);
     let cookie = browser.get(PAGE).await.set_cookie().unwrap();
     assert!(
-        cookie.ends_with("; Path=/_homekey/; HttpOnly; SameSite=Strict"),
+        cookie.ends_with("; Path=/_homekey/; HttpOnly; SameSite=Lax"),
         "{cookie}"
     );
 }
@@ -1127,7 +1127,7 @@ async fn a_password_change_on_the_page_gives_the_browser_a_new_session_id(db: Te
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
     let set = changed.set_cookie().expect("a new session cookie");
-    assert!(set.contains("HttpOnly; SameSite=Strict; Secure"), "{set}");
+    assert!(set.contains("HttpOnly; SameSite=Lax; Secure"), "{set}");
     let new_cookie = browser.cookie.clone().unwrap();
     assert_ne!(new_cookie, old_cookie, "a new session ID");
     assert_ne!(changed.csrf(), old_csrf, "a new CSRF token");

@@ -75,7 +75,7 @@ impl Answer {
     fn sent_back(&self) -> Vec<(String, String)> {
         let location = self.location.as_deref().expect("a redirect");
         let at = location.find(['?', '#']).expect("parameters");
-        form_urlencoded::parse(location[at + 1..].as_bytes())
+        form_urlencoded::parse(&location.as_bytes()[at + 1..])
             .into_owned()
             .collect()
     }
@@ -744,39 +744,123 @@ async fn what_cannot_go_back_to_the_client_is_an_error_page_and_the_rest_goes_ba
         );
         assert_eq!(page.sent_back_value("state").as_deref(), Some("the-state"));
     }
-    // The discovery document names every endpoint, as clients require.
-    let document: Value = homekey
-        .http
-        .get(homekey.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
+}
+
+/// An OAuth session's token on homekey's own endpoints: it works (never `M_UNKNOWN_TOKEN`),
+/// user-interactive auth is not offered to it (Synapse's 404 in this mode), the Admin API
+/// admits it only with Synapse's admin scope granted to an admin, and `/logout` ends it.
+#[tokio::test]
+async fn an_oauth_token_on_homekeys_endpoints_is_a_session_without_interactive_auth() {
+    let test = "an_oauth_token_on_homekeys_endpoints_is_a_session_without_interactive_auth";
+    let Some(beside) = start(test, Some(TestDb::sqlite().await)).await else {
+        return;
+    };
+    let homekey = &beside.homekey;
+    homekey.create_user("alice", "alice-pw").await;
+    homekey.admin_token("root", "root-pw").await;
+    let client = Client::register(homekey, element_x()).await;
+    // One session of alice's, and two of root's: with and without the admin scope.
+    let session = |who: &'static str, device: &'static str, admin: bool| {
+        let client = &client;
+        async move {
+            let mut browser = Browser::new();
+            let mut query = client.query(device, &[]);
+            if admin {
+                query = query.replace(
+                    &format!("device%3A{device}"),
+                    &format!("device%3A{device}+urn%3Asynapse%3Aadmin%3A*"),
+                );
+            }
+            let code =
+                sign_in_and_allow(homekey, &mut browser, &query, who, &format!("{who}-pw")).await;
+            let (status, tokens) = client.exchange(homekey, &code, VERIFIER).await;
+            assert_eq!(status, StatusCode::OK, "{tokens}");
+            (text(&tokens, "access_token"), text(&tokens, "scope"))
+        }
+    };
+    let (alice, alice_scope) = session("alice", "ALICEOAUTH", true).await;
+    assert!(
+        !alice_scope.contains("admin"),
+        "not an admin: {alice_scope}"
+    );
+    let (root_admin, root_scope) = session("root", "ROOTADMIN", true).await;
+    assert!(root_scope.ends_with("urn:synapse:admin:*"), "{root_scope}");
+    let (root_plain, _) = session("root", "ROOTPLAIN", false).await;
+
+    let (status, body) = homekey.whoami(Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["device_id"], "ALICEOAUTH");
+    for (method, path, body) in [
+        (
+            "POST",
+            "/_matrix/client/v3/account/password",
+            json!({"new_password": "x-new-password"}),
+        ),
+        ("POST", "/_matrix/client/v3/account/deactivate", json!({})),
+        (
+            "POST",
+            "/_matrix/client/v3/delete_devices",
+            json!({"devices": ["ALICEOAUTH"]}),
+        ),
+        ("DELETE", "/_matrix/client/v3/devices/ALICEOAUTH", json!({})),
+    ] {
+        let (status, answer) = homekey.call(method, path, Some(&alice), Some(body)).await;
+        assert_eq!(
+            (status, &answer["errcode"]),
+            (StatusCode::NOT_FOUND, &json!("M_UNRECOGNIZED")),
+            "{method} {path}: {answer}"
+        );
+    }
+    assert!(homekey.has_password("@alice:example.com", "alice-pw").await);
+    assert_eq!(homekey.whoami(Some(&alice)).await.0, StatusCode::OK);
+
+    let users = "/_synapse/admin/v2/users/@alice:example.com";
+    assert_eq!(
+        homekey.call("GET", users, Some(&root_admin), None).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = homekey.call("GET", users, Some(&root_plain), None).await;
+    assert_eq!(
+        (status, &body["errcode"]),
+        (StatusCode::FORBIDDEN, &json!("M_FORBIDDEN"))
+    );
+    let scope = introspect(homekey, &root_admin).await["scope"].clone();
+    assert!(
+        scope.as_str().unwrap().contains("urn:synapse:admin:*"),
+        "{scope}"
+    );
+    // No longer an admin: the scope stays granted, but the rights go with the flag.
+    homekey
+        .store()
+        .set_admin(
+            "@root:example.com",
+            false,
+            homekey::store::AdminGuard::Off,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
-        document["authorization_endpoint"],
-        "https://matrix.example.com/_homekey/oauth2/authorize"
+        homekey.call("GET", users, Some(&root_admin), None).await.0,
+        StatusCode::FORBIDDEN
     );
+    let scope = introspect(homekey, &root_admin).await["scope"].clone();
+    assert!(!scope.as_str().unwrap().contains("admin"), "{scope}");
+
+    // /logout ends the OAuth session as it ends any other.
+    let (status, _) = homekey
+        .call(
+            "POST",
+            "/_matrix/client/v3/logout",
+            Some(&alice),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(introspect(homekey, &alice).await, json!({"active": false}));
+    let (status, body) = homekey.whoami(Some(&alice)).await;
     assert_eq!(
-        document["token_endpoint"],
-        "https://matrix.example.com/oauth2/token"
+        (status, &body["errcode"]),
+        (StatusCode::UNAUTHORIZED, &json!("M_UNKNOWN_TOKEN"))
     );
-    assert_eq!(
-        document["registration_endpoint"],
-        "https://matrix.example.com/oauth2/registration"
-    );
-    assert_eq!(
-        document["revocation_endpoint"],
-        "https://matrix.example.com/oauth2/revoke"
-    );
-    assert_eq!(
-        document["response_modes_supported"],
-        json!(["query", "fragment"])
-    );
-    assert_eq!(
-        document["code_challenge_methods_supported"],
-        json!(["S256"])
-    );
-    assert!(document.get("prompt_values_supported").is_none());
 }

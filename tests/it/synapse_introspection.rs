@@ -16,7 +16,7 @@ server_tests!(
     an_expiring_token_says_the_whole_seconds_it_has_left,
     unknown_expired_locked_deactivated_and_guest_tokens_are_inactive,
     hostile_requests_get_no_server_error_and_learn_nothing,
-    discovery_names_the_issuer_and_the_account_page_and_no_oauth_endpoint,
+    discovery_names_the_issuer_the_oauth_endpoints_and_the_account_page,
     without_a_synapse_section_nothing_of_it_is_served,
 );
 
@@ -435,7 +435,7 @@ async fn hostile_requests_get_no_server_error_and_learn_nothing(db: TestDb) {
     assert!(!log.contains("status=5"), "{log}");
 }
 
-async fn discovery_names_the_issuer_and_the_account_page_and_no_oauth_endpoint(db: TestDb) {
+async fn discovery_names_the_issuer_the_oauth_endpoints_and_the_account_page(db: TestDb) {
     let (server, _logins) = beside_synapse(db).await;
     // No secret: Synapse fetches it as any client would.
     let response = server
@@ -445,12 +445,29 @@ async fn discovery_names_the_issuer_and_the_account_page_and_no_oauth_endpoint(d
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    // Exactly these: no authorization, token or registration endpoint homekey does not
-    // serve, so OAuth-aware clients use /login.
+    // Exactly these: every value an OAuth client requires (RFC 8414; matrix-rust-sdk refuses
+    // a document without any of them), and no `prompt_values_supported` (no sign-up).
     assert_eq!(
         response.json::<Value>().await.unwrap(),
         json!({
             "issuer": "https://matrix.example.com/",
+            "authorization_endpoint": "https://matrix.example.com/_homekey/oauth2/authorize",
+            "token_endpoint": "https://matrix.example.com/oauth2/token",
+            "registration_endpoint": "https://matrix.example.com/oauth2/registration",
+            "revocation_endpoint": "https://matrix.example.com/oauth2/revoke",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "fragment"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "scopes_supported": [
+                "urn:matrix:client:api:*",
+                "urn:matrix:client:device:*",
+                "urn:matrix:org.matrix.msc2967.client:api:*",
+                "urn:matrix:org.matrix.msc2967.client:device:*",
+                "urn:synapse:admin:*",
+            ],
             "account_management_uri": "https://matrix.example.com/_homekey/account/",
             "account_management_actions_supported": [
                 "org.matrix.profile",
