@@ -14,6 +14,7 @@
 //! - [`migration`]: an existing Synapse's accounts carried into homekey, and back.
 //! - [`oauth_clients`]: the OAuth clients that register themselves.
 //! - [`oauth_sessions`]: the OAuth API's grants: codes, tokens, their sessions.
+//! - [`oauth_device_grants`]: the device authorization grant (a device without a browser).
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod interactive_auth;
 pub mod migration;
 pub mod oauth_clients;
+pub mod oauth_device_grants;
 pub mod oauth_sessions;
 pub mod passwords;
 pub mod sessions;
@@ -62,6 +64,9 @@ pub struct Accounts {
     limits: Arc<LoginLimiters>,
     /// `rc_client_registration`, per client address, kept in the process as `rc_login`.
     client_registrations: Arc<RateLimiter>,
+    /// User codes typed on the device grant's page, per client address (the same limits as
+    /// `rc_client_registration`): 8 letters are guessed only by many tries.
+    user_code_entries: Arc<RateLimiter>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing. Made on first use
     /// (`serve` makes it before it listens): a command that checks no password never pays
@@ -150,6 +155,7 @@ impl Accounts {
             hasher: PasswordHasher::new(HashSettings::from_config(&config)),
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
             client_registrations: Arc::new(RateLimiter::new(config.rc_client_registration)),
+            user_code_entries: Arc::new(RateLimiter::new(config.rc_client_registration)),
             synapse: config
                 .synapse
                 .as_ref()

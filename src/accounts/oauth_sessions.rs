@@ -46,6 +46,18 @@ pub enum GrantError {
     InvalidClient,
     #[error("the database could not answer")]
     Store(#[from] StoreError),
+    /// The device grant's user has not answered yet (RFC 8628 §3.5).
+    #[error("the user has not answered yet")]
+    AuthorizationPending,
+    /// The device polls too often: its interval grows.
+    #[error("polling too often")]
+    SlowDown,
+    /// The device code expired.
+    #[error("the device code expired")]
+    ExpiredToken,
+    /// The user refused the device.
+    #[error("the user refused")]
+    AccessDenied,
     /// Synapse did not take the session's device: nothing usable was handed out.
     #[error("Synapse did not take the new session")]
     Synapse(#[from] DeliveryFailure),
@@ -181,7 +193,7 @@ impl Accounts {
                     client_id: code.client_id.clone(),
                     scope: code.scope.clone(),
                     access,
-                    refresh: self.new_oauth_refresh_token(&refresh_token, now),
+                    refresh: self.new_oauth_refresh_row(&refresh_token, now),
                 })
             })
             .await?;
@@ -264,7 +276,7 @@ impl Accounts {
             valid_until_ms: Some(now + settings.access_token_ms),
             now_ms: now,
         };
-        let refresh = self.new_oauth_refresh_token(&new_refresh_token, now);
+        let refresh = self.new_oauth_refresh_row(&new_refresh_token, now);
         self.store
             .refresh_session(&old, &access, &refresh)
             .await?
@@ -322,7 +334,7 @@ impl Accounts {
     }
 
     /// The row of an OAuth refresh token `token`, unused for at most the configured time.
-    fn new_oauth_refresh_token(&self, token: &SecretString, now: i64) -> NewRefreshToken {
+    pub(super) fn new_oauth_refresh_row(&self, token: &SecretString, now: i64) -> NewRefreshToken {
         NewRefreshToken {
             token: SecretString::from(digest(token.expose_secret())),
             expiry_ts: Some(now + self.config.oauth.refresh_token_unused_ms),

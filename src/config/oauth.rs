@@ -27,6 +27,9 @@ pub struct OAuthConfig {
     /// `refresh_token_unused_lifetime` (default 90d): a session whose refresh token is not
     /// used for this long ends.
     pub refresh_token_unused_ms: i64,
+    /// `device_code_lifetime` (default 10m, at most 10m): how long a device authorization
+    /// request waits for a user's answer.
+    pub device_code_ms: i64,
 }
 
 /// The longest an authorization code may last (RFC 6749 §4.1.2 recommends 10 minutes).
@@ -41,6 +44,7 @@ impl Default for OAuthConfig {
             code_ms: LONGEST_CODE_MS,
             access_token_ms: 5 * 60 * 1000,
             refresh_token_unused_ms: 90 * 86_400_000,
+            device_code_ms: LONGEST_CODE_MS,
         }
     }
 }
@@ -62,6 +66,7 @@ pub(super) struct RawOAuth {
     authorization_code_lifetime: Option<RawDuration>,
     access_token_lifetime: Option<RawDuration>,
     refresh_token_unused_lifetime: Option<RawDuration>,
+    device_code_lifetime: Option<RawDuration>,
 }
 
 impl RawOAuth {
@@ -89,6 +94,14 @@ impl RawOAuth {
             self.access_token_lifetime,
             defaults.access_token_ms,
         )?;
+        let device_code_ms = positive(
+            "oauth.device_code_lifetime",
+            self.device_code_lifetime,
+            defaults.device_code_ms,
+        )?;
+        if device_code_ms > LONGEST_CODE_MS {
+            return Err(("oauth.device_code_lifetime", "must be at most 10m".into()));
+        }
         let refresh_token_unused_ms = positive(
             "oauth.refresh_token_unused_lifetime",
             self.refresh_token_unused_lifetime,
@@ -107,6 +120,7 @@ impl RawOAuth {
             code_ms,
             access_token_ms,
             refresh_token_unused_ms,
+            device_code_ms,
         })
     }
 }

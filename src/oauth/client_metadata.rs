@@ -30,12 +30,11 @@ use super::shown;
 use url::{Host, Url};
 
 /// The grant types homekey offers, in the order it lists them.
-pub const GRANT_TYPES: [&str; 3] = [
-    AUTHORIZATION_CODE,
-    "refresh_token",
-    "urn:ietf:params:oauth:grant-type:device_code",
-];
+pub const GRANT_TYPES: [&str; 3] = [AUTHORIZATION_CODE, REFRESH_TOKEN, DEVICE_CODE];
 pub const AUTHORIZATION_CODE: &str = "authorization_code";
+pub const REFRESH_TOKEN: &str = "refresh_token";
+/// The device authorization grant (RFC 8628).
+pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The response types homekey offers.
 pub const RESPONSE_TYPES: [&str; 1] = ["code"];
 /// The fields that may have localized variants (`client_name#fr`).

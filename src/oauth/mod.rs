@@ -10,14 +10,16 @@
 //! - [`scope`]: the scopes of MSC2967 in both spellings.
 //! - [`authorization_request`]: the rules of an authorization request, and where each
 //!   refusal goes (a page, or back to the client).
-//! - [`token`]: `POST /oauth2/token`, the code and refresh grants.
+//! - [`token`]: `POST /oauth2/token`, the code, refresh and device code grants.
+//! - [`device_authorization`]: `POST /oauth2/device`, where a device without a browser asks
+//!   to sign in (RFC 8628).
 //!
-//! Not yet (the discovery document lists none of these until the whole sign-in works): the
-//! authorization endpoint with its sign-in and consent pages, the token endpoint, the
-//! device grant.
+//! The pages (sign-in, consent, the device grant's approval) are `crate::web::authorize`'s
+//! and `crate::web::device`'s.
 
 pub mod authorization_request;
 pub mod client_metadata;
+pub mod device_authorization;
 pub mod registration;
 pub mod revocation;
 pub mod scope;

@@ -1,5 +1,6 @@
-//! `POST /oauth2/token` (RFC 6749 §4.1.3, §6, PKCE of RFC 7636): a client exchanges an
-//! authorization code for a session's tokens, or refreshes them. Clients are public
+//! `POST /oauth2/token` (RFC 6749 §4.1.3, §6, PKCE of RFC 7636, RFC 8628 §3.4): a client
+//! exchanges an authorization code for a session's tokens, refreshes them, or polls for the
+//! device grant's. Clients are public
 //! (`token_endpoint_auth_method: none`): they name themselves with `client_id` in the form.
 //!
 //! Answers are JSON, never cached; errors are OAuth-shaped (`invalid_grant`,
@@ -18,15 +19,13 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::authorization_request::Params;
+use super::client_metadata::{AUTHORIZATION_CODE, DEVICE_CODE, REFRESH_TOKEN};
 use super::{error_answer, no_store};
 use crate::accounts::Accounts;
 use crate::accounts::oauth_sessions::{CodeGrant, GrantError, GrantedTokens};
 
 /// Where clients get and refresh tokens.
 pub const TOKEN_PATH: &str = "/oauth2/token";
-
-pub const AUTHORIZATION_CODE: &str = "authorization_code";
-pub const REFRESH_TOKEN: &str = "refresh_token";
 
 pub async fn token(State(accounts): State<Arc<Accounts>>, body: Bytes) -> Response {
     let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
@@ -62,12 +61,20 @@ pub async fn token(State(accounts): State<Arc<Accounts>>, body: Bytes) -> Respon
                 .refresh_oauth_session(value("refresh_token"), value("client_id"))
                 .await
         }
+        Some(DEVICE_CODE) => {
+            if let Some(answer) = required(&["device_code", "client_id"]) {
+                return answer;
+            }
+            accounts
+                .poll_device_grant(value("device_code"), value("client_id"))
+                .await
+        }
         None | Some("") => return invalid_request("grant_type is required"),
         Some(_) => {
             return error_answer(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                "grant_type must be authorization_code or refresh_token",
+                "grant_type must be authorization_code, refresh_token or the device_code grant",
             );
         }
     };
@@ -94,6 +101,26 @@ fn refused(err: GrantError) -> Response {
         GrantError::InvalidGrant(why) => {
             error_answer(StatusCode::BAD_REQUEST, "invalid_grant", why)
         }
+        GrantError::AuthorizationPending => error_answer(
+            StatusCode::BAD_REQUEST,
+            "authorization_pending",
+            "the user has not answered yet",
+        ),
+        GrantError::SlowDown => error_answer(
+            StatusCode::BAD_REQUEST,
+            "slow_down",
+            "polling too often: wait 5 more seconds between requests",
+        ),
+        GrantError::ExpiredToken => error_answer(
+            StatusCode::BAD_REQUEST,
+            "expired_token",
+            "the device code expired; start again",
+        ),
+        GrantError::AccessDenied => error_answer(
+            StatusCode::BAD_REQUEST,
+            "access_denied",
+            "the user did not allow the device",
+        ),
         GrantError::InvalidClient => error_answer(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

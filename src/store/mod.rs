@@ -36,7 +36,10 @@ pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
 pub use oauth_clients::{ClientRegistered, NewOAuthClient};
-pub use oauth_sessions::{CodeExchange, NewOAuthCode, NewOAuthSession, OAuthCode, OAuthSession};
+pub use oauth_sessions::{
+    CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
+    NewOAuthSession, OAuthCode, OAuthSession,
+};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,

@@ -302,3 +302,225 @@ impl Store {
         })
     }
 }
+
+/// A device authorization request to keep (RFC 8628 §3.2).
+pub struct NewDeviceGrant<'a> {
+    pub device_code_digest: &'a str,
+    pub user_code: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub requested_from: &'a str,
+    pub now_ms: i64,
+    pub expires_ms: i64,
+    pub interval_ms: i64,
+}
+
+/// A device authorization request, as its approval page shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceGrant {
+    pub user_code: String,
+    pub client_id: String,
+    /// The scope asked for.
+    pub scope: String,
+    pub requested_ms: i64,
+    pub requested_from: String,
+    pub expires_ms: i64,
+}
+
+/// A user's answer on the approval page.
+pub enum DeviceDecision<'a> {
+    Allowed { user_id: &'a str, scope: &'a str },
+    Denied { user_id: &'a str },
+}
+
+/// What a device's poll of the token endpoint came to (RFC 8628 §3.5).
+pub enum DevicePoll {
+    /// No such device code, another client's, or tokens already handed out.
+    Unknown,
+    /// Not answered yet.
+    Pending,
+    /// Polled sooner than its interval: the interval grows.
+    SlowDown,
+    Expired,
+    Denied,
+    /// The user allowed it, but the account cannot sign in now.
+    AccountCannot,
+    /// The session began: its access token's row ID.
+    Began {
+        token_id: i64,
+    },
+}
+
+/// The columns of [`DeviceGrant`].
+const DEVICE_GRANT: &str = "SELECT user_code, client_id, scope, requested_ms, requested_from, \
+     expires_ms FROM homekey_oauth_device_grants";
+
+impl Store {
+    /// Keeps a device authorization request (and forgets those that expired). `false`: the
+    /// user code is taken (the caller draws another).
+    pub async fn keep_device_grant(&self, grant: &NewDeviceGrant<'_>) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM homekey_oauth_device_grants WHERE expires_ms < $1")
+                .bind(grant.now_ms)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO homekey_oauth_device_grants (device_code_digest, user_code, \
+                 client_id, scope, requested_ms, requested_from, expires_ms, interval_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(grant.device_code_digest)
+            .bind(grant.user_code)
+            .bind(grant.client_id)
+            .bind(grant.scope)
+            .bind(grant.now_ms)
+            .bind(grant.requested_from)
+            .bind(grant.expires_ms)
+            .bind(grant.interval_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(inserted == 1)
+        })
+    }
+
+    /// The request with this user code, if it still waits for an answer.
+    pub async fn pending_device_grant(
+        &self,
+        user_code: &str,
+        now_ms: i64,
+    ) -> Result<Option<DeviceGrant>, StoreError> {
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_as(&format!(
+                "{DEVICE_GRANT} WHERE user_code = $1 AND decision IS NULL AND expires_ms >= $2"
+            ))
+            .bind(user_code)
+            .bind(now_ms)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    /// Records the user's answer to a request still waiting for one, with its audit record.
+    /// `false`: it no longer waits (answered meanwhile, or expired).
+    pub async fn decide_device_grant(
+        &self,
+        user_code: &str,
+        now_ms: i64,
+        decision: &DeviceDecision<'_>,
+        audit: &NewAuditRecord,
+    ) -> Result<bool, StoreError> {
+        let (decision, user_id, scope) = match decision {
+            DeviceDecision::Allowed { user_id, scope } => ("allowed", *user_id, Some(*scope)),
+            DeviceDecision::Denied { user_id } => ("denied", *user_id, None),
+        };
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let decided = sqlx::query(
+                "UPDATE homekey_oauth_device_grants \
+                 SET decision = $3, user_id = $4, granted_scope = $5 \
+                 WHERE user_code = $1 AND decision IS NULL AND expires_ms >= $2",
+            )
+            .bind(user_code)
+            .bind(now_ms)
+            .bind(decision)
+            .bind(user_id)
+            .bind(scope)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if decided == 0 {
+                return Ok(false);
+            }
+            commit_audited!(tx, self, Some(audit));
+            Ok(true)
+        })
+    }
+
+    /// A device's poll with `device_code_digest`, as `client_id`, in one transaction: too
+    /// soon (the interval grows by `slow_down_ms`), still waiting, refused, expired, or
+    /// allowed, when `session_for` gives the session to begin (the user and the granted
+    /// scope) and it begins. Tokens are handed out once.
+    pub async fn poll_device_grant(
+        &self,
+        device_code_digest: &str,
+        client_id: &str,
+        now_ms: i64,
+        slow_down_ms: i64,
+        session_for: impl FnOnce(&str, &str) -> NewOAuthSession,
+    ) -> Result<DevicePoll, StoreError> {
+        self.refuse_minting_on_synapse()?;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            type Row = (
+                String,
+                i64,
+                i64,
+                Option<i64>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            );
+            let row: Option<Row> = sqlx::query_as(&format!(
+                "SELECT client_id, expires_ms, interval_ms, last_poll_ms, decision, user_id, \
+                 granted_scope FROM homekey_oauth_device_grants \
+                 WHERE device_code_digest = $1{}",
+                super::transaction::for_update(&tx)
+            ))
+            .bind(device_code_digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((owner, expires_ms, interval_ms, last_poll_ms, decision, user_id, scope)) =
+                row
+            else {
+                return Ok(DevicePoll::Unknown);
+            };
+            if owner != client_id || decision.as_deref() == Some("exchanged") {
+                return Ok(DevicePoll::Unknown);
+            }
+            if expires_ms < now_ms {
+                return Ok(DevicePoll::Expired);
+            }
+            let too_soon = last_poll_ms.is_some_and(|last| now_ms - last < interval_ms);
+            let interval_ms = if too_soon {
+                interval_ms + slow_down_ms
+            } else {
+                interval_ms
+            };
+            sqlx::query(
+                "UPDATE homekey_oauth_device_grants SET last_poll_ms = $2, interval_ms = $3 \
+                 WHERE device_code_digest = $1",
+            )
+            .bind(device_code_digest)
+            .bind(now_ms)
+            .bind(interval_ms)
+            .execute(&mut *tx)
+            .await?;
+            let poll = match (decision.as_deref(), user_id, scope) {
+                _ if too_soon => DevicePoll::SlowDown,
+                (None, _, _) => DevicePoll::Pending,
+                (Some("allowed"), Some(user_id), Some(scope)) => {
+                    if !can_sign_in!(&mut tx, &user_id) {
+                        DevicePoll::AccountCannot
+                    } else {
+                        let new = session_for(&user_id, &scope);
+                        let (_, token_id) = begin_oauth_session!(&mut tx, &new);
+                        sqlx::query(
+                            "UPDATE homekey_oauth_device_grants SET decision = 'exchanged' \
+                             WHERE device_code_digest = $1",
+                        )
+                        .bind(device_code_digest)
+                        .execute(&mut *tx)
+                        .await?;
+                        DevicePoll::Began { token_id }
+                    }
+                }
+                _ => DevicePoll::Denied,
+            };
+            tx.commit().await?;
+            Ok(poll)
+        })
+    }
+}

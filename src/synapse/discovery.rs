@@ -36,10 +36,9 @@ impl Documents {
                 "revocation_endpoint": at(crate::oauth::REVOCATION_PATH),
                 "response_types_supported": ["code"],
                 "response_modes_supported": ["query", "fragment"],
-                "grant_types_supported": [
-                    crate::oauth::token::AUTHORIZATION_CODE,
-                    crate::oauth::token::REFRESH_TOKEN,
-                ],
+                "device_authorization_endpoint":
+                    at(crate::oauth::device_authorization::DEVICE_AUTHORIZATION_PATH),
+                "grant_types_supported": crate::oauth::client_metadata::GRANT_TYPES,
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["none"],
                 "revocation_endpoint_auth_methods_supported": ["none"],

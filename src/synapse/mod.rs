@@ -67,6 +67,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
                     crate::oauth::token::TOKEN_PATH,
                     post(crate::oauth::token::token),
                 )
+                .route(
+                    crate::oauth::device_authorization::DEVICE_AUTHORIZATION_PATH,
+                    post(crate::oauth::device_authorization::device_authorization),
+                )
                 .with_state(accounts.clone()),
         )
         .merge(crate::web::account_routes(accounts, ACCOUNT_PAGE_PATH))

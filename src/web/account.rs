@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::page::{
-    Form, Message, base, see_other, signed_in, unavailable, unavailable_page, with, with_cookie,
+    Form, Message, SignInRefused, base, see_other, sign_in_with_password, signed_in, unavailable,
+    unavailable_page, with, with_cookie,
 };
 use super::session::Session;
 use crate::accounts::{AccountError, Actor, LoginError, PasswordRefusal, Requester};
@@ -193,37 +194,13 @@ pub async fn sign_in(
     if !session.csrf_matches(form.get("csrf")) {
         return csrf_refused(&state, session, &link).await;
     }
-    let Some(password) = form.secret("password") else {
-        let error = Message::Error("Enter your user name and password.".into());
-        return sign_in_page(
-            &state,
-            &session,
-            StatusCode::BAD_REQUEST,
-            &link,
-            &user_given,
-            error,
-        );
-    };
-    let user = match state
-        .accounts
-        .verify_password_for_page(&user_given, password, &address)
-        .await
-    {
-        Ok(user) => user,
-        Err(err) => {
-            let (status, message) = login_refusal(err);
-            let error = Message::Error(message);
-            return sign_in_page(&state, &session, status, &link, &user_given, error);
+    match sign_in_with_password(&state, &address, &session, &form).await {
+        Ok(signed_in) => see_other(&link.href(), signed_in.set_cookie.as_deref()),
+        Err(SignInRefused::Again(status, message)) => {
+            sign_in_page(&state, &session, status, &link, &user_given, message)
         }
-    };
-    if let Err(err) = state.sessions.end(&session).await {
-        return unavailable(&state, err);
+        Err(SignInRefused::Answered(answer)) => answer,
     }
-    let signed_in = match state.sessions.begin(&user.name).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    see_other(&link.href(), signed_in.set_cookie.as_deref())
 }
 
 /// `POST sign-out`.

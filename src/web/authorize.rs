@@ -21,7 +21,8 @@ use url::Url;
 
 use super::WebState;
 use super::page::{
-    Form, Message, base, see_other, signed_in, unavailable, unavailable_page, with, with_cookie,
+    Form, Message, SignInRefused, base, see_other, sign_in_with_password, signed_in, unavailable,
+    unavailable_page, with, with_cookie,
 };
 use super::render::form_action_policy;
 use super::session::Session;
@@ -123,32 +124,14 @@ pub async fn sign_in(
     if !session.csrf_matches(form.get("csrf")) {
         return again(StatusCode::FORBIDDEN, expired_form());
     }
-    let Some(password) = form.secret("password") else {
-        let error = Message::Error("Enter your user name and password.".into());
-        return again(StatusCode::BAD_REQUEST, error);
-    };
-    let user = match state
-        .accounts
-        .verify_password_for_page(&user_given, password, &address)
-        .await
-    {
-        Ok(user) => user,
-        Err(err) => {
-            let (status, message) = super::account::login_refusal(err);
-            return again(status, Message::Error(message));
-        }
-    };
-    if let Err(err) = state.sessions.end(&session).await {
-        return unavailable(&state, err);
+    match sign_in_with_password(&state, &address, &session, &form).await {
+        Ok(signed_in) => see_other(
+            &format!("{AUTHORIZE_PATH}?{query}"),
+            signed_in.set_cookie.as_deref(),
+        ),
+        Err(SignInRefused::Again(status, message)) => again(status, message),
+        Err(SignInRefused::Answered(answer)) => answer,
     }
-    let signed_in = match state.sessions.begin(&user.name).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    see_other(
-        &format!("{AUTHORIZE_PATH}?{query}"),
-        signed_in.set_cookie.as_deref(),
-    )
 }
 
 /// `POST` [`CONSENT_PATH`]: Allow (a code) or Deny (`access_denied`), back to the client.
@@ -254,19 +237,33 @@ fn expired_form() -> Message {
 
 /// What the pages say of the client.
 fn client_context(checked: &Checked) -> Value {
-    let client = &checked.client;
-    let host = Url::parse(&client.client_uri)
-        .ok()
-        .and_then(|uri| uri.host_str().map(str::to_owned))
-        .unwrap_or_default();
     // The name and the site are the client's own claims, unless it is sent back to an
     // `https` address on that site: then the site itself asked.
     let proven = Url::parse(&checked.request.redirect_uri).is_ok_and(|uri| {
         uri.scheme() == "https"
             && uri
                 .host_str()
-                .is_some_and(|h| h == host || h.ends_with(&format!(".{host}")))
+                .is_some_and(|h| on_host(h, &client_host(&checked.client)))
     });
+    describe_client(&checked.client, proven)
+}
+
+/// `client_uri`'s host.
+fn client_host(client: &ClientMetadata) -> String {
+    Url::parse(&client.client_uri)
+        .ok()
+        .and_then(|uri| uri.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Whether `host` is `site` or under it.
+fn on_host(host: &str, site: &str) -> bool {
+    host == site || host.ends_with(&format!(".{site}"))
+}
+
+/// The client as a consent shows it; `proven`: its site is more than its own claim.
+pub(super) fn describe_client(client: &ClientMetadata, proven: bool) -> Value {
+    let host = client_host(client);
     json!({
         "name": client.client_name.clone().unwrap_or_else(|| host.clone()),
         "host": host,
@@ -275,6 +272,33 @@ fn client_context(checked: &Checked) -> Value {
         "tos_uri": client.tos_uri,
         "policy_uri": client.policy_uri,
     })
+}
+
+/// What a consent says of the session's device: new, or one the user has (and whether
+/// another app or a password login holds it, which the grant will sign out).
+pub(super) async fn device_context(
+    state: &WebState,
+    user: &User,
+    device_id: &str,
+    client_id: &str,
+) -> Result<Value, Response> {
+    let (device, holder) = match (
+        state.accounts.get_device(&user.name, device_id).await,
+        state.accounts.oauth_session_of(&user.name, device_id).await,
+    ) {
+        (Ok(device), Ok(holder)) => (device, holder),
+        (Err(err), _) | (_, Err(err)) => return Err(unavailable(state, err)),
+    };
+    let held_by_another = device.is_some()
+        && holder
+            .as_ref()
+            .is_none_or(|session| session.client_id != client_id);
+    Ok(json!({
+        "device_id": device_id,
+        "device_name": device.as_ref().and_then(|d| d.display_name.clone()),
+        "device_exists": device.is_some(),
+        "held_by_another": held_by_another,
+    }))
 }
 
 fn sign_in_page(
@@ -303,36 +327,27 @@ async fn consent_page(
     message: Message,
 ) -> Response {
     let request = &checked.request;
-    let device_id = &request.scope.device_id;
-    let (device, holder) = match (
-        state.accounts.get_device(&user.name, device_id).await,
-        state.accounts.oauth_session_of(&user.name, device_id).await,
-    ) {
-        (Ok(device), Ok(holder)) => (device, holder),
-        (Err(err), _) | (_, Err(err)) => return unavailable(state, err),
-    };
-    // The device is held by another app: a password login, or another client's session.
-    let held_by_another = device.is_some()
-        && holder
-            .as_ref()
-            .is_none_or(|session| session.client_id != request.client_id);
+    let device =
+        match device_context(state, user, &request.scope.device_id, &request.client_id).await {
+            Ok(device) => device,
+            Err(answer) => return answer,
+        };
     let status = match message {
         Message::Error(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::OK,
     };
     let context = with(
-        base(state, session, None, message),
-        json!({
-            "client": client_context(checked),
-            "request": query,
-            "signed_in_as": user.name,
-            "asks_admin": request.scope.admin,
-            "is_admin": user.admin,
-            "device_id": device_id,
-            "device_name": device.as_ref().and_then(|d| d.display_name.clone()),
-            "device_exists": device.is_some(),
-            "held_by_another": held_by_another,
-        }),
+        with(
+            base(state, session, None, message),
+            json!({
+                "client": client_context(checked),
+                "request": query,
+                "signed_in_as": user.name,
+                "asks_admin": request.scope.admin,
+                "is_admin": user.admin,
+            }),
+        ),
+        device,
     );
     let response = state.renderer.page(status, "oauth_consent.html", context);
     let response = with_cookie(response, session.set_cookie.as_deref());

@@ -7,12 +7,14 @@
 //! - [`page`]: what every group of pages shares: the form, the context, the answers.
 //! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
+//! - [`device`]: the device authorization grant's page (a device's code approved).
 //!
 //! As every entry point, a page parses its form, calls one method of the account service
 //! (`Accounts`), and renders the result; a refusal is the page again with a message.
 
 pub mod account;
 pub mod authorize;
+pub mod device;
 pub mod page;
 pub mod render;
 pub mod session;
@@ -90,6 +92,9 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .route(authorize::AUTHORIZE_PATH, get(authorize::authorize))
         .route(authorize::SIGN_IN_PATH, post(authorize::sign_in))
         .route(authorize::CONSENT_PATH, post(authorize::consent))
+        .route(device::DEVICE_PAGE_PATH, get(device::page))
+        .route(device::DEVICE_SIGN_IN_PATH, post(device::sign_in))
+        .route(device::DEVICE_DECISION_PATH, post(device::decision))
         .route(STYLESHEET_PATH, get(render::stylesheet))
         .layer(axum::middleware::map_response(render::security_headers))
         .with_state(state)

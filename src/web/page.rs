@@ -142,3 +142,38 @@ pub fn with_cookie(mut response: Response, set_cookie: Option<&str>) -> Response
     }
     response
 }
+
+/// Why [`sign_in_with_password`] did not sign in: the form again with this status and
+/// message, or an answer already made (the sessions could not be written).
+pub enum SignInRefused {
+    Again(StatusCode, Message),
+    Answered(Response),
+}
+
+/// The sign-in every group of pages shares, after its CSRF check: the password checked as a
+/// login checks it (`rc_login`, one answer for a wrong password and an unknown user), but
+/// opening no device; success ends `session` and begins a signed-in one (a new ID and CSRF
+/// token, so an ID planted before sign-in is worth nothing).
+pub async fn sign_in_with_password(
+    state: &WebState,
+    client_address: &str,
+    session: &Session,
+    form: &Form,
+) -> Result<Session, SignInRefused> {
+    let user_given = form.get("user").unwrap_or("").trim();
+    let Some(password) = form.secret("password") else {
+        let error = Message::Error("Enter your user name and password.".into());
+        return Err(SignInRefused::Again(StatusCode::BAD_REQUEST, error));
+    };
+    let user = state
+        .accounts
+        .verify_password_for_page(user_given, password, client_address)
+        .await
+        .map_err(|err| {
+            let (status, message) = super::account::login_refusal(err);
+            SignInRefused::Again(status, Message::Error(message))
+        })?;
+    let answered = |err| SignInRefused::Answered(unavailable(state, err));
+    state.sessions.end(session).await.map_err(answered)?;
+    state.sessions.begin(&user.name).await.map_err(answered)
+}

@@ -44,6 +44,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         "oauth_error.html",
         include_str!("templates/oauth_error.html"),
     ),
+    (
+        "device_sign_in.html",
+        include_str!("templates/device_sign_in.html"),
+    ),
+    (
+        "device_code.html",
+        include_str!("templates/device_code.html"),
+    ),
+    (
+        "device_approve.html",
+        include_str!("templates/device_approve.html"),
+    ),
+    (
+        "device_done.html",
+        include_str!("templates/device_done.html"),
+    ),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).

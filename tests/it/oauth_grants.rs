@@ -864,3 +864,249 @@ async fn an_oauth_token_on_homekeys_endpoints_is_a_session_without_interactive_a
         (StatusCode::UNAUTHORIZED, &json!("M_UNKNOWN_TOKEN"))
     );
 }
+
+/// Polls the token endpoint with the device grant.
+async fn poll(server: &Server, client: &Client, device_code: &str) -> (StatusCode, Value) {
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", device_code),
+    ];
+    client.token(server, &form).await
+}
+
+/// Asks for a device authorization with `scope`.
+async fn ask_device(server: &Server, client: &Client, scope: &str) -> Value {
+    let response = server
+        .http
+        .post(server.url("/oauth2/device"))
+        .form(&[("client_id", client.id.as_str()), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.unwrap()
+}
+
+fn error_of(answer: &(StatusCode, Value)) -> (StatusCode, &str) {
+    (answer.0, answer.1["error"].as_str().unwrap_or("none"))
+}
+
+/// QR login's way: a Synapse with MSC4388 switched on starts beside homekey, and a device
+/// (whose ID, as QR login makes them, holds `+` and `/`) signs in with the device
+/// authorization grant once the user approves its code on homekey's page; polling early is
+/// `authorization_pending`, too often `slow_down`; a refusal is `access_denied`, an old code
+/// `expired_token`, a code used `invalid_grant`.
+#[tokio::test]
+async fn a_device_signs_in_once_its_user_approves_the_code_on_the_page() {
+    let test = "a_device_signs_in_once_its_user_approves_the_code_on_the_page";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let shared = "oauth:\n  device_code_lifetime: 12s\n\
+                  experimental_features:\n  msc4388_mode: open\n";
+    let beside = BesideSynapse::start_sharing(venv, TestDb::sqlite().await, None, shared).await;
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    homekey.create_user("alice", "alice-pw").await;
+    let client = Client::register(homekey, element_x()).await;
+    let scope = "urn:matrix:client:api:* urn:matrix:client:device:qr+Lo/gin==";
+
+    // Synapse serves the rendezvous QR login needs.
+    let (status, body) = synapse
+        .get(
+            "/_matrix/client/unstable/io.element.msc4388/rendezvous",
+            "none",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    assert_eq!(body["create_available"], true);
+
+    let expiring = ask_device(homekey, &client, scope).await;
+    let started = std::time::Instant::now();
+    let asked = ask_device(homekey, &client, scope).await;
+    let user_code = text(&asked, "user_code");
+    assert_eq!(user_code.len(), 9, "{asked}");
+    assert_eq!(
+        asked["verification_uri"],
+        "https://matrix.example.com/_homekey/device/"
+    );
+    assert_eq!(
+        asked["verification_uri_complete"],
+        format!("https://matrix.example.com/_homekey/device/?user_code={user_code}")
+    );
+    assert_eq!(
+        (asked["interval"].as_i64(), asked["expires_in"].as_i64()),
+        (Some(5), Some(12))
+    );
+    let device_code = text(&asked, "device_code");
+    assert_eq!(
+        error_of(&poll(homekey, &client, &device_code).await),
+        (StatusCode::BAD_REQUEST, "authorization_pending")
+    );
+
+    // The user follows the link, signs in, checks the code and allows the device.
+    let mut browser = Browser::new();
+    let link = format!("/_homekey/device/?user_code={user_code}");
+    let page = browser.get(homekey, &link).await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "{}\n{}",
+        page.html,
+        homekey.log()
+    );
+    let signed_in = browser
+        .post(
+            homekey,
+            "/_homekey/device/sign-in",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("user_code", &page.field("user_code")),
+                ("user", "alice"),
+                ("password", "alice-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.html
+    );
+    let back = signed_in.location.clone().unwrap();
+    assert_eq!(back, format!("/_homekey/device/?user_code={user_code}"));
+    let approval = browser.get(homekey, &back).await;
+    assert_eq!(approval.status, StatusCode::OK, "{}", approval.html);
+    for needle in [
+        user_code.as_str(),
+        "from the address 127.0.0.1",
+        "Element X",
+        // Escaped as every value a page shows.
+        "qr+Lo&#x2f;gin==",
+    ] {
+        assert!(
+            approval.html.contains(needle),
+            "{needle}: {}",
+            approval.html
+        );
+    }
+    // A forged decision does nothing.
+    let forged = browser
+        .post(
+            homekey,
+            "/_homekey/device/decision",
+            &[
+                ("csrf", "forged"),
+                ("user_code", &user_code),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let allowed = browser
+        .post(
+            homekey,
+            "/_homekey/device/decision",
+            &[
+                ("csrf", &approval.field("csrf")),
+                ("user_code", &user_code),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.html);
+    assert!(allowed.html.contains("Device allowed"), "{}", allowed.html);
+
+    // Polled again sooner than its interval: slow down, and the interval grows.
+    assert_eq!(
+        error_of(&poll(homekey, &client, &device_code).await),
+        (StatusCode::BAD_REQUEST, "slow_down")
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let (status, tokens) = poll(homekey, &client, &device_code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["scope"], scope);
+    let access = text(&tokens, "access_token");
+    let (status, body) = synapse.whoami(&access).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    assert_eq!(body["device_id"], "qr+Lo/gin==");
+    assert_eq!(
+        error_of(&poll(homekey, &client, &device_code).await).1,
+        "invalid_grant",
+        "tokens are handed out once"
+    );
+    // The code is spent: the page no longer offers it.
+    let gone = browser.get(homekey, &link).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.html);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(12),
+        "the test was too slow"
+    );
+
+    // Denied: access_denied at the next poll.
+    let asked = ask_device(homekey, &client, scope).await;
+    let page = browser
+        .get(
+            homekey,
+            &format!("/_homekey/device/?user_code={}", text(&asked, "user_code")),
+        )
+        .await;
+    let denied = browser
+        .post(
+            homekey,
+            "/_homekey/device/decision",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("user_code", &page.field("user_code")),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    assert!(denied.html.contains("Device denied"), "{}", denied.html);
+    assert_eq!(
+        error_of(&poll(homekey, &client, &text(&asked, "device_code")).await),
+        (StatusCode::BAD_REQUEST, "access_denied")
+    );
+
+    // Never answered: expired once its lifetime is over.
+    let left = std::time::Duration::from_secs(13).saturating_sub(started.elapsed());
+    tokio::time::sleep(left).await;
+    assert_eq!(
+        error_of(&poll(homekey, &client, &text(&expiring, "device_code")).await),
+        (StatusCode::BAD_REQUEST, "expired_token")
+    );
+    // A code typed wrong, or another client's device code.
+    let wrong = browser
+        .get(homekey, "/_homekey/device/?user_code=BBBB-BBBB")
+        .await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    assert!(
+        wrong.html.contains("not waiting for approval"),
+        "{}",
+        wrong.html
+    );
+    let other = Client::register(
+        homekey,
+        json!({"client_uri": "https://app.example.org", "redirect_uris": ["https://app.example.org/"]}),
+    )
+    .await;
+    let response = homekey
+        .http
+        .post(homekey.url("/oauth2/device"))
+        .form(&[("client_id", other.id.as_str()), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "a client without the device grant"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized_client");
+    let log = homekey.log();
+    assert!(
+        !log.contains(&device_code) && !log.contains(&access),
+        "a secret in the log"
+    );
+}

@@ -468,6 +468,19 @@ const ROUTES: &[(&str, &str, Upstream)] = {
         ("POST", "/oauth2/registration", Homekey),
         ("POST", "/oauth2/token", Homekey),
         ("POST", "/oauth2/revoke", Homekey),
+        ("POST", "/oauth2/device", Homekey),
+        ("GET", "/_homekey/device/", Homekey),
+        // A QR login's device ID is base64: `+`, `/` and `=` (nginx matches the decoded path).
+        (
+            "DELETE",
+            "/_matrix/client/v3/devices/qr+Lo%2Fgin%3D%3D",
+            Homekey,
+        ),
+        (
+            "GET",
+            "/_matrix/client/v3/devices/qr+Lo%2Fgin%3D%3D",
+            Synapse,
+        ),
         ("GET", "/_matrix/client/versions", Synapse),
         ("GET", "/_matrix/client/v3/account/whoami", Synapse),
         ("GET", "/_matrix/client/v3/capabilities", Synapse),
