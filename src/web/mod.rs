@@ -5,6 +5,7 @@
 //! - [`session`]: the server-side session in homekey's database, its cookie, its CSRF token.
 //! - [`render`]: the embedded templates (autoescaped) and the security headers of every page.
 //! - [`page`]: what every group of pages shares: the form, the context, the answers.
+//! - [`branding`]: the operator's name, logo, colour and links on every page (`branding:`).
 //! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //!
@@ -13,6 +14,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod branding;
 pub mod page;
 pub mod render;
 pub mod session;
@@ -27,6 +29,8 @@ use crate::store::Flavour;
 
 /// Where homekey's pages share their stylesheet.
 pub const STYLESHEET_PATH: &str = "/_homekey/static/page.css";
+/// The accent colour's stylesheet (`branding.accent_color`, or homekey's own).
+pub const BRAND_STYLESHEET_PATH: &str = "/_homekey/static/brand.css";
 
 /// What the pages reach.
 #[derive(Clone)]
@@ -46,9 +50,27 @@ impl WebState {
             .is_some_and(|url| url.starts_with("http://"));
         WebState {
             sessions: session::SessionStore::new(accounts.web_sessions(), secure),
-            renderer: Arc::new(render::Renderer::new()),
+            renderer: Arc::new(render::Renderer::for_config(&accounts.config)),
             accounts,
         }
+    }
+}
+
+/// homekey's static files: the stylesheets, and the operator's logo if there is one.
+fn static_routes(state: &WebState) -> Router<WebState> {
+    let router = Router::new()
+        .route(STYLESHEET_PATH, get(render::stylesheet))
+        .route(BRAND_STYLESHEET_PATH, get(branding::stylesheet));
+    match &state.accounts.config.branding.logo {
+        Some(logo) => router.route(
+            &format!(
+                "/{}{}",
+                branding::STATIC_DIR,
+                branding::logo_name(logo.kind.extension())
+            ),
+            get(branding::logo),
+        ),
+        None => router,
     }
 }
 
@@ -72,7 +94,7 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
                 authorize::AUTHORIZE_PATH,
                 any(account::on_a_synapse_database),
             )
-            .route(STYLESHEET_PATH, get(render::stylesheet))
+            .merge(static_routes(&state))
             .layer(axum::middleware::map_response(render::security_headers))
             .with_state(state);
     }
@@ -90,7 +112,7 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .route(authorize::AUTHORIZE_PATH, get(authorize::authorize))
         .route(authorize::SIGN_IN_PATH, post(authorize::sign_in))
         .route(authorize::CONSENT_PATH, post(authorize::consent))
-        .route(STYLESHEET_PATH, get(render::stylesheet))
+        .merge(static_routes(&state))
         .layer(axum::middleware::map_response(render::security_headers))
         .with_state(state)
 }

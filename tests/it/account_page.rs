@@ -653,7 +653,7 @@ async fn ending_a_session_deletes_the_device_and_its_token_at_once(db: TestDb) {
     let (server, logins) = beside_synapse(db, "https://matrix.example.com/").await;
     server.create_user("alice", "alice-pw").await;
     let (lost_token, lost) = logins.session_for("alice", "alice-pw").await;
-    let (kept_token, _) = logins.session_for("alice", "alice-pw").await;
+    let (kept_token, kept_device) = logins.session_for("alice", "alice-pw").await;
     let mut browser = Browser::new(&server);
     let link = format!("?action=org.matrix.session_end&device_id={lost}");
     let confirm = browser.signed_in(&link, "alice", "alice-pw").await;
@@ -673,9 +673,16 @@ async fn ending_a_session_deletes_the_device_and_its_token_at_once(db: TestDb) {
             .body
             .contains(&format!("Session {lost} was signed out."))
     );
+    // The list of sessions again: the ended one no longer links there, the other does.
     assert!(
-        !ended.body.contains(&format!(">{lost}</a>")),
-        "no longer listed"
+        !ended.body.contains(&format!("device_id={lost}\"")),
+        "no longer listed: {}",
+        ended.body
+    );
+    assert!(
+        ended.body.contains(&format!("device_id={kept_device}\"")),
+        "{}",
+        ended.body
     );
     assert_eq!(
         logins.whoami(Some(&lost_token)).await.0,
