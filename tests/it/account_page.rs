@@ -1857,6 +1857,11 @@ impl Tour<'_> {
         let page = |query: &str| format!("{}{PAGE}{query}", server.base);
         client.goto(&page("?action=password_change")).await?;
         client.wait().for_element(Locator::Id("sign-in")).await?;
+        // Every control by keyboard, in order, each with a visible focus.
+        assert_eq!(
+            tab_through(&client, 4).await?,
+            ["#main", "user", "password", "sign-in"]
+        );
         self.check("1-sign-in").await?;
         // A sign-in refused: the form again with the message.
         sign_in_with(&client, "alice", "not-the-password").await?;
@@ -1868,6 +1873,21 @@ impl Tour<'_> {
             .wait()
             .for_element(Locator::Id("change-password"))
             .await?;
+        assert_eq!(
+            tab_through(&client, 10).await?,
+            [
+                "#main",
+                "./?action=org.matrix.profile",
+                "./?action=password_change",
+                "./?action=org.matrix.sessions_list",
+                "sign-out",
+                "current_password",
+                "new_password",
+                "new_password_again",
+                "sign_out_others",
+                "change-password",
+            ]
+        );
         self.check("3-password").await?;
         // A form's error beside its field, and at the top of the page.
         for (field, value) in [
@@ -1923,6 +1943,49 @@ impl Tour<'_> {
         client.wait().for_element(Locator::Id("sign-in")).await?;
         Ok(())
     }
+}
+
+/// Tabs through the page from its start, `presses` times: what took the focus each time (its
+/// id, else its link), each checked to draw a focus ring (`:focus-visible`, an outline of at
+/// least 2 px). The focus is taken away again after.
+async fn tab_through(
+    client: &fantoccini::Client,
+    presses: usize,
+) -> Result<Vec<String>, fantoccini::error::CmdError> {
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    client
+        .execute(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await?;
+    let mut reached = Vec::new();
+    for _ in 0..presses {
+        client.active_element().await?.send_keys(&tab).await?;
+        let focused = client
+            .execute(
+                "const e = document.activeElement; const s = getComputedStyle(e);\n\
+                 return [e.id || e.getAttribute('href') || e.tagName, s.outlineStyle,\n\
+                         parseFloat(s.outlineWidth), e.matches(':focus-visible')];",
+                vec![],
+            )
+            .await?;
+        let name = focused[0].as_str().unwrap_or_default().to_owned();
+        assert!(
+            focused[1] != json!("none")
+                && focused[2].as_f64().is_some_and(|w| w >= 2.0)
+                && focused[3] == json!(true),
+            "no visible focus on {name}: {focused}"
+        );
+        reached.push(name);
+    }
+    client
+        .execute(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await?;
+    Ok(reached)
 }
 
 /// The page's background colour as chromium computed it, and whether chromium prefers dark.
