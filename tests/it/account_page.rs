@@ -955,6 +955,26 @@ async fn deactivating_the_account_needs_the_password_and_the_user_id_typed_and_e
                 "what was typed is kept: {}",
                 refused.body
             );
+            // The message is beside the field it is about too, and the field says so.
+            let field = if message.contains("user ID") {
+                "confirm"
+            } else {
+                "password"
+            };
+            let at = format!("<p class=\"field-error\" id=\"{field}-error\">");
+            let beside = refused
+                .body
+                .split(&at)
+                .nth(1)
+                .and_then(|t| t.split("</p>").next());
+            assert!(
+                beside.is_some_and(|text| text.contains(message)),
+                "{field}: {}",
+                refused.body
+            );
+            let marked =
+                format!("id=\"{field}\" aria-invalid=\"true\" aria-describedby=\"{field}-error\"");
+            assert!(refused.body.contains(&marked), "{marked}: {}", refused.body);
         }
         assert_eq!(logins.whoami(Some(&token)).await.0, StatusCode::OK);
     }
