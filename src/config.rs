@@ -16,8 +16,10 @@ use serde_yaml_ng::Value;
 use crate::ids;
 
 pub mod appservices;
+pub mod branding;
 pub mod oauth;
 pub use appservices::AppService;
+pub use branding::BrandingConfig;
 pub use oauth::OAuthConfig;
 
 /// Synapse's default `bcrypt_rounds`.
@@ -56,6 +58,8 @@ pub struct Config {
     /// Synapse's `app_service_config_files`, read beside Synapse only ([`appservices`]):
     /// the application services that may log their users in on homekey's `/login`.
     pub appservices: Vec<AppService>,
+    /// homekey's own `branding:` section ([`branding`]): how its pages present the service.
+    pub branding: BrandingConfig,
 }
 
 /// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
@@ -290,6 +294,7 @@ impl Config {
             oauth: OAuthConfig::default(),
             rc_client_registration: oauth::DEFAULT_RC_CLIENT_REGISTRATION,
             appservices: Vec::new(),
+            branding: BrandingConfig::plain("localhost"),
         }
     }
 
@@ -378,6 +383,7 @@ const KNOWN_KEYS: &[&str] = &[
     "oauth",
     "rc_client_registration",
     "app_service_config_files",
+    "branding",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -444,6 +450,8 @@ struct RawConfig {
     oauth: oauth::RawOAuth,
     rc_client_registration: Option<RateLimit>,
     app_service_config_files: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    branding: branding::RawBranding,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -752,6 +760,14 @@ impl RawConfig {
                 key: key.to_owned(),
                 message,
             })?;
+        let branding = self
+            .branding
+            .validate(&server_name)
+            .map_err(|(key, message)| ConfigError::Key {
+                path: file_of("branding"),
+                key: key.to_owned(),
+                message,
+            })?;
         let defaults = LoginRateLimits::default();
         let rc_login = LoginRateLimits {
             address: self.rc_login.address.unwrap_or(defaults.address),
@@ -789,6 +805,7 @@ impl RawConfig {
                 .rc_client_registration
                 .unwrap_or(oauth::DEFAULT_RC_CLIENT_REGISTRATION),
             appservices,
+            branding,
         })
     }
 }

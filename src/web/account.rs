@@ -236,12 +236,11 @@ pub async fn change_password(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let again = |message: String| {
+    let again = |error: Message| {
         let state = state.clone();
         let session = session.clone();
         let user = user.clone();
         async move {
-            let error = Message::Error(message);
             show(
                 &state,
                 &session,
@@ -255,10 +254,14 @@ pub async fn change_password(
     };
     let (Some(current), Some(new)) = (form.secret("current_password"), form.secret("new_password"))
     else {
-        return again("Enter your current password and the new one.".into()).await;
+        return again(Message::Error(
+            "Enter your current password and the new one.".into(),
+        ))
+        .await;
     };
     if form.get("new_password") != form.get("new_password_again") {
-        return again("The two new passwords differ.".into()).await;
+        let error = "The two new passwords differ.".into();
+        return again(Message::FieldError("new_password_again", error)).await;
     }
     if let Err(err) = state
         .accounts
@@ -266,7 +269,7 @@ pub async fn change_password(
         .await
     {
         let (status, message) = reconfirmation_refusal(err, "Your current password is not right.");
-        let error = Message::Error(message);
+        let error = about_field(status, "current_password", message);
         return show(&state, &session, &user, View::Password, status, error).await;
     }
     let sign_out_others = form.get("sign_out_others") == Some("on");
@@ -422,10 +425,13 @@ pub async fn deactivate(
         Err(response) => return response,
     };
     if !confirms_user(typed, &user.name) {
-        let error = Message::Error(format!(
-            "To confirm, type your user ID ({}) exactly. Nothing was changed.",
-            user.name
-        ));
+        let error = Message::FieldError(
+            "confirm",
+            format!(
+                "To confirm, type your user ID ({}) exactly. Nothing was changed.",
+                user.name
+            ),
+        );
         return show(
             &state,
             &session,
@@ -519,7 +525,7 @@ async fn reconfirm(
     }
     let refused = |status, message| show(state, session, user, view.clone(), status, message);
     let Some(password) = form.secret("password") else {
-        let error = Message::Error("Enter your password to confirm.".into());
+        let error = Message::FieldError("password", "Enter your password to confirm.".into());
         return Err(refused(StatusCode::BAD_REQUEST, error).await);
     };
     if let Err(err) = state
@@ -528,7 +534,7 @@ async fn reconfirm(
         .await
     {
         let (status, message) = reconfirmation_refusal(err, "Your password is not right.");
-        return Err(refused(status, Message::Error(message)).await);
+        return Err(refused(status, about_field(status, "password", message)).await);
     }
     let _ = state.sessions.verified_now(session).await;
     Ok(())
@@ -683,7 +689,18 @@ fn reconfirmation_refusal(err: LoginError, wrong: &str) -> (StatusCode, String) 
     }
 }
 
-/// `view` again, saying why the account service refused its change.
+/// A refused password given again: beside its field when it was only wrong (400), at the
+/// top of the page when it was refused for another reason (a limit, an outage).
+fn about_field(status: StatusCode, field: &'static str, message: String) -> Message {
+    if status == StatusCode::BAD_REQUEST {
+        Message::FieldError(field, message)
+    } else {
+        Message::Error(message)
+    }
+}
+
+/// `view` again, saying why the account service refused its change (a refused new password
+/// beside its field).
 async fn refused_change(
     state: &WebState,
     session: &Session,
@@ -691,8 +708,14 @@ async fn refused_change(
     view: View,
     err: AccountError,
 ) -> Response {
+    let about_new_password = matches!(err, AccountError::Password(_));
     let (status, message) = account_refusal(err);
-    show(state, session, user, view, status, Message::Error(message)).await
+    let error = if about_new_password {
+        Message::FieldError("new_password", message)
+    } else {
+        Message::Error(message)
+    };
+    show(state, session, user, view, status, error).await
 }
 
 /// What the user sees of a refused change.

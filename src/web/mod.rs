@@ -5,6 +5,7 @@
 //! - [`session`]: the server-side session in homekey's database, its cookie, its CSRF token.
 //! - [`render`]: the embedded templates (autoescaped) and the security headers of every page.
 //! - [`page`]: what every group of pages shares: the form, the context, the answers.
+//! - [`branding`]: the operator's name, logo, colour and links on every page (`branding:`).
 //! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //! - [`device`]: the device authorization grant's page (a device's code approved).
@@ -14,6 +15,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod branding;
 pub mod device;
 pub mod page;
 pub mod render;
@@ -29,6 +31,8 @@ use crate::store::Flavour;
 
 /// Where homekey's pages share their stylesheet.
 pub const STYLESHEET_PATH: &str = "/_homekey/static/page.css";
+/// The accent colour's stylesheet (`branding.accent_color`, or homekey's own).
+pub const BRAND_STYLESHEET_PATH: &str = "/_homekey/static/brand.css";
 
 /// What the pages reach.
 #[derive(Clone)]
@@ -48,9 +52,27 @@ impl WebState {
             .is_some_and(|url| url.starts_with("http://"));
         WebState {
             sessions: session::SessionStore::new(accounts.web_sessions(), secure),
-            renderer: Arc::new(render::Renderer::new()),
+            renderer: Arc::new(render::Renderer::for_config(&accounts.config)),
             accounts,
         }
+    }
+}
+
+/// homekey's static files: the stylesheets, and the operator's logo if there is one.
+fn static_routes(state: &WebState) -> Router<WebState> {
+    let router = Router::new()
+        .route(STYLESHEET_PATH, get(render::stylesheet))
+        .route(BRAND_STYLESHEET_PATH, get(branding::stylesheet));
+    match &state.accounts.config.branding.logo {
+        Some(logo) => router.route(
+            &format!(
+                "/{}{}",
+                branding::STATIC_DIR,
+                branding::logo_name(logo.kind.extension())
+            ),
+            get(branding::logo),
+        ),
+        None => router,
     }
 }
 
@@ -74,7 +96,11 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
                 authorize::AUTHORIZE_PATH,
                 any(account::on_a_synapse_database),
             )
-            .route(STYLESHEET_PATH, get(render::stylesheet))
+            .route(
+                device::DEVICE_PAGE_PATH,
+                any(account::on_a_synapse_database),
+            )
+            .merge(static_routes(&state))
             .layer(axum::middleware::map_response(render::security_headers))
             .with_state(state);
     }
@@ -95,7 +121,7 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .route(device::DEVICE_PAGE_PATH, get(device::page))
         .route(device::DEVICE_SIGN_IN_PATH, post(device::sign_in))
         .route(device::DEVICE_DECISION_PATH, post(device::decision))
-        .route(STYLESHEET_PATH, get(render::stylesheet))
+        .merge(static_routes(&state))
         .layer(axum::middleware::map_response(render::security_headers))
         .with_state(state)
 }

@@ -64,6 +64,8 @@ impl Form {
 pub enum Message {
     None,
     Error(String),
+    /// An error about one field of the form (its id): shown at the top and beside it.
+    FieldError(&'static str, String),
     Notice(String),
 }
 
@@ -85,10 +87,11 @@ pub async fn signed_in(state: &WebState, session: Session) -> Option<(Session, O
 
 /// The context every page has.
 pub fn base(state: &WebState, session: &Session, user_id: Option<&str>, message: Message) -> Value {
-    let (error, notice) = match message {
-        Message::None => (None, None),
-        Message::Error(error) => (Some(error), None),
-        Message::Notice(notice) => (None, Some(notice)),
+    let (error, error_field, notice) = match message {
+        Message::None => (None, None, None),
+        Message::Error(error) => (Some(error), None, None),
+        Message::FieldError(field, error) => (Some(error), Some(field), None),
+        Message::Notice(notice) => (None, None, Some(notice)),
     };
     json!({
         "server_name": state.accounts.config.server_name,
@@ -96,6 +99,7 @@ pub fn base(state: &WebState, session: &Session, user_id: Option<&str>, message:
         "user_id": user_id,
         "csrf": session.csrf_token(),
         "error": error,
+        "error_field": error_field,
         "notice": notice,
     })
 }

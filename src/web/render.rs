@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
+use super::branding;
+use crate::config::{BrandingConfig, Config};
+
 /// The templates, by name. Each page extends `base.html`; `password_again.html` is the part
 /// the confirming forms include.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -65,10 +68,10 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// The one stylesheet, served by homekey (the CSP allows no inline style).
 pub const STYLESHEET: &str = include_str!("static/page.css");
 
-/// The Content-Security-Policy of every page: nothing but homekey's own stylesheet, forms
-/// posted only to homekey, never in a frame.
+/// The Content-Security-Policy of every page: nothing but homekey's own stylesheets and
+/// images (the operator's logo), no script, forms posted only to homekey, never in a frame.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// [`CONTENT_SECURITY_POLICY`] with `form-action` also allowing `source` (a page whose form
 /// leads, through homekey, to an OAuth client's redirect URI). `source` is an origin or a
@@ -80,9 +83,10 @@ pub fn form_action_policy(source: &str) -> String {
     )
 }
 
-/// The templates, ready.
+/// The templates, ready, with the operator's branding.
 pub struct Renderer {
     env: Environment<'static>,
+    brand_css: String,
 }
 
 impl Default for Renderer {
@@ -92,7 +96,21 @@ impl Default for Renderer {
 }
 
 impl Renderer {
+    /// The templates without branding: homekey's colours, "homekey" as the service's name.
+    /// Pages of a running server use [`Renderer::for_config`].
     pub fn new() -> Renderer {
+        Renderer::with_branding(&BrandingConfig::plain("homekey"), "/_homekey/static/")
+    }
+
+    /// The templates with `config`'s branding and static files under its `public_baseurl`.
+    pub fn for_config(config: &Config) -> Renderer {
+        Renderer::with_branding(&config.branding, &branding::static_base(config))
+    }
+
+    /// Every template sees `brand` (the service's name, the logo's and the stylesheets'
+    /// URLs, the terms and policy links: see `base.html`) and `static_base`, as globals: a
+    /// page's own context needs neither.
+    fn with_branding(brand: &BrandingConfig, static_base: &str) -> Renderer {
         let mut env = Environment::new();
         // Every template is HTML: escape everything, whatever the name.
         env.set_auto_escape_callback(|_| AutoEscape::Html);
@@ -101,7 +119,20 @@ impl Renderer {
             env.add_template(name, source)
                 .expect("the embedded templates parse");
         }
-        Renderer { env }
+        env.add_global(
+            "brand",
+            minijinja::Value::from_serialize(branding::template_context(brand, static_base)),
+        );
+        env.add_global("static_base", static_base.to_owned());
+        Renderer {
+            env,
+            brand_css: branding::brand_css(brand.accent_color),
+        }
+    }
+
+    /// The accent's stylesheet (`brand.css`).
+    pub fn brand_css(&self) -> &str {
+        &self.brand_css
     }
 
     /// The page `template` with `context`, as a response with `status`.

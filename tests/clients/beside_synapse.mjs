@@ -182,10 +182,10 @@ const steps = [
             const { flows } = await expectOk("loginFlows", () => client.loginFlows());
             check(flows.some((f) => f.type === "m.login.password"),
                 `login flows: expected m.login.password in ${JSON.stringify(flows)}`);
-            // homekey's page (plain text for now), the link a client shows as "Manage account".
+            // homekey's page, the link a client shows as "Manage account", under the server's name.
             const page = await proxiedFetch(state.account);
             const text = await page.text();
-            check(page.status === 200 && text.includes("Your account on example.com") && text.includes("Sign in"),
+            check(page.status === 200 && text.includes('id="service-name">example.com<') && text.includes("Sign in"),
                 `account page: expected 200 with homekey's page, got ${page.status} ${JSON.stringify(text.slice(0, 80))}`);
         },
     },

@@ -653,7 +653,7 @@ async fn ending_a_session_deletes_the_device_and_its_token_at_once(db: TestDb) {
     let (server, logins) = beside_synapse(db, "https://matrix.example.com/").await;
     server.create_user("alice", "alice-pw").await;
     let (lost_token, lost) = logins.session_for("alice", "alice-pw").await;
-    let (kept_token, _) = logins.session_for("alice", "alice-pw").await;
+    let (kept_token, kept_device) = logins.session_for("alice", "alice-pw").await;
     let mut browser = Browser::new(&server);
     let link = format!("?action=org.matrix.session_end&device_id={lost}");
     let confirm = browser.signed_in(&link, "alice", "alice-pw").await;
@@ -673,9 +673,16 @@ async fn ending_a_session_deletes_the_device_and_its_token_at_once(db: TestDb) {
             .body
             .contains(&format!("Session {lost} was signed out."))
     );
+    // The list of sessions again: the ended one no longer links there, the other does.
     assert!(
-        !ended.body.contains(&format!(">{lost}</a>")),
-        "no longer listed"
+        !ended.body.contains(&format!("device_id={lost}\"")),
+        "no longer listed: {}",
+        ended.body
+    );
+    assert!(
+        ended.body.contains(&format!("device_id={kept_device}\"")),
+        "{}",
+        ended.body
     );
     assert_eq!(
         logins.whoami(Some(&lost_token)).await.0,
@@ -948,6 +955,26 @@ async fn deactivating_the_account_needs_the_password_and_the_user_id_typed_and_e
                 "what was typed is kept: {}",
                 refused.body
             );
+            // The message is beside the field it is about too, and the field says so.
+            let field = if message.contains("user ID") {
+                "confirm"
+            } else {
+                "password"
+            };
+            let at = format!("<p class=\"field-error\" id=\"{field}-error\">");
+            let beside = refused
+                .body
+                .split(&at)
+                .nth(1)
+                .and_then(|t| t.split("</p>").next());
+            assert!(
+                beside.is_some_and(|text| text.contains(message)),
+                "{field}: {}",
+                refused.body
+            );
+            let marked =
+                format!("id=\"{field}\" aria-invalid=\"true\" aria-describedby=\"{field}-error\"");
+            assert!(refused.body.contains(&marked), "{marked}: {}", refused.body);
         }
         assert_eq!(logins.whoami(Some(&token)).await.0, StatusCode::OK);
     }
@@ -1221,6 +1248,11 @@ pub(crate) struct Chromium {
 impl Chromium {
     /// chromium, or `None` (a skip; under CI a failure) without chromedriver.
     pub(crate) async fn start(test: &str) -> Option<Chromium> {
+        Chromium::start_with(test, &[]).await
+    }
+
+    /// chromium started with `extra_args` too (e.g. a dark colour scheme).
+    pub(crate) async fn start_with(test: &str, extra_args: &[&str]) -> Option<Chromium> {
         const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
         if !std::path::Path::new(CHROMEDRIVER).exists() {
             crate::support::skip(
@@ -1243,12 +1275,16 @@ impl Chromium {
         );
         let webdriver = format!("http://127.0.0.1:{port}");
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1000,900",
-                            "--no-proxy-server"]}),
-        );
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,900",
+            "--no-proxy-server",
+        ];
+        args.extend_from_slice(extra_args);
+        capabilities.insert("goog:chromeOptions".into(), json!({ "args": args }));
         let mut client = None;
         for _ in 0..100 {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -1694,5 +1730,677 @@ async fn on_a_synapse_database_every_page_answers_503_and_says_why() {
         assert!(answer.body.contains("mailto:ops@example.com"));
         assert!(answer.set_cookie().is_none(), "no session");
         assert_security_headers(answer);
+    }
+}
+
+/// axe-core's script: `HOMEKEY_TEST_AXE`, the `axe.min.js` of the pinned npm package that
+/// `.ci/run` installs. `None` without it: the accessibility check is skipped, and says so
+/// (under CI a failure).
+fn axe_core(test: &str) -> Option<String> {
+    let Some(path) = std::env::var_os("HOMEKEY_TEST_AXE").map(std::path::PathBuf::from) else {
+        crate::support::skip(
+            test,
+            "HOMEKEY_TEST_AXE is not set: the accessibility check (axe-core) is skipped \
+             (.ci/run installs axe-core from npm)",
+        );
+        return None;
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(script) => Some(script),
+        Err(err) => {
+            crate::support::skip(
+                test,
+                &format!(
+                    "cannot read axe-core at {}: {err}; the accessibility check is skipped",
+                    path.display()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// axe-core run in the page chromium shows (injected through WebDriver: the page's CSP
+/// allows no script, and needs none): its serious and critical violations, one line each
+/// with the elements concerned, and how many violations of any impact there were.
+async fn axe_violations(
+    client: &fantoccini::Client,
+    axe: &str,
+) -> Result<(Vec<String>, usize), fantoccini::error::CmdError> {
+    let injected = client
+        .execute(&format!("{axe}\n;return typeof window.axe;"), vec![])
+        .await?;
+    assert_eq!(injected, json!("object"), "axe-core did not load");
+    let violations = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\n\
+             axe.run(document, {resultTypes: ['violations']})\n\
+               .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,\n\
+                 nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}))))\n\
+               .catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));",
+            vec![],
+        )
+        .await?;
+    let violations = violations.as_array().cloned().unwrap_or_default();
+    let serious = violations
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .map(|v| {
+            format!(
+                "{} ({}): {} [{}]",
+                v["id"].as_str().unwrap_or("?"),
+                v["impact"].as_str().unwrap_or("?"),
+                v["help"].as_str().unwrap_or("?"),
+                v["nodes"]
+                    .as_array()
+                    .map(|nodes| nodes
+                        .iter()
+                        .filter_map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" | "))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    Ok((serious, violations.len()))
+}
+
+/// The widths a page is looked at: a desktop's and a phone's.
+const DESKTOP: (u32, u32) = (1000, 900);
+const PHONE: (u32, u32) = (360, 900);
+
+/// One colour scheme's browser on one server: every page of the account page is opened,
+/// screenshot at each width and checked with axe-core. Returns the problems found.
+struct Tour<'a> {
+    chromium: &'a Chromium,
+    /// `light` or `dark`, and the server's kind: the screenshots' names.
+    prefix: String,
+    widths: &'a [(&'static str, (u32, u32))],
+    axe: Option<&'a str>,
+    problems: Vec<String>,
+    checked: usize,
+}
+
+impl Tour<'_> {
+    /// The page as it is now, at every width: a screenshot, axe-core, no sideways scroll.
+    async fn check(&mut self, name: &str) -> Result<(), fantoccini::error::CmdError> {
+        let client = &self.chromium.client;
+        for (width_name, (width, height)) in self.widths {
+            client.set_window_size(*width, *height).await?;
+            let inner = client.execute("return window.innerWidth", vec![]).await?;
+            let overflow = client
+                .execute(
+                    "return document.documentElement.scrollWidth - window.innerWidth",
+                    vec![],
+                )
+                .await?;
+            if *width_name == "phone" {
+                assert!(
+                    inner.as_u64().is_some_and(|w| w <= 400),
+                    "not a phone's width: {inner}"
+                );
+            }
+            if overflow.as_i64().is_none_or(|o| o > 0) {
+                self.problems.push(format!(
+                    "{}-{width_name} {name}: wider than the window by {overflow} px",
+                    self.prefix
+                ));
+            }
+            self.chromium
+                .shot(&format!("{}-{width_name}-{name}", self.prefix))
+                .await;
+            if let Some(axe) = self.axe {
+                let (serious, all) = axe_violations(client, axe).await?;
+                self.checked += 1;
+                eprintln!(
+                    "axe-core {}-{width_name} {name}: {} serious or critical of {all} violations",
+                    self.prefix,
+                    serious.len()
+                );
+                for violation in serious {
+                    self.problems
+                        .push(format!("{}-{width_name} {name}: {violation}", self.prefix));
+                }
+            }
+        }
+        client.set_window_size(DESKTOP.0, DESKTOP.1).await
+    }
+
+    /// Every page, signed out then in, and a form's error; ends signed out.
+    async fn every_page(
+        &mut self,
+        server: &Server,
+        device: &str,
+    ) -> Result<(), fantoccini::error::CmdError> {
+        use fantoccini::Locator;
+        let client = self.chromium.client.clone();
+        let page = |query: &str| format!("{}{PAGE}{query}", server.base);
+        client.goto(&page("?action=password_change")).await?;
+        client.wait().for_element(Locator::Id("sign-in")).await?;
+        // Every control by keyboard, in order, each with a visible focus.
+        assert_eq!(
+            tab_through(&client, 4).await?,
+            ["#main", "user", "password", "sign-in"]
+        );
+        self.check("1-sign-in").await?;
+        // A sign-in refused: the form again with the message.
+        sign_in_with(&client, "alice", "not-the-password").await?;
+        client.wait().for_element(Locator::Id("error")).await?;
+        self.check("2-sign-in-refused").await?;
+        client.find(Locator::Id("user")).await?.clear().await?;
+        sign_in_with(&client, "alice", "alice-pw").await?;
+        client
+            .wait()
+            .for_element(Locator::Id("change-password"))
+            .await?;
+        assert_eq!(
+            tab_through(&client, 10).await?,
+            [
+                "#main",
+                "./?action=org.matrix.profile",
+                "./?action=password_change",
+                "./?action=org.matrix.sessions_list",
+                "sign-out",
+                "current_password",
+                "new_password",
+                "new_password_again",
+                "sign_out_others",
+                "change-password",
+            ]
+        );
+        self.check("3-password").await?;
+        // A form's error beside its field, and at the top of the page.
+        for (field, value) in [
+            ("current_password", "alice-pw"),
+            ("new_password", "one-new-pw"),
+            ("new_password_again", "another-new-pw"),
+        ] {
+            client
+                .find(Locator::Id(field))
+                .await?
+                .send_keys(value)
+                .await?;
+        }
+        client
+            .find(Locator::Id("change-password"))
+            .await?
+            .click()
+            .await?;
+        let beside = client
+            .wait()
+            .for_element(Locator::Id("new_password_again-error"))
+            .await?;
+        let beside = beside.text().await?;
+        assert!(beside.contains("The two new passwords differ."), "{beside}");
+        let input = client.find(Locator::Id("new_password_again")).await?;
+        assert_eq!(input.attr("aria-invalid").await?.as_deref(), Some("true"));
+        assert_eq!(
+            input.attr("aria-describedby").await?.as_deref(),
+            Some("new_password_again-error")
+        );
+        self.check("4-password-error").await?;
+        for (name, query) in [
+            ("5-profile", "?action=org.matrix.profile".to_owned()),
+            ("6-sessions", "?action=org.matrix.sessions_list".to_owned()),
+            (
+                "7-session",
+                format!("?action=org.matrix.session_view&device_id={device}"),
+            ),
+            (
+                "8-deactivate",
+                "?action=org.matrix.account_deactivate".to_owned(),
+            ),
+            (
+                "9-cross-signing-reset",
+                "?action=org.matrix.cross_signing_reset".to_owned(),
+            ),
+        ] {
+            client.goto(&page(&query)).await?;
+            client.wait().for_element(Locator::Css("main h1")).await?;
+            self.check(name).await?;
+        }
+        client.find(Locator::Id("sign-out")).await?.click().await?;
+        client.wait().for_element(Locator::Id("sign-in")).await?;
+        Ok(())
+    }
+}
+
+/// Tabs through the page from its start, `presses` times: what took the focus each time (its
+/// id, else its link), each checked to draw a focus ring (`:focus-visible`, an outline of at
+/// least 2 px). The focus is taken away again after.
+async fn tab_through(
+    client: &fantoccini::Client,
+    presses: usize,
+) -> Result<Vec<String>, fantoccini::error::CmdError> {
+    let tab = char::from(fantoccini::key::Key::Tab).to_string();
+    client
+        .execute(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await?;
+    let mut reached = Vec::new();
+    for _ in 0..presses {
+        client.active_element().await?.send_keys(&tab).await?;
+        let focused = client
+            .execute(
+                "const e = document.activeElement; const s = getComputedStyle(e);\n\
+                 return [e.id || e.getAttribute('href') || e.tagName, s.outlineStyle,\n\
+                         parseFloat(s.outlineWidth), e.matches(':focus-visible')];",
+                vec![],
+            )
+            .await?;
+        let name = focused[0].as_str().unwrap_or_default().to_owned();
+        assert!(
+            focused[1] != json!("none")
+                && focused[2].as_f64().is_some_and(|w| w >= 2.0)
+                && focused[3] == json!(true),
+            "no visible focus on {name}: {focused}"
+        );
+        reached.push(name);
+    }
+    client
+        .execute(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await?;
+    Ok(reached)
+}
+
+/// The page's background colour as chromium computed it, and whether chromium prefers dark.
+async fn scheme_applied(
+    client: &fantoccini::Client,
+) -> Result<(String, bool), fantoccini::error::CmdError> {
+    let background = client
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
+        .await?;
+    let dark = client
+        .execute(
+            "return window.matchMedia('(prefers-color-scheme: dark)').matches",
+            vec![],
+        )
+        .await?;
+    Ok((
+        background.as_str().unwrap_or_default().to_owned(),
+        dark.as_bool().unwrap_or(false),
+    ))
+}
+
+/// Every page of the account page in chromium, light and dark, at a desktop's and a phone's
+/// width, with homekey's own colours and with an operator's branding (a pale accent that
+/// homekey must darken and lighten to keep readable): axe-core finds no serious or critical
+/// violation, and nothing is wider than a phone. Screenshots in
+/// `$CARGO_TARGET_DIR/account-page/design-*.png`.
+#[tokio::test]
+async fn in_a_real_browser_every_page_light_and_dark_on_a_phone_and_a_desktop_passes_axe_core() {
+    let test =
+        "in_a_real_browser_every_page_light_and_dark_on_a_phone_and_a_desktop_passes_axe_core";
+    let axe = axe_core(test);
+    let Some(light) = Chromium::start(test).await else {
+        return;
+    };
+    // Dark: chromium's preferred colour scheme (0 is dark), and its own dark theme.
+    let Some(dark) = Chromium::start_with(
+        test,
+        &[
+            "--blink-settings=preferredColorScheme=0",
+            "--force-dark-mode",
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    let (plain, logins) = beside_synapse(db.share().await, "http://127.0.0.1/").await;
+    plain.create_user("alice", "alice-pw").await;
+    let (_, phone) = logins.session_for("alice", "alice-pw").await;
+    let (token, _) = logins.session_for("alice", "alice-pw").await;
+    let (status, _) = logins
+        .call(
+            "PUT",
+            &format!("/_matrix/client/v3/devices/{phone}"),
+            Some(&token),
+            Some(json!({"display_name": "Alice's phone"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let logo_dir = tempfile::tempdir().unwrap();
+    let branded = Server::start(
+        db,
+        &format!(
+            "{}{}",
+            synapse_section("http://127.0.0.1/"),
+            branding_section(logo_dir.path(), LogoFile::Svg, "#ffcc00")
+        ),
+    )
+    .await;
+
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let widths = [("desktop", DESKTOP), ("phone", PHONE)];
+    let result = async {
+        // The check can fail: a nameless button and an image without a text alternative
+        // added to a page are found.
+        if let Some(axe) = axe.as_deref() {
+            light.client.goto(&format!("{}{PAGE}", plain.base)).await?;
+            light
+                .client
+                .execute(
+                    "const main = document.querySelector('main');\n\
+                     main.appendChild(document.createElement('button'));\n\
+                     const img = document.createElement('img'); img.src = 'x.png';\n\
+                     main.appendChild(img);",
+                    vec![],
+                )
+                .await?;
+            let (serious, _) = axe_violations(&light.client, axe).await?;
+            let found = serious.join("\n");
+            assert!(
+                found.contains("button-name") && found.contains("image-alt"),
+                "axe-core missed a planted violation: {found:?}"
+            );
+        }
+        let mut backgrounds = Vec::new();
+        for (scheme, chromium) in [("light", &light), ("dark", &dark)] {
+            for (kind, server, widths) in [
+                ("plain", &plain, &widths[..]),
+                ("branded", &branded, &widths[..1]),
+            ] {
+                let mut tour = Tour {
+                    chromium,
+                    prefix: format!("design-{kind}-{scheme}"),
+                    widths,
+                    axe: axe.as_deref(),
+                    problems: Vec::new(),
+                    checked: 0,
+                };
+                tour.every_page(server, &phone).await?;
+                problems.append(&mut tour.problems);
+                checked += tour.checked;
+            }
+            // The scheme really is applied: the stylesheet's own background for it.
+            let (background, prefers_dark) = scheme_applied(&chromium.client).await?;
+            assert_eq!(prefers_dark, scheme == "dark", "{scheme}");
+            backgrounds.push(background);
+        }
+        assert_eq!(
+            backgrounds,
+            ["rgb(244, 245, 247)", "rgb(17, 19, 24)"],
+            "light and dark backgrounds"
+        );
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    light.close().await;
+    dark.close().await;
+    result.unwrap();
+    match axe {
+        Some(_) => eprintln!("axe-core checked {checked} page views"),
+        None => eprintln!("axe-core: SKIPPED (HOMEKEY_TEST_AXE not set); screenshots only"),
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// A logo for a test: which kind of file.
+#[derive(Clone, Copy)]
+enum LogoFile {
+    Png,
+    Svg,
+}
+
+/// A 1×1 PNG.
+const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+/// The bytes of `kind`'s test logo.
+fn logo_bytes(kind: LogoFile) -> Vec<u8> {
+    use base64::Engine;
+    match kind {
+        LogoFile::Png => base64::engine::general_purpose::STANDARD
+            .decode(PNG_1X1)
+            .unwrap(),
+        LogoFile::Svg => b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+              viewBox=\"0 0 32 32\"><rect width=\"32\" height=\"32\" rx=\"8\" fill=\"#ffcc00\"/>\
+              <path d=\"M9 23V9h4v5h6V9h4v14h-4v-5h-6v5z\" fill=\"#1b1d22\"/></svg>\n"
+            .to_vec(),
+    }
+}
+
+/// A `branding:` section with every key, its logo written in `dir`.
+fn branding_section(dir: &std::path::Path, logo: LogoFile, accent: &str) -> String {
+    let path = dir.join(match logo {
+        LogoFile::Png => "logo.png",
+        LogoFile::Svg => "logo.svg",
+    });
+    std::fs::write(&path, logo_bytes(logo)).unwrap();
+    format!(
+        "branding:\n  service_name: Example Chat\n  logo_path: {}\n  accent_color: \"{accent}\"\n  \
+         tos_uri: https://example.com/terms\n  policy_uri: https://example.com/privacy\n",
+        path.display()
+    )
+}
+
+/// `branding:`: the service's name in every page's header and title, the logo served by
+/// homekey with its content type, the accent's stylesheet, the terms and policy at the foot
+/// of every page; without it, the server's name and homekey's own colours, no links.
+#[tokio::test]
+async fn the_branding_keys_show_on_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite().await;
+    let plain = Server::start(
+        db.share().await,
+        &synapse_section("https://matrix.example.com/"),
+    )
+    .await;
+    let server = Server::start(
+        db,
+        &format!(
+            "{}{}",
+            synapse_section("https://matrix.example.com/"),
+            branding_section(dir.path(), LogoFile::Png, "#1A4D2E")
+        ),
+    )
+    .await;
+    server.create_user("alice", "alice-pw").await;
+    let mut browser = Browser::new(&server);
+    let sign_in = browser.get(PAGE).await;
+    let profile = browser.signed_in("", "alice", "alice-pw").await;
+    let sessions = browser
+        .get(&format!("{PAGE}?action=org.matrix.sessions_list"))
+        .await;
+    for page in [&sign_in, &profile, &sessions] {
+        assert!(
+            page.body
+                .contains("<span class=\"brand-name\" id=\"service-name\">Example Chat</span>"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body.contains(" · Example Chat</title>"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains("src=\"&#x2f;_homekey&#x2f;static&#x2f;logo.png\""),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains("<a id=\"tos\" href=\"https:&#x2f;&#x2f;example.com&#x2f;terms\">"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains("<a id=\"policy\" href=\"https:&#x2f;&#x2f;example.com&#x2f;privacy\">"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body.contains(
+                "<link rel=\"stylesheet\" href=\"&#x2f;_homekey&#x2f;static&#x2f;brand.css\">"
+            ),
+            "{}",
+            page.body
+        );
+    }
+    let logo = browser.get("/_homekey/static/logo.png").await;
+    assert_eq!(logo.status, StatusCode::OK);
+    assert_eq!(logo.header("content-type"), "image/png");
+    assert_security_headers(&logo);
+    let bytes = reqwest::get(server.url("/_homekey/static/logo.png"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.as_ref(), logo_bytes(LogoFile::Png).as_slice());
+    assert_eq!(
+        browser.get("/_homekey/static/logo.svg").await.status,
+        StatusCode::NOT_FOUND,
+        "only the kind it is"
+    );
+    let brand = browser.get("/_homekey/static/brand.css").await;
+    assert_eq!(brand.status, StatusCode::OK);
+    assert_eq!(brand.header("content-type"), "text/css; charset=utf-8");
+    assert_security_headers(&brand);
+    // Dark enough for white text on white: kept as given in the light scheme; lightened
+    // for text on the dark one.
+    assert!(
+        brand
+            .body
+            .contains(":root{--accent:#1a4d2e;--on-accent:#ffffff;--accent-text:#1a4d2e}"),
+        "{}",
+        brand.body
+    );
+    assert!(
+        brand.body.contains("@media (prefers-color-scheme: dark)"),
+        "{}",
+        brand.body
+    );
+    let csp = logo.header("content-security-policy");
+    assert!(csp.contains("img-src 'self'"), "{csp}");
+    assert!(!csp.contains("script-src"), "{csp}");
+
+    // Without the section: the server's name, homekey's accent, no logo, no links.
+    let mut browser = Browser::new(&plain);
+    let page = browser.get(PAGE).await;
+    assert!(
+        page.body
+            .contains("<span class=\"brand-name\" id=\"service-name\">example.com</span>"),
+        "{}",
+        page.body
+    );
+    for absent in ["id=\"logo\"", "id=\"tos\"", "id=\"policy\""] {
+        assert!(!page.body.contains(absent), "{absent}: {}", page.body);
+    }
+    assert_eq!(
+        browser.get("/_homekey/static/logo.png").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let brand = browser.get("/_homekey/static/brand.css").await;
+    assert!(brand.body.contains("#2f5fd0"), "{}", brand.body);
+}
+
+/// A bad `branding:` value stops `homekey serve` at start-up with one line naming the key.
+#[test]
+fn bad_branding_values_are_refused_at_start_up_naming_the_key() {
+    use crate::support::{HOMEKEY, run_binary, stderr};
+    let dir = tempfile::tempdir().unwrap();
+    let not_an_image = dir.path().join("logo.png");
+    std::fs::write(&not_an_image, "GIF89a, not a PNG").unwrap();
+    let too_big = dir.path().join("big.svg");
+    let mut big = b"<svg xmlns=\"http://www.w3.org/2000/svg\">".to_vec();
+    big.resize(512 * 1024 + 1, b' ');
+    std::fs::write(&too_big, big).unwrap();
+    let cases = [
+        (
+            "  accent_color: red\n".to_owned(),
+            "branding.accent_color",
+            "expected a colour as #rgb or #rrggbb",
+        ),
+        (
+            "  accent_color: #336699\n".to_owned(),
+            "branding.accent_color",
+            "has no value: write the colour in quotes",
+        ),
+        (
+            "  accent_color: \"#33669\"\n".to_owned(),
+            "branding.accent_color",
+            "found \"#33669\"",
+        ),
+        (
+            "  tos_uri: javascript:alert(1)\n".to_owned(),
+            "branding.tos_uri",
+            "expected an https:// or http:// URL",
+        ),
+        (
+            "  policy_uri: example.com/privacy\n".to_owned(),
+            "branding.policy_uri",
+            "expected an https:// or http:// URL",
+        ),
+        (
+            format!("  logo_path: {}/missing.png\n", dir.path().display()),
+            "branding.logo_path",
+            "cannot read",
+        ),
+        (
+            format!("  logo_path: {}\n", not_an_image.display()),
+            "branding.logo_path",
+            "is not a PNG, JPEG, WebP or SVG image",
+        ),
+        (
+            format!("  logo_path: {}\n", too_big.display()),
+            "branding.logo_path",
+            "is larger than 512 KiB",
+        ),
+        (
+            "  service_name: \"\"\n".to_owned(),
+            "branding.service_name",
+            "may not be empty",
+        ),
+        (
+            "  accent_colour: \"#336699\"\n".to_owned(),
+            "branding.accent_colour",
+            "unknown field `accent_colour`, expected one of",
+        ),
+    ];
+    for (section, key, expected) in cases {
+        let config = dir.path().join("homeserver.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "server_name: example.com\npublic_baseurl: https://matrix.example.com/\n\
+                 listeners:\n  - port: 0\n    bind_addresses: ['127.0.0.1']\n\
+                 database: {{name: sqlite3, args: {{database: {}/db}}}}\n\
+                 synapse:\n  endpoint: http://127.0.0.1:1/\n  secret: {SECRET}\n\
+                 branding:\n{section}",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let out = run_binary(
+            HOMEKEY,
+            &["serve", "-c", config.to_str().unwrap()],
+            b"",
+            &[],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{section}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{section}: {err}");
+        assert!(err.contains(&format!("`{key}`: ")), "{section}: {err}");
+        assert!(err.contains(expected), "{section}: {err}");
+        assert!(!err.contains(SECRET), "{err}");
     }
 }
