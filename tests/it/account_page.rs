@@ -1221,6 +1221,11 @@ pub(crate) struct Chromium {
 impl Chromium {
     /// chromium, or `None` (a skip; under CI a failure) without chromedriver.
     pub(crate) async fn start(test: &str) -> Option<Chromium> {
+        Chromium::start_with(test, &[]).await
+    }
+
+    /// [`Chromium::start`] with `extra` command-line flags.
+    pub(crate) async fn start_with(test: &str, extra: &[String]) -> Option<Chromium> {
         const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
         if !std::path::Path::new(CHROMEDRIVER).exists() {
             crate::support::skip(
@@ -1242,13 +1247,19 @@ impl Chromium {
                 .unwrap(),
         );
         let webdriver = format!("http://127.0.0.1:{port}");
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,900",
+            "--no-proxy-server",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend_from_slice(extra);
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1000,900",
-                            "--no-proxy-server"]}),
-        );
+        capabilities.insert("goog:chromeOptions".into(), json!({ "args": args }));
         let mut client = None;
         for _ in 0..100 {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
