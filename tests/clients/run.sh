@@ -4,6 +4,10 @@
 #
 #   bash tests/clients/run.sh            # after `cargo build` (or `cargo test`)
 #   bash tests/clients/run.sh --install  # only install the library (for tests/it/synapse_proxy.rs)
+#   bash tests/clients/run.sh --install-js-sdk-43
+#       # only install matrix-js-sdk 43 (js-sdk-43/package.json, for tests/it/oauth_clients.rs)
+#       # under $HOMEKEY_CLIENTS_43_CACHE (default ~/.cache/homekey-ci/js-sdk-43), with the
+#       # Node.js >= 22 and npm first on the PATH (.ci/run puts its Node 22 there)
 #
 # It builds nothing: the server is $HOMEKEY_BIN (default target/debug/homekey, or under $CARGO_TARGET_DIR). The library is
 # installed once under $HOMEKEY_CLIENTS_CACHE (default ~/.cache/homekey-ci/js-sdk), outside the
@@ -23,26 +27,34 @@ die() {
 }
 
 install_only=""
+package="$here"
+node_major=20
 case "${1:-}" in
   "") ;;
   --install) install_only=1 ;;
-  *) die "usage: run.sh [--install]" ;;
+  --install-js-sdk-43)
+    install_only=1
+    package="$here/js-sdk-43"
+    node_major=22
+    cache="${HOMEKEY_CLIENTS_43_CACHE:-$HOME/.cache/homekey-ci/js-sdk-43}"
+    ;;
+  *) die "usage: run.sh [--install | --install-js-sdk-43]" ;;
 esac
 
 [[ -n "$install_only" || -x "$bin" ]] ||
   die "no homekey binary at $bin: run \`cargo build\` first, or set HOMEKEY_BIN"
-command -v node >/dev/null || die "node (Node.js >= 20) is not installed"
+command -v node >/dev/null || die "node (Node.js >= $node_major) is not installed"
 command -v npm >/dev/null || die "npm is not installed"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  die "Node.js >= 20 is needed, found $(node --version)"
+node -e "process.exit(Number(process.versions.node.split('.')[0]) >= $node_major ? 0 : 1)" ||
+  die "Node.js >= $node_major is needed, found $(node --version)"
 
 # --- the client library, outside the repository -------------------------------------------
-if ! cmp -s "$here/package-lock.json" "$cache/package-lock.json" ||
+if ! cmp -s "$package/package-lock.json" "$cache/package-lock.json" ||
   [[ ! -f "$cache/node_modules/matrix-js-sdk/package.json" ]]; then
   echo "tests/clients: installing matrix-js-sdk into $cache"
   mkdir -p "$(dirname "$cache")"
   staging="$(mktemp -d "$cache.new.XXXXXX")"
-  cp "$here/package.json" "$here/package-lock.json" "$staging/"
+  cp "$package/package.json" "$package/package-lock.json" "$staging/"
   (cd "$staging" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) ||
     { rm -rf "$staging"; die "npm ci failed"; }
   rm -rf "$cache"

@@ -1251,8 +1251,8 @@ impl Chromium {
         Chromium::start_with(test, &[]).await
     }
 
-    /// chromium started with `extra_args` too (e.g. a dark colour scheme).
-    pub(crate) async fn start_with(test: &str, extra_args: &[&str]) -> Option<Chromium> {
+    /// [`Chromium::start`] with `extra` command-line flags.
+    pub(crate) async fn start_with(test: &str, extra: &[String]) -> Option<Chromium> {
         const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
         if !std::path::Path::new(CHROMEDRIVER).exists() {
             crate::support::skip(
@@ -1274,16 +1274,18 @@ impl Chromium {
                 .unwrap(),
         );
         let webdriver = format!("http://127.0.0.1:{port}");
-        let mut capabilities = serde_json::Map::new();
-        let mut args = vec![
+        let mut args: Vec<String> = [
             "--headless=new",
             "--no-sandbox",
             "--disable-gpu",
             "--disable-dev-shm-usage",
             "--window-size=1000,900",
             "--no-proxy-server",
-        ];
-        args.extend_from_slice(extra_args);
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend_from_slice(extra);
+        let mut capabilities = serde_json::Map::new();
         capabilities.insert("goog:chromeOptions".into(), json!({ "args": args }));
         let mut client = None;
         for _ in 0..100 {
@@ -2047,8 +2049,8 @@ async fn in_a_real_browser_every_page_light_and_dark_on_a_phone_and_a_desktop_pa
     let Some(dark) = Chromium::start_with(
         test,
         &[
-            "--blink-settings=preferredColorScheme=0",
-            "--force-dark-mode",
+            "--blink-settings=preferredColorScheme=0".to_owned(),
+            "--force-dark-mode".to_owned(),
         ],
     )
     .await

@@ -57,7 +57,7 @@ fn substitute(text: &str, substitutions: &[(&str, String)]) -> String {
     text
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
@@ -118,7 +118,7 @@ pub(crate) fn program(
 }
 
 /// A process of a test's own, stopped when dropped.
-struct Stopped(Child);
+pub(crate) struct Stopped(pub(crate) Child);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
@@ -139,7 +139,7 @@ impl Proxy {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -175,6 +175,18 @@ impl Proxy {
         homekey: &Server,
         http: &reqwest::Client,
     ) -> Proxy {
+        Proxy::nginx_on(free_port(), nginx, synapse, homekey, http).await
+    }
+
+    /// [`Proxy::nginx`] on `port` of 127.0.0.1, chosen before Synapse and homekey start (their
+    /// `public_baseurl` is the proxy's URL).
+    pub(crate) async fn nginx_on(
+        port: u16,
+        nginx: &Path,
+        synapse: &Synapse,
+        homekey: &Server,
+        http: &reqwest::Client,
+    ) -> Proxy {
         let site = |port: u16| {
             substitute(
                 &readme_config("nginx-beside-synapse"),
@@ -185,7 +197,7 @@ impl Proxy {
                 ],
             )
         };
-        Proxy::nginx_with(nginx, site, http).await
+        Proxy::nginx_with(port, nginx, site, http).await
     }
 
     /// nginx with the README's config, its `upstream homekey` the two instances' (the
@@ -215,11 +227,12 @@ impl Proxy {
                 ],
             )
         };
-        Proxy::nginx_with(nginx, site, http).await
+        Proxy::nginx_with(free_port(), nginx, site, http).await
     }
 
-    /// nginx with the site `site(port)` in its `http {}` context, on a free port.
+    /// nginx with the site `site(port)` in its `http {}` context, on `port`.
     async fn nginx_with(
+        port: u16,
         nginx: &Path,
         site: impl FnOnce(u16) -> String,
         http: &reqwest::Client,
@@ -231,7 +244,6 @@ impl Proxy {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-        let port = free_port();
         let p = dir.path().display().to_string();
         std::fs::create_dir(dir.path().join("logs")).unwrap();
         std::fs::write(dir.path().join("beside-synapse.conf"), site(port)).unwrap();

@@ -64,6 +64,27 @@ impl BesideSynapse {
         asks: Option<u16>,
         shared: &str,
     ) -> BesideSynapse {
+        BesideSynapse::start_public(venv, db, asks, shared, "https://matrix.example.com/").await
+    }
+
+    /// Like [`BesideSynapse::start`], with `public_baseurl` (Synapse's and homekey's) as
+    /// given: the URL of a proxy the test starts in front of both, so that what a client
+    /// discovers (the OAuth endpoints, the pages) is reachable.
+    pub(crate) async fn start_at(
+        venv: std::path::PathBuf,
+        db: TestDb,
+        public_baseurl: &str,
+    ) -> BesideSynapse {
+        BesideSynapse::start_public(venv, db, None, "", public_baseurl).await
+    }
+
+    async fn start_public(
+        venv: std::path::PathBuf,
+        db: TestDb,
+        asks: Option<u16>,
+        shared: &str,
+        public_baseurl: &str,
+    ) -> BesideSynapse {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -72,14 +93,14 @@ impl BesideSynapse {
         let mut synapse = Synapse::prepare_with_auth(
             venv,
             &format!(
-                "public_baseurl: https://matrix.example.com/\n\
+                "public_baseurl: {public_baseurl}\n\
                  password_config:\n  enabled: false\n\
                  matrix_authentication_service:\n  enabled: true\n  \
                  endpoint: http://127.0.0.1:{asks}/\n  secret: {SECRET}\n{shared}"
             ),
         );
         let synapse_section = format!(
-            "public_baseurl: https://matrix.example.com/\n\
+            "public_baseurl: {public_baseurl}\n\
              synapse:\n  endpoint: {}\n  secret: {SECRET}\n{shared}",
             synapse.url("/")
         );
