@@ -361,6 +361,34 @@ if len(sys.argv) > 5:
 EOF
 }
 
+# COUNT OAuth 2.0 sessions of USER, each its device, access token (an hka_ token kept as its
+# SHA-256 digest, valid for an hour) and homekey_oauth_sessions row, as that many grants would
+# leave them; their tokens go to TOKENS-FILE, one a line.
+seed_oauth_sessions() { # DATABASE USER COUNT FIRST-TOKEN-ID TOKENS-FILE
+  python3 - "$@" <<'EOF'
+import base64, hashlib, sqlite3, sys, time
+database, user, count, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+now = int(time.time() * 1000)
+local = user[1:].split(":")[0]
+def digest(token):
+    raw = hashlib.sha256(token.encode()).digest()
+    return "sha256:" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+plain = [f"hka_bench{local}{i}x{first}" for i in range(count)]
+devices = [(user, f"OAUTH{local}{i}", f"app {i}", now, False) for i in range(count)]
+tokens = [(first + i, user, f"OAUTH{local}{i}", digest(plain[i]), now + 3_600_000, now) for i in range(count)]
+scope = "urn:matrix:client:api:* urn:matrix:client:device:"
+sessions = [(user, f"OAUTH{local}{i}", "benchclient", scope + f"OAUTH{local}{i}", now) for i in range(count)]
+conn = sqlite3.connect(database, timeout=60)
+with conn:
+    conn.executemany("INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) VALUES (?, ?, ?, ?, ?)", devices)
+    conn.executemany("INSERT INTO access_tokens (id, user_id, device_id, token, valid_until_ms, last_validated) VALUES (?, ?, ?, ?, ?, ?)", tokens)
+    conn.executemany("INSERT INTO homekey_oauth_sessions (user_id, device_id, client_id, scope, created_ms) VALUES (?, ?, ?, ?, ?)", sessions)
+conn.close()
+with open(sys.argv[5], "w") as f:
+    f.writelines(t + "\n" for t in plain)
+EOF
+}
+
 # COUNT logins of USER with PASSWORD on BASE_URL (homekey's or Synapse's /login), the first
 # alone, then 4 at a time, each a new device; their access tokens go to TOKENS-FILE, one a
 # line. Fails on any answer but 200 (its status and errcode said, nothing else). The first
@@ -644,7 +672,9 @@ fi
 # database with SQL as that many logins would leave them. Both loads cycle through the same
 # tokens, a different one at each request: POST /oauth2/introspect in Synapse's form with the
 # shared secret, and GET whoami with the token as a client sends it; in alternating rounds,
-# as the whoami row runs homekey and the bare route.
+# as the whoami row runs homekey and the bare route. And as many OAuth 2.0 sessions of alice
+# (tokens kept as digests, each with its session's client and scope), introspected in the
+# same rounds.
 tokens_load() { # NAME URL whoami|introspect TOKENS-FILE ; records NAME's figures
   local name=$1 url=$2 mode=$3 tokens=$4 secret="" line
   [[ $mode == introspect ]] && secret="$(cat "$(synapse_secret_file)")"
@@ -673,21 +703,27 @@ def ask(token):
 for token in (tokens[0], tokens[len(tokens) // 2], tokens[-1]):
     answer = ask(token)
     assert answer.get("active") is True and answer.get("username") == "alice", answer
+    if token.startswith("hka_"):
+        assert answer.get("client_id") == "benchclient" and "expires_in" in answer, answer
 assert ask("syt_bench_unknown") == {"active": False}
 EOF
 }
 
 introspect_row() {
-  local tokens="$work/introspect-tokens" round
+  local tokens="$work/introspect-tokens" oauth_tokens="$work/introspect-oauth-tokens" round
   say "introspect: homekey beside a Synapse that is not there, $introspect_tokens tokens of alice"
   start_homekey homekey-introspect "$(sqlite_db "$work/homekey-introspect/homeserver.db")" \
     "$(homekey_beside_synapse http://127.0.0.1:1)"
   seed_devices "$work/homekey-introspect/homeserver.db" @alice:example.com "$introspect_tokens" 1000000 "$tokens"
+  seed_oauth_sessions "$work/homekey-introspect/homeserver.db" @alice:example.com "$introspect_tokens" 3000000 "$oauth_tokens"
   check_introspection "$homekey_url" "$tokens"
+  check_introspection "$homekey_url" "$oauth_tokens"
   record introspect_tokens "$introspect_tokens"
   for round in $(seq 1 "$whoami_rounds"); do
     say "introspect: POST /oauth2/introspect, 16 connections, ${whoami_seconds} s (round $round of $whoami_rounds)"
     tokens_load introspect "$homekey_url/oauth2/introspect" introspect "$tokens"
+    say "introspect: POST /oauth2/introspect, OAuth sessions' tokens, 16 connections, ${whoami_seconds} s (round $round of $whoami_rounds)"
+    tokens_load introspect_oauth "$homekey_url/oauth2/introspect" introspect "$oauth_tokens"
     say "introspect: GET whoami, the same tokens, 16 connections, ${whoami_seconds} s (round $round of $whoami_rounds)"
     tokens_load introspect_whoami "$homekey_url/_matrix/client/v3/account/whoami" whoami "$tokens"
   done

@@ -260,6 +260,21 @@ row(
     load("load.introspect", "load.introspect_whoami"),
     0,
 )
+o = num("introspect_oauth_rps")
+rounds = [o_ / i for o_, i in zip(values("introspect_oauth_rps"), values("introspect_rps"))]
+row(
+    f"POST /oauth2/introspect of OAuth 2.0 sessions' tokens (kept as digests), {tokens} sessions, "
+    "vs the same of legacy tokens (Synapse column: legacy tokens; medians of "
+    f"{len(rounds)} alternating rounds)",
+    o,
+    h,
+    statistics.median(rounds) if rounds else None,
+    "≥ 0.8 × legacy and ≥ 20,000/s on SQLite"
+    + (f" (the rounds: {', '.join(f'{r:.2f}×' for r in rounds)})" if len(rounds) > 1 else ""),
+    statistics.median(rounds) >= 0.8 and o >= 20000 if rounds and o else None,
+    load("load.introspect_oauth", "load.introspect"),
+    0,
+)
 h, w = num("introspect_p50_ms"), num("introspect_whoami_p50_ms")
 row("POST /oauth2/introspect p50 latency, ms (Synapse column: homekey's whoami)", h, w,
     both(w, h, lambda w, h: w / h), "–", None, load("load.introspect", "load.introspect_whoami"), 2)
