@@ -6,7 +6,7 @@
 #   bash bench/run.sh --smoke          # CI: debug build, tiny sizes, no Synapse, a few seconds
 #   bash bench/run.sh --smoke --synapse  # the same with Synapse (about 20 s more)
 #
-# Rows: limit login whoami rss instructions hash reset set-password import pg introspect
+# Rows: limit login whoami rss instructions hash reset set-password import pg introspect refresh
 # first-request login-nginx migrate (first-request, login-nginx and migrate need Synapse: with
 # --smoke, only with --synapse)
 # Everything listens on 127.0.0.1 on ports the system picks; every server is started and
@@ -35,7 +35,7 @@ for arg in "$@"; do
     --synapse) with_synapse=force ;;
     --no-synapse) with_synapse=false ;;
     -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
-    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | first-request | login-nginx | migrate)
+    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | refresh | first-request | login-nginx | migrate)
       rows+=("$arg") ;;
     *) echo "bench: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
@@ -44,7 +44,7 @@ if $smoke && [[ $with_synapse != force ]]; then with_synapse=false; fi
 some_rows=true
 if [[ ${#rows[@]} -eq 0 ]]; then
   some_rows=false
-  rows=(limit login whoami rss instructions hash reset set-password import pg introspect first-request login-nginx migrate)
+  rows=(limit login whoami rss instructions hash reset set-password import pg introspect refresh first-request login-nginx migrate)
 fi
 wants() { local r; for r in "${rows[@]}"; do [[ $r == "$1" ]] && return 0; done; return 1; }
 
@@ -55,11 +55,11 @@ say() { echo "bench: $*" >&2; }
 cores="$(nproc)"
 if $smoke; then
   profile=debug cost=4 login_seconds=1 login_clients=4 whoami_seconds=1 whoami_rounds=1 runs=2
-  devices=100 import_users=1000 resets=1 hashes=3 introspect_tokens=100 first_tokens=20 first_seconds=30
+  devices=100 import_users=1000 resets=1 hashes=3 introspect_tokens=100 refresh_tokens=50 first_tokens=20 first_seconds=30
   migrate_users=1000
 else
   profile=release cost=12 login_seconds=25 login_clients=$((2 * cores)) whoami_seconds=10 whoami_rounds=3
-  runs=15 devices=10000 import_users=100000 resets=5 hashes=10 introspect_tokens=10000 first_tokens=2000 first_seconds=120
+  runs=15 devices=10000 import_users=100000 resets=5 hashes=10 introspect_tokens=10000 refresh_tokens=3000 first_tokens=2000 first_seconds=120
   migrate_users=100000
 fi
 login_max=$((login_seconds * 20)) # per wrk thread; far above what bcrypt allows
@@ -731,6 +731,88 @@ introspect_row() {
   pids=()
 }
 if wants introspect; then introspect_row; fi
+
+# --- refresh: the OAuth refresh grant against the legacy /refresh ---------------------------
+# Both rotate a session's tokens in one transaction of the same kind (the old refresh token
+# kept for a retry, its predecessor dropped), so the legacy /refresh of the same number of
+# sessions is the OAuth grant's yardstick; the OAuth grant adds the session's client check
+# and keeps digests. Sessions put in the database with SQL (OAuth: hkr_ tokens as digests
+# with their homekey_oauth_sessions rows; legacy: syr_ tokens with Synapse's checksum), each
+# refreshed once, 16 connections, in alternating rounds.
+seed_refreshable() { # DATABASE USER COUNT FIRST-ID oauth|legacy TOKENS-FILE
+  python3 - "$@" <<'EOF'
+import base64, hashlib, secrets, sqlite3, sys, time, zlib
+database, user, count, first, kind, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+now = int(time.time() * 1000)
+local = user[1:].split(":")[0]
+digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+def base62(value):
+    out = ""
+    while value:
+        out, value = digits[value % 62] + out, value // 62
+    return out.rjust(6, "0")
+def digest(token):
+    raw = hashlib.sha256(token.encode()).digest()
+    return "sha256:" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def legacy(i):
+    base = f"syr_{base64.b64encode(local.encode()).decode().rstrip('=')}_{secrets.token_hex(10)}"
+    return f"{base}_{base62(zlib.crc32(base.encode()))}"
+plain = [f"hkr_bench{i}x{first}" if kind == "oauth" else legacy(i) for i in range(count)]
+stored = [digest(t) if kind == "oauth" else t for t in plain]
+device = lambda i: f"{kind.upper()}R{first}x{i}"
+# BEGIN IMMEDIATE: the server writes beside (heartbeats); wait for the write lock up front.
+conn = sqlite3.connect(database, timeout=60, isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+if True:
+    conn.executemany("INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) VALUES (?, ?, ?, ?, ?)",
+                     [(user, device(i), f"refresh {i}", now, False) for i in range(count)])
+    # The database numbers the rows: the rotations under load add rows between the seedings.
+    for i in range(count):
+        refresh_id = conn.execute("INSERT INTO refresh_tokens (user_id, device_id, token, expiry_ts) VALUES (?, ?, ?, ?)",
+                                  (user, device(i), stored[i], now + 86_400_000)).lastrowid
+        conn.execute("INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, last_validated, refresh_token_id, used) VALUES (?, ?, ?, ?, ?, ?, TRUE)",
+                     (user, device(i), f"sha256:access{kind}{i}x{first}", now + 300_000, now, refresh_id))
+    if kind == "oauth":
+        scope = "urn:matrix:client:api:* urn:matrix:client:device:"
+        conn.executemany("INSERT INTO homekey_oauth_sessions (user_id, device_id, client_id, scope, created_ms) VALUES (?, ?, ?, ?, ?)",
+                         [(user, device(i), "benchclient", scope + device(i), now) for i in range(count)])
+conn.execute("COMMIT")
+conn.close()
+with open(path, "w") as f:
+    f.writelines(t + "\n" for t in plain)
+EOF
+}
+refresh_row() {
+  local db="$work/homekey-refresh/homeserver.db" round first=5000000 side
+  say "refresh: homekey beside a Synapse that is not there, $refresh_tokens sessions per load"
+  start_homekey homekey-refresh "$(sqlite_db "$db")" "$(homekey_beside_synapse http://127.0.0.1:1)"
+  record refresh_sessions "$refresh_tokens"
+  for round in $(seq 0 "$whoami_rounds"); do
+    for side in oauth legacy; do
+      # 32 more than are counted: the load stops after $refresh_tokens answers, with up to 16
+      # requests more in flight, each with a token of its own.
+      seed_refreshable "$db" @alice:example.com "$((refresh_tokens + 32))" "$first" "$side" "$work/refresh-$side"
+      first=$((first + refresh_tokens + 32))
+      local url="$homekey_url/oauth2/token"
+      [[ $side == legacy ]] && url="$homekey_url/_matrix/client/v3/refresh"
+      if [[ $round == 0 ]]; then # a warm-up of each
+        BENCH_MODE=${side}_refresh BENCH_TOKENS="$work/refresh-$side" BENCH_ONCE=1 \
+          BENCH_MAX_REQUESTS="$refresh_tokens" run_wrk "$url" 60 16 1 tokens.lua >/dev/null
+        continue
+      fi
+      say "refresh: $side, $refresh_tokens sessions each refreshed once, 16 connections (round $round of $whoami_rounds)"
+      record "load.refresh.$side" "$(load1)"
+      local line
+      line="$(BENCH_MODE=${side}_refresh BENCH_TOKENS="$work/refresh-$side" BENCH_ONCE=1 \
+        BENCH_MAX_REQUESTS="$refresh_tokens" run_wrk "$url" 60 16 1 tokens.lua)"
+      record "refresh_rps.$side" "$(field rps "$line")"
+      record "refresh_p50_ms.$side" "$(field p50_ms "$line")"
+    done
+  done
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  pids=()
+}
+if wants refresh; then refresh_row; fi
 
 # --- first-request: a fresh token's first request through a delegating Synapse --------------
 # Synapse asks its authentication service about every token it has not seen in 2 minutes; a

@@ -279,6 +279,24 @@ h, w = num("introspect_p50_ms"), num("introspect_whoami_p50_ms")
 row("POST /oauth2/introspect p50 latency, ms (Synapse column: homekey's whoami)", h, w,
     both(w, h, lambda w, h: w / h), "–", None, load("load.introspect", "load.introspect_whoami"), 2)
 
+# The OAuth refresh grant against the legacy /refresh, the same rotation (alternating rounds).
+sessions = fmt(num("refresh_sessions"), 0)
+h, l = num("refresh_rps.oauth"), num("refresh_rps.legacy")
+rounds = [o / g for o, g in zip(values("refresh_rps.oauth"), values("refresh_rps.legacy"))]
+row(
+    f"POST /oauth2/token refresh grant, refreshes/s, SQLite, {sessions} sessions each refreshed "
+    "once, 16 connections (Synapse column: homekey's legacy /refresh, the same rotation; medians "
+    f"of {len(rounds)} alternating rounds)",
+    h,
+    l,
+    statistics.median(rounds) if rounds else None,
+    "≥ 0.8 × the legacy /refresh"
+    + (f" (the rounds: {', '.join(f'{r:.2f}×' for r in rounds)})" if len(rounds) > 1 else ""),
+    statistics.median(rounds) >= 0.8 if rounds else None,
+    load("load.refresh.oauth", "load.refresh.legacy"),
+    0,
+)
+
 # A fresh token's first request on Synapse: delegating to homekey (homekey's column) or on
 # its own auth (Synapse's), each token used once, in alternating rounds.
 tokens = fmt(num("first_tokens"), 0)

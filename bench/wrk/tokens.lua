@@ -1,5 +1,7 @@
 -- Each request with the next of many tokens, read from the file BENCH_TOKENS (one a line):
 --   BENCH_MODE=whoami      GET the URL with "Authorization: Bearer <token>"
+--   BENCH_MODE=oauth_refresh   POST the OAuth refresh grant's form with the token
+--   BENCH_MODE=legacy_refresh  POST /refresh's JSON with the token
 --   BENCH_MODE=introspect  POST the URL the form Synapse sends, token=<token>&token_type_hint=
 --                          access_token, with "Authorization: Bearer $BENCH_SECRET" (read here
 --                          from the environment, so it is on no command line)
@@ -29,6 +31,14 @@ for line in io.lines(os.getenv("BENCH_TOKENS")) do
 end
 
 local function format(token)
+  if mode == "oauth_refresh" then
+    return wrk.format("POST", nil, { ["Content-Type"] = "application/x-www-form-urlencoded" },
+      "grant_type=refresh_token&client_id=benchclient&refresh_token=" .. token)
+  end
+  if mode == "legacy_refresh" then
+    return wrk.format("POST", nil, { ["Content-Type"] = "application/json" },
+      '{"refresh_token":"' .. token .. '"}')
+  end
   if mode == "introspect" then
     return wrk.format("POST", nil, {
       ["Authorization"] = "Bearer " .. os.getenv("BENCH_SECRET"),
