@@ -7,15 +7,14 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::oauth_sessions::{GrantError, GrantedTokens};
+use super::oauth_sessions::{GrantError, GrantedTokens, NewTokens};
 use super::{Accounts, now_ms, tokens};
 use crate::audit::Action;
 use crate::oauth::client_metadata::{ClientMetadata, DEVICE_CODE};
 use crate::oauth::scope::{Scope, ScopeRefusal};
 use crate::store::token_forms::digest;
 use crate::store::{
-    DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthSession, NewSession,
-    StoreError, User,
+    DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewSession, StoreError, User,
 };
 
 /// How often a device may poll, at first (RFC 8628 §3.2's default).
@@ -194,38 +193,29 @@ impl Accounts {
             .oauth_client(client_id)
             .await?
             .ok_or(GrantError::InvalidClient)?;
-        let access_token = tokens::new_oauth_access_token();
-        let refresh_token = tokens::new_oauth_refresh_token();
-        let now = now_ms();
-        let settings = &self.config.oauth;
+        let tokens = NewTokens::new();
         let mut began: Option<(NewSession, String)> = None;
         let poll = self
             .store
             .poll_device_grant(
                 &digest(device_code),
                 client_id,
-                now,
+                tokens.now,
                 SLOW_DOWN_MS,
                 |user_id, scope| {
-                    // The scope was checked when it was asked for and granted.
+                    // The scope was checked when it was asked for, and again when granted.
                     let device_id = Scope::parse(scope)
                         .map(|scope| scope.device_id)
                         .unwrap_or_default();
-                    let access = NewSession {
-                        user_id: user_id.to_owned(),
+                    let new = self.oauth_session_rows(
+                        &tokens,
+                        (client_id, &client),
+                        user_id,
+                        scope,
                         device_id,
-                        device_display_name: client.client_name.clone(),
-                        access_token: SecretString::from(digest(access_token.expose_secret())),
-                        valid_until_ms: Some(now + settings.access_token_ms),
-                        now_ms: now,
-                    };
-                    began = Some((access.clone(), scope.to_owned()));
-                    NewOAuthSession {
-                        client_id: client_id.to_owned(),
-                        scope: scope.to_owned(),
-                        access,
-                        refresh: self.new_oauth_refresh_row(&refresh_token, now),
-                    }
+                    );
+                    began = Some((new.access.clone(), new.scope.clone()));
+                    new
                 },
             )
             .await?;
@@ -233,12 +223,7 @@ impl Accounts {
             DevicePoll::Began { token_id } => {
                 let (access, scope) = began.expect("a session began from the closure's answer");
                 self.announce_session(&access, token_id).await?;
-                Ok(GrantedTokens {
-                    access_token,
-                    refresh_token,
-                    expires_in: settings.access_token_ms / 1000,
-                    scope,
-                })
+                Ok(self.granted(tokens, scope))
             }
             DevicePoll::Pending => Err(GrantError::AuthorizationPending),
             DevicePoll::SlowDown => Err(GrantError::SlowDown),

@@ -63,6 +63,23 @@ pub enum GrantError {
     Synapse(#[from] DeliveryFailure),
 }
 
+/// The tokens of a session about to begin, made before its transaction, and when.
+pub(super) struct NewTokens {
+    access: SecretString,
+    refresh: SecretString,
+    pub(super) now: i64,
+}
+
+impl NewTokens {
+    pub(super) fn new() -> NewTokens {
+        NewTokens {
+            access: tokens::new_oauth_access_token(),
+            refresh: tokens::new_oauth_refresh_token(),
+            now: now_ms(),
+        }
+    }
+}
+
 /// An authorization code grant's form (RFC 6749 §4.1.3 with PKCE).
 pub struct CodeGrant<'a> {
     pub code: &'a str,
@@ -158,14 +175,11 @@ impl Accounts {
             .oauth_client(grant.client_id)
             .await?
             .ok_or(GrantError::InvalidClient)?;
-        let access_token = tokens::new_oauth_access_token();
-        let refresh_token = tokens::new_oauth_refresh_token();
-        let now = now_ms();
-        let settings = &self.config.oauth;
+        let tokens = NewTokens::new();
         let mut began: Option<(NewSession, String)> = None;
         let exchange = self
             .store
-            .exchange_oauth_code(&digest(grant.code), now, |code| {
+            .exchange_oauth_code(&digest(grant.code), tokens.now, |code| {
                 if code.client_id != grant.client_id {
                     return Err("the code was issued to another client");
                 }
@@ -180,33 +194,22 @@ impl Accounts {
                 }
                 let scope = Scope::parse(&code.scope)
                     .map_err(|_| "the code's scope is no longer one this server grants")?;
-                let access = NewSession {
-                    user_id: code.user_id.clone(),
-                    device_id: scope.device_id,
-                    device_display_name: client.client_name.clone(),
-                    access_token: SecretString::from(digest(access_token.expose_secret())),
-                    valid_until_ms: Some(now + settings.access_token_ms),
-                    now_ms: now,
-                };
-                began = Some((access.clone(), code.scope.clone()));
-                Ok(NewOAuthSession {
-                    client_id: code.client_id.clone(),
-                    scope: code.scope.clone(),
-                    access,
-                    refresh: self.new_oauth_refresh_row(&refresh_token, now),
-                })
+                let new = self.oauth_session_rows(
+                    &tokens,
+                    (&code.client_id, &client),
+                    &code.user_id,
+                    &code.scope,
+                    scope.device_id,
+                );
+                began = Some((new.access.clone(), new.scope.clone()));
+                Ok(new)
             })
             .await?;
         match exchange {
             CodeExchange::Began { token_id, .. } => {
                 let (access, scope) = began.expect("a session began from the check's answer");
                 self.announce_session(&access, token_id).await?;
-                Ok(GrantedTokens {
-                    access_token,
-                    refresh_token,
-                    expires_in: settings.access_token_ms / 1000,
-                    scope,
-                })
+                Ok(self.granted(tokens, scope))
             }
             CodeExchange::Refused(why) => Err(GrantError::InvalidGrant(why)),
             CodeExchange::Replayed {
@@ -331,6 +334,41 @@ impl Accounts {
             apps.insert(session.device_id, name);
         }
         Ok(apps)
+    }
+
+    /// The rows of a new session of `user_id` on `device_id` for the client `(id, metadata)`
+    /// with the granted `scope`: its device named after the client, its tokens as digests.
+    pub(super) fn oauth_session_rows(
+        &self,
+        tokens: &NewTokens,
+        (client_id, client): (&str, &ClientMetadata),
+        user_id: &str,
+        scope: &str,
+        device_id: String,
+    ) -> NewOAuthSession {
+        NewOAuthSession {
+            client_id: client_id.to_owned(),
+            scope: scope.to_owned(),
+            access: NewSession {
+                user_id: user_id.to_owned(),
+                device_id,
+                device_display_name: client.client_name.clone(),
+                access_token: SecretString::from(digest(tokens.access.expose_secret())),
+                valid_until_ms: Some(tokens.now + self.config.oauth.access_token_ms),
+                now_ms: tokens.now,
+            },
+            refresh: self.new_oauth_refresh_row(&tokens.refresh, tokens.now),
+        }
+    }
+
+    /// The token endpoint's answer for a session begun with `tokens` and `scope`.
+    pub(super) fn granted(&self, tokens: NewTokens, scope: String) -> GrantedTokens {
+        GrantedTokens {
+            access_token: tokens.access,
+            refresh_token: tokens.refresh,
+            expires_in: self.config.oauth.access_token_ms / 1000,
+            scope,
+        }
     }
 
     /// The row of an OAuth refresh token `token`, unused for at most the configured time.

@@ -9,8 +9,9 @@ use serde::Serialize;
 use super::branding;
 use crate::config::{BrandingConfig, Config};
 
-/// The templates, by name. Each page extends `base.html`; `password_again.html` is the part
-/// the confirming forms include.
+/// The templates, by name. Each page extends `base.html`; `password_again.html` (the
+/// confirming forms' password), `sign_in_fields.html` and `consent_details.html` are parts
+/// that pages include.
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
@@ -21,6 +22,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "password_again.html",
         include_str!("templates/password_again.html"),
+    ),
+    (
+        "sign_in_fields.html",
+        include_str!("templates/sign_in_fields.html"),
+    ),
+    (
+        "consent_details.html",
+        include_str!("templates/consent_details.html"),
     ),
     ("deactivate.html", include_str!("templates/deactivate.html")),
     (

@@ -405,23 +405,6 @@ async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
     );
 }
 
-/// Element X's registration (§2 of the contract): a native client, its private-use scheme
-/// and a loopback redirect without a port, and the device grant it always asks for.
-fn element_x() -> Value {
-    json!({
-        "application_type": "native",
-        "client_name": "Element X",
-        "client_uri": "https://element.io",
-        "redirect_uris": ["io.element:/callback", "http://127.0.0.1/callback"],
-        "grant_types": ["authorization_code", "refresh_token",
-                        "urn:ietf:params:oauth:grant-type:device_code"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-        "tos_uri": "https://element.io/terms",
-        "policy_uri": "https://element.io/privacy",
-    })
-}
-
 /// A form POST through the proxy; the status and the JSON answer.
 async fn post_form(
     http: &reqwest::Client,
@@ -509,7 +492,7 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
     // the device authorization grant is item 6 of issue 25, under way.)
     let response = http
         .post(endpoint("registration_endpoint"))
-        .json(&element_x())
+        .json(&crate::oauth_grants::element_x())
         .send()
         .await
         .unwrap();
@@ -530,7 +513,7 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
     );
     assert_eq!(
         registered["redirect_uris"],
-        element_x()["redirect_uris"],
+        crate::oauth_grants::element_x()["redirect_uris"],
         "{registered}"
     );
     let client_id = registered["client_id"].as_str().unwrap().to_owned();

@@ -18,8 +18,9 @@ use crate::synapse_queue::{BesideSynapse, SECRET};
 
 const AUTHORIZE: &str = "/_homekey/oauth2/authorize";
 const VERIFIER: &str = "a-pkce-verifier-of-the-client-that-is-long-enough-0123456789";
-/// Element X's registration (§2 of the contract: a native client, its private-use scheme).
-fn element_x() -> Value {
+/// Element X's registration (§2 of the contract): a native client, its private-use scheme
+/// and a loopback redirect without a port, and the device grant it always asks for.
+pub(crate) fn element_x() -> Value {
     json!({
         "application_type": "native",
         "client_name": "Element X",
