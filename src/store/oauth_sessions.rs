@@ -273,15 +273,17 @@ impl Store {
         if self.flavour == super::Flavour::Synapse {
             return Ok(None);
         }
+        // Asked at every introspection of an OAuth token: on SQLite, where the token itself
+        // was looked up (`sqlite_reads`).
+        if let Some(reads) = &self.sqlite_reads {
+            return reads.oauth_session_of(user_id, device_id).await;
+        }
         with_pool!(self, |pool| {
-            Ok(sqlx::query_as(
-                "SELECT id, user_id, device_id, client_id, scope, created_ms \
-                 FROM homekey_oauth_sessions WHERE user_id = $1 AND device_id = $2",
-            )
-            .bind(user_id)
-            .bind(device_id)
-            .fetch_optional(pool)
-            .await?)
+            Ok(sqlx::query_as(FIND_OAUTH_SESSION)
+                .bind(user_id)
+                .bind(device_id)
+                .fetch_optional(pool)
+                .await?)
         })
     }
 
@@ -349,6 +351,25 @@ pub enum DevicePoll {
     Began {
         token_id: i64,
     },
+}
+
+/// The OAuth session holding a device: the columns of [`OAuthSession`], in order; `$1` the
+/// user, `$2` the device.
+pub(super) const FIND_OAUTH_SESSION: &str = "SELECT id, user_id, device_id, client_id, scope, \
+     created_ms FROM homekey_oauth_sessions WHERE user_id = $1 AND device_id = $2";
+
+impl OAuthSession {
+    /// The same row read by rusqlite ([`super::sqlite_reads`]), each column by its place.
+    pub(super) fn from_sqlite_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OAuthSession> {
+        Ok(OAuthSession {
+            id: row.get(0)?,
+            user_id: row.get(1)?,
+            device_id: row.get(2)?,
+            client_id: row.get(3)?,
+            scope: row.get(4)?,
+            created_ms: row.get(5)?,
+        })
+    }
 }
 
 /// The columns of [`DeviceGrant`].

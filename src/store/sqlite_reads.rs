@@ -22,12 +22,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::oauth_sessions::FIND_OAUTH_SESSION;
 use super::sessions::{FIND_SESSION, SessionRow};
 use super::synapse_migration::{
     ACCESS_TOKEN_BATCH, AccountBatch, DEVICE_BATCH, MigratedAccessToken, MigratedDevice,
     MigratedRefreshToken, MigratedUser, REFRESH_TOKEN_BATCH, USER_BATCH,
 };
-use super::{Session, StoreError};
+use super::{OAuthSession, Session, StoreError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 /// Idle connections kept; more are opened when requests overlap, and closed after.
@@ -128,6 +129,38 @@ impl SqliteReads {
                 "SQLite stayed busy for {} ms (token lookup)",
                 (LOOKUP_BUSY_TIMEOUT + POOL_FALLBACK_WAIT).as_millis()
             ))),
+        }
+    }
+
+    /// [`super::Store::oauth_session_of`] on SQLite, as [`SqliteReads::find_session`] reads.
+    pub(super) async fn oauth_session_of(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Option<OAuthSession>, StoreError> {
+        let here = self.with_connection(|connection| {
+            connection
+                .prepare_cached(FIND_OAUTH_SESSION)?
+                .query_row([user_id, device_id], OAuthSession::from_sqlite_row)
+                .optional()
+        });
+        match here {
+            Ok(row) => Ok(row),
+            Err(err) if is_busy(&err) => {
+                tracing::debug!(error = %err, "OAuth session lookup: SQLite busy, asking the pool");
+                let query = sqlx::query_as::<_, OAuthSession>(FIND_OAUTH_SESSION)
+                    .bind(user_id)
+                    .bind(device_id)
+                    .fetch_optional(&self.pool);
+                match tokio::time::timeout(POOL_FALLBACK_WAIT, query).await {
+                    Ok(row) => Ok(row?),
+                    Err(_) => Err(StoreError::Unavailable(format!(
+                        "SQLite stayed busy for {} ms (OAuth session lookup)",
+                        (LOOKUP_BUSY_TIMEOUT + POOL_FALLBACK_WAIT).as_millis()
+                    ))),
+                }
+            }
+            Err(err) => Err(store_error(err)),
         }
     }
 }
