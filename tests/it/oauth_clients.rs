@@ -289,7 +289,7 @@ async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
     let started = Instant::now();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}/");
-    let beside = BesideSynapse::start_at(venv, TestDb::sqlite().await, &public).await;
+    let beside = BesideSynapse::start_at(venv, TestDb::sqlite().await, &public, "").await;
     let (synapse, homekey) = (&beside.synapse, &beside.homekey);
     homekey.create_user("alice", "alice-oauth-pw").await;
     let admin = homekey.admin_token("root", "root-pw").await;
@@ -464,7 +464,7 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
     let started = Instant::now();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}/");
-    let beside = BesideSynapse::start_at(venv, db, &public).await;
+    let beside = BesideSynapse::start_at(venv, db, &public, "").await;
     let (synapse, homekey) = (&beside.synapse, &beside.homekey);
     homekey.create_user("alice", "alice-x-pw").await;
     let http = client();
