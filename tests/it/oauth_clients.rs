@@ -599,7 +599,7 @@ async fn post_form(
 }
 
 /// Element X's way, through nginx: discovery through Synapse, Element X's registration (the
-/// device grant dropped), an authorization with the unstable scopes, no `response_mode` and a
+/// device grant kept), an authorization with the unstable scopes, no `response_mode` and a
 /// loopback redirect on a port it did not register; the user signs in and allows in Chromium,
 /// which lands on the test's loopback listener with the code in the query; the code is
 /// exchanged over HTTP, the token works on Synapse, refreshes, and its revocation (Element X
@@ -663,9 +663,8 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
     assert_eq!(metadata["issuer"], public.as_str());
     let endpoint = |key: &str| metadata[key].as_str().unwrap().to_owned();
 
-    // Registered exactly as Element X registers, the device grant among its grants: not
-    // refused. (homekey keeps that grant for the client, which discovery does not offer yet:
-    // the device authorization grant is item 6 of issue 25, under way.)
+    // Registered exactly as Element X registers: every grant it asks for is kept, the device
+    // grant among them.
     let response = http
         .post(endpoint("registration_endpoint"))
         .json(&element_x())
@@ -680,11 +679,13 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
         .iter()
         .map(|g| g.as_str().unwrap())
         .collect();
-    let device_grant = "urn:ietf:params:oauth:grant-type:device_code";
-    assert!(
-        kept.starts_with(&["authorization_code", "refresh_token"])
-            && kept[2..].iter().all(|grant| *grant == device_grant)
-            && kept.len() <= 3,
+    assert_eq!(
+        kept,
+        [
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ],
         "{registered}"
     );
     assert_eq!(
