@@ -4,16 +4,20 @@
 // class and `createClient`. Run by tests/it/oauth_clients.rs, which starts Synapse, homekey,
 // nginx, a throwaway HTTPS site for the client's redirect URI, and a headless Chromium.
 //
-//   HOMEKEY_ALICE_PASSWORD=… HOMEKEY_ADMIN_TOKEN=… \
+//   HOMEKEY_ALICE_PASSWORD=… HOMEKEY_ALICE_NEW_PASSWORD=… HOMEKEY_ADMIN_TOKEN=… \
 //     node oauth_js_sdk.mjs SERVER_URL USER_ID REDIRECT_URI CALLBACK_DIR
 //
 // SERVER_URL is the proxy, which is also Synapse's and homekey's `public_baseurl`. The user
-// must exist in homekey with that password; HOMEKEY_ADMIN_TOKEN is a server admin's token.
-// REDIRECT_URI (https) is the web client's address: the client registers it (and its origin
-// as `client_uri`). For each sign-in the script prints `AUTHORIZE N URL` and waits for the
-// file CALLBACK_DIR/callback-N: the URL the browser landed on after the user allowed the
-// client (the test drives the browser). HOMEKEY_JS_SDK_DIR names the node_modules folder
-// holding matrix-js-sdk 43 (.ci/run installs it outside the repository; it needs Node 22).
+// must exist in homekey with that password; an admin resets it to the new one half-way
+// (step i); HOMEKEY_ADMIN_TOKEN is a server admin's token. REDIRECT_URI (https) is the web
+// client's address: the client registers it (and its origin as `client_uri`). For each
+// sign-in the script prints `AUTHORIZE N URL` and waits for the file CALLBACK_DIR/callback-N:
+// the URL the browser landed on after the user allowed the client (the test drives the
+// browser). For the device authorization grant it prints `DEVICE 1 USER_CODE DEVICE_ID URL`
+// (URL the `verification_uri_complete`) and polls the token endpoint, as the library does,
+// until the user has approved the code in the browser. HOMEKEY_JS_SDK_DIR names the
+// node_modules folder holding matrix-js-sdk 43 (.ci/run installs it outside the repository;
+// it needs Node 22).
 //
 // Prints one line per step and "matrix-js-sdk: N passed, N failed, N skipped"; exits 1 if a
 // step failed, 2 on bad usage. HOMEKEY_CLIENT_TRACE=1 prints each request and the library's
@@ -27,10 +31,11 @@ import path from "node:path";
 
 const [serverUrl, userId, redirectUri, callbackDir] = process.argv.slice(2);
 const password = process.env.HOMEKEY_ALICE_PASSWORD;
+const newPassword = process.env.HOMEKEY_ALICE_NEW_PASSWORD;
 const adminToken = process.env.HOMEKEY_ADMIN_TOKEN;
-if (!serverUrl || !userId || !redirectUri || !callbackDir || !password || !adminToken) {
+if (!serverUrl || !userId || !redirectUri || !callbackDir || !password || !newPassword || !adminToken) {
     console.error(
-        "usage: HOMEKEY_ALICE_PASSWORD=… HOMEKEY_ADMIN_TOKEN=… " +
+        "usage: HOMEKEY_ALICE_PASSWORD=… HOMEKEY_ALICE_NEW_PASSWORD=… HOMEKEY_ADMIN_TOKEN=… " +
             "node oauth_js_sdk.mjs SERVER_URL USER_ID REDIRECT_URI CALLBACK_DIR",
     );
     process.exit(2);
@@ -58,7 +63,7 @@ const { OAuth2 } = sdk;
 
 // ---------------------------------------------------------------- requests the library makes
 
-/** Every request: method, path (query names only), status. */
+/** Every request: method, path (query names only), status, and an OAuth refusal's `error`. */
 const requests = [];
 const realFetch = globalThis.fetch;
 // The library's OAuth2 class calls the global fetch; the clients get it too.
@@ -74,6 +79,9 @@ globalThis.fetch = async (resource, init = {}) => {
     if (process.env.HOMEKEY_CLIENT_TRACE) console.error(`  -> ${entry.method} ${entry.path}`);
     const response = await realFetch(resource, init);
     entry.status = response.status;
+    if (response.status >= 400 && url.pathname.startsWith("/oauth2/")) {
+        entry.error = await response.clone().json().then((body) => body?.error, () => undefined);
+    }
     return response;
 };
 
@@ -164,6 +172,15 @@ function waitForMessage(client, roomId, body, what) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `promise`, or a failure if it has not settled in `ms`. */
+function within(ms, what, promise) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Failure(`${what}: no answer in ${ms / 1000} s`)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /**
  * Sends the user to `url` (the test's browser signs in and allows the client) and returns the
  * code from the fragment of the URL the browser lands on, after checking the state.
@@ -205,14 +222,50 @@ async function signIn(n) {
     const code = await authorizeInBrowser(n, url, nonce);
     const tokens = await expectOk("completeAuthorizationCodeGrant", () =>
         oauth.completeAuthorizationCodeGrant(code, redirectUri));
-    const deviceScope = `urn:matrix:client:device:${oauth.context.deviceId}`;
-    check(tokens.access_token && tokens.refresh_token && tokens.token_type === "Bearer",
-        `token answer: ${JSON.stringify(Object.keys(tokens))} token_type ${tokens.token_type}`);
-    check(tokens.scope?.split(" ").includes(deviceScope) && tokens.scope.split(" ").includes("urn:matrix:client:api:*"),
-        `token answer: scope ${tokens.scope}, expected the API and ${deviceScope}`);
-    check(Number.isInteger(tokens.expires_in) && tokens.expires_in > 0,
-        `token answer: expires_in ${tokens.expires_in}`);
+    checkTokens(tokens, oauth.context.deviceId, "token answer");
     return { oauth, tokens, deviceId: oauth.context.deviceId };
+}
+
+/** The token answer holds both tokens, `Bearer`, `expires_in`, the API and `deviceId`'s scope. */
+function checkTokens(tokens, deviceId, what) {
+    const deviceScope = `urn:matrix:client:device:${deviceId}`;
+    check(tokens.access_token && tokens.refresh_token && tokens.token_type === "Bearer",
+        `${what}: ${JSON.stringify(Object.keys(tokens))} token_type ${tokens.token_type}`);
+    check(tokens.scope?.split(" ").includes(deviceScope) && tokens.scope.split(" ").includes("urn:matrix:client:api:*"),
+        `${what}: scope ${tokens.scope}, expected the API and ${deviceScope}`);
+    check(Number.isInteger(tokens.expires_in) && tokens.expires_in > 0,
+        `${what}: expires_in ${tokens.expires_in}`);
+}
+
+/** A device ID as QR login makes them: unpadded base64, a `+` and a `/` among its characters. */
+function qrLoginDeviceId() {
+    for (;;) {
+        const id = randomBytes(24).toString("base64");
+        if (id.includes("+") && id.includes("/")) return id;
+    }
+}
+
+/** `client.logout()`: `{}`, after exactly two revocations (access and refresh token), each 200. */
+async function logOut(client, what) {
+    const before = requests.length;
+    const result = await expectOk(`${what}: logout`, () => client.logout(true));
+    check(JSON.stringify(result) === "{}", `${what}: logout: expected {}, got ${JSON.stringify(result)}`);
+    const revocations = requests.slice(before).filter((r) => r.path === "/oauth2/revoke");
+    check(revocations.length === 2 && revocations.every((r) => r.method === "POST" && r.status === 200),
+        `${what}: revocations: ${JSON.stringify(revocations)}`);
+}
+
+/** The revoked `refreshToken` gets 400 `invalid_grant`: what the library takes for "logged out". */
+async function refreshRefused(oauth, refreshToken, what) {
+    let refused;
+    try {
+        await oauth.performRefreshTokenGrant(refreshToken);
+    } catch (err) {
+        refused = err;
+    }
+    check(refused instanceof sdk.OAuth2HTTPError && refused.httpStatus === 400 &&
+        refused.error === "invalid_grant",
+        `${what}: expected 400 invalid_grant, got ${refused ? describe(refused) : "new tokens"}`);
 }
 
 async function whoamiIs(client, deviceId, what) {
@@ -225,12 +278,12 @@ async function whoamiIs(client, deviceId, what) {
 
 const state = {};
 const message = "hello from an OAuth session";
-const newPassword = `${password}-reset-by-admin`;
+const deviceGrant = "urn:ietf:params:oauth:grant-type:device_code";
 
 const steps = [
     {
         id: "a",
-        title: "getAuthMetadata through Synapse: homekey's endpoints, fragment and S256",
+        title: "getAuthMetadata through Synapse: homekey's endpoints (the device's too), fragment and S256",
         async run() {
             const client = createClient();
             const metadata = await expectOk("getAuthMetadata", () => client.getAuthMetadata());
@@ -240,10 +293,14 @@ const steps = [
                 ["token_endpoint", "oauth2/token"],
                 ["registration_endpoint", "oauth2/registration"],
                 ["revocation_endpoint", "oauth2/revoke"],
+                ["device_authorization_endpoint", "oauth2/device"],
             ]) {
                 check(metadata[key] === `${metadata.issuer}${at}`,
                     `${key}: expected ${metadata.issuer}${at}, got ${metadata[key]}`);
             }
+            // So registerClient asks for the device grant too.
+            check(metadata.grant_types_supported.includes(deviceGrant),
+                `grant_types_supported: ${JSON.stringify(metadata.grant_types_supported)}`);
             check(requests.some((r) => r.path === "/_matrix/client/v1/auth_metadata" && r.status === 200),
                 "the metadata did not come from Synapse's /_matrix/client/v1/auth_metadata");
             state.metadata = metadata;
@@ -251,7 +308,7 @@ const steps = [
     },
     {
         id: "b",
-        title: "OAuth2.registerClient as a web client (twice: the same client_id)",
+        title: "OAuth2.registerClient as a web client, with the device grant (twice: the same client_id)",
         needs: ["a"],
         async run() {
             const origin = new URL(redirectUri).origin;
@@ -263,9 +320,12 @@ const steps = [
                 tos_uri: `${origin}/terms`,
                 policy_uri: `${origin}/privacy`,
             };
+            const before = requests.length;
             state.clientId = await expectOk("registerClient", () =>
                 OAuth2.registerClient(state.metadata, metadata, clientLogger));
             check(typeof state.clientId === "string" && state.clientId.length > 0, "no client_id");
+            check(requests.slice(before).some((r) => r.path === "/oauth2/registration" && r.status === 201),
+                `registration: ${JSON.stringify(requests.slice(before))}`);
             const again = await expectOk("registerClient again", () =>
                 OAuth2.registerClient(state.metadata, metadata, clientLogger));
             check(again === state.clientId, `registered again: ${again}, first ${state.clientId}`);
@@ -342,27 +402,13 @@ const steps = [
         needs: ["e"],
         async run() {
             const { client, tokens } = state.refreshed;
-            const before = requests.length;
-            const result = await expectOk("logout", () => client.logout(true));
-            check(JSON.stringify(result) === "{}", `logout: expected {}, got ${JSON.stringify(result)}`);
-            const revocations = requests.slice(before).filter((r) => r.path === "/oauth2/revoke");
-            check(revocations.length === 2 && revocations.every((r) => r.method === "POST" && r.status === 200),
-                `revocations: ${JSON.stringify(revocations)}`);
+            await logOut(client, "first session");
             await expectMatrixError("whoami with the revoked access token", 401, "M_UNKNOWN_TOKEN",
                 () => bare(tokens.access_token).whoami());
             await expectMatrixError("whoami with the first access token", 401, "M_UNKNOWN_TOKEN",
                 () => bare(state.first.tokens.access_token).whoami());
-            let refused;
-            try {
-                await state.first.oauth.performRefreshTokenGrant(tokens.refresh_token);
-            } catch (err) {
-                refused = err;
-            }
-            // What the library takes for "logged out": an OAuth-shaped 4xx.
-            check(refused instanceof sdk.OAuth2HTTPError && refused.httpStatus === 400 &&
-                refused.error === "invalid_grant",
-                `refresh with the revoked refresh token: expected 400 invalid_grant, got ${
-                    refused ? describe(refused) : "new tokens"}`);
+            await refreshRefused(state.first.oauth, tokens.refresh_token,
+                "refresh with the revoked refresh token");
         },
     },
     {
@@ -415,6 +461,70 @@ const steps = [
             check(login.user_id === userId, `login: expected ${userId}, got ${login.user_id}`);
         },
     },
+    {
+        id: "j",
+        title: "the device authorization grant for a QR-login device ID (+ and /): " +
+            "startDeviceAuthorizationGrant, the code approved in the browser, waitForDeviceAuthorizationGrant",
+        needs: ["b"],
+        async run() {
+            const deviceId = qrLoginDeviceId();
+            const oauth = new OAuth2(state.metadata, { clientId: state.clientId, deviceId }, clientLogger);
+            const before = requests.length;
+            const session = await expectOk("startDeviceAuthorizationGrant", () =>
+                oauth.startDeviceAuthorizationGrant());
+            const asked = requests.slice(before);
+            check(asked.length === 1 && asked[0].method === "POST" && asked[0].path === "/oauth2/device" &&
+                asked[0].status === 200, `device authorization: ${JSON.stringify(asked)}`);
+            const page = `${baseUrl}/_homekey/device/`;
+            check(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/.test(session.user_code),
+                `user_code: ${session.user_code}`);
+            check(session.verification_uri === page,
+                `verification_uri: expected ${page}, got ${session.verification_uri}`);
+            check(session.verification_uri_complete === `${page}?user_code=${session.user_code}`,
+                `verification_uri_complete: ${session.verification_uri_complete}`);
+            check(session.interval === 5, `interval: ${session.interval}`);
+            check(Number.isInteger(session.expires_in) && session.expires_in > 0 && session.expires_in <= 600,
+                `expires_in: ${session.expires_in}`);
+            console.log(`DEVICE 1 ${session.user_code} ${deviceId} ${session.verification_uri_complete}`);
+            const polling = requests.length;
+            const tokens = await within(120_000, "waitForDeviceAuthorizationGrant",
+                expectOk("waitForDeviceAuthorizationGrant", () => oauth.waitForDeviceAuthorizationGrant(session)));
+            check(!("error" in tokens),
+                `waitForDeviceAuthorizationGrant: ${tokens.error}${
+                    tokens.error_description ? ` (${tokens.error_description})` : ""}`);
+            checkTokens(tokens, deviceId, "the device's tokens");
+            // The library waits the interval between polls: never too fast for homekey.
+            const polls = requests.slice(polling).filter((r) => r.path === "/oauth2/token");
+            check(polls.length >= 1 && polls.at(-1).status === 200 &&
+                polls.slice(0, -1).every((r) => r.status === 400 && r.error === "authorization_pending"),
+                `polls: ${JSON.stringify(polls)}`);
+            const client = createClient({
+                userId,
+                deviceId,
+                accessToken: tokens.access_token,
+                refreshToken: tokens.refresh_token,
+                oauthClientId: state.clientId,
+                onTokenRefresh: () => {},
+            });
+            await whoamiIs(client, deviceId, "the device");
+            // Its ID in a path (`/` as %2F): the README's proxy rules pass it to Synapse.
+            const device = await expectOk("getDevice", () => client.getDevice(deviceId));
+            check(device.device_id === deviceId, `getDevice: ${JSON.stringify(device)}`);
+            state.device = { oauth, tokens, client };
+        },
+    },
+    {
+        id: "k",
+        title: "the device's logout() revokes both tokens (200 each); Synapse refuses its access token at once",
+        needs: ["j"],
+        async run() {
+            const { oauth, tokens, client } = state.device;
+            await logOut(client, "the device");
+            await expectMatrixError("whoami with the device's revoked access token", 401, "M_UNKNOWN_TOKEN",
+                () => bare(tokens.access_token).whoami());
+            await refreshRefused(oauth, tokens.refresh_token, "refresh with the device's revoked refresh token");
+        },
+    },
 ];
 
 // ---------------------------------------------------------------- run them
@@ -448,6 +558,8 @@ for (const step of steps) {
 state.client?.stopClient();
 
 console.log("requests the library made:");
-for (const r of requests) console.log(`  ${r.method} ${r.path} -> ${r.status ?? "no answer"}`);
+for (const r of requests) {
+    console.log(`  ${r.method} ${r.path} -> ${r.status ?? "no answer"}${r.error ? ` ${r.error}` : ""}`);
+}
 console.log(`matrix-js-sdk: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed ? 1 : 0);

@@ -1,14 +1,12 @@
 //! Real clients sign in with the Matrix OAuth 2.0 API against the real Synapse 1.163.2
 //! delegating to `homekey serve`, behind nginx with the README's config: Element Web's library
-//! (matrix-js-sdk 43 on Node 22, `tests/clients/oauth_js_sdk.mjs`) and Element X's way (its
+//! (matrix-js-sdk 43 on Node 22, `tests/clients/oauth_js_sdk.mjs`: the authorization code
+//! grant, and the device authorization grant QR login uses) and Element X's way (its
 //! registration, unstable scopes, no `response_mode`, a loopback redirect). The user signs in
-//! and allows the client in a real headless Chromium. Synapse's and homekey's
-//! `public_baseurl` is the proxy's URL, so that the endpoints a client discovers are
-//! reachable. A missing Synapse, nginx, Chromium, Node 22 or js-sdk 43 is a skip, a failure
-//! under `CI=true` (`.ci/run` installs them all).
-//!
-//! Not here yet: the device authorization grant (`startDeviceAuthorizationGrant`), which
-//! homekey does not serve yet.
+//! and allows the client, or approves the device's code, in a real headless Chromium.
+//! Synapse's and homekey's `public_baseurl` is the proxy's URL, so that the endpoints a client
+//! discovers are reachable. A missing Synapse, nginx, Chromium, Node 22 or js-sdk 43 is a
+//! skip, a failure under `CI=true` (`.ci/run` installs them all).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,6 +28,12 @@ use crate::synapse_queue::BesideSynapse;
 /// The web client's own site, as registered (`client_uri` and its redirect URI).
 const APP: &str = "https://app.homekey.test/";
 const APP_HOST: &str = "app.homekey.test";
+/// The js-sdk test client's name, as registered and shown on the consent and device pages.
+const APP_NAME: &str = "homekey's js-sdk 43 test";
+
+/// What switches QR login on in Synapse's homeserver.yaml (as the README says; Synapse takes
+/// it only with `matrix_authentication_service` enabled). homekey ignores the key.
+const QR_LOGIN: &str = "experimental_features:\n  msc4388_mode: open\n";
 
 /// Node 22 (`$HOMEKEY_TEST_NODE22`, default `~/.cache/homekey-ci/node22-venv/bin/node`) and the
 /// node_modules holding matrix-js-sdk 43 (`$HOMEKEY_TEST_JS_SDK_43`, default
@@ -242,6 +246,99 @@ async fn sign_in_and_allow(
     }
 }
 
+/// What the device page must show of the request: the code the device got, the device ID it
+/// asked for, and the app.
+struct Device<'a> {
+    user_code: &'a str,
+    id: &'a str,
+    app: &'a str,
+}
+
+/// In Chromium: opens a device's `verification_uri_complete`, signs in on the device page with
+/// `password` if it asks (then returns true), checks that the approval page shows the
+/// device's code, the app, the new device and the address the request came from, allows,
+/// and waits for the page that says so; else what went wrong (the caller adds the logs).
+/// Screenshots `{shots}-*.png` beside the account page's.
+async fn approve_device(
+    chromium: &Chromium,
+    url: &str,
+    password: &str,
+    device: Device<'_>,
+    shots: &str,
+) -> Result<bool, String> {
+    let browser = &chromium.client;
+    let webdriver = |e: fantoccini::error::CmdError| format!("chromium: {e}");
+    let text = |id: &'static str| async move {
+        browser
+            .find(Locator::Id(id))
+            .await
+            .map_err(webdriver)?
+            .text()
+            .await
+            .map_err(webdriver)
+    };
+    browser.goto(url).await.map_err(webdriver)?;
+    let first = browser
+        .wait()
+        .for_element(Locator::Css("#allow, #password"))
+        .await
+        .map_err(webdriver)?;
+    let signs_in = first.attr("id").await.map_err(webdriver)?.as_deref() == Some("password");
+    if signs_in {
+        chromium.shot(&format!("{shots}-1-sign-in")).await;
+        crate::account_page::sign_in_with(browser, "alice", password)
+            .await
+            .map_err(webdriver)?;
+    }
+    let allow = browser
+        .wait()
+        .for_element(Locator::Id("allow"))
+        .await
+        .map_err(webdriver)?;
+    chromium.shot(&format!("{shots}-2-approve")).await;
+    let page = browser.source().await.unwrap_or_default();
+    let shown = text("user-code").await?;
+    if shown != device.user_code {
+        return Err(format!(
+            "the device page shows the code {shown:?}, the device got {:?}:\n{page}",
+            device.user_code
+        ));
+    }
+    let name = text("client-name").await?;
+    let new_device = text("device-new").await?;
+    let requested = text("requested").await?;
+    if name != device.app
+        || !new_device.contains(&format!("(device {})", device.id))
+        || !requested.ends_with("from the address 127.0.0.1.")
+    {
+        return Err(format!(
+            "the device page: {name:?}, {new_device:?}, {requested:?}; expected {:?}, the new \
+             device {:?} and the address 127.0.0.1:\n{page}",
+            device.app, device.id
+        ));
+    }
+    allow.click().await.map_err(webdriver)?;
+    let done = browser
+        .wait()
+        .for_element(Locator::Id("done"))
+        .await
+        .map_err(webdriver)?
+        .text()
+        .await
+        .map_err(webdriver)?;
+    chromium.shot(&format!("{shots}-3-done")).await;
+    let expected = format!(
+        "The device with the code {} is signing in.",
+        device.user_code
+    );
+    if !done.starts_with(&expected) {
+        return Err(format!(
+            "after Allow the page says {done:?}, not {expected:?}"
+        ));
+    }
+    Ok(signs_in)
+}
+
 /// Waits for `prefix` at the start of a line of the file `path`; the rest of that line.
 async fn wait_for_line(path: &Path, prefix: &str, node: &mut Stopped) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -264,7 +361,12 @@ async fn wait_for_line(path: &Path, prefix: &str, node: &mut Stopped) -> Option<
 /// to a throwaway HTTPS site of the test), `completeAuthorizationCodeGrant`; a client with those
 /// tokens chats and syncs through Synapse; `performRefreshTokenGrant`; `logout()` revokes both
 /// tokens and Synapse refuses the access token at once. In the same run a password login still
-/// works, and an Admin API reset through homekey ends a second OAuth session.
+/// works, and an Admin API reset through homekey ends a second OAuth session. Then QR login's
+/// way, on a Synapse with QR login switched on: `startDeviceAuthorizationGrant` for a device
+/// ID with `+` and `/`; the test opens the `verification_uri_complete` in Chromium, signs in
+/// again (the reset ended the browser's session), checks that the page shows the device's
+/// code and allows; `waitForDeviceAuthorizationGrant` gets the tokens, whose client is that
+/// device on Synapse, until its `logout()`, after which Synapse refuses the token.
 #[tokio::test]
 async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
     let test = "matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium";
@@ -289,13 +391,28 @@ async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
     let started = Instant::now();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}/");
-    let beside = BesideSynapse::start_at(venv, TestDb::sqlite().await, &public).await;
+    let beside = BesideSynapse::start_at(venv, TestDb::sqlite().await, &public, QR_LOGIN).await;
     let (synapse, homekey) = (&beside.synapse, &beside.homekey);
     homekey.create_user("alice", "alice-oauth-pw").await;
     let admin = homekey.admin_token("root", "root-pw").await;
     let http = client();
     let proxy = Proxy::nginx_on(port, &nginx, synapse, homekey, &http).await;
     let ready = started.elapsed();
+    // QR login is on: Synapse serves its rendezvous, through the proxy.
+    let (status, body) = call(
+        &http,
+        "GET",
+        &proxy.url("/_matrix/client/unstable/io.element.msc4388/rendezvous"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["create_available"]),
+        (StatusCode::OK, &json!(true)),
+        "{body}\n{}",
+        synapse.log_tail()
+    );
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oauth_js_sdk.mjs");
     // The script's output goes to files: a pipe could fill while the test waits.
@@ -310,6 +427,7 @@ async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
         .arg(&callbacks)
         .env("HOMEKEY_JS_SDK_DIR", &modules)
         .env("HOMEKEY_ALICE_PASSWORD", "alice-oauth-pw")
+        .env("HOMEKEY_ALICE_NEW_PASSWORD", "alice-oauth-pw-reset")
         .env("HOMEKEY_ADMIN_TOKEN", &admin)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())
@@ -344,7 +462,7 @@ async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
             &url,
             password,
             Shown {
-                name: "homekey's js-sdk 43 test",
+                name: APP_NAME,
                 site: "From app.homekey.test.",
             },
             APP,
@@ -365,6 +483,41 @@ async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
         std::fs::rename(file.with_extension("new"), &file).unwrap();
     }
 
+    // The device grant (step j): the script polls while the browser approves its code.
+    let Some(line) = wait_for_line(&stdout_path, "DEVICE 1 ", &mut node).await else {
+        panic!("the script asked for no device approval:\n{}", context());
+    };
+    let [user_code, device_id, url] = line.splitn(3, ' ').collect::<Vec<_>>()[..] else {
+        panic!("DEVICE 1 {line}");
+    };
+    assert_eq!(
+        url,
+        proxy.url(&format!("/_homekey/device/?user_code={user_code}"))
+    );
+    assert!(
+        device_id.contains('+') && device_id.contains('/'),
+        "{device_id}"
+    );
+    let asked = Instant::now();
+    let signed_in = approve_device(
+        &chromium,
+        url,
+        "alice-oauth-pw-reset",
+        Device {
+            user_code,
+            id: device_id,
+            app: APP_NAME,
+        },
+        "oauth-js-sdk-device",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", context()));
+    browser_time += asked.elapsed();
+    assert!(
+        signed_in,
+        "the Admin API reset with logout (step i) ends the browser's session too"
+    );
+
     let deadline = Instant::now() + Duration::from_secs(180);
     let status = loop {
         if let Some(status) = node.0.try_wait().unwrap() {
@@ -380,25 +533,31 @@ async fn matrix_js_sdk_43_signs_in_through_nginx_with_oauth_in_chromium() {
     let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     assert!(status.success(), "{}", context());
     assert!(
-        stdout.contains("matrix-js-sdk: 9 passed, 0 failed, 0 skipped"),
+        stdout.contains("matrix-js-sdk: 11 passed, 0 failed, 0 skipped"),
         "{}",
         context()
     );
-    // logout() revoked the access and the refresh token, each answered 200 by homekey.
-    assert!(homekey.wait_for_log("path=/oauth2/revoke status=200"));
+    // Each logout() revoked the access and the refresh token, each answered 200 by homekey;
+    // the device asked once. (homekey's last lines may reach its log after the script ends.)
+    let revoked = |log: &str| log.matches("path=/oauth2/revoke status=200").count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while revoked(&homekey.log()) < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let log = homekey.log();
+    assert_eq!(revoked(&log), 4, "{}", context());
+    assert_eq!(log.matches("path=/oauth2/revoke").count(), 4, "{log}");
+    assert_eq!(log.matches("path=/oauth2/device ").count(), 1, "{log}");
     assert_eq!(
-        log.matches("path=/oauth2/revoke status=200").count(),
-        2,
-        "{}",
-        context()
+        log.matches("path=/oauth2/device status=200").count(),
+        1,
+        "{log}"
     );
-    assert_eq!(log.matches("path=/oauth2/revoke").count(), 2, "{log}");
     chromium.close().await;
     eprintln!("{stdout}");
     eprintln!(
         "{test}: {:.1} s (Synapse, homekey and nginx up in {:.1} s; the browser's two sign-ins \
-         {:.1} s)",
+         and the device's approval {:.1} s)",
         started.elapsed().as_secs_f64(),
         ready.as_secs_f64(),
         browser_time.as_secs_f64()
@@ -423,7 +582,7 @@ async fn post_form(
 }
 
 /// Element X's way, through nginx: discovery through Synapse, Element X's registration (the
-/// device grant dropped), an authorization with the unstable scopes, no `response_mode` and a
+/// device grant kept), an authorization with the unstable scopes, no `response_mode` and a
 /// loopback redirect on a port it did not register; the user signs in and allows in Chromium,
 /// which lands on the test's loopback listener with the code in the query; the code is
 /// exchanged over HTTP, the token works on Synapse, refreshes, and its revocation (Element X
@@ -447,7 +606,7 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
     let started = Instant::now();
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}/");
-    let beside = BesideSynapse::start_at(venv, db, &public).await;
+    let beside = BesideSynapse::start_at(venv, db, &public, "").await;
     let (synapse, homekey) = (&beside.synapse, &beside.homekey);
     homekey.create_user("alice", "alice-x-pw").await;
     let http = client();
@@ -487,9 +646,8 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
     assert_eq!(metadata["issuer"], public.as_str());
     let endpoint = |key: &str| metadata[key].as_str().unwrap().to_owned();
 
-    // Registered exactly as Element X registers, the device grant among its grants: not
-    // refused. (homekey keeps that grant for the client, which discovery does not offer yet:
-    // the device authorization grant is item 6 of issue 25, under way.)
+    // Registered exactly as Element X registers: every grant it asks for is kept, the device
+    // grant among them.
     let response = http
         .post(endpoint("registration_endpoint"))
         .json(&crate::oauth_grants::element_x())
@@ -504,11 +662,13 @@ async fn element_x_signs_in_through_nginx_with_a_loopback_redirect() {
         .iter()
         .map(|g| g.as_str().unwrap())
         .collect();
-    let device_grant = "urn:ietf:params:oauth:grant-type:device_code";
-    assert!(
-        kept.starts_with(&["authorization_code", "refresh_token"])
-            && kept[2..].iter().all(|grant| *grant == device_grant)
-            && kept.len() <= 3,
+    assert_eq!(
+        kept,
+        [
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ],
         "{registered}"
     );
     assert_eq!(

@@ -67,15 +67,16 @@ impl BesideSynapse {
         BesideSynapse::start_public(venv, db, asks, shared, "https://matrix.example.com/").await
     }
 
-    /// Like [`BesideSynapse::start`], with `public_baseurl` (Synapse's and homekey's) as
-    /// given: the URL of a proxy the test starts in front of both, so that what a client
+    /// Like [`BesideSynapse::start_sharing`], with `public_baseurl` (Synapse's and homekey's)
+    /// as given: the URL of a proxy the test starts in front of both, so that what a client
     /// discovers (the OAuth endpoints, the pages) is reachable.
     pub(crate) async fn start_at(
         venv: std::path::PathBuf,
         db: TestDb,
         public_baseurl: &str,
+        shared: &str,
     ) -> BesideSynapse {
-        BesideSynapse::start_public(venv, db, None, "", public_baseurl).await
+        BesideSynapse::start_public(venv, db, None, shared, public_baseurl).await
     }
 
     async fn start_public(
