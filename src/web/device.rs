@@ -215,7 +215,8 @@ fn code_page(
 }
 
 fn no_such_code(state: &WebState, session: &Session, user: &User, typed: &str) -> Response {
-    let error = Message::Error(
+    let error = Message::FieldError(
+        "user_code",
         "That code is not waiting for approval: check it on your device. Codes expire after a \
          few minutes; the device can show a new one."
             .into(),
@@ -232,10 +233,13 @@ fn refused_code(
 ) -> Response {
     match err {
         UserCodeError::RateLimited { retry_after_ms } => {
-            let error = Message::Error(format!(
-                "Too many codes tried. Try again in {} seconds.",
-                retry_after_ms.div_ceil(1000).max(1)
-            ));
+            let error = Message::FieldError(
+                "user_code",
+                format!(
+                    "Too many codes tried. Try again in {} seconds.",
+                    retry_after_ms.div_ceil(1000).max(1)
+                ),
+            );
             code_page(
                 state,
                 session,

@@ -32,7 +32,7 @@ server_tests!(
 pub(crate) const PAGE: &str = "/_homekey/account/";
 const SECRET: &str = "account-page-secret-0123456789abcdefXYZ";
 
-fn synapse_section(public_baseurl: &str) -> String {
+pub(crate) fn synapse_section(public_baseurl: &str) -> String {
     format!(
         "public_baseurl: {public_baseurl}\n\
          admin_contact: mailto:ops@example.com\n\
@@ -1251,6 +1251,16 @@ impl Chromium {
         Chromium::start_with(test, &[]).await
     }
 
+    /// [`Chromium::start`] in the dark: chromium's preferred colour scheme (0 is dark), and
+    /// its own dark theme.
+    pub(crate) async fn start_dark(test: &str) -> Option<Chromium> {
+        let dark = [
+            "--blink-settings=preferredColorScheme=0",
+            "--force-dark-mode",
+        ];
+        Chromium::start_with(test, &dark.map(String::from)).await
+    }
+
     /// [`Chromium::start`] with `extra` command-line flags.
     pub(crate) async fn start_with(test: &str, extra: &[String]) -> Option<Chromium> {
         const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -1738,7 +1748,7 @@ async fn on_a_synapse_database_every_page_answers_503_and_says_why() {
 /// axe-core's script: `HOMEKEY_TEST_AXE`, the `axe.min.js` of the pinned npm package that
 /// `.ci/run` installs. `None` without it: the accessibility check is skipped, and says so
 /// (under CI a failure).
-fn axe_core(test: &str) -> Option<String> {
+pub(crate) fn axe_core(test: &str) -> Option<String> {
     let Some(path) = std::env::var_os("HOMEKEY_TEST_AXE").map(std::path::PathBuf::from) else {
         crate::support::skip(
             test,
@@ -1765,7 +1775,7 @@ fn axe_core(test: &str) -> Option<String> {
 /// axe-core run in the page chromium shows (injected through WebDriver: the page's CSP
 /// allows no script, and needs none): its serious and critical violations, one line each
 /// with the elements concerned, and how many violations of any impact there were.
-async fn axe_violations(
+pub(crate) async fn axe_violations(
     client: &fantoccini::Client,
     axe: &str,
 ) -> Result<(Vec<String>, usize), fantoccini::error::CmdError> {
@@ -1808,24 +1818,24 @@ async fn axe_violations(
 }
 
 /// The widths a page is looked at: a desktop's and a phone's.
-const DESKTOP: (u32, u32) = (1000, 900);
-const PHONE: (u32, u32) = (360, 900);
+pub(crate) const DESKTOP: (u32, u32) = (1000, 900);
+pub(crate) const PHONE: (u32, u32) = (360, 900);
 
 /// One colour scheme's browser on one server: every page of the account page is opened,
 /// screenshot at each width and checked with axe-core. Returns the problems found.
-struct Tour<'a> {
-    chromium: &'a Chromium,
+pub(crate) struct Tour<'a> {
+    pub(crate) chromium: &'a Chromium,
     /// `light` or `dark`, and the server's kind: the screenshots' names.
-    prefix: String,
-    widths: &'a [(&'static str, (u32, u32))],
-    axe: Option<&'a str>,
-    problems: Vec<String>,
-    checked: usize,
+    pub(crate) prefix: String,
+    pub(crate) widths: &'a [(&'static str, (u32, u32))],
+    pub(crate) axe: Option<&'a str>,
+    pub(crate) problems: Vec<String>,
+    pub(crate) checked: usize,
 }
 
 impl Tour<'_> {
     /// The page as it is now, at every width: a screenshot, axe-core, no sideways scroll.
-    async fn check(&mut self, name: &str) -> Result<(), fantoccini::error::CmdError> {
+    pub(crate) async fn check(&mut self, name: &str) -> Result<(), fantoccini::error::CmdError> {
         let client = &self.chromium.client;
         for (width_name, (width, height)) in self.widths {
             client.set_window_size(*width, *height).await?;
@@ -1970,7 +1980,7 @@ impl Tour<'_> {
 /// Tabs through the page from its start, `presses` times: what took the focus each time (its
 /// id, else its link), each checked to draw a focus ring (`:focus-visible`, an outline of at
 /// least 2 px). The focus is taken away again after.
-async fn tab_through(
+pub(crate) async fn tab_through(
     client: &fantoccini::Client,
     presses: usize,
 ) -> Result<Vec<String>, fantoccini::error::CmdError> {
@@ -2011,7 +2021,7 @@ async fn tab_through(
 }
 
 /// The page's background colour as chromium computed it, and whether chromium prefers dark.
-async fn scheme_applied(
+pub(crate) async fn scheme_applied(
     client: &fantoccini::Client,
 ) -> Result<(String, bool), fantoccini::error::CmdError> {
     let background = client
@@ -2046,15 +2056,7 @@ async fn in_a_real_browser_every_page_light_and_dark_on_a_phone_and_a_desktop_pa
         return;
     };
     // Dark: chromium's preferred colour scheme (0 is dark), and its own dark theme.
-    let Some(dark) = Chromium::start_with(
-        test,
-        &[
-            "--blink-settings=preferredColorScheme=0".to_owned(),
-            "--force-dark-mode".to_owned(),
-        ],
-    )
-    .await
-    else {
+    let Some(dark) = Chromium::start_dark(test).await else {
         return;
     };
     let db = TestDb::sqlite().await;

@@ -23,6 +23,7 @@ mod hostile_input;
 mod last_admin_race;
 mod oauth_clients;
 mod oauth_grants;
+mod oauth_pages;
 mod oauth_registration;
 mod oauth_revocation;
 mod one_account_service;
