@@ -6,8 +6,8 @@
 #   bash bench/run.sh --smoke          # CI: debug build, tiny sizes, no Synapse, a few seconds
 #   bash bench/run.sh --smoke --synapse  # the same with Synapse (about 20 s more)
 #
-# Rows: limit login whoami rss instructions hash reset set-password import pg introspect refresh
-# first-request login-nginx migrate (first-request, login-nginx and migrate need Synapse: with
+# Rows: limit login whoami rss instructions hash reset set-password import pg introspect refresh exchange
+# first-request login-nginx migrate (exchange, first-request, login-nginx and migrate need Synapse: with
 # --smoke, only with --synapse)
 # Everything listens on 127.0.0.1 on ports the system picks; every server is started and
 # stopped here (SIGTERM, then SIGKILL), every load is bounded in time (and the login load in
@@ -35,7 +35,7 @@ for arg in "$@"; do
     --synapse) with_synapse=force ;;
     --no-synapse) with_synapse=false ;;
     -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
-    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | refresh | first-request | login-nginx | migrate)
+    limit | login | whoami | rss | instructions | hash | reset | set-password | import | pg | introspect | refresh | exchange | first-request | login-nginx | migrate)
       rows+=("$arg") ;;
     *) echo "bench: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
@@ -44,7 +44,7 @@ if $smoke && [[ $with_synapse != force ]]; then with_synapse=false; fi
 some_rows=true
 if [[ ${#rows[@]} -eq 0 ]]; then
   some_rows=false
-  rows=(limit login whoami rss instructions hash reset set-password import pg introspect refresh first-request login-nginx migrate)
+  rows=(limit login whoami rss instructions hash reset set-password import pg introspect refresh exchange first-request login-nginx migrate)
 fi
 wants() { local r; for r in "${rows[@]}"; do [[ $r == "$1" ]] && return 0; done; return 1; }
 
@@ -55,11 +55,11 @@ say() { echo "bench: $*" >&2; }
 cores="$(nproc)"
 if $smoke; then
   profile=debug cost=4 login_seconds=1 login_clients=4 whoami_seconds=1 whoami_rounds=1 runs=2
-  devices=100 import_users=1000 resets=1 hashes=3 introspect_tokens=100 refresh_tokens=50 first_tokens=20 first_seconds=30
+  devices=100 import_users=1000 resets=1 hashes=3 introspect_tokens=100 refresh_tokens=50 exchange_codes=30 first_tokens=20 first_seconds=30
   migrate_users=1000
 else
   profile=release cost=12 login_seconds=25 login_clients=$((2 * cores)) whoami_seconds=10 whoami_rounds=3
-  runs=15 devices=10000 import_users=100000 resets=5 hashes=10 introspect_tokens=10000 refresh_tokens=3000 first_tokens=2000 first_seconds=120
+  runs=15 devices=10000 import_users=100000 resets=5 hashes=10 introspect_tokens=10000 refresh_tokens=3000 exchange_codes=1000 first_tokens=2000 first_seconds=120
   migrate_users=100000
 fi
 login_max=$((login_seconds * 20)) # per wrk thread; far above what bcrypt allows
@@ -813,6 +813,93 @@ refresh_row() {
   pids=()
 }
 if wants refresh; then refresh_row; fi
+
+# --- exchange: the authorization code grant, against Synapse's upsert_device alone ----------
+# Each exchange ends with homekey making the session's device in Synapse (POST
+# /_synapse/mas/upsert_device) before it answers: that call is the grant's limit. homekey
+# beside a Synapse delegating to it; $exchange_codes codes of 16 users (as the consent page
+# leaves them: digests, one device each, one PKCE verifier) put in the database with SQL, each
+# exchanged once, 16 connections; then Synapse's upsert_device alone, as homekey calls it, for
+# as many new devices of one of those users; in alternating rounds.
+seed_codes() { # DATABASE COUNT FIRST CODES-FILE
+  python3 - "$@" <<'EOF'
+import base64, hashlib, json, sqlite3, sys, time
+database, count, first, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+now = int(time.time() * 1000)
+def b64(raw):
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+verifier = "bench-verifier-0123456789-0123456789-0123456789"
+challenge = b64(hashlib.sha256(verifier.encode()).digest())
+metadata = {"application_type": "web", "client_name": "bench", "client_uri": "https://bench.example.org",
+            "redirect_uris": ["https://bench.example.org/cb"], "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"], "token_endpoint_auth_method": "none"}
+codes = [f"benchcode{first}x{i}" for i in range(count)]
+conn = sqlite3.connect(database, timeout=60, isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO homekey_oauth_clients (client_id, metadata, metadata_digest, registered_ms, last_registered_ms, first_session_ms) "
+             "VALUES ('benchclient', ?, 'bench', ?, ?, ?) ON CONFLICT DO NOTHING", (json.dumps(metadata), now, now, now))
+scope = "urn:matrix:client:api:* urn:matrix:client:device:"
+conn.executemany("INSERT INTO homekey_oauth_codes (code_digest, client_id, redirect_uri, code_challenge, user_id, scope, expires_ms) "
+                 "VALUES (?, 'benchclient', 'https://bench.example.org/cb', ?, ?, ?, ?)",
+                 [("sha256:" + b64(hashlib.sha256(c.encode()).digest()), challenge, f"@ex{i % 16}:example.com",
+                   scope + f"EXCH{first}x{i}", now + 600_000)
+                  for i, c in enumerate(codes)])
+conn.execute("COMMIT")
+conn.close()
+with open(path, "w") as f:
+    f.writelines(c + "\n" for c in codes)
+EOF
+}
+exchange_row() {
+  local db="$work/homekey-exchange/homeserver.db" synapse_port round first=1 side line
+  local full_cost=$cost
+  cost=4
+  say "exchange: homekey and a Synapse delegating to it"
+  synapse_port="$(free_port)"
+  start_homekey homekey-exchange "$(sqlite_db "$db")" \
+    "$(homekey_beside_synapse "http://127.0.0.1:$synapse_port")"
+  start_synapse synapse-exchange "$synapse_venv" sqlite "$(synapse_delegating_to "$homekey_url")" "$synapse_port"
+  # 16 users, so that the 16 connections' grants are mostly of different users: a user's
+  # sessions are announced to Synapse one at a time (the user's lease). Each user's first
+  # login makes it in Synapse (two such at once would race there).
+  local user
+  for user in $(seq 0 15); do
+    "$homekey" user create "ex$user" -p "$password" -c "$work/homekey-exchange/users.yaml" \
+      >/dev/null 2>&1 || die "creating ex$user failed"
+    login_tokens "$homekey_url" "ex$user" "$password" 1 "$work/exchange-login"
+  done
+  record exchange_codes "$exchange_codes"
+  local count=$((exchange_codes + 32)) # the load stops after $exchange_codes answers
+  for round in $(seq 0 "$whoami_rounds"); do
+    seed_codes "$db" "$count" "$first" "$work/exchange-codes"
+    python3 -c "import sys; [print(f'UPSERT{sys.argv[1]}x{i}') for i in range(int(sys.argv[2]))]" \
+      "$first" "$count" >"$work/exchange-devices"
+    first=$((first + count))
+    for side in exchange upsert; do
+      local url="$homekey_url/oauth2/token" tokens="$work/exchange-codes"
+      if [[ $side == upsert ]]; then
+        url="$synapse_url/_synapse/mas/upsert_device" tokens="$work/exchange-devices"
+      fi
+      [[ $round == 0 ]] || say "exchange: $side, $exchange_codes each once, 16 connections (round $round of $whoami_rounds)"
+      record "load.exchange.$side" "$(load1)"
+      line="$(BENCH_MODE=$side BENCH_TOKENS=$tokens BENCH_ONCE=1 BENCH_MAX_REQUESTS="$exchange_codes" \
+        BENCH_SECRET="$(cat "$(synapse_secret_file)")" run_wrk "$url" 120 16 1 tokens.lua)"
+      [[ $round == 0 ]] && continue # a warm-up of each
+      record "exchange_rps.$side" "$(field rps "$line")"
+      record "exchange_p50_ms.$side" "$(field p50_ms "$line")"
+    done
+  done
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  pids=()
+  cost=$full_cost
+}
+if wants exchange; then
+  if [[ $with_synapse == false ]]; then
+    say "exchange: needs Synapse; skipped"
+  else
+    exchange_row
+  fi
+fi
 
 # --- first-request: a fresh token's first request through a delegating Synapse --------------
 # Synapse asks its authentication service about every token it has not seen in 2 minutes; a

@@ -297,6 +297,28 @@ row(
     0,
 )
 
+# The code grant against its limit, Synapse's upsert_device alone (alternating rounds).
+codes = fmt(num("exchange_codes"), 0)
+h, u = num("exchange_rps.exchange"), num("exchange_rps.upsert")
+rounds = [e / u_ for e, u_ in zip(values("exchange_rps.exchange"), values("exchange_rps.upsert"))]
+row(
+    f"POST /oauth2/token authorization code grant, exchanges/s, SQLite, {codes} codes each once, "
+    "16 connections, beside a delegating Synapse (Synapse column: its "
+    "/_synapse/mas/upsert_device alone, which each exchange calls; medians of "
+    f"{len(rounds)} alternating rounds)",
+    h,
+    u,
+    statistics.median(rounds) if rounds else None,
+    "– (the limit: Synapse's upsert_device)"
+    + (f" (the rounds: {', '.join(f'{r:.2f}×' for r in rounds)})" if len(rounds) > 1 else ""),
+    None,
+    load("load.exchange.exchange", "load.exchange.upsert"),
+    0,
+)
+h, u = num("exchange_p50_ms.exchange"), num("exchange_p50_ms.upsert")
+row("authorization code grant p50 latency, ms (Synapse column: upsert_device alone)", h, u,
+    both(u, h, lambda u, h: u / h), "–", None, load("load.exchange.exchange", "load.exchange.upsert"), 1)
+
 # A fresh token's first request on Synapse: delegating to homekey (homekey's column) or on
 # its own auth (Synapse's), each token used once, in alternating rounds.
 tokens = fmt(num("first_tokens"), 0)

@@ -2,6 +2,9 @@
 --   BENCH_MODE=whoami      GET the URL with "Authorization: Bearer <token>"
 --   BENCH_MODE=oauth_refresh   POST the OAuth refresh grant's form with the token
 --   BENCH_MODE=legacy_refresh  POST /refresh's JSON with the token
+--   BENCH_MODE=exchange    POST the authorization code grant's form with the token as the code
+--   BENCH_MODE=upsert      POST Synapse's upsert_device for ex0 with the token as the device
+--                          ID, with "Authorization: Bearer $BENCH_SECRET"
 --   BENCH_MODE=introspect  POST the URL the form Synapse sends, token=<token>&token_type_hint=
 --                          access_token, with "Authorization: Bearer $BENCH_SECRET" (read here
 --                          from the environment, so it is on no command line)
@@ -38,6 +41,17 @@ local function format(token)
   if mode == "legacy_refresh" then
     return wrk.format("POST", nil, { ["Content-Type"] = "application/json" },
       '{"refresh_token":"' .. token .. '"}')
+  end
+  if mode == "exchange" then
+    return wrk.format("POST", nil, { ["Content-Type"] = "application/x-www-form-urlencoded" },
+      "grant_type=authorization_code&client_id=benchclient&redirect_uri=https%3A%2F%2Fbench.example.org%2Fcb"
+      .. "&code_verifier=bench-verifier-0123456789-0123456789-0123456789&code=" .. token)
+  end
+  if mode == "upsert" then
+    return wrk.format("POST", nil, {
+      ["Authorization"] = "Bearer " .. os.getenv("BENCH_SECRET"),
+      ["Content-Type"] = "application/json",
+    }, '{"localpart":"ex0","device_id":"' .. token .. '"}')
   end
   if mode == "introspect" then
     return wrk.format("POST", nil, {
