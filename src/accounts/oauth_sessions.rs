@@ -262,8 +262,7 @@ impl Accounts {
         if old.expiry_ts.is_some_and(|expiry| expiry < now) {
             return Err(invalid("the refresh token expired"));
         }
-        let user = self.store.get_user(&old.user_id).await?;
-        if !user.is_some_and(|user| !user.deactivated && !user.locked) {
+        if !self.store.can_sign_in(&old.user_id).await? {
             return Err(invalid(
                 "the account cannot sign in (locked or deactivated)",
             ));

@@ -287,6 +287,20 @@ impl Store {
         })
     }
 
+    /// Whether `user_id` can sign in now: exists, neither deactivated nor locked (read
+    /// alone: an account's full row sums up its devices).
+    pub async fn can_sign_in(&self, user_id: &str) -> Result<bool, StoreError> {
+        with_pool!(self, |pool| {
+            let flags: Option<(i16, Option<bool>)> =
+                sqlx::query_as("SELECT deactivated, locked FROM users WHERE name = $1")
+                    .bind(user_id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(flags
+                .is_some_and(|(deactivated, locked)| deactivated == 0 && !locked.unwrap_or(false)))
+        })
+    }
+
     /// Every OAuth session of `user_id`, by device ID.
     pub async fn oauth_sessions_of(&self, user_id: &str) -> Result<Vec<OAuthSession>, StoreError> {
         // A Synapse database has no OAuth session of homekey's.

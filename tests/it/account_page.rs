@@ -1275,13 +1275,18 @@ impl Chromium {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
+        // In a process group of its own, with the browsers it starts: dropped (a test that
+        // failed or finished), the whole group goes, not chromedriver alone.
         let driver = Chromedriver(
-            std::process::Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
+            std::os::unix::process::CommandExt::process_group(
+                std::process::Command::new(CHROMEDRIVER)
+                    .arg(format!("--port={port}"))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null()),
+                0,
+            )
+            .spawn()
+            .unwrap(),
         );
         let webdriver = format!("http://127.0.0.1:{port}");
         let mut args: Vec<String> = [
@@ -1446,6 +1451,11 @@ struct Chromedriver(std::process::Child);
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        // The group's ID is chromedriver's PID (`process_group(0)`).
+        if let Ok(group) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: killpg only sends a signal; the group is ours.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
