@@ -353,7 +353,8 @@ pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
             .map(|(user, device)| format!("{user} {device}"))
             .collect();
         out!(
-            "{} OAuth session(s) ended: homekey keeps only a digest of their tokens, which              Synapse cannot take; their apps must sign in again: {}",
+            "{} OAuth session(s) ended: homekey keeps only a digest of their tokens, which \
+             Synapse cannot take; their apps must sign in again: {}",
             list.len(),
             list.join(", ")
         );

@@ -28,6 +28,7 @@ server_tests!(
     the_password_policy_refuses_and_changes_nothing,
     no_secret_reaches_the_output_or_the_logs,
     show_finds_an_account_as_a_login_does_and_says_every_flag,
+    show_says_which_sessions_are_oauth_and_of_which_app,
 );
 
 /// A test database with a config file for it (server example.com, a pepper, bcrypt cost 5,
@@ -1136,4 +1137,178 @@ async fn show_finds_an_account_as_a_login_does_and_says_every_flag(db: TestDb) {
         "{shown}"
     );
     assert_eq!(op.json(&["user", "show", "erin", "--json"])["erased"], true);
+}
+
+/// Registers an OAuth client over HTTP, as an app does, at a `homekey serve` beside a
+/// Synapse (that is not there: registration never asks it); returns its client ID.
+async fn register_oauth_client(db: &TestDb, metadata: serde_json::Value) -> String {
+    let config = "public_baseurl: https://matrix.example.com/\n\
+                  synapse:\n  endpoint: http://127.0.0.1:1/\n  \
+                  secret: cli-user-oauth-secret-0123456789abcdef\n";
+    let mut server = crate::server::Server::start(db.share().await, config).await;
+    let response = server
+        .http
+        .post(server.url("/oauth2/registration"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    server.stop();
+    body["client_id"].as_str().unwrap().to_owned()
+}
+
+/// An OAuth session of `user_id` on `device_id` for the client `client_id`, written with SQL
+/// exactly as a grant leaves it (`begin_oauth_session!`: the device named after the app, the
+/// tokens as digests, the access token pointing at its refresh token, the session's row, the
+/// client marked used). A grant over HTTP makes the device in Synapse before it answers, and
+/// these tests have no Synapse.
+async fn oauth_session(db: &TestDb, user_id: &str, device_id: &str, client: (&str, Option<&str>)) {
+    use homekey::store::token_forms::digest;
+    let (client_id, client_name) = client;
+    let now = homekey::accounts::now_ms();
+    let access = digest(&format!("hka_test_{device_id}"));
+    let refresh = digest(&format!("hkr_test_{device_id}"));
+    let scope = format!("urn:matrix:client:api:* urn:matrix:client:device:{device_id}");
+    let config = &db.config;
+    // The device is named after the app, if it gave a name.
+    let (display_name, values) = match client_name {
+        Some(name) => ("$3", vec![user_id, device_id, name]),
+        None => ("NULL", vec![user_id, device_id]),
+    };
+    crate::server::raw_execute(
+        config,
+        &format!(
+            "INSERT INTO devices (user_id, device_id, display_name, last_seen, hidden) \
+             VALUES ($1, $2, {display_name}, {now}, FALSE)"
+        ),
+        &values,
+    )
+    .await;
+    crate::server::raw_execute(
+        config,
+        &format!(
+            "INSERT INTO refresh_tokens (user_id, device_id, token, expiry_ts) \
+             VALUES ($1, $2, $3, {})",
+            now + 90 * 86_400_000
+        ),
+        &[user_id, device_id, &refresh],
+    )
+    .await;
+    crate::server::raw_execute(
+        config,
+        &format!(
+            "INSERT INTO access_tokens (user_id, device_id, token, valid_until_ms, \
+             last_validated, refresh_token_id) VALUES ($1, $2, $3, {}, {now}, \
+             (SELECT id FROM refresh_tokens WHERE token = $4))",
+            now + 300_000
+        ),
+        &[user_id, device_id, &access, &refresh],
+    )
+    .await;
+    crate::server::raw_execute(
+        config,
+        &format!(
+            "INSERT INTO homekey_oauth_sessions (user_id, device_id, client_id, scope, \
+             created_ms) VALUES ($1, $2, $3, $4, {now})"
+        ),
+        &[user_id, device_id, client_id, &scope],
+    )
+    .await;
+    crate::server::raw_execute(
+        config,
+        &format!(
+            "UPDATE homekey_oauth_clients SET first_session_ms = {now} \
+             WHERE client_id = $1 AND first_session_ms IS NULL"
+        ),
+        &[client_id],
+    )
+    .await;
+}
+
+/// `user show` tells each device's session apart: "signed in with OAuth by" the app (its
+/// `client_name`, else its client ID) for an OAuth session, "password login" for the rest;
+/// `--json` gives `oauth_app` per device (null for a password login).
+async fn show_says_which_sessions_are_oauth_and_of_which_app(db: TestDb) {
+    let op = Operator::new(db);
+    op.create("alice", "wonderland1");
+    let alice = "@alice:example.com";
+    let element_x = register_oauth_client(
+        &op.db,
+        serde_json::json!({
+            "application_type": "native",
+            "client_name": "Element X",
+            "client_uri": "https://element.io",
+            "redirect_uris": ["io.element:/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }),
+    )
+    .await;
+    let nameless = register_oauth_client(
+        &op.db,
+        serde_json::json!({
+            "client_uri": "https://app.example.org/",
+            "redirect_uris": ["https://app.example.org/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+        }),
+    )
+    .await;
+    oauth_session(
+        &op.db,
+        alice,
+        "OAUTHDEVICE1",
+        (&element_x, Some("Element X")),
+    )
+    .await;
+    oauth_session(&op.db, alice, "OAUTHDEVICE2", (&nameless, None)).await;
+    op.session(alice, "PASSWORDDEV").await;
+
+    let shown = op.ok(&["user", "show", "alice"], "");
+    assert!(shown.contains("devices       3"), "{shown}");
+    let line = |device: &str| -> String {
+        shown
+            .lines()
+            .find(|l| l.trim_start().starts_with(device))
+            .unwrap_or_else(|| panic!("no line for {device}: {shown}"))
+            .to_owned()
+    };
+    let oauth = line("OAUTHDEVICE1");
+    assert!(
+        oauth.contains("signed in with OAuth by Element X"),
+        "{shown}"
+    );
+    let oauth = line("OAUTHDEVICE2");
+    assert!(
+        oauth.contains(&format!("signed in with OAuth by {nameless}")),
+        "{shown}"
+    );
+    let password = line("PASSWORDDEV");
+    assert!(password.contains("password login"), "{shown}");
+    assert!(!password.contains("OAuth"), "{shown}");
+
+    let body = op.json(&["user", "show", "alice", "--json"]);
+    let mut apps: Vec<(String, Value)> = body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["device_id"].as_str().unwrap().to_owned(),
+                d["oauth_app"].clone(),
+            )
+        })
+        .collect();
+    apps.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        apps,
+        vec![
+            ("OAUTHDEVICE1".to_owned(), Value::from("Element X")),
+            ("OAUTHDEVICE2".to_owned(), Value::from(nameless.as_str())),
+            ("PASSWORDDEV".to_owned(), Value::Null),
+        ],
+        "{body}"
+    );
 }

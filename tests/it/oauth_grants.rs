@@ -17,7 +17,7 @@ use crate::synapse_interop::Synapse;
 use crate::synapse_queue::{BesideSynapse, SECRET};
 
 const AUTHORIZE: &str = "/_homekey/oauth2/authorize";
-const VERIFIER: &str = "a-pkce-verifier-of-the-client-that-is-long-enough-0123456789";
+pub(crate) const VERIFIER: &str = "a-pkce-verifier-of-the-client-that-is-long-enough-0123456789";
 /// Element X's registration (§2 of the contract): a native client, its private-use scheme
 /// and a loopback redirect without a port, and the device grant it always asks for.
 pub(crate) fn element_x() -> Value {
@@ -41,7 +41,7 @@ fn challenge(verifier: &str) -> String {
 
 /// A browser without redirects or a cookie jar: the tests read each answer, and carry the
 /// page's cookie themselves (it is `Secure`, for `https://matrix.example.com`).
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookie: Option<String>,
 }
@@ -90,7 +90,7 @@ impl Answer {
 }
 
 impl Browser {
-    fn new() -> Browser {
+    pub(crate) fn new() -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -144,12 +144,12 @@ impl Browser {
 }
 
 /// A client of the OAuth API, as the tests drive it.
-struct Client {
-    id: String,
+pub(crate) struct Client {
+    pub(crate) id: String,
 }
 
 impl Client {
-    async fn register(server: &Server, metadata: Value) -> Client {
+    pub(crate) async fn register(server: &Server, metadata: Value) -> Client {
         let response = server
             .http
             .post(server.url("/oauth2/registration"))
@@ -166,7 +166,7 @@ impl Client {
 
     /// The authorization request's query for `device`, with Element X's unstable scopes and
     /// no `response_mode`.
-    fn query(&self, device: &str, extra: &[(&str, &str)]) -> String {
+    pub(crate) fn query(&self, device: &str, extra: &[(&str, &str)]) -> String {
         let scope = format!(
             "urn:matrix:org.matrix.msc2967.client:api:* \
              urn:matrix:org.matrix.msc2967.client:device:{device}"
@@ -201,7 +201,12 @@ impl Client {
         (status, response.json().await.unwrap())
     }
 
-    async fn exchange(&self, server: &Server, code: &str, verifier: &str) -> (StatusCode, Value) {
+    pub(crate) async fn exchange(
+        &self,
+        server: &Server,
+        code: &str,
+        verifier: &str,
+    ) -> (StatusCode, Value) {
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -222,7 +227,7 @@ impl Client {
 
 /// Signs in on the authorization's sign-in page and allows the client on the consent page;
 /// returns the code.
-async fn sign_in_and_allow(
+pub(crate) async fn sign_in_and_allow(
     server: &Server,
     browser: &mut Browser,
     query: &str,

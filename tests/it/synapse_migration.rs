@@ -169,6 +169,12 @@ impl Moving {
         }
     }
 
+    /// How many rows of Synapse's database `from` (`FROM … WHERE …`) counts.
+    async fn synapse_count(&self, from: &str) -> i64 {
+        let sql = format!("SELECT CAST(COUNT(*) AS TEXT) {from}");
+        self.synapse_text(&sql).await.unwrap().parse().unwrap()
+    }
+
     /// A config for Synapse like its own, but on `database` (a SQLite path).
     fn synapse_config_on(&self, dir: &std::path::Path, database: &std::path::Path) -> String {
         let text = std::fs::read_to_string(&self.synapse.config).unwrap();
@@ -1332,4 +1338,117 @@ async fn from_homekey_on_postgres_the_way_back_into_a_synapse_not_sorting_as_c_e
         return;
     };
     the_way_back_into_a_synapse_not_sorting_as_c(db, test).await;
+}
+
+/// The way back with an OAuth session: homekey keeps only a digest of its tokens, which
+/// Synapse cannot take (and which, copied there, would become a token anyone reading homekey's
+/// database could present to Synapse). A user signs in beside Synapse both ways, with a
+/// password and with the OAuth API (a real grant: its device made in Synapse, as every
+/// session's is); `migrate-to-synapse` carries the password login, ends the OAuth session and
+/// names it (user and device), and writes no digest into Synapse's database. Once Synapse is
+/// on its own login again, the password login's token works there; neither the OAuth token nor
+/// its digest does. homekey's own database is `db`.
+async fn the_way_back_ends_and_names_oauth_sessions(synapse: Synapse, db: TestDb, test: &str) {
+    use crate::oauth_grants::{Browser, Client, VERIFIER, element_x, sign_in_and_allow};
+    let started = Instant::now();
+    let mut moving = Moving::new(synapse, db);
+    moving.switch_synapse(true);
+    let mut homekey = moving.serve().await;
+    moving.synapse.start().await;
+    ok(&moving.homekey_user(&["create", "alice", "--password-stdin"], "alice-pw\n"));
+
+    // A password login, and an OAuth session on the device OAUTHDEVICE1.
+    let (status, body) = homekey.login("alice", "alice-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let password_token = body["access_token"].as_str().unwrap().to_owned();
+    let password_device = body["device_id"].as_str().unwrap().to_owned();
+    let client = Client::register(&homekey, element_x()).await;
+    let mut browser = Browser::new();
+    let query = client.query("OAUTHDEVICE1", &[]);
+    let code = sign_in_and_allow(&homekey, &mut browser, &query, "alice", "alice-pw").await;
+    let (status, tokens) = client.exchange(&homekey, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let oauth_token = tokens["access_token"].as_str().unwrap().to_owned();
+    for token in [&password_token, &oauth_token] {
+        let (status, body) = moving.synapse.whoami(token).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{body}\n{}",
+            moving.synapse.log_tail()
+        );
+    }
+
+    moving.synapse.stop();
+    homekey.stop();
+    drop(homekey);
+    // The test's own handle on homekey's SQLite file would count as a homekey using it.
+    moving.db.store.close().await;
+    let ended = "1 OAuth session(s) ended: homekey keeps only a digest of their tokens, which \
+                 Synapse cannot take; their apps must sign in again: \
+                 @alice:example.com OAUTHDEVICE1";
+    let out = ok(&moving.homekey(&["migrate-to-synapse", "--dry-run"]));
+    assert!(out.contains(ended), "{out}");
+    let out = ok(&moving.homekey(&["migrate-to-synapse"]));
+    assert!(out.contains(ended), "{out}");
+    // The password login's token only: the OAuth session's access and refresh tokens are
+    // not written, nor reported as left out for want of a device (Synapse has it).
+    assert!(
+        out.contains(
+            "wrote 1 account(s) back into Synapse's database, with 1 access token(s) and 0 \
+             refresh token(s) it did not have"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("left out"), "{out}");
+    let legacy = format!(
+        "FROM access_tokens WHERE token = '{password_token}' AND device_id = '{password_device}'"
+    );
+    assert_eq!(moving.synapse_count(&legacy).await, 1, "{out}");
+    for from in [
+        "FROM access_tokens WHERE token LIKE 'sha256:%'",
+        "FROM refresh_tokens WHERE token LIKE 'sha256:%'",
+        "FROM access_tokens WHERE device_id = 'OAUTHDEVICE1'",
+        "FROM refresh_tokens WHERE device_id = 'OAUTHDEVICE1'",
+    ] {
+        assert_eq!(moving.synapse_count(from).await, 0, "{from}\n{out}");
+    }
+
+    // On Synapse's own login again: the password login goes on, the OAuth session does not,
+    // and its digest is no token there.
+    moving.switch_synapse(false);
+    moving.synapse.start().await;
+    let (status, body) = moving.synapse.whoami(&password_token).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{body}\n{}",
+        moving.synapse.log_tail()
+    );
+    assert_eq!(body["device_id"], password_device.as_str());
+    let digest = homekey::store::token_forms::digest(&oauth_token);
+    for token in [&oauth_token, &digest] {
+        let (status, body) = moving.synapse.whoami(token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test]
+async fn the_way_back_from_homekey_on_sqlite_ends_and_names_oauth_sessions() {
+    let test = "the_way_back_from_homekey_on_sqlite_ends_and_names_oauth_sessions";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let synapse = Synapse::prepare_with_auth(venv, &own_auth());
+    the_way_back_ends_and_names_oauth_sessions(synapse, TestDb::sqlite().await, test).await;
+}
+
+#[tokio::test]
+async fn the_way_back_from_homekey_on_postgres_ends_and_names_oauth_sessions() {
+    let test = "the_way_back_from_homekey_on_postgres_ends_and_names_oauth_sessions";
+    let Some((synapse, db)) = both_on_postgres(test).await else {
+        return;
+    };
+    the_way_back_ends_and_names_oauth_sessions(synapse, db, test).await;
 }
