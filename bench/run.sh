@@ -783,28 +783,29 @@ with open(path, "w") as f:
 EOF
 }
 refresh_row() {
-  local db="$work/homekey-refresh/homeserver.db" round first=5000000 side
+  local db="$work/homekey-refresh/homeserver.db" round first=5000000 side line url
   say "refresh: homekey beside a Synapse that is not there, $refresh_tokens sessions per load"
   start_homekey homekey-refresh "$(sqlite_db "$db")" "$(homekey_beside_synapse http://127.0.0.1:1)"
   record refresh_sessions "$refresh_tokens"
+  # Every load's sessions first, before any load: 32 more than are counted (a load stops
+  # after $refresh_tokens answers, with up to 16 requests more in flight, each with a token
+  # of its own). Nothing writes beside the loads.
   for round in $(seq 0 "$whoami_rounds"); do
     for side in oauth legacy; do
-      # 32 more than are counted: the load stops after $refresh_tokens answers, with up to 16
-      # requests more in flight, each with a token of its own.
-      seed_refreshable "$db" @alice:example.com "$((refresh_tokens + 32))" "$first" "$side" "$work/refresh-$side"
+      seed_refreshable "$db" @alice:example.com "$((refresh_tokens + 32))" "$first" "$side" \
+        "$work/refresh-$side-$round"
       first=$((first + refresh_tokens + 32))
-      local url="$homekey_url/oauth2/token"
+    done
+  done
+  for round in $(seq 0 "$whoami_rounds"); do
+    for side in oauth legacy; do
+      url="$homekey_url/oauth2/token"
       [[ $side == legacy ]] && url="$homekey_url/_matrix/client/v3/refresh"
-      if [[ $round == 0 ]]; then # a warm-up of each
-        BENCH_MODE=${side}_refresh BENCH_TOKENS="$work/refresh-$side" BENCH_ONCE=1 \
-          BENCH_MAX_REQUESTS="$refresh_tokens" run_wrk "$url" 60 16 1 tokens.lua >/dev/null
-        continue
-      fi
-      say "refresh: $side, $refresh_tokens sessions each refreshed once, 16 connections (round $round of $whoami_rounds)"
+      [[ $round == 0 ]] || say "refresh: $side, $refresh_tokens sessions each refreshed once, 16 connections (round $round of $whoami_rounds)"
       record "load.refresh.$side" "$(load1)"
-      local line
-      line="$(BENCH_MODE=${side}_refresh BENCH_TOKENS="$work/refresh-$side" BENCH_ONCE=1 \
+      line="$(BENCH_MODE=${side}_refresh BENCH_TOKENS="$work/refresh-$side-$round" BENCH_ONCE=1 \
         BENCH_MAX_REQUESTS="$refresh_tokens" run_wrk "$url" 60 16 1 tokens.lua)"
+      [[ $round == 0 ]] && continue # a warm-up of each
       record "refresh_rps.$side" "$(field rps "$line")"
       record "refresh_p50_ms.$side" "$(field p50_ms "$line")"
     done
@@ -870,15 +871,18 @@ exchange_row() {
   done
   record exchange_codes "$exchange_codes"
   local count=$((exchange_codes + 32)) # the load stops after $exchange_codes answers
+  # Every load's codes first, before any load: nothing writes beside the loads.
   for round in $(seq 0 "$whoami_rounds"); do
-    seed_codes "$db" "$count" "$first" "$work/exchange-codes"
+    seed_codes "$db" "$count" "$first" "$work/exchange-codes-$round"
     python3 -c "import sys; [print(f'UPSERT{sys.argv[1]}x{i}') for i in range(int(sys.argv[2]))]" \
-      "$first" "$count" >"$work/exchange-devices"
+      "$first" "$count" >"$work/exchange-devices-$round"
     first=$((first + count))
+  done
+  for round in $(seq 0 "$whoami_rounds"); do
     for side in exchange upsert; do
-      local url="$homekey_url/oauth2/token" tokens="$work/exchange-codes"
+      local url="$homekey_url/oauth2/token" tokens="$work/exchange-codes-$round"
       if [[ $side == upsert ]]; then
-        url="$synapse_url/_synapse/mas/upsert_device" tokens="$work/exchange-devices"
+        url="$synapse_url/_synapse/mas/upsert_device" tokens="$work/exchange-devices-$round"
       fi
       [[ $round == 0 ]] || say "exchange: $side, $exchange_codes each once, 16 connections (round $round of $whoami_rounds)"
       record "load.exchange.$side" "$(load1)"
