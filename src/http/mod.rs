@@ -6,6 +6,7 @@
 //! - [`admin`]: Synapse's Admin API for users, under `/_synapse/admin`.
 //! - [`access_log`]: one log line per request, tokens redacted.
 //! - [`server_keys`]: the server name at `/_matrix/key/v2/server`, with no keys.
+//! - [`to_completion`]: every request runs to its end, even when its client goes away.
 
 mod access_log;
 mod admin;
@@ -18,6 +19,7 @@ mod json;
 #[cfg(test)]
 mod router_properties;
 mod server_keys;
+mod to_completion;
 mod whole_body;
 
 use std::net::SocketAddr;
@@ -74,7 +76,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(access_log::AccessLogLayer)
                 .layer(cors())
                 .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
-                .layer(axum::middleware::from_fn(whole_body::read_whole_body)),
+                .layer(axum::middleware::from_fn(whole_body::read_whole_body))
+                .layer(axum::middleware::from_fn(to_completion::run_to_completion)),
         )
         .with_state(state)
 }

@@ -20,6 +20,7 @@ server_tests!(
     a_login_that_checked_the_old_password_never_outlives_the_reset,
     concurrent_logins_and_logouts_of_one_device_leave_no_orphan,
     concurrent_registrations_of_one_name_give_one_account_and_user_in_use,
+    requests_their_clients_give_up_on_run_to_their_end_and_leave_no_transaction_open,
 );
 
 /// How many resets race in the first test.
@@ -576,4 +577,69 @@ async fn concurrent_registrations_of_one_name_give_one_account_and_user_in_use(d
         "concurrency ({}): {CLIENTS} registrations of one name at once: {outcomes:?}",
         server.store().engine()
     );
+}
+
+/// How many refreshes are cut short by their clients.
+const CUT_SHORT: usize = 120;
+
+/// Clients that give up on their requests (the connection closed mid-request, as a phone
+/// losing its network does) leave nothing half-done: the requests still run to their end, and
+/// every write after them works at once. Before, a write transaction cut short this way could
+/// stay open on its pooled SQLite connection, SQLite's write lock held: later writes failed with
+/// "database is locked" or "begin_with at non-zero transaction depth". The race is shown to
+/// have happened: the server finished more refreshes than its clients waited for.
+async fn requests_their_clients_give_up_on_run_to_their_end_and_leave_no_transaction_open(
+    db: TestDb,
+) {
+    let server = Server::start(db, "").await;
+    server.create_user("alice", "alice-pw").await;
+    let mut refresh_tokens = Vec::new();
+    for _ in 0..CUT_SHORT {
+        let body = crate::serve_refresh::login_refreshable(&server, "alice", "alice-pw").await;
+        refresh_tokens.push(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let cut = reqwest::Client::new();
+    let url = server.url("/_matrix/client/v3/refresh");
+    let mut requests = tokio::task::JoinSet::new();
+    for (i, token) in refresh_tokens.iter().enumerate() {
+        let request = cut.post(&url).json(&json!({"refresh_token": token})).send();
+        // Given up on after 2 to 60 ms: some before the handler, some inside it, some after.
+        let patience = std::time::Duration::from_millis(2 + 2 * (i % 30) as u64);
+        requests.spawn(async move { tokio::time::timeout(patience, request).await.is_ok() });
+    }
+    let answered = requests
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|answered| *answered)
+        .count();
+    // The refreshes that reached their handler run to their end, after their clients left:
+    // the database shows more refresh tokens rotated (each pointing to its successor) than
+    // clients waited for (counted once it settles). The access log, written around the
+    // handler, has no line for a request whose client left.
+    const ROTATED: &str =
+        "SELECT COUNT(*) FROM refresh_tokens WHERE user_id = $1 AND next_token_id IS NOT NULL";
+    let mut finished = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = server.db.count(ROTATED, "@alice:example.com").await as usize;
+        if now == finished && now > answered {
+            break;
+        }
+        finished = now;
+    }
+    assert!(
+        answered < finished,
+        "no request was given up on mid-way ({answered} answered, {finished} finished): \
+         the race did not happen"
+    );
+    // Writes right after: logins, each a transaction.
+    for _ in 0..20 {
+        let (status, body) = server.login("alice", "alice-pw").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let log = server.log();
+    for symptom in ["transaction depth", "database is locked"] {
+        assert!(!log.contains(symptom), "{symptom}:\n{log}");
+    }
 }
