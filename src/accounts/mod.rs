@@ -94,8 +94,8 @@ pub struct Requester {
     /// The sign-in to homekey's account page the request came from (its ID's hash), which a
     /// change that signs every other device out spares.
     pub page_session: Option<String>,
-    /// The token is one of the OAuth 2.0 API's (its session in `homekey_oauth_sessions`).
-    pub oauth: bool,
+    /// The token is one of the OAuth 2.0 API's: what its session was granted.
+    pub oauth: Option<crate::store::OAuthGrant>,
 }
 
 impl Requester {
@@ -133,7 +133,7 @@ impl Requester {
             token_id: 0,
             valid_until_ms: None,
             page_session: None,
-            oauth: false,
+            oauth: None,
         }
     }
 }

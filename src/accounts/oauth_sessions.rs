@@ -300,23 +300,6 @@ impl Accounts {
         self.store.oauth_session_of(user_id, device_id).await
     }
 
-    /// Whether the requester's OAuth session was granted Synapse's admin scope (the account's
-    /// admin flag is the caller's to check, as it is now).
-    pub async fn oauth_session_is_admin(
-        &self,
-        requester: &super::Requester,
-    ) -> Result<bool, StoreError> {
-        let Some(device_id) = requester.device_id.as_deref() else {
-            return Ok(false);
-        };
-        let session = self
-            .store
-            .oauth_session_of(&requester.user.name, device_id)
-            .await?;
-        Ok(session
-            .is_some_and(|session| Scope::parse(&session.scope).is_ok_and(|scope| scope.admin)))
-    }
-
     /// The apps of `user_id`'s OAuth sessions, by device ID: each client's name (its ID if
     /// it gave none). A device missing here is a password login's.
     pub async fn session_apps(

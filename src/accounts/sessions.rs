@@ -538,7 +538,7 @@ impl Accounts {
             token_id: session.token_id,
             valid_until_ms: session.valid_until_ms,
             page_session: None,
-            oauth: crate::store::token_forms::is_oauth_token(access_token),
+            oauth: session.oauth,
         })
     }
 

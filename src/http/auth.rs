@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for AuthenticatedForInteractiveAuth {
 
 /// Synapse's answer to an OAuth session on an endpoint of user-interactive auth.
 pub fn refuse_oauth_interactive_auth(requester: &Requester) -> Result<(), MatrixError> {
-    if requester.oauth {
+    if requester.oauth.is_some() {
         return Err(MatrixError::unrecognized(StatusCode::NOT_FOUND));
     }
     Ok(())

@@ -195,6 +195,11 @@ impl Scope {
     }
 }
 
+/// Whether a granted scope gives Synapse's admin rights.
+pub fn grants_admin(granted: &str) -> bool {
+    granted.split(' ').any(|token| token == SYNAPSE_ADMIN)
+}
+
 /// RFC 6749's scope-token characters: printable ASCII but space, `"` and `\` (QR-login
 /// device IDs are base64, with `+` and `/`).
 fn is_scope_token_byte(byte: u8) -> bool {

@@ -345,6 +345,16 @@ pub struct Session {
     /// A token handed out with a refresh token, not used before: its first use spends the
     /// refresh token it came from (see [`Store::mark_access_token_used`]).
     pub unused_refreshable: bool,
+    /// An OAuth 2.0 session's token: its client and granted scope.
+    pub oauth: Option<OAuthGrant>,
+}
+
+/// What an OAuth 2.0 session was granted: by which client, with which scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthGrant {
+    pub client_id: String,
+    /// As granted, in the client's spelling.
+    pub scope: String,
 }
 
 /// A refresh token to write with a new access token.

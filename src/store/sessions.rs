@@ -7,18 +7,29 @@ use super::synapse_queue::owe_synapse;
 use super::token_forms;
 use super::transaction::{delete_sessions, fetch_user, lock_user};
 use super::{
-    BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewRefreshToken, NewSession,
+    BeginWrite, Device, Flavour, Logout, NewAuditRecord, NewRefreshToken, NewSession, OAuthGrant,
     RefreshTokenInfo, Session, Store, StoreError, TokenUser, with_pool,
 };
 
-/// Who a token belongs to: the columns of [`SessionRow`], `$1` the token. A puppet token
-/// (`puppets_user_id`, an admin's "login as user") acts for the user it puppets.
+/// Who a legacy token belongs to: the columns of [`SessionRow`], `$1` the token. A puppet
+/// token (`puppets_user_id`, an admin's "login as user") acts for the user it puppets.
 pub(super) const FIND_SESSION: &str = "SELECT t.id, t.device_id, t.valid_until_ms, u.name, \
      u.admin, u.is_guest, u.deactivated, u.locked, \
      (u.password_hash IS NOT NULL AND u.password_hash <> '') AS has_password, \
      (t.refresh_token_id IS NOT NULL AND (t.used IS NULL OR t.used = FALSE)) \
-     AS unused_refreshable \
+     AS unused_refreshable, CAST(NULL AS TEXT) AS client_id, CAST(NULL AS TEXT) AS scope \
      FROM access_tokens t JOIN users u ON u.name = COALESCE(t.puppets_user_id, t.user_id) \
+     WHERE t.token = $1";
+
+/// The same for an OAuth token (`$1` its digest), with its session's client and scope in
+/// the same read: a token whose session is gone is no one's.
+pub(super) const FIND_OAUTH_SESSION_TOKEN: &str = "SELECT t.id, t.device_id, t.valid_until_ms, \
+     u.name, u.admin, u.is_guest, u.deactivated, u.locked, \
+     (u.password_hash IS NOT NULL AND u.password_hash <> '') AS has_password, \
+     (t.refresh_token_id IS NOT NULL AND (t.used IS NULL OR t.used = FALSE)) \
+     AS unused_refreshable, s.client_id, s.scope \
+     FROM access_tokens t JOIN users u ON u.name = t.user_id \
+     JOIN homekey_oauth_sessions s ON s.user_id = t.user_id AND s.device_id = t.device_id \
      WHERE t.token = $1";
 
 /// A device's contact with the server: a login, a request with its token, or Synapse asking
@@ -54,10 +65,13 @@ pub(super) struct SessionRow {
     pub locked: Option<bool>,
     pub has_password: bool,
     pub unused_refreshable: bool,
+    /// An OAuth session's client and scope; `None` for a legacy token.
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
 }
 
 /// [`FIND_SESSION`]'s columns, in order: the fields of [`SessionRow`].
-const SESSION_COLUMNS: [&str; 10] = [
+const SESSION_COLUMNS: [&str; 12] = [
     "id",
     "device_id",
     "valid_until_ms",
@@ -68,6 +82,8 @@ const SESSION_COLUMNS: [&str; 10] = [
     "locked",
     "has_password",
     "unused_refreshable",
+    "client_id",
+    "scope",
 ];
 
 impl SessionRow {
@@ -88,6 +104,8 @@ impl SessionRow {
             locked: row.get(7)?,
             has_password: row.get(8)?,
             unused_refreshable: row.get(9)?,
+            client_id: row.get(10)?,
+            scope: row.get(11)?,
         })
     }
 }
@@ -99,6 +117,10 @@ impl From<SessionRow> for Session {
             device_id: row.device_id,
             valid_until_ms: row.valid_until_ms,
             unused_refreshable: row.unused_refreshable,
+            oauth: match (row.client_id, row.scope) {
+                (Some(client_id), Some(scope)) => Some(OAuthGrant { client_id, scope }),
+                _ => None,
+            },
             user: TokenUser {
                 name: row.name,
                 admin: row.admin != 0,
@@ -337,15 +359,24 @@ impl Store {
     /// Who an access token belongs to (for a puppet token, the user it acts as), or `None` for a token that does not exist. Expiry is
     /// the caller's to judge (`valid_until_ms`), with its own clock.
     pub async fn find_session(&self, access_token: &str) -> Result<Option<Session>, StoreError> {
-        let Some(access_token) = token_forms::stored_form(access_token) else {
+        let Some(stored) = token_forms::stored_form(access_token) else {
             return Ok(None);
         };
-        let access_token = access_token.as_ref();
+        // An OAuth token's session is read with it; a Synapse database has none.
+        let sql = if token_forms::is_oauth_token(access_token) {
+            if self.flavour == Flavour::Synapse {
+                return Ok(None);
+            }
+            FIND_OAUTH_SESSION_TOKEN
+        } else {
+            FIND_SESSION
+        };
+        let access_token = stored.as_ref();
         if let Some(reads) = &self.sqlite_reads {
-            return reads.find_session(access_token).await;
+            return reads.find_session(sql, access_token).await;
         }
         with_pool!(self, |pool| {
-            let row: Option<SessionRow> = sqlx::query_as(FIND_SESSION)
+            let row: Option<SessionRow> = sqlx::query_as(sql)
                 .bind(access_token)
                 .fetch_optional(pool)
                 .await?;

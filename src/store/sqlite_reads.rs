@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::oauth_sessions::FIND_OAUTH_SESSION;
-use super::sessions::{FIND_SESSION, SessionRow};
+use super::sessions::SessionRow;
 use super::synapse_migration::{
     ACCESS_TOKEN_BATCH, AccountBatch, DEVICE_BATCH, MigratedAccessToken, MigratedDevice,
     MigratedRefreshToken, MigratedUser, REFRESH_TOKEN_BATCH, USER_BATCH,
@@ -97,11 +97,12 @@ impl SqliteReads {
     /// [`super::Store::find_session`] on SQLite.
     pub(super) async fn find_session(
         &self,
+        sql: &'static str,
         access_token: &str,
     ) -> Result<Option<Session>, StoreError> {
         let here = self.with_connection(|connection| {
             connection
-                .prepare_cached(FIND_SESSION)?
+                .prepare_cached(sql)?
                 .query_row([access_token], SessionRow::from_sqlite_row)
                 .optional()
         });
@@ -109,7 +110,7 @@ impl SqliteReads {
             Ok(row) => Ok(row.map(Session::from)),
             Err(err) if is_busy(&err) => {
                 tracing::debug!(error = %err, "token lookup: SQLite busy, asking the pool");
-                self.find_session_on_pool(access_token).await
+                self.find_session_on_pool(sql, access_token).await
             }
             Err(err) => Err(store_error(err)),
         }
@@ -118,9 +119,10 @@ impl SqliteReads {
     /// The lookup through sqlx's pool, waiting at most [`POOL_FALLBACK_WAIT`].
     async fn find_session_on_pool(
         &self,
+        sql: &'static str,
         access_token: &str,
     ) -> Result<Option<Session>, StoreError> {
-        let query = sqlx::query_as::<_, SessionRow>(FIND_SESSION)
+        let query = sqlx::query_as::<_, SessionRow>(sql)
             .bind(access_token)
             .fetch_optional(&self.pool);
         match tokio::time::timeout(POOL_FALLBACK_WAIT, query).await {

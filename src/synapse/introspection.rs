@@ -33,7 +33,6 @@ use super::caller::FromSynapse;
 use crate::accounts::{Requester, now_ms};
 use crate::ids::UserId;
 use crate::oauth::scope::Scope;
-use crate::store::OAuthSession;
 use crate::store::StoreError;
 
 /// The scope of every active token: the whole Client-Server API.
@@ -93,10 +92,16 @@ impl Introspection {
                 _ => return Introspection::INACTIVE,
             },
         };
-        let scope = if requester.user.admin {
-            format!("{SCOPE_CLIENT_API} {SCOPE_SYNAPSE_ADMIN}")
-        } else {
-            SCOPE_CLIENT_API.to_owned()
+        let admin = requester.user.admin;
+        // An OAuth session: the scope it was granted, in both spellings, the admin rights
+        // only while the account is an admin too, and its client.
+        let (scope, client_id) = match requester.oauth {
+            Some(grant) => match Scope::parse(&grant.scope) {
+                Ok(scope) => (scope.introspected(admin), Some(grant.client_id)),
+                Err(_) => return Introspection::INACTIVE,
+            },
+            None if admin => (format!("{SCOPE_CLIENT_API} {SCOPE_SYNAPSE_ADMIN}"), None),
+            None => (SCOPE_CLIENT_API.to_owned(), None),
         };
         Introspection {
             active: true,
@@ -104,30 +109,7 @@ impl Introspection {
             username: Some(user_id.localpart().to_owned()),
             device_id: requester.device_id,
             expires_in,
-            client_id: None,
-        }
-    }
-
-    /// The answer about an OAuth session's token: as [`Introspection::of`], with the scope
-    /// granted (the admin rights only while the account is an admin) and the client.
-    pub fn of_oauth(
-        requester: Requester,
-        session: &OAuthSession,
-        server_name: &str,
-        now_ms: i64,
-    ) -> Introspection {
-        let Ok(scope) = Scope::parse(&session.scope) else {
-            return Introspection::INACTIVE;
-        };
-        let admin_now = requester.user.admin;
-        let answer = Introspection::of(requester, server_name, now_ms);
-        if !answer.active {
-            return answer;
-        }
-        Introspection {
-            scope: Some(scope.introspected(admin_now)),
-            client_id: Some(session.client_id.clone()),
-            ..answer
+            client_id,
         }
     }
 }
@@ -162,25 +144,7 @@ pub(super) async fn introspect(
             // two minutes): the device's last contact, when only (the address is Synapse's).
             state.accounts.note_device_use(&requester, || None);
             let server_name = &state.accounts.config.server_name;
-            if !requester.oauth {
-                return Json(Introspection::of(requester, server_name, now_ms())).into_response();
-            }
-            let device_id = requester.device_id.clone().unwrap_or_default();
-            match state
-                .accounts
-                .oauth_session_of(&requester.user.name, &device_id)
-                .await
-            {
-                Ok(Some(session)) => Json(Introspection::of_oauth(
-                    requester,
-                    &session,
-                    server_name,
-                    now_ms(),
-                ))
-                .into_response(),
-                Ok(None) => Json(Introspection::INACTIVE).into_response(),
-                Err(err) => unanswered(&err),
-            }
+            Json(Introspection::of(requester, server_name, now_ms())).into_response()
         }
         Err(err) => unanswered(&err),
     }
@@ -246,7 +210,7 @@ mod tests {
             token_id: 1,
             valid_until_ms,
             page_session: None,
-            oauth: false,
+            oauth: None,
         }
     }
 
