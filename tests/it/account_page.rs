@@ -1271,10 +1271,7 @@ impl Chromium {
             );
             return None;
         }
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let port = crate::support::free_port();
         // In a process group of its own, with the browsers it starts: dropped (a test that
         // failed or finished), the whole group goes, not chromedriver alone.
         let driver = Chromedriver(
@@ -1470,10 +1467,7 @@ async fn beside_the_real_synapse_what_the_page_signs_out_synapse_refuses_at_once
     let Some(venv) = crate::support::synapse_venv(test) else {
         return;
     };
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = crate::support::free_port();
     let mut synapse = crate::synapse_interop::Synapse::prepare_with_auth(
         venv,
         &format!(

@@ -60,11 +60,7 @@ impl ThrowawayPostgres {
                 "--no-instructions",
             ],
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::support::free_port();
         let cluster = ThrowawayPostgres { dir, data, port };
         cluster.pg_ctl_start();
         Some(cluster)

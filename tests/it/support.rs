@@ -372,3 +372,25 @@ impl TestDb {
         }
     }
 }
+
+/// A port on 127.0.0.1 free now, for a server a test starts a moment later. Below the range
+/// the kernel hands out to outgoing connections and to `bind(":0")` (32768 and up on Linux):
+/// a port from that range, released, could be taken meanwhile by any connection's source
+/// port, and the server would not start. Each call tries the next port of this process's
+/// own stretch of 20000-32767.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const PORTS: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % PORTS;
+    for _ in 0..PORTS {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (start + offset) % PORTS;
+        let port = u16::try_from(port).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767");
+}

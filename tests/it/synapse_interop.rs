@@ -102,10 +102,7 @@ impl Synapse {
         database: &str,
         postgres: Option<SynapsePostgres>,
     ) -> Synapse {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let port = crate::support::free_port();
         let d = dir.path().display();
         let config = dir.path().join("homeserver.yaml");
         std::fs::write(

@@ -46,10 +46,7 @@ pub(crate) struct Moving {
 
 impl Moving {
     pub(crate) fn new(synapse: Synapse, db: TestDb) -> Moving {
-        let homekey_port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let homekey_port = crate::support::free_port();
         let synapse_section = format!(
             "public_baseurl: https://matrix.example.com/\n\
              synapse:\n  endpoint: {}\n  secret: {SECRET}\n",

@@ -58,8 +58,7 @@ fn substitute(text: &str, substitutions: &[(&str, String)]) -> String {
 }
 
 pub(crate) fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    crate::support::free_port()
 }
 
 /// `host:port` of a `http://host:port…` URL.

@@ -86,10 +86,7 @@ impl BesideSynapse {
         shared: &str,
         public_baseurl: &str,
     ) -> BesideSynapse {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let port = crate::support::free_port();
         let asks = asks.unwrap_or(port);
         let mut synapse = Synapse::prepare_with_auth(
             venv,
