@@ -561,12 +561,21 @@ impl Accounts {
     /// `/logout`: the requester's device goes, with its tokens; a token without a device
     /// goes alone.
     pub async fn logout(&self, requester: &Requester) -> Result<(), AccountError> {
+        self.end_own_session(requester, None).await
+    }
+
+    /// The requester's session ended, as `/logout` ends it, with `audit`'s record if any.
+    async fn end_own_session(
+        &self,
+        requester: &Requester,
+        audit: Option<&crate::store::NewAuditRecord>,
+    ) -> Result<(), AccountError> {
         self.refuse_on_synapse(&requester.user.name, OnSynapse::Logout)?;
         match &requester.device_id {
             Some(device_id) => {
                 let device = Logout::Device(device_id.clone());
                 self.store
-                    .logout(&requester.user.name, &device, None)
+                    .logout(&requester.user.name, &device, audit)
                     .await?;
                 self.deliver_after_change(&requester.user.name).await;
             }
@@ -608,7 +617,6 @@ impl Accounts {
                     }
                 }
             };
-            self.refuse_on_synapse(&requester.user.name, OnSynapse::Logout)?;
             let user_id = &requester.user.name;
             let record = crate::audit::record(
                 user_id,
@@ -619,16 +627,7 @@ impl Accounts {
                     "oauth": crate::store::token_forms::is_oauth_token(token),
                 }),
             );
-            match &requester.device_id {
-                Some(device_id) => {
-                    let device = Logout::Device(device_id.clone());
-                    self.store.logout(user_id, &device, Some(&record)).await?;
-                    self.deliver_after_change(user_id).await;
-                }
-                None => {
-                    self.store.delete_access_token(requester.token_id).await?;
-                }
-            }
+            self.end_own_session(&requester, Some(&record)).await?;
             return Ok(true);
         }
         Ok(false)

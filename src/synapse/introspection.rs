@@ -38,7 +38,7 @@ use crate::store::StoreError;
 /// The scope of every active token: the whole Client-Server API.
 pub const SCOPE_CLIENT_API: &str = "urn:matrix:client:api:*";
 /// Added for a server admin: Synapse's Admin API.
-pub const SCOPE_SYNAPSE_ADMIN: &str = "urn:synapse:admin:*";
+pub const SCOPE_SYNAPSE_ADMIN: &str = crate::oauth::scope::SYNAPSE_ADMIN;
 
 /// The form Synapse sends. `token_type_hint` is always `access_token`; homekey introspects
 /// access tokens only, whatever the hint.

@@ -21,8 +21,8 @@ use url::Url;
 
 use super::WebState;
 use super::page::{
-    Form, Message, SignInRefused, base, see_other, sign_in_with_password, signed_in, unavailable,
-    unavailable_page, with, with_cookie,
+    Form, Message, SignInRefused, base, form_expired, see_other, sign_in_with_password, signed_in,
+    unavailable, with, with_cookie,
 };
 use super::render::form_action_policy;
 use super::session::Session;
@@ -95,7 +95,6 @@ pub async fn sign_in(
     let Ok(form) = Form::parse(&body) else {
         return error_page(
             &state,
-            StatusCode::BAD_REQUEST,
             "The form held characters that are not valid text. Go back to the app and start \
              again.",
         );
@@ -122,7 +121,7 @@ pub async fn sign_in(
         )
     };
     if !session.csrf_matches(form.get("csrf")) {
-        return again(StatusCode::FORBIDDEN, expired_form());
+        return again(StatusCode::FORBIDDEN, form_expired());
     }
     match sign_in_with_password(&state, &address, &session, &form).await {
         Ok(signed_in) => see_other(
@@ -139,7 +138,6 @@ pub async fn consent(State(state): State<WebState>, headers: HeaderMap, body: By
     let Ok(form) = Form::parse(&body) else {
         return error_page(
             &state,
-            StatusCode::BAD_REQUEST,
             "The form held characters that are not valid text. Go back to the app and start \
              again.",
         );
@@ -162,7 +160,7 @@ pub async fn consent(State(state): State<WebState>, headers: HeaderMap, body: By
         return see_other(&format!("{AUTHORIZE_PATH}?{query}"), None);
     };
     if !csrf_matches {
-        return consent_page(&state, &session, &user, &checked, &query, expired_form()).await;
+        return consent_page(&state, &session, &user, &checked, &query, form_expired()).await;
     }
     let request = &checked.request;
     let location = match form.get("decision") {
@@ -215,7 +213,7 @@ async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
             request,
             client: client.expect("a checked request has its client").1,
         }),
-        Err(Refused::Page(message)) => Err(error_page(state, StatusCode::BAD_REQUEST, &message)),
+        Err(Refused::Page(message)) => Err(error_page(state, &message)),
         Err(Refused::Redirect(location)) => Err(see_other(&location, None)),
     }
 }
@@ -225,14 +223,6 @@ fn signed_in_just_now(session: &Session) -> bool {
     session
         .verified_ms
         .is_some_and(|at| crate::accounts::now_ms() - at < FRESH_SIGN_IN_MS)
-}
-
-fn expired_form() -> Message {
-    Message::Error(
-        "This form had expired or did not come from this page. Nothing was done; please try \
-         again."
-            .into(),
-    )
 }
 
 /// What the pages say of the client.
@@ -354,8 +344,8 @@ async fn consent_page(
     allowing_redirect(response, &request.redirect_uri)
 }
 
-/// The error page of a request that cannot go back to its client.
-fn error_page(state: &WebState, status: StatusCode, message: &str) -> Response {
+/// The error page (400) of a request that cannot go back to its client.
+fn error_page(state: &WebState, message: &str) -> Response {
     let context = json!({
         "server_name": state.accounts.config.server_name,
         "admin_contact": state.accounts.config.admin_contact,
@@ -364,10 +354,9 @@ fn error_page(state: &WebState, status: StatusCode, message: &str) -> Response {
         "error": message,
         "notice": null,
     });
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        return unavailable_page(state, Some(message));
-    }
-    state.renderer.page(status, "oauth_error.html", context)
+    state
+        .renderer
+        .page(StatusCode::BAD_REQUEST, "oauth_error.html", context)
 }
 
 /// `response` with a Content-Security-Policy whose `form-action` also allows the client's

@@ -16,8 +16,8 @@ use serde_json::json;
 use super::WebState;
 use super::authorize::{describe_client, device_context};
 use super::page::{
-    Form, Message, SignInRefused, base, see_other, sign_in_with_password, signed_in, unavailable,
-    with, with_cookie,
+    Form, Message, SignInRefused, base, form_expired, see_other, sign_in_with_password, signed_in,
+    unavailable, with, with_cookie,
 };
 use super::session::Session;
 use crate::accounts::oauth_device_grants::{UserCodeError, shown_user_code};
@@ -65,7 +65,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body).unwrap_or_else(|_| Form::parse(b"").expect("empty form"));
+    let form = Form::parse(&body).unwrap_or_default();
     let typed = form.get("user_code").unwrap_or("").trim().to_owned();
     let user_given = form.get("user").unwrap_or("").trim().to_owned();
     let session = match state.sessions.find_or_begin(&headers).await {
@@ -80,7 +80,7 @@ pub async fn sign_in(
             status,
             &typed,
             &user_given,
-            expired_form(),
+            form_expired(),
         );
     }
     match sign_in_with_password(&state, &address, &session, &form).await {
@@ -99,7 +99,7 @@ pub async fn decision(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body).unwrap_or_else(|_| Form::parse(b"").expect("empty form"));
+    let form = Form::parse(&body).unwrap_or_default();
     let typed = form.get("user_code").unwrap_or("").trim().to_owned();
     let session = match state.sessions.find_or_begin(&headers).await {
         Ok(session) => session,
@@ -113,7 +113,7 @@ pub async fn decision(
         return see_other(&page_link(&typed), None);
     };
     if !csrf_matches {
-        return approval_page(&state, &session, &user, &address, &typed, expired_form()).await;
+        return approval_page(&state, &session, &user, &address, &typed, form_expired()).await;
     }
     let allow = match form.get("decision") {
         Some("allow") => true,
@@ -286,12 +286,4 @@ fn page_link(typed: &str) -> String {
         .append_pair("user_code", typed)
         .finish();
     format!("{DEVICE_PAGE_PATH}?{query}")
-}
-
-fn expired_form() -> Message {
-    Message::Error(
-        "This form had expired or did not come from this page. Nothing was done; please try \
-         again."
-            .into(),
-    )
 }

@@ -12,6 +12,7 @@ use super::session::Session;
 use crate::store::User;
 
 /// A posted form's fields (the first of a name sent twice).
+#[derive(Default)]
 pub struct Form(Vec<(String, String)>);
 
 /// A form with a name or value that is not UTF-8 once decoded.
@@ -58,6 +59,16 @@ impl Form {
             .filter(|value| !value.is_empty())
             .map(|value| SecretString::from(value.to_owned()))
     }
+}
+
+/// The refusal of a form that came without its session's CSRF token (the OAuth and device
+/// pages'; nothing the form asked for was done).
+pub fn form_expired() -> Message {
+    Message::Error(
+        "This form had expired or did not come from this page. Nothing was done; please try \
+         again."
+            .into(),
+    )
 }
 
 /// A message for the top of a page.
