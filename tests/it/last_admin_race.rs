@@ -8,7 +8,7 @@
 //! rounds and require some.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -24,6 +24,11 @@ server_tests!(
 
 /// Rounds per test: each makes a fresh pair of admins, the only ones who can act.
 const ROUNDS: usize = 24;
+
+/// The operator's test goes on past [`ROUNDS`] until this many rounds raced...
+const WANTED_RACES: usize = 3;
+/// ...or this many rounds were run (each about a tenth of a second: a CLI process).
+const MAX_AIMED_ROUNDS: usize = 120;
 
 const ACTING_ADMINS: &str =
     "SELECT COUNT(*) FROM users WHERE admin = 1 AND deactivated = 0 AND locked = FALSE AND $1 = $1";
@@ -159,8 +164,13 @@ async fn two_admins_ending_each_other_over_http_leave_one_who_can_act(db: TestDb
 }
 
 /// The operator's `homekey user …` (no `--force`) on one admin while that admin, over HTTP,
-/// ends the other's power. The request is sent a little later in each round, to land while
-/// the command is at work.
+/// ends the other's power.
+///
+/// The command's transaction is a sliver of its process's life, so the request is aimed: each
+/// round's answer says whether it came too early (the request won, the command was guarded)
+/// or too late (the command won before the request was authenticated), and the next round's
+/// delay bisects between the two. Rounds go on, up to [`MAX_AIMED_ROUNDS`], until a few have
+/// raced.
 async fn an_operator_and_an_admin_at_once_leave_one_who_can_act(db: TestDb) {
     let server = Arc::new(Server::start(db, "").await);
     let database = match &server.db.config {
@@ -184,19 +194,23 @@ async fn an_operator_and_an_admin_at_once_leave_one_who_can_act(db: TestDb) {
     );
     assert_eq!(probe.status.code(), Some(1));
     let command_time = started.elapsed();
+    let mut aim = Aim::new(command_time.mul_f64(1.5));
     let mut raced = 0;
-    for round in 0..ROUNDS {
+    let mut round = 0;
+    while round < ROUNDS || (raced < WANTED_RACES && round < MAX_AIMED_ROUNDS) {
         let ending = ENDINGS[round % ENDINGS.len()];
         let ((a, _), (b, b_token)) = fresh_pair(&server, round).await;
         let mut args = ending.command(&b);
         args.extend(["--database".to_owned(), database.clone()]);
         let command = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(HOMEKEY)
+            let started = Instant::now();
+            let output = std::process::Command::new(HOMEKEY)
                 .args(&args)
                 .stdin(std::process::Stdio::null())
-                .output()
+                .output();
+            (output, started.elapsed())
         });
-        let delay = command_time.mul_f64(round as f64 / ROUNDS as f64 * 1.5);
+        let delay = aim.next_delay();
         let (b_method, b_path, b_body) = ending.request(&a);
         let request = async {
             tokio::time::sleep(delay).await;
@@ -204,8 +218,9 @@ async fn an_operator_and_an_admin_at_once_leave_one_who_can_act(db: TestDb) {
                 .call(b_method, &b_path, Some(&b_token), Some(b_body))
                 .await
         };
-        let (output, (status, body)) = tokio::join!(command, request);
-        let output = output.unwrap().unwrap();
+        let (command, (status, body)) = tokio::join!(command, request);
+        let (output, command_took) = command.unwrap();
+        let output = output.unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         let cli = match output.status.code() {
             Some(0) => Answer::Done,
@@ -222,12 +237,15 @@ async fn an_operator_and_an_admin_at_once_leave_one_who_can_act(db: TestDb) {
             "round {round} ({ending:?}): cli {cli:?}, http {http:?}"
         );
         // Only an admin who could still act when asked reaches the guard over HTTP.
-        if matches!(http, Answer::Guarded) {
-            raced += 1;
+        match http {
+            Answer::Guarded => raced += 1,
+            Answer::Done => aim.too_early(delay, command_took),
+            Answer::NotAllowed => aim.too_late(delay),
         }
         assert_eq!(acting_admins(&server).await, 1, "round {round}");
+        round += 1;
     }
-    eprintln!("{raced} of {ROUNDS} rounds raced past authentication");
+    eprintln!("{raced} of {round} rounds raced past authentication");
     assert!(
         raced > 0,
         "no request reached the guard while the command was at work: nothing raced"
@@ -277,4 +295,47 @@ async fn the_last_admin_cannot_deactivate_their_own_account(db: TestDb) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(acting_admins(&server).await, 1);
+}
+
+/// Where to send a request so that it lands inside another process's short transaction:
+/// a bisection between the latest delay known to be too early and the earliest known to be
+/// too late. Scheduling jitter moves the target from round to round, so once the interval is
+/// narrower than that jitter it is widened again around its middle.
+struct Aim {
+    early: Duration,
+    late: Duration,
+}
+
+impl Aim {
+    /// The jitter the interval never narrows below.
+    const JITTER: Duration = Duration::from_millis(4);
+
+    fn new(late: Duration) -> Aim {
+        Aim {
+            early: Duration::ZERO,
+            late,
+        }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        if self.late.saturating_sub(self.early) < Self::JITTER {
+            let middle = (self.early + self.late) / 2;
+            self.early = middle.saturating_sub(Self::JITTER);
+            self.late = middle + Self::JITTER;
+        }
+        (self.early + self.late) / 2
+    }
+
+    /// `command_took` bounds the target from above: the command's transaction ended before
+    /// its process did. It widens the interval when the target has moved past its end.
+    fn too_early(&mut self, delay: Duration, command_took: Duration) {
+        self.early = delay;
+        if self.late < delay + Self::JITTER {
+            self.late = self.late.max(command_took);
+        }
+    }
+
+    fn too_late(&mut self, delay: Duration) {
+        self.late = delay;
+    }
 }
