@@ -44,6 +44,7 @@ fn hint(errcode: &str) -> &'static str {
             "; hint: give --token, set HOMEKEY_ACCESS_TOKEN or run homekey admin login"
         }
         "M_LIMIT_EXCEEDED" => "; hint: rate limited, try again shortly",
+        "M_THREEPID_IN_USE" => "; hint: another account has this address",
         _ => "",
     }
 }

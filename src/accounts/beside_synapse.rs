@@ -435,9 +435,7 @@ impl Accounts {
             .map(|t| t.threepid.address)
             .collect();
         emails.sort();
-        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            emails.join("\n").as_bytes(),
-        ));
+        let digest = crate::store::emails_digest(emails.iter().map(String::as_str));
         let given = self.store.synapse_mirrored_emails(user_id).await?;
         if given.as_deref() == Some(digest.as_str()) {
             return Ok(());

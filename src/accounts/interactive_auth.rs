@@ -18,6 +18,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
+use super::login_names::{LoginName, LoginNameError};
 use super::sessions::{PasswordCheck, PasswordCheckError};
 use super::{AccountError, Accounts, Requester, now_ms};
 use crate::config::PasswordLogin;
@@ -55,8 +56,8 @@ pub struct AuthSubmission {
     pub session: Option<String>,
     /// The stage being completed (`type`); none just asks for the session's state.
     pub stage: Option<String>,
-    /// The user the stage names: a localpart or a full user ID.
-    pub user: Option<String>,
+    /// The account the stage names: a localpart, a full user ID or a third-party ID.
+    pub user: Option<LoginName>,
     pub password: Option<SecretString>,
 }
 
@@ -310,16 +311,27 @@ impl Accounts {
                 message: "Bad parameter: password",
             });
         };
-        let Some(user) = auth.user.as_deref() else {
+        let Some(name) = auth.user.as_ref() else {
             return Err(UiAuthError::BadSubmission {
                 errcode: "M_INVALID_PARAM",
                 message: "Invalid login submission",
             });
         };
-        if !self.names_requester(user, requester).await? {
+        // An e-mail address is found as a login finds it (one no account has names nobody).
+        let user = match self.login_user_name(name).await {
+            Ok(user) => user,
+            Err(LoginNameError::BadAddress(_)) => {
+                return Err(UiAuthError::BadSubmission {
+                    errcode: "M_UNKNOWN",
+                    message: "Unable to parse email address",
+                });
+            }
+            Err(LoginNameError::Store(err)) => return Err(err.into()),
+        };
+        if !self.names_requester(&user, requester).await? {
             return Ok(None);
         }
-        match self.check_password(user, password).await {
+        match self.check_password(&user, password).await {
             Ok(PasswordCheck::Matches(user, _)) => Ok(Some(user.name)),
             Ok(PasswordCheck::Deactivated | PasswordCheck::Fails) => Ok(None),
             Err(PasswordCheckError::Store(err)) => Err(err.into()),

@@ -23,6 +23,7 @@ use super::{Accounts, Actor, now_ms};
 use crate::config::HashScheme;
 use crate::password::scheme::scheme_of;
 use crate::store::{AccountBatch, CarryOptions, NewAuditRecord, Restored, StoreError};
+use crate::threepid::Threepid;
 
 /// What a migration found and did, summed over its batches.
 #[derive(Debug, Default)]
@@ -50,6 +51,11 @@ pub struct Tally {
     pub without_password: u64,
     /// Carried deactivated with erasure (marked in `erased_users`).
     pub erased: u64,
+    /// E-mail addresses and phone numbers carried.
+    pub threepids: u64,
+    /// Of the accounts carried, the third-party IDs not carried, each as "the account: the
+    /// medium and address (why)".
+    pub threepids_left: Vec<String>,
 }
 
 impl Tally {
@@ -69,6 +75,8 @@ impl Tally {
         self.appservice_users += other.appservice_users;
         self.without_password += other.without_password;
         self.erased += other.erased;
+        self.threepids += other.threepids;
+        self.threepids_left.extend(other.threepids_left);
     }
 }
 
@@ -100,6 +108,9 @@ pub struct RestoreTally {
     pub unknown_to_synapse: Vec<String>,
     /// Accounts marked erased in Synapse that were not yet.
     pub erased: u64,
+    /// Third-party IDs given to accounts in Synapse, and taken from them.
+    pub threepids_added: u64,
+    pub threepids_removed: u64,
     /// OAuth 2.0 sessions ended, as (user, device): homekey keeps only their tokens'
     /// digests, which Synapse cannot take.
     pub oauth_sessions_ended: Vec<(String, String)>,
@@ -204,6 +215,7 @@ impl Accounts {
                 user.password_hash = None;
             }
         }
+        let left = canonical_threepids(&mut batch);
         let (Some(first), Some(last)) = (batch.users.first(), batch.last_name()) else {
             return Ok(());
         };
@@ -236,6 +248,19 @@ impl Accounts {
             .carry_account_batch(&batch, now_ms(), audit.as_ref(), options)
             .await?;
         let new = |name: &str| before.is_new(name);
+        tally.threepids_left.extend(
+            left.into_iter()
+                .filter(|(user, _)| new(user))
+                .map(|(user, why)| format!("{user}: {why}")),
+        );
+        tally.threepids_left.extend(
+            before
+                .threepids_taken
+                .iter()
+                .map(|(user, threepid)| format!("{user}: {threepid} (another account has it)")),
+        );
+        tally.threepids += (batch.threepids.iter().filter(|t| new(&t.user_id)).count()
+            - before.threepids_taken.len()) as u64;
         for user in batch.users.iter().filter(|u| new(&u.name)) {
             tally.carried += 1;
             // A deactivated account has none by design: it is not one to set a password for.
@@ -301,6 +326,8 @@ impl Accounts {
             without_device,
             unknown_to_synapse,
             erased,
+            threepids_added,
+            threepids_removed,
         } = self
             .store
             .restore_account_batch(batch, &hashes, dry_run)
@@ -311,6 +338,8 @@ impl Accounts {
         tally.without_device.extend(without_device);
         tally.unknown_to_synapse.extend(unknown_to_synapse);
         tally.erased += erased;
+        tally.threepids_added += threepids_added;
+        tally.threepids_removed += threepids_removed;
         Ok(())
     }
 
@@ -335,4 +364,30 @@ impl Accounts {
             after = last.clone();
         }
     }
+}
+
+/// Makes the batch's third-party IDs (from Synapse) what homekey holds: e-mail addresses
+/// canonical (an older Synapse kept some as typed), phone numbers as they are, once per
+/// account. Those homekey cannot hold (a medium other than `email` and `msisdn`, which
+/// Synapse's own APIs never write; an address that is none) are taken out and returned as
+/// (the account, the medium and address with why).
+fn canonical_threepids(batch: &mut AccountBatch) -> Vec<(String, String)> {
+    let mut left = Vec::new();
+    let mut seen = HashSet::new();
+    batch
+        .threepids
+        .retain_mut(|t| match Threepid::parse(&t.medium, &t.address) {
+            Ok(threepid) => {
+                t.address = threepid.address;
+                seen.insert((t.user_id.clone(), t.medium.clone(), t.address.clone()))
+            }
+            Err(err) => {
+                left.push((
+                    t.user_id.clone(),
+                    format!("{} {} ({err})", t.medium, t.address),
+                ));
+                false
+            }
+        });
+    left
 }

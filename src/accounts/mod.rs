@@ -24,6 +24,7 @@ pub mod changes;
 pub mod device_activity;
 pub mod error;
 pub mod interactive_auth;
+pub mod login_names;
 pub mod migration;
 pub mod oauth_clients;
 pub mod oauth_device_grants;
@@ -41,6 +42,7 @@ use secrecy::SecretString;
 pub use actor::{Actor, OperatorActor};
 pub use changes::{AccountChanges, NewAccount, NewAccountPassword, Outcome};
 pub use error::{AccountError, OnSynapse, PasswordRefusal};
+pub use login_names::LoginName;
 pub use sessions::{
     AuthError, LoginError, LoginSuccess, PasswordLoginAttempt, RefreshError, Refreshed, TokenUse,
 };

@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 use serde_json::json;
 
+use super::login_names::{LoginName, LoginNameError};
 use super::{AccountError, Accounts, Actor, OnSynapse, Requester, now_ms, tokens};
 use crate::audit::Action;
 use crate::config::PasswordLogin;
@@ -64,8 +65,9 @@ pub enum RefreshError {
 /// A login attempt, already parsed from the request.
 #[derive(Debug)]
 pub struct PasswordLoginAttempt {
-    /// What the client sent to name the user: a localpart or a full user ID.
-    pub user: String,
+    /// What the client sent to name the user: a localpart, a full user ID, or a
+    /// third-party ID.
+    pub user: LoginName,
     pub password: SecretString,
     pub device_id: Option<String>,
     pub initial_device_display_name: Option<String>,
@@ -92,6 +94,9 @@ pub enum LoginError {
     Locked,
     #[error("Password login has been disabled.")]
     PasswordLoginDisabled,
+    /// A third-party ID's address that cannot be one (Synapse's 400).
+    #[error(transparent)]
+    BadAddress(crate::threepid::ThreepidError),
     #[error("Too Many Requests")]
     RateLimited { retry_after_ms: u64 },
     /// Beside Synapse: Synapse did not take the new session, so no token was handed out.
@@ -137,6 +142,15 @@ pub(super) enum PasswordCheckError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Hash(#[from] crate::password::PasswordError),
+}
+
+impl From<LoginNameError> for LoginError {
+    fn from(err: LoginNameError) -> LoginError {
+        match err {
+            LoginNameError::BadAddress(err) => LoginError::BadAddress(err),
+            LoginNameError::Store(err) => LoginError::Store(err),
+        }
+    }
 }
 
 impl From<PasswordCheckError> for LoginError {
@@ -256,12 +270,13 @@ impl Accounts {
         })
     }
 
-    /// The account page's sign-in and its confirmations (`crate::web`): the password checked
-    /// exactly as a login checks it, under the same `rc_login` limits, but no device and no
-    /// token are made. Returns the account.
+    /// The sign-in pages' sign-in and the account page's confirmations (`crate::web`): the
+    /// password checked exactly as a login checks it, under the same `rc_login` limits, but
+    /// no device and no token are made. `given` is what was typed in the user field: a user
+    /// name, a user ID, or an e-mail address ([`LoginName::typed`]). Returns the account.
     pub async fn verify_password_for_page(
         &self,
-        given_user: &str,
+        given: &str,
         password: SecretString,
         client_address: &str,
     ) -> Result<User, LoginError> {
@@ -269,7 +284,7 @@ impl Accounts {
             return Err(LoginError::PasswordLoginDisabled);
         }
         let (user, _) = self
-            .check_login_password(given_user, password, client_address)
+            .check_login_password(&LoginName::typed(given), password, client_address)
             .await?;
         Ok(user)
     }
@@ -278,7 +293,7 @@ impl Accounts {
     /// hash the password matched.
     async fn check_login_password(
         &self,
-        given_user: &str,
+        given: &LoginName,
         password: SecretString,
         client_address: &str,
     ) -> Result<(User, SecretString), LoginError> {
@@ -290,6 +305,7 @@ impl Accounts {
             .address
             .attempt(client_address)
             .map_err(limited)?;
+        let given_user = &self.login_user_name(given).await?;
         let named_key = self.qualified_user_id(given_user).to_lowercase();
         self.limits
             .failed_attempts

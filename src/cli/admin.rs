@@ -117,6 +117,9 @@ pub enum AdminUserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A user's e-mail addresses: add, remove, list (over `GET` and `PUT v2/users/<id>`).
+    #[command(subcommand)]
+    Email(AdminEmailCommand),
     /// Create a user (refused if it exists).
     Create {
         user: String,
@@ -127,6 +130,16 @@ pub enum AdminUserCommand {
         #[command(flatten)]
         password: NewPasswordArgs,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminEmailCommand {
+    /// Give a user an e-mail address (for signing in by e-mail, and recovery).
+    Add { user: String, address: String },
+    /// Take an e-mail address from a user.
+    Remove { user: String, address: String },
+    /// List a user's e-mail addresses, one a line.
+    List { user: String },
 }
 
 /// What `admin login` keeps between commands.
@@ -330,6 +343,9 @@ pub async fn run(args: AdminArgs) -> Result<(), CommandError> {
                 out!("{} users", users.len());
             }
         }
+        AdminCommand::User(AdminUserCommand::Email(command)) => {
+            email(&client, command, user_id).await?;
+        }
         AdminCommand::User(AdminUserCommand::Create {
             user,
             admin,
@@ -395,6 +411,83 @@ pub async fn run(args: AdminArgs) -> Result<(), CommandError> {
         }
     }
     Ok(())
+}
+
+/// `admin user email …`. The Admin API has no call for one address: the user's third-party
+/// IDs are read (`GET v2/users/<id>`) and the whole set written back with the change (`PUT
+/// v2/users/<id>` with `threepids`, which replaces the set on homekey as on Synapse). A
+/// change another admin makes between the two is overwritten, as with any PUT.
+async fn email(
+    client: &AdminClient,
+    command: &AdminEmailCommand,
+    user_id: impl Fn(&str) -> Result<String, CommandError>,
+) -> Result<(), CommandError> {
+    let (user, address, add) = match command {
+        AdminEmailCommand::List { user } => {
+            let user = client.get_user(&user_id(user)?).await?;
+            for address in emails_of(&user) {
+                out!("{address}");
+            }
+            return Ok(());
+        }
+        AdminEmailCommand::Add { user, address } => (user, address, true),
+        AdminEmailCommand::Remove { user, address } => (user, address, false),
+    };
+    let user_id = user_id(user)?;
+    // Canonical, as the server keeps it: `Alice@Example.com` is `alice@example.com`.
+    let address = crate::threepid::Threepid::email(address)
+        .map_err(|err| CommandError::Refused(format!("{address:?}: {err}")))?
+        .address;
+    let user = client.get_user(&user_id).await?;
+    if add && user["deactivated"] == json!(true) {
+        return Err(CommandError::Refused(format!(
+            "user {user_id} is deactivated: a deactivated account keeps no e-mail address"
+        )));
+    }
+    let had = emails_of(&user).contains(&address);
+    match (had, add) {
+        (true, true) => {
+            out!("{user_id} already has {address}; nothing changed");
+            return Ok(());
+        }
+        (false, false) => {
+            return Err(CommandError::Refused(format!(
+                "{user_id} has no e-mail address {address}"
+            )));
+        }
+        _ => {}
+    }
+    // Every third-party ID the user has (phone numbers too), less or plus this address.
+    let mut threepids: Vec<Value> = user["threepids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| !(t["medium"] == "email" && t["address"] == address.as_str()))
+        .map(|t| json!({"medium": t["medium"], "address": t["address"]}))
+        .collect();
+    if add {
+        threepids.push(json!({"medium": "email", "address": address}));
+    }
+    client
+        .put_user(&user_id, json!({"threepids": threepids}))
+        .await?;
+    if add {
+        out!("added {address} to {user_id}");
+    } else {
+        out!("removed {address} from {user_id}");
+    }
+    Ok(())
+}
+
+/// The e-mail addresses of a user as `GET v2/users/<id>` gives it.
+fn emails_of(user: &Value) -> Vec<String> {
+    user["threepids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["medium"] == "email")
+        .filter_map(|t| t["address"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// `admin login`: a password login, the token saved for the next commands.
@@ -476,4 +569,14 @@ fn print_user(user: &Value) {
         };
         out!("  {key:<12} {value}");
     }
+    let emails = emails_of(user);
+    out!(
+        "  {:<12} {}",
+        "emails",
+        if emails.is_empty() {
+            "-".to_owned()
+        } else {
+            emails.join(", ")
+        }
+    );
 }

@@ -209,6 +209,21 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
             tally.erased
         );
     }
+    if tally.threepids > 0 {
+        out!(
+            "{verb} {} e-mail address(es) and phone number(s) with them (e-mail addresses in \
+             canonical form)",
+            tally.threepids
+        );
+    }
+    if !tally.threepids_left.is_empty() {
+        tally.threepids_left.sort();
+        out!(
+            "{} third-party ID(s) not carried (left in Synapse's database): {}",
+            tally.threepids_left.len(),
+            tally.threepids_left.join("; ")
+        );
+    }
     if tally.already_carried > 0 {
         out!(
             "passed over {} account(s) carried by an earlier run: homekey's since, never \
@@ -323,6 +338,24 @@ pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
         out!(
             "marked {} account(s) erased in Synapse (erased in homekey)",
             tally.erased
+        );
+    }
+    if tally.threepids_added + tally.threepids_removed > 0 {
+        out!(
+            "e-mail addresses and phone numbers as homekey has them: {} {} to accounts in \
+             Synapse, {} {} from them",
+            tally.threepids_added,
+            if args.dry_run {
+                "would be given"
+            } else {
+                "given"
+            },
+            tally.threepids_removed,
+            if args.dry_run {
+                "would be taken"
+            } else {
+                "taken"
+            },
         );
     }
     if !tally.argon2_accounts.is_empty() {

@@ -2,8 +2,13 @@
 //! lines. The whole file is checked before anything changes, so a bad line imports nothing;
 //! users that already exist are skipped, so an interrupted import is finished by running it
 //! again. Errors name the line and the field, never a password or a hash.
+//!
+//! An `email` field gives the account its e-mail addresses: one, or several separated by `;`
+//! (a character no address in practice holds, and no CSV delimiter: no quoting needed), or
+//! in JSON lines an array of strings. Each is kept canonical, as Synapse keeps it; one that
+//! is not an address, listed twice, or another account's refuses the file.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +18,7 @@ use serde_json::Value;
 use super::operator::{CommandError, DatabaseSelection, Operator, out};
 use crate::accounts::{Actor, NewAccount, NewAccountPassword};
 use crate::ids::UserId;
+use crate::threepid::Threepid;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -26,7 +32,17 @@ pub struct ImportArgs {
 }
 
 /// The fields a line may have.
-const FIELDS: &[&str] = &["user", "password", "password_hash", "admin", "displayname"];
+const FIELDS: &[&str] = &[
+    "user",
+    "password",
+    "password_hash",
+    "admin",
+    "displayname",
+    "email",
+];
+
+/// What separates an `email` field's addresses.
+const EMAIL_SEPARATOR: char = ';';
 
 /// One account of the file, checked.
 struct Entry {
@@ -36,6 +52,7 @@ struct Entry {
     password_hash: Option<SecretString>,
     admin: bool,
     displayname: Option<String>,
+    emails: Vec<Threepid>,
 }
 
 /// A line's fields, as text (absent when empty or null), with its line number.
@@ -107,6 +124,23 @@ fn parse_json_lines(text: &str) -> Result<Vec<RawLine>, CommandError> {
                 Value::String(text) => text,
                 Value::Bool(flag) => flag.to_string(),
                 Value::Number(number) => number.to_string(),
+                // Several e-mail addresses, as the CSV column has them.
+                Value::Array(items) if key == "email" => {
+                    let addresses: Option<Vec<String>> = items
+                        .into_iter()
+                        .map(|item| match item {
+                            Value::String(address) => Some(address),
+                            _ => None,
+                        })
+                        .collect();
+                    let Some(addresses) = addresses else {
+                        return Err(line_error(
+                            number,
+                            "`email` must be a string or an array of strings",
+                        ));
+                    };
+                    addresses.join(&EMAIL_SEPARATOR.to_string())
+                }
                 _ => {
                     return Err(line_error(
                         number,
@@ -182,6 +216,8 @@ async fn check(
 ) -> Result<Vec<Entry>, CommandError> {
     let mut entries = Vec::new();
     let mut seen = HashSet::new();
+    // Each address of the file, and the line that has it.
+    let mut addresses: HashMap<Threepid, u64> = HashMap::new();
     let mut new_passwords = false;
     let existing = existing_users(op, &raw).await?;
     for RawLine { line, mut fields } in raw {
@@ -230,6 +266,42 @@ async fn check(
             },
         };
         let displayname = fields.remove("displayname");
+        let mut emails = Vec::new();
+        for given in fields
+            .remove("email")
+            .iter()
+            .flat_map(|field| field.split(EMAIL_SEPARATOR))
+            .map(str::trim)
+            .filter(|given| !given.is_empty())
+        {
+            // The address itself is named: it is no secret, and the operator must find it.
+            let email = Threepid::email(given).map_err(|_| {
+                line_error(line, format!("`email`: {given:?} is not an e-mail address"))
+            })?;
+            if let Some(other) = addresses.insert(email.clone(), line) {
+                let where_else = if other == line {
+                    "twice on this line".to_owned()
+                } else {
+                    format!("on line {other} too")
+                };
+                return Err(line_error(
+                    line,
+                    format!("`email`: {} is {where_else}", email.address),
+                ));
+            }
+            if let Some(holder) = op.accounts.user_by_threepid(&email).await?
+                && holder != user_id.as_str()
+            {
+                return Err(line_error(
+                    line,
+                    format!(
+                        "`email`: {} is already the address of another account, {holder}",
+                        email.address
+                    ),
+                ));
+            }
+            emails.push(email);
+        }
         entries.push(Entry {
             line,
             user_id,
@@ -237,6 +309,7 @@ async fn check(
             password_hash,
             admin,
             displayname,
+            emails,
         });
     }
     if new_passwords {
@@ -323,7 +396,7 @@ async fn import(op: &Operator, actor: &Actor, entries: &[Entry]) -> Result<Outco
                 user_type: None,
                 displayname: entry.displayname.clone(),
                 avatar_url: None,
-                threepids: Vec::new(),
+                threepids: entry.emails.clone(),
             })
             .collect();
         if let Some(first) = todo.first() {

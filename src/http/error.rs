@@ -188,6 +188,9 @@ impl From<LoginError> for MatrixError {
                 "Password login has been disabled.",
             ),
             LoginError::RateLimited { retry_after_ms } => MatrixError::rate_limited(retry_after_ms),
+            LoginError::BadAddress(err) => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", err.to_string())
+            }
             LoginError::Synapse(_) | LoginError::NotAnnounced(_) => synapse_unavailable(),
             LoginError::Store(err) => err.into(),
             LoginError::Hash(err) => MatrixError::internal("hashing failed", &err),

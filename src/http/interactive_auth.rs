@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::client::login::{Identifier, named_user};
+use super::client::login::{Identifier, login_name};
 use super::error::MatrixError;
 use super::json::parse_body;
 use crate::accounts::interactive_auth::{AuthSubmission, UiAuthError};
@@ -19,6 +19,9 @@ struct AuthBody {
     session: Option<String>,
     identifier: Option<Identifier>,
     user: Option<String>,
+    /// The deprecated top-level third-party ID.
+    medium: Option<String>,
+    address: Option<String>,
     password: Option<Value>,
 }
 
@@ -37,8 +40,16 @@ pub fn parse_auth(auth: Option<Value>) -> Result<Option<AuthSubmission>, MatrixE
     };
     // A stage that names nobody is Synapse's "Invalid login submission", but only once the
     // stage is checked: `{"session": …}` alone just asks where the session stands.
-    let user = if stage.is_some() && (body.identifier.is_some() || body.user.is_some()) {
-        Some(named_user(body.identifier, body.user)?)
+    let names_someone = body.identifier.is_some()
+        || body.user.is_some()
+        || (body.medium.is_some() && body.address.is_some());
+    let user = if stage.is_some() && names_someone {
+        Some(login_name(
+            body.identifier,
+            body.user,
+            body.medium,
+            body.address,
+        )?)
     } else {
         None
     };

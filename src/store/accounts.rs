@@ -215,6 +215,13 @@ impl Store {
                     );
                     insert.build().execute(&mut *tx).await?;
                 }
+                for new in &profiles {
+                    // An address taken since the import checked it stops the whole batch.
+                    if !new.threepids.is_empty() {
+                        let now = crate::accounts::now_ms();
+                        replace_threepids!(&mut tx, new.user_id.as_str(), &new.threepids, now);
+                    }
+                }
                 for name in &inserted {
                     owe_synapse!(&mut tx, self, name.as_str());
                 }

@@ -43,9 +43,9 @@ pub use oauth_sessions::{
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,
-    MigratedRefreshToken, MigratedUser, Restored,
+    MigratedRefreshToken, MigratedThreepid, MigratedUser, Restored,
 };
-pub use synapse_queue::{MirroredUser, OwedWork};
+pub use synapse_queue::{MirroredUser, OwedWork, emails_digest};
 pub use threepids::AccountThreepid;
 pub use web_sessions::{WebSessionRow, WebSessionTable};
 

@@ -26,7 +26,8 @@ use super::oauth_sessions::FIND_OAUTH_SESSION;
 use super::sessions::SessionRow;
 use super::synapse_migration::{
     ACCESS_TOKEN_BATCH, AccountBatch, DEVICE_BATCH, MigratedAccessToken, MigratedDevice,
-    MigratedRefreshToken, MigratedUser, REFRESH_TOKEN_BATCH, USER_BATCH,
+    MigratedRefreshToken, MigratedThreepid, MigratedUser, REFRESH_TOKEN_BATCH, THREEPID_BATCH,
+    THREEPIDS_GIVEN_BATCH, USER_BATCH,
 };
 use super::{OAuthSession, Session, StoreError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
@@ -176,6 +177,7 @@ impl SqliteReads {
         &self,
         after: &str,
         limit: i64,
+        homekey_database: bool,
     ) -> Result<AccountBatch, StoreError> {
         let read = || -> rusqlite::Result<AccountBatch> {
             let connection = self.open()?;
@@ -253,12 +255,34 @@ impl SqliteReads {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            let threepids = snapshot
+                .prepare(THREEPID_BATCH)?
+                .query_map(range, |row| {
+                    Ok(MigratedThreepid {
+                        user_id: row.get(0)?,
+                        medium: row.get(1)?,
+                        address: row.get(2)?,
+                        validated_at: row.get(3)?,
+                        added_at: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let threepids_given = if homekey_database {
+                snapshot
+                    .prepare(THREEPIDS_GIVEN_BATCH)?
+                    .query_map(range, |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()?
+            } else {
+                Default::default()
+            };
             snapshot.commit()?;
             Ok(AccountBatch {
                 users,
                 devices,
                 access_tokens,
                 refresh_tokens,
+                threepids,
+                threepids_given,
             })
         };
         read().map_err(store_error)

@@ -73,13 +73,29 @@ pub struct MigratedRefreshToken {
     pub ultimate_session_expiry_ts: Option<i64>,
 }
 
-/// Consecutive users (by name) with their devices and tokens.
+/// A row of `user_threepids` (an e-mail address or a phone number), as the source has it.
+#[derive(sqlx::FromRow, Clone)]
+pub struct MigratedThreepid {
+    pub user_id: String,
+    pub medium: String,
+    pub address: String,
+    pub validated_at: i64,
+    pub added_at: i64,
+}
+
+/// Consecutive users (by name) with their devices, tokens and third-party IDs.
 #[derive(Default)]
 pub struct AccountBatch {
     pub users: Vec<MigratedUser>,
     pub devices: Vec<MigratedDevice>,
     pub access_tokens: Vec<MigratedAccessToken>,
     pub refresh_tokens: Vec<MigratedRefreshToken>,
+    pub threepids: Vec<MigratedThreepid>,
+    /// Read from homekey's database: the users whose e-mail addresses homekey has given
+    /// Synapse (or carried from it). Their third-party IDs are homekey's to say on the way
+    /// back; another's (carried before homekey carried addresses, never changed since) are
+    /// left as Synapse has them.
+    pub threepids_given: HashSet<String>,
 }
 
 impl AccountBatch {
@@ -115,6 +131,9 @@ impl AccountBatch {
             .retain(|t| names.contains(t.user_id.as_str()));
         self.refresh_tokens
             .retain(|t| names.contains(t.user_id.as_str()));
+        self.threepids
+            .retain(|t| names.contains(t.user_id.as_str()));
+        self.threepids_given.retain(|u| names.contains(u.as_str()));
     }
 }
 
@@ -135,6 +154,10 @@ pub struct CarriedBefore {
     /// Conflicts spelt as homekey spells them, replaced by Synapse's accounts (asked for):
     /// carried.
     pub replaced: HashSet<String>,
+    /// Of the third-party IDs of the accounts carried, those another account had already
+    /// (in homekey, or carried before them), as (the account, the medium and address): not
+    /// carried.
+    pub threepids_taken: Vec<(String, String)>,
 }
 
 impl CarriedBefore {
@@ -175,6 +198,10 @@ pub struct Restored {
     pub unknown_to_synapse: Vec<String>,
     /// Users marked erased in Synapse who were not yet.
     pub erased: u64,
+    /// Third-party IDs given to accounts in Synapse, and taken from them, so that each
+    /// account homekey keeps the set of has homekey's.
+    pub threepids_added: u64,
+    pub threepids_removed: u64,
 }
 
 /// The batch reads (`$1`: after this name; users: `$2` at most; the rest: up to this name),
@@ -192,6 +219,11 @@ pub(super) const DEVICE_BATCH: &str = "SELECT user_id, device_id, display_name, 
 pub(super) const ACCESS_TOKEN_BATCH: &str = "SELECT id, user_id, device_id, token, \
      valid_until_ms, puppets_user_id, last_validated, refresh_token_id, used \
      FROM access_tokens WHERE user_id > $1 AND user_id <= $2";
+pub(super) const THREEPID_BATCH: &str = "SELECT user_id, medium, address, validated_at, \
+     added_at FROM user_threepids WHERE user_id > $1 AND user_id <= $2";
+/// On homekey's database only (see [`AccountBatch::threepids_given`]).
+pub(super) const THREEPIDS_GIVEN_BATCH: &str = "SELECT user_id FROM homekey_synapse_users \
+     WHERE emails_digest IS NOT NULL AND user_id > $1 AND user_id <= $2";
 pub(super) const REFRESH_TOKEN_BATCH: &str = "SELECT id, user_id, device_id, token, \
      next_token_id, expiry_ts, ultimate_session_expiry_ts FROM refresh_tokens \
      WHERE user_id > $1 AND user_id <= $2";
@@ -294,6 +326,7 @@ macro_rules! remove_replaced_account {
             "DELETE FROM homekey_synapse_owed WHERE user_id = $1",
             "DELETE FROM homekey_synapse_leases WHERE user_id = $1",
             "DELETE FROM erased_users WHERE user_id = $1",
+            "DELETE FROM user_threepids WHERE user_id = $1",
             "DELETE FROM users WHERE name = $1",
         ] {
             sqlx::query(sql).bind(had).execute(&mut *$tx).await?;
@@ -424,13 +457,16 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<AccountBatch, StoreError> {
+        let homekey_database = self.flavour == Flavour::Homekey;
         let mut batch = match (&self.backend, &self.sqlite_reads) {
             (super::Backend::Sqlite(_), Some(reads)) => {
                 let reads = reads.clone();
                 let after = after.to_owned();
-                tokio::task::spawn_blocking(move || reads.account_batch(&after, limit))
-                    .await
-                    .map_err(|err| StoreError::Unavailable(format!("reading a batch: {err}")))??
+                tokio::task::spawn_blocking(move || {
+                    reads.account_batch(&after, limit, homekey_database)
+                })
+                .await
+                .map_err(|err| StoreError::Unavailable(format!("reading a batch: {err}")))??
             }
             _ => with_pool!(self, |pool| {
                 let mut tx = pool.begin().await?;
@@ -457,12 +493,28 @@ impl Store {
                     .bind(&last)
                     .fetch_all(&mut *tx)
                     .await?;
+                let threepids = sqlx::query_as(THREEPID_BATCH)
+                    .bind(after)
+                    .bind(&last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let threepids_given: Vec<String> = if homekey_database {
+                    sqlx::query_scalar(THREEPIDS_GIVEN_BATCH)
+                        .bind(after)
+                        .bind(&last)
+                        .fetch_all(&mut *tx)
+                        .await?
+                } else {
+                    Vec::new()
+                };
                 tx.commit().await?;
                 AccountBatch {
                     users,
                     devices,
                     access_tokens,
                     refresh_tokens,
+                    threepids,
+                    threepids_given: threepids_given.into_iter().collect(),
                 }
             }),
         };
@@ -548,6 +600,44 @@ impl Store {
                 |chunk| device_columns(chunk),
                 ""
             );
+            // Their third-party IDs (canonical already: see `carry_from_synapse`). One another
+            // account has (in homekey, or carried before it) is passed over and said.
+            let threepids: Vec<&MigratedThreepid> =
+                batch.threepids.iter().filter(|t| new(&t.user_id)).collect();
+            let mut carried_threepids: HashSet<(String, String, String)> = HashSet::new();
+            for chunk in threepids.chunks(copied_rows_per_statement(&tx)) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO user_threepids (user_id, medium, address, validated_at, \
+                     added_at) ",
+                );
+                BulkRows::push_columns(&mut insert, threepid_columns(chunk));
+                insert.push(
+                    " ON CONFLICT (medium, address) DO NOTHING RETURNING user_id, medium, address",
+                );
+                let rows: Vec<(String, String, String)> =
+                    insert.build_query_as().fetch_all(&mut *tx).await?;
+                carried_threepids.extend(rows);
+            }
+            for t in &threepids {
+                let key = (t.user_id.clone(), t.medium.clone(), t.address.clone());
+                if !carried_threepids.contains(&key) {
+                    before
+                        .threepids_taken
+                        .push((t.user_id.clone(), format!("{} {}", t.medium, t.address)));
+                }
+            }
+            // The e-mail addresses Synapse has of each account carried: nothing is owed.
+            let emails_digests: Vec<String> = users
+                .iter()
+                .map(|u| {
+                    super::synapse_queue::emails_digest(
+                        carried_threepids
+                            .iter()
+                            .filter(|(user, medium, _)| user == &u.name && medium == "email")
+                            .map(|(_, _, address)| address.as_str()),
+                    )
+                })
+                .collect();
             // What Synapse has of the accounts carried, in the mirror of the queue of owed
             // work, marked as carried. (Made from the rows just written, inside the database,
             // it took twice as long on PostgreSQL.) Plain inserts: an account homekey does not have has no
@@ -555,13 +645,15 @@ impl Store {
             // PostgreSQL a speculative insertion a row.
             insert_rows!(
                 tx,
-                "INSERT INTO homekey_synapse_users (user_id, deactivated, locked, carried_ts) ",
-                users,
+                "INSERT INTO homekey_synapse_users (user_id, deactivated, locked, carried_ts, \
+                 emails_digest) ",
+                users.iter().zip(&emails_digests).collect::<Vec<_>>(),
                 |chunk| vec![
-                    Column::Text(chunk.iter().map(|u| Some(u.name.as_str())).collect()),
-                    Column::Bool(chunk.iter().map(|u| Some(u.deactivated)).collect()),
-                    Column::Bool(chunk.iter().map(|u| Some(u.locked)).collect()),
+                    Column::Text(chunk.iter().map(|(u, _)| Some(u.name.as_str())).collect()),
+                    Column::Bool(chunk.iter().map(|(u, _)| Some(u.deactivated)).collect()),
+                    Column::Bool(chunk.iter().map(|(u, _)| Some(u.locked)).collect()),
                     Column::BigInt(vec![Some(now_ms); chunk.len()]),
+                    Column::Text(chunk.iter().map(|(_, d)| Some(d.as_str())).collect()),
                 ],
                 ""
             );
@@ -670,6 +762,86 @@ impl Store {
                 erased_names(false),
                 ")"
             );
+            // Third-party IDs: each account whose set homekey keeps (it has some, or gave
+            // Synapse its list: see `AccountBatch::threepids_given`) gets homekey's set.
+            let owners: HashSet<&str> = batch
+                .threepids
+                .iter()
+                .map(|t| t.user_id.as_str())
+                .chain(batch.threepids_given.iter().map(String::as_str))
+                .filter(|name| known.contains(name))
+                .collect();
+            let owner_names: Vec<&str> = owners.iter().copied().collect();
+            let synapse_threepids = fetch_for_names!(
+                tx,
+                (String, String, String),
+                "SELECT user_id, medium, address FROM user_threepids \
+                 WHERE user_id IN (SELECT column1 FROM ",
+                owner_names,
+                ")"
+            );
+            let wanted: HashSet<(&str, &str, &str)> = batch
+                .threepids
+                .iter()
+                .filter(|t| owners.contains(t.user_id.as_str()))
+                .map(|t| (t.user_id.as_str(), t.medium.as_str(), t.address.as_str()))
+                .collect();
+            for (user, medium, address) in &synapse_threepids {
+                // One homekey would not hold (a medium it does not know, an address that is
+                // none) was never carried into homekey: it stays.
+                if wanted.contains(&(user.as_str(), medium.as_str(), address.as_str()))
+                    || crate::threepid::Threepid::parse(medium, address).is_err()
+                {
+                    continue;
+                }
+                sqlx::query(
+                    "DELETE FROM user_threepids WHERE user_id = $1 AND medium = $2 \
+                     AND address = $3",
+                )
+                .bind(user)
+                .bind(medium)
+                .bind(address)
+                .execute(&mut *tx)
+                .await?;
+                restored.threepids_removed += 1;
+            }
+            let had: HashSet<(&str, &str, &str)> = synapse_threepids
+                .iter()
+                .map(|(u, m, a)| (u.as_str(), m.as_str(), a.as_str()))
+                .collect();
+            for t in &batch.threepids {
+                let key = (t.user_id.as_str(), t.medium.as_str(), t.address.as_str());
+                if !owners.contains(t.user_id.as_str()) || had.contains(&key) {
+                    continue;
+                }
+                // An address Synapse has on another account moves to this one: homekey holds
+                // each address on one account, and is the one that says which.
+                let moved = sqlx::query(
+                    "UPDATE user_threepids SET user_id = $1, validated_at = $4, added_at = $5 \
+                     WHERE medium = $2 AND address = $3",
+                )
+                .bind(&t.user_id)
+                .bind(&t.medium)
+                .bind(&t.address)
+                .bind(t.validated_at)
+                .bind(t.added_at)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() == 0 {
+                    sqlx::query(
+                        "INSERT INTO user_threepids (user_id, medium, address, validated_at, \
+                         added_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&t.user_id)
+                    .bind(&t.medium)
+                    .bind(&t.address)
+                    .bind(t.validated_at)
+                    .bind(t.added_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                restored.threepids_added += 1;
+            }
             // The devices Synapse has of these users. Selected by their names, not by a range
             // of names: the batch is in homekey's order, and Synapse's database may sort
             // otherwise (a collation other than C puts `@alice` before `@Bob`).
@@ -900,6 +1072,16 @@ fn user_columns<'a>(users: &[&'a MigratedUser]) -> Vec<Column<'a>> {
         Column::Bool(users.iter().map(|u| u.approved).collect()),
         Column::Bool(users.iter().map(|u| Some(u.locked)).collect()),
         Column::Bool(users.iter().map(|u| Some(u.suspended)).collect()),
+    ]
+}
+
+fn threepid_columns<'a>(threepids: &[&'a MigratedThreepid]) -> Vec<Column<'a>> {
+    vec![
+        Column::Text(threepids.iter().map(|t| Some(t.user_id.as_str())).collect()),
+        Column::Text(threepids.iter().map(|t| Some(t.medium.as_str())).collect()),
+        Column::Text(threepids.iter().map(|t| Some(t.address.as_str())).collect()),
+        Column::BigInt(threepids.iter().map(|t| Some(t.validated_at)).collect()),
+        Column::BigInt(threepids.iter().map(|t| Some(t.added_at)).collect()),
     ]
 }
 

@@ -53,6 +53,17 @@ macro_rules! owe_synapse {
 }
 pub(super) use owe_synapse;
 
+/// The digest homekey keeps of the e-mail addresses it gave Synapse for a user
+/// (`homekey_synapse_users.emails_digest`): of the sorted list, so that the order never
+/// matters.
+pub fn emails_digest<'a>(emails: impl IntoIterator<Item = &'a str>) -> String {
+    let mut emails: Vec<&str> = emails.into_iter().collect();
+    emails.sort_unstable();
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        emails.join("\n").as_bytes(),
+    ))
+}
+
 impl Store {
     /// From now on, changes that Synapse must follow owe it their user's state (beside
     /// Synapse, on homekey's own database).

@@ -647,9 +647,10 @@ async fn not_text(state: &WebState, headers: &HeaderMap, view: Option<View>) -> 
 /// user.
 pub(super) fn login_refusal(err: LoginError) -> (StatusCode, String) {
     match err {
-        LoginError::InvalidCredentials => (
+        // Something typed that is no e-mail address names no account either.
+        LoginError::InvalidCredentials | LoginError::BadAddress(_) => (
             StatusCode::UNAUTHORIZED,
-            "Wrong user name or password.".into(),
+            "Wrong user name, e-mail address or password.".into(),
         ),
         LoginError::Deactivated => (
             StatusCode::FORBIDDEN,

@@ -177,7 +177,8 @@ pub async fn sign_in_with_password(
 ) -> Result<Session, SignInRefused> {
     let user_given = form.get("user").unwrap_or("").trim();
     let Some(password) = form.secret("password") else {
-        let error = Message::Error("Enter your user name and password.".into());
+        let error =
+            Message::Error("Enter your user name or e-mail address, and your password.".into());
         return Err(SignInRefused::Again(StatusCode::BAD_REQUEST, error));
     };
     let user = state

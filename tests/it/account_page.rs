@@ -345,7 +345,9 @@ async fn a_wrong_password_and_an_unknown_user_get_the_sign_in_page_again_with_on
     for answer in [&wrong, &unknown] {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
         assert!(
-            answer.body.contains("Wrong user name or password."),
+            answer
+                .body
+                .contains("Wrong user name, e-mail address or password."),
             "{}",
             answer.body
         );
@@ -355,7 +357,11 @@ async fn a_wrong_password_and_an_unknown_user_get_the_sign_in_page_again_with_on
     assert!(wrong.body.contains("value=\"alice\""), "the user name kept");
     let empty = browser.sign_in("", "alice", "").await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
-    assert!(empty.body.contains("Enter your user name and password."));
+    assert!(
+        empty
+            .body
+            .contains("Enter your user name or e-mail address, and your password.")
+    );
     let page = browser.get(PAGE).await;
     assert!(page.body.contains("id=\"sign-in\""), "not signed in");
     assert!(

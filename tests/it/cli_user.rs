@@ -23,6 +23,7 @@ server_tests!(
     import_creates_accounts_and_a_second_run_skips_them,
     a_bad_import_line_imports_nothing,
     an_import_skips_an_account_whose_name_a_new_one_could_not_have,
+    an_import_gives_email_addresses_and_refuses_bad_ones_whole,
     audit_list_shows_each_change_with_its_actor,
     a_change_whose_audit_record_cannot_be_written_is_not_made,
     the_password_policy_refuses_and_changes_nothing,
@@ -1310,5 +1311,88 @@ async fn show_says_which_sessions_are_oauth_and_of_which_app(db: TestDb) {
             ("PASSWORDDEV".to_owned(), Value::Null),
         ],
         "{body}"
+    );
+}
+
+/// `user import`'s `email` column: one or several addresses separated by `;` (in JSON
+/// lines also an array), kept canonical, listed by `user email list`; an address that is
+/// none, listed twice or another account's refuses the file with one line naming the line
+/// and the address, and nothing is imported.
+async fn an_import_gives_email_addresses_and_refuses_bad_ones_whole(db: TestDb) {
+    let op = Operator::new(db);
+    op.create("alice", "wonderland1");
+    op.ok(&["user", "email", "add", "alice", "alice@example.com"], "");
+    let csv = op.dir.path().join("users.csv");
+    let jsonl = op.dir.path().join("users.jsonl");
+    let refused = [
+        (
+            "user,email\nbob,bob@example.com\ncarol,carol@example.com; not-an-address\n",
+            "line 3: `email`: \"not-an-address\" is not an e-mail address",
+        ),
+        (
+            "user,email\nbob,bob@example.com\ncarol,BOB@Example.com\n",
+            "line 3: `email`: bob@example.com is on line 2 too",
+        ),
+        (
+            "user,email\nbob,bob@example.com;Bob@example.com\n",
+            "line 2: `email`: bob@example.com is twice on this line",
+        ),
+        (
+            "user,email\nbob,bob@example.com\ncarol,Alice@example.com\n",
+            "line 3: `email`: alice@example.com is already the address of another account, \
+             @alice:example.com",
+        ),
+    ];
+    for (text, expected) in refused {
+        std::fs::write(&csv, text).unwrap();
+        let err = op.fails(&["user", "import", csv.to_str().unwrap()], "", 1);
+        assert!(err.contains(expected), "{expected}: {err}");
+        assert!(err.contains("nothing was imported"), "{err}");
+        assert_eq!(op.json(&["user", "list", "--json"])["total"], 1, "{text}");
+    }
+    std::fs::write(
+        &jsonl,
+        "{\"user\": \"bob\", \"email\": [\"bob@example.com\", 7]}\n",
+    )
+    .unwrap();
+    let err = op.fails(&["user", "import", jsonl.to_str().unwrap()], "", 1);
+    assert!(
+        err.contains("line 1: `email` must be a string or an array of strings"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &csv,
+        "user,password,email\n\
+         bob,bob-pass12,Bob@Example.COM\n\
+         carol,carol-pass1,carol@example.com ; Carol@Work.example;\n\
+         dave,dave-pass12,\n",
+    )
+    .unwrap();
+    let out = op.ok(&["user", "import", csv.to_str().unwrap()], "");
+    assert_eq!(out, "imported 3 users; skipped 0 that already existed\n");
+    assert_eq!(
+        op.ok(&["user", "email", "list", "bob"], ""),
+        "bob@example.com\n"
+    );
+    assert_eq!(
+        op.ok(&["user", "email", "list", "carol"], ""),
+        "carol@example.com\ncarol@work.example\n"
+    );
+    assert_eq!(op.ok(&["user", "email", "list", "dave"], ""), "");
+    std::fs::write(
+        &jsonl,
+        "{\"user\": \"erin\", \"email\": [\"erin@example.com\", \"ERIN@home.example\"]}\n\
+         {\"user\": \"frank\", \"email\": \"frank@example.com\"}\n",
+    )
+    .unwrap();
+    op.ok(&["user", "import", jsonl.to_str().unwrap()], "");
+    assert_eq!(
+        op.ok(&["user", "email", "list", "erin"], ""),
+        "erin@example.com\nerin@home.example\n"
+    );
+    assert_eq!(
+        op.ok(&["user", "email", "list", "frank"], ""),
+        "frank@example.com\n"
     );
 }

@@ -239,7 +239,13 @@ pub(crate) async fn sign_in_and_allow(
 }
 
 /// Signs in on the authorization's sign-in page, which leads back to the authorization.
-async fn sign_in(server: &Server, browser: &mut Browser, query: &str, user: &str, password: &str) {
+pub(crate) async fn sign_in(
+    server: &Server,
+    browser: &mut Browser,
+    query: &str,
+    user: &str,
+    password: &str,
+) {
     let page = browser.get(server, &format!("{AUTHORIZE}?{query}")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(

@@ -1449,3 +1449,160 @@ async fn the_way_back_from_homekey_on_postgres_ends_and_names_oauth_sessions() {
     };
     the_way_back_ends_and_names_oauth_sessions(synapse, db, test).await;
 }
+
+/// E-mail addresses and phone numbers (Synapse's `user_threepids`) move both ways: into
+/// homekey canonical, those homekey cannot hold (a medium other than email and msisdn, an
+/// address that is none) named and left in Synapse; back into Synapse as homekey has them
+/// (an address added, one removed, a non-canonical row made canonical), the rows homekey
+/// never held left alone; Synapse's own login then finds the account by its address.
+async fn email_addresses_move_from_synapse_and_back(synapse: Synapse, db: TestDb, test: &str) {
+    let started = Instant::now();
+    let moving = Moving::new(synapse, db);
+    let mut moving = moving;
+    moving.synapse.start().await;
+    moving.register("alice", "alice-pw", true);
+    moving.register("bob", "bob-pw", false);
+    moving.register("carol", "carol-pw", false);
+    let (status, body) = moving.synapse.login("alice", "alice-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin = body["access_token"].as_str().unwrap().to_owned();
+    let response = moving
+        .synapse
+        .http
+        .put(
+            moving
+                .synapse
+                .url("/_synapse/admin/v2/users/@bob:example.com"),
+        )
+        .bearer_auth(&admin)
+        .json(&json!({"threepids": [
+            {"medium": "email", "address": "bob@example.com"},
+            {"medium": "msisdn", "address": "447700900000"},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    moving.synapse.stop();
+    // What an older Synapse, or a hand, left: an address as typed, one that is none, a
+    // medium Synapse's APIs never write.
+    moving
+        .synapse_execute(
+            "INSERT INTO user_threepids (user_id, medium, address, validated_at, added_at) VALUES
+             ('@carol:example.com', 'email', 'Carol@Example.COM', 1, 1),
+             ('@carol:example.com', 'email', 'not-an-address', 1, 1),
+             ('@carol:example.com', 'fax', '12345', 1, 1)",
+        )
+        .await;
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(
+        out.contains("carried 3 e-mail address(es) and phone number(s) with them"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "2 third-party ID(s) not carried (left in Synapse's database): \
+             @carol:example.com: email not-an-address (Unable to parse email address); \
+             @carol:example.com: fax 12345 ('fax' is not a valid value for 'medium')"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        ok(&moving.homekey_user(&["email", "list", "bob"], "")),
+        "bob@example.com\n"
+    );
+    assert_eq!(
+        ok(&moving.homekey_user(&["email", "list", "carol"], "")),
+        "carol@example.com\n"
+    );
+    let shown: Value =
+        serde_json::from_str(&ok(&moving.homekey_user(&["show", "bob", "--json"], ""))).unwrap();
+    assert_eq!(shown["emails"], json!(["bob@example.com"]), "{shown}");
+
+    // Changed in homekey: alice gets an address, bob loses his (his phone number stays).
+    ok(&moving.homekey_user(&["email", "add", "alice", "Alice@Example.com"], ""));
+    ok(&moving.homekey_user(&["email", "remove", "bob", "bob@example.com"], ""));
+    moving.db.store.close().await;
+    let out = ok(&moving.homekey(&["migrate-to-synapse"]));
+    assert!(
+        out.contains(
+            "e-mail addresses and phone numbers as homekey has them: 2 given to accounts in \
+             Synapse, 2 taken from them"
+        ),
+        "{out}"
+    );
+    let mut threepids = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let sql = format!(
+            "SELECT COALESCE((SELECT {} FROM user_threepids \
+             WHERE user_id = '@{user}:example.com'), '')",
+            if moving.synapse.database_url().starts_with("sqlite:") {
+                "group_concat(medium || ' ' || address, ', ')"
+            } else {
+                "string_agg(medium || ' ' || address, ', ' ORDER BY medium, address)"
+            }
+        );
+        let mut got: Vec<String> = moving
+            .synapse_text(&sql)
+            .await
+            .unwrap_or_default()
+            .split(", ")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        got.sort();
+        threepids.push(got);
+    }
+    assert_eq!(
+        threepids,
+        [
+            vec!["email alice@example.com"],
+            vec!["msisdn 447700900000"],
+            vec![
+                "email carol@example.com",
+                "email not-an-address",
+                "fax 12345"
+            ],
+        ]
+    );
+
+    // Synapse's own login finds alice by the address homekey gave her.
+    moving.synapse.start().await;
+    let response = moving
+        .synapse
+        .http
+        .post(moving.synapse.url("/_matrix/client/v3/login"))
+        .json(&json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": "alice@example.com"},
+            "password": "alice-pw",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], "@alice:example.com");
+    eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test]
+async fn on_sqlite_email_addresses_move_from_synapse_and_back() {
+    let test = "on_sqlite_email_addresses_move_from_synapse_and_back";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let synapse = Synapse::prepare_with_auth(venv, &own_auth());
+    email_addresses_move_from_synapse_and_back(synapse, TestDb::sqlite().await, test).await;
+}
+
+#[tokio::test]
+async fn on_postgres_email_addresses_move_from_synapse_and_back() {
+    let test = "on_postgres_email_addresses_move_from_synapse_and_back";
+    let Some((synapse, db)) = both_on_postgres(test).await else {
+        return;
+    };
+    email_addresses_move_from_synapse_and_back(synapse, db, test).await;
+}

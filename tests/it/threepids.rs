@@ -13,6 +13,9 @@ server_tests!(
     an_address_another_account_has_is_refused_and_nothing_changes,
     homekey_user_email_adds_lists_and_removes_addresses,
     a_login_by_email_address_works_and_an_unknown_one_is_a_wrong_password,
+    the_sign_in_pages_take_an_email_address_and_an_unknown_one_is_a_wrong_password,
+    interactive_auth_takes_an_email_address_as_synapse_does,
+    homekey_admin_user_email_adds_lists_and_removes_over_the_admin_api,
 );
 
 const ALICE: &str = "@alice:example.com";
@@ -384,4 +387,233 @@ async fn a_login_by_email_address_works_and_an_unknown_one_is_a_wrong_password(d
     let (status, body) = login(half).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "Invalid thirdparty identifier");
+}
+
+/// Gives `user` the e-mail address `address` through the Admin API.
+async fn give_email(server: &Server, token: &str, user: &str, address: &str) {
+    let body = json!({"threepids": [{"medium": "email", "address": address}]});
+    let (status, body) = server
+        .call("PUT", &user_path(user), Some(token), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The sign-in pages (the account page's, the OAuth authorization's) take an account's
+/// e-mail address, in any case, in the user field, labelled so; an address no account has
+/// is answered exactly as a wrong password, and so is text that is no address.
+async fn the_sign_in_pages_take_an_email_address_and_an_unknown_one_is_a_wrong_password(
+    db: TestDb,
+) {
+    use crate::account_page::{Browser, PAGE, beside_synapse};
+    let (server, logins) = beside_synapse(db, "https://matrix.example.com/").await;
+    let root = logins.admin_token("root", "root-pw").await;
+    logins.create_user("alice", "alice-pw").await;
+    give_email(&logins, &root, ALICE, "alice@example.com").await;
+
+    let mut browser = Browser::new(&server);
+    let form = browser.get(PAGE).await;
+    assert!(
+        form.body
+            .contains("<label for=\"user\">User name or e-mail address</label>"),
+        "{}",
+        form.body
+    );
+    let wrong = browser.sign_in("", "alice@example.com", "guess").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    assert!(
+        wrong
+            .body
+            .contains("Wrong user name, e-mail address or password."),
+        "{}",
+        wrong.body
+    );
+    let message = |body: &str| {
+        let start = body.find("id=\"error\"><p>").expect("a message") + 15;
+        body[start..start + body[start..].find("</p>").unwrap()].to_owned()
+    };
+    for typed in ["nobody@example.com", "not@an@address"] {
+        let unknown = browser.sign_in("", typed, "alice-pw").await;
+        assert_eq!(unknown.status, wrong.status, "{typed}");
+        assert_eq!(message(&unknown.body), message(&wrong.body), "{typed}");
+    }
+    let signed_in = browser
+        .signed_in("", " ALICE@Example.com ", "alice-pw")
+        .await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert!(signed_in.body.contains(ALICE), "{}", signed_in.body);
+
+    // The OAuth authorization's sign-in is the same sign-in.
+    let client =
+        crate::oauth_grants::Client::register(&server, crate::oauth_grants::element_x()).await;
+    let mut browser = crate::oauth_grants::Browser::new();
+    let query = client.query("EMAILDEVICE", &[]);
+    crate::oauth_grants::sign_in(
+        &server,
+        &mut browser,
+        &query,
+        "Alice@example.com",
+        "alice-pw",
+    )
+    .await;
+}
+
+/// User-interactive auth's `m.login.password` names the user by e-mail address as Synapse
+/// lets it (an `m.id.thirdparty` identifier, or the deprecated top-level medium and
+/// address): the requester's own address and password complete the stage; a wrong
+/// password, another account's address and an unknown one are each the stage's 401
+/// `M_FORBIDDEN`; an address that is none is Synapse's 400.
+async fn interactive_auth_takes_an_email_address_as_synapse_does(db: TestDb) {
+    let server = Server::start(
+        db,
+        "rc_login:\n  failed_attempts:\n    per_second: 1000\n    burst_count: 1000\n",
+    )
+    .await;
+    let root = server.admin_token("root", "root-pw").await;
+    server.create_user("alice", "alice-pw").await;
+    server.create_user("bob", "bob-pw").await;
+    give_email(&server, &root, ALICE, "alice@example.com").await;
+    give_email(&server, &root, "@bob:example.com", "bob@example.com").await;
+    let (_, alice) = server.login("alice", "alice-pw").await;
+    let token = alice["access_token"].as_str().unwrap().to_owned();
+    let delete = |device: String, auth: Value| {
+        let (server, token) = (&server, token.clone());
+        async move {
+            server
+                .call(
+                    "POST",
+                    "/_matrix/client/v3/delete_devices",
+                    Some(&token),
+                    Some(json!({"devices": [device], "auth": auth})),
+                )
+                .await
+        }
+    };
+    let by_email = |session: &str, address: &str, password: &str| {
+        json!({"type": "m.login.password", "session": session, "password": password,
+               "identifier": {"type": "m.id.thirdparty", "medium": "email", "address": address}})
+    };
+    let (_, other) = server.login("alice", "alice-pw").await;
+    let other = other["device_id"].as_str().unwrap().to_owned();
+    let (status, started) = delete(other.clone(), Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{started}");
+    let session = started["session"].as_str().unwrap().to_owned();
+    for (address, password) in [
+        ("alice@example.com", "guess"),
+        ("bob@example.com", "bob-pw"),
+        ("nobody@example.com", "alice-pw"),
+    ] {
+        let (status, body) = delete(other.clone(), by_email(&session, address, password)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{address}: {body}");
+        assert_eq!(body["errcode"], "M_FORBIDDEN", "{address}: {body}");
+        assert_eq!(body["session"], session.as_str());
+    }
+    let (status, body) = delete(other.clone(), by_email(&session, "not-one", "alice-pw")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "Unable to parse email address");
+    let (status, body) = delete(
+        other.clone(),
+        by_email(&session, "ALICE@Example.com", "alice-pw"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = server
+        .call(
+            "GET",
+            &format!("/_matrix/client/v3/devices/{other}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the device is gone");
+
+    // The deprecated top-level medium and address.
+    let (_, third) = server.login("alice", "alice-pw").await;
+    let third = third["device_id"].as_str().unwrap().to_owned();
+    let (_, started) = delete(third.clone(), Value::Null).await;
+    let legacy = json!({"type": "m.login.password", "session": started["session"],
+                        "medium": "email", "address": "alice@example.com", "password": "alice-pw"});
+    let (status, body) = delete(third, legacy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// `homekey admin user email add|remove|list` over the Admin API (read with `GET
+/// v2/users/<id>`, the whole set written with `PUT`), canonical, a phone number left as it
+/// was; `admin user show` lists the addresses; refusals are one line, exit 1.
+async fn homekey_admin_user_email_adds_lists_and_removes_over_the_admin_api(db: TestDb) {
+    let server = Server::start(db, "").await;
+    let root = server.admin_token("root", "root-pw").await;
+    server.create_user("alice", "alice-pw").await;
+    server.create_user("bob", "bob-pw").await;
+    give_email(&server, &root, "@bob:example.com", "bob@example.com").await;
+    let phone = json!({"threepids": [{"medium": "msisdn", "address": "447700900000"}]});
+    let (status, _) = server
+        .call("PUT", &user_path(ALICE), Some(&root), Some(phone))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let home = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--server", &server.base, "--token", &root];
+        all.extend(args);
+        run_binary(
+            HOMEKEY,
+            &all,
+            b"",
+            &[("XDG_CONFIG_HOME", home.path().to_str().unwrap())],
+        )
+    };
+    let ok = |args: &[&str]| {
+        let out = admin(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(
+        ok(&["user", "email", "add", ALICE, "Alice@Example.COM"]),
+        "added alice@example.com to @alice:example.com\n"
+    );
+    assert!(ok(&["user", "email", "add", ALICE, "alice@example.com"]).contains("already has"));
+    ok(&["user", "email", "add", ALICE, "second@example.com"]);
+    assert_eq!(
+        ok(&["user", "email", "list", ALICE]),
+        "alice@example.com\nsecond@example.com\n"
+    );
+    assert!(
+        ok(&["user", "show", ALICE]).contains("emails       alice@example.com, second@example.com"),
+        "{}",
+        ok(&["user", "show", ALICE])
+    );
+    for (args, needle) in [
+        (
+            vec!["user", "email", "add", ALICE, "BOB@example.com"],
+            "M_THREEPID_IN_USE",
+        ),
+        (
+            vec!["user", "email", "add", ALICE, "no address"],
+            "Unable to parse email address",
+        ),
+        (
+            vec!["user", "email", "remove", ALICE, "bob@example.com"],
+            "@alice:example.com has no e-mail address bob@example.com",
+        ),
+    ] {
+        let out = admin(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    }
+    assert_eq!(
+        ok(&["user", "email", "remove", ALICE, "SECOND@example.com"]),
+        "removed second@example.com from @alice:example.com\n"
+    );
+    let (_, user) = server
+        .call("GET", &user_path(ALICE), Some(&root), None)
+        .await;
+    assert_eq!(emails(&user), ["alice@example.com"]);
+    assert!(
+        user["threepids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["medium"] == "msisdn" && t["address"] == "447700900000"),
+        "the phone number stays: {user}"
+    );
 }

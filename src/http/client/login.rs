@@ -8,12 +8,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::accounts::{LoginSuccess, PasswordLoginAttempt, now_ms};
+use crate::accounts::{LoginName, LoginSuccess, PasswordLoginAttempt, now_ms};
 use crate::http::AppState;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::MatrixError;
 use crate::http::json::MatrixJson;
-use crate::threepid::{Threepid, ThreepidError};
 
 /// Synapse refuses longer device IDs at login.
 pub(super) const MAX_DEVICE_ID_LENGTH: usize = 512;
@@ -59,12 +58,36 @@ pub struct Identifier {
     address: Option<String>,
 }
 
-/// The user a login names: `identifier` (`m.id.user`), or the deprecated top-level `user`.
-/// The errors are Synapse's.
-pub fn named_user(
+/// The account a login or an `m.login.password` stage names, as Synapse reads it: a
+/// third-party ID (an e-mail address) as the deprecated top-level `medium` and `address`
+/// (both given) or an `m.id.thirdparty` identifier, else a user ([`named_user`]).
+pub fn login_name(
     identifier: Option<Identifier>,
     user: Option<String>,
-) -> Result<String, MatrixError> {
+    medium: Option<String>,
+    address: Option<String>,
+) -> Result<LoginName, MatrixError> {
+    match (medium, address, identifier) {
+        (Some(medium), Some(address), _) if !medium.is_empty() && !address.is_empty() => {
+            Ok(LoginName::ThirdParty { medium, address })
+        }
+        (_, _, Some(identifier)) if identifier.kind == "m.id.thirdparty" => {
+            match (identifier.medium, identifier.address) {
+                (Some(medium), Some(address)) => Ok(LoginName::ThirdParty { medium, address }),
+                _ => Err(MatrixError::new(
+                    StatusCode::BAD_REQUEST,
+                    "M_UNKNOWN",
+                    "Invalid thirdparty identifier",
+                )),
+            }
+        }
+        (_, _, identifier) => named_user(identifier, user).map(LoginName::User),
+    }
+}
+
+/// The user a login names: `identifier` (`m.id.user`), or the deprecated top-level `user`.
+/// The errors are Synapse's.
+fn named_user(identifier: Option<Identifier>, user: Option<String>) -> Result<String, MatrixError> {
     match (identifier, user) {
         (Some(identifier), _) if identifier.kind != "m.id.user" => Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
@@ -85,33 +108,6 @@ pub fn named_user(
         )),
         (None, None) => Err(MatrixError::invalid_param("Invalid login submission")),
     }
-}
-
-/// The user a third-party ID names, for a password login. An address no account has is
-/// answered as a wrong password, in the same time: it logs in as `medium:address`, a name
-/// no account can have (a localpart never holds `:`), so the login checks a password
-/// against nothing, and counts the failure against that address, as Synapse does.
-async fn user_of_third_party(
-    state: &AppState,
-    medium: &str,
-    address: &str,
-) -> Result<String, MatrixError> {
-    let threepid = match Threepid::parse(medium, address) {
-        Ok(threepid) => threepid,
-        // Synapse looks a medium it does not know up all the same, and finds nothing.
-        Err(ThreepidError::UnknownMedium(_)) => return Ok(format!("{medium}:{address}")),
-        Err(err @ ThreepidError::NotAnEmailAddress) => {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_UNKNOWN",
-                err.to_string(),
-            ));
-        }
-    };
-    Ok(match state.accounts.user_by_threepid(&threepid).await? {
-        Some(user_id) => user_id,
-        None => format!("{}:{}", threepid.medium.as_str(), threepid.address),
-    })
 }
 
 pub async fn login(
@@ -153,37 +149,10 @@ pub async fn login(
             ));
         }
     };
-    // A third-party ID (an e-mail address) in place of the user, as Synapse reads one: the
-    // deprecated top-level `medium` and `address`, or an `m.id.thirdparty` identifier.
-    let third_party = match (&body.medium, &body.address, &body.identifier) {
-        (Some(medium), Some(address), _) if !medium.is_empty() && !address.is_empty() => {
-            Some((Some(medium.clone()), Some(address.clone())))
-        }
-        (_, _, Some(identifier)) if identifier.kind == "m.id.thirdparty" => {
-            Some((identifier.medium.clone(), identifier.address.clone()))
-        }
-        _ => None,
-    };
-    let user = match third_party {
-        Some(_) => None,
-        None => Some(named_user(body.identifier, body.user)?),
-    };
+    let user = login_name(body.identifier, body.user, body.medium, body.address)?;
     let password = match body.password {
         Some(Value::String(password)) => SecretString::from(password),
         _ => return Err(MatrixError::invalid_param("Bad parameter: password")),
-    };
-    let user = match (user, third_party) {
-        (Some(user), _) => user,
-        (None, Some((Some(medium), Some(address)))) => {
-            user_of_third_party(&state, &medium, &address).await?
-        }
-        (None, _) => {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_UNKNOWN",
-                "Invalid thirdparty identifier",
-            ));
-        }
     };
     if body
         .device_id
