@@ -5,7 +5,7 @@
 //! the change's transaction, and `homekey serve` delivers it (`crate::accounts::mail_delivery`).
 
 pub mod templates;
-
+pub mod transport;
 use crate::config::Config;
 use crate::store::NewMail;
 
