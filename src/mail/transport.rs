@@ -171,10 +171,12 @@ pub async fn send(email: &EmailConfig, mail: &OutgoingMail<'_>) -> Result<(), Se
     })?;
 
     let outcome = talk(email, &mut connection, tls, &hello, &message, step).await;
-    match outcome {
+    match &outcome {
         Ok(()) => {
             let _ = tokio::time::timeout(step, connection.quit()).await;
         }
+        // A STARTTLS that failed half-way leaves no stream to say QUIT on: just dropped.
+        Err(err) if err.stage == Stage::Tls => {}
         Err(_) => {
             let _ = tokio::time::timeout(step, connection.abort()).await;
         }
@@ -207,14 +209,11 @@ async fn talk(
                     })?;
             }
             _ if email.require_transport_security => {
-                return Err(SendError {
-                    permanent: false,
-                    ..failed(
-                        Stage::Tls,
-                        "the server does not offer STARTTLS, and email.require_transport_security \
-                         is set",
-                    )
-                });
+                return Err(failed(
+                    Stage::Tls,
+                    "the server does not offer STARTTLS, and email.require_transport_security is \
+                     set",
+                ));
             }
             _ => {}
         }
