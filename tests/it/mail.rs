@@ -26,7 +26,9 @@ fn python_with_aiosmtpd(test: &str) -> Option<String> {
     } else {
         support::skip(
             test,
-            &format!("{python} has no aiosmtpd module (set HOMEKEY_TEST_PYTHON; .ci/run installs it)"),
+            &format!(
+                "{python} has no aiosmtpd module (set HOMEKEY_TEST_PYTHON; .ci/run installs it)"
+            ),
         );
         None
     }
@@ -96,11 +98,18 @@ impl Received {
     fn header(&self, name: &str) -> &str {
         self.parsed["headers"][name].as_str().unwrap_or_default()
     }
-    fn text(&self) -> &str {
-        self.parsed["text"].as_str().unwrap_or_default()
+    /// The text part, its lines ended by `\n` (on the wire they end in CRLF).
+    fn text(&self) -> String {
+        self.parsed["text"]
+            .as_str()
+            .unwrap_or_default()
+            .replace("\r\n", "\n")
     }
-    fn html(&self) -> &str {
-        self.parsed["html"].as_str().unwrap_or_default()
+    fn html(&self) -> String {
+        self.parsed["html"]
+            .as_str()
+            .unwrap_or_default()
+            .replace("\r\n", "\n")
     }
 }
 
@@ -223,7 +232,10 @@ fn email_test_delivers_over_plain_smtp_with_both_parts_and_the_headers() {
     assert_eq!(mail.header("To"), "alice@example.org");
     assert_eq!(mail.header("Subject"), "[example.com] Test mail");
     assert_eq!(mail.header("Auto-Submitted"), "auto-generated");
-    assert!(mail.header("Message-ID").ends_with("@example.com>"), "{mail:?}");
+    assert!(
+        mail.header("Message-ID").ends_with("@example.com>"),
+        "{mail:?}"
+    );
     assert!(!mail.header("Date").is_empty());
     assert_eq!(
         mail.parsed["types"],
@@ -231,8 +243,14 @@ fn email_test_delivers_over_plain_smtp_with_both_parts_and_the_headers() {
     );
     assert_eq!(mail.parsed["charsets"][1], "utf-8");
     assert_eq!(mail.parsed["charsets"][2], "utf-8");
-    assert!(mail.text().contains("test mail from homekey on example.com"));
-    assert!(mail.html().contains("<p>This is a test mail from homekey on example.com.</p>"));
+    assert!(
+        mail.text()
+            .contains("test mail from homekey on example.com")
+    );
+    assert!(
+        mail.html()
+            .contains("<p>This is a test mail from homekey on example.com.</p>")
+    );
     assert!(mail.raw.contains("Auto-Submitted: auto-generated"));
 }
 
@@ -256,7 +274,10 @@ fn email_test_over_starttls_trusts_the_ca_file_and_nothing_else() {
     assert!(out.status.success(), "{}", stderr(&out));
     let received = smtp.wait_for(1, 5);
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].parsed["tls"], true, "the mail went over STARTTLS");
+    assert_eq!(
+        received[0].parsed["tls"], true,
+        "the mail went over STARTTLS"
+    );
     assert_eq!(received[0].parsed["rcpt_tos"][0], "bob@example.org");
 
     // Without the CA file the certificate is nobody's: TLS fails, nothing is sent.
@@ -387,8 +408,9 @@ fn a_mail(to: &str, only_if_address_known: bool) -> NewMail {
         to: to.to_owned(),
         subject: "Über den Test".to_owned(),
         text: "secret link https://example.com/reset?token=SECRET-TOKEN\n".to_owned(),
-        html: "<p>secret link <a href=\"https://example.com/reset?token=SECRET-TOKEN\">reset</a></p>"
-            .to_owned(),
+        html:
+            "<p>secret link <a href=\"https://example.com/reset?token=SECRET-TOKEN\">reset</a></p>"
+                .to_owned(),
         only_if_address_known,
     }
 }
@@ -427,9 +449,15 @@ async fn queued_mail_waits_for_smtp_and_goes_out_when_it_is_back(db: TestDb) {
         .await
         .unwrap();
     let out = wait_for_status(&server.db, "retrying", 15);
-    assert!(out.starts_with("mail not sent: 1 waiting, 0 given up"), "{out}");
+    assert!(
+        out.starts_with("mail not sent: 1 waiting, 0 given up"),
+        "{out}"
+    );
     let row = out.lines().nth(1).unwrap();
-    assert!(row.starts_with("carol@example.org\tretrying\tÜber den Test\t"), "{row}");
+    assert!(
+        row.starts_with("carol@example.org\tretrying\tÜber den Test\t"),
+        "{row}"
+    );
     assert!(
         row.ends_with(&format!(
             "connecting to the SMTP server failed: 127.0.0.1:{port}: Connection refused (os error 111)"
@@ -565,7 +593,10 @@ async fn undeliverable_mail_is_given_up_and_shown(db: TestDb) {
         .await
         .unwrap();
     let out = wait_for_status(&server.db, "GIVEN UP", 15);
-    assert!(out.starts_with("mail not sent: 0 waiting, 1 given up"), "{out}");
+    assert!(
+        out.starts_with("mail not sent: 0 waiting, 1 given up"),
+        "{out}"
+    );
     assert!(
         out.lines()
             .nth(1)
@@ -580,7 +611,10 @@ async fn undeliverable_mail_is_given_up_and_shown(db: TestDb) {
     let log = server.log();
     let line = log.lines().find(|l| l.contains("mail given up")).unwrap();
     assert!(line.contains("frank@example.org"), "{line}");
-    assert!(line.contains("connecting to the SMTP server failed"), "{line}");
+    assert!(
+        line.contains("connecting to the SMTP server failed"),
+        "{line}"
+    );
     assert!(!log.contains("SECRET-TOKEN"));
     assert_eq!(
         server
@@ -621,7 +655,10 @@ async fn synapse_templates_in_the_custom_directory_are_used(db: TestDb) {
     let smtp = Smtp::start(&python, port, None, None);
     let section = format!(
         "{}templates:\n  custom_template_directory: {}\npublic_baseurl: https://matrix.example.com/\n",
-        email_section(port, "  subjects:\n    password_reset: \"[%(server_name)s] Reset it\"\n"),
+        email_section(
+            port,
+            "  subjects:\n    password_reset: \"[%(server_name)s] Reset it\"\n"
+        ),
         custom.path().display()
     );
     let dir = tempfile::tempdir().unwrap();
@@ -647,12 +684,17 @@ async fn synapse_templates_in_the_custom_directory_are_used(db: TestDb) {
     assert_eq!(got.header("From"), "Homekey Test <noreply@example.com>");
     // Synapse's words, the link as it is in the text part, escaped in the HTML part.
     assert!(
-        got.text()
-            .starts_with("A password reset request has been received for your Matrix account."),
+        got.text().starts_with(
+            "A password reset request has been received for your Matrix account. If this\nwas you"
+        ),
         "{}",
         got.text()
     );
-    assert!(got.text().contains(&format!("\n{link}\n")), "{}", got.text());
+    assert!(
+        got.text().contains(&format!("\n{link}\n")),
+        "{}",
+        got.text()
+    );
     assert!(
         got.html().contains(&format!(
             "<a href=\"{0}\">{0}</a>",
@@ -661,15 +703,27 @@ async fn synapse_templates_in_the_custom_directory_are_used(db: TestDb) {
         "{}",
         got.html()
     );
-    assert!(got.html().contains("<strong>do not</strong> click the link"));
+    assert!(
+        got.html()
+            .contains("<strong>do not</strong> click the link")
+    );
     // Synapse's password_reset.html extends "_base.html", which is homekey's here.
-    assert!(got.html().contains("<title>Password reset · example.com</title>"), "{}", got.html());
+    assert!(
+        got.html()
+            .contains("<title>Password reset · example.com</title>"),
+        "{}",
+        got.html()
+    );
 
     // The pages of the link, from the same directory.
-    let page =
-        homekey::mail::templates::password_reset_confirmation(&config, "SID3", "TOK\"EN", "SEC<RET")
-            .unwrap();
-    assert!(page.contains("<input type=\"hidden\" name=\"token\" value=\"TOK&quot;EN\">"), "{page}");
+    let page = homekey::mail::templates::password_reset_confirmation(
+        &config, "SID3", "TOK\"EN", "SEC<RET",
+    )
+    .unwrap();
+    assert!(
+        page.contains("<input type=\"hidden\" name=\"token\" value=\"TOK&#34;EN\">"),
+        "{page}"
+    );
     assert!(page.contains("value=\"SEC&lt;RET\""), "{page}");
     assert!(page.contains("Confirm changing my password"), "{page}");
     let failure =
@@ -680,7 +734,10 @@ async fn synapse_templates_in_the_custom_directory_are_used(db: TestDb) {
         "{failure}"
     );
     let success = homekey::mail::templates::password_reset_success(&config).unwrap();
-    assert!(success.contains("Your email has now been validated"), "{success}");
+    assert!(
+        success.contains("Your email has now been validated"),
+        "{success}"
+    );
 }
 
 server_tests!(
