@@ -148,7 +148,6 @@ fn jinja_html_escaping(
             other => escaped.push(other),
         }
     }
-    use std::fmt::Write;
     out.write_str(&escaped).map_err(minijinja::Error::from)
 }
 
