@@ -63,6 +63,11 @@ pub enum Action {
     OAuthConsentRefused,
     /// A token revoked at the OAuth revocation endpoint, ending its session.
     RevokeToken,
+    /// A password reset link mailed to a user's addresses by an admin or the operator
+    /// (`send_reset_link`); the user sets the password.
+    SendResetLink,
+    /// A password set through a mailed reset link (homekey's own pages).
+    ResetPasswordByLink,
 }
 
 impl Action {
@@ -92,6 +97,8 @@ impl Action {
             Action::OAuthGrant => "oauth_grant",
             Action::OAuthConsentRefused => "oauth_consent_refused",
             Action::RevokeToken => "revoke_token",
+            Action::SendResetLink => "send_reset_link",
+            Action::ResetPasswordByLink => "reset_password_by_link",
         }
     }
 }

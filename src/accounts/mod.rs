@@ -32,6 +32,7 @@ pub mod oauth_clients;
 pub mod oauth_device_grants;
 pub mod oauth_sessions;
 pub mod passwords;
+pub mod recovery;
 pub mod sessions;
 pub mod tokens;
 
@@ -71,6 +72,9 @@ pub struct Accounts {
     /// User codes typed on the device grant's page, per client address (the same limits as
     /// `rc_client_registration`): 8 letters are guessed only by many tries.
     user_code_entries: Arc<RateLimiter>,
+    /// "Forgot password?" requests on homekey's pages, per client address and per e-mail
+    /// address (`rc_3pid_validation`, as Synapse limits its `requestToken`).
+    recovery_requests: Arc<RateLimiter>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing. Made on first use
     /// (`serve` makes it before it listens): a command that checks no password never pays
@@ -162,6 +166,9 @@ impl Accounts {
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
             client_registrations: Arc::new(RateLimiter::new(config.rc_client_registration)),
             user_code_entries: Arc::new(RateLimiter::new(config.rc_client_registration)),
+            recovery_requests: Arc::new(RateLimiter::new(
+                config.threepid_validation.rate_limit,
+            )),
             synapse: config
                 .synapse
                 .as_ref()

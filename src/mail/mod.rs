@@ -45,6 +45,49 @@ pub fn password_reset_mail(config: &Config, to: &str, link: &str) -> Result<NewM
     })
 }
 
+/// homekey's own mail with a link to its page that sets a new password
+/// (`homekey_password_recovery.html` and `.txt`; the subject `subjects.password_reset`), to
+/// `to`; `by_operator`: the operator sent it, nobody asked. Dropped at delivery if `to` is
+/// no account's address by then, so a request for an unknown address may queue it too.
+pub fn password_recovery_mail(
+    config: &Config,
+    to: &str,
+    link: &str,
+    by_operator: bool,
+) -> Result<NewMail, MailError> {
+    let email = config.email.as_ref().ok_or(MailError::NotConfigured)?;
+    let templates = templates::Templates::for_mail(config);
+    let context = minijinja::context! {
+        link => link,
+        server_name => &config.server_name,
+        by_operator => by_operator,
+        valid_for => describe_duration(email.validation_token_lifetime_ms),
+    };
+    Ok(NewMail {
+        to: to.to_owned(),
+        subject: percent_format(
+            &email.password_reset_subject,
+            &[("server_name", &config.server_name)],
+        ),
+        text: templates.render("homekey_password_recovery.txt", &context)?,
+        html: templates.render("homekey_password_recovery.html", &context)?,
+        only_if_address_known: true,
+    })
+}
+
+/// A lifetime as a mail says it: "1 hour", "30 minutes", "2 days".
+pub fn describe_duration(ms: i64) -> String {
+    let minutes = (ms / 60_000).max(1);
+    let (count, unit) = if minutes % (24 * 60) == 0 {
+        (minutes / (24 * 60), "day")
+    } else if minutes % 60 == 0 {
+        (minutes / 60, "hour")
+    } else {
+        (minutes, "minute")
+    };
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
 /// `template` with Python's `%(name)s` placeholders filled from `values` (and `%%` as `%`),
 /// as Synapse fills `notif_from` and the subjects; the template unchanged if it holds
 /// anything else after a `%` (Synapse then uses it as it is).

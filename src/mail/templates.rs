@@ -40,6 +40,15 @@ const EMBEDDED: &[(&str, &str)] = &[
         "password_reset_failure.html",
         include_str!("templates/password_reset_failure.html"),
     ),
+    // homekey's own, for the reset links to its pages.
+    (
+        "homekey_password_recovery.html",
+        include_str!("templates/homekey_password_recovery.html"),
+    ),
+    (
+        "homekey_password_recovery.txt",
+        include_str!("templates/homekey_password_recovery.txt"),
+    ),
 ];
 
 /// The templates as one config finds them, ready to render.

@@ -57,7 +57,6 @@ macro_rules! queue_mail {
     }};
 }
 // For the store operations that send mail (a reset request's), in their own modules.
-#[allow(unused_imports)]
 pub(crate) use queue_mail;
 
 /// A mail taken for delivery, with its body.

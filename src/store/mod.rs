@@ -21,6 +21,7 @@ pub mod mail_outbox;
 mod oauth_clients;
 mod oauth_sessions;
 mod registration_nonces;
+mod reset_links;
 mod sessions;
 mod sqlite_reads;
 mod synapse_migration;
@@ -38,6 +39,7 @@ pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
 pub use mail_outbox::{LeasedMail, MailOutcome, MailStatus, NewMail};
 pub use oauth_clients::{ClientRegistered, NewOAuthClient};
+pub use reset_links::{NewResetLink, ResetLink};
 pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
     NewOAuthSession, OAuthCode, OAuthSession,
