@@ -49,6 +49,11 @@ pub fn router(state: AppState) -> Router {
         Some(synapse) => crate::synapse::routes(state.accounts.clone(), synapse),
         None => Router::new(),
     };
+    // Beside Synapse, the account page's routes serve the stylesheets already.
+    let recovery = crate::web::recovery_routes(
+        state.accounts.clone(),
+        state.accounts.config.synapse.is_none(),
+    );
     Router::new()
         .route(
             "/_matrix/client/versions",
@@ -67,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::legacy_client_routes())
         .merge(admin::routes())
         .merge(synapse)
+        .merge(recovery)
         .fallback(|uri: Uri| unrecognized(uri, StatusCode::NOT_FOUND))
         .method_not_allowed_fallback(|uri: Uri| unrecognized(uri, StatusCode::METHOD_NOT_ALLOWED))
         // One `layer` call with them all, outermost first: axum boxes each route anew at

@@ -77,6 +77,32 @@ impl PasswordPolicy {
     }
 }
 
+impl PasswordPolicy {
+    /// What [`PasswordPolicy::check`] asks of a password, in words for a page that sets one
+    /// (said before the user submits): empty when the policy is off.
+    pub fn requirements(&self) -> Vec<String> {
+        let policy = &self.config;
+        if !policy.enabled {
+            return Vec::new();
+        }
+        let mut said = Vec::new();
+        if policy.minimum_length > 0 {
+            said.push(format!("at least {} characters", policy.minimum_length));
+        }
+        for (required, what) in [
+            (policy.require_digit, "a digit"),
+            (policy.require_symbol, "a symbol"),
+            (policy.require_uppercase, "an uppercase letter"),
+            (policy.require_lowercase, "a lowercase letter"),
+        ] {
+            if required {
+                said.push(what.to_owned());
+            }
+        }
+        said
+    }
+}
+
 /// Whether a password is within Synapse's 512-character limit.
 pub fn within_length_limit(password: &str) -> bool {
     password.chars().count() <= MAX_PASSWORD_LENGTH

@@ -87,6 +87,24 @@ impl Link {
             .unwrap_or_default()
     }
 
+    /// The account page's path with this link's query: where "Forgot password?" comes back
+    /// to.
+    fn path(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [("action", &self.action), ("device_id", &self.device_id)] {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                query.append_pair(name, value);
+            }
+        }
+        let query = query.finish();
+        let page = crate::synapse::ACCOUNT_PAGE_PATH;
+        if query.is_empty() {
+            page.to_owned()
+        } else {
+            format!("{page}?{query}")
+        }
+    }
+
     /// The view the link asks for, or why it names none.
     fn view(&self) -> Result<View, String> {
         let device = || {
@@ -779,6 +797,7 @@ fn sign_in_page(
             "action": link.action.as_deref().unwrap_or(""),
             "device_id": link.device_id.as_deref().unwrap_or(""),
             "user": user,
+            "forgot_url": super::recovery::forgot_url(state, &link.path()),
         }),
     );
     let response = state.renderer.page(status, "sign_in.html", context);

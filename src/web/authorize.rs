@@ -302,7 +302,12 @@ fn sign_in_page(
 ) -> Response {
     let context = with(
         base(state, session, None, message),
-        json!({"client": client_context(checked), "request": query, "user": user}),
+        json!({
+            "client": client_context(checked),
+            "request": query,
+            "user": user,
+            "forgot_url": super::recovery::forgot_url(state, &format!("{AUTHORIZE_PATH}?{query}")),
+        }),
     );
     let response = state.renderer.page(status, "oauth_sign_in.html", context);
     with_cookie(response, session.set_cookie.as_deref())

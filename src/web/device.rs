@@ -263,10 +263,25 @@ fn sign_in_page(
 ) -> Response {
     let context = with(
         base(state, session, None, message),
-        json!({"user_code": typed, "user": user}),
+        json!({
+            "user_code": typed,
+            "user": user,
+            "forgot_url": super::recovery::forgot_url(state, &return_path(typed)),
+        }),
     );
     let response = state.renderer.page(status, "device_sign_in.html", context);
     with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// This page's path with the code typed so far: where "Forgot password?" comes back to.
+fn return_path(typed: &str) -> String {
+    if typed.is_empty() {
+        return DEVICE_PAGE_PATH.to_owned();
+    }
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("user_code", typed)
+        .finish();
+    format!("{DEVICE_PAGE_PATH}?{query}")
 }
 
 /// The `user_code` of a query (the first, if given twice).

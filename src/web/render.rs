@@ -72,6 +72,26 @@ const TEMPLATES: &[(&str, &str)] = &[
         "device_done.html",
         include_str!("templates/device_done.html"),
     ),
+    (
+        "recovery_forgot.html",
+        include_str!("templates/recovery_forgot.html"),
+    ),
+    (
+        "recovery_sent.html",
+        include_str!("templates/recovery_sent.html"),
+    ),
+    (
+        "recovery_reset.html",
+        include_str!("templates/recovery_reset.html"),
+    ),
+    (
+        "recovery_spent.html",
+        include_str!("templates/recovery_spent.html"),
+    ),
+    (
+        "recovery_done.html",
+        include_str!("templates/recovery_done.html"),
+    ),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).
