@@ -206,6 +206,23 @@ impl AdminClient {
         .map(|_| ())
     }
 
+    /// Mails the user a password reset link (homekey's own Admin API, not Synapse's);
+    /// `logout_devices`: every device is signed out when the user sets the password. The
+    /// answer names the addresses mailed (`sent_to`).
+    pub async fn send_reset_link(
+        &self,
+        user_id: &str,
+        logout_devices: bool,
+    ) -> Result<Value, AdminClientError> {
+        self.request(
+            reqwest::Method::POST,
+            &["_homekey", "api", "v1", "users", user_id, "send_reset_link"],
+            &[],
+            Some(json!({"logout_devices": logout_devices})),
+        )
+        .await
+    }
+
     pub async fn get_user(&self, user_id: &str) -> Result<Value, AdminClientError> {
         self.request(
             reqwest::Method::GET,

@@ -63,6 +63,14 @@ pub enum AdminCommand {
         #[command(flatten)]
         password: NewPasswordArgs,
     },
+    /// Mail the user a link with which they choose a new password themselves (homekey's
+    /// own Admin API; to each of the user's e-mail addresses).
+    SendResetLink {
+        user: String,
+        /// Sign every device of the user out when they set the new password.
+        #[arg(long)]
+        logout_devices: bool,
+    },
     /// Users: show, list, create.
     #[command(subcommand)]
     User(AdminUserCommand),
@@ -307,6 +315,26 @@ pub async fn run(args: AdminArgs) -> Result<(), CommandError> {
             } else {
                 out!("password of {user_id} changed; every session of it is logged out");
             }
+        }
+        AdminCommand::SendResetLink {
+            user,
+            logout_devices,
+        } => {
+            let user_id = user_id(user)?;
+            let answer = client.send_reset_link(&user_id, *logout_devices).await?;
+            let sent_to: Vec<&str> = answer["sent_to"]
+                .as_array()
+                .map(|all| all.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let also = if *logout_devices {
+                "; every device is signed out when the password is set"
+            } else {
+                ""
+            };
+            out!(
+                "reset link for {user_id} queued to {}{also}",
+                sent_to.join(", ")
+            );
         }
         AdminCommand::User(AdminUserCommand::Show { user, json }) => {
             let user = client.get_user(&user_id(user)?).await?;

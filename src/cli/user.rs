@@ -26,6 +26,11 @@ pub enum UserCommand {
     /// Set a user's password (prompted for unless --password-stdin or -p).
     #[command(after_help = EXIT_CODES_HELP)]
     SetPassword(SetPasswordArgs),
+    /// Mail the user a link with which they choose a new password that no one else knows
+    /// (to each of the account's e-mail addresses). The mail is queued in the database and
+    /// goes out when `homekey serve` runs.
+    #[command(after_help = EXIT_CODES_HELP)]
+    SendResetLink(SendResetLinkArgs),
     /// Grant (true) or remove (false) server admin rights.
     #[command(after_help = EXIT_CODES_HELP)]
     SetAdmin(SetAdminArgs),
@@ -113,6 +118,17 @@ pub struct SetPasswordArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct SendResetLinkArgs {
+    /// A localpart of this server (alice) or a full user ID (@alice:example.com).
+    pub user: String,
+    /// Sign every device of the user out when they set the new password.
+    #[arg(long)]
+    pub logout_devices: bool,
+    #[command(flatten)]
+    pub db: DatabaseSelection,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct SetAdminArgs {
     /// A localpart of this server (alice) or a full user ID (@alice:example.com).
     pub user: String,
@@ -186,6 +202,7 @@ pub async fn run(args: UserArgs) -> Result<(), CommandError> {
     match args.command {
         UserCommand::Create(args) => create(args).await,
         UserCommand::SetPassword(args) => set_password(args).await,
+        UserCommand::SendResetLink(args) => send_reset_link(args).await,
         UserCommand::SetAdmin(args) => set_admin(args).await,
         UserCommand::Deactivate(args) => deactivate(args).await,
         UserCommand::Lock(args) => set_locked(&args.user, &args.db, true, args.force).await,
@@ -273,6 +290,36 @@ async fn set_password(args: SetPasswordArgs) -> Result<(), CommandError> {
         ""
     };
     op.changed(&format!("password of {} changed{also}", user.name));
+    Ok(())
+}
+
+async fn send_reset_link(args: SendResetLinkArgs) -> Result<(), CommandError> {
+    use crate::accounts::recovery::RecoveryError;
+    let op = args.db.open().await?;
+    let user = op.existing_user(&args.user).await?;
+    let sent_to = op
+        .accounts
+        .send_reset_link(
+            &op.actor(false, false),
+            &user.name,
+            None,
+            args.logout_devices,
+        )
+        .await
+        .map_err(|err| match err {
+            RecoveryError::Account(err) => err.into(),
+            other => CommandError::Refused(other.to_string()),
+        })?;
+    let also = if args.logout_devices {
+        "; every device is signed out when the password is set"
+    } else {
+        ""
+    };
+    op.changed(&format!(
+        "reset link for {} queued to {}{also}; the mail goes out when homekey serve runs",
+        user.name,
+        sent_to.join(", ")
+    ));
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod devices;
 mod moderation;
 mod password;
 mod register;
+mod reset_link;
 mod rooms;
 mod sessions;
 mod users;
@@ -32,6 +33,8 @@ pub fn routes() -> Router<AppState> {
     let at = |path: &str| format!("/_synapse/admin{path}");
     Router::new()
         .route(&at("/v1/server_version"), get(server_version))
+        // homekey's own Admin API, beside Synapse's.
+        .route(reset_link::PATH, post(reset_link::send_reset_link))
         .route(
             &at("/v1/reset_password/{user_id}"),
             post(password::reset_password),
