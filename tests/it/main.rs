@@ -28,6 +28,7 @@ mod oauth_pages;
 mod oauth_registration;
 mod oauth_revocation;
 mod one_account_service;
+mod recovery;
 mod secrets;
 mod serve;
 mod serve_account;

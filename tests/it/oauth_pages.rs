@@ -42,7 +42,7 @@ async fn beside_synapse(db: TestDb) -> (Server, Server) {
 
 /// A request a [`Site`] received: its target (path and query) and its headers, lower-cased.
 #[derive(Clone, Debug)]
-struct Seen {
+pub(crate) struct Seen {
     target: String,
     headers: Vec<(String, String)>,
 }
@@ -60,14 +60,14 @@ impl Seen {
 /// client's redirect URI, or the page of another site with a link to homekey. It answers
 /// every GET with the page set for its path (else a plain "back in the app" page) and
 /// keeps what it was sent.
-struct Site {
+pub(crate) struct Site {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     pages: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Site {
-    fn start() -> Site {
+    pub(crate) fn start() -> Site {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -85,7 +85,7 @@ impl Site {
     }
 
     /// The site's URL for `path` under `host` (`127.0.0.1` or `localhost`).
-    fn url(&self, host: &str, path: &str) -> String {
+    pub(crate) fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.port)
     }
 
@@ -98,7 +98,7 @@ impl Site {
     }
 
     /// The requests received for `path` (any query).
-    fn seen(&self, path: &str) -> Vec<Seen> {
+    pub(crate) fn seen(&self, path: &str) -> Vec<Seen> {
         self.seen
             .lock()
             .unwrap()
@@ -155,7 +155,7 @@ fn answer(
 }
 
 /// Registers a client; its `client_id`.
-async fn register(server: &Server, metadata: Value) -> String {
+pub(crate) async fn register(server: &Server, metadata: Value) -> String {
     let response = server
         .http
         .post(server.url("/oauth2/registration"))
@@ -171,7 +171,7 @@ async fn register(server: &Server, metadata: Value) -> String {
 
 /// A web app whose redirect URI is on `site` (the loopback: the developers' switch is on),
 /// with its name, terms and privacy policy.
-fn web_app(site: &Site) -> Value {
+pub(crate) fn web_app(site: &Site) -> Value {
     json!({
         "application_type": "web",
         "client_name": "Example Web Chat",
@@ -203,7 +203,7 @@ fn scope(device: &str, admin: bool) -> String {
 }
 
 /// The authorization URL of `client_id` for a session on `device`.
-fn authorization(
+pub(crate) fn authorization(
     server: &Server,
     client_id: &str,
     redirect_uri: &str,
@@ -239,11 +239,11 @@ async fn ask_device(server: &Server, client_id: &str, device: &str) -> String {
 }
 
 /// The parameters of the URL's query.
-fn query_of(url: &url::Url) -> Vec<(String, String)> {
+pub(crate) fn query_of(url: &url::Url) -> Vec<(String, String)> {
     url.query_pairs().into_owned().collect()
 }
 
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(n, _)| n == name)
@@ -251,17 +251,17 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// The text of the element `id`.
-async fn text(client: &fantoccini::Client, id: &str) -> Result<String, CmdError> {
+pub(crate) async fn text(client: &fantoccini::Client, id: &str) -> Result<String, CmdError> {
     client.find(Locator::Id(id)).await?.text().await
 }
 
 /// Waits for the page to have the element `id` (after a click that loads a page).
-async fn arrive(client: &fantoccini::Client, id: &str) -> Result<(), CmdError> {
+pub(crate) async fn arrive(client: &fantoccini::Client, id: &str) -> Result<(), CmdError> {
     client.wait().for_element(Locator::Id(id)).await.map(|_| ())
 }
 
 /// Waits for the browser to be on `site` (after the redirect back to the client); the URL.
-async fn landed_on(client: &fantoccini::Client, site: &Site) -> Result<url::Url, CmdError> {
+pub(crate) async fn landed_on(client: &fantoccini::Client, site: &Site) -> Result<url::Url, CmdError> {
     let origin = site.url("127.0.0.1", "/");
     for _ in 0..100 {
         let url = client.current_url().await?;
