@@ -166,9 +166,7 @@ impl Accounts {
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
             client_registrations: Arc::new(RateLimiter::new(config.rc_client_registration)),
             user_code_entries: Arc::new(RateLimiter::new(config.rc_client_registration)),
-            recovery_requests: Arc::new(RateLimiter::new(
-                config.threepid_validation.rate_limit,
-            )),
+            recovery_requests: Arc::new(RateLimiter::new(config.threepid_validation.rate_limit)),
             synapse: config
                 .synapse
                 .as_ref()

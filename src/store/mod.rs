@@ -39,11 +39,11 @@ pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
 pub use mail_outbox::{LeasedMail, MailOutcome, MailStatus, NewMail};
 pub use oauth_clients::{ClientRegistered, NewOAuthClient};
-pub use reset_links::{NewResetLink, ResetLink};
 pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
     NewOAuthSession, OAuthCode, OAuthSession,
 };
+pub use reset_links::{NewResetLink, ResetLink};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,

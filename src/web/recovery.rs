@@ -110,9 +110,8 @@ pub async fn send(
         .unwrap_or("")
         .to_owned();
     let address = form.get("address").unwrap_or("").trim().to_owned();
-    let again = |status, message| {
-        forgot_page(&state, &session, status, &return_to, &address, message)
-    };
+    let again =
+        |status, message| forgot_page(&state, &session, status, &return_to, &address, message);
     if !session.csrf_matches(form.get("csrf")) {
         return again(StatusCode::FORBIDDEN, form_expired());
     }
@@ -295,12 +294,21 @@ fn reset_page(
         base(state, session, None, message),
         json!({
             "token": token,
-            "requirements": policy.requirements(),
+            "requirements": in_words(&policy.requirements()),
             "forced_sign_out": forced_sign_out,
         }),
     );
     let response = state.renderer.page(status, "recovery_reset.html", context);
     with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// "a, b and c".
+fn in_words(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// A link used, expired, or whose address left the account: nothing changed.

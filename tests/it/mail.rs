@@ -114,7 +114,12 @@ impl Received {
 }
 
 impl Smtp {
-    pub(crate) fn start(python: &str, port: u16, starttls: Option<&TestCa>, auth: Option<&str>) -> Smtp {
+    pub(crate) fn start(
+        python: &str,
+        port: u16,
+        starttls: Option<&TestCa>,
+        auth: Option<&str>,
+    ) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/smtp_server.py");
         let mut command = Command::new(python);

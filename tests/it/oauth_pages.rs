@@ -261,7 +261,10 @@ pub(crate) async fn arrive(client: &fantoccini::Client, id: &str) -> Result<(), 
 }
 
 /// Waits for the browser to be on `site` (after the redirect back to the client); the URL.
-pub(crate) async fn landed_on(client: &fantoccini::Client, site: &Site) -> Result<url::Url, CmdError> {
+pub(crate) async fn landed_on(
+    client: &fantoccini::Client,
+    site: &Site,
+) -> Result<url::Url, CmdError> {
     let origin = site.url("127.0.0.1", "/");
     for _ in 0..100 {
         let url = client.current_url().await?;

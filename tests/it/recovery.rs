@@ -189,7 +189,11 @@ async fn forgot_password_mails_a_link_that_sets_the_password_once_and_the_same_a
     let unknown = ask(&mut browser, "nobody@example.org", "").await;
     assert_eq!(known.status, StatusCode::OK, "{}", known.body);
     assert_eq!(unknown.status, StatusCode::OK);
-    assert!(known.body.contains("we sent a link to it"), "{}", known.body);
+    assert!(
+        known.body.contains("we sent a link to it"),
+        "{}",
+        known.body
+    );
     assert_eq!(
         known.body.replace("Alice@Example.org", "ADDRESS"),
         unknown.body.replace("nobody@example.org", "ADDRESS"),
@@ -218,13 +222,20 @@ async fn forgot_password_mails_a_link_that_sets_the_password_once_and_the_same_a
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
         page.body
-            .contains("It must have at least 10 characters, a digit."),
+            .contains("It must have at least 10 characters and a digit."),
         "{}",
         page.body
     );
-    assert!(page.body.contains("name=\"sign_out_others\" value=\"on\" checked"));
+    assert!(
+        page.body
+            .contains("name=\"sign_out_others\" value=\"on\" checked")
+    );
     // Opening it changed nothing.
-    assert!(server.has_password("@alice:example.com", "alice-old-pw1").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "alice-old-pw1")
+            .await
+    );
 
     let weak = set_password(&mut browser, &link, "weak", "weak", true).await;
     assert_eq!(weak.status, StatusCode::BAD_REQUEST);
@@ -233,13 +244,31 @@ async fn forgot_password_mails_a_link_that_sets_the_password_once_and_the_same_a
     let differ = set_password(&mut browser, &link, "new-password-42", "other-42x", true).await;
     assert_eq!(differ.status, StatusCode::BAD_REQUEST);
     assert!(differ.body.contains("differ"), "{}", differ.body);
-    assert!(server.has_password("@alice:example.com", "alice-old-pw1").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "alice-old-pw1")
+            .await
+    );
 
-    let done = set_password(&mut browser, &link, "new-password-42", "new-password-42", true).await;
+    let done = set_password(
+        &mut browser,
+        &link,
+        "new-password-42",
+        "new-password-42",
+        true,
+    )
+    .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert!(done.body.contains("Your new password is set"), "{}", done.body);
+    assert!(
+        done.body.contains("Your new password is set"),
+        "{}",
+        done.body
+    );
     assert!(done.body.contains("Your other devices were signed out"));
-    assert_eq!(server.whoami(Some(&phone)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.whoami(Some(&phone)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         server.login("alice", "alice-old-pw1").await.0,
         StatusCode::FORBIDDEN
@@ -267,7 +296,11 @@ async fn forgot_password_mails_a_link_that_sets_the_password_once_and_the_same_a
     .await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
     assert!(replay.body.contains("already used or has expired"));
-    assert!(server.has_password("@alice:example.com", "new-password-42").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "new-password-42")
+            .await
+    );
     assert_eq!(
         server
             .db
@@ -318,17 +351,32 @@ async fn an_expired_link_changes_nothing_and_the_user_may_keep_the_other_devices
     assert_eq!(expired.status, StatusCode::BAD_REQUEST);
     assert!(expired.body.contains("already used or has expired"));
     assert!(expired.body.contains("Ask for a new link"));
-    assert!(server.has_password("@alice:example.com", "alice-old-pw1").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "alice-old-pw1")
+            .await
+    );
 
     ask(&mut browser, "alice@example.org", "").await;
     let received = smtp.wait_for(2, 15);
     assert_eq!(received.len(), 2, "{}", server.log());
     let second = link_in(&received[1].text());
-    let done = set_password(&mut browser, &second, "new-password-42", "new-password-42", false).await;
+    let done = set_password(
+        &mut browser,
+        &second,
+        "new-password-42",
+        "new-password-42",
+        false,
+    )
+    .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert!(!done.body.contains("other devices were signed out"));
     assert_eq!(server.whoami(Some(&phone)).await.0, StatusCode::OK);
-    assert!(server.has_password("@alice:example.com", "new-password-42").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "new-password-42")
+            .await
+    );
 }
 
 /// `rc_3pid_validation` limits the forgot form: past the burst, 429 and the form again.
@@ -348,7 +396,11 @@ async fn the_forgot_form_is_rate_limited(db: TestDb) {
     }
     let limited = ask(&mut browser, "someone@example.org", "").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(limited.body.contains("Too many requests"), "{}", limited.body);
+    assert!(
+        limited.body.contains("Too many requests"),
+        "{}",
+        limited.body
+    );
     assert!(limited.body.contains("name=\"address\""));
     assert_eq!(
         server
@@ -365,9 +417,7 @@ async fn the_forgot_form_is_rate_limited(db: TestDb) {
 /// Beside Synapse: the account page's sign-in offers "Forgot password?", which comes back
 /// to the account page. A browser signed in as bob opens alice's link: it sets alice's
 /// password and the browser is then signed in as alice, on the account page.
-async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links_user(
-    db: TestDb,
-) {
+async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links_user(db: TestDb) {
     let Some(python) = python_with_aiosmtpd("a_link_opened_in_a_browser_signed_in_as_another")
     else {
         return;
@@ -376,7 +426,11 @@ async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links
     let smtp = Smtp::start(&python, port, None, None);
     let server = Server::start(
         db,
-        &format!("{}{}", synapse_section("http://127.0.0.1/"), mailing(port, "")),
+        &format!(
+            "{}{}",
+            synapse_section("http://127.0.0.1/"),
+            mailing(port, "")
+        ),
     )
     .await;
     server.create_user("alice", "alice-old-pw1").await;
@@ -386,21 +440,43 @@ async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links
 
     let sign_in = browser.get(PAGE).await;
     let forgot = hidden_href(&sign_in.body, "forgot-password");
-    assert_eq!(forgot, format!("{FORGOT}?return_to=%2F_homekey%2Faccount%2F"));
+    assert_eq!(
+        forgot,
+        format!("{FORGOT}?return_to=%2F_homekey%2Faccount%2F")
+    );
     let profile = browser.signed_in("", "bob", "bob-password-1").await;
-    assert!(profile.body.contains("@bob:example.com"), "{}", profile.body);
+    assert!(
+        profile.body.contains("@bob:example.com"),
+        "{}",
+        profile.body
+    );
 
     let sent = ask(&mut browser, "alice@example.org", PAGE).await;
     assert!(sent.body.contains("Back to sign in"), "{}", sent.body);
     let link = link_in(&smtp.wait_for(1, 15)[0].text());
-    let done = set_password(&mut browser, &link, "new-password-42", "new-password-42", true).await;
+    let done = set_password(
+        &mut browser,
+        &link,
+        "new-password-42",
+        "new-password-42",
+        true,
+    )
+    .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(done.headers[LOCATION], PAGE);
     let page = browser.get(PAGE).await;
     assert!(page.body.contains("@alice:example.com"), "{}", page.body);
     assert!(!page.body.contains("@bob:example.com"));
-    assert!(server.has_password("@alice:example.com", "new-password-42").await);
-    assert!(server.has_password("@bob:example.com", "bob-password-1").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "new-password-42")
+            .await
+    );
+    assert!(
+        server
+            .has_password("@bob:example.com", "bob-password-1")
+            .await
+    );
 }
 
 /// The `href` of the link `id` in a page.
@@ -433,9 +509,17 @@ async fn the_operator_sends_a_reset_link_by_the_admin_api_and_both_clis(db: Test
     let api = |user: &str| format!("/_homekey/api/v1/users/{user}/send_reset_link");
 
     let (status, body) = server
-        .call("POST", &api("@nobody:example.com"), Some(&boss), Some(json!({})))
+        .call(
+            "POST",
+            &api("@nobody:example.com"),
+            Some(&boss),
+            Some(json!({})),
+        )
         .await;
-    assert_eq!((status, body["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")));
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (StatusCode::NOT_FOUND, Some("M_NOT_FOUND"))
+    );
     let (status, body) = server
         .call("POST", &api("@carol:example.com"), Some(&boss), None)
         .await;
@@ -480,22 +564,43 @@ async fn the_operator_sends_a_reset_link_by_the_admin_api_and_both_clis(db: Test
     let received = smtp.wait_for(1, 15);
     assert_eq!(received.len(), 1, "{}", server.log());
     let text = received[0].text();
-    assert!(text.contains("The operator of example.com sent you"), "{text}");
+    assert!(
+        text.contains("The operator of example.com sent you"),
+        "{text}"
+    );
     let link = link_in(&text);
     let mut browser = Browser::new(&server);
     let page = browser.get(&link).await;
-    assert!(page.body.contains("id=\"sign-out-forced\""), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"sign-out-forced\""),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("name=\"sign_out_others\""));
     // Still working until the user sets the password.
     assert_eq!(server.whoami(Some(&phone)).await.0, StatusCode::OK);
-    let done = set_password(&mut browser, &link, "new-password-42", "new-password-42", false).await;
+    let done = set_password(
+        &mut browser,
+        &link,
+        "new-password-42",
+        "new-password-42",
+        false,
+    )
+    .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert_eq!(server.whoami(Some(&phone)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.whoami(Some(&phone)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         server.login("alice", "alice-old-pw1").await.0,
         StatusCode::FORBIDDEN
     );
-    assert!(server.has_password("@alice:example.com", "new-password-42").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "new-password-42")
+            .await
+    );
     assert_eq!(
         server
             .db
@@ -555,9 +660,20 @@ async fn the_operator_sends_a_reset_link_by_the_admin_api_and_both_clis(db: Test
     assert_eq!(received.len(), 2, "{}", server.log());
     let link = link_in(&received[1].text());
     let mut browser = Browser::new(&server);
-    let done = set_password(&mut browser, &link, "third-password-3", "third-password-3", false).await;
+    let done = set_password(
+        &mut browser,
+        &link,
+        "third-password-3",
+        "third-password-3",
+        false,
+    )
+    .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert!(server.has_password("@alice:example.com", "third-password-3").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "third-password-3")
+            .await
+    );
     assert_eq!(server.whoami(Some(&tablet)).await.0, StatusCode::OK);
     assert!(
         server
@@ -613,11 +729,21 @@ async fn in_a_real_browser_forgot_password_from_an_oauth_sign_in_continues_to_th
 
     let result = async {
         client
-            .goto(&authorization(&server, &app, &redirect_uri, "RESETDEVICE", false))
+            .goto(&authorization(
+                &server,
+                &app,
+                &redirect_uri,
+                "RESETDEVICE",
+                false,
+            ))
             .await?;
         arrive(&client, "forgot-password").await?;
         tour.check("1-sign-in").await?;
-        client.find(Locator::Id("forgot-password")).await?.click().await?;
+        client
+            .find(Locator::Id("forgot-password"))
+            .await?
+            .click()
+            .await?;
         arrive(&client, "send-link").await?;
         tour.check("2-forgot").await?;
         client
@@ -635,14 +761,26 @@ async fn in_a_real_browser_forgot_password_from_an_oauth_sign_in_continues_to_th
         client.goto(&server.url(&link)).await?;
         arrive(&client, "set-password").await?;
         assert!(
-            client.find(Locator::Id("sign_out_others")).await?.is_selected().await?,
+            client
+                .find(Locator::Id("sign_out_others"))
+                .await?
+                .is_selected()
+                .await?,
             "sign out the other devices: checked by default"
         );
         tour.check("4-new-password").await?;
         for field in ["new_password", "new_password_again"] {
-            client.find(Locator::Id(field)).await?.send_keys("weak").await?;
+            client
+                .find(Locator::Id(field))
+                .await?
+                .send_keys("weak")
+                .await?;
         }
-        client.find(Locator::Id("set-password")).await?.click().await?;
+        client
+            .find(Locator::Id("set-password"))
+            .await?
+            .click()
+            .await?;
         arrive(&client, "new_password-error").await?;
         let error = text(&client, "new_password-error").await?;
         assert!(error.contains("too weak"), "{error}");
@@ -654,7 +792,11 @@ async fn in_a_real_browser_forgot_password_from_an_oauth_sign_in_continues_to_th
                 .send_keys("new-password-42")
                 .await?;
         }
-        client.find(Locator::Id("set-password")).await?.click().await?;
+        client
+            .find(Locator::Id("set-password"))
+            .await?
+            .click()
+            .await?;
         arrive(&client, "allow").await?;
         tour.check("6-consent").await?;
         client.find(Locator::Id("allow")).await?.click().await?;
@@ -667,7 +809,11 @@ async fn in_a_real_browser_forgot_password_from_an_oauth_sign_in_continues_to_th
     drop(tour);
     chromium.close().await;
     result.unwrap();
-    assert!(server.has_password("@alice:example.com", "new-password-42").await);
+    assert!(
+        server
+            .has_password("@alice:example.com", "new-password-42")
+            .await
+    );
     match axe {
         Some(_) => eprintln!("axe-core checked {checked} page views"),
         None => eprintln!("axe-core: SKIPPED (HOMEKEY_TEST_AXE not set)"),

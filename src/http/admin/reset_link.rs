@@ -102,5 +102,7 @@ pub async fn send_reset_link(
             RecoveryError::Account(err) => err.into(),
             other => MatrixError::internal("the reset link was not sent", &other),
         })?;
-    Ok(Json(json!({"sent_to": sent, "logout_devices": logout_devices})))
+    Ok(Json(
+        json!({"sent_to": sent, "logout_devices": logout_devices}),
+    ))
 }
