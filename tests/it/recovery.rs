@@ -416,7 +416,9 @@ async fn the_forgot_form_is_rate_limited(db: TestDb) {
 
 /// Beside Synapse: the account page's sign-in offers "Forgot password?", which comes back
 /// to the account page. A browser signed in as bob opens alice's link: it sets alice's
-/// password and the browser is then signed in as alice, on the account page.
+/// password and the browser is then signed in as alice, on the account page; alice's sign-in
+/// in another browser ends (as every reset ends them). Signed in as alice, the browser opens
+/// a second link of hers: it works too.
 async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links_user(db: TestDb) {
     let Some(python) = python_with_aiosmtpd("a_link_opened_in_a_browser_signed_in_as_another")
     else {
@@ -451,6 +453,11 @@ async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links
         profile.body
     );
 
+    // alice is signed in to the account page in another browser: a reset ends that sign-in
+    // even when the other devices stay.
+    let mut elsewhere = Browser::new(&server);
+    elsewhere.signed_in("", "alice", "alice-old-pw1").await;
+
     let sent = ask(&mut browser, "alice@example.org", PAGE).await;
     assert!(sent.body.contains("Back to sign in"), "{}", sent.body);
     let link = link_in(&smtp.wait_for(1, 15)[0].text());
@@ -459,7 +466,7 @@ async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links
         &link,
         "new-password-42",
         "new-password-42",
-        true,
+        false,
     )
     .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
@@ -477,6 +484,30 @@ async fn a_link_opened_in_a_browser_signed_in_as_another_user_signs_in_the_links
             .has_password("@bob:example.com", "bob-password-1")
             .await
     );
+    let there = elsewhere.get(PAGE).await;
+    assert!(there.body.contains("id=\"sign-in\""), "{}", there.body);
+
+    // Signed in as alice now, the browser opens another link of alice's: it works as well.
+    ask(&mut browser, "alice@example.org", PAGE).await;
+    let received = smtp.wait_for(2, 15);
+    assert_eq!(received.len(), 2, "{}", server.log());
+    let link = link_in(&received[1].text());
+    let done = set_password(
+        &mut browser,
+        &link,
+        "third-password-3",
+        "third-password-3",
+        true,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(
+        server
+            .has_password("@alice:example.com", "third-password-3")
+            .await
+    );
+    let page = browser.get(PAGE).await;
+    assert!(page.body.contains("@alice:example.com"), "{}", page.body);
 }
 
 /// The `href` of the link `id` in a page.
