@@ -17,10 +17,12 @@ use crate::ids;
 
 pub mod appservices;
 pub mod branding;
+pub mod email;
 pub mod oauth;
 pub mod threepid_validation;
 pub use appservices::AppService;
 pub use branding::BrandingConfig;
+pub use email::EmailConfig;
 pub use oauth::OAuthConfig;
 pub use threepid_validation::ThreepidValidationConfig;
 
@@ -65,6 +67,12 @@ pub struct Config {
     /// Synapse's `rc_3pid_validation`, `request_token_inhibit_3pid_errors` and
     /// `next_link_domain_whitelist` ([`threepid_validation`]).
     pub threepid_validation: ThreepidValidationConfig,
+    /// Synapse's `email:` section ([`email`]): `None` when absent or empty, and then nothing
+    /// that needs mail (the password reset by e-mail) is offered.
+    pub email: Option<EmailConfig>,
+    /// Synapse's `templates.custom_template_directory`: an operator's templates, looked up
+    /// before homekey's own.
+    pub custom_template_directory: Option<PathBuf>,
 }
 
 /// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
@@ -251,10 +259,11 @@ const SECRET_KEYS: &[&str] = &[
     "database.args.password",
     "synapse.secret",
     "matrix_authentication_service.secret",
+    "email.smtp_pass",
 ];
 
 /// Mappings that hold a secret: a value of the wrong type there is not shown either.
-const MAPPINGS_WITH_SECRETS: &[&str] = &["synapse", "matrix_authentication_service"];
+const MAPPINGS_WITH_SECRETS: &[&str] = &["synapse", "matrix_authentication_service", "email"];
 
 impl Config {
     /// The application service whose `as_token` this is.
@@ -301,6 +310,8 @@ impl Config {
             appservices: Vec::new(),
             branding: BrandingConfig::plain("localhost"),
             threepid_validation: ThreepidValidationConfig::default(),
+            email: None,
+            custom_template_directory: None,
         }
     }
 
@@ -393,6 +404,8 @@ const KNOWN_KEYS: &[&str] = &[
     "rc_3pid_validation",
     "request_token_inhibit_3pid_errors",
     "next_link_domain_whitelist",
+    "email",
+    "templates",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -464,6 +477,9 @@ struct RawConfig {
     rc_3pid_validation: Option<threepid_validation::RawPartialRateLimit>,
     request_token_inhibit_3pid_errors: Option<bool>,
     next_link_domain_whitelist: Option<Vec<String>>,
+    /// Read as it is: whether it is empty decides whether mail is on ([`email`]).
+    email: Option<Value>,
+    templates: Option<email::RawTemplates>,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -780,6 +796,22 @@ impl RawConfig {
                 key: key.to_owned(),
                 message,
             })?;
+        let email = email::validate(self.email, &server_name).map_err(|(key, message)| {
+            ConfigError::Key {
+                path: file_of("email"),
+                key,
+                message,
+            }
+        })?;
+        let custom_template_directory =
+            self.templates
+                .unwrap_or_default()
+                .validate()
+                .map_err(|(key, message)| ConfigError::Key {
+                    path: file_of("templates"),
+                    key,
+                    message,
+                })?;
         let defaults = LoginRateLimits::default();
         let rc_login = LoginRateLimits {
             address: self.rc_login.address.unwrap_or(defaults.address),
@@ -824,6 +856,8 @@ impl RawConfig {
                 next_link_domain_whitelist: self.next_link_domain_whitelist,
             }
             .validate(),
+            email,
+            custom_template_directory,
         })
     }
 }

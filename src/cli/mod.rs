@@ -4,6 +4,7 @@
 //! - [`hash_password`]: Synapse's script, natively.
 //! - [`user`], [`user_import`] and [`audit_list`]: the operator's commands straight on the
 //!   database, with what they share in [`operator`].
+//! - [`email`]: a test mail, and the mail `serve` has not sent.
 //! - [`synapse`]: beside Synapse, what is owed to it, and reconciling with it.
 //! - [`migrate_synapse`]: an existing Synapse's accounts and sessions into homekey, and back.
 //! - [`password_input`]: reading a new password (prompt, stdin, or `-p`).
@@ -11,6 +12,7 @@
 
 pub mod admin;
 pub mod audit_list;
+pub mod email;
 pub mod hash_password;
 pub mod migrate_synapse;
 pub mod operator;

@@ -400,21 +400,23 @@ async fn next_link_is_followed_after_confirming_and_checked_when_asked_for(db: T
     );
 }
 
+/// A POST to the link itself, its values in the query, as Synapse's test confirms.
+async fn post(server: &Server, path: &str) -> reqwest::Response {
+    browser()
+        .post(server.url(path))
+        .form(&[("x", "")])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn an_expired_or_wrong_link_is_refused_and_culled(db: TestDb) {
     let server = start(db, "").await;
     let sid = sid_for(&server, ADDRESS, "foobar").await;
     let path = link_path(&server, ADDRESS).await;
-    let post = |path: String| async move {
-        browser()
-            .post(server.url(&path))
-            .form(&[("x", "")])
-            .send()
-            .await
-            .unwrap()
-    };
     // Synapse's test posts to the link itself (the values in the query): a wrong token.
     let wrong = path.replace("token=", "token=x");
-    let answer = post(wrong).await;
+    let answer = post(&server, &wrong).await;
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
     assert_not_framed(&answer);
     assert!(
@@ -424,7 +426,7 @@ async fn an_expired_or_wrong_link_is_refused_and_culled(db: TestDb) {
             .unwrap()
             .contains("Validation token not found or has expired")
     );
-    let answer = post(path.replace(&format!("sid={sid}"), "sid=nosuch")).await;
+    let answer = post(&server, &path.replace(&format!("sid={sid}"), "sid=nosuch")).await;
     assert!(answer.text().await.unwrap().contains("Unknown session_id"));
 
     // The token's time is up.
@@ -434,7 +436,7 @@ async fn an_expired_or_wrong_link_is_refused_and_culled(db: TestDb) {
         &[],
     )
     .await;
-    let answer = post(path.clone()).await;
+    let answer = post(&server, &path).await;
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
     assert!(
         answer
