@@ -214,7 +214,9 @@ impl Accounts {
             return Err(UiAuthError::RateLimited { retry_after_ms });
         }
         let auth = auth.unwrap_or_default();
-        let (session, new) = self.ui_auth_session(auth.session.as_deref(), operation).await?;
+        let (session, new) = self
+            .ui_auth_session(auth.session.as_deref(), operation)
+            .await?;
         let mut failure = None;
         match auth.stage.as_deref() {
             None => {}
@@ -338,7 +340,12 @@ impl Accounts {
 
 /// The mailed link: `{public_baseurl}_synapse/client/password_reset/email/submit_token?…`
 /// (Synapse's default `public_baseurl` is `https://<server_name>/`).
-fn submit_token_link(config: &Config, token: &str, client_secret: &str, session_id: &str) -> String {
+fn submit_token_link(
+    config: &Config,
+    token: &str,
+    client_secret: &str,
+    session_id: &str,
+) -> String {
     let base = config
         .public_baseurl
         .clone()
@@ -348,7 +355,11 @@ fn submit_token_link(config: &Config, token: &str, client_secret: &str, session_
         .append_pair("client_secret", client_secret)
         .append_pair("sid", session_id)
         .finish();
-    format!("{}{}?{query}", base.trim_end_matches('/'), SUBMIT_TOKEN_PATH)
+    format!(
+        "{}{}?{query}",
+        base.trim_end_matches('/'),
+        SUBMIT_TOKEN_PATH
+    )
 }
 
 /// `next_link` with the session ID added to its query, as Synapse adds it (the client gets

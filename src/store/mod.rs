@@ -49,9 +49,7 @@ pub use synapse_migration::{
     MigratedRefreshToken, MigratedUser, Restored,
 };
 pub use synapse_queue::{MirroredUser, OwedWork};
-pub use threepid_validation::{
-    EMAIL_IDENTITY_STAGE, LinkRefusal, NewThreepidToken, TokenSent,
-};
+pub use threepid_validation::{EMAIL_IDENTITY_STAGE, LinkRefusal, NewThreepidToken, TokenSent};
 pub use threepids::AccountThreepid;
 pub use web_sessions::{WebSessionRow, WebSessionTable};
 

@@ -3,17 +3,19 @@
 //! reset of legacy clients needs no other page). GET shows a form that confirms nothing (mail
 //! scanners and link previews follow links); its POST confirms the link in one transaction,
 //! then leads to the client's `next_link` or says it is done. Neither page may be framed
-//! (`render::security_headers`), and the form may lead to the `next_link`'s origin.
+//! (`render::security_headers`), and the form may lead to the `next_link`'s origin. The pages
+//! are Synapse's templates (`crate::mail::templates`: an operator's own first).
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::WebState;
 use super::page::{Form, unavailable};
 use super::render::allowing_redirect;
+use crate::mail::MailError;
+use crate::mail::templates;
 
 /// The three values of a link, from the form or else the query (Synapse reads both).
 struct LinkValues {
@@ -59,17 +61,15 @@ pub async fn confirmation(State(state): State<WebState>, RawQuery(query): RawQue
         Ok(next_link) => next_link,
         Err(err) => return unavailable(&state, err),
     };
-    let context = page_context(
-        &state,
-        json!({
-            "sid": values.sid,
-            "token": values.token,
-            "client_secret": values.client_secret,
-        }),
+    let page = page(
+        StatusCode::OK,
+        templates::password_reset_confirmation(
+            &state.accounts.config,
+            &values.sid,
+            &values.token,
+            &values.client_secret,
+        ),
     );
-    let page = state
-        .renderer
-        .page(StatusCode::OK, "reset_link_confirm.html", context);
     match next_link {
         Some(next_link) => allowing_redirect(page, &next_link),
         None => page,
@@ -95,12 +95,10 @@ pub async fn confirm(
         Err(err) => unavailable(&state, err),
         Ok(Err(refusal)) => failure(&state, &refusal.to_string()),
         Ok(Ok(Some(next_link))) if !next_link.starts_with("file:") => redirect(&next_link),
-        Ok(Ok(_)) => {
-            let context = page_context(&state, json!({}));
-            state
-                .renderer
-                .page(StatusCode::OK, "reset_link_done.html", context)
-        }
+        Ok(Ok(_)) => page(
+            StatusCode::OK,
+            templates::password_reset_success(&state.accounts.config),
+        ),
     }
 }
 
@@ -119,23 +117,28 @@ fn redirect(next_link: &str) -> Response {
 
 /// The failure page (400) with Synapse's reason.
 fn failure(state: &WebState, reason: &str) -> Response {
-    let context = page_context(state, json!({ "failure_reason": reason }));
-    state
-        .renderer
-        .page(StatusCode::BAD_REQUEST, "reset_link_failed.html", context)
+    page(
+        StatusCode::BAD_REQUEST,
+        templates::password_reset_failure(&state.accounts.config, reason),
+    )
 }
 
-/// What `base.html` needs, for a page of no session, and `more`.
-fn page_context(state: &WebState, more: serde_json::Value) -> serde_json::Value {
-    super::page::with(
-        json!({
-            "server_name": state.accounts.config.server_name,
-            "admin_contact": state.accounts.config.admin_contact,
-            "user_id": null,
-            "csrf": "",
-            "error": null,
-            "notice": null,
-        }),
-        more,
-    )
+/// A rendered page with `status`; a template that fails (an operator's own) is logged.
+fn page(status: StatusCode, html: Result<String, MailError>) -> Response {
+    match html {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "a password reset page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be shown.",
+            )
+                .into_response()
+        }
+    }
 }

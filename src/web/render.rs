@@ -72,18 +72,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         "device_done.html",
         include_str!("templates/device_done.html"),
     ),
-    (
-        "reset_link_confirm.html",
-        include_str!("templates/reset_link_confirm.html"),
-    ),
-    (
-        "reset_link_done.html",
-        include_str!("templates/reset_link_done.html"),
-    ),
-    (
-        "reset_link_failed.html",
-        include_str!("templates/reset_link_failed.html"),
-    ),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).

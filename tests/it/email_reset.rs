@@ -58,7 +58,8 @@ async fn request_token(
     send_attempt: i64,
     next_link: Option<&str>,
 ) -> (StatusCode, Value) {
-    let mut body = json!({"client_secret": client_secret, "email": email, "send_attempt": send_attempt});
+    let mut body =
+        json!({"client_secret": client_secret, "email": email, "send_attempt": send_attempt});
     if let Some(next_link) = next_link {
         body["next_link"] = json!(next_link);
     }
@@ -129,7 +130,13 @@ async fn mails_to(server: &Server, to: &str) -> Vec<(Option<String>, String, Str
     )
     .await
     .into_iter()
-    .map(|row| (row[0].clone(), row[1].clone().unwrap(), row[2].clone().unwrap()))
+    .map(|row| {
+        (
+            row[0].clone(),
+            row[1].clone().unwrap(),
+            row[2].clone().unwrap(),
+        )
+    })
     .collect()
 }
 
@@ -166,7 +173,10 @@ async fn confirm_link(server: &Server, path: &str) -> reqwest::Response {
     let html = page.text().await.unwrap();
     let field = |name: &str| {
         let marker = format!("name=\"{name}\" value=\"");
-        let start = html.find(&marker).unwrap_or_else(|| panic!("{name} in {html}")) + marker.len();
+        let start = html
+            .find(&marker)
+            .unwrap_or_else(|| panic!("{name} in {html}"))
+            + marker.len();
         html[start..].split('"').next().unwrap().to_owned()
     };
     let form = [
@@ -186,7 +196,9 @@ async fn confirm_link(server: &Server, path: &str) -> reqwest::Response {
 
 fn assert_not_framed(response: &reqwest::Response) {
     assert_eq!(response.headers()[X_FRAME_OPTIONS], "DENY");
-    let csp = response.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    let csp = response.headers()[CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
 }
 
@@ -202,7 +214,10 @@ async fn a_mailed_link_resets_the_password_once_and_signs_every_device_out(db: T
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["errcode"], "M_UNAUTHORIZED");
     assert_eq!(body["error"], "Unable to get validated threepid");
-    assert_eq!(body["flows"], json!([{"stages": ["m.login.email.identity"]}]));
+    assert_eq!(
+        body["flows"],
+        json!([{"stages": ["m.login.email.identity"]}])
+    );
     assert!(server.has_password(ALICE, "old-password").await);
 
     // Opening the page confirms nothing (a mail scanner following the link): still 401.
@@ -216,7 +231,13 @@ async fn a_mailed_link_resets_the_password_once_and_signs_every_device_out(db: T
     assert!(confirmed.text().await.unwrap().contains("confirmed"));
 
     // The link and the client secret are kept only as digests.
-    let token = path.split("token=").nth(1).unwrap().split('&').next().unwrap();
+    let token = path
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
     let kept = rows(
         &server.db.config,
         "SELECT s.client_secret, t.token FROM threepid_validation_session s \
@@ -281,7 +302,10 @@ async fn a_made_up_session_or_an_unconfirmed_link_changes_nothing(db: TestDb) {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(body["flows"], json!([{"stages": ["m.login.email.identity"]}]));
+    assert_eq!(
+        body["flows"],
+        json!([{"stages": ["m.login.email.identity"]}])
+    );
     assert!(body["session"].is_string());
     assert!(body.get("errcode").is_none(), "{body}");
 
@@ -296,7 +320,9 @@ async fn a_made_up_session_or_an_unconfirmed_link_changes_nothing(db: TestDb) {
             "POST",
             "/_matrix/client/v3/account/password",
             None,
-            Some(json!({"new_password": "new-password", "auth": {"type": "m.login.email.identity"}})),
+            Some(
+                json!({"new_password": "new-password", "auth": {"type": "m.login.email.identity"}}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -359,7 +385,10 @@ async fn with_inhibited_errors_an_unknown_address_takes_the_known_path(db: TestD
     .await;
     assert_eq!(
         sessions,
-        vec![vec![Some(ADDRESS.to_owned())], vec![Some("nobody@example.com".to_owned())]]
+        vec![
+            vec![Some(ADDRESS.to_owned())],
+            vec![Some("nobody@example.com".to_owned())]
+        ]
     );
     for address in [ADDRESS, "nobody@example.com"] {
         let mails = mails_to(&server, address).await;
@@ -480,9 +509,7 @@ async fn a_repeated_send_attempt_sends_no_second_mail(db: TestDb) {
     assert_ne!(first["sid"], other["sid"]);
 }
 
-async fn request_token_is_rate_limited_per_address_and_token_less_changes_per_client(
-    db: TestDb,
-) {
+async fn request_token_is_rate_limited_per_address_and_token_less_changes_per_client(db: TestDb) {
     let server = start(
         db,
         "rc_3pid_validation: {burst_count: 3}\n\
@@ -567,7 +594,13 @@ async fn request_token_checks_its_body_as_synapse(db: TestDb) {
     assert_eq!(answer["errcode"], "M_THREEPID_NOT_FOUND");
     assert!(mails_to(&server, "nobody@example.com").await.is_empty());
     assert!(mails_to(&server, ADDRESS).await.is_empty());
-    let (status, body) =
-        request_token(&server, ADDRESS, "foobar", 1, Some("https://app.example.org/x")).await;
+    let (status, body) = request_token(
+        &server,
+        ADDRESS,
+        "foobar",
+        1,
+        Some("https://app.example.org/x"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }

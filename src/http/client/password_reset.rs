@@ -51,8 +51,7 @@ fn parse(body: &Value, client_address: String) -> Result<TokenRequest, MatrixErr
         Some(_) => Err(MatrixError::bad_json(format!("Invalid value for '{name}'"))),
     };
     let required = |name: &str| {
-        field(name)
-            .ok_or_else(|| MatrixError::missing_param(format!("Missing parameter: {name}")))
+        field(name).ok_or_else(|| MatrixError::missing_param(format!("Missing parameter: {name}")))
     };
     let client_secret = match required("client_secret")? {
         Value::String(secret) if is_client_secret(secret) => secret.clone(),
