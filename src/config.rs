@@ -1523,7 +1523,8 @@ mod tests {
              password_config: {pepper: pepper-secret-4}\n\
              public_baseurl: https://matrix.example.com\n\
              synapse: {endpoint: 'http://127.0.0.1:8008', secret: synapse-secret-6-0123456789abcdefghij}\n\
-             matrix_authentication_service: {enabled: false, secret: mas-secret-7}\n",
+             matrix_authentication_service: {enabled: false, secret: mas-secret-7}\n\
+             email: {notif_from: 'x@example.com', smtp_user: u, smtp_pass: smtp-secret-8}\n",
         );
         let config = Config::load(&[&file]).unwrap();
         assert!(config.synapse.is_some());
@@ -1538,6 +1539,7 @@ mod tests {
             "url-secret-5",
             "synapse-secret-6",
             "mas-secret-7",
+            "smtp-secret-8",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }

@@ -63,8 +63,10 @@ impl Accounts {
         );
         let step = Duration::from_millis(email.smtp_timeout_ms.max(1) as u64);
         let deadline = step * STEPS_PER_DELIVERY;
-        // Past the delivery's own deadline, so that a live instance never loses its lease.
-        let lease_ms = (deadline + Duration::from_secs(10)).as_millis() as i64;
+        // Past the delivery's own deadline (by up to 10 s, for the clocks of instances that
+        // differ a little), so that a live instance never loses its lease.
+        let margin = (deadline / 2).min(Duration::from_secs(10));
+        let lease_ms = (deadline + margin).as_millis() as i64;
         let mut last_cull: Option<tokio::time::Instant> = None;
         loop {
             if *stopped.borrow() {

@@ -371,3 +371,164 @@ fn read_ca_file(path: PathBuf) -> Result<CaFile, KeyError> {
         pem: pem.into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(email: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("homeserver.yaml");
+        std::fs::write(&file, format!("server_name: example.com\n{email}")).unwrap();
+        Config::load(&[&file]).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn an_absent_or_empty_section_turns_mail_off_and_any_key_on() {
+        for off in ["", "email:\n", "email: {}\n", "email: null\n"] {
+            assert!(load(off).unwrap().email.is_none(), "{off:?}");
+        }
+        let err = load("email:\n  smtp_host: mail.example.com\n").unwrap_err();
+        assert!(err.contains("email.notif_from"), "{err}");
+        assert!(
+            err.contains("is required once the email section is given"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn synapse_defaults() {
+        let config = load("email:\n  notif_from: \"%(app)s <noreply@example.com>\"\n").unwrap();
+        let email = config.email.unwrap();
+        assert_eq!(email.smtp_host, "localhost");
+        assert_eq!(email.smtp_port, 25);
+        assert!(email.enable_tls && !email.force_tls && !email.require_transport_security);
+        assert_eq!(email.app_name, "Matrix");
+        assert_eq!(email.validation_token_lifetime_ms, 3_600_000);
+        assert_eq!(
+            email.password_reset_subject,
+            "[%(server_name)s] Password reset"
+        );
+        assert_eq!(email.templates, super::TemplateNames::default());
+        assert_eq!(
+            email.retry_delays_ms,
+            super::DEFAULT_RETRY_DELAYS_MS.to_vec()
+        );
+        assert_eq!(
+            crate::mail::from_address(&email),
+            "Matrix <noreply@example.com>"
+        );
+        let implicit = load("email:\n  notif_from: a@example.com\n  force_tls: true\n  validation_token_lifetime: 2d\n  delivery_retry_delays: [1s, 500]\n").unwrap().email.unwrap();
+        assert_eq!(implicit.smtp_port, 465);
+        assert_eq!(implicit.validation_token_lifetime_ms, 2 * 86_400_000);
+        assert_eq!(implicit.retry_delays_ms, vec![1000, 500]);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_never_show_the_password() {
+        let cases = [
+            (
+                "  notif_from: a@b.c\n  smtp_port: lots\n",
+                "email.smtp_port",
+            ),
+            (
+                "  notif_from: a@b.c\n  force_tls: true\n  enable_tls: false\n",
+                "email.force_tls requires email.enable_tls",
+            ),
+            (
+                "  notif_from: a@b.c\n  require_transport_security: true\n  enable_tls: false\n",
+                "email.require_transport_security requires",
+            ),
+            ("  notif_from: not an address\n", "email.notif_from"),
+            (
+                "  notif_from: a@b.c\n  validation_token_lifetime: 1x\n",
+                "email.validation_token_lifetime",
+            ),
+            (
+                "  notif_from: a@b.c\n  delivery_retry_delays: [0]\n",
+                "email.delivery_retry_delays",
+            ),
+            (
+                "  notif_from: a@b.c\n  subjects: {password_reset: \"%(user)s\"}\n",
+                "email.subjects.password_reset",
+            ),
+            (
+                "  notif_from: a@b.c\n  smtp_ca_file: /nonexistent/ca.pem\n",
+                "email.smtp_ca_file",
+            ),
+            (
+                "  notif_from: a@b.c\n  template_dir: /nonexistent\n",
+                "email.template_dir",
+            ),
+            (
+                "  notif_from: a@b.c\n  smtp_user: mailer\n",
+                "email.smtp_pass",
+            ),
+        ];
+        for (section, expected) in cases {
+            let err = load(&format!("email:\n{section}")).unwrap_err();
+            assert!(err.contains(expected), "{section}: {err}");
+        }
+        let err = load("email:\n  notif_from: a@b.c\n  smtp_pass: [hunter2-secret]\n").unwrap_err();
+        assert!(err.contains("email.smtp_pass"), "{err}");
+        assert!(!err.contains("hunter2-secret"), "{err}");
+        let err = load("email: hunter2-secret\n").unwrap_err();
+        assert!(!err.contains("hunter2-secret"), "{err}");
+        let err = load("templates:\n  custom_template_directory: /nonexistent\n").unwrap_err();
+        assert!(err.contains("templates.custom_template_directory"), "{err}");
+    }
+
+    #[test]
+    fn homekeys_own_templates_render_the_mail_and_the_pages() {
+        let config = load("email:\n  notif_from: a@example.com\n").unwrap();
+        let link = "https://example.com/_synapse/client/password_reset/email/submit_token?token=T&client_secret=C&sid=S";
+        let mail = crate::mail::password_reset_mail(&config, "u@example.org", link).unwrap();
+        assert_eq!(mail.subject, "[example.com] Password reset");
+        assert!(mail.text.contains(&format!("\n{link}\n")), "{}", mail.text);
+        assert!(
+            mail.html
+                .contains(&format!("href=\"{}\"", link.replace('&', "&amp;"))),
+            "{}",
+            mail.html
+        );
+        assert!(
+            mail.html.contains("<style type=\"text/css\">"),
+            "a mail's style is inline"
+        );
+        let page =
+            crate::mail::templates::password_reset_confirmation(&config, "S", "T", "C").unwrap();
+        assert!(
+            page.contains("<input type=\"hidden\" name=\"sid\" value=\"S\">"),
+            "{page}"
+        );
+        assert!(
+            page.contains("page.css\">"),
+            "a page links homekey's stylesheet: {page}"
+        );
+        assert!(
+            !page.contains("<style"),
+            "the pages' CSP allows no inline style: {page}"
+        );
+        let failure = crate::mail::templates::password_reset_failure(&config, "<gone>").unwrap();
+        assert!(failure.contains("&lt;gone&gt;."), "{failure}");
+        assert!(crate::mail::templates::check(&config).is_ok());
+    }
+
+    #[test]
+    fn a_broken_template_of_the_operator_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("password_reset.txt"), "{{ link ").unwrap();
+        let config = load(&format!(
+            "email:\n  notif_from: a@example.com\ntemplates:\n  custom_template_directory: {}\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let err = crate::mail::templates::check(&config)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("the template password_reset.txt cannot be rendered"),
+            "{err}"
+        );
+    }
+}

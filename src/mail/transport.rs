@@ -108,13 +108,12 @@ fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
         if err.downcast_ref::<rustls::Error>().is_some() {
             return true;
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
                 .get_ref()
                 .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return true;
-            }
+        {
+            return true;
         }
         current = err.source();
     }
@@ -171,10 +170,12 @@ pub async fn send(email: &EmailConfig, mail: &OutgoingMail<'_>) -> Result<(), Se
     })?;
 
     let outcome = talk(email, &mut connection, tls, &hello, &message, step).await;
-    match outcome {
+    match &outcome {
         Ok(()) => {
             let _ = tokio::time::timeout(step, connection.quit()).await;
         }
+        // A STARTTLS that failed half-way leaves no stream to say QUIT on: just dropped.
+        Err(err) if err.stage == Stage::Tls => {}
         Err(_) => {
             let _ = tokio::time::timeout(step, connection.abort()).await;
         }
@@ -207,14 +208,11 @@ async fn talk(
                     })?;
             }
             _ if email.require_transport_security => {
-                return Err(SendError {
-                    permanent: false,
-                    ..failed(
-                        Stage::Tls,
-                        "the server does not offer STARTTLS, and email.require_transport_security \
-                         is set",
-                    )
-                });
+                return Err(failed(
+                    Stage::Tls,
+                    "the server does not offer STARTTLS, and email.require_transport_security is \
+                     set",
+                ));
             }
             _ => {}
         }
