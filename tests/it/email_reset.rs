@@ -1,8 +1,9 @@
 //! The e-mail password reset of legacy clients, Synapse's flow (issue 26, item 3): the cases
 //! of Synapse's own `PasswordResetTestCase`, and what homekey adds (digests, the same path for
 //! an unknown address, the new password hashed only after the e-mail step), over HTTP
-//! against `homekey serve`, on SQLite and PostgreSQL. The link is read from the mail as
-//! queued in the database (`homekey_mail_outbox`).
+//! against `homekey serve`, on SQLite and PostgreSQL. The main path and the inhibited errors
+//! go through a real SMTP server (aiosmtpd, `crate::mail::Smtp`); the other cases read the link
+//! from the mail as queued in the database (`homekey_mail_outbox`), its SMTP server absent.
 
 use homekey::config::DatabaseConfig;
 use homekey::threepid::Threepid;
@@ -10,6 +11,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, X_FRAME_OPTIONS};
 use serde_json::{Value, json};
 
+use crate::mail::{Smtp, python_with_aiosmtpd};
 use crate::server::{Server, raw_execute, server_tests};
 use crate::support::{TestDb, free_port};
 
@@ -32,13 +34,17 @@ const REQUEST_TOKEN: &str = "/_matrix/client/v3/account/password/email/requestTo
 /// A server with an `email:` section whose SMTP server is not there (the mail waits in the
 /// queue, where the tests read it) and `extra` config; alice has `ADDRESS`.
 async fn start(db: TestDb, extra: &str) -> Server {
+    start_on(db, free_port(), extra).await
+}
+
+/// The same, with its SMTP server on `smtp_port`.
+async fn start_on(db: TestDb, smtp_port: u16, extra: &str) -> Server {
     let server = Server::start(
         db,
         &format!(
             "public_baseurl: https://example.com/\n\
-             email:\n  smtp_host: 127.0.0.1\n  smtp_port: {}\n  notif_from: noreply@example.com\n\
-             {extra}",
-            free_port()
+             email:\n  smtp_host: 127.0.0.1\n  smtp_port: {smtp_port}\n  notif_from: noreply@example.com\n\
+             {extra}"
         ),
     )
     .await;
@@ -140,11 +146,15 @@ async fn mails_to(server: &Server, to: &str) -> Vec<(Option<String>, String, Str
     .collect()
 }
 
-/// The path and query of the link in the latest mail to `to` (its text part).
+/// The path and query of the link in the latest mail to `to` (its text part, as queued).
 async fn link_path(server: &Server, to: &str) -> String {
     let mails = mails_to(server, to).await;
     let text = mails.last().and_then(|(text, _, _)| text.clone());
-    let text = text.unwrap_or_else(|| panic!("no mail to {to}: {mails:?}"));
+    link_in(&text.unwrap_or_else(|| panic!("no mail to {to}: {mails:?}")))
+}
+
+/// The path and query of the reset link in a mail's text.
+fn link_in(text: &str) -> String {
     let start = text
         .find("https://example.com/_synapse/client/password_reset/email/submit_token?")
         .unwrap_or_else(|| panic!("no link in {text:?}"));
@@ -203,11 +213,20 @@ fn assert_not_framed(response: &reqwest::Response) {
 }
 
 async fn a_mailed_link_resets_the_password_once_and_signs_every_device_out(db: TestDb) {
-    let server = start(db, "").await;
+    let Some(python) = python_with_aiosmtpd("a_mailed_link_resets_the_password_once") else {
+        return;
+    };
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, None, None);
+    let server = start_on(db, port, "").await;
     let old_token = server.token_for("alice", "old-password").await;
-    // Another spelling of the address finds it (Synapse canonicalises it).
+    // Another spelling of the address finds it (Synapse canonicalises it), and the mail
+    // goes to the address as the account has it.
     let sid = sid_for(&server, "ALICE@Example.COM", "foobar").await;
-    let path = link_path(&server, ADDRESS).await;
+    let received = smtp.wait_for(1, 15);
+    assert_eq!(received.len(), 1, "{}", server.log());
+    assert_eq!(received[0].parsed["rcpt_tos"], json!([ADDRESS]));
+    let path = link_in(&received[0].text());
 
     // Not yet confirmed: the client is told to wait, and nothing changed.
     let (status, body) = reset_password(&server, &sid, "foobar", "new-password").await;
@@ -372,7 +391,12 @@ async fn a_made_up_session_or_an_unconfirmed_link_changes_nothing(db: TestDb) {
 }
 
 async fn with_inhibited_errors_an_unknown_address_takes_the_known_path(db: TestDb) {
-    let server = start(db, "request_token_inhibit_3pid_errors: true\n").await;
+    let Some(python) = python_with_aiosmtpd("with_inhibited_errors_an_unknown_address") else {
+        return;
+    };
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, None, None);
+    let server = start_on(db, port, "request_token_inhibit_3pid_errors: true\n").await;
     let known = sid_for(&server, ADDRESS, "foobar").await;
     let unknown = sid_for(&server, "nobody@example.com", "foobar").await;
     assert_eq!((known.len(), unknown.len()), (16, 16));
@@ -395,6 +419,17 @@ async fn with_inhibited_errors_an_unknown_address_takes_the_known_path(db: TestD
         assert_eq!(mails.len(), 1, "{address}: {mails:?}");
         assert!(["1", "true"].contains(&mails[0].2.as_str()), "{mails:?}");
     }
+    // Only the delivery tells them apart: the known address gets its mail, the other's is
+    // dropped unsent.
+    let received = smtp.wait_for(1, 15);
+    assert_eq!(received.len(), 1, "{}", server.log());
+    assert_eq!(received[0].parsed["rcpt_tos"], json!([ADDRESS]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while mails_to(&server, "nobody@example.com").await[0].1 != "dropped" {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(smtp.received().len(), 1);
     // The unknown address's session can never complete a reset: no account has it.
     let (status, _) = reset_password(&server, &unknown, "foobar", "new-password").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
