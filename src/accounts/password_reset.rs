@@ -171,7 +171,10 @@ impl Accounts {
             )
             .await?;
         Ok(match sent {
-            TokenSent::Queued => session_id,
+            TokenSent::Queued => {
+                self.mail_queued();
+                session_id
+            }
             TokenSent::Repeat(session_id) => session_id,
         })
     }

@@ -376,6 +376,29 @@ async fn a_made_up_session_or_an_unconfirmed_link_changes_nothing(db: TestDb) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["errcode"], "M_BAD_JSON");
     let token = server.token_for("alice", "old-password").await;
+    // A user-interactive auth session in which the old password was proved (its operation
+    // then failed: no new password), to be ended by the reset.
+    let change = |auth: Value| json!({"auth": auth, "logout_devices": false});
+    let (_, first) = server
+        .call(
+            "POST",
+            "/_matrix/client/v3/account/password",
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    let proved_in = first["session"].as_str().unwrap().to_owned();
+    let auth = crate::server::password_auth("alice", "old-password", Some(&proved_in));
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/_matrix/client/v3/account/password",
+            Some(&token),
+            Some(change(auth)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["errcode"], "M_MISSING_PARAM");
     let (status, answer) = server
         .call(
             "POST",
@@ -386,8 +409,27 @@ async fn a_made_up_session_or_an_unconfirmed_link_changes_nothing(db: TestDb) {
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(server.has_password(ALICE, "new-password").await);
-    // logout_devices: false keeps the sessions.
+    // logout_devices: false keeps the sessions, but the old password's proof is gone.
     assert_eq!(server.whoami(Some(&token)).await.0, StatusCode::OK);
+    let mut again = change(json!({"session": proved_in}));
+    again["new_password"] = json!("chosen-by-someone-else");
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/_matrix/client/v3/account/password",
+            Some(&token),
+            Some(again),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unknown session ID"),
+        "{answer}"
+    );
+    assert!(server.has_password(ALICE, "new-password").await);
 }
 
 async fn with_inhibited_errors_an_unknown_address_takes_the_known_path(db: TestDb) {
