@@ -25,6 +25,7 @@ server_tests!(
     request_token_is_rate_limited_per_address_and_token_less_changes_per_client,
     without_an_email_section_the_flow_is_off,
     request_token_checks_its_body_as_synapse,
+    matrix_js_sdk_resets_a_password_with_its_own_calls,
 );
 
 const ALICE: &str = "@alice:example.com";
@@ -680,4 +681,66 @@ async fn request_token_checks_its_body_as_synapse(db: TestDb) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// matrix-js-sdk 43 (`tests/clients/password_reset_js_sdk.mjs`) asks for the mail and sets
+/// the password with its own calls; the test confirms the link from the mail in between.
+async fn matrix_js_sdk_resets_a_password_with_its_own_calls(db: TestDb) {
+    let test = "matrix_js_sdk_resets_a_password_with_its_own_calls";
+    let Some((node, modules)) = crate::oauth_clients::node_22_and_js_sdk_43(test) else {
+        return;
+    };
+    let Some(python) = python_with_aiosmtpd(test) else {
+        return;
+    };
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, None, None);
+    let server = start_on(db, port, "").await;
+    let old_token = server.token_for("alice", "old-password").await;
+    let out = tempfile::tempdir().unwrap();
+    let (stdout, confirmed) = (out.path().join("stdout"), out.path().join("confirmed"));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/password_reset_js_sdk.mjs");
+    let mut child = std::process::Command::new(&node)
+        .arg(&script)
+        .arg(server.url("/"))
+        .arg(ADDRESS)
+        .arg(&confirmed)
+        .env("HOMEKEY_JS_SDK_DIR", &modules)
+        .env("HOMEKEY_NEW_PASSWORD", "js-sdk-new-password")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .spawn()
+        .unwrap();
+    let output = || std::fs::read_to_string(&stdout).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !output().contains("refused before confirming") {
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "{}\n{}",
+            output(),
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        output().contains("refused before confirming M_UNAUTHORIZED"),
+        "{}",
+        output()
+    );
+    let received = smtp.wait_for(1, 15);
+    assert_eq!(received.len(), 1, "{}", server.log());
+    let path = link_in(&received[0].text());
+    assert_eq!(confirm_link(&server, &path).await.status(), StatusCode::OK);
+    std::fs::write(&confirmed, "").unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{}\n{}", output(), server.log());
+    assert!(output().ends_with("reset\n"), "{}", output());
+    assert!(server.has_password(ALICE, "js-sdk-new-password").await);
+    assert_eq!(
+        server.whoami(Some(&old_token)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
