@@ -19,10 +19,12 @@ pub mod appservices;
 pub mod branding;
 pub mod email;
 pub mod oauth;
+pub mod threepid_validation;
 pub use appservices::AppService;
 pub use branding::BrandingConfig;
 pub use email::EmailConfig;
 pub use oauth::OAuthConfig;
+pub use threepid_validation::ThreepidValidationConfig;
 
 /// Synapse's default `bcrypt_rounds`.
 pub const DEFAULT_BCRYPT_ROUNDS: u32 = 12;
@@ -62,6 +64,9 @@ pub struct Config {
     pub appservices: Vec<AppService>,
     /// homekey's own `branding:` section ([`branding`]): how its pages present the service.
     pub branding: BrandingConfig,
+    /// Synapse's `rc_3pid_validation`, `request_token_inhibit_3pid_errors` and
+    /// `next_link_domain_whitelist` ([`threepid_validation`]).
+    pub threepid_validation: ThreepidValidationConfig,
     /// Synapse's `email:` section ([`email`]): `None` when absent or empty, and then nothing
     /// that needs mail (the password reset by e-mail) is offered.
     pub email: Option<EmailConfig>,
@@ -304,6 +309,7 @@ impl Config {
             rc_client_registration: oauth::DEFAULT_RC_CLIENT_REGISTRATION,
             appservices: Vec::new(),
             branding: BrandingConfig::plain("localhost"),
+            threepid_validation: ThreepidValidationConfig::default(),
             email: None,
             custom_template_directory: None,
         }
@@ -395,6 +401,9 @@ const KNOWN_KEYS: &[&str] = &[
     "rc_client_registration",
     "app_service_config_files",
     "branding",
+    "rc_3pid_validation",
+    "request_token_inhibit_3pid_errors",
+    "next_link_domain_whitelist",
     "email",
     "templates",
 ];
@@ -465,6 +474,9 @@ struct RawConfig {
     app_service_config_files: Option<Vec<PathBuf>>,
     #[serde(default)]
     branding: branding::RawBranding,
+    rc_3pid_validation: Option<threepid_validation::RawPartialRateLimit>,
+    request_token_inhibit_3pid_errors: Option<bool>,
+    next_link_domain_whitelist: Option<Vec<String>>,
     /// Read as it is: whether it is empty decides whether mail is on ([`email`]).
     email: Option<Value>,
     templates: Option<email::RawTemplates>,
@@ -838,6 +850,12 @@ impl RawConfig {
                 .unwrap_or(oauth::DEFAULT_RC_CLIENT_REGISTRATION),
             appservices,
             branding,
+            threepid_validation: threepid_validation::RawThreepidValidation {
+                rc_3pid_validation: self.rc_3pid_validation,
+                request_token_inhibit_3pid_errors: self.request_token_inhibit_3pid_errors,
+                next_link_domain_whitelist: self.next_link_domain_whitelist,
+            }
+            .validate(),
             email,
             custom_template_directory,
         })
@@ -1221,7 +1239,17 @@ password_config:
     require_symbol: true
     require_lowercase: true
     require_uppercase: true
+
+# A mailed password reset link (the `email:` section; see homekey's README, "Forgot
+# password") may send the browser on to a `next_link` the client chose. Without this list,
+# as in Synapse, it may lead anywhere; with it, only to these hosts (add your web client's,
+# e.g. "app.element.io").
+next_link_domain_whitelist: ["{public_host}"]
 {synapse_section}"#,
+        public_host = for_synapse
+            .and_then(|setup| url::Url::parse(&setup.public_baseurl).ok())
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_else(|| server_name.to_owned()),
         database = database.display(),
         shared_secret = random_alphanumeric(48),
         macaroon_key = random_alphanumeric(48),
@@ -1461,6 +1489,12 @@ mod tests {
         );
         assert_eq!(config.listeners[0].port, 8008);
         assert_eq!(config.listeners[0].bind_addresses, vec!["127.0.0.1"]);
+        // A reset link's next_link may lead only to the server's own host until the
+        // operator adds a web client's.
+        assert_eq!(
+            config.threepid_validation.next_link_hosts,
+            Some(vec!["example.com".to_owned()])
+        );
 
         let before = std::fs::read_to_string(&path).unwrap();
         let err = generate(&path, "other.org", dir.path()).unwrap_err();

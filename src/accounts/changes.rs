@@ -181,7 +181,10 @@ impl Accounts {
 
     /// Whether `actor` may change passwords at all: over HTTP only where
     /// [`Accounts::can_change_password`]; the operator at the server always.
-    fn refuse_disabled_password_change(&self, actor: &Actor) -> Result<(), AccountError> {
+    pub(super) fn refuse_disabled_password_change(
+        &self,
+        actor: &Actor,
+    ) -> Result<(), AccountError> {
         if !matches!(actor, Actor::Operator(_)) && !self.can_change_password() {
             return Err(AccountError::PasswordChangeDisabled);
         }

@@ -9,8 +9,8 @@ use super::bulk_rows::{BulkRows, rows_per_statement};
 use super::synapse_queue::owe_synapse;
 use super::threepids::replace_threepids;
 use super::transaction::{
-    admins_before_change, deactivate_user, delete_sessions, end_page_sessions, fetch_user,
-    keep_an_admin, reactivate_user,
+    admins_before_change, deactivate_user, delete_sessions, end_page_sessions,
+    end_ui_auth_sessions, fetch_user, keep_an_admin, reactivate_user,
 };
 use super::{
     AdminGuard, BeginWrite, Logout, NewAuditRecord, NewSession, NewUser, Store, StoreError,
@@ -343,6 +343,7 @@ impl Store {
                 return Err(StoreError::UserNotFound(user_id.to_owned()));
             }
             delete_sessions!(&mut tx, self, user_id, logout);
+            end_ui_auth_sessions!(&mut tx, self, user_id);
             if *logout != Logout::Keep {
                 owe_synapse!(&mut tx, self, user_id);
             }

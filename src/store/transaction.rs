@@ -97,6 +97,34 @@ macro_rules! end_page_sessions {
 }
 pub(super) use end_page_sessions;
 
+/// Ends the user-interactive auth sessions in which `user_id` proved who they are (a stage's
+/// result is their user ID), inside the caller's transaction of `$store`: after a new
+/// password, a proof made with the old one authorises nothing more. A Synapse database keeps
+/// more tables about each session (Synapse's own business): left alone there.
+macro_rules! end_ui_auth_sessions {
+    ($tx:expr, $store:expr, $user_id:expr) => {{
+        if $store.flavour() == $crate::store::Flavour::Homekey {
+            let tx = $tx;
+            let proved = serde_json::Value::from($user_id).to_string();
+            let sessions: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT session_id FROM ui_auth_sessions_credentials WHERE result = $1",
+            )
+            .bind(&proved)
+            .fetch_all(&mut **tx)
+            .await?;
+            for session_id in &sessions {
+                for table in ["ui_auth_sessions_credentials", "ui_auth_sessions"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1"))
+                        .bind(session_id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+        }
+    }};
+}
+pub(super) use end_ui_auth_sessions;
+
 /// Deletes the devices, access tokens and refresh tokens of `user_id` that `logout` names,
 /// inside the caller's transaction of `$store`; evaluates to how many access tokens were
 /// removed. Each kind of logout has its own condition: a device ID only ever narrows a

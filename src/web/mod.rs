@@ -9,6 +9,7 @@
 //! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //! - [`device`]: the device authorization grant's page (a device's code approved).
+//! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
 //!
 //! As every entry point, a page parses its form, calls one method of the account service
 //! (`Accounts`), and renders the result; a refusal is the page again with a message.
@@ -18,6 +19,7 @@ pub mod authorize;
 pub mod branding;
 pub mod device;
 pub mod page;
+pub mod password_reset;
 pub mod render;
 pub mod session;
 
@@ -122,6 +124,31 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .route(device::DEVICE_SIGN_IN_PATH, post(device::sign_in))
         .route(device::DEVICE_DECISION_PATH, post(device::decision))
         .merge(static_routes(&state))
+        .layer(axum::middleware::map_response(render::security_headers))
+        .with_state(state)
+}
+
+/// The page of a mailed password reset link, when the e-mail reset is on, with the security
+/// headers; `with_static`: the stylesheets too (standalone, where no account page serves
+/// them).
+pub fn password_reset_routes<S: Clone + Send + Sync + 'static>(
+    accounts: Arc<Accounts>,
+    with_static: bool,
+) -> Router<S> {
+    if !accounts.email_reset_enabled() {
+        return Router::new();
+    }
+    let state = WebState::new(accounts);
+    let router = Router::new().route(
+        crate::accounts::password_reset::SUBMIT_TOKEN_PATH,
+        get(password_reset::confirmation).post(password_reset::confirm),
+    );
+    let router = if with_static {
+        router.merge(static_routes(&state))
+    } else {
+        router
+    };
+    router
         .layer(axum::middleware::map_response(render::security_headers))
         .with_state(state)
 }

@@ -15,7 +15,7 @@ use crate::server::{Server, server_tests};
 use crate::support::{self, HOMEKEY, TestDb, free_port, run_binary, stderr, stdout};
 
 /// A Python interpreter that has aiosmtpd, or `None` (skipped; under CI a failure).
-fn python_with_aiosmtpd(test: &str) -> Option<String> {
+pub(crate) fn python_with_aiosmtpd(test: &str) -> Option<String> {
     let python = std::env::var("HOMEKEY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_it = Command::new(&python)
         .args(["-c", "import aiosmtpd"])
@@ -35,7 +35,7 @@ fn python_with_aiosmtpd(test: &str) -> Option<String> {
 }
 
 /// A throwaway CA and a certificate it signed for `localhost`, as PEM files in `dir`.
-struct TestCa {
+pub(crate) struct TestCa {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
@@ -82,15 +82,15 @@ impl TestCa {
 }
 
 /// aiosmtpd on 127.0.0.1:`port`, killed when dropped.
-struct Smtp {
+pub(crate) struct Smtp {
     child: Child,
     dir: tempfile::TempDir,
 }
 
 /// A message as the SMTP server received it and Python's mail parser read it.
 #[derive(Debug)]
-struct Received {
-    parsed: Value,
+pub(crate) struct Received {
+    pub(crate) parsed: Value,
     raw: String,
 }
 
@@ -99,7 +99,7 @@ impl Received {
         self.parsed["headers"][name].as_str().unwrap_or_default()
     }
     /// The text part, its lines ended by `\n` (on the wire they end in CRLF).
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.parsed["text"]
             .as_str()
             .unwrap_or_default()
@@ -114,7 +114,12 @@ impl Received {
 }
 
 impl Smtp {
-    fn start(python: &str, port: u16, starttls: Option<&TestCa>, auth: Option<&str>) -> Smtp {
+    pub(crate) fn start(
+        python: &str,
+        port: u16,
+        starttls: Option<&TestCa>,
+        auth: Option<&str>,
+    ) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/smtp_server.py");
         let mut command = Command::new(python);
@@ -143,7 +148,7 @@ impl Smtp {
     }
 
     /// The messages received so far, in order.
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         let mut found = Vec::new();
         for n in 1.. {
             let eml = self.dir.path().join(format!("{n}.eml"));
@@ -160,7 +165,7 @@ impl Smtp {
     }
 
     /// Waits (up to `seconds`) until `count` messages arrived.
-    fn wait_for(&self, count: usize, seconds: u64) -> Vec<Received> {
+    pub(crate) fn wait_for(&self, count: usize, seconds: u64) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         loop {
             let received = self.received();
