@@ -18,9 +18,10 @@ pub enum Actor {
     SharedSecret,
     /// The operator at the server (`homekey user …`), with what they chose to override.
     Operator(OperatorActor),
-    /// Whoever opened a password reset link mailed to the account's address: the user, as
-    /// far as the server can tell, with no password and no token. Bound by the policy.
-    ResetLink,
+    /// Whoever confirmed the link mailed to an address of this account (its user ID): the
+    /// e-mail password reset of legacy clients, or homekey's own reset link
+    /// (`recovery`). Recorded under the user's own name.
+    EmailReset(String),
 }
 
 /// The operator at the server: named `cli:<OS user>` in the audit log.
@@ -50,7 +51,7 @@ impl Actor {
             Actor::Admin(admin) => Some(&admin.user.name),
             Actor::SharedSecret => Some("shared-secret registration"),
             Actor::Operator(operator) => Some(&operator.name),
-            Actor::ResetLink => Some("reset link"),
+            Actor::EmailReset(user_id) => Some(user_id),
         }
     }
 
@@ -59,7 +60,7 @@ impl Actor {
     /// by shared secret): the 512-character limit binds everyone.
     pub(super) fn bound_by_password_policy(&self) -> bool {
         match self {
-            Actor::User(_) | Actor::ResetLink => true,
+            Actor::User(_) | Actor::EmailReset(_) => true,
             Actor::Admin(_) | Actor::SharedSecret => false,
             Actor::Operator(operator) => !operator.ignore_policy,
         }

@@ -26,6 +26,9 @@ pub enum AccountError {
     /// A password change completed its authentication without a new password.
     #[error("Missing params: password")]
     NoNewPassword,
+    /// The address a password reset proved is no account's (any longer).
+    #[error("Email address not found")]
+    EmailNotFound,
     #[error("user {0} is deactivated; a password would not let it log in")]
     DeactivatedGetsNoPassword(String),
     #[error("You may not demote yourself.")]

@@ -59,6 +59,15 @@ pub struct AuthSubmission {
     /// The account the stage names: a localpart, a full user ID or a third-party ID.
     pub user: Option<LoginName>,
     pub password: Option<SecretString>,
+    /// `m.login.email.identity`'s `threepid_creds` (or the older `threepidCreds`).
+    pub threepid_creds: Option<ThreepidCreds>,
+}
+
+/// The e-mail validation session a client names: its ID and the client's secret.
+#[derive(Debug, Clone)]
+pub struct ThreepidCreds {
+    pub sid: String,
+    pub client_secret: SecretString,
 }
 
 /// A completed authentication: the session it happened in.
@@ -103,15 +112,27 @@ pub enum UiAuthError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageFailure {
     InvalidPassword,
+    /// `m.login.email.identity` without `threepid_creds`.
+    MissingThreepidCreds,
+    /// The session's link is not confirmed (yet), or the session is unknown or spent.
+    ThreepidNotValidated,
 }
 
 impl StageFailure {
     pub fn errcode(self) -> &'static str {
-        "M_FORBIDDEN"
+        match self {
+            StageFailure::InvalidPassword => "M_FORBIDDEN",
+            StageFailure::MissingThreepidCreds => "M_MISSING_PARAM",
+            StageFailure::ThreepidNotValidated => "M_UNAUTHORIZED",
+        }
     }
 
     pub fn message(self) -> &'static str {
-        "Invalid username or password"
+        match self {
+            StageFailure::InvalidPassword => "Invalid username or password",
+            StageFailure::MissingThreepidCreds => "Missing threepid_creds",
+            StageFailure::ThreepidNotValidated => "Unable to get validated threepid",
+        }
     }
 }
 
@@ -130,23 +151,9 @@ impl Accounts {
         }
         let auth = auth.unwrap_or_default();
         let flows = self.ui_auth_stages(requester);
-        let (session, new) = match auth.session.as_deref().filter(|s| !s.is_empty()) {
-            None => (self.start_ui_auth_session(operation).await?, true),
-            Some(session_id) => {
-                let session = self
-                    .store
-                    .get_ui_auth_session(session_id)
-                    .await?
-                    .filter(|s| s.creation_time_ms > now_ms() - SESSION_LIFETIME_MS)
-                    .ok_or_else(|| UiAuthError::UnknownSession(session_id.to_owned()))?;
-                if (session.method.as_str(), session.uri.as_str())
-                    != (operation.method, operation.path)
-                {
-                    return Err(UiAuthError::OperationChanged);
-                }
-                (session, false)
-            }
-        };
+        let (session, new) = self
+            .ui_auth_session(auth.session.as_deref(), operation)
+            .await?;
 
         let mut failure = None;
         match auth.stage.as_deref() {
@@ -263,6 +270,28 @@ impl Accounts {
         } else {
             Vec::new()
         }
+    }
+
+    /// The session a request names (live, and for this operation), or a new one; `true`
+    /// when new.
+    pub(super) async fn ui_auth_session(
+        &self,
+        session_id: Option<&str>,
+        operation: Operation<'_>,
+    ) -> Result<(UiAuthSession, bool), UiAuthError> {
+        let Some(session_id) = session_id.filter(|s| !s.is_empty()) else {
+            return Ok((self.start_ui_auth_session(operation).await?, true));
+        };
+        let session = self
+            .store
+            .get_ui_auth_session(session_id)
+            .await?
+            .filter(|s| s.creation_time_ms > now_ms() - SESSION_LIFETIME_MS)
+            .ok_or_else(|| UiAuthError::UnknownSession(session_id.to_owned()))?;
+        if (session.method.as_str(), session.uri.as_str()) != (operation.method, operation.path) {
+            return Err(UiAuthError::OperationChanged);
+        }
+        Ok((session, false))
     }
 
     async fn start_ui_auth_session(

@@ -16,6 +16,7 @@
 //! - [`oauth_clients`]: the OAuth clients that register themselves.
 //! - [`oauth_sessions`]: the OAuth API's grants: codes, tokens, their sessions.
 //! - [`oauth_device_grants`]: the device authorization grant (a device without a browser).
+//! - [`password_reset`]: the e-mail password reset of legacy clients (Synapse's flow).
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -31,6 +32,7 @@ pub mod migration;
 pub mod oauth_clients;
 pub mod oauth_device_grants;
 pub mod oauth_sessions;
+pub mod password_reset;
 pub mod passwords;
 pub mod recovery;
 pub mod sessions;
@@ -72,9 +74,8 @@ pub struct Accounts {
     /// User codes typed on the device grant's page, per client address (the same limits as
     /// `rc_client_registration`): 8 letters are guessed only by many tries.
     user_code_entries: Arc<RateLimiter>,
-    /// "Forgot password?" requests on homekey's pages, per client address and per e-mail
-    /// address (`rc_3pid_validation`, as Synapse limits its `requestToken`).
-    recovery_requests: Arc<RateLimiter>,
+    /// The e-mail password reset's limits ([`password_reset`]), kept in the process.
+    reset_limits: Arc<password_reset::ResetLimiters>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing. Made on first use
     /// (`serve` makes it before it listens): a command that checks no password never pays
@@ -166,7 +167,7 @@ impl Accounts {
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
             client_registrations: Arc::new(RateLimiter::new(config.rc_client_registration)),
             user_code_entries: Arc::new(RateLimiter::new(config.rc_client_registration)),
-            recovery_requests: Arc::new(RateLimiter::new(config.threepid_validation.rate_limit)),
+            reset_limits: Arc::new(password_reset::ResetLimiters::new(&config)),
             synapse: config
                 .synapse
                 .as_ref()

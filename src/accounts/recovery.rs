@@ -61,8 +61,10 @@ struct Link<'a> {
 impl Accounts {
     /// Whether "Forgot password?" is offered: the config can send mail and the database is
     /// homekey's own (a Synapse database keeps no links).
+    /// The same condition as Synapse's flow for legacy clients, whose routes bring the
+    /// stylesheets when served on their own.
     pub fn recovery_enabled(&self) -> bool {
-        self.config.email.is_some() && self.store.flavour() == crate::store::Flavour::Homekey
+        self.email_reset_enabled()
     }
 
     /// "Forgot password?": mails a link to `address` if an account has it, and answers the
@@ -79,14 +81,10 @@ impl Accounts {
             return Err(RecoveryError::MailOff);
         }
         let threepid = Threepid::email(address).map_err(|_| RecoveryError::NotAnAddress)?;
-        for key in [
-            format!("client:{client_address}"),
-            format!("email:{}", threepid.address),
-        ] {
-            self.recovery_requests
-                .attempt(&key)
-                .map_err(|retry_after_ms| RecoveryError::RateLimited { retry_after_ms })?;
-        }
+        // The very limit of `requestToken`: both send a validation mail.
+        self.reset_limits
+            .attempt_mail(client_address, &threepid)
+            .map_err(|retry_after_ms| RecoveryError::RateLimited { retry_after_ms })?;
         let link = Link {
             address: threepid.address,
             return_to,
@@ -221,9 +219,9 @@ impl Accounts {
             .reset_link(token)
             .await?
             .ok_or(RecoveryError::LinkSpent)?;
-        let actor = Actor::ResetLink;
-        self.refuse_disabled_password_change(&actor)?;
         let user = self.existing_user(&link.user_id).await?;
+        let actor = Actor::EmailReset(user.name.clone());
+        self.refuse_disabled_password_change(&actor)?;
         if user.deactivated || user.locked {
             return Err(RecoveryError::LinkSpent);
         }

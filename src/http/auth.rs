@@ -62,6 +62,31 @@ impl FromRequestParts<AppState> for AuthenticatedForInteractiveAuth {
     }
 }
 
+/// The same, or `None` for a request that presents no access token at all (Synapse's
+/// `has_access_token`) when the e-mail password reset is on: `/account/password` then runs
+/// it. Without it, no token is `M_MISSING_TOKEN` as everywhere.
+pub struct MaybeAuthenticatedForInteractiveAuth(pub Option<Requester>);
+
+impl FromRequestParts<AppState> for MaybeAuthenticatedForInteractiveAuth {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+            || query_access_token(parts.uri.query()).is_some();
+        if !presented && state.accounts.email_reset_enabled() {
+            return Ok(MaybeAuthenticatedForInteractiveAuth(None));
+        }
+        let AuthenticatedForInteractiveAuth(requester) =
+            AuthenticatedForInteractiveAuth::from_request_parts(parts, state).await?;
+        Ok(MaybeAuthenticatedForInteractiveAuth(Some(requester)))
+    }
+}
+
 /// Synapse's answer to an OAuth session on an endpoint of user-interactive auth.
 pub fn refuse_oauth_interactive_auth(requester: &Requester) -> Result<(), MatrixError> {
     if requester.oauth.is_some() {

@@ -279,6 +279,9 @@ impl From<AccountError> for MatrixError {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
             }
             AccountError::NoNewPassword => MatrixError::missing_param(err.to_string()),
+            AccountError::EmailNotFound => {
+                MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", err.to_string())
+            }
             AccountError::LastAdmin(ref user) => MatrixError::new(
                 StatusCode::BAD_REQUEST,
                 "M_FORBIDDEN",

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::client::login::{Identifier, login_name};
 use super::error::MatrixError;
 use super::json::parse_body;
-use crate::accounts::interactive_auth::{AuthSubmission, UiAuthError};
+use crate::accounts::interactive_auth::{AuthSubmission, ThreepidCreds, UiAuthError};
 
 /// The `auth` object as sent. `type` and `password` stay JSON values until checked, so a
 /// wrong type gets Synapse's error and a password is never echoed.
@@ -23,6 +23,10 @@ struct AuthBody {
     medium: Option<String>,
     address: Option<String>,
     password: Option<Value>,
+    threepid_creds: Option<Value>,
+    /// The older spelling, still sent by older Element.
+    #[serde(rename = "threepidCreds")]
+    threepid_creds_old: Option<Value>,
 }
 
 /// Reads a request's `auth`; absent and `null` both mean none (matrix-js-sdk sends `null`).
@@ -57,11 +61,22 @@ pub fn parse_auth(auth: Option<Value>) -> Result<Option<AuthSubmission>, MatrixE
         Some(Value::String(password)) => Some(SecretString::from(password)),
         _ => None,
     };
+    let threepid_creds = body
+        .threepid_creds
+        .or(body.threepid_creds_old)
+        .and_then(|creds| {
+            let text = |name: &str| creds.get(name)?.as_str().map(str::to_owned);
+            Some(ThreepidCreds {
+                sid: text("sid")?,
+                client_secret: SecretString::from(text("client_secret")?),
+            })
+        });
     Ok(Some(AuthSubmission {
         session: body.session,
         stage,
         user,
         password,
+        threepid_creds,
     }))
 }
 

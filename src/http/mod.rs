@@ -49,11 +49,6 @@ pub fn router(state: AppState) -> Router {
         Some(synapse) => crate::synapse::routes(state.accounts.clone(), synapse),
         None => Router::new(),
     };
-    // Beside Synapse, the account page's routes serve the stylesheets already.
-    let recovery = crate::web::recovery_routes(
-        state.accounts.clone(),
-        state.accounts.config.synapse.is_none(),
-    );
     Router::new()
         .route(
             "/_matrix/client/versions",
@@ -72,7 +67,11 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::legacy_client_routes())
         .merge(admin::routes())
         .merge(synapse)
-        .merge(recovery)
+        .merge(crate::web::password_reset_routes(
+            state.accounts.clone(),
+            state.accounts.config.synapse.is_none(),
+        ))
+        .merge(crate::web::recovery_routes(state.accounts.clone()))
         .fallback(|uri: Uri| unrecognized(uri, StatusCode::NOT_FOUND))
         .method_not_allowed_fallback(|uri: Uri| unrecognized(uri, StatusCode::METHOD_NOT_ALLOWED))
         // One `layer` call with them all, outermost first: axum boxes each route anew at
@@ -246,18 +245,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Deletes expired user-interactive auth sessions every few minutes (as Synapse does), until
-/// the server stops.
+/// Deletes expired user-interactive auth sessions every few minutes, and expired password
+/// reset links every 30 minutes (as Synapse does both), until the server stops.
 async fn delete_expired_sessions(
     accounts: Accounts,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+    const RESET_LINKS_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
     let mut ticks = tokio::time::interval(EVERY);
+    let mut reset_link_ticks = tokio::time::interval(RESET_LINKS_EVERY);
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
+        let reset_links = tokio::select! {
+            _ = ticks.tick() => false,
+            _ = reset_link_ticks.tick() => true,
             _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        if reset_links {
+            if accounts.email_reset_enabled() {
+                match accounts.cull_reset_links().await {
+                    Ok(deleted) => tracing::debug!(deleted, "expired password reset links deleted"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "deleting expired password reset links failed")
+                    }
+                }
+            }
+            continue;
         }
         match accounts.delete_expired_ui_auth_sessions().await {
             Ok(0) => {}

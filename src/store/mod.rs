@@ -26,6 +26,7 @@ mod sessions;
 mod sqlite_reads;
 mod synapse_migration;
 mod synapse_queue;
+mod threepid_validation;
 mod threepids;
 pub mod token_forms;
 mod transaction;
@@ -50,6 +51,7 @@ pub use synapse_migration::{
     MigratedRefreshToken, MigratedThreepid, MigratedUser, Restored,
 };
 pub use synapse_queue::{MirroredUser, OwedWork, emails_digest};
+pub use threepid_validation::{EMAIL_IDENTITY_STAGE, LinkRefusal, NewThreepidToken, TokenSent};
 pub use threepids::AccountThreepid;
 pub use web_sessions::{WebSessionRow, WebSessionTable};
 

@@ -13,7 +13,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ use super::page::{
     Form, Message, SignInRefused, base, form_expired, see_other, sign_in_with_password, signed_in,
     unavailable, with, with_cookie,
 };
-use super::render::form_action_policy;
+use super::render::allowing_redirect;
 use super::session::Session;
 use crate::http::client_address::ClientAddress;
 use crate::oauth::authorization_request::{AuthorizationRequest, Params, Refused};
@@ -362,22 +362,4 @@ fn error_page(state: &WebState, message: &str) -> Response {
     state
         .renderer
         .page(StatusCode::BAD_REQUEST, "oauth_error.html", context)
-}
-
-/// `response` with a Content-Security-Policy whose `form-action` also allows the client's
-/// redirect URI: its origin, or for a private-use scheme (`io.element:/callback`) the scheme.
-fn allowing_redirect(mut response: Response, redirect_uri: &str) -> Response {
-    let Ok(uri) = Url::parse(redirect_uri) else {
-        return response;
-    };
-    let source = match uri.origin() {
-        url::Origin::Tuple(..) => uri.origin().ascii_serialization(),
-        url::Origin::Opaque(_) => format!("{}:", uri.scheme()),
-    };
-    if let Ok(policy) = HeaderValue::from_str(&form_action_policy(&source)) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
-    response
 }

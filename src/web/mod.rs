@@ -9,6 +9,7 @@
 //! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //! - [`device`]: the device authorization grant's page (a device's code approved).
+//! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
 //! - [`recovery`]: "Forgot password?" and the page a mailed reset link opens.
 //!
 //! As every entry point, a page parses its form, calls one method of the account service
@@ -19,6 +20,7 @@ pub mod authorize;
 pub mod branding;
 pub mod device;
 pub mod page;
+pub mod password_reset;
 pub mod recovery;
 pub mod render;
 pub mod session;
@@ -128,18 +130,41 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .with_state(state)
 }
 
-/// "Forgot password?" and the reset link's page (`recovery`), when the config can send mail
-/// (on its own too), with the security headers; `with_static`: the stylesheets too (on its
-/// own, where no account page serves them).
-pub fn recovery_routes<S: Clone + Send + Sync + 'static>(
+/// The page of a mailed password reset link, when the e-mail reset is on, with the security
+/// headers; `with_static`: the stylesheets too (standalone, where no account page serves
+/// them).
+pub fn password_reset_routes<S: Clone + Send + Sync + 'static>(
     accounts: Arc<Accounts>,
     with_static: bool,
 ) -> Router<S> {
+    if !accounts.email_reset_enabled() {
+        return Router::new();
+    }
+    let state = WebState::new(accounts);
+    let router = Router::new().route(
+        crate::accounts::password_reset::SUBMIT_TOKEN_PATH,
+        get(password_reset::confirmation).post(password_reset::confirm),
+    );
+    let router = if with_static {
+        router.merge(static_routes(&state))
+    } else {
+        router
+    };
+    router
+        .layer(axum::middleware::map_response(render::security_headers))
+        .with_state(state)
+}
+
+/// "Forgot password?" and the reset link's page (`recovery`), when the config can send mail
+/// (on its own too), with the security headers. Their stylesheets come with
+/// [`password_reset_routes`] (on whenever these are: `Accounts::recovery_enabled`) or the
+/// account page's routes.
+pub fn recovery_routes<S: Clone + Send + Sync + 'static>(accounts: Arc<Accounts>) -> Router<S> {
     if !accounts.recovery_enabled() {
         return Router::new();
     }
     let state = WebState::new(accounts);
-    let router = Router::new()
+    Router::new()
         .route(
             recovery::FORGOT_PATH,
             get(recovery::forgot).post(recovery::send),
@@ -147,13 +172,7 @@ pub fn recovery_routes<S: Clone + Send + Sync + 'static>(
         .route(
             recovery::RESET_PAGE_PATH,
             get(recovery::reset_form).post(recovery::reset),
-        );
-    let router = if with_static {
-        router.merge(static_routes(&state))
-    } else {
-        router
-    };
-    router
+        )
         .layer(axum::middleware::map_response(render::security_headers))
         .with_state(state)
 }

@@ -112,6 +112,26 @@ pub fn form_action_policy(source: &str) -> String {
     )
 }
 
+/// `response` with a Content-Security-Policy whose `form-action` also allows a redirect to
+/// `target` after the page's form is posted (an OAuth client's redirect URI, a password reset
+/// link's `next_link`): its origin, or for a private-use scheme (`io.element:/callback`) the
+/// scheme.
+pub fn allowing_redirect(mut response: Response, target: &str) -> Response {
+    let Ok(uri) = url::Url::parse(target) else {
+        return response;
+    };
+    let source = match uri.origin() {
+        url::Origin::Tuple(..) => uri.origin().ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", uri.scheme()),
+    };
+    if let Ok(policy) = HeaderValue::from_str(&form_action_policy(&source)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
 /// The templates, ready, with the operator's branding.
 pub struct Renderer {
     env: Environment<'static>,

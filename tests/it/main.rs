@@ -13,6 +13,7 @@ mod cli_config;
 mod cli_hash_password;
 mod cli_schema;
 mod cli_user;
+mod email_reset;
 mod enumeration;
 mod hardening_concurrency;
 mod hardening_crash;

@@ -39,7 +39,7 @@ const QR_LOGIN: &str = "experimental_features:\n  msc4388_mode: open\n";
 /// node_modules holding matrix-js-sdk 43 (`$HOMEKEY_TEST_JS_SDK_43`, default
 /// `~/.cache/homekey-ci/js-sdk-43/node_modules`), as `.ci/run` installs them; else a skip
 /// (under CI a failure).
-fn node_22_and_js_sdk_43(test: &str) -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn node_22_and_js_sdk_43(test: &str) -> Option<(PathBuf, PathBuf)> {
     let cache =
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/homekey-ci");
     let from = |variable: &str, default: PathBuf| {

@@ -420,6 +420,16 @@ const ROUTES: &[(&str, &str, Upstream)] = {
             Homekey,
         ),
         ("POST", "/_matrix/client/v3/account/password", Homekey),
+        (
+            "POST",
+            "/_matrix/client/r0/account/password/email/requestToken",
+            Homekey,
+        ),
+        (
+            "GET",
+            "/_synapse/client/password_reset/email/submit_token",
+            Homekey,
+        ),
         ("POST", "/_matrix/client/r0/account/deactivate", Homekey),
         ("POST", "/_matrix/client/v3/delete_devices", Homekey),
         ("DELETE", "/_matrix/client/v3/devices/ROUTED", Homekey),

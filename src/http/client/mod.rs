@@ -5,6 +5,7 @@ mod appservice_login;
 mod capabilities;
 pub(crate) mod devices;
 pub mod login;
+mod password_reset;
 mod profile;
 mod session;
 
@@ -27,6 +28,10 @@ pub fn routes(prefix: &str) -> Router<AppState> {
         .route(&at("/register/available"), get(register_available))
         .route(&at("/account/whoami"), get(session::whoami))
         .route(&at("/account/password"), post(account::change_password))
+        .route(
+            &at("/account/password/email/requestToken"),
+            post(password_reset::request_token),
+        )
         .route(&at("/account/deactivate"), post(account::deactivate))
         .route(&at("/capabilities"), get(capabilities::capabilities))
         .route(&at("/devices"), get(devices::list))
