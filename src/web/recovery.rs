@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use secrecy::SecretString;
 use serde_json::json;
 
 use super::WebState;
@@ -229,7 +228,6 @@ pub async fn reset(State(state): State<WebState>, headers: HeaderMap, body: Byte
         );
     }
     let sign_out_others = form.get("sign_out_others") == Some("on");
-    let password: SecretString = password;
     let link = match state
         .accounts
         .reset_password_with_link(&token, password, sign_out_others)
