@@ -18,9 +18,11 @@ use crate::ids;
 pub mod appservices;
 pub mod branding;
 pub mod oauth;
+pub mod registration;
 pub use appservices::AppService;
 pub use branding::BrandingConfig;
 pub use oauth::OAuthConfig;
+pub use registration::RegistrationConfig;
 
 /// Synapse's default `bcrypt_rounds`.
 pub const DEFAULT_BCRYPT_ROUNDS: u32 = 12;
@@ -60,6 +62,8 @@ pub struct Config {
     pub appservices: Vec<AppService>,
     /// homekey's own `branding:` section ([`branding`]): how its pages present the service.
     pub branding: BrandingConfig,
+    /// Sign-up, with Synapse's keys ([`registration`]).
+    pub registration: RegistrationConfig,
 }
 
 /// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
@@ -295,6 +299,7 @@ impl Config {
             rc_client_registration: oauth::DEFAULT_RC_CLIENT_REGISTRATION,
             appservices: Vec::new(),
             branding: BrandingConfig::plain("localhost"),
+            registration: RegistrationConfig::default(),
         }
     }
 
@@ -384,6 +389,8 @@ const KNOWN_KEYS: &[&str] = &[
     "rc_client_registration",
     "app_service_config_files",
     "branding",
+    "enable_registration",
+    "rc_registration_token_validity",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -452,6 +459,8 @@ struct RawConfig {
     app_service_config_files: Option<Vec<PathBuf>>,
     #[serde(default)]
     branding: branding::RawBranding,
+    enable_registration: Option<bool>,
+    rc_registration_token_validity: Option<RateLimit>,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -806,6 +815,11 @@ impl RawConfig {
                 .unwrap_or(oauth::DEFAULT_RC_CLIENT_REGISTRATION),
             appservices,
             branding,
+            registration: registration::RawRegistration {
+                enable_registration: self.enable_registration,
+                rc_registration_token_validity: self.rc_registration_token_validity,
+            }
+            .validate(),
         })
     }
 }

@@ -15,6 +15,7 @@
 //! - [`oauth_clients`]: the OAuth clients that register themselves.
 //! - [`oauth_sessions`]: the OAuth API's grants: codes, tokens, their sessions.
 //! - [`oauth_device_grants`]: the device authorization grant (a device without a browser).
+//! - [`registration_tokens`]: the invitations to sign up, and their validity check.
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -30,6 +31,7 @@ pub mod oauth_clients;
 pub mod oauth_device_grants;
 pub mod oauth_sessions;
 pub mod passwords;
+pub mod registration_tokens;
 pub mod sessions;
 pub mod tokens;
 
@@ -69,6 +71,9 @@ pub struct Accounts {
     /// User codes typed on the device grant's page, per client address (the same limits as
     /// `rc_client_registration`): 8 letters are guessed only by many tries.
     user_code_entries: Arc<RateLimiter>,
+    /// `rc_registration_token_validity`, per client address: a token is guessed only by
+    /// many tries.
+    token_validity_checks: Arc<RateLimiter>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing. Made on first use
     /// (`serve` makes it before it listens): a command that checks no password never pays
@@ -158,6 +163,9 @@ impl Accounts {
             limits: Arc::new(LoginLimiters::new(&config.rc_login)),
             client_registrations: Arc::new(RateLimiter::new(config.rc_client_registration)),
             user_code_entries: Arc::new(RateLimiter::new(config.rc_client_registration)),
+            token_validity_checks: Arc::new(RateLimiter::new(
+                config.registration.rc_registration_token_validity,
+            )),
             synapse: config
                 .synapse
                 .as_ref()

@@ -20,6 +20,7 @@ mod interactive_auth;
 mod oauth_clients;
 mod oauth_sessions;
 mod registration_nonces;
+pub(crate) mod registration_tokens;
 mod sessions;
 mod sqlite_reads;
 mod synapse_migration;
@@ -40,6 +41,7 @@ pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
     NewOAuthSession, OAuthCode, OAuthSession,
 };
+pub use registration_tokens::{RegistrationToken, RegistrationTokenChanges};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,
