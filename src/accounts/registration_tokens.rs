@@ -120,6 +120,17 @@ fn random_token(length: usize) -> String {
         .collect()
 }
 
+/// A token as Synapse's Admin API shows it (and the CLI's `--json`).
+pub fn admin_json(token: &RegistrationToken) -> serde_json::Value {
+    json!({
+        "token": token.token,
+        "uses_allowed": token.uses_allowed,
+        "pending": token.pending,
+        "completed": token.completed,
+        "expiry_time": token.expiry_time,
+    })
+}
+
 /// The record's details: the limits, never the token.
 fn limits(uses_allowed: Option<i32>, expiry_time: Option<i64>) -> serde_json::Value {
     json!({"uses_allowed": uses_allowed, "expiry_time": expiry_time})
@@ -259,21 +270,15 @@ impl Accounts {
         }
     }
 
-    /// A client's question whether `token` would admit a sign-up now, from `client_address`
-    /// (`rc_registration_token_validity`, counted before anything else as Synapse does).
-    /// `Err` holds how long to wait, in milliseconds.
-    pub async fn registration_token_validity(
-        &self,
-        client_address: &str,
-        token: &str,
-    ) -> Result<Result<bool, u64>, StoreError> {
-        if let Err(retry_after_ms) = self.token_validity_checks.attempt(client_address) {
-            return Ok(Err(retry_after_ms));
-        }
-        Ok(Ok(self
-            .store
-            .registration_token_is_valid(token, now_ms())
-            .await?))
+    /// Counts a client's validity check from `client_address` against
+    /// `rc_registration_token_validity`; `Err` holds how long to wait, in milliseconds.
+    pub fn count_token_validity_check(&self, client_address: &str) -> Result<(), u64> {
+        self.token_validity_checks.attempt(client_address)
+    }
+
+    /// Whether `token` would admit a sign-up now (unknown: no).
+    pub async fn registration_token_is_valid(&self, token: &str) -> Result<bool, StoreError> {
+        self.store.registration_token_is_valid(token, now_ms()).await
     }
 }
 

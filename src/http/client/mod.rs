@@ -6,6 +6,7 @@ mod capabilities;
 pub(crate) mod devices;
 pub mod login;
 mod profile;
+mod registration_token;
 mod session;
 
 use axum::Json;
@@ -42,6 +43,14 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &at("/profile/{user_id}/displayname"),
             get(profile::get_displayname).put(profile::set_displayname),
         )
+}
+
+/// The routes only under `/_matrix/client/v1`.
+pub fn v1_routes() -> Router<AppState> {
+    Router::new().route(
+        "/_matrix/client/v1/register/m.login.registration_token/validity",
+        get(registration_token::validity),
+    )
 }
 
 /// `GET /register/available`: homekey offers no open registration (accounts are made by
