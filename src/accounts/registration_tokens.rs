@@ -86,7 +86,9 @@ pub fn check_length(length: i64) -> Result<(), RegistrationTokenError> {
 }
 
 /// Synapse's rule for `uses_allowed` (non-negative; null is no limit), within its column.
-pub fn check_uses_allowed(uses_allowed: Option<i64>) -> Result<Option<i32>, RegistrationTokenError> {
+pub fn check_uses_allowed(
+    uses_allowed: Option<i64>,
+) -> Result<Option<i32>, RegistrationTokenError> {
     match uses_allowed {
         None => Ok(None),
         Some(n) if n < 0 => Err(RegistrationTokenError::UsesAllowed),
@@ -221,7 +223,11 @@ impl Accounts {
         }
         let not_found = || RegistrationTokenError::NotFound(token.to_owned());
         if uses_allowed.is_none() && expiry_time.is_none() {
-            return self.store.registration_token(token).await?.ok_or_else(not_found);
+            return self
+                .store
+                .registration_token(token)
+                .await?
+                .ok_or_else(not_found);
         }
         let mut details = serde_json::Map::new();
         if let Some(value) = uses_allowed {
@@ -278,7 +284,9 @@ impl Accounts {
 
     /// Whether `token` would admit a sign-up now (unknown: no).
     pub async fn registration_token_is_valid(&self, token: &str) -> Result<bool, StoreError> {
-        self.store.registration_token_is_valid(token, now_ms()).await
+        self.store
+            .registration_token_is_valid(token, now_ms())
+            .await
     }
 }
 
@@ -289,7 +297,10 @@ mod tests {
     #[test]
     fn tokens_follow_synapses_rules() {
         assert!(check_token("abcd-._~XYZ019").is_ok());
-        assert!(matches!(check_token(""), Err(RegistrationTokenError::TokenLength)));
+        assert!(matches!(
+            check_token(""),
+            Err(RegistrationTokenError::TokenLength)
+        ));
         assert!(check_token(&"a".repeat(64)).is_ok());
         assert!(matches!(
             check_token(&"a".repeat(65)),
@@ -297,7 +308,10 @@ mod tests {
         ));
         for bad in ["a b", "a/b", "a+b", "é", "a\u{0}"] {
             assert!(
-                matches!(check_token(bad), Err(RegistrationTokenError::TokenCharacters)),
+                matches!(
+                    check_token(bad),
+                    Err(RegistrationTokenError::TokenCharacters)
+                ),
                 "{bad:?}"
             );
         }

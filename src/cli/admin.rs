@@ -102,7 +102,7 @@ pub enum AdminCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminTokenCommand {
-    /// Make a token (random unless --token), for as many sign-ups and as long as given.
+    /// Make a token (random unless given), for as many sign-ups and as long as given.
     Create(token_cli::CreateFields),
     /// The tokens, one a line.
     List(token_cli::ListFields),
@@ -113,6 +113,7 @@ pub enum AdminTokenCommand {
     /// Delete a token.
     Delete {
         /// The token.
+        #[arg(id = "registration_token", value_name = "TOKEN")]
         token: String,
     },
 }

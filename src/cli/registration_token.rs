@@ -22,7 +22,7 @@ pub struct RegistrationTokenArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RegistrationTokenCommand {
-    /// Make a token (random unless --token), for as many sign-ups and as long as given.
+    /// Make a token (random unless given), for as many sign-ups and as long as given.
     #[command(after_help = EXIT_CODES_HELP)]
     Create {
         #[command(flatten)]
@@ -58,6 +58,7 @@ pub enum RegistrationTokenCommand {
     #[command(after_help = EXIT_CODES_HELP)]
     Delete {
         /// The token.
+        #[arg(id = "registration_token", value_name = "TOKEN")]
         token: String,
         #[command(flatten)]
         db: DatabaseSelection,
@@ -67,8 +68,13 @@ pub enum RegistrationTokenCommand {
 /// `create`'s fields.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CreateFields {
-    /// The token's text: 1 to 64 of A-Z a-z 0-9 . _ ~ - (default: random).
-    #[arg(long, conflicts_with = "length")]
+    /// The token's text: 1 to 64 of A-Z a-z 0-9 . _ ~ - (default: random). An argument, not
+    /// `--token`, which `homekey admin` takes for the admin's access token.
+    #[arg(
+        id = "registration_token",
+        value_name = "TOKEN",
+        conflicts_with = "length"
+    )]
     pub token: Option<String>,
     /// The length of a random token, 1 to 64 (default 16).
     #[arg(long)]
@@ -138,6 +144,7 @@ impl ListFields {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShowFields {
     /// The token.
+    #[arg(id = "registration_token", value_name = "TOKEN")]
     pub token: String,
     /// Print the Admin API's JSON.
     #[arg(long)]
@@ -148,6 +155,7 @@ pub struct ShowFields {
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpdateFields {
     /// The token.
+    #[arg(id = "registration_token", value_name = "TOKEN")]
     pub token: String,
     /// How many sign-ups it admits in all (0 admits no more).
     #[arg(long, value_name = "N", conflicts_with = "unlimited")]
@@ -227,7 +235,10 @@ fn from_json(value: &Value) -> RegistrationToken {
 }
 
 fn print_json(value: &Value) {
-    out!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    out!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// `expiry_time` for an operator: the UTC time and the milliseconds, or "never".
@@ -256,7 +267,11 @@ pub fn print_token(value: &Value, json: bool) {
     out!(
         "  {:<13} {}",
         "valid",
-        if token.is_valid(now_ms()) { "yes" } else { "no" }
+        if token.is_valid(now_ms()) {
+            "yes"
+        } else {
+            "no"
+        }
     );
 }
 
@@ -277,7 +292,11 @@ pub fn print_tokens(tokens: &[Value], json: bool) {
             token.token,
             token.pending,
             expiry(token.expiry_time),
-            if token.is_valid(now) { "valid" } else { "invalid" }
+            if token.is_valid(now) {
+                "valid"
+            } else {
+                "invalid"
+            }
         );
     }
     out!(

@@ -34,9 +34,9 @@ impl RegistrationToken {
     /// 0 as "no limit", a falsy test that homekey does not copy).
     pub fn is_valid(&self, now_ms: i64) -> bool {
         let unexpired = self.expiry_time.is_none_or(|expiry| expiry > now_ms);
-        let use_left = self
-            .uses_allowed
-            .is_none_or(|allowed| i64::from(self.pending) + i64::from(self.completed) < i64::from(allowed));
+        let use_left = self.uses_allowed.is_none_or(|allowed| {
+            i64::from(self.pending) + i64::from(self.completed) < i64::from(allowed)
+        });
         unexpired && use_left
     }
 }
@@ -159,7 +159,10 @@ impl Store {
     ) -> Result<Option<RegistrationToken>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM registration_tokens WHERE token = $1");
         Ok(with_pool!(self, |pool| {
-            sqlx::query_as(&sql).bind(token).fetch_optional(pool).await?
+            sqlx::query_as(&sql)
+                .bind(token)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 
@@ -297,7 +300,12 @@ impl Store {
 mod tests {
     use super::RegistrationToken;
 
-    fn token(uses_allowed: Option<i32>, pending: i32, completed: i32, expiry: Option<i64>) -> RegistrationToken {
+    fn token(
+        uses_allowed: Option<i32>,
+        pending: i32,
+        completed: i32,
+        expiry: Option<i64>,
+    ) -> RegistrationToken {
         RegistrationToken {
             token: "t".into(),
             uses_allowed,
@@ -312,7 +320,13 @@ mod tests {
         assert!(token(None, 5, 9, None).is_valid(1000));
         assert!(token(Some(2), 1, 0, Some(1001)).is_valid(1000));
         assert!(!token(Some(2), 1, 1, None).is_valid(1000), "used up");
-        assert!(!token(Some(0), 0, 0, None).is_valid(1000), "0 admits nobody");
-        assert!(!token(None, 0, 0, Some(1000)).is_valid(1000), "expired at its time");
+        assert!(
+            !token(Some(0), 0, 0, None).is_valid(1000),
+            "0 admits nobody"
+        );
+        assert!(
+            !token(None, 0, 0, Some(1000)).is_valid(1000),
+            "expired at its time"
+        );
     }
 }

@@ -55,12 +55,13 @@ fn uses_allowed(value: &Value) -> Result<Option<i64>, MatrixError> {
 
 /// `expiry_time` as given: null or an integer not in the past.
 fn expiry_time(value: &Value) -> Result<Option<i64>, MatrixError> {
-    let parsed = match value {
-        Value::Null => None,
-        other => Some(integer(other).ok_or_else(|| {
-            MatrixError::invalid_param("expiry_time must be an integer or null")
-        })?),
-    };
+    let parsed =
+        match value {
+            Value::Null => None,
+            other => Some(integer(other).ok_or_else(|| {
+                MatrixError::invalid_param("expiry_time must be an integer or null")
+            })?),
+        };
     check_expiry_time(parsed)?;
     Ok(parsed)
 }
