@@ -17,10 +17,12 @@ use crate::ids;
 
 pub mod appservices;
 pub mod branding;
+pub mod email;
 pub mod oauth;
 pub mod registration;
 pub use appservices::AppService;
 pub use branding::BrandingConfig;
+pub use email::EmailConfig;
 pub use oauth::OAuthConfig;
 pub use registration::RegistrationConfig;
 
@@ -62,6 +64,12 @@ pub struct Config {
     pub appservices: Vec<AppService>,
     /// homekey's own `branding:` section ([`branding`]): how its pages present the service.
     pub branding: BrandingConfig,
+    /// Synapse's `email:` section ([`email`]): `None` when absent or empty, and then nothing
+    /// that needs mail (the password reset by e-mail) is offered.
+    pub email: Option<EmailConfig>,
+    /// Synapse's `templates.custom_template_directory`: an operator's templates, looked up
+    /// before homekey's own.
+    pub custom_template_directory: Option<PathBuf>,
     /// Sign-up, with Synapse's keys ([`registration`]).
     pub registration: RegistrationConfig,
 }
@@ -250,10 +258,11 @@ const SECRET_KEYS: &[&str] = &[
     "database.args.password",
     "synapse.secret",
     "matrix_authentication_service.secret",
+    "email.smtp_pass",
 ];
 
 /// Mappings that hold a secret: a value of the wrong type there is not shown either.
-const MAPPINGS_WITH_SECRETS: &[&str] = &["synapse", "matrix_authentication_service"];
+const MAPPINGS_WITH_SECRETS: &[&str] = &["synapse", "matrix_authentication_service", "email"];
 
 impl Config {
     /// The application service whose `as_token` this is.
@@ -299,6 +308,8 @@ impl Config {
             rc_client_registration: oauth::DEFAULT_RC_CLIENT_REGISTRATION,
             appservices: Vec::new(),
             branding: BrandingConfig::plain("localhost"),
+            email: None,
+            custom_template_directory: None,
             registration: RegistrationConfig::default(),
         }
     }
@@ -389,6 +400,8 @@ const KNOWN_KEYS: &[&str] = &[
     "rc_client_registration",
     "app_service_config_files",
     "branding",
+    "email",
+    "templates",
     "enable_registration",
     "rc_registration_token_validity",
 ];
@@ -459,6 +472,9 @@ struct RawConfig {
     app_service_config_files: Option<Vec<PathBuf>>,
     #[serde(default)]
     branding: branding::RawBranding,
+    /// Read as it is: whether it is empty decides whether mail is on ([`email`]).
+    email: Option<Value>,
+    templates: Option<email::RawTemplates>,
     enable_registration: Option<bool>,
     rc_registration_token_validity: Option<RateLimit>,
 }
@@ -777,6 +793,22 @@ impl RawConfig {
                 key: key.to_owned(),
                 message,
             })?;
+        let email = email::validate(self.email, &server_name).map_err(|(key, message)| {
+            ConfigError::Key {
+                path: file_of("email"),
+                key,
+                message,
+            }
+        })?;
+        let custom_template_directory =
+            self.templates
+                .unwrap_or_default()
+                .validate()
+                .map_err(|(key, message)| ConfigError::Key {
+                    path: file_of("templates"),
+                    key,
+                    message,
+                })?;
         let defaults = LoginRateLimits::default();
         let rc_login = LoginRateLimits {
             address: self.rc_login.address.unwrap_or(defaults.address),
@@ -815,6 +847,8 @@ impl RawConfig {
                 .unwrap_or(oauth::DEFAULT_RC_CLIENT_REGISTRATION),
             appservices,
             branding,
+            email,
+            custom_template_directory,
             registration: registration::RawRegistration {
                 enable_registration: self.enable_registration,
                 rc_registration_token_validity: self.rc_registration_token_validity,
@@ -1469,7 +1503,8 @@ mod tests {
              password_config: {pepper: pepper-secret-4}\n\
              public_baseurl: https://matrix.example.com\n\
              synapse: {endpoint: 'http://127.0.0.1:8008', secret: synapse-secret-6-0123456789abcdefghij}\n\
-             matrix_authentication_service: {enabled: false, secret: mas-secret-7}\n",
+             matrix_authentication_service: {enabled: false, secret: mas-secret-7}\n\
+             email: {notif_from: 'x@example.com', smtp_user: u, smtp_pass: smtp-secret-8}\n",
         );
         let config = Config::load(&[&file]).unwrap();
         assert!(config.synapse.is_some());
@@ -1484,6 +1519,7 @@ mod tests {
             "url-secret-5",
             "synapse-secret-6",
             "mas-secret-7",
+            "smtp-secret-8",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod mail;
 pub mod oauth;
 pub mod password;
 #[cfg(test)]

@@ -85,6 +85,9 @@ enum Command {
     /// Beside Synapse: what homekey owes the Synapse it serves (status), and bringing
     /// Synapse's users and devices in line with homekey's (reconcile).
     Synapse(homekey::cli::synapse::SynapseArgs),
+    /// Mail: send a test mail with the config's email settings (test), and list the mail
+    /// `serve` has not sent yet or gave up (status).
+    Email(homekey::cli::email::EmailArgs),
     /// Carry an existing, stopped Synapse's accounts, devices and sessions into homekey's
     /// database, so that nobody is logged out when Synapse starts delegating to homekey.
     MigrateFromSynapse(homekey::cli::migrate_synapse::FromSynapseArgs),
@@ -235,6 +238,7 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Admin(args) => Ok(runtime()?.block_on(admin::run(args))?),
         Command::Synapse(args) => Ok(runtime()?.block_on(homekey::cli::synapse::run(args))?),
+        Command::Email(args) => Ok(runtime()?.block_on(homekey::cli::email::run(args))?),
         Command::MigrateFromSynapse(args) => {
             Ok(runtime()?.block_on(homekey::cli::migrate_synapse::run_from(args))?)
         }

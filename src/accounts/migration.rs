@@ -5,8 +5,11 @@
 //!   their password hashes and flags (erasure too), their devices and their access and refresh tokens, so
 //!   that every password and every logged-in client keeps working. Guests are left out
 //!   (Synapse's delegated requests carry no guest flag, so a guest's token must not become a
-//!   full user's: homekey answers their tokens as inactive), and so are appservice users
-//!   (their tokens are the appservice's, which Synapse keeps); Synapse's hidden devices are
+//!   full user's: homekey answers their tokens as inactive). Appservice users are carried
+//!   with their devices and tokens (a bridge bot's encryption device, logged in with
+//!   `m.login.application_service`), so those tokens work once Synapse delegates; they stay
+//!   the appservice's (no password, never provisioned: Synapse has them), and the
+//!   appservice's own `as_token` stays Synapse's, which never asks homekey about it. Synapse's hidden devices are
 //!   its store of cross-signing keys, no sessions. An account homekey already has is passed
 //!   over: one an earlier run carried is homekey's since (so a second run, or one after an
 //!   interruption, finishes the job and never undoes a change made in homekey meanwhile), and
@@ -45,6 +48,7 @@ pub struct Tally {
     /// Names that differ only in case from one carried before them: not carried.
     pub case_duplicates: Vec<String>,
     pub guests: u64,
+    /// Appservice users carried (with their devices and tokens).
     pub appservice_users: u64,
     /// Active accounts carried without a password (SSO-only, or never given one): they
     /// cannot log in through homekey until one is set.
@@ -150,7 +154,8 @@ impl Accounts {
     /// Of the names of `source` (Synapse's database) that differ only in case from another
     /// one, those not to carry: homekey tells user IDs apart ignoring case, so of each such
     /// group only one is carried, the one homekey has already by that spelling, or else the
-    /// first by name. Found before the first batch, as the group may span batches.
+    /// first by name, a person's account before an appservice user's. Found before the first
+    /// batch, as the group may span batches.
     pub async fn case_duplicates_in(
         &self,
         source: &Accounts,
@@ -191,13 +196,7 @@ impl Accounts {
         tally: &mut Tally,
     ) -> Result<(), StoreError> {
         tally.read += batch.users.len() as u64;
-        for user in &batch.users {
-            if user.appservice_id.is_some() {
-                tally.appservice_users += 1;
-            } else if user.is_guest {
-                tally.guests += 1;
-            }
-        }
+        tally.guests += batch.users.iter().filter(|u| u.is_guest).count() as u64;
         tally.case_duplicates.extend(
             batch
                 .users
@@ -205,9 +204,7 @@ impl Accounts {
                 .filter(|u| case_duplicates.contains(&u.name))
                 .map(|u| u.name.clone()),
         );
-        batch.retain_users(|u| {
-            u.appservice_id.is_none() && !u.is_guest && !case_duplicates.contains(&u.name)
-        });
+        batch.retain_users(|u| !u.is_guest && !case_duplicates.contains(&u.name));
         batch.devices.retain(|d| !d.hidden);
         for user in &mut batch.users {
             // Synapse has written an empty hash for "no password" in the past.
@@ -263,6 +260,11 @@ impl Accounts {
             - before.threepids_taken.len()) as u64;
         for user in batch.users.iter().filter(|u| new(&u.name)) {
             tally.carried += 1;
+            if user.appservice_id.is_some() {
+                // Its appservice acts for it: it has no password to set.
+                tally.appservice_users += 1;
+                continue;
+            }
             // A deactivated account has none by design: it is not one to set a password for.
             if user.password_hash.is_none() && !user.deactivated {
                 tally.without_password += 1;

@@ -11,6 +11,7 @@
 //! - [`passwords`]: the one rule for new passwords.
 //! - [`beside_synapse`]: Synapse's users and devices kept in line with homekey's.
 //! - [`interactive_auth`]: re-authentication before a sensitive operation.
+//! - [`mail_delivery`]: the queued mail, delivered by `serve`.
 //! - [`migration`]: an existing Synapse's accounts carried into homekey, and back.
 //! - [`oauth_clients`]: the OAuth clients that register themselves.
 //! - [`oauth_sessions`]: the OAuth API's grants: codes, tokens, their sessions.
@@ -26,6 +27,7 @@ pub mod device_activity;
 pub mod error;
 pub mod interactive_auth;
 pub mod login_names;
+pub mod mail_delivery;
 pub mod migration;
 pub mod oauth_clients;
 pub mod oauth_device_grants;
@@ -88,6 +90,8 @@ pub struct Accounts {
     instance: Option<Arc<beside_synapse::ServingInstance>>,
     /// The devices' contacts noted and not written yet ([`device_activity`]).
     activity: Arc<device_activity::DeviceActivity>,
+    /// Wakes this process's mail delivery when it queued mail ([`mail_delivery`]).
+    mail_wakeup: Arc<mail_delivery::MailWakeup>,
 }
 
 /// Who made a request: the owner of a valid access token.
@@ -175,6 +179,7 @@ impl Accounts {
             config,
             dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
             activity: Arc::default(),
+            mail_wakeup: Arc::default(),
         }
     }
 

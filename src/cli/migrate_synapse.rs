@@ -261,7 +261,13 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
     }
     if tally.appservice_users > 0 {
         out!(
-            "left {} appservice user(s) to Synapse: their appservice's token is Synapse's",
+            "{} {} appservice user(s) with their devices and tokens: they stay their \
+             appservice's, whose own token Synapse keeps checking",
+            if args.dry_run {
+                "would carry"
+            } else {
+                "carried"
+            },
             tally.appservice_users
         );
     }

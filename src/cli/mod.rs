@@ -4,6 +4,7 @@
 //! - [`hash_password`]: Synapse's script, natively.
 //! - [`user`], [`user_import`] and [`audit_list`]: the operator's commands straight on the
 //!   database, with what they share in [`operator`].
+//! - [`email`]: a test mail, and the mail `serve` has not sent.
 //! - [`registration_token`]: the invitations to sign up, on the database or through the
 //!   Admin API.
 //! - [`synapse`]: beside Synapse, what is owed to it, and reconciling with it.
@@ -13,6 +14,7 @@
 
 pub mod admin;
 pub mod audit_list;
+pub mod email;
 pub mod hash_password;
 pub mod migrate_synapse;
 pub mod operator;

@@ -128,6 +128,9 @@ pub enum ServeError {
     Hash(#[from] crate::password::PasswordError),
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A template of the mail (or of the reset's pages) does not render.
+    #[error("{0}")]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// Runs the server until SIGTERM or SIGINT: requests in flight finish, then the database is
@@ -136,6 +139,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Installed before anything is announced: a SIGTERM sent as soon as "listening" shows
     // must stop the server gracefully, not kill it.
     let shutdown = ShutdownSignal::install()?;
+    // An operator's broken mail template is found now, not when a user asks for a reset.
+    crate::mail::templates::check(&config)?;
     let store = Store::open(&config.database, OpenMode::CreateIfMissing).await?;
     tracing::info!(database = %config.database, "database open");
     let mut accounts = Accounts::new(store, Arc::new(config.clone()));
@@ -185,6 +190,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (writing, writing_stopped) = (accounts.clone(), stopped.clone());
     let device_activity =
         tokio::spawn(async move { writing.run_device_activity_writes(writing_stopped).await });
+    // The queued mail (a reset link) goes out from here, whichever instance queued it.
+    let (mailing, mailing_stopped) = (accounts.clone(), stopped.clone());
+    let mail_delivery =
+        tokio::spawn(async move { mailing.run_mail_delivery(mailing_stopped).await });
     let mut servers = tokio::task::JoinSet::new();
     for (listener, x_forwarded) in listeners {
         let mut stopped = stopped.clone();
@@ -217,6 +226,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         result.map_err(std::io::Error::other)??;
     }
     let _ = housekeeping.await;
+    // A delivery under way ends on its own or is cut short: its mail is leased, and taken
+    // again (by this instance after a restart, or another) once the lease runs out.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), mail_delivery)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a mail delivery was cut short by the shutdown; it will be retried");
+    }
     // The devices' last contacts noted since the last write are written before closing.
     let _ = device_activity.await;
     accounts.close().await;

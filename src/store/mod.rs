@@ -17,6 +17,7 @@ mod audit;
 mod bulk_rows;
 mod connect;
 mod interactive_auth;
+pub mod mail_outbox;
 mod oauth_clients;
 mod oauth_sessions;
 mod registration_nonces;
@@ -36,6 +37,7 @@ pub use accounts::Deactivation;
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use interactive_auth::UiAuthSession;
+pub use mail_outbox::{LeasedMail, MailOutcome, MailStatus, NewMail};
 pub use oauth_clients::{ClientRegistered, NewOAuthClient};
 pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,

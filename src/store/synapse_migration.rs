@@ -420,21 +420,23 @@ impl Store {
         }
     }
 
-    /// The user IDs of accounts carried (neither guests nor appservice users) that differ
-    /// only in case from another one, as (the lowercase one all of them share, the ID), in
-    /// that order: Synapse's `users` has such from before it told user IDs apart ignoring
-    /// case, and homekey's cannot.
+    /// The user IDs of accounts carried (all but guests) that differ only in case from
+    /// another one, as (the lowercase one all of them share, the ID), in that order, an
+    /// appservice user after the others of its group (so that a person's account is the one
+    /// kept): Synapse's `users` has such from before it told user IDs apart ignoring case,
+    /// and homekey's cannot.
     pub async fn names_differing_only_in_case(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 // One pass over `users` (an `IN (… GROUP BY …)` took two: 389 against 89 ms
                 // for 100,000 users on PostgreSQL).
-                // Of the accounts carried at all: a guest or an appservice user is left to
-                // Synapse, and must not make a carried account of its name a duplicate.
+                // Of the accounts carried at all: a guest is left out, and must not make a
+                // carried account of its name a duplicate.
                 "SELECT lowered, name FROM (SELECT lower(name) AS lowered, name, \
+                 appservice_id IS NOT NULL AS appservice, \
                  COUNT(*) OVER (PARTITION BY lower(name)) AS spellings FROM users \
-                 WHERE appservice_id IS NULL AND is_guest = 0) AS t \
-                 WHERE spellings > 1 ORDER BY lowered, name",
+                 WHERE is_guest = 0) AS t \
+                 WHERE spellings > 1 ORDER BY lowered, appservice, name",
             )
             .fetch_all(pool)
             .await?

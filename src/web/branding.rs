@@ -92,6 +92,20 @@ pub fn brand_css(accent: Option<Rgb>) -> String {
     )
 }
 
+/// The accent on a white surface (a mail, read in the light): a button's background, its
+/// text, and links, each readable (the light scheme of [`brand_css`]).
+pub fn light_accent(accent: Option<Rgb>) -> (Rgb, Rgb, Rgb) {
+    let accent = accent.unwrap_or(DEFAULT_ACCENT);
+    let black = Rgb(0, 0, 0);
+    let fill = reach(accent, black, &LIGHT_SURFACES, CONTROL_CONTRAST);
+    let on_fill = [Rgb(0xff, 0xff, 0xff), black]
+        .into_iter()
+        .max_by(|a, b| contrast(*a, fill).total_cmp(&contrast(*b, fill)))
+        .unwrap_or(Rgb(0xff, 0xff, 0xff));
+    let text = reach(accent, black, &LIGHT_SURFACES, TEXT_CONTRAST);
+    (fill, on_fill, text)
+}
+
 /// `colour`, or the least mix of it with `towards` that has `minimum` contrast with every
 /// one of `surfaces`.
 fn reach(colour: Rgb, towards: Rgb, surfaces: &[Rgb], minimum: f64) -> Rgb {

@@ -16,12 +16,12 @@ use crate::synapse_interop::Synapse;
 use crate::synapse_proxy::{Proxy, call, client, program};
 use crate::synapse_queue::BesideSynapse;
 
-const AS_TOKEN: &str = "as-token-login-0123456789abcdefghij";
+pub(crate) const AS_TOKEN: &str = "as-token-login-0123456789abcdefghij";
 const HS_TOKEN: &str = "hs-token-login-0123456789abcdefghij";
 
 /// A bridge's registration file (`bridge_*` users, exclusive; its sender `bridgebot`), and
 /// the YAML naming it for both homeserver.yaml and homekey's config.
-fn write_registration(dir: &Path) -> String {
+pub(crate) fn write_registration(dir: &Path) -> String {
     let registration = dir.join("bridge.yaml");
     std::fs::write(
         &registration,
@@ -53,7 +53,7 @@ fn write_registration(dir: &Path) -> String {
 
 const MSC4190_TOKEN: &str = "as-token-msc4190-0123456789abcdefghij";
 
-fn as_login(user: &str) -> Value {
+pub(crate) fn as_login(user: &str) -> Value {
     json!({
         "type": "m.login.application_service",
         "identifier": {"type": "m.id.user", "user": user},

@@ -21,6 +21,7 @@ mod hardening_instances;
 mod hardening_outage;
 mod hostile_input;
 mod last_admin_race;
+mod mail;
 mod oauth_clients;
 mod oauth_grants;
 mod oauth_pages;

@@ -542,8 +542,9 @@ async fn a_synapse_on_sqlite_moves_to_homekey_and_back_without_logging_anyone_ou
 /// What the migration cannot carry it says, and what would make it wrong it refuses, with a
 /// one-line message and nothing changed: a database that is not Synapse's, an unknown schema
 /// version, homekey's config given as Synapse's, a different pepper, and accounts homekey
-/// already has (each named, none changed). Guests and appservice users are left to Synapse,
-/// accounts without a password carried as such, hidden devices (cross-signing keys) left out.
+/// already has (each named, none changed). Guests are left to Synapse, appservice users
+/// carried as their appservice's, accounts without a password carried as such, hidden
+/// devices (cross-signing keys) left out.
 #[tokio::test]
 async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
     let test = "the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves";
@@ -706,15 +707,16 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
         &database,
         &["--dry-run"],
     ));
-    assert!(out.contains("would carry 4 account(s), 2 device(s), 2 access token(s), 0 refresh token(s) of the 7 read"), "{out}");
+    assert!(out.contains("would carry 5 account(s), 2 device(s), 2 access token(s), 0 refresh token(s) of the 7 read"), "{out}");
     assert!(out.contains("2 of them have no password"), "{out}");
     assert!(
         out.contains("1 account(s) not carried: their user ID differs only in case from one carried (homekey tells user IDs apart ignoring case, as Synapse does at login): @dave:example.com"),
         "{out}"
     );
     assert!(out.contains("left out 1 guest account(s)"), "{out}");
+    // The bridge's user is carried, and not counted as an account without a password.
     assert!(
-        out.contains("left 1 appservice user(s) to Synapse"),
+        out.contains("would carry 1 appservice user(s) with their devices and tokens"),
         "{out}"
     );
 
@@ -752,7 +754,7 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
         "1 account(s) homekey already had were not carried and not changed (they are not from an earlier run; --replace-existing replaces them by Synapse's): @carol:example.com",
     );
     assert!(
-        stdout(&out).contains("carried 3 account(s)"),
+        stdout(&out).contains("carried 4 account(s)"),
         "{}",
         stdout(&out)
     );
@@ -778,18 +780,23 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
             + moving
                 .db
                 .count(
-                    "SELECT COUNT(*) FROM users WHERE name = $1",
-                    "@irc_x:example.com"
-                )
-                .await
-            + moving
-                .db
-                .count(
                     "SELECT COUNT(*) FROM devices WHERE device_id = $1",
                     "master signing key"
                 )
                 .await,
         0
+    );
+    // The bridge's user is its appservice's still, without a password.
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM users WHERE name = $1 AND appservice_id = 'irc' \
+                 AND password_hash IS NULL",
+                "@irc_x:example.com"
+            )
+            .await,
+        1
     );
 
     // A name that differs only in case from an account carried before (here by the run
@@ -911,7 +918,7 @@ async fn the_migration_refuses_what_would_go_wrong_and_says_what_it_leaves() {
     let out = ok(&migrate_with(&synapse_config, &config, &database, &[]));
     assert!(out.contains("carried 0 account(s)"), "{out}");
     assert!(
-        out.contains("passed over 4 account(s) carried by an earlier run"),
+        out.contains("passed over 5 account(s) carried by an earlier run"),
         "{out}"
     );
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
@@ -1061,8 +1068,8 @@ async fn a_migration_killed_midway_is_finished_by_the_next_run() {
 
 /// Two user IDs that differ only in case, batches apart (upper case sorts first): the first
 /// run, into an empty homekey, carries the first and names the other, instead of failing
-/// on homekey's unique lower-case index when it reaches it. An appservice user's name makes
-/// no duplicate: it is not carried.
+/// on homekey's unique lower-case index when it reaches it. Of a person's account and an
+/// appservice user's that differ only in case, the person's is carried.
 #[tokio::test]
 async fn names_differing_only_in_case_batches_apart_are_carried_once() {
     let test = "names_differing_only_in_case_batches_apart_are_carried_once";
@@ -1093,14 +1100,24 @@ async fn names_differing_only_in_case_batches_apart_are_carried_once() {
         &moving.database,
         &[],
     ));
-    // The appservice's @Irc_yu is left to Synapse, and takes nothing from @irc_yu.
+    // The appservice's @Irc_yu (first by name) gives way to the person's @irc_yu.
     assert!(
         out.contains(&format!("carried {} account(s)", USERS + 2)),
         "{out}"
     );
     assert!(
-        out.contains("1 account(s) not carried: their user ID differs only in case from one carried (homekey tells user IDs apart ignoring case, as Synapse does at login): @zed:example.com"),
+        out.contains("2 account(s) not carried: their user ID differs only in case from one carried (homekey tells user IDs apart ignoring case, as Synapse does at login): @Irc_yu:example.com, @zed:example.com"),
         "{out}"
+    );
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM users WHERE name = $1 AND appservice_id IS NULL",
+                "@irc_yu:example.com"
+            )
+            .await,
+        1
     );
     assert_eq!(
         moving
@@ -1605,4 +1622,142 @@ async fn on_postgres_email_addresses_move_from_synapse_and_back() {
         return;
     };
     email_addresses_move_from_synapse_and_back(synapse, db, test).await;
+}
+
+/// A bridge's bot, logged in on Synapse with `m.login.application_service` on two devices
+/// (its encryption devices), keeps them across the move: Synapse delegating asks homekey
+/// about their tokens, and homekey, which carried them, answers; the appservice's own token
+/// stays Synapse's. A device the bridge logs out under homekey is gone on the way back,
+/// and the other's token works on Synapse's own auth again.
+async fn a_bridge_bots_devices_move_from_synapse_and_back(
+    synapse: Synapse,
+    db: TestDb,
+    test: &str,
+) {
+    use crate::appservice_login::{AS_TOKEN, as_login, write_registration};
+    let started = Instant::now();
+    let registrations = tempfile::tempdir().unwrap();
+    let mut moving = Moving::new(synapse, db);
+    let config = std::fs::read_to_string(&moving.synapse.config).unwrap();
+    std::fs::write(
+        &moving.synapse.config,
+        format!("{config}\n{}", write_registration(registrations.path())),
+    )
+    .unwrap();
+    moving.synapse.start().await;
+    let (status, body) = moving
+        .synapse
+        .post_json(
+            "/_matrix/client/v3/register",
+            AS_TOKEN,
+            &json!({"type": "m.login.application_service", "username": "bridge_bot",
+                    "inhibit_login": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = moving
+            .synapse
+            .post_json(
+                "/_matrix/client/v3/login",
+                AS_TOKEN,
+                &as_login("bridge_bot"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        devices.push((
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["device_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (ended_token, ended_device) = devices.pop().unwrap();
+    let (kept_token, kept_device) = devices.pop().unwrap();
+    moving.synapse.stop();
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(
+        out.contains("carried 1 appservice user(s) with their devices and tokens"),
+        "{out}"
+    );
+    moving.switch_synapse(true);
+    let mut homekey = moving.serve().await;
+    moving.synapse.start().await;
+    for (token, device) in [(&kept_token, &kept_device), (&ended_token, &ended_device)] {
+        let (status, body) = moving.synapse.whoami(token).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{body}\n{}",
+            moving.synapse.log_tail()
+        );
+        assert_eq!(body["user_id"], "@bridge_bot:example.com");
+        assert_eq!(body["device_id"], device.as_str());
+    }
+    // The appservice's own token is Synapse's to check, as before.
+    let (status, body) = moving.synapse.whoami(AS_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], "@bridgebot:example.com");
+    // The bridge logs one device out (beside Synapse its /logout is homekey's).
+    let (status, body) = homekey
+        .call(
+            "POST",
+            "/_matrix/client/v3/logout",
+            Some(&ended_token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = moving.synapse.whoami(&ended_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Still the appservice's user: no password, never given one by homekey.
+    assert_eq!(
+        moving
+            .db
+            .count(
+                "SELECT COUNT(*) FROM users WHERE name = $1 AND appservice_id = 'bridge' \
+                 AND password_hash IS NULL",
+                "@bridge_bot:example.com"
+            )
+            .await,
+        1
+    );
+
+    moving.synapse.stop();
+    homekey.stop();
+    drop(homekey);
+    moving.db.store.close().await;
+    ok(&moving.homekey(&["migrate-to-synapse"]));
+    moving.switch_synapse(false);
+    moving.synapse.start().await;
+    let (status, body) = moving.synapse.whoami(&kept_token).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{body}\n{}",
+        moving.synapse.log_tail()
+    );
+    assert_eq!(body["device_id"], kept_device.as_str());
+    let (status, _) = moving.synapse.whoami(&ended_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test]
+async fn on_sqlite_a_bridge_bots_devices_move_from_synapse_and_back() {
+    let test = "on_sqlite_a_bridge_bots_devices_move_from_synapse_and_back";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let synapse = Synapse::prepare_with_auth(venv, &own_auth());
+    a_bridge_bots_devices_move_from_synapse_and_back(synapse, TestDb::sqlite().await, test).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_bridge_bots_devices_move_from_synapse_and_back() {
+    let test = "on_postgres_a_bridge_bots_devices_move_from_synapse_and_back";
+    let Some((synapse, db)) = both_on_postgres(test).await else {
+        return;
+    };
+    a_bridge_bots_devices_move_from_synapse_and_back(synapse, db, test).await;
 }
