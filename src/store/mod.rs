@@ -21,6 +21,7 @@ pub mod mail_outbox;
 mod oauth_clients;
 mod oauth_sessions;
 mod registration_nonces;
+pub(crate) mod registration_tokens;
 mod sessions;
 mod sqlite_reads;
 mod synapse_migration;
@@ -43,6 +44,7 @@ pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
     NewOAuthSession, OAuthCode, OAuthSession,
 };
+pub use registration_tokens::{RegistrationToken, RegistrationTokenChanges};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{
     AccountBatch, CarriedBefore, CarryOptions, MigratedAccessToken, MigratedDevice,

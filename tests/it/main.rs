@@ -29,6 +29,7 @@ mod oauth_pages;
 mod oauth_registration;
 mod oauth_revocation;
 mod one_account_service;
+mod registration_tokens;
 mod secrets;
 mod serve;
 mod serve_account;
