@@ -339,6 +339,65 @@ impl AdminClient {
         .map(|_| ())
     }
 
+    /// The registration tokens, all or only the valid (`Some(true)`) or invalid ones.
+    pub async fn registration_tokens(
+        &self,
+        valid: Option<bool>,
+    ) -> Result<Value, AdminClientError> {
+        let query: Vec<(&str, String)> = valid
+            .map(|valid| ("valid", valid.to_string()))
+            .into_iter()
+            .collect();
+        self.request(
+            reqwest::Method::GET,
+            &["_synapse", "admin", "v1", "registration_tokens"],
+            &query,
+            None,
+        )
+        .await
+    }
+
+    /// Makes a registration token (`POST …/registration_tokens/new`).
+    pub async fn create_registration_token(&self, body: Value) -> Result<Value, AdminClientError> {
+        self.request(
+            reqwest::Method::POST,
+            &["_synapse", "admin", "v1", "registration_tokens", "new"],
+            &[],
+            Some(body),
+        )
+        .await
+    }
+
+    /// One registration token; with a body, changed first (`PUT`).
+    pub async fn registration_token(
+        &self,
+        token: &str,
+        changes: Option<Value>,
+    ) -> Result<Value, AdminClientError> {
+        let method = match changes {
+            Some(_) => reqwest::Method::PUT,
+            None => reqwest::Method::GET,
+        };
+        self.request(
+            method,
+            &["_synapse", "admin", "v1", "registration_tokens", token],
+            &[],
+            changes,
+        )
+        .await
+    }
+
+    pub async fn delete_registration_token(&self, token: &str) -> Result<(), AdminClientError> {
+        self.request(
+            reqwest::Method::DELETE,
+            &["_synapse", "admin", "v1", "registration_tokens", token],
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn server_version(&self) -> Result<Value, AdminClientError> {
         self.request(
             reqwest::Method::GET,

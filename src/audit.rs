@@ -63,6 +63,12 @@ pub enum Action {
     OAuthConsentRefused,
     /// A token revoked at the OAuth revocation endpoint, ending its session.
     RevokeToken,
+    /// A registration token made (the record's target names it by a digest, never itself).
+    CreateRegistrationToken,
+    /// A registration token's `uses_allowed` or `expiry_time` changed.
+    UpdateRegistrationToken,
+    /// A registration token deleted.
+    DeleteRegistrationToken,
     /// A password reset link mailed to a user's addresses by an admin or the operator
     /// (`send_reset_link`); the user sets the password.
     SendResetLink,
@@ -97,6 +103,9 @@ impl Action {
             Action::OAuthGrant => "oauth_grant",
             Action::OAuthConsentRefused => "oauth_consent_refused",
             Action::RevokeToken => "revoke_token",
+            Action::CreateRegistrationToken => "create_registration_token",
+            Action::UpdateRegistrationToken => "update_registration_token",
+            Action::DeleteRegistrationToken => "delete_registration_token",
             Action::SendResetLink => "send_reset_link",
             Action::ResetPasswordByLink => "reset_password_by_link",
         }

@@ -19,11 +19,13 @@ pub mod appservices;
 pub mod branding;
 pub mod email;
 pub mod oauth;
+pub mod registration;
 pub mod threepid_validation;
 pub use appservices::AppService;
 pub use branding::BrandingConfig;
 pub use email::EmailConfig;
 pub use oauth::OAuthConfig;
+pub use registration::RegistrationConfig;
 pub use threepid_validation::ThreepidValidationConfig;
 
 /// Synapse's default `bcrypt_rounds`.
@@ -73,6 +75,8 @@ pub struct Config {
     /// Synapse's `templates.custom_template_directory`: an operator's templates, looked up
     /// before homekey's own.
     pub custom_template_directory: Option<PathBuf>,
+    /// Sign-up, with Synapse's keys ([`registration`]).
+    pub registration: RegistrationConfig,
 }
 
 /// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
@@ -312,6 +316,7 @@ impl Config {
             threepid_validation: ThreepidValidationConfig::default(),
             email: None,
             custom_template_directory: None,
+            registration: RegistrationConfig::default(),
         }
     }
 
@@ -406,6 +411,8 @@ const KNOWN_KEYS: &[&str] = &[
     "next_link_domain_whitelist",
     "email",
     "templates",
+    "enable_registration",
+    "rc_registration_token_validity",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -480,6 +487,8 @@ struct RawConfig {
     /// Read as it is: whether it is empty decides whether mail is on ([`email`]).
     email: Option<Value>,
     templates: Option<email::RawTemplates>,
+    enable_registration: Option<bool>,
+    rc_registration_token_validity: Option<RateLimit>,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -858,6 +867,11 @@ impl RawConfig {
             .validate(),
             email,
             custom_template_directory,
+            registration: registration::RawRegistration {
+                enable_registration: self.enable_registration,
+                rc_registration_token_validity: self.rc_registration_token_validity,
+            }
+            .validate(),
         })
     }
 }

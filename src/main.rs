@@ -75,8 +75,12 @@ enum Command {
     User(UserArgs),
     /// Read the audit log: who changed which account, and how.
     Audit(AuditArgs),
+    /// Registration tokens (invitations to sign up) straight on the database: create, list,
+    /// show, update, delete.
+    RegistrationToken(homekey::cli::registration_token::RegistrationTokenArgs),
     /// Use the Admin API of a running server (homekey's or Synapse's): login, reset-password,
-    /// user show/list/create, set-admin, deactivate, whois, devices, server-version.
+    /// user show/list/create, set-admin, deactivate, whois, devices, registration-token,
+    /// server-version.
     Admin(AdminArgs),
     /// Beside Synapse: what homekey owes the Synapse it serves (status), and bringing
     /// Synapse's users and devices in line with homekey's (reconcile).
@@ -229,6 +233,9 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::User(args) => Ok(runtime()?.block_on(user::run(args))?),
         Command::Audit(args) => Ok(runtime()?.block_on(audit_list::run(args))?),
+        Command::RegistrationToken(args) => {
+            Ok(runtime()?.block_on(homekey::cli::registration_token::run(args))?)
+        }
         Command::Admin(args) => Ok(runtime()?.block_on(admin::run(args))?),
         Command::Synapse(args) => Ok(runtime()?.block_on(homekey::cli::synapse::run(args))?),
         Command::Email(args) => Ok(runtime()?.block_on(homekey::cli::email::run(args))?),

@@ -17,6 +17,7 @@
 //! - [`oauth_sessions`]: the OAuth API's grants: codes, tokens, their sessions.
 //! - [`oauth_device_grants`]: the device authorization grant (a device without a browser).
 //! - [`password_reset`]: the e-mail password reset of legacy clients (Synapse's flow).
+//! - [`registration_tokens`]: the invitations to sign up, and their validity check.
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -35,6 +36,7 @@ pub mod oauth_sessions;
 pub mod password_reset;
 pub mod passwords;
 pub mod recovery;
+pub mod registration_tokens;
 pub mod sessions;
 pub mod tokens;
 
@@ -76,6 +78,9 @@ pub struct Accounts {
     user_code_entries: Arc<RateLimiter>,
     /// The e-mail password reset's limits ([`password_reset`]), kept in the process.
     reset_limits: Arc<password_reset::ResetLimiters>,
+    /// `rc_registration_token_validity`, per client address: a token is guessed only by
+    /// many tries.
+    token_validity_checks: Arc<RateLimiter>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing. Made on first use
     /// (`serve` makes it before it listens): a command that checks no password never pays
@@ -168,6 +173,9 @@ impl Accounts {
             client_registrations: Arc::new(RateLimiter::new(config.rc_client_registration)),
             user_code_entries: Arc::new(RateLimiter::new(config.rc_client_registration)),
             reset_limits: Arc::new(password_reset::ResetLimiters::new(&config)),
+            token_validity_checks: Arc::new(RateLimiter::new(
+                config.registration.rc_registration_token_validity,
+            )),
             synapse: config
                 .synapse
                 .as_ref()

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::operator::{CommandError, out};
 use super::password_input::{NewPasswordArgs, read_stdin_line, stdin_is_terminal};
+use super::registration_token as token_cli;
 use crate::admin_client::{AdminClient, AdminClientError};
 
 const EXIT_CODES_HELP: &str = "Exit codes: 0 done; 1 refused by the server (its errcode and \
@@ -100,8 +101,29 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Registration tokens (invitations to sign up): create, list, show, update, delete.
+    #[command(subcommand)]
+    RegistrationToken(AdminTokenCommand),
     /// The server's name and version.
     ServerVersion,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminTokenCommand {
+    /// Make a token (random unless given), for as many sign-ups and as long as given.
+    Create(token_cli::CreateFields),
+    /// The tokens, one a line.
+    List(token_cli::ListFields),
+    /// One token.
+    Show(token_cli::ShowFields),
+    /// Change how many sign-ups a token admits, or until when.
+    Update(token_cli::UpdateFields),
+    /// Delete a token.
+    Delete {
+        /// The token.
+        #[arg(id = "registration_token", value_name = "TOKEN")]
+        token: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -430,6 +452,9 @@ pub async fn run(args: AdminArgs) -> Result<(), CommandError> {
                 }
             }
         }
+        AdminCommand::RegistrationToken(command) => {
+            registration_token(&client, command).await?;
+        }
         AdminCommand::ServerVersion => {
             let version = client.server_version().await?;
             out!(
@@ -516,6 +541,45 @@ fn emails_of(user: &Value) -> Vec<String> {
         .filter(|t| t["medium"] == "email")
         .filter_map(|t| t["address"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// `admin registration-token …`, over Synapse's `registration_tokens` Admin API.
+async fn registration_token(
+    client: &AdminClient,
+    command: &AdminTokenCommand,
+) -> Result<(), CommandError> {
+    match command {
+        AdminTokenCommand::Create(fields) => {
+            let token = client
+                .create_registration_token(fields.admin_api_body())
+                .await?;
+            token_cli::print_token(&token, fields.json);
+        }
+        AdminTokenCommand::List(fields) => {
+            let answer = client.registration_tokens(fields.valid()).await?;
+            let tokens = answer["registration_tokens"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            token_cli::print_tokens(&tokens, fields.json);
+        }
+        AdminTokenCommand::Show(fields) => {
+            let token = client.registration_token(&fields.token, None).await?;
+            token_cli::print_token(&token, fields.json);
+        }
+        AdminTokenCommand::Update(fields) => {
+            fields.check_changes_something()?;
+            let token = client
+                .registration_token(&fields.token, Some(fields.admin_api_body()))
+                .await?;
+            token_cli::print_token(&token, fields.json);
+        }
+        AdminTokenCommand::Delete { token } => {
+            client.delete_registration_token(token).await?;
+            out!("deleted registration token {token}");
+        }
+    }
+    Ok(())
 }
 
 /// `admin login`: a password login, the token saved for the next commands.

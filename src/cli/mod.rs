@@ -5,6 +5,8 @@
 //! - [`user`], [`user_import`] and [`audit_list`]: the operator's commands straight on the
 //!   database, with what they share in [`operator`].
 //! - [`email`]: a test mail, and the mail `serve` has not sent.
+//! - [`registration_token`]: the invitations to sign up, on the database or through the
+//!   Admin API.
 //! - [`synapse`]: beside Synapse, what is owed to it, and reconciling with it.
 //! - [`migrate_synapse`]: an existing Synapse's accounts and sessions into homekey, and back.
 //! - [`password_input`]: reading a new password (prompt, stdin, or `-p`).
@@ -17,6 +19,7 @@ pub mod hash_password;
 pub mod migrate_synapse;
 pub mod operator;
 pub mod password_input;
+pub mod registration_token;
 pub mod synapse;
 pub mod time;
 pub mod user;

@@ -144,9 +144,27 @@ fn plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
+/// The paths that hold a secret in their last segment: a registration token (which admits a
+/// sign-up) in the Admin API's `registration_tokens/<token>`.
+const SECRET_PATH_PREFIXES: [&str; 1] = ["/_synapse/admin/v1/registration_tokens/"];
+
+/// `path`, its secret segment (see [`SECRET_PATH_PREFIXES`]) replaced.
+fn write_path(f: &mut fmt::Formatter<'_>, path: &str) -> fmt::Result {
+    for prefix in SECRET_PATH_PREFIXES {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !rest.is_empty()
+            && rest != "new"
+        {
+            f.write_str(prefix)?;
+            return f.write_str("<redacted>");
+        }
+    }
+    f.write_str(path)
+}
+
 impl fmt::Display for RedactedPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.path())?;
+        write_path(f, self.0.path())?;
         let Some(query) = self.0.query() else {
             return Ok(());
         };
@@ -216,6 +234,25 @@ mod tests {
         );
         assert_eq!(redacted("/x"), "/x");
         assert_eq!(redacted("/x?"), "/x?");
+    }
+
+    #[test]
+    fn a_registration_token_in_the_path_is_redacted() {
+        assert_eq!(
+            redacted("/_synapse/admin/v1/registration_tokens/invite-secret"),
+            "/_synapse/admin/v1/registration_tokens/<redacted>"
+        );
+        for kept in [
+            "/_synapse/admin/v1/registration_tokens",
+            "/_synapse/admin/v1/registration_tokens/new",
+            "/_synapse/admin/v1/registration_tokens?valid=true",
+        ] {
+            assert_eq!(redacted(kept), kept);
+        }
+        assert_eq!(
+            redacted("/_matrix/client/v1/register/m.login.registration_token/validity?token=abc"),
+            "/_matrix/client/v1/register/m.login.registration_token/validity?token=<redacted>"
+        );
     }
 
     #[test]

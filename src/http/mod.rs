@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(client::routes("/_matrix/client/v3"))
         .merge(client::routes("/_matrix/client/r0"))
+        .merge(client::v1_routes())
         .merge(admin::legacy_client_routes())
         .merge(admin::routes())
         .merge(synapse)

@@ -21,6 +21,7 @@ pub mod mail_outbox;
 mod oauth_clients;
 mod oauth_sessions;
 mod registration_nonces;
+pub(crate) mod registration_tokens;
 mod reset_links;
 mod sessions;
 mod sqlite_reads;
@@ -44,6 +45,7 @@ pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
     NewOAuthSession, OAuthCode, OAuthSession,
 };
+pub use registration_tokens::{RegistrationToken, RegistrationTokenChanges};
 pub use reset_links::{NewResetLink, ResetLink};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{

@@ -30,6 +30,7 @@ mod oauth_registration;
 mod oauth_revocation;
 mod one_account_service;
 mod recovery;
+mod registration_tokens;
 mod secrets;
 mod serve;
 mod serve_account;

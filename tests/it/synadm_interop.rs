@@ -20,6 +20,7 @@ use crate::support::{TestDb, stderr, stdout, synadm_venv};
 server_tests!(
     synadm_manages_users_and_sessions_on_homekey,
     synadm_erases_shadow_bans_and_suspends_on_homekey,
+    synadm_manages_registration_tokens_on_homekey,
 );
 
 /// synadm with its YAML config (in a temporary home, where it also keeps its debug log).
@@ -429,4 +430,81 @@ async fn synadm_erases_shadow_bans_and_suspends_on_homekey(db: TestDb) {
         ["deactivate", "modify_user"]
     );
     assert!(!server.log().contains("back-pw"));
+}
+
+/// `synadm regtok list/new/details/update/delete` against homekey: each answer is Synapse's
+/// shape, and each change is seen through the Admin API.
+async fn synadm_manages_registration_tokens_on_homekey(db: TestDb) {
+    let test = "synadm_manages_registration_tokens_on_homekey";
+    let Some(venv) = synadm_venv(test) else {
+        return;
+    };
+    let server = Server::start(db, "").await;
+    let token = server.admin_token("root", "root-pw").await;
+    let synadm = Synadm::new(&venv, &server.base, "root", &token);
+    let tokens = "/_synapse/admin/v1/registration_tokens";
+
+    let made = synadm.ok(&["regtok", "new", "--token", "invite", "--uses-allowed", "3"]);
+    assert_eq!(
+        made,
+        json!({"token": "invite", "uses_allowed": 3, "pending": 0, "completed": 0, "expiry_time": null})
+    );
+    // synadm's default: a random token of 16.
+    let random = synadm.ok(&["regtok", "new", "--length", "20"]);
+    assert_eq!(random["token"].as_str().unwrap().len(), 20, "{random}");
+    let listed = synadm.ok(&["regtok", "list", "--ts"]);
+    assert_eq!(
+        listed["registration_tokens"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
+    let details = synadm.ok(&["regtok", "details", "invite", "--ts"]);
+    assert_eq!(details["uses_allowed"], 3);
+    let expiry = homekey::accounts::now_ms() + 86_400_000;
+    let updated = synadm.ok(&[
+        "regtok",
+        "update",
+        "invite",
+        "--uses-allowed",
+        "0",
+        "--expiry-ts",
+        &expiry.to_string(),
+    ]);
+    assert_eq!(
+        (&updated["uses_allowed"], &updated["expiry_time"]),
+        (&json!(0), &json!(expiry))
+    );
+    let invalid = synadm.ok(&["regtok", "list", "--invalid", "--ts"]);
+    assert_eq!(
+        invalid["registration_tokens"][0]["token"], "invite",
+        "{invalid}"
+    );
+    // -1: no limit and no expiry, as synadm spells null.
+    let updated = synadm.ok(&["regtok", "update", "invite", "-u", "-1", "-t", "-1"]);
+    assert_eq!(
+        (&updated["uses_allowed"], &updated["expiry_time"]),
+        (&Value::Null, &Value::Null)
+    );
+    let (status, body) = server
+        .call("GET", &format!("{tokens}/invite"), Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, &body["uses_allowed"]),
+        (StatusCode::OK, &Value::Null)
+    );
+
+    let out = synadm.run(&["regtok", "delete", "invite"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Registration token successfully deleted."),
+        "{}",
+        stdout(&out)
+    );
+    let (status, body) = server
+        .call("GET", &format!("{tokens}/invite"), Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, errcode(&body)),
+        (StatusCode::NOT_FOUND, "M_NOT_FOUND")
+    );
 }

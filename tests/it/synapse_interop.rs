@@ -796,3 +796,125 @@ async fn homekeys_admin_client_and_register_script_work_against_a_running_synaps
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!session.exists());
 }
+
+/// `homekey admin registration-token …` against a running Synapse: the client speaks
+/// Synapse's `registration_tokens` Admin API as Synapse serves it (its answers and its
+/// refusals).
+#[tokio::test]
+async fn homekeys_registration_token_commands_work_against_a_running_synapse() {
+    let test = "homekeys_registration_token_commands_work_against_a_running_synapse";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let mut synapse = Synapse::prepare(venv);
+    synapse.start().await;
+    let url = synapse.url("");
+    let out = run_binary(
+        REGISTER_NEW_MATRIX_USER,
+        &[
+            "-u",
+            "boss",
+            "-p",
+            "boss-pw",
+            "--admin",
+            "-k",
+            SHARED_SECRET,
+            &url,
+        ],
+        b"",
+        &[],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let home = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str], stdin: &str| admin_command(home.path(), args, stdin);
+    let out = admin(
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "boss",
+            "--password-stdin",
+        ],
+        "boss-pw\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = |args: &[&str]| admin(&[&["registration-token"], args].concat(), "");
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+
+    let made: Value = serde_json::from_str(&ok(token(&[
+        "create",
+        "invite",
+        "--uses-allowed",
+        "2",
+        "--expires-in",
+        "1d",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(
+        (
+            &made["token"],
+            &made["uses_allowed"],
+            &made["pending"],
+            &made["completed"]
+        ),
+        (&json!("invite"), &json!(2), &json!(0), &json!(0))
+    );
+    assert!(made["expiry_time"].as_i64().unwrap() > homekey::accounts::now_ms());
+    let random = ok(token(&["create", "--length", "24"]));
+    assert_eq!(random.lines().next().unwrap().len(), 24, "{random}");
+    let listed = ok(token(&["list"]));
+    assert!(
+        listed.contains("invite ") && listed.ends_with("2 tokens\n"),
+        "{listed}"
+    );
+    let shown = ok(token(&["show", "invite"]));
+    assert!(
+        shown.contains("uses_allowed  2") && shown.contains("valid         yes"),
+        "{shown}"
+    );
+    let updated: Value = serde_json::from_str(&ok(token(&[
+        "update",
+        "invite",
+        "--uses-allowed",
+        "0",
+        "--never-expires",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(
+        (&updated["uses_allowed"], &updated["expiry_time"]),
+        (&json!(0), &Value::Null)
+    );
+    // Synapse's own listing counts uses_allowed 0 as invalid, as homekey does.
+    assert!(ok(token(&["list", "--invalid"])).starts_with("invite "));
+
+    // Synapse's refusals, one line and exit 1.
+    for (args, expected) in [
+        (
+            vec!["create", "invite"],
+            "M_INVALID_PARAM: Token already exists: invite",
+        ),
+        (vec!["create", "a b"], "M_INVALID_PARAM"),
+        (vec!["show", "nope"], "M_NOT_FOUND"),
+    ] {
+        let out = token(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out).lines().count(), 1);
+    }
+    assert!(ok(token(&["delete", "invite"])).contains("deleted registration token invite"));
+    let out = token(&["delete", "invite"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("M_NOT_FOUND"), "{}", stderr(&out));
+    assert!(ok(token(&["list"])).ends_with("1 token\n"));
+    synapse.stop();
+}

@@ -9,6 +9,7 @@ mod devices;
 mod moderation;
 mod password;
 mod register;
+mod registration_tokens;
 mod reset_link;
 mod rooms;
 mod sessions;
@@ -86,6 +87,23 @@ pub fn routes() -> Router<AppState> {
         .route(
             &at("/v1/register"),
             get(register::new_nonce).post(register::register),
+        )
+        .route(
+            &at("/v1/registration_tokens"),
+            get(registration_tokens::list),
+        )
+        .route(
+            &at("/v1/registration_tokens/new"),
+            post(registration_tokens::create)
+                .get(registration_tokens::get_new)
+                .put(registration_tokens::update_new)
+                .delete(registration_tokens::delete_new),
+        )
+        .route(
+            &at("/v1/registration_tokens/{token}"),
+            get(registration_tokens::get)
+                .put(registration_tokens::update)
+                .delete(registration_tokens::delete),
         )
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod devices;
 pub mod login;
 mod password_reset;
 mod profile;
+mod registration_token;
 mod session;
 
 use axum::Json;
@@ -47,6 +48,14 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &at("/profile/{user_id}/displayname"),
             get(profile::get_displayname).put(profile::set_displayname),
         )
+}
+
+/// The routes only under `/_matrix/client/v1`.
+pub fn v1_routes() -> Router<AppState> {
+    Router::new().route(
+        "/_matrix/client/v1/register/m.login.registration_token/validity",
+        get(registration_token::validity),
+    )
 }
 
 /// `GET /register/available`: homekey offers no open registration (accounts are made by
