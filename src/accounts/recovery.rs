@@ -33,6 +33,11 @@ pub enum RecoveryError {
     RateLimited { retry_after_ms: u64 },
     #[error("that is not an e-mail address")]
     NotAnAddress,
+    /// Synapse's own database: homekey's links and pages need homekey's.
+    #[error(
+        "this is a Synapse database: homekey's reset links live in its own database (Synapse's own e-mail reset is Synapse's business)"
+    )]
+    SynapseDatabase,
     #[error("{0} has no e-mail address to send a reset link to")]
     NoAddress(String),
     #[error("{address} is not an e-mail address of {user}")]
@@ -104,6 +109,9 @@ impl Accounts {
         address: Option<&str>,
         logout_devices: bool,
     ) -> Result<Vec<String>, RecoveryError> {
+        if self.store.flavour() == crate::store::Flavour::Synapse {
+            return Err(RecoveryError::SynapseDatabase);
+        }
         if !self.recovery_enabled() {
             return Err(RecoveryError::MailOff);
         }

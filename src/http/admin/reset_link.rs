@@ -99,6 +99,9 @@ pub async fn send_reset_link(
                 "M_INVALID_PARAM",
                 "'address' is not an e-mail address",
             ),
+            err @ RecoveryError::SynapseDatabase => {
+                MatrixError::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", err.to_string())
+            }
             RecoveryError::Account(err) => err.into(),
             other => MatrixError::internal("the reset link was not sent", &other),
         })?;
