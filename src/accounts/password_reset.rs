@@ -52,6 +52,20 @@ impl ResetLimiters {
     }
 }
 
+impl ResetLimiters {
+    /// `rc_3pid_validation` for one more mail to `address` asked from `client_address`
+    /// (a reset link or the account page's code: one limit for both); `Err`: the ms to wait.
+    pub(super) fn mail_to(
+        &self,
+        medium: &str,
+        client_address: &str,
+        address: &str,
+    ) -> Result<(), u64> {
+        self.by_client.attempt(&format!("{medium} {client_address}"))?;
+        self.by_address.attempt(&format!("{medium} {address}"))
+    }
+}
+
 /// A `requestToken` call, parsed.
 pub struct TokenRequest {
     /// The address, canonical.
@@ -117,12 +131,7 @@ impl Accounts {
         let limited = |retry_after_ms| RequestTokenError::RateLimited { retry_after_ms };
         let limits = &self.reset_limits;
         limits
-            .by_client
-            .attempt(&format!("{medium} {}", request.client_address))
-            .map_err(limited)?;
-        limits
-            .by_address
-            .attempt(&format!("{medium} {address}"))
+            .mail_to(medium, &request.client_address, address)
             .map_err(limited)?;
         let known = self.store.user_by_threepid(&request.email).await?.is_some();
         if !known && !self.config.threepid_validation.inhibit_errors {
@@ -328,12 +337,15 @@ impl Accounts {
 
     /// Deletes expired link tokens and the sessions left without one (every 30 minutes in
     /// `serve`, as Synapse); returns how many sessions went.
+    /// The account page's expired e-mail codes go too.
     pub async fn cull_reset_links(&self) -> Result<u64, StoreError> {
-        self.store.cull_threepid_validation(now_ms()).await
+        let now = now_ms();
+        self.store.cull_email_codes(now).await?;
+        self.store.cull_threepid_validation(now).await
     }
 
     /// `email.validation_token_lifetime`, in milliseconds.
-    fn validation_token_lifetime_ms(&self) -> i64 {
+    pub(super) fn validation_token_lifetime_ms(&self) -> i64 {
         self.config
             .email
             .as_ref()

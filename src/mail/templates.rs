@@ -37,6 +37,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("templates/password_reset_success.html"),
     ),
     (
+        "homekey_email_code.html",
+        include_str!("templates/homekey_email_code.html"),
+    ),
+    (
+        "homekey_email_code.txt",
+        include_str!("templates/homekey_email_code.txt"),
+    ),
+    (
         "password_reset_failure.html",
         include_str!("templates/password_reset_failure.html"),
     ),
