@@ -185,7 +185,7 @@ impl Drop for Smtp {
 }
 
 /// The `email:` section for an SMTP server on 127.0.0.1:`port`, with `extra` keys.
-fn email_section(port: u16, extra: &str) -> String {
+pub(crate) fn email_section(port: u16, extra: &str) -> String {
     format!(
         "email:\n  smtp_host: 127.0.0.1\n  smtp_port: {port}\n  \
          notif_from: \"%(app)s <noreply@example.com>\"\n  app_name: Homekey Test\n{extra}"
