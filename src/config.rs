@@ -19,14 +19,14 @@ pub mod appservices;
 pub mod branding;
 pub mod email;
 pub mod oauth;
-pub mod threepid_validation;
 pub mod registration;
+pub mod threepid_validation;
 pub use appservices::AppService;
 pub use branding::BrandingConfig;
 pub use email::EmailConfig;
 pub use oauth::OAuthConfig;
-pub use threepid_validation::ThreepidValidationConfig;
 pub use registration::RegistrationConfig;
+pub use threepid_validation::ThreepidValidationConfig;
 
 /// Synapse's default `bcrypt_rounds`.
 pub const DEFAULT_BCRYPT_ROUNDS: u32 = 12;

@@ -68,11 +68,7 @@ impl Accounts {
             None => {}
         }
         self.reset_limits
-            .mail_to(
-                threepid.medium.as_str(),
-                client_address,
-                &threepid.address,
-            )
+            .mail_to(threepid.medium.as_str(), client_address, &threepid.address)
             .map_err(|retry_after_ms| EmailCodeError::RateLimited { retry_after_ms })?;
         let code = six_digits();
         let templates = crate::mail::templates::Templates::for_mail(&self.config);

@@ -61,7 +61,8 @@ impl ResetLimiters {
         client_address: &str,
         address: &str,
     ) -> Result<(), u64> {
-        self.by_client.attempt(&format!("{medium} {client_address}"))?;
+        self.by_client
+            .attempt(&format!("{medium} {client_address}"))?;
         self.by_address.attempt(&format!("{medium} {address}"))
     }
 }

@@ -113,9 +113,18 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .route(&format!("{path}password"), post(account::change_password))
         .route(&format!("{path}session-end"), post(account::end_session))
         .route(&format!("{path}deactivate"), post(account::deactivate))
-        .route(&format!("{path}email-add"), post(account::emails::send_code))
-        .route(&format!("{path}email-confirm"), post(account::emails::confirm_code))
-        .route(&format!("{path}email-remove"), post(account::emails::remove))
+        .route(
+            &format!("{path}email-add"),
+            post(account::emails::send_code),
+        )
+        .route(
+            &format!("{path}email-confirm"),
+            post(account::emails::confirm_code),
+        )
+        .route(
+            &format!("{path}email-remove"),
+            post(account::emails::remove),
+        )
         .route(
             &format!("{path}cross-signing-reset"),
             post(account::cross_signing_reset),

@@ -20,7 +20,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("sessions.html", include_str!("templates/sessions.html")),
     ("session.html", include_str!("templates/session.html")),
     ("emails.html", include_str!("templates/emails.html")),
-    ("email_remove.html", include_str!("templates/email_remove.html")),
+    (
+        "email_remove.html",
+        include_str!("templates/email_remove.html"),
+    ),
     (
         "password_again.html",
         include_str!("templates/password_again.html"),

@@ -111,7 +111,11 @@ fn code_in(text: &str) -> String {
 
 fn assert_page(answer: &Answer, status: StatusCode, text: &str) {
     assert_eq!(answer.status, status, "{}", answer.body);
-    assert!(answer.body.contains(text), "{text:?} not in {}", answer.body);
+    assert!(
+        answer.body.contains(text),
+        "{text:?} not in {}",
+        answer.body
+    );
 }
 
 async fn an_address_is_added_by_its_mailed_code_and_removed_with_the_password(db: TestDb) {
@@ -138,17 +142,28 @@ async fn an_address_is_added_by_its_mailed_code_and_removed_with_the_password(db
         ]
     };
     let refused = browser.post("email-add", &add("guess")).await;
-    assert_page(&refused, StatusCode::BAD_REQUEST, "Your password is not right.");
+    assert_page(
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "Your password is not right.",
+    );
     assert_eq!(
         server
             .db
-            .count("SELECT COUNT(*) FROM homekey_mail_outbox WHERE recipient <> $1", "")
+            .count(
+                "SELECT COUNT(*) FROM homekey_mail_outbox WHERE recipient <> $1",
+                ""
+            )
             .await,
         0
     );
 
     let sent = browser.post("email-add", &add("alice-pw")).await;
-    assert_page(&sent, StatusCode::OK, "We sent a code to alice@example.com.");
+    assert_page(
+        &sent,
+        StatusCode::OK,
+        "We sent a code to alice@example.com.",
+    );
     assert!(sent.body.contains("The code we sent to alice@example.com"));
     let received = smtp.wait_for(1, 15);
     assert_eq!(received.len(), 1, "{}", server.log());
@@ -176,7 +191,11 @@ async fn an_address_is_added_by_its_mailed_code_and_removed_with_the_password(db
         StatusCode::OK,
         "alice@example.com was added to your account.",
     );
-    assert!(added.body.contains("<span class=\"row-title mono\">alice@example.com</span>"));
+    assert!(
+        added
+            .body
+            .contains("<span class=\"row-title mono\">alice@example.com</span>")
+    );
     assert!(!added.body.contains("The code we sent"));
     assert_eq!(
         admin_addresses(&logins, &admin, ALICE).await,
@@ -225,7 +244,11 @@ async fn an_address_is_added_by_its_mailed_code_and_removed_with_the_password(db
         ]
     };
     let refused = browser.post("email-remove", &remove("guess")).await;
-    assert_page(&refused, StatusCode::BAD_REQUEST, "Your password is not right.");
+    assert_page(
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "Your password is not right.",
+    );
     assert_eq!(
         admin_addresses(&logins, &admin, ALICE).await,
         ["alice@example.com"]
@@ -253,10 +276,7 @@ async fn bad_taken_and_own_addresses_are_refused_and_a_code_runs_out(db: TestDb)
     set_addresses(&logins, &admin, "@bob:example.com", &["bob@example.com"]).await;
     set_addresses(&logins, &admin, ALICE, &["alice@example.com"]).await;
     let mut browser = Browser::new(&server);
-    let csrf = browser
-        .signed_in(EMAILS, "alice", "alice-pw")
-        .await
-        .csrf();
+    let csrf = browser.signed_in(EMAILS, "alice", "alice-pw").await.csrf();
     let add = |address| [("csrf", csrf.as_str()), ("address", address)];
 
     let refused = browser.post("email-add", &add("not-an-address")).await;
@@ -277,11 +297,18 @@ async fn bad_taken_and_own_addresses_are_refused_and_a_code_runs_out(db: TestDb)
         StatusCode::CONFLICT,
         "This address belongs to another account on this server",
     );
-    assert!(!refused.body.contains("bob:example.com"), "{}", refused.body);
+    assert!(
+        !refused.body.contains("bob:example.com"),
+        "{}",
+        refused.body
+    );
     assert_eq!(
         server
             .db
-            .count("SELECT COUNT(*) FROM homekey_mail_outbox WHERE recipient <> $1", "")
+            .count(
+                "SELECT COUNT(*) FROM homekey_mail_outbox WHERE recipient <> $1",
+                ""
+            )
             .await,
         0,
         "no mail for a refused address"
@@ -289,7 +316,11 @@ async fn bad_taken_and_own_addresses_are_refused_and_a_code_runs_out(db: TestDb)
 
     // Five wrong codes, and the code is gone: even the right one no longer adds.
     let sent = browser.post("email-add", &add("carol@example.com")).await;
-    assert_page(&sent, StatusCode::OK, "We sent a code to carol@example.com.");
+    assert_page(
+        &sent,
+        StatusCode::OK,
+        "We sent a code to carol@example.com.",
+    );
     let mails = mails_to(&server, "carol@example.com").await;
     assert_eq!(mails.len(), 1, "{mails:?}");
     let code = code_in(mails[0].0.as_deref().unwrap());
@@ -328,11 +359,7 @@ async fn bad_taken_and_own_addresses_are_refused_and_a_code_runs_out(db: TestDb)
     let refused = browser
         .post("email-confirm", &[("csrf", &csrf), ("code", &code)])
         .await;
-    assert_page(
-        &refused,
-        StatusCode::CONFLICT,
-        "belongs to another account",
-    );
+    assert_page(&refused, StatusCode::CONFLICT, "belongs to another account");
     assert_eq!(
         admin_addresses(&logins, &admin, ALICE).await,
         ["alice@example.com"]

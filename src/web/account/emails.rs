@@ -108,8 +108,7 @@ pub async fn remove(
     };
     let address = form.get("address").unwrap_or("").to_owned();
     let view = View::RemoveEmail(address.clone());
-    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await
-    {
+    let (mut session, user, requester) = match posted(&state, &headers, &form, view.clone()).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -146,7 +145,9 @@ fn code_refusal(err: EmailCodeError) -> (StatusCode, Message) {
     let bad = StatusCode::BAD_REQUEST;
     match err {
         EmailCodeError::MailOff => (bad, Message::Error(MAIL_OFF.into())),
-        EmailCodeError::NotAnAddress => (bad, Message::FieldError("address", NOT_AN_ADDRESS.into())),
+        EmailCodeError::NotAnAddress => {
+            (bad, Message::FieldError("address", NOT_AN_ADDRESS.into()))
+        }
         EmailCodeError::AlreadyYours => (
             bad,
             Message::FieldError("address", "This address is already yours.".into()),
