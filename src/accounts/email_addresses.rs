@@ -5,8 +5,8 @@
 //! the code is sent; removing goes straight to `change_email`.
 
 use super::{AccountError, Accounts, Actor, now_ms};
-use crate::store::CodeChecked;
 use crate::store::token_forms::digest;
+use crate::store::{CodeChecked, NewEmailCode};
 use crate::threepid::Threepid;
 
 /// How many wrong codes a sent code takes before it is gone.
@@ -96,11 +96,13 @@ impl Accounts {
         let now = now_ms();
         self.store
             .keep_email_code(
-                user_id,
-                &threepid.address,
-                &digest(&code),
-                now + self.validation_token_lifetime_ms(),
-                CODE_TRIES,
+                &NewEmailCode {
+                    user_id,
+                    address: &threepid.address,
+                    code_digest: &digest(&code),
+                    expires_ms: now + self.validation_token_lifetime_ms(),
+                    tries: CODE_TRIES,
+                },
                 &mail,
                 now,
             )

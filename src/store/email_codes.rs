@@ -18,16 +18,21 @@ pub enum CodeChecked {
     NoneWaiting,
 }
 
+/// A code to keep: whose, for which address (canonical), until when, for how many tries.
+pub struct NewEmailCode<'a> {
+    pub user_id: &'a str,
+    pub address: &'a str,
+    pub code_digest: &'a str,
+    pub expires_ms: i64,
+    pub tries: i32,
+}
+
 impl Store {
-    /// Keeps `user_id`'s new code for `address` (replacing any earlier one) and queues its
-    /// `mail`, in one transaction.
+    /// Keeps a user's new code (replacing any earlier one) and queues its `mail`, in one
+    /// transaction.
     pub async fn keep_email_code(
         &self,
-        user_id: &str,
-        address: &str,
-        code_digest: &str,
-        expires_ms: i64,
-        tries: i32,
+        new: &NewEmailCode<'_>,
         mail: &NewMail,
         now_ms: i64,
     ) -> Result<(), StoreError> {
@@ -40,11 +45,11 @@ impl Store {
                  code = excluded.code, expires_ms = excluded.expires_ms, \
                  tries_left = excluded.tries_left",
             )
-            .bind(user_id)
-            .bind(address)
-            .bind(code_digest)
-            .bind(expires_ms)
-            .bind(tries)
+            .bind(new.user_id)
+            .bind(new.address)
+            .bind(new.code_digest)
+            .bind(new.expires_ms)
+            .bind(new.tries)
             .execute(&mut *tx)
             .await?;
             super::mail_outbox::queue_mail!(&mut tx, mail, now_ms);

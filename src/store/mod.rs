@@ -38,7 +38,7 @@ use secrecy::SecretString;
 pub use accounts::Deactivation;
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
-pub use email_codes::CodeChecked;
+pub use email_codes::{CodeChecked, NewEmailCode};
 pub use interactive_auth::UiAuthSession;
 pub use mail_outbox::{LeasedMail, MailOutcome, MailStatus, NewMail};
 pub use oauth_clients::{ClientRegistered, NewOAuthClient};
