@@ -6,8 +6,9 @@
 //!
 //! Every POST brings its session's CSRF token back (else 403 and the page again); a change
 //! asks for the password again: a new password always; ending a session, deactivating the
-//! account or allowing a cross-signing reset unless the password was given in the last few
-//! minutes. Deactivation also asks the user to type their user ID (or its localpart).
+//! account, allowing a cross-signing reset, adding or removing an e-mail address
+//! ([`emails`]) unless the password was given in the last few minutes. Deactivation also
+//! asks the user to type their user ID (or its localpart).
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};

@@ -6,7 +6,8 @@
 //! - [`render`]: the embedded templates (autoescaped) and the security headers of every page.
 //! - [`page`]: what every group of pages shares: the form, the context, the answers.
 //! - [`branding`]: the operator's name, logo, colour and links on every page (`branding:`).
-//! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
+//! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions, the
+//!   e-mail addresses in `account::emails`).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //! - [`device`]: the device authorization grant's page (a device's code approved).
 //! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
