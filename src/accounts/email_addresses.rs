@@ -52,8 +52,8 @@ impl Accounts {
     }
 
     /// Mails a code to `address` for `user_id` to type back (replacing any earlier code),
-    /// under `rc_3pid_validation` (per client address and per address, with the reset
-    /// links). Returns the address, canonical.
+    /// under `rc_3pid_validation` (per client address and per address, shared with the reset
+    /// links; asking about an address taken counts too). Returns the address, canonical.
     pub async fn send_email_code(
         &self,
         user_id: &str,
@@ -62,14 +62,16 @@ impl Accounts {
     ) -> Result<String, EmailCodeError> {
         let email = self.config.email.as_ref().ok_or(EmailCodeError::MailOff)?;
         let threepid = Threepid::email(address).map_err(|_| EmailCodeError::NotAnAddress)?;
+        // Limited before the address is looked up, as Synapse's `requestToken` for adding an
+        // address: asking whether addresses are taken counts too.
+        self.reset_limits
+            .mail_to(threepid.medium.as_str(), client_address, &threepid.address)
+            .map_err(|retry_after_ms| EmailCodeError::RateLimited { retry_after_ms })?;
         match self.store.user_by_threepid(&threepid).await? {
             Some(owner) if owner == user_id => return Err(EmailCodeError::AlreadyYours),
             Some(_) => return Err(EmailCodeError::InUse),
             None => {}
         }
-        self.reset_limits
-            .mail_to(threepid.medium.as_str(), client_address, &threepid.address)
-            .map_err(|retry_after_ms| EmailCodeError::RateLimited { retry_after_ms })?;
         let code = six_digits();
         let templates = crate::mail::templates::Templates::for_mail(&self.config);
         let context = minijinja::context! {
