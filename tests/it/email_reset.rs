@@ -744,3 +744,148 @@ async fn matrix_js_sdk_resets_a_password_with_its_own_calls(db: TestDb) {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The whole reset beside the real Synapse, through the README's nginx config, as a legacy
+/// client meets it: Synapse has an `email:` section too (the operator's one file), so it
+/// mounts its own `submit_token`; nginx must send the link, `requestToken` and the
+/// token-less password change to homekey, or the link would be one Synapse never made. The
+/// reset then ends the client's session on Synapse, and the new password logs in.
+#[tokio::test]
+async fn beside_synapse_through_nginx_a_mailed_link_resets_the_password() {
+    use crate::synapse_proxy::{Proxy, call, client, password_login, program};
+    let test = "beside_synapse_through_nginx_a_mailed_link_resets_the_password";
+    let Some(venv) = crate::support::synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
+    let Some(python) = python_with_aiosmtpd(test) else {
+        return;
+    };
+    let smtp_port = free_port();
+    let smtp = Smtp::start(&python, smtp_port, None, None);
+    let email = format!(
+        "email:\n  smtp_host: 127.0.0.1\n  smtp_port: {smtp_port}\n  \
+         notif_from: noreply@example.com\n"
+    );
+    let beside = crate::synapse_queue::BesideSynapse::start_sharing(
+        venv,
+        TestDb::sqlite().await,
+        None,
+        &email,
+    )
+    .await;
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    let http = client();
+    let proxy = Proxy::nginx(&nginx, synapse, homekey, &http).await;
+    let root = homekey.admin_token("root", "root-pw").await;
+    homekey.create_user("alice", "old-password").await;
+    // The operator gives alice her address through the Admin API (it reaches Synapse too).
+    let (status, body) = call(
+        &http,
+        "PUT",
+        &proxy.url(&format!("/_synapse/admin/v2/users/{ALICE}")),
+        Some(&root),
+        Some(json!({"threepids": [{"medium": "email", "address": ADDRESS}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        &http,
+        "POST",
+        &proxy.url("/_matrix/client/v3/login"),
+        None,
+        Some(password_login("alice", "old-password")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let old_token = body["access_token"].as_str().unwrap().to_owned();
+    let whoami = proxy.url("/_matrix/client/v3/account/whoami");
+    let (status, body) = call(&http, "GET", &whoami, Some(&old_token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body) = call(
+        &http,
+        "POST",
+        &proxy.url(REQUEST_TOKEN),
+        None,
+        Some(json!({"client_secret": "nginx-secret", "email": ADDRESS, "send_attempt": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sid = body["sid"].as_str().unwrap().to_owned();
+    let received = smtp.wait_for(1, 15);
+    assert_eq!(received.len(), 1, "{}", homekey.log());
+    let text = received[0].text();
+    let start = text
+        .find("https://matrix.example.com/_synapse/client/password_reset/email/submit_token?")
+        .unwrap_or_else(|| panic!("no link in {text:?}"));
+    let path: String = text[start + "https://matrix.example.com".len()..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+
+    // Synapse serves a page of its own at the link's path (its `email:` section): only the
+    // proxy's route makes the link homekey's.
+    let browser = browser();
+    let synapses = browser.get(synapse.url(&path)).send().await.unwrap();
+    assert_eq!(synapses.status(), StatusCode::OK);
+
+    // The link's page and its button, through nginx (as a browser would).
+    let page = browser.get(proxy.url(&path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_not_framed(&page);
+    let html = page.text().await.unwrap();
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html
+            .find(&marker)
+            .unwrap_or_else(|| panic!("{name} in {html}"))
+            + marker.len();
+        html[start..].split('"').next().unwrap().to_owned()
+    };
+    let confirmed = browser
+        .post(proxy.url("/_synapse/client/password_reset/email/submit_token"))
+        .form(&[
+            ("sid", field("sid")),
+            ("token", field("token")),
+            ("client_secret", field("client_secret")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::OK, "{}", proxy.log());
+
+    let (status, body) = call(
+        &http,
+        "POST",
+        &proxy.url("/_matrix/client/v3/account/password"),
+        None,
+        Some(json!({
+            "new_password": "new-password",
+            "auth": {
+                "type": "m.login.email.identity",
+                "threepid_creds": {"sid": sid, "client_secret": "nginx-secret"},
+            },
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", proxy.log());
+    // Signed out everywhere: Synapse refuses the old token at once.
+    let (status, body) = call(&http, "GET", &whoami, Some(&old_token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = call(
+        &http,
+        "POST",
+        &proxy.url("/_matrix/client/v3/login"),
+        None,
+        Some(password_login("alice", "new-password")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new_token = body["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = call(&http, "GET", &whoami, Some(&new_token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], ALICE);
+}
