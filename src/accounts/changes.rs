@@ -541,8 +541,18 @@ impl Accounts {
         } else {
             Action::RemoveEmail
         };
-        let record =
-            self.audit_record(actor, action, user_id, json!({"address": threepid.address}));
+        let details = json!({"address": threepid.address});
+        // A user's own changes are not audited, but their addresses are (the account page's
+        // adds and removes, as the operator's): an address is how the account is recovered.
+        let record = match actor {
+            Actor::User(requester) => Some(crate::audit::record(
+                &requester.user.name,
+                action,
+                user_id,
+                details,
+            )),
+            _ => self.audit_record(actor, action, user_id, details),
+        };
         let changed = self
             .store
             .change_threepid(user_id, &threepid, add, now_ms(), record.as_ref())

@@ -25,6 +25,7 @@ pub mod appservice_login;
 pub mod beside_synapse;
 pub mod changes;
 pub mod device_activity;
+pub mod email_addresses;
 pub mod error;
 pub mod interactive_auth;
 pub mod login_names;

@@ -50,16 +50,20 @@ impl ResetLimiters {
             completions: RateLimiter::new(config.rc_login.address),
         }
     }
+}
 
-    /// One more validation mail asked for from `client_address` to `email`
-    /// (`rc_3pid_validation`, counted under both keys): shared by `requestToken` and
-    /// homekey's own "Forgot password?" (`recovery`), which send the same kind of mail.
-    pub(super) fn attempt_mail(&self, client_address: &str, email: &Threepid) -> Result<(), u64> {
-        let medium = email.medium.as_str();
+impl ResetLimiters {
+    /// `rc_3pid_validation` for one more mail to `address` asked from `client_address`
+    /// (a reset link or the account page's code: one limit for both); `Err`: the ms to wait.
+    pub(super) fn mail_to(
+        &self,
+        medium: &str,
+        client_address: &str,
+        address: &str,
+    ) -> Result<(), u64> {
         self.by_client
             .attempt(&format!("{medium} {client_address}"))?;
-        self.by_address
-            .attempt(&format!("{medium} {}", email.address))
+        self.by_address.attempt(&format!("{medium} {address}"))
     }
 }
 
@@ -125,9 +129,11 @@ impl Accounts {
     ) -> Result<String, RequestTokenError> {
         let medium = request.email.medium.as_str();
         let address = request.email.address.as_str();
-        self.reset_limits
-            .attempt_mail(&request.client_address, &request.email)
-            .map_err(|retry_after_ms| RequestTokenError::RateLimited { retry_after_ms })?;
+        let limited = |retry_after_ms| RequestTokenError::RateLimited { retry_after_ms };
+        let limits = &self.reset_limits;
+        limits
+            .mail_to(medium, &request.client_address, address)
+            .map_err(limited)?;
         let known = self.store.user_by_threepid(&request.email).await?.is_some();
         if !known && !self.config.threepid_validation.inhibit_errors {
             return Err(RequestTokenError::NotFound);
@@ -332,12 +338,15 @@ impl Accounts {
 
     /// Deletes expired link tokens and the sessions left without one (every 30 minutes in
     /// `serve`, as Synapse); returns how many sessions went.
+    /// The account page's expired e-mail codes go too.
     pub async fn cull_reset_links(&self) -> Result<u64, StoreError> {
-        self.store.cull_threepid_validation(now_ms()).await
+        let now = now_ms();
+        self.store.cull_email_codes(now).await?;
+        self.store.cull_threepid_validation(now).await
     }
 
     /// `email.validation_token_lifetime`, in milliseconds.
-    fn validation_token_lifetime_ms(&self) -> i64 {
+    pub(super) fn validation_token_lifetime_ms(&self) -> i64 {
         self.config
             .email
             .as_ref()

@@ -88,7 +88,7 @@ impl Accounts {
         let threepid = Threepid::email(address).map_err(|_| RecoveryError::NotAnAddress)?;
         // The very limit of `requestToken`: both send a validation mail.
         self.reset_limits
-            .attempt_mail(client_address, &threepid)
+            .mail_to(threepid.medium.as_str(), client_address, &threepid.address)
             .map_err(|retry_after_ms| RecoveryError::RateLimited { retry_after_ms })?;
         let link = Link {
             address: threepid.address,

@@ -1,7 +1,8 @@
 //! The templates of the password reset, under Synapse's file names and with its variables:
 //! the mail (`password_reset.html`, `password_reset.txt`) and the pages its link leads to
 //! (`password_reset_confirmation.html`, `password_reset_success.html`,
-//! `password_reset_failure.html`), all extending `_base.html`. homekey's own are embedded in
+//! `password_reset_failure.html`), all extending `_base.html`; and homekey's own mail with the
+//! account page's code (`homekey_email_code.txt`, `.html`). homekey's own are embedded in
 //! the binary; an operator's are looked up first, in `templates.custom_template_directory`
 //! and then Synapse's deprecated `email.template_dir`, as Synapse looks them up, so templates
 //! written for Synapse render unchanged. Rendered with minijinja (the pages' engine), HTML
@@ -35,6 +36,14 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "password_reset_success.html",
         include_str!("templates/password_reset_success.html"),
+    ),
+    (
+        "homekey_email_code.html",
+        include_str!("templates/homekey_email_code.html"),
+    ),
+    (
+        "homekey_email_code.txt",
+        include_str!("templates/homekey_email_code.txt"),
     ),
     (
         "password_reset_failure.html",

@@ -6,14 +6,17 @@
 //!
 //! Every POST brings its session's CSRF token back (else 403 and the page again); a change
 //! asks for the password again: a new password always; ending a session, deactivating the
-//! account or allowing a cross-signing reset unless the password was given in the last few
-//! minutes. Deactivation also asks the user to type their user ID (or its localpart).
+//! account, allowing a cross-signing reset, adding or removing an e-mail address
+//! ([`emails`]) unless the password was given in the last few minutes. Deactivation also
+//! asks the user to type their user ID (or its localpart).
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
+
+pub mod emails;
 
 use super::WebState;
 use super::page::{
@@ -54,6 +57,9 @@ const CROSS_SIGNING_RESET_MINUTES: u32 = 10;
 /// homekey's own action, not in the spec: the password form (clients do not link to it).
 pub const PASSWORD_ACTION: &str = "password_change";
 
+/// homekey's own action: the user's e-mail addresses (see, add, remove).
+pub const EMAILS_ACTION: &str = "email_addresses";
+
 /// One of the page's views.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum View {
@@ -69,6 +75,13 @@ enum View {
         erase: bool,
     },
     CrossSigningReset,
+    /// The e-mail addresses, with the address being added as typed (kept when the form
+    /// comes back).
+    Emails {
+        typed: String,
+    },
+    /// Removing one address: the confirmation (and the password again).
+    RemoveEmail(String),
 }
 
 /// `?action=…&device_id=…`.
@@ -126,6 +139,9 @@ impl Link {
                 erase: false,
             }),
             CROSS_SIGNING_RESET_ACTION => Ok(View::CrossSigningReset),
+            EMAILS_ACTION => Ok(View::Emails {
+                typed: String::new(),
+            }),
             other => Err(format!("This page does not offer “{other}”.")),
         }
     }
@@ -598,6 +614,7 @@ fn link_of(view: &View) -> Link {
         View::EndSession(id) => ("org.matrix.session_end", Some(id.clone())),
         View::Deactivate { .. } => (DEACTIVATE_ACTION, None),
         View::CrossSigningReset => (CROSS_SIGNING_RESET_ACTION, None),
+        View::Emails { .. } | View::RemoveEmail(_) => (EMAILS_ACTION, None),
     };
     Link {
         action: Some(action.to_owned()),
@@ -839,6 +856,42 @@ async fn show(
                     "beside_synapse": state.accounts.beside_synapse(),
                     "needs_password": !session.recently_verified(),
                 }),
+            ),
+        ),
+        View::Emails { typed } => {
+            let (addresses, waiting) = match (
+                state.accounts.user_threepids(&user.name).await,
+                state.accounts.waiting_email_code(&user.name).await,
+            ) {
+                (Ok(threepids), Ok(waiting)) => (threepids, waiting),
+                (Err(err), _) | (_, Err(err)) => return unavailable(state, err),
+            };
+            let addresses: Vec<&str> = addresses
+                .iter()
+                .filter(|t| t.threepid.medium == crate::threepid::Medium::Email)
+                .map(|t| t.threepid.address.as_str())
+                .collect();
+            state.renderer.page(
+                status,
+                "emails.html",
+                with(
+                    base(message),
+                    json!({
+                        "addresses": addresses,
+                        "waiting": waiting,
+                        "can_mail": state.accounts.can_mail_codes(),
+                        "typed": typed,
+                        "needs_password": !session.recently_verified(),
+                    }),
+                ),
+            )
+        }
+        View::RemoveEmail(address) => state.renderer.page(
+            status,
+            "email_remove.html",
+            with(
+                base(message),
+                json!({"address": address, "needs_password": !session.recently_verified()}),
             ),
         ),
         View::Sessions => match (

@@ -6,7 +6,8 @@
 //! - [`render`]: the embedded templates (autoescaped) and the security headers of every page.
 //! - [`page`]: what every group of pages shares: the form, the context, the answers.
 //! - [`branding`]: the operator's name, logo, colour and links on every page (`branding:`).
-//! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions).
+//! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions, the
+//!   e-mail addresses in `account::emails`).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //! - [`device`]: the device authorization grant's page (a device's code approved).
 //! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
@@ -115,6 +116,18 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .route(&format!("{path}password"), post(account::change_password))
         .route(&format!("{path}session-end"), post(account::end_session))
         .route(&format!("{path}deactivate"), post(account::deactivate))
+        .route(
+            &format!("{path}email-add"),
+            post(account::emails::send_code),
+        )
+        .route(
+            &format!("{path}email-confirm"),
+            post(account::emails::confirm_code),
+        )
+        .route(
+            &format!("{path}email-remove"),
+            post(account::emails::remove),
+        )
         .route(
             &format!("{path}cross-signing-reset"),
             post(account::cross_signing_reset),

@@ -19,6 +19,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("password.html", include_str!("templates/password.html")),
     ("sessions.html", include_str!("templates/sessions.html")),
     ("session.html", include_str!("templates/session.html")),
+    ("emails.html", include_str!("templates/emails.html")),
+    (
+        "email_remove.html",
+        include_str!("templates/email_remove.html"),
+    ),
     (
         "password_again.html",
         include_str!("templates/password_again.html"),

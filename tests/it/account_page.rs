@@ -1916,11 +1916,12 @@ impl Tour<'_> {
             .for_element(Locator::Id("change-password"))
             .await?;
         assert_eq!(
-            tab_through(&client, 10).await?,
+            tab_through(&client, 11).await?,
             [
                 "#main",
                 "./?action=org.matrix.profile",
                 "./?action=password_change",
+                "./?action=email_addresses",
                 "./?action=org.matrix.sessions_list",
                 "sign-out",
                 "current_password",
@@ -1976,6 +1977,7 @@ impl Tour<'_> {
                 "9-cross-signing-reset",
                 "?action=org.matrix.cross_signing_reset".to_owned(),
             ),
+            ("10-emails", "?action=email_addresses".to_owned()),
         ] {
             client.goto(&page(&query)).await?;
             client.wait().for_element(Locator::Css("main h1")).await?;
@@ -2072,6 +2074,18 @@ async fn in_a_real_browser_every_page_light_and_dark_on_a_phone_and_a_desktop_pa
     let db = TestDb::sqlite().await;
     let (plain, logins) = beside_synapse(db.share().await, "http://127.0.0.1/").await;
     plain.create_user("alice", "alice-pw").await;
+    // An address, so that the e-mail page lists one (with its button).
+    plain
+        .store()
+        .change_threepid(
+            "@alice:example.com",
+            &homekey::threepid::Threepid::email("alice@example.com").unwrap(),
+            true,
+            0,
+            None,
+        )
+        .await
+        .unwrap();
     let (_, phone) = logins.session_for("alice", "alice-pw").await;
     let (token, _) = logins.session_for("alice", "alice-pw").await;
     let (status, _) = logins
@@ -2087,10 +2101,19 @@ async fn in_a_real_browser_every_page_light_and_dark_on_a_phone_and_a_desktop_pa
     let branded = Server::start(
         db,
         &format!(
-            "{}{}",
+            "{}{}{}",
             synapse_section("http://127.0.0.1/"),
-            branding_section(logo_dir.path(), LogoFile::Svg, "#ffcc00")
+            branding_section(logo_dir.path(), LogoFile::Svg, "#ffcc00"),
+            crate::mail::email_section(crate::support::free_port(), ""),
         ),
+    )
+    .await;
+    // A code waiting: the e-mail page shows its form too (and, with `email:`, the add form).
+    crate::server::raw_execute(
+        &branded.db.config,
+        "INSERT INTO homekey_email_codes (user_id, address, code, expires_ms, tries_left) \
+         VALUES ('@alice:example.com', 'new@example.com', 'x', 99999999999999, 5)",
+        &[],
     )
     .await;
 

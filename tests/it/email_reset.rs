@@ -127,7 +127,7 @@ async fn rows(config: &DatabaseConfig, sql: &str) -> Vec<Vec<Option<String>>> {
 }
 
 /// The queued mails to `to`: (text part, state, only_if_address_known), oldest first.
-async fn mails_to(server: &Server, to: &str) -> Vec<(Option<String>, String, String)> {
+pub(crate) async fn mails_to(server: &Server, to: &str) -> Vec<(Option<String>, String, String)> {
     rows(
         &server.db.config,
         &format!(

@@ -1,6 +1,7 @@
 //! homekey's black-box tests, in one test binary (it links once): the store on SQLite and
 //! PostgreSQL, the CLI as processes, and hashes checked against Synapse's vectors and rule.
 
+mod account_emails;
 mod account_page;
 mod account_page_hardening;
 mod admin_moderation;
