@@ -856,3 +856,103 @@ async fn in_a_real_browser_forgot_password_from_an_oauth_sign_in_continues_to_th
         problems.join("\n")
     );
 }
+
+/// "Forgot password?" beside the real Synapse, through the README's nginx config: the forgot
+/// page, the mailed link and the new password all reach homekey through the proxy, the reset
+/// ends the client's session on Synapse at once, and the new password logs in there.
+#[tokio::test]
+async fn beside_synapse_through_nginx_forgot_password_resets_and_signs_synapse_sessions_out() {
+    use crate::synapse_proxy::{Proxy, call, client, password_login, program};
+    let test = "beside_synapse_through_nginx_forgot_password_resets_and_signs_synapse_sessions_out";
+    let Some(venv) = support::synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
+    let Some(python) = python_with_aiosmtpd(test) else {
+        return;
+    };
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, None, None);
+    let beside = crate::synapse_queue::BesideSynapse::start_sharing(
+        venv,
+        TestDb::sqlite().await,
+        None,
+        &email_section(port, ""),
+    )
+    .await;
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    let http = client();
+    let proxy = Proxy::nginx(&nginx, synapse, homekey, &http).await;
+    homekey.create_user("alice", "alice-old-pw1").await;
+    add_address(homekey, "@alice:example.com", "alice@example.org").await;
+    let (status, body) = call(
+        &http,
+        "POST",
+        &proxy.url("/_matrix/client/v3/login"),
+        None,
+        Some(password_login("alice", "alice-old-pw1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let phone = body["access_token"].as_str().unwrap().to_owned();
+    let whoami = proxy.url("/_matrix/client/v3/account/whoami");
+    assert_eq!(
+        call(&http, "GET", &whoami, Some(&phone), None).await.0,
+        StatusCode::OK
+    );
+
+    let mut browser = Browser {
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: proxy.url(""),
+        cookie: None,
+    };
+    let asked = ask(&mut browser, "alice@example.org", "").await;
+    assert_eq!(
+        asked.status,
+        StatusCode::OK,
+        "{}\n{}",
+        asked.body,
+        proxy.log()
+    );
+    let received = smtp.wait_for(1, 15);
+    assert_eq!(received.len(), 1, "{}", homekey.log());
+    let link = link_in(&received[0].text());
+    let done = set_password(
+        &mut browser,
+        &link,
+        "new-password-42",
+        "new-password-42",
+        true,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("Your new password is set"),
+        "{}",
+        done.body
+    );
+    // The phone's session ended on Synapse too, and the new password logs in through nginx.
+    assert_eq!(
+        call(&http, "GET", &whoami, Some(&phone), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = call(
+        &http,
+        "POST",
+        &proxy.url("/_matrix/client/v3/login"),
+        None,
+        Some(password_login("alice", "new-password-42")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let (status, body) = call(&http, "GET", &whoami, Some(token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user_id"], "@alice:example.com");
+}
