@@ -13,8 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::WebState;
 use super::page::{Form, unavailable};
-use super::render::allowing_redirect;
-use crate::mail::MailError;
+use super::render::{allowing_redirect, rendered};
 use crate::mail::templates;
 
 /// The three values of a link, from the form or else the query (Synapse reads both).
@@ -61,8 +60,9 @@ pub async fn confirmation(State(state): State<WebState>, RawQuery(query): RawQue
         Ok(next_link) => next_link,
         Err(err) => return unavailable(&state, err),
     };
-    let page = page(
+    let page = rendered(
         StatusCode::OK,
+        "password_reset_confirmation.html",
         templates::password_reset_confirmation(
             &state.accounts.config,
             &values.sid,
@@ -95,8 +95,9 @@ pub async fn confirm(
         Err(err) => unavailable(&state, err),
         Ok(Err(refusal)) => failure(&state, &refusal.to_string()),
         Ok(Ok(Some(next_link))) if !next_link.starts_with("file:") => redirect(&next_link),
-        Ok(Ok(_)) => page(
+        Ok(Ok(_)) => rendered(
             StatusCode::OK,
+            "password_reset_success.html",
             templates::password_reset_success(&state.accounts.config),
         ),
     }
@@ -117,28 +118,9 @@ fn redirect(next_link: &str) -> Response {
 
 /// The failure page (400) with Synapse's reason.
 fn failure(state: &WebState, reason: &str) -> Response {
-    page(
+    rendered(
         StatusCode::BAD_REQUEST,
+        "password_reset_failure.html",
         templates::password_reset_failure(&state.accounts.config, reason),
     )
-}
-
-/// A rendered page with `status`; a template that fails (an operator's own) is logged.
-fn page(status: StatusCode, html: Result<String, MailError>) -> Response {
-    match html {
-        Ok(html) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "a password reset page could not be rendered");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The page could not be shown.",
-            )
-                .into_response()
-        }
-    }
 }

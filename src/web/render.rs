@@ -191,25 +191,38 @@ impl Renderer {
 
     /// The page `template` with `context`, as a response with `status`.
     pub fn page(&self, status: StatusCode, template: &str, context: impl Serialize) -> Response {
-        match self
-            .env
-            .get_template(template)
-            .and_then(|t| t.render(context))
-        {
-            Ok(html) => (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                html,
+        rendered(
+            status,
+            template,
+            self.env
+                .get_template(template)
+                .and_then(|t| t.render(context)),
+        )
+    }
+}
+
+/// A page rendered by any template engine (homekey's, or the mail layer's for Synapse's page
+/// templates), as a response with `status`; a failed rendering (an operator's own template)
+/// is logged under `template` and answered 500.
+pub fn rendered<E: std::fmt::Display>(
+    status: StatusCode,
+    template: &str,
+    html: Result<String, E>,
+) -> Response {
+    match html {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(template, error = %err, "a page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be shown.",
             )
-                .into_response(),
-            Err(err) => {
-                tracing::error!(template, error = %err, "a page could not be rendered");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "The page could not be shown.",
-                )
-                    .into_response()
-            }
+                .into_response()
         }
     }
 }
