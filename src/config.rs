@@ -375,7 +375,7 @@ impl Config {
                 }
             })?;
         for key in merged.keys().filter_map(Value::as_str) {
-            if !KNOWN_KEYS.contains(&key) {
+            if !KNOWN_KEYS.contains(&key) && !registration::KEYS.contains(&key) {
                 tracing::debug!(key, "ignoring a config key homekey does not use");
             }
         }
@@ -411,8 +411,6 @@ const KNOWN_KEYS: &[&str] = &[
     "next_link_domain_whitelist",
     "email",
     "templates",
-    "enable_registration",
-    "rc_registration_token_validity",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -487,8 +485,8 @@ struct RawConfig {
     /// Read as it is: whether it is empty decides whether mail is on ([`email`]).
     email: Option<Value>,
     templates: Option<email::RawTemplates>,
-    enable_registration: Option<bool>,
-    rc_registration_token_validity: Option<RateLimit>,
+    #[serde(flatten)]
+    registration: registration::RawRegistration,
 }
 
 /// A key that is there, even as null: `Some(None)`.
@@ -504,13 +502,13 @@ where
 /// an optional unit `s`, `m`, `h`, `d`, `w` or `y` (none: milliseconds).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum RawDuration {
+pub(crate) enum RawDuration {
     Ms(i64),
     Text(String),
 }
 
 impl RawDuration {
-    fn to_ms(&self) -> Result<i64, String> {
+    pub(crate) fn to_ms(&self) -> Result<i64, String> {
         let text = match self {
             RawDuration::Ms(ms) => return Ok(*ms),
             RawDuration::Text(text) => text,
@@ -805,6 +803,14 @@ impl RawConfig {
                 key: key.to_owned(),
                 message,
             })?;
+        let registration =
+            self.registration
+                .validate()
+                .map_err(|(key, message)| ConfigError::Key {
+                    path: file_of(key),
+                    key: key.to_owned(),
+                    message,
+                })?;
         let email = email::validate(self.email, &server_name).map_err(|(key, message)| {
             ConfigError::Key {
                 path: file_of("email"),
@@ -867,11 +873,7 @@ impl RawConfig {
             .validate(),
             email,
             custom_template_directory,
-            registration: registration::RawRegistration {
-                enable_registration: self.enable_registration,
-                rc_registration_token_validity: self.rc_registration_token_validity,
-            }
-            .validate(),
+            registration,
         })
     }
 }

@@ -1,9 +1,9 @@
 //! Sign-up, with Synapse's top-level keys and defaults (`synapse/config/registration.py`,
-//! `ratelimiting.py`): so far the ones the registration-token validity check reads.
+//! `ratelimiting.py`), and homekey's `registration_session_lifetime`.
 
 use serde::Deserialize;
 
-use super::RateLimit;
+use super::{RateLimit, RawDuration};
 
 /// Synapse's default `rc_registration_token_validity`: a burst of 5 checks from one address,
 /// then one every 10 seconds (a token is typed once; guessing takes many).
@@ -12,21 +12,55 @@ pub const DEFAULT_RC_REGISTRATION_TOKEN_VALIDITY: RateLimit = RateLimit {
     burst_count: 5.0,
 };
 
+/// Synapse's default `rc_registration`: accounts made from one address.
+pub const DEFAULT_RC_REGISTRATION: RateLimit = RateLimit {
+    per_second: 0.17,
+    burst_count: 3.0,
+};
+
+/// How long an unfinished sign-up keeps its session, and the registration token's use it
+/// holds. Synapse keeps every user-interactive session 48 hours, so a one-use invitation
+/// that somebody started to spend is blocked for two days; an hour is plenty to finish.
+pub const DEFAULT_REGISTRATION_SESSION_LIFETIME_MS: i64 = 3_600_000;
+
+/// Synapse's refusal to start with open, unverified registration, word for word.
+const OPEN_REGISTRATION_REFUSAL: &str = "You have enabled open registration without any verification. \
+This is a known vector for spam and abuse. If you would like to allow public registration, please \
+consider adding email, captcha, or token-based verification. Otherwise this check can be removed \
+by setting the `enable_registration_without_verification` config option to `true`.";
+
 /// The sign-up settings, validated.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RegistrationConfig {
-    /// `enable_registration` (default false): whether anyone may sign up. Off, the
-    /// registration token's validity check is refused, as Synapse refuses it.
+    /// `enable_registration` (default false): whether anyone may sign up. Off, every
+    /// sign-up and the registration token's validity check are refused, as Synapse refuses
+    /// them.
     pub enable_registration: bool,
+    /// `registration_requires_token`: every sign-up spends a registration token's use.
+    pub registration_requires_token: bool,
+    /// `enable_registration_without_verification`: open sign-up with no token is allowed.
+    pub enable_registration_without_verification: bool,
+    /// `inhibit_user_in_use_error`: a taken name is not told before the sign-up's last step
+    /// (`register/available` says every name is available).
+    pub inhibit_user_in_use_error: bool,
+    /// `rc_registration`: accounts made per client address.
+    pub rc_registration: RateLimit,
     /// `rc_registration_token_validity`: validity checks per client address.
     pub rc_registration_token_validity: RateLimit,
+    /// homekey's `registration_session_lifetime`: how long an unfinished sign-up lasts.
+    pub session_lifetime_ms: i64,
 }
 
 impl Default for RegistrationConfig {
     fn default() -> RegistrationConfig {
         RegistrationConfig {
             enable_registration: false,
+            registration_requires_token: false,
+            enable_registration_without_verification: false,
+            inhibit_user_in_use_error: false,
+            rc_registration: DEFAULT_RC_REGISTRATION,
             rc_registration_token_validity: DEFAULT_RC_REGISTRATION_TOKEN_VALIDITY,
+            session_lifetime_ms: DEFAULT_REGISTRATION_SESSION_LIFETIME_MS,
         }
     }
 }
@@ -34,20 +68,77 @@ impl Default for RegistrationConfig {
 /// The keys as written (top-level keys of the file, as in Synapse).
 #[derive(Deserialize, Default)]
 pub struct RawRegistration {
-    pub enable_registration: Option<bool>,
-    pub rc_registration_token_validity: Option<RateLimit>,
+    enable_registration: Option<bool>,
+    registration_requires_token: Option<bool>,
+    enable_registration_without_verification: Option<bool>,
+    registrations_require_3pid: Option<Vec<String>>,
+    inhibit_user_in_use_error: Option<bool>,
+    rc_registration: Option<RateLimit>,
+    rc_registration_token_validity: Option<RateLimit>,
+    registration_session_lifetime: Option<RawDuration>,
 }
 
+/// The top-level keys of [`RawRegistration`], for the list of keys homekey reads.
+pub const KEYS: &[&str] = &[
+    "enable_registration",
+    "registration_requires_token",
+    "enable_registration_without_verification",
+    "registrations_require_3pid",
+    "inhibit_user_in_use_error",
+    "rc_registration",
+    "rc_registration_token_validity",
+    "registration_session_lifetime",
+];
+
 impl RawRegistration {
-    pub fn validate(self) -> RegistrationConfig {
+    /// The settings, or the key that is wrong and why.
+    pub fn validate(self) -> Result<RegistrationConfig, (&'static str, String)> {
         let defaults = RegistrationConfig::default();
-        RegistrationConfig {
+        let config = RegistrationConfig {
             enable_registration: self
                 .enable_registration
                 .unwrap_or(defaults.enable_registration),
+            registration_requires_token: self.registration_requires_token.unwrap_or(false),
+            enable_registration_without_verification: self
+                .enable_registration_without_verification
+                .unwrap_or(false),
+            inhibit_user_in_use_error: self.inhibit_user_in_use_error.unwrap_or(false),
+            rc_registration: self.rc_registration.unwrap_or(defaults.rc_registration),
             rc_registration_token_validity: self
                 .rc_registration_token_validity
                 .unwrap_or(defaults.rc_registration_token_validity),
+            session_lifetime_ms: match self.registration_session_lifetime {
+                None => defaults.session_lifetime_ms,
+                Some(raw) => match raw.to_ms() {
+                    Ok(ms) if ms > 0 => ms,
+                    Ok(_) => {
+                        return Err((
+                            "registration_session_lifetime",
+                            "must be longer than zero".into(),
+                        ));
+                    }
+                    Err(message) => return Err(("registration_session_lifetime", message)),
+                },
+            },
+        };
+        let require_3pid = self.registrations_require_3pid.unwrap_or_default();
+        if let Some(medium) = require_3pid.first().filter(|_| config.enable_registration) {
+            let message = match medium.as_str() {
+                "email" => "homekey does not offer sign-up with a verified e-mail address yet: \
+                            use registration_requires_token"
+                    .to_owned(),
+                "msisdn" => "homekey sends no text messages: sign-up cannot require a phone number"
+                    .to_owned(),
+                other => format!("\"{other}\" is not a medium (email or msisdn)"),
+            };
+            return Err(("registrations_require_3pid", message));
         }
+        if config.enable_registration
+            && !config.enable_registration_without_verification
+            && !config.registration_requires_token
+        {
+            return Err(("enable_registration", OPEN_REGISTRATION_REFUSAL.to_owned()));
+        }
+        Ok(config)
     }
 }

@@ -22,8 +22,10 @@ server_tests!(
 
 const TOKENS: &str = "/_synapse/admin/v1/registration_tokens";
 const VALIDITY: &str = "/_matrix/client/v1/register/m.login.registration_token/validity";
-/// Validity checks without the rate limit in the way (one test checks the limit itself).
-const OPEN_REGISTRATION: &str = "enable_registration: true\n\
+/// Sign-up with registration tokens, and validity checks without the rate limit in the way
+/// (one test checks the limit itself).
+const SIGN_UP_WITH_TOKENS: &str = "enable_registration: true\n\
+     registration_requires_token: true\n\
      rc_registration_token_validity: {per_second: 1000, burst_count: 1000}\n";
 
 fn now_ms() -> i64 {
@@ -469,7 +471,7 @@ async fn the_validity_check_answers_as_synapse_and_is_rate_limited(db: TestDb) {
         .await
         .unwrap();
     {
-        let server = Server::start(db.share().await, OPEN_REGISTRATION).await;
+        let server = Server::start(db.share().await, SIGN_UP_WITH_TOKENS).await;
         let valid = |token| valid(&server, token);
         assert!(valid("one-use").await);
         assert!(valid("expiring").await);
@@ -512,7 +514,11 @@ async fn the_validity_check_answers_as_synapse_and_is_rate_limited(db: TestDb) {
     }
     {
         // Synapse's default limit: a burst of 5 from one address, then 429.
-        let server = Server::start(db.share().await, "enable_registration: true\n").await;
+        let server = Server::start(
+            db.share().await,
+            "enable_registration: true\nregistration_requires_token: true\n",
+        )
+        .await;
         for _ in 0..5 {
             assert_eq!(validity(&server, "one-use").await.0, StatusCode::OK);
         }
