@@ -13,9 +13,9 @@ use super::transaction::{
     end_ui_auth_sessions, fetch_user, keep_an_admin, reactivate_user,
 };
 use super::{
-    AdminGuard, BeginWrite, Logout, NewAuditRecord, NewSession, NewUser, Store, StoreError,
-    USER_COLUMNS, USERS_WITH_PROFILES, User, UserChanges, UserFilter, UserPage, UserRow,
-    is_unique_violation, with_pool,
+    AdminGuard, BeginWrite, Logout, NewAuditRecord, NewRefreshToken, NewSession, NewUser, Store,
+    StoreError, USER_COLUMNS, USERS_WITH_PROFILES, User, UserChanges, UserFilter, UserPage,
+    UserRow, is_unique_violation, with_pool,
 };
 
 /// What a deactivation did.
@@ -55,6 +55,17 @@ pub(super) fn taken_ids_query<'a, DB: BulkRows>(
     query
 }
 
+/// What admitted a new account, settled in the transaction that makes it.
+#[derive(Debug, Default)]
+pub struct Admission<'a> {
+    /// The registration token whose pending use becomes a completed one.
+    pub registration_token: Option<&'a str>,
+    /// The sign-up's user-interactive session, spent.
+    pub ui_auth_session: Option<&'a str>,
+    /// A refresh token for the first session (a client that asked for one).
+    pub refresh: Option<&'a NewRefreshToken>,
+}
+
 impl Store {
     /// Creates an account (and its profile row), with its audit record if an admin or an
     /// operator creates it. Refused if the name is taken, ignoring case, as Synapse does at
@@ -64,18 +75,20 @@ impl Store {
         new: &NewUser,
         audit: Option<&NewAuditRecord>,
     ) -> Result<User, StoreError> {
-        self.create_user_with_session(new, None, audit)
+        self.create_user_with_session(new, None, &Admission::default(), audit)
             .await
             .map(|(user, _)| user)
     }
 
     /// [`Store::create_user`], and with `session` the new user's first device and token, in
-    /// the same transaction (shared-secret registration): either both exist or neither.
-    /// Returns the account and the token's row ID.
+    /// the same transaction (shared-secret registration, sign-up): either both exist or
+    /// neither, and what `admission` names is settled in it too. Returns the account and the
+    /// token's row ID.
     pub async fn create_user_with_session(
         &self,
         new: &NewUser,
         session: Option<&NewSession>,
+        admission: &Admission<'_>,
         audit: Option<&NewAuditRecord>,
     ) -> Result<(User, Option<i64>), StoreError> {
         let name = new.user_id.as_str();
@@ -132,12 +145,60 @@ impl Store {
                 Some(session) => Some(super::sessions::insert_session_rows!(&mut tx, session)),
                 None => None,
             };
+            if let (Some(session), Some(token_id), Some(refresh)) =
+                (session, token_id, admission.refresh)
+            {
+                let refresh_id = super::sessions::insert_refresh_token!(
+                    &mut tx,
+                    &session.user_id,
+                    &session.device_id,
+                    refresh
+                );
+                sqlx::query("UPDATE access_tokens SET refresh_token_id = $2 WHERE id = $1")
+                    .bind(token_id)
+                    .bind(refresh_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(token) = admission.registration_token
+                && !super::registration_tokens::complete_registration_token!(&mut tx, token)
+            {
+                // Deleted since the sign-up spent a use: the account is not made.
+                return Err(StoreError::RegistrationTokenGone);
+            }
+            if let Some(ui_auth_session) = admission.ui_auth_session {
+                // Spent with the account: the sign-up's session admits nothing more.
+                for table in ["ui_auth_sessions_credentials", "ui_auth_sessions"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1"))
+                        .bind(ui_auth_session)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
             let user = fetch_user!(&mut *tx, name);
             owe_synapse!(&mut tx, self, name);
             commit_audited!(tx, self, audit);
             let user = user.ok_or_else(|| StoreError::UserNotFound(name.to_owned()))?;
             Ok((user, token_id))
         })
+    }
+
+    /// The largest all-digit localpart of any account (0 without any): a sign-up without a
+    /// name gets the next number, as Synapse numbers them. Only names starting with a digit
+    /// are read (`@0` to `@9…` sort between `@0` and `@:`).
+    pub async fn largest_numeric_localpart(&self) -> Result<i64, StoreError> {
+        let names: Vec<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT name FROM users WHERE name >= '@0' AND name < '@:'")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(names
+            .iter()
+            .filter_map(|name| name.strip_prefix('@')?.split_once(':'))
+            .filter(|(localpart, _)| localpart.bytes().all(|b| b.is_ascii_digit()))
+            .filter_map(|(localpart, _)| localpart.parse::<i64>().ok())
+            .max()
+            .unwrap_or(0))
     }
 
     /// Which of `user_ids` are taken by an account, ignoring case as

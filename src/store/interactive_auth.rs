@@ -148,37 +148,114 @@ impl Store {
             .collect())
     }
 
+    /// Completes a sign-up's `m.login.registration_token` stage: in one transaction, spends
+    /// a use of `token` (one statement that checks and counts, so two sign-ups cannot both
+    /// take its last use) and records the token as the stage's result, which holds the use
+    /// until the sign-up makes its account or its session expires. A session that already
+    /// holds a token spends nothing again.
+    pub async fn complete_registration_token_stage(
+        &self,
+        session_id: &str,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<TokenStage, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let held: Option<String> = sqlx::query_scalar(
+                "SELECT result FROM ui_auth_sessions_credentials \
+                 WHERE session_id = $1 AND stage_type = $2",
+            )
+            .bind(session_id)
+            .bind(REGISTRATION_TOKEN_STAGE)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(held) = held {
+                let same = held_token(&held).as_deref() == Some(token);
+                return Ok(if same {
+                    TokenStage::AlreadyHeld
+                } else {
+                    TokenStage::Changed
+                });
+            }
+            if !super::registration_tokens::spend_registration_token!(&mut tx, token, now_ms) {
+                return Ok(TokenStage::Invalid);
+            }
+            let recorded = sqlx::query(
+                "INSERT INTO ui_auth_sessions_credentials (session_id, stage_type, result) \
+                 SELECT session_id, $2, $3 FROM ui_auth_sessions WHERE session_id = $1 \
+                 ON CONFLICT (session_id, stage_type) DO NOTHING",
+            )
+            .bind(session_id)
+            .bind(REGISTRATION_TOKEN_STAGE)
+            .bind(Value::String(token.to_owned()).to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if recorded == 0 {
+                // The session went (expired) or a request of the same session got there
+                // first: this one spends nothing.
+                return Ok(TokenStage::Invalid);
+            }
+            tx.commit().await?;
+            Ok(TokenStage::Spent)
+        })
+    }
+
     /// Deletes a session whose operation has been carried out: it authorises nothing more.
     pub async fn delete_ui_auth_session(&self, session_id: &str) -> Result<(), StoreError> {
-        self.delete_ui_auth_sessions(Some(session_id), 0)
+        self.delete_ui_auth_sessions(Some(session_id), 0, 0)
             .await
             .map(|_| ())
     }
 
-    /// Deletes the sessions created before `created_before_ms`; returns how many went.
+    /// Deletes the sessions created before `created_before_ms`, and the sign-ups' (sessions
+    /// of `/register`) created before `sign_ups_created_before_ms`, giving back the
+    /// registration token uses the unfinished sign-ups held; returns how many went.
     pub async fn delete_expired_ui_auth_sessions(
         &self,
         created_before_ms: i64,
+        sign_ups_created_before_ms: i64,
     ) -> Result<u64, StoreError> {
-        self.delete_ui_auth_sessions(None, created_before_ms).await
+        self.delete_ui_auth_sessions(None, created_before_ms, sign_ups_created_before_ms)
+            .await
     }
 
-    /// Deletes one session, or (`None`) every session created before `created_before_ms`.
+    /// Deletes one session, or (`None`) every expired session (see
+    /// [`Store::delete_expired_ui_auth_sessions`]).
     async fn delete_ui_auth_sessions(
         &self,
         session_id: Option<&str>,
         created_before_ms: i64,
+        sign_ups_created_before_ms: i64,
     ) -> Result<u64, StoreError> {
-        // `$1` picks one session; NULL means every session created before `$2`.
+        // `$1` picks one session; NULL means every session created before `$2`, and every
+        // sign-up's created before `$3`.
         const SESSIONS: &str = "SELECT session_id FROM ui_auth_sessions \
-             WHERE session_id = $1 OR ($1 IS NULL AND creation_time < $2)";
+             WHERE session_id = $1 OR ($1 IS NULL AND (creation_time < $2 \
+             OR (uri LIKE '%/register' AND creation_time < $3)))";
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let held: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT result FROM ui_auth_sessions_credentials \
+                 WHERE stage_type = $4 AND session_id IN ({SESSIONS})"
+            ))
+            .bind(session_id)
+            .bind(created_before_ms)
+            .bind(sign_ups_created_before_ms)
+            .bind(REGISTRATION_TOKEN_STAGE)
+            .fetch_all(&mut *tx)
+            .await?;
+            for token in held.iter().filter_map(|result| held_token(result)) {
+                // `false` if the token was deleted meanwhile: nothing to give back.
+                let _given_back =
+                    super::registration_tokens::release_registration_token!(&mut tx, &token);
+            }
             sqlx::query(&format!(
                 "DELETE FROM ui_auth_sessions_credentials WHERE session_id IN ({SESSIONS})"
             ))
             .bind(session_id)
             .bind(created_before_ms)
+            .bind(sign_ups_created_before_ms)
             .execute(&mut *tx)
             .await?;
             let deleted = sqlx::query(&format!(
@@ -186,11 +263,36 @@ impl Store {
             ))
             .bind(session_id)
             .bind(created_before_ms)
+            .bind(sign_ups_created_before_ms)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             tx.commit().await?;
             Ok(deleted)
         })
+    }
+}
+
+/// The stage type of a registration token, whose result in a session is the token held.
+pub const REGISTRATION_TOKEN_STAGE: &str = "m.login.registration_token";
+
+/// What [`Store::complete_registration_token_stage`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStage {
+    /// A use was spent and the session holds it.
+    Spent,
+    /// The session already held this token: nothing spent again.
+    AlreadyHeld,
+    /// The session holds another token (Synapse's "Registration token has changed").
+    Changed,
+    /// Unknown, expired or used up: nothing spent.
+    Invalid,
+}
+
+/// The token a registration token stage's result holds (a JSON string).
+fn held_token(result: &str) -> Option<String> {
+    match serde_json::from_str(result) {
+        Ok(Value::String(token)) => Some(token),
+        _ => None,
     }
 }

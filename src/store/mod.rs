@@ -36,11 +36,11 @@ mod web_sessions;
 
 use secrecy::SecretString;
 
-pub use accounts::Deactivation;
+pub use accounts::{Admission, Deactivation};
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord};
 pub use connect::OpenMode;
 pub use email_codes::{CodeChecked, NewEmailCode};
-pub use interactive_auth::UiAuthSession;
+pub use interactive_auth::{REGISTRATION_TOKEN_STAGE, TokenStage, UiAuthSession};
 pub use mail_outbox::{LeasedMail, MailOutcome, MailStatus, NewMail};
 pub use oauth_clients::{ClientRegistered, NewOAuthClient};
 pub use oauth_sessions::{
@@ -415,6 +415,10 @@ pub enum StoreError {
     LastAdmin(String),
     #[error("this is a Synapse database: {0}")]
     RefusedOnSynapse(&'static str),
+    /// The registration token a sign-up spent a use of was deleted before its account was
+    /// made: the account is not made.
+    #[error("the registration token was deleted during the sign-up")]
+    RegistrationTokenGone,
     #[error("the database cannot be opened: {0}")]
     Unavailable(String),
     #[error("{0}")]

@@ -81,8 +81,6 @@ macro_rules! spend_registration_token {
             == 1
     }};
 }
-// Used by the sign-up's own transaction, which comes later.
-#[allow(unused_imports)]
 pub(crate) use spend_registration_token;
 
 /// Completes a pending use of `$token` inside `$tx` (the sign-up made its account):
@@ -103,8 +101,6 @@ macro_rules! complete_registration_token {
             == 1
     }};
 }
-// Used by the sign-up's own transaction, which comes later.
-#[allow(unused_imports)]
 pub(crate) use complete_registration_token;
 
 /// Gives a pending use of `$token` back inside `$tx` (the sign-up was abandoned or its
@@ -123,8 +119,6 @@ macro_rules! release_registration_token {
             == 1
     }};
 }
-// Used by the sign-up's own transaction, which comes later.
-#[allow(unused_imports)]
 pub(crate) use release_registration_token;
 
 impl Store {

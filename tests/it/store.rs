@@ -734,7 +734,7 @@ async fn interactive_auth_sessions_keep_stages_and_data_until_spent_or_expired(s
     // Expiry takes the old session with its stages, and only it.
     assert_eq!(
         store
-            .delete_expired_ui_auth_sessions(NOW_MS - 2 * day_ms)
+            .delete_expired_ui_auth_sessions(NOW_MS - 2 * day_ms, NOW_MS - 2 * day_ms)
             .await
             .unwrap(),
         1
