@@ -22,6 +22,9 @@ pub enum Actor {
     /// e-mail password reset of legacy clients, or homekey's own reset link
     /// (`recovery`). Recorded under the user's own name.
     EmailReset(String),
+    /// Somebody signing up (`POST /register`, the sign-up page): recorded as `sign-up`,
+    /// the record naming what admitted them.
+    SignUp,
 }
 
 /// The operator at the server: named `cli:<OS user>` in the audit log.
@@ -52,6 +55,7 @@ impl Actor {
             Actor::SharedSecret => Some("shared-secret registration"),
             Actor::Operator(operator) => Some(&operator.name),
             Actor::EmailReset(user_id) => Some(user_id),
+            Actor::SignUp => Some("sign-up"),
         }
     }
 
@@ -60,7 +64,7 @@ impl Actor {
     /// by shared secret): the 512-character limit binds everyone.
     pub(super) fn bound_by_password_policy(&self) -> bool {
         match self {
-            Actor::User(_) | Actor::EmailReset(_) => true,
+            Actor::User(_) | Actor::EmailReset(_) | Actor::SignUp => true,
             Actor::Admin(_) | Actor::SharedSecret => false,
             Actor::Operator(operator) => !operator.ignore_policy,
         }

@@ -12,7 +12,8 @@ use crate::audit::Action;
 use crate::config::PasswordLogin;
 use crate::ids::UserId;
 use crate::store::{
-    AccountThreepid, AdminGuard, Deactivation, Logout, NewAuditRecord, NewUser, User, UserChanges,
+    AccountThreepid, AdminGuard, Admission, Deactivation, Logout, NewAuditRecord, NewUser, User,
+    UserChanges,
 };
 use crate::threepid::Threepid;
 
@@ -89,7 +90,12 @@ impl Accounts {
         let session = self.new_session(user.user_id.as_str(), None, None, None);
         let (user, token_id) = self
             .store
-            .create_user_with_session(&user, Some(&session), record.as_ref())
+            .create_user_with_session(
+                &user,
+                Some(&session),
+                &Admission::default(),
+                record.as_ref(),
+            )
             .await?;
         self.provision_new_account(&user).await?;
         if let Some(token_id) = token_id {
@@ -565,7 +571,7 @@ impl Accounts {
 }
 
 /// The row of a new account, with Synapse's display-name default.
-fn new_user(new: NewAccount, password_hash: Option<SecretString>) -> NewUser {
+pub(super) fn new_user(new: NewAccount, password_hash: Option<SecretString>) -> NewUser {
     let displayname = match new.displayname {
         None => Some(new.user_id.localpart().to_owned()),
         Some(name) if name.is_empty() => None,

@@ -61,6 +61,8 @@ pub struct AuthSubmission {
     pub password: Option<SecretString>,
     /// `m.login.email.identity`'s `threepid_creds` (or the older `threepidCreds`).
     pub threepid_creds: Option<ThreepidCreds>,
+    /// `m.login.registration_token`'s `token`, as sent (its type is checked by the stage).
+    pub token: Option<Value>,
 }
 
 /// The e-mail validation session a client names: its ID and the client's secret.
@@ -82,7 +84,10 @@ pub enum UiAuthError {
     #[error("user-interactive authentication is incomplete")]
     Incomplete {
         session_id: String,
-        flows: Vec<&'static str>,
+        /// Each flow's stages, in order.
+        flows: Vec<Vec<&'static str>>,
+        /// What the stages need to be shown (`m.login.terms`' policies); an object.
+        params: Value,
         /// `None` on the session's first answer, which Synapse sends without `completed`.
         completed: Option<Vec<String>>,
         failure: Option<StageFailure>,
@@ -116,6 +121,16 @@ pub enum StageFailure {
     MissingThreepidCreds,
     /// The session's link is not confirmed (yet), or the session is unknown or spent.
     ThreepidNotValidated,
+    /// `m.login.registration_token` without `token`.
+    MissingToken,
+    /// A `token` that is not a string.
+    TokenNotString,
+    /// A registration token stage outside a session.
+    MissingSession,
+    /// Another token than the one the session already holds.
+    TokenChanged,
+    /// Unknown, expired or used up.
+    InvalidToken,
 }
 
 impl StageFailure {
@@ -124,6 +139,9 @@ impl StageFailure {
             StageFailure::InvalidPassword => "M_FORBIDDEN",
             StageFailure::MissingThreepidCreds => "M_MISSING_PARAM",
             StageFailure::ThreepidNotValidated => "M_UNAUTHORIZED",
+            StageFailure::MissingToken | StageFailure::MissingSession => "M_MISSING_PARAM",
+            StageFailure::TokenNotString | StageFailure::TokenChanged => "M_INVALID_PARAM",
+            StageFailure::InvalidToken => "M_UNAUTHORIZED",
         }
     }
 
@@ -132,6 +150,11 @@ impl StageFailure {
             StageFailure::InvalidPassword => "Invalid username or password",
             StageFailure::MissingThreepidCreds => "Missing threepid_creds",
             StageFailure::ThreepidNotValidated => "Unable to get validated threepid",
+            StageFailure::MissingToken => "Missing registration token",
+            StageFailure::TokenNotString => "Registration token must be a string",
+            StageFailure::MissingSession => "Missing UIA session",
+            StageFailure::TokenChanged => "Registration token has changed",
+            StageFailure::InvalidToken => "Invalid registration token",
         }
     }
 }
@@ -197,7 +220,8 @@ impl Accounts {
         let first_answer = new && auth.stage.is_none();
         Err(UiAuthError::Incomplete {
             session_id: session.session_id,
-            flows,
+            flows: flows.iter().map(|stage| vec![*stage]).collect(),
+            params: json!({}),
             completed: (!first_answer)
                 .then(|| completed.into_iter().map(|(stage, _)| stage).collect()),
             failure,
@@ -251,11 +275,27 @@ impl Accounts {
             .await
     }
 
-    /// Deletes sessions older than Synapse's 48 hours; returns how many went.
+    /// Deletes sessions older than Synapse's 48 hours, and unfinished sign-ups older than
+    /// `registration_session_lifetime` (giving back the registration token uses they held);
+    /// returns how many went.
     pub async fn delete_expired_ui_auth_sessions(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
         self.store
-            .delete_expired_ui_auth_sessions(now_ms() - SESSION_LIFETIME_MS)
+            .delete_expired_ui_auth_sessions(
+                now - SESSION_LIFETIME_MS,
+                now - self.config.registration.session_lifetime_ms,
+            )
             .await
+    }
+
+    /// How long a session of `path` lasts: a sign-up's as configured, Synapse's 48 hours
+    /// for the others.
+    fn ui_auth_session_lifetime_ms(&self, path: &str) -> i64 {
+        if path.ends_with("/register") {
+            self.config.registration.session_lifetime_ms
+        } else {
+            SESSION_LIFETIME_MS
+        }
     }
 
     /// The stages this user can complete: the password, if passwords may be used to
@@ -286,7 +326,7 @@ impl Accounts {
             .store
             .get_ui_auth_session(session_id)
             .await?
-            .filter(|s| s.creation_time_ms > now_ms() - SESSION_LIFETIME_MS)
+            .filter(|s| s.creation_time_ms > now_ms() - self.ui_auth_session_lifetime_ms(&s.uri))
             .ok_or_else(|| UiAuthError::UnknownSession(session_id.to_owned()))?;
         if (session.method.as_str(), session.uri.as_str()) != (operation.method, operation.path) {
             return Err(UiAuthError::OperationChanged);

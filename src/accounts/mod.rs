@@ -39,6 +39,7 @@ pub mod passwords;
 pub mod recovery;
 pub mod registration_tokens;
 pub mod sessions;
+pub mod sign_up;
 pub mod tokens;
 
 use std::collections::HashSet;
@@ -82,6 +83,10 @@ pub struct Accounts {
     /// `rc_registration_token_validity`, per client address: a token is guessed only by
     /// many tries.
     token_validity_checks: Arc<RateLimiter>,
+    /// `rc_registration`: accounts signed up per client address.
+    sign_ups: Arc<RateLimiter>,
+    /// `register/available` checks per client address ([`sign_up::AVAILABILITY_CHECKS`]).
+    availability_checks: Arc<RateLimiter>,
     /// Verified when a login names no usable account, so that "no such user" takes as long
     /// as "wrong password" and the two cannot be told apart by timing. Made on first use
     /// (`serve` makes it before it listens): a command that checks no password never pays
@@ -177,6 +182,8 @@ impl Accounts {
             token_validity_checks: Arc::new(RateLimiter::new(
                 config.registration.rc_registration_token_validity,
             )),
+            sign_ups: Arc::new(RateLimiter::new(config.registration.rc_registration)),
+            availability_checks: Arc::new(RateLimiter::new(sign_up::AVAILABILITY_CHECKS)),
             synapse: config
                 .synapse
                 .as_ref()

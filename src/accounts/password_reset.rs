@@ -273,7 +273,8 @@ impl Accounts {
         let first_answer = new && auth.stage.is_none();
         Err(UiAuthError::Incomplete {
             session_id: session.session_id,
-            flows: vec![EMAIL_IDENTITY_STAGE],
+            flows: vec![vec![EMAIL_IDENTITY_STAGE]],
+            params: serde_json::json!({}),
             completed: (!first_answer)
                 .then(|| completed.into_iter().map(|(stage, _)| stage).collect()),
             failure,

@@ -282,8 +282,12 @@ impl Accounts {
         self.token_validity_checks.attempt(client_address)
     }
 
-    /// Whether `token` would admit a sign-up now (unknown: no).
+    /// Whether `token` would admit a sign-up now (unknown: no). A text no token can have
+    /// (Synapse's rule) is not looked up: PostgreSQL refuses a NUL in a query's text.
     pub async fn registration_token_is_valid(&self, token: &str) -> Result<bool, StoreError> {
+        if check_token(token).is_err() {
+            return Ok(false);
+        }
         self.store
             .registration_token_is_valid(token, now_ms())
             .await

@@ -22,6 +22,16 @@ pub enum TokenUse {
     Logout,
 }
 
+/// When a new login's tokens expire ([`Accounts::login_expiry`]).
+pub(super) struct LoginExpiry {
+    /// The access token's end (`None`: never).
+    pub valid_until_ms: Option<i64>,
+    /// The session's end (`session_lifetime`), whatever refreshes happen.
+    pub ultimate: Option<i64>,
+    /// Whether the login gets a refresh token.
+    pub refreshable: bool,
+}
+
 /// A successful login.
 #[derive(Debug)]
 pub struct LoginSuccess {
@@ -215,15 +225,11 @@ impl Accounts {
             }
         }
         let now = now_ms();
-        let lifetimes = self.config.lifetimes;
-        let ultimate = lifetimes.session_ms.map(|ms| now.saturating_add(ms));
-        let refreshable = lifetimes
-            .refreshable_access_token_ms
-            .filter(|_| attempt.refresh_token);
-        let valid_until_ms = match refreshable {
-            Some(ms) => Some(cap(now.saturating_add(ms), ultimate)),
-            None => ultimate,
-        };
+        let LoginExpiry {
+            valid_until_ms,
+            ultimate,
+            refreshable,
+        } = self.login_expiry(attempt.refresh_token, now);
         let new = self.new_session(
             &user.name,
             attempt.device_id,
@@ -232,21 +238,19 @@ impl Accounts {
         );
         // The token is written only if the password checked is still the account's: a reset
         // (or a deactivation) that committed since the check ends this login too.
-        let (created, refresh_token) = match refreshable {
-            None => (
-                self.store
-                    .create_session_checked(&new, Some(&verified_hash))
-                    .await?,
-                None,
-            ),
-            Some(_) => {
-                let refresh = self.new_refresh_token(&user.name, now, ultimate);
-                let created = self
-                    .store
-                    .create_refreshable_session_checked(&new, &refresh, &verified_hash)
-                    .await?;
-                (created, Some(refresh.token))
-            }
+        let (created, refresh_token) = if refreshable {
+            let refresh = self.new_refresh_token(&user.name, now, ultimate);
+            let created = self
+                .store
+                .create_refreshable_session_checked(&new, &refresh, &verified_hash)
+                .await?;
+            (created, Some(refresh.token))
+        } else {
+            let created = self
+                .store
+                .create_session_checked(&new, Some(&verified_hash))
+                .await?;
+            (created, None)
         };
         let token_id = created.ok_or(LoginError::InvalidCredentials)?;
         self.announce_session(&new, token_id).await?;
@@ -331,7 +335,12 @@ impl Accounts {
 
     /// A new refresh token of `user_id`, with the configured lifetime from `now` and the
     /// login's end.
-    fn new_refresh_token(&self, user_id: &str, now: i64, ultimate: Option<i64>) -> NewRefreshToken {
+    pub(super) fn new_refresh_token(
+        &self,
+        user_id: &str,
+        now: i64,
+        ultimate: Option<i64>,
+    ) -> NewRefreshToken {
         let localpart = localpart_of(user_id);
         let expiry = self
             .config
@@ -390,6 +399,24 @@ impl Accounts {
             refresh_token: refresh.token,
             valid_until_ms,
         })
+    }
+
+    /// When a new login's access token expires, by the config's lifetimes: refreshable (and
+    /// short) if the client asked for a refresh token and the config gives them.
+    pub(super) fn login_expiry(&self, refresh_requested: bool, now: i64) -> LoginExpiry {
+        let lifetimes = self.config.lifetimes;
+        let ultimate = lifetimes.session_ms.map(|ms| now.saturating_add(ms));
+        let refreshable = lifetimes
+            .refreshable_access_token_ms
+            .filter(|_| refresh_requested);
+        LoginExpiry {
+            valid_until_ms: match refreshable {
+                Some(ms) => Some(cap(now.saturating_add(ms), ultimate)),
+                None => ultimate,
+            },
+            ultimate,
+            refreshable: refreshable.is_some(),
+        }
     }
 
     /// The operator logs a user in on a new device (`homekey user login`): a new access

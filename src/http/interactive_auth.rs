@@ -27,6 +27,8 @@ struct AuthBody {
     /// The older spelling, still sent by older Element.
     #[serde(rename = "threepidCreds")]
     threepid_creds_old: Option<Value>,
+    /// `m.login.registration_token`'s.
+    token: Option<Value>,
 }
 
 /// Reads a request's `auth`; absent and `null` both mean none (matrix-js-sdk sends `null`).
@@ -77,6 +79,7 @@ pub fn parse_auth(auth: Option<Value>) -> Result<Option<AuthSubmission>, MatrixE
         user,
         password,
         threepid_creds,
+        token: body.token,
     }))
 }
 
@@ -86,14 +89,18 @@ impl From<UiAuthError> for MatrixError {
             UiAuthError::Incomplete {
                 session_id,
                 flows,
+                params,
                 completed,
                 failure,
             } => {
                 let mut fields = Map::new();
                 fields.insert("session".into(), json!(session_id));
-                let flows: Vec<Value> = flows.iter().map(|s| json!({"stages": [s]})).collect();
+                let flows: Vec<Value> = flows
+                    .iter()
+                    .map(|stages| json!({"stages": stages}))
+                    .collect();
                 fields.insert("flows".into(), json!(flows));
-                fields.insert("params".into(), json!({}));
+                fields.insert("params".into(), params);
                 if let Some(completed) = completed {
                     fields.insert("completed".into(), json!(completed));
                 }

@@ -76,6 +76,19 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ma
     })
 }
 
+/// Whether a JSON value is true as Python's `bool()` reads it (Synapse's `if body.get(…)`).
+pub fn is_truthy(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

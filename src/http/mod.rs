@@ -253,8 +253,12 @@ async fn delete_expired_sessions(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+    const SHORTEST: std::time::Duration = std::time::Duration::from_millis(500);
     const RESET_LINKS_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
-    let mut ticks = tokio::time::interval(EVERY);
+    // Often enough that an unfinished sign-up gives its token's use back about on time.
+    let sign_up_lifetime =
+        std::time::Duration::from_millis(accounts.config.registration.session_lifetime_ms as u64);
+    let mut ticks = tokio::time::interval(EVERY.min(sign_up_lifetime / 2).max(SHORTEST));
     let mut reset_link_ticks = tokio::time::interval(RESET_LINKS_EVERY);
     loop {
         let reset_links = tokio::select! {

@@ -39,6 +39,7 @@ mod serve_devices;
 mod serve_rate_limit;
 mod serve_refresh;
 mod server;
+mod sign_up;
 mod store;
 mod support;
 mod synadm_interop;

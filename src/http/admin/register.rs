@@ -16,7 +16,7 @@ use super::users::{USER_TYPES, check_username_available};
 use crate::accounts::{Actor, NewAccount, NewAccountPassword};
 use crate::http::AppState;
 use crate::http::error::MatrixError;
-use crate::http::json::MatrixJson;
+use crate::http::json::{MatrixJson, is_truthy};
 use crate::password::MAX_PASSWORD_LENGTH;
 use crate::shared_secret::{RegistrationFields, registration_mac_matches};
 
@@ -120,16 +120,4 @@ pub async fn register(
         "access_token": session.access_token.expose_secret(),
         "device_id": session.device_id,
     })))
-}
-
-/// Python's truthiness of a JSON value, which is how Synapse reads `admin`.
-fn is_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
 }

@@ -85,6 +85,7 @@ pub async fn change_password(
         Err(UiAuthError::Incomplete {
             session_id,
             flows,
+            params,
             completed,
             failure,
         }) => {
@@ -99,6 +100,7 @@ pub async fn change_password(
             return Err(UiAuthError::Incomplete {
                 session_id,
                 flows,
+                params,
                 completed,
                 failure,
             }

@@ -4,11 +4,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::pass_on::pass_on_to_synapse;
 use crate::accounts::interactive_auth::Operation;
 use crate::accounts::{Actor, AuthError, Requester};
 use crate::http::AppState;
@@ -17,11 +18,10 @@ use crate::http::auth::{
     refuse_oauth_interactive_auth,
 };
 use crate::http::client_address::ClientAddress;
-use crate::http::error::{MatrixError, synapse_unavailable};
+use crate::http::error::MatrixError;
 use crate::http::interactive_auth::parse_auth;
 use crate::http::json::{MatrixJson, parse_optional_body};
 use crate::store::Device;
-use crate::synapse::client::SynapseClient;
 
 /// Synapse's `MAX_DEVICE_DISPLAY_NAME_LEN`, in characters.
 const MAX_DEVICE_DISPLAY_NAME_LENGTH: usize = 100;
@@ -124,7 +124,17 @@ pub async fn delete(
 ) -> Result<Response, MatrixError> {
     let Some(requester) = requester else {
         return match state.accounts.synapse() {
-            Some(synapse) => forward_to_synapse(synapse, &uri, &headers, &client, body).await,
+            Some(synapse) => {
+                pass_on_to_synapse(
+                    synapse,
+                    reqwest::Method::DELETE,
+                    &uri,
+                    &headers,
+                    &client,
+                    body,
+                )
+                .await
+            }
             None => Err(AuthError::UnknownToken.into()),
         };
     };
@@ -138,45 +148,6 @@ pub async fn delete(
     delete_after_auth(&state, &requester, body.auth, operation, &[device_id])
         .await
         .map(IntoResponse::into_response)
-}
-
-/// Sends the request on to Synapse's client listener with its token (header or query, as
-/// given) and body, and hands back Synapse's answer. The client's address goes as
-/// `X-Forwarded-For`, for an appservice's `ip_range_whitelist`.
-async fn forward_to_synapse(
-    synapse: &SynapseClient,
-    uri: &Uri,
-    headers: &HeaderMap,
-    client: &str,
-    body: Bytes,
-) -> Result<Response, MatrixError> {
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let mut passed_on = Vec::new();
-    if client != "unknown"
-        && let Ok(address) = header::HeaderValue::from_str(client)
-    {
-        passed_on.push((header::HeaderName::from_static("x-forwarded-for"), address));
-    }
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
-        if let Some(value) = headers.get(&name) {
-            passed_on.push((name, value.clone()));
-        }
-    }
-    let answer = synapse
-        .forward(reqwest::Method::DELETE, path, passed_on, body)
-        .await
-        .map_err(|err| {
-            tracing::warn!(error = %err, "a device deletion could not be passed on to Synapse");
-            synapse_unavailable()
-        })?;
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut response = (status, answer.body).into_response();
-    if let Some(content_type) = answer.content_type {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, content_type);
-    }
-    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -5,8 +5,10 @@ mod appservice_login;
 mod capabilities;
 pub(crate) mod devices;
 pub mod login;
+mod pass_on;
 mod password_reset;
 mod profile;
+mod register;
 mod registration_token;
 mod session;
 
@@ -26,7 +28,8 @@ pub fn routes(prefix: &str) -> Router<AppState> {
         .route(&at("/refresh"), post(login::refresh))
         .route(&at("/logout"), post(session::logout))
         .route(&at("/logout/all"), post(session::logout_all))
-        .route(&at("/register/available"), get(register_available))
+        .route(&at("/register"), post(register::register))
+        .route(&at("/register/available"), get(register::available))
         .route(&at("/account/whoami"), get(session::whoami))
         .route(&at("/account/password"), post(account::change_password))
         .route(
@@ -55,17 +58,6 @@ pub fn v1_routes() -> Router<AppState> {
     Router::new().route(
         "/_matrix/client/v1/register/m.login.registration_token/validity",
         get(registration_token::validity),
-    )
-}
-
-/// `GET /register/available`: homekey offers no open registration (accounts are made by
-/// the operator, an admin or a shared-secret registration), so it answers as Synapse does
-/// with `enable_registration: false`, before looking at the name.
-async fn register_available() -> super::error::MatrixError {
-    super::error::MatrixError::new(
-        axum::http::StatusCode::FORBIDDEN,
-        "M_FORBIDDEN",
-        "Registration has been disabled",
     )
 }
 
