@@ -142,12 +142,19 @@ impl Moving {
     async fn synapse_text(&self, sql: &str) -> Option<String> {
         use sqlx::Connection;
         let url = self.synapse.database_url();
+        // Each connection is closed before returning: a SQLite connection merely dropped
+        // closes its file a moment later, and a migration started meanwhile sees this process
+        // holding Synapse's database open and refuses (as it must).
         if url.starts_with("sqlite:") {
             let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            let value = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            value
         } else {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            let value = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            value
         }
     }
 }
@@ -157,12 +164,15 @@ impl Moving {
     pub(crate) async fn synapse_execute(&self, sql: &str) {
         use sqlx::{Connection, Executor};
         let url = self.synapse.database_url();
+        // Closed before returning, as in `synapse_text`.
         if url.starts_with("sqlite:") {
             let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
             conn.execute(sql).await.unwrap();
+            conn.close().await.unwrap();
         } else {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             conn.execute(sql).await.unwrap();
+            conn.close().await.unwrap();
         }
     }
 
