@@ -43,6 +43,11 @@ pub struct EmailConfig {
     pub validation_token_lifetime_ms: i64,
     /// `subjects.password_reset` (default `[%(server_name)s] Password reset`).
     pub password_reset_subject: String,
+    /// `subjects.email_validation` (default `[%(server_name)s] Validate your email`): the
+    /// sign-up's mail.
+    pub email_validation_subject: String,
+    /// `subjects.email_already_in_use` (default `[%(server_name)s] Email already in use`).
+    pub email_already_in_use_subject: String,
     /// The template file names (`password_reset_template_html` and the others).
     pub templates: TemplateNames,
     /// Synapse's deprecated `email.template_dir`: searched for templates after
@@ -72,6 +77,20 @@ pub struct TemplateNames {
     pub password_reset_success_html: String,
     /// `password_reset_template_failure_html` (default `password_reset_failure.html`).
     pub password_reset_failure_html: String,
+    /// `registration_template_html` (default `registration.html`): the sign-up's mail.
+    pub registration_html: String,
+    /// `registration_template_text` (default `registration.txt`).
+    pub registration_text: String,
+    /// `registration_template_success_html` (default `registration_success.html`).
+    pub registration_success_html: String,
+    /// `registration_template_failure_html` (default `registration_failure.html`).
+    pub registration_failure_html: String,
+    /// `already_in_use_template_html` (default `already_in_use.html`): the mail to an address
+    /// an account has, when a sign-up asks for it and errors are inhibited.
+    pub already_in_use_html: String,
+    /// `already_in_use.txt` (Synapse reads its key, by a slip, from
+    /// `already_in_use_template_html`; homekey reads `already_in_use_template_text`).
+    pub already_in_use_text: String,
 }
 
 impl Default for TemplateNames {
@@ -81,6 +100,12 @@ impl Default for TemplateNames {
             password_reset_text: "password_reset.txt".into(),
             password_reset_success_html: "password_reset_success.html".into(),
             password_reset_failure_html: "password_reset_failure.html".into(),
+            registration_html: "registration.html".into(),
+            registration_text: "registration.txt".into(),
+            registration_success_html: "registration_success.html".into(),
+            registration_failure_html: "registration_failure.html".into(),
+            already_in_use_html: "already_in_use.html".into(),
+            already_in_use_text: "already_in_use.txt".into(),
         }
     }
 }
@@ -102,6 +127,10 @@ impl std::fmt::Debug for CaFile {
 pub const DEFAULT_VALIDATION_TOKEN_LIFETIME_MS: i64 = 3_600_000;
 /// Synapse's default password reset subject.
 pub const DEFAULT_PASSWORD_RESET_SUBJECT: &str = "[%(server_name)s] Password reset";
+/// Synapse's default subject of the sign-up's mail.
+pub const DEFAULT_EMAIL_VALIDATION_SUBJECT: &str = "[%(server_name)s] Validate your email";
+/// Synapse's default subject of the mail to an address already in use.
+pub const DEFAULT_EMAIL_ALREADY_IN_USE_SUBJECT: &str = "[%(server_name)s] Email already in use";
 /// The default waits between deliveries of a mail that could not be delivered.
 pub const DEFAULT_RETRY_DELAYS_MS: [i64; 5] = [60_000, 300_000, 1_800_000, 7_200_000, 21_600_000];
 /// Synapse's SMTP connection timeout.
@@ -127,6 +156,12 @@ struct RawEmail {
     password_reset_template_text: Option<String>,
     password_reset_template_success_html: Option<String>,
     password_reset_template_failure_html: Option<String>,
+    registration_template_html: Option<String>,
+    registration_template_text: Option<String>,
+    registration_template_success_html: Option<String>,
+    registration_template_failure_html: Option<String>,
+    already_in_use_template_html: Option<String>,
+    already_in_use_template_text: Option<String>,
     template_dir: Option<PathBuf>,
     smtp_ca_file: Option<PathBuf>,
     smtp_timeout: Option<RawDuration>,
@@ -137,6 +172,8 @@ struct RawEmail {
 #[serde(default)]
 struct RawSubjects {
     password_reset: Option<String>,
+    email_validation: Option<String>,
+    email_already_in_use: Option<String>,
 }
 
 /// Synapse's `templates:` section: only `custom_template_directory`.
@@ -267,6 +304,31 @@ pub(super) fn validate(
             ),
         ));
     }
+    // Synapse fills in `%(app)s` too in these two.
+    let subject = |key: &str, given: Option<String>, default: &str| {
+        let subject = given.unwrap_or_else(|| default.to_owned());
+        let placeholders = [("server_name", server_name), ("app", "")];
+        match crate::mail::percent_format_checked(&subject, &placeholders) {
+            Some(_) => Ok(subject),
+            None => Err(key_error(
+                &format!("email.subjects.{key}"),
+                format!(
+                    "\"{subject}\": the only placeholders are %(server_name)s and %(app)s \
+                     (write % itself as %%)"
+                ),
+            )),
+        }
+    };
+    let email_validation_subject = subject(
+        "email_validation",
+        raw.subjects.email_validation,
+        DEFAULT_EMAIL_VALIDATION_SUBJECT,
+    )?;
+    let email_already_in_use_subject = subject(
+        "email_already_in_use",
+        raw.subjects.email_already_in_use,
+        DEFAULT_EMAIL_ALREADY_IN_USE_SUBJECT,
+    )?;
 
     let defaults = TemplateNames::default();
     let template_name = |key: &str, given: Option<String>, default: String| match given {
@@ -296,6 +358,36 @@ pub(super) fn validate(
             "password_reset_template_failure_html",
             raw.password_reset_template_failure_html,
             defaults.password_reset_failure_html,
+        )?,
+        registration_html: template_name(
+            "registration_template_html",
+            raw.registration_template_html,
+            defaults.registration_html,
+        )?,
+        registration_text: template_name(
+            "registration_template_text",
+            raw.registration_template_text,
+            defaults.registration_text,
+        )?,
+        registration_success_html: template_name(
+            "registration_template_success_html",
+            raw.registration_template_success_html,
+            defaults.registration_success_html,
+        )?,
+        registration_failure_html: template_name(
+            "registration_template_failure_html",
+            raw.registration_template_failure_html,
+            defaults.registration_failure_html,
+        )?,
+        already_in_use_html: template_name(
+            "already_in_use_template_html",
+            raw.already_in_use_template_html,
+            defaults.already_in_use_html,
+        )?,
+        already_in_use_text: template_name(
+            "already_in_use_template_text",
+            raw.already_in_use_template_text,
+            defaults.already_in_use_text,
         )?,
     };
     if let Some(dir) = &raw.template_dir {
@@ -329,6 +421,8 @@ pub(super) fn validate(
         app_name,
         validation_token_lifetime_ms,
         password_reset_subject,
+        email_validation_subject,
+        email_already_in_use_subject,
         templates,
         template_dir: raw.template_dir,
         smtp_ca_file,

@@ -45,6 +45,65 @@ pub fn password_reset_mail(config: &Config, to: &str, link: &str) -> Result<NewM
     })
 }
 
+/// The sign-up's mail with the link that verifies the address (Synapse's `registration.html`
+/// and `.txt`, with `link`; the subject `subjects.email_validation`) to `to`, who has no
+/// account yet: it is always delivered.
+pub fn registration_mail(config: &Config, to: &str, link: &str) -> Result<NewMail, MailError> {
+    synapse_mail(config, to, Some(link), Purpose::Registration)
+}
+
+/// Synapse's "already in use" mail (`already_in_use.html` and `.txt`, the subject
+/// `subjects.email_already_in_use`), to an address an account has, when a sign-up asked for it
+/// and `request_token_inhibit_3pid_errors` hides that from the asker.
+pub fn already_in_use_mail(config: &Config, to: &str) -> Result<NewMail, MailError> {
+    synapse_mail(config, to, None, Purpose::AlreadyInUse)
+}
+
+enum Purpose {
+    Registration,
+    AlreadyInUse,
+}
+
+/// One of the sign-up's mails, with Synapse's context (`link`, `app_name`, `server_name`)
+/// and its subject's placeholders (`%(server_name)s`, `%(app)s`).
+fn synapse_mail(
+    config: &Config,
+    to: &str,
+    link: Option<&str>,
+    purpose: Purpose,
+) -> Result<NewMail, MailError> {
+    let email = config.email.as_ref().ok_or(MailError::NotConfigured)?;
+    let templates = templates::Templates::for_mail(config);
+    let context = minijinja::context! {
+        link => link,
+        app_name => &email.app_name,
+        server_name => &config.server_name,
+    };
+    let names = &email.templates;
+    let (subject, html, text) = match purpose {
+        Purpose::Registration => (
+            &email.email_validation_subject,
+            &names.registration_html,
+            &names.registration_text,
+        ),
+        Purpose::AlreadyInUse => (
+            &email.email_already_in_use_subject,
+            &names.already_in_use_html,
+            &names.already_in_use_text,
+        ),
+    };
+    Ok(NewMail {
+        to: to.to_owned(),
+        subject: percent_format(
+            subject,
+            &[("server_name", &config.server_name), ("app", &email.app_name)],
+        ),
+        text: templates.render(text, &context)?,
+        html: templates.render(html, &context)?,
+        only_if_address_known: false,
+    })
+}
+
 /// homekey's own mail with a link to its page that sets a new password
 /// (`homekey_password_recovery.html` and `.txt`; the subject `subjects.password_reset`), to
 /// `to`; `by_operator`: the operator sent it, nobody asked. Dropped at delivery if `to` is

@@ -1,7 +1,10 @@
 //! The templates of the password reset, under Synapse's file names and with its variables:
 //! the mail (`password_reset.html`, `password_reset.txt`) and the pages its link leads to
 //! (`password_reset_confirmation.html`, `password_reset_success.html`,
-//! `password_reset_failure.html`), all extending `_base.html`; and homekey's own mail with the
+//! `password_reset_failure.html`), all extending `_base.html`; the sign-up's alike
+//! (`registration.html`, `.txt`, `registration_success.html`, `registration_failure.html`,
+//! `already_in_use.html`, `.txt`, and homekey's own `homekey_registration_confirmation.html`,
+//! the page before the link is confirmed); and homekey's own mail with the
 //! account page's code (`homekey_email_code.txt`, `.html`). homekey's own are embedded in
 //! the binary; an operator's are looked up first, in `templates.custom_template_directory`
 //! and then Synapse's deprecated `email.template_dir`, as Synapse looks them up, so templates
@@ -48,6 +51,23 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "password_reset_failure.html",
         include_str!("templates/password_reset_failure.html"),
+    ),
+    ("registration.html", include_str!("templates/registration.html")),
+    ("registration.txt", include_str!("templates/registration.txt")),
+    (
+        "registration_success.html",
+        include_str!("templates/registration_success.html"),
+    ),
+    (
+        "registration_failure.html",
+        include_str!("templates/registration_failure.html"),
+    ),
+    ("already_in_use.html", include_str!("templates/already_in_use.html")),
+    ("already_in_use.txt", include_str!("templates/already_in_use.txt")),
+    // homekey's own: the sign-up link's page before it is confirmed (Synapse has none).
+    (
+        "homekey_registration_confirmation.html",
+        include_str!("templates/homekey_registration_confirmation.html"),
     ),
     // homekey's own, for the reset links to its pages.
     (
@@ -250,6 +270,34 @@ pub fn password_reset_failure(config: &Config, failure_reason: &str) -> Result<S
     )
 }
 
+/// `homekey_registration_confirmation.html`: the page a sign-up's link opens (GET), whose
+/// form posts the three values back.
+pub fn registration_confirmation(
+    config: &Config,
+    sid: &str,
+    token: &str,
+    client_secret: &str,
+) -> Result<String, MailError> {
+    Templates::for_page(config).render(
+        "homekey_registration_confirmation.html",
+        minijinja::context! { sid => sid, token => token, client_secret => client_secret },
+    )
+}
+
+/// `registration_success.html` (or `email.registration_template_success_html`).
+pub fn registration_success(config: &Config) -> Result<String, MailError> {
+    Templates::for_page(config).render(&names(config).registration_success_html, minijinja::context! {})
+}
+
+/// `registration_failure.html` (or `email.registration_template_failure_html`) with
+/// `failure_reason`.
+pub fn registration_failure(config: &Config, failure_reason: &str) -> Result<String, MailError> {
+    Templates::for_page(config).render(
+        &names(config).registration_failure_html,
+        minijinja::context! { failure_reason => failure_reason },
+    )
+}
+
 fn names(config: &Config) -> TemplateNames {
     config
         .email
@@ -269,5 +317,10 @@ pub fn check(config: &Config) -> Result<(), MailError> {
     password_reset_confirmation(config, "sid", "token", "secret")?;
     password_reset_success(config)?;
     password_reset_failure(config, "reason")?;
+    super::registration_mail(config, "user@example.com", "https://example.com/link")?;
+    super::already_in_use_mail(config, "user@example.com")?;
+    registration_confirmation(config, "sid", "token", "secret")?;
+    registration_success(config)?;
+    registration_failure(config, "reason")?;
     Ok(())
 }
