@@ -40,6 +40,7 @@ pub mod recovery;
 pub mod registration_tokens;
 pub mod sessions;
 pub mod sign_up;
+pub mod sign_up_email;
 pub mod tokens;
 
 use std::collections::HashSet;

@@ -21,6 +21,7 @@ use super::interactive_auth::{AuthSubmission, Authorised, Operation, StageFailur
 use super::{AccountError, Accounts, Actor, now_ms};
 use crate::audit::Action;
 use crate::config::Config;
+use crate::mail::MailError;
 use crate::rate_limit::RateLimiter;
 use crate::store::token_forms::digest;
 use crate::store::{
@@ -30,6 +31,16 @@ use crate::threepid::{Medium, Threepid};
 
 /// Where the mailed link leads, under `public_baseurl` (Synapse's path).
 pub const SUBMIT_TOKEN_PATH: &str = "/_synapse/client/password_reset/email/submit_token";
+
+/// What a mailed link proves an address for: the mail it comes in and where it leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Validation {
+    /// The password reset: Synapse's `password_reset` mail, dropped at delivery if no account
+    /// has the address by then.
+    PasswordReset,
+    /// Sign-up: Synapse's `registration` mail, to an address no account has.
+    SignUp,
+}
 
 /// The limits of the flow, kept in the process as `rc_login`'s are.
 pub(super) struct ResetLimiters {
@@ -85,6 +96,12 @@ pub enum RequestTokenError {
     RateLimited { retry_after_ms: u64 },
     #[error("Email not found")]
     NotFound,
+    /// Sign-up: `allowed_local_3pids` has no room for the address.
+    #[error("Your email domain is not authorized to register on this server")]
+    ThreepidDenied,
+    /// Sign-up: an account has the address.
+    #[error("Email is already in use")]
+    ThreepidInUse,
     /// The mail could not be made (its templates): Synapse's 500.
     #[error("An error was encountered when sending the email")]
     Mail(String),
@@ -140,6 +157,20 @@ impl Accounts {
         }
         // From here a known and an unknown address run the same code: only the delivery
         // tells them apart (it drops a mail whose address no account has).
+        self.send_validation_token(request, Validation::PasswordReset)
+            .await
+    }
+
+    /// Synapse's `send_threepid_validation`: a session for (address, client secret) made or
+    /// continued, and if `send_attempt` is new, a token kept and its mail queued in one
+    /// transaction. Returns the session ID.
+    pub(super) async fn send_validation_token(
+        &self,
+        request: TokenRequest,
+        validation: Validation,
+    ) -> Result<String, RequestTokenError> {
+        let medium = request.email.medium.as_str();
+        let address = request.email.address.as_str();
         let secret = digest(&request.client_secret);
         let existing = self
             .store
@@ -154,10 +185,23 @@ impl Accounts {
             .map(|(session_id, _)| session_id)
             .unwrap_or_else(|| crate::secrets::random_alphanumeric(16));
         let token = crate::secrets::random_alphanumeric(32);
-        let link = submit_token_link(&self.config, &token, &request.client_secret, &session_id);
-        let mut mail = crate::mail::password_reset_mail(&self.config, address, &link)
+        type MakeMail = fn(&Config, &str, &str) -> Result<crate::store::NewMail, MailError>;
+        let (path, made): (&str, MakeMail) = match validation {
+            Validation::PasswordReset => (SUBMIT_TOKEN_PATH, crate::mail::password_reset_mail),
+            Validation::SignUp => (
+                super::sign_up_email::SUBMIT_TOKEN_PATH,
+                crate::mail::registration_mail,
+            ),
+        };
+        let link = submit_token_link(
+            &self.config,
+            path,
+            &token,
+            &request.client_secret,
+            &session_id,
+        );
+        let mail = made(&self.config, address, &link)
             .map_err(|err| RequestTokenError::Mail(err.to_string()))?;
-        mail.only_if_address_known = true;
         let next_link = request
             .next_link
             .as_deref()
@@ -355,10 +399,12 @@ impl Accounts {
     }
 }
 
-/// The mailed link: `{public_baseurl}_synapse/client/password_reset/email/submit_token?…`
-/// (Synapse's default `public_baseurl` is `https://<server_name>/`).
+/// The mailed link: `{public_baseurl}` and `path` (`_synapse/client/password_reset/…` or
+/// `_matrix/client/unstable/registration/…`), `?token=&client_secret=&sid=` (Synapse's default
+/// `public_baseurl` is `https://<server_name>/`).
 fn submit_token_link(
     config: &Config,
+    path: &str,
     token: &str,
     client_secret: &str,
     session_id: &str,
@@ -372,11 +418,7 @@ fn submit_token_link(
         .append_pair("client_secret", client_secret)
         .append_pair("sid", session_id)
         .finish();
-    format!(
-        "{}{}?{query}",
-        base.trim_end_matches('/'),
-        SUBMIT_TOKEN_PATH
-    )
+    format!("{}{path}?{query}", base.trim_end_matches('/'))
 }
 
 /// `next_link` with the session ID added to its query, as Synapse adds it (the client gets
@@ -388,7 +430,7 @@ fn with_sid(next_link: &str, session_id: &str) -> String {
 }
 
 /// The address a completed e-mail stage proved (its stored result).
-fn proved_threepid(proof: &Value) -> Option<Threepid> {
+pub(super) fn proved_threepid(proof: &Value) -> Option<Threepid> {
     let medium = Medium::parse(proof.get("medium")?.as_str()?)?;
     let address = proof.get("address")?.as_str()?;
     Threepid::parse(medium.as_str(), address).ok()
@@ -403,9 +445,20 @@ mod tests {
         let mut config = Config::builtin();
         config.public_baseurl = Some("https://matrix.example.com/".into());
         assert_eq!(
-            submit_token_link(&config, "tok", "a=b", "sid1"),
+            submit_token_link(&config, SUBMIT_TOKEN_PATH, "tok", "a=b", "sid1"),
             "https://matrix.example.com/_synapse/client/password_reset/email/submit_token\
              ?token=tok&client_secret=a%3Db&sid=sid1"
+        );
+        assert_eq!(
+            submit_token_link(
+                &config,
+                crate::accounts::sign_up_email::SUBMIT_TOKEN_PATH,
+                "tok",
+                "s",
+                "sid1"
+            ),
+            "https://matrix.example.com/_matrix/client/unstable/registration/email/submit_token\
+             ?token=tok&client_secret=s&sid=sid1"
         );
         assert_eq!(
             with_sid("https://app.example/reset", "S"),

@@ -11,6 +11,7 @@
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
 //! - [`device`]: the device authorization grant's page (a device's code approved).
 //! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
+//! - [`sign_up_email`]: the page a sign-up's mailed link opens (standalone too).
 //! - [`recovery`]: "Forgot password?" and the page a mailed reset link opens.
 //!
 //! As every entry point, a page parses its form, calls one method of the account service
@@ -22,6 +23,7 @@ pub mod branding;
 pub mod device;
 pub mod page;
 pub mod password_reset;
+pub mod sign_up_email;
 pub mod recovery;
 pub mod render;
 pub mod session;
@@ -143,7 +145,8 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .with_state(state)
 }
 
-/// The page of a mailed password reset link, when the e-mail reset is on, with the security
+/// The pages of a mailed password reset link and of a sign-up's link, when the e-mail reset
+/// is on (the sign-up's needs the same: `Accounts::sign_up_email_enabled`), with the security
 /// headers; `with_static`: the stylesheets too (standalone, where no account page serves
 /// them).
 pub fn password_reset_routes<S: Clone + Send + Sync + 'static>(
@@ -154,10 +157,15 @@ pub fn password_reset_routes<S: Clone + Send + Sync + 'static>(
         return Router::new();
     }
     let state = WebState::new(accounts);
-    let router = Router::new().route(
-        crate::accounts::password_reset::SUBMIT_TOKEN_PATH,
-        get(password_reset::confirmation).post(password_reset::confirm),
-    );
+    let router = Router::new()
+        .route(
+            crate::accounts::password_reset::SUBMIT_TOKEN_PATH,
+            get(password_reset::confirmation).post(password_reset::confirm),
+        )
+        .route(
+            crate::accounts::sign_up_email::SUBMIT_TOKEN_PATH,
+            get(sign_up_email::confirmation).post(sign_up_email::confirm),
+        );
     let router = if with_static {
         router.merge(static_routes(&state))
     } else {

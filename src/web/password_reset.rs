@@ -17,14 +17,14 @@ use super::render::{allowing_redirect, rendered};
 use crate::mail::templates;
 
 /// The three values of a link, from the form or else the query (Synapse reads both).
-struct LinkValues {
-    sid: String,
-    token: String,
-    client_secret: String,
+pub(super) struct LinkValues {
+    pub(super) sid: String,
+    pub(super) token: String,
+    pub(super) client_secret: String,
 }
 
 impl LinkValues {
-    fn read(form: &Form, query: &Form) -> Result<LinkValues, String> {
+    pub(super) fn read(form: &Form, query: &Form) -> Result<LinkValues, String> {
         let value = |name: &str| {
             form.get(name)
                 .or_else(|| query.get(name))
@@ -40,7 +40,7 @@ impl LinkValues {
     }
 }
 
-fn query_form(query: Option<&str>) -> Form {
+pub(super) fn query_form(query: Option<&str>) -> Form {
     Form::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default()
 }
 
@@ -104,7 +104,7 @@ pub async fn confirm(
 }
 
 /// Synapse's 302 to the client's `next_link`.
-fn redirect(next_link: &str) -> Response {
+pub(super) fn redirect(next_link: &str) -> Response {
     let Ok(location) = HeaderValue::from_str(next_link) else {
         return StatusCode::BAD_REQUEST.into_response();
     };

@@ -9,6 +9,7 @@ mod pass_on;
 mod password_reset;
 mod profile;
 mod register;
+mod register_email;
 mod registration_token;
 mod session;
 
@@ -30,6 +31,10 @@ pub fn routes(prefix: &str) -> Router<AppState> {
         .route(&at("/logout/all"), post(session::logout_all))
         .route(&at("/register"), post(register::register))
         .route(&at("/register/available"), get(register::available))
+        .route(
+            &at("/register/email/requestToken"),
+            post(register_email::request_token),
+        )
         .route(&at("/account/whoami"), get(session::whoami))
         .route(&at("/account/password"), post(account::change_password))
         .route(

@@ -85,7 +85,7 @@ fn parse(body: &Value, client_address: String) -> Result<TokenRequest, MatrixErr
 }
 
 /// The spec's client secret: 1 to 255 of `[0-9a-zA-Z.=_-]`.
-fn is_client_secret(secret: &str) -> bool {
+pub(super) fn is_client_secret(secret: &str) -> bool {
     (1..=LONGEST_CLIENT_SECRET).contains(&secret.len())
         && secret
             .bytes()
@@ -99,13 +99,23 @@ impl From<RequestTokenError> for MatrixError {
             RequestTokenError::RateLimited { retry_after_ms } => {
                 MatrixError::rate_limited(retry_after_ms)
             }
+            RequestTokenError::ThreepidDenied => MatrixError::new(
+                StatusCode::FORBIDDEN,
+                "M_THREEPID_DENIED",
+                err.to_string(),
+            ),
+            RequestTokenError::ThreepidInUse => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_THREEPID_IN_USE",
+                err.to_string(),
+            ),
             RequestTokenError::NotFound => MatrixError::new(
                 StatusCode::BAD_REQUEST,
                 "M_THREEPID_NOT_FOUND",
                 err.to_string(),
             ),
             RequestTokenError::Mail(ref cause) => {
-                tracing::error!(error = %cause, "the password reset mail could not be made");
+                tracing::error!(error = %cause, "a validation mail could not be made");
                 MatrixError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "M_UNKNOWN",
