@@ -25,7 +25,11 @@ use super::{AccountError, Accounts, Actor, LoginSuccess, now_ms};
 use crate::audit::Action;
 use crate::config::RateLimit;
 use crate::ids::{UserId, UserIdError};
-use crate::store::{Admission, REGISTRATION_TOKEN_STAGE, StoreError, TokenStage};
+use crate::store::token_forms::digest;
+use crate::store::{
+    Admission, EMAIL_IDENTITY_STAGE, REGISTRATION_TOKEN_STAGE, StoreError, TokenStage,
+};
+use crate::threepid::Threepid;
 
 pub const DUMMY_STAGE: &str = "m.login.dummy";
 pub const TERMS_STAGE: &str = "m.login.terms";
@@ -88,12 +92,19 @@ pub enum SignUpError {
     /// The token the sign-up held was deleted before the account was made.
     #[error("Invalid registration token")]
     TokenGone,
+    /// The proved address is outside `allowed_local_3pids` (checked again at the end).
+    #[error("Third party identifiers (email/phone numbers) are not authorized on this server")]
+    ThreepidDenied,
+    /// An account got the proved address since it was asked for.
+    #[error("email is already in use")]
+    ThreepidInUse,
 }
 
 impl From<StoreError> for SignUpError {
     fn from(err: StoreError) -> SignUpError {
         match err {
             StoreError::RegistrationTokenGone => SignUpError::TokenGone,
+            StoreError::ThreepidInUse(_) => SignUpError::ThreepidInUse,
             other => SignUpError::Account(other.into()),
         }
     }
@@ -157,16 +168,34 @@ impl Accounts {
         self.availability_checks.attempt(client_address)
     }
 
-    /// The sign-up's flows, as Synapse computes them from the config.
+    /// The sign-up's flows, as Synapse computes them from the config
+    /// (`_calculate_registration_flows`): `m.login.dummy` unless an address is required,
+    /// `m.login.email.identity` whenever an address can be verified, `m.login.registration_token`
+    /// alone with `enable_registration_token_3pid_bypass`; the terms first in each, and a
+    /// required token before them in each that has none.
     pub fn sign_up_flows(&self) -> Vec<Vec<&'static str>> {
-        let mut flow = vec![DUMMY_STAGE];
-        if self.config.branding.tos_uri.is_some() {
-            flow.insert(0, TERMS_STAGE);
+        let registration = &self.config.registration;
+        let mut flows = Vec::new();
+        if !registration.require_email {
+            flows.push(vec![DUMMY_STAGE]);
         }
-        if self.config.registration.registration_requires_token {
-            flow.insert(0, REGISTRATION_TOKEN_STAGE);
+        if self.sign_up_email_enabled() {
+            flows.push(vec![EMAIL_IDENTITY_STAGE]);
         }
-        vec![flow]
+        if registration.token_bypasses_3pid {
+            flows.push(vec![REGISTRATION_TOKEN_STAGE]);
+        }
+        for flow in &mut flows {
+            if self.config.branding.tos_uri.is_some() {
+                flow.insert(0, TERMS_STAGE);
+            }
+            if registration.registration_requires_token
+                && !flow.contains(&REGISTRATION_TOKEN_STAGE)
+            {
+                flow.insert(0, REGISTRATION_TOKEN_STAGE);
+            }
+        }
+        flows
     }
 
     /// What the stages need to be shown: the terms' link for `m.login.terms`.
@@ -283,6 +312,16 @@ impl Accounts {
             .into());
         }
 
+        // As Synapse, again here: the address may have been asked for under older rules.
+        let threepid = completed
+            .iter()
+            .find(|(stage, _)| stage == EMAIL_IDENTITY_STAGE)
+            .and_then(|(_, proof)| super::password_reset::proved_threepid(proof));
+        if let Some(threepid) = &threepid
+            && !self.threepid_allowed_at_sign_up(threepid.medium.as_str(), &threepid.address)
+        {
+            return Err(SignUpError::ThreepidDenied);
+        }
         let hash = match request.password {
             Some(password) => self
                 .hasher
@@ -296,6 +335,12 @@ impl Accounts {
                 .map(SecretString::from)
                 .ok_or(SignUpError::MissingPassword)?,
         };
+        // Asked for twice and both links confirmed: the first account has it.
+        if let Some(threepid) = &threepid
+            && self.store.user_by_threepid(threepid).await?.is_some()
+        {
+            return Err(SignUpError::ThreepidInUse);
+        }
         let token = completed
             .iter()
             .find(|(stage, _)| stage == REGISTRATION_TOKEN_STAGE)
@@ -306,6 +351,7 @@ impl Accounts {
         let admitted = Admitted {
             session_id: &session_id,
             token: token.as_deref(),
+            threepid,
             client_address: &request.client_address,
             refresh_token: request.refresh_token,
         };
@@ -331,6 +377,22 @@ impl Accounts {
                 .into());
             }
         };
+        if stage == EMAIL_IDENTITY_STAGE {
+            // Synapse's `EmailIdentityAuthChecker`: a validated session of this client's,
+            // spent as it completes the stage with what it proved.
+            let Some(creds) = &auth.threepid_creds else {
+                return Ok(Some(StageFailure::MissingThreepidCreds));
+            };
+            let spent = self
+                .store
+                .spend_validated_threepid_session(
+                    session_id,
+                    &creds.sid,
+                    &digest(creds.client_secret.expose_secret()),
+                )
+                .await?;
+            return Ok(spent.is_none().then_some(StageFailure::ThreepidNotValidated));
+        }
         if stage != REGISTRATION_TOKEN_STAGE {
             // The dummy stage and the terms (the client showed them) succeed as sent.
             self.store
@@ -423,6 +485,9 @@ impl Accounts {
         if let Some(token) = admitted.token {
             details["registration_token"] = json!(super::registration_tokens::audit_target(token));
         }
+        if let Some(threepid) = &admitted.threepid {
+            details["threepids"] = json!([threepid.to_string()]);
+        }
         let record = self.audit_record(
             &Actor::SignUp,
             Action::CreateUser,
@@ -437,7 +502,7 @@ impl Accounts {
                 user_type: None,
                 displayname: None,
                 avatar_url: None,
-                threepids: Vec::new(),
+                threepids: admitted.threepid.iter().cloned().collect(),
             },
             Some(hash.clone()),
         );
@@ -474,6 +539,8 @@ impl Accounts {
 struct Admitted<'a> {
     session_id: &'a str,
     token: Option<&'a str>,
+    /// The address the e-mail stage proved: the account's.
+    threepid: Option<Threepid>,
     client_address: &'a str,
     refresh_token: bool,
 }
