@@ -1461,6 +1461,52 @@ mod tests {
     }
 
     #[test]
+    fn sign_up_may_require_an_email_address_as_synapse_allows() {
+        let email = "email:\n  notif_from: noreply@x.org\n";
+        // Without an email: section, Synapse's refusal, naming the key.
+        let err = load_error(
+            "server_name: x.org\nenable_registration: true\nregistrations_require_3pid: [email]\n",
+        );
+        assert!(err.contains("`registrations_require_3pid`"), "{err}");
+        assert!(
+            err.contains("Configuration requires email address at registration, but email validation is not configured"),
+            "{err}"
+        );
+        // No text messages, ever.
+        let err = load_error(&format!(
+            "server_name: x.org\nenable_registration: true\nregistrations_require_3pid: [msisdn]\n{email}"
+        ));
+        assert!(err.contains("sends no text messages"), "{err}");
+        // A bad pattern is found at start-up.
+        let err = load_error(
+            "server_name: x.org\nallowed_local_3pids:\n  - {medium: email, pattern: '(unclosed'}\n",
+        );
+        assert!(err.contains("`allowed_local_3pids`"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "homeserver.yaml",
+            &format!(
+                "server_name: x.org\nenable_registration: true\nregistrations_require_3pid: [email]\n\
+                 allowed_local_3pids:\n  - {{medium: email, pattern: '.*@x\\.org'}}\n\
+                 enable_registration_token_3pid_bypass: true\n{email}"
+            ),
+        );
+        // A required address is verification enough: open sign-up starts.
+        let config = Config::load(&[&file]).unwrap();
+        let registration = &config.registration;
+        assert!(registration.require_email && registration.token_bypasses_3pid);
+        // Python's re.match: anchored at the start only.
+        assert!(registration.threepid_allowed("email", "a@x.org"));
+        assert!(registration.threepid_allowed("email", "a@x.org.evil.com"));
+        assert!(!registration.threepid_allowed("email", "a@y.org"));
+        assert!(!registration.threepid_allowed("email", "a@x-org.com"));
+        assert!(!registration.threepid_allowed("msisdn", "a@x.org"));
+        assert!(RegistrationConfig::default().threepid_allowed("email", "a@y.org"));
+    }
+
+    #[test]
     fn an_error_about_a_secret_does_not_show_it() {
         let err = load_error("server_name: x.org\npassword_config: {pepper: [hunter2-pepper]}\n");
         assert!(err.contains("`password_config.pepper`"), "{err}");

@@ -103,7 +103,7 @@ async fn reset_password(
 }
 
 /// Text columns of the rows `sql` selects, straight from the test database.
-async fn rows(config: &DatabaseConfig, sql: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) async fn rows(config: &DatabaseConfig, sql: &str) -> Vec<Vec<Option<String>>> {
     use sqlx::{Connection, Row};
     match config {
         DatabaseConfig::Sqlite { path } => {
