@@ -810,14 +810,14 @@ impl RawConfig {
                 message,
             }
         })?;
-        let registration = self
-            .registration
-            .validate(email.is_some())
-            .map_err(|(key, message)| ConfigError::Key {
-                path: file_of(key),
-                key: key.to_owned(),
-                message,
-            })?;
+        let registration =
+            self.registration
+                .validate(email.is_some())
+                .map_err(|(key, message)| ConfigError::Key {
+                    path: file_of(key),
+                    key: key.to_owned(),
+                    message,
+                })?;
         let custom_template_directory =
             self.templates
                 .unwrap_or_default()

@@ -189,8 +189,7 @@ impl Accounts {
             if self.config.branding.tos_uri.is_some() {
                 flow.insert(0, TERMS_STAGE);
             }
-            if registration.registration_requires_token
-                && !flow.contains(&REGISTRATION_TOKEN_STAGE)
+            if registration.registration_requires_token && !flow.contains(&REGISTRATION_TOKEN_STAGE)
             {
                 flow.insert(0, REGISTRATION_TOKEN_STAGE);
             }
@@ -391,7 +390,9 @@ impl Accounts {
                     &digest(creds.client_secret.expose_secret()),
                 )
                 .await?;
-            return Ok(spent.is_none().then_some(StageFailure::ThreepidNotValidated));
+            return Ok(spent
+                .is_none()
+                .then_some(StageFailure::ThreepidNotValidated));
         }
         if stage != REGISTRATION_TOKEN_STAGE {
             // The dummy stage and the terms (the client showed them) succeed as sent.

@@ -16,8 +16,8 @@
 //!   session ID and its "already in use" mail is queued, as Synapse does, without Synapse's
 //!   random pause (the mail is queued in a transaction as a real one is).
 
-use super::password_reset::{RequestTokenError, TokenRequest, Validation};
 use super::Accounts;
+use super::password_reset::{RequestTokenError, TokenRequest, Validation};
 use crate::store::StoreError;
 
 /// Where the sign-up's mailed link leads, under `public_baseurl` (Synapse's path).
@@ -32,9 +32,7 @@ impl Accounts {
 
     /// Synapse's `check_3pid_allowed(…, registration=True)`.
     pub fn threepid_allowed_at_sign_up(&self, medium: &str, address: &str) -> bool {
-        self.config
-            .registration
-            .threepid_allowed(medium, address)
+        self.config.registration.threepid_allowed(medium, address)
     }
 
     /// `register/email/requestToken`, after the body and `next_link` are checked, in

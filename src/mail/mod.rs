@@ -96,7 +96,10 @@ fn synapse_mail(
         to: to.to_owned(),
         subject: percent_format(
             subject,
-            &[("server_name", &config.server_name), ("app", &email.app_name)],
+            &[
+                ("server_name", &config.server_name),
+                ("app", &email.app_name),
+            ],
         ),
         text: templates.render(text, &context)?,
         html: templates.render(html, &context)?,

@@ -52,8 +52,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         "password_reset_failure.html",
         include_str!("templates/password_reset_failure.html"),
     ),
-    ("registration.html", include_str!("templates/registration.html")),
-    ("registration.txt", include_str!("templates/registration.txt")),
+    (
+        "registration.html",
+        include_str!("templates/registration.html"),
+    ),
+    (
+        "registration.txt",
+        include_str!("templates/registration.txt"),
+    ),
     (
         "registration_success.html",
         include_str!("templates/registration_success.html"),
@@ -62,8 +68,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         "registration_failure.html",
         include_str!("templates/registration_failure.html"),
     ),
-    ("already_in_use.html", include_str!("templates/already_in_use.html")),
-    ("already_in_use.txt", include_str!("templates/already_in_use.txt")),
+    (
+        "already_in_use.html",
+        include_str!("templates/already_in_use.html"),
+    ),
+    (
+        "already_in_use.txt",
+        include_str!("templates/already_in_use.txt"),
+    ),
     // homekey's own: the sign-up link's page before it is confirmed (Synapse has none).
     (
         "homekey_registration_confirmation.html",
@@ -286,7 +298,10 @@ pub fn registration_confirmation(
 
 /// `registration_success.html` (or `email.registration_template_success_html`).
 pub fn registration_success(config: &Config) -> Result<String, MailError> {
-    Templates::for_page(config).render(&names(config).registration_success_html, minijinja::context! {})
+    Templates::for_page(config).render(
+        &names(config).registration_success_html,
+        minijinja::context! {},
+    )
 }
 
 /// `registration_failure.html` (or `email.registration_template_failure_html`) with

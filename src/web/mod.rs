@@ -23,10 +23,10 @@ pub mod branding;
 pub mod device;
 pub mod page;
 pub mod password_reset;
-pub mod sign_up_email;
 pub mod recovery;
 pub mod render;
 pub mod session;
+pub mod sign_up_email;
 
 use std::sync::Arc;
 

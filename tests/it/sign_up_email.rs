@@ -55,7 +55,8 @@ async fn request_token(
     client_secret: &str,
     send_attempt: i64,
 ) -> (StatusCode, Value) {
-    let body = json!({"client_secret": client_secret, "email": email, "send_attempt": send_attempt});
+    let body =
+        json!({"client_secret": client_secret, "email": email, "send_attempt": send_attempt});
     server.call("POST", REQUEST_TOKEN, None, Some(body)).await
 }
 
@@ -77,7 +78,10 @@ async fn begin(server: &Server, username: &str) -> (String, Value) {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.get("errcode").is_none(), "{body}");
-    (body["session"].as_str().unwrap().to_owned(), body["flows"].clone())
+    (
+        body["session"].as_str().unwrap().to_owned(),
+        body["flows"].clone(),
+    )
 }
 
 async fn email_stage(
@@ -290,7 +294,10 @@ async fn a_legacy_client_signs_up_with_a_verified_email_address(db: TestDb) {
         .iter()
         .find(|record| record.action == "create_user")
         .expect("the sign-up is recorded");
-    assert_eq!(created.details["threepids"], json!(["email bob@example.com"]));
+    assert_eq!(
+        created.details["threepids"],
+        json!(["email bob@example.com"])
+    );
 
     // The address is taken now: a second sign-up is told at once, and no mail goes.
     let (status, body) = request_token(&server, "bob@example.com", "other-secret", 1).await;
@@ -318,7 +325,13 @@ async fn a_legacy_client_signs_up_with_a_verified_email_address(db: TestDb) {
     assert_eq!(smtp.received().len(), 2, "no mail for the refused ones");
 
     // No secret reached the log.
-    let link_token = path.split("token=").nth(1).unwrap().split('&').next().unwrap();
+    let link_token = path
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
     let log = server.log();
     assert!(!log.contains(link_token) && !log.contains("bob-secret") && !log.contains(PASSWORD));
 }
@@ -358,11 +371,7 @@ async fn two_confirmed_links_for_one_address_make_one_account(db: TestDb) {
     // A wrong or replayed link: Synapse's failure page, with its reason.
     let (path, query) = first_link.split_once('?').unwrap();
     let tampered = format!("{path}?{}", query.replace("token=", "token=x"));
-    let answer = browser()
-        .post(server.url(&tampered))
-        .send()
-        .await
-        .unwrap();
+    let answer = browser().post(server.url(&tampered)).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
     let page = answer.text().await.unwrap();
     assert!(
@@ -371,9 +380,7 @@ async fn two_confirmed_links_for_one_address_make_one_account(db: TestDb) {
     );
 }
 
-async fn request_token_refuses_hostile_addresses_and_bodies_sending_and_making_nothing(
-    db: TestDb,
-) {
+async fn request_token_refuses_hostile_addresses_and_bodies_sending_and_making_nothing(db: TestDb) {
     let server = Server::start(db, &config(free_port(), "")).await;
     let unparsable = |status: StatusCode, body: &Value| {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -404,7 +411,12 @@ async fn request_token_refuses_hostile_addresses_and_bodies_sending_and_making_n
     unparsable(status, &body);
     // Synapse names every missing parameter at once.
     let (status, body) = server
-        .call("POST", REQUEST_TOKEN, None, Some(json!({"email": "x@example.com"})))
+        .call(
+            "POST",
+            REQUEST_TOKEN,
+            None,
+            Some(json!({"email": "x@example.com"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errcode"], "M_MISSING_PARAM");
@@ -424,8 +436,10 @@ async fn request_token_refuses_hostile_addresses_and_bodies_sending_and_making_n
             "POST",
             REQUEST_TOKEN,
             None,
-            Some(json!({"client_secret": "s", "email": "x@example.com", "send_attempt": 1,
-                        "next_link": "file:///etc/passwd"})),
+            Some(
+                json!({"client_secret": "s", "email": "x@example.com", "send_attempt": 1,
+                        "next_link": "file:///etc/passwd"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -485,8 +499,10 @@ async fn a_registration_token_bypasses_the_email_stage_when_configured(db: TestD
             "POST",
             REGISTER,
             None,
-            Some(json!({"auth": {"type": "m.login.registration_token", "token": "invite",
-                                 "session": session}})),
+            Some(
+                json!({"auth": {"type": "m.login.registration_token", "token": "invite",
+                                 "session": session}}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -535,9 +551,7 @@ async fn with_inhibited_errors_an_address_in_use_gets_a_made_up_session_and_its_
     assert!(!text.contains(SUBMIT_TOKEN));
 }
 
-async fn without_a_required_address_both_flows_are_offered_and_next_link_is_followed(
-    db: TestDb,
-) {
+async fn without_a_required_address_both_flows_are_offered_and_next_link_is_followed(db: TestDb) {
     // Mail on, nothing required: the dummy flow and the e-mail flow, as Synapse offers them.
     let server = Server::start(
         db,
@@ -559,8 +573,10 @@ async fn without_a_required_address_both_flows_are_offered_and_next_link_is_foll
             "POST",
             REQUEST_TOKEN,
             None,
-            Some(json!({"client_secret": "heidi-secret", "email": "heidi@example.net",
-                        "send_attempt": 1, "next_link": "https://app.example/done?x=1"})),
+            Some(
+                json!({"client_secret": "heidi-secret", "email": "heidi@example.net",
+                        "send_attempt": 1, "next_link": "https://app.example/done?x=1"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

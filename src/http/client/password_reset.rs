@@ -99,11 +99,9 @@ impl From<RequestTokenError> for MatrixError {
             RequestTokenError::RateLimited { retry_after_ms } => {
                 MatrixError::rate_limited(retry_after_ms)
             }
-            RequestTokenError::ThreepidDenied => MatrixError::new(
-                StatusCode::FORBIDDEN,
-                "M_THREEPID_DENIED",
-                err.to_string(),
-            ),
+            RequestTokenError::ThreepidDenied => {
+                MatrixError::new(StatusCode::FORBIDDEN, "M_THREEPID_DENIED", err.to_string())
+            }
             RequestTokenError::ThreepidInUse => MatrixError::new(
                 StatusCode::BAD_REQUEST,
                 "M_THREEPID_IN_USE",

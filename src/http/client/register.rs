@@ -61,9 +61,11 @@ impl From<SignUpError> for MatrixError {
             SignUpError::ThreepidDenied => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_THREEPID_DENIED", err.to_string())
             }
-            SignUpError::ThreepidInUse => {
-                MatrixError::new(StatusCode::BAD_REQUEST, "M_THREEPID_IN_USE", err.to_string())
-            }
+            SignUpError::ThreepidInUse => MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_THREEPID_IN_USE",
+                err.to_string(),
+            ),
         }
     }
 }
