@@ -62,7 +62,7 @@ macro_rules! replace_threepids {
             if holder.is_some() {
                 return Err($crate::store::StoreError::ThreepidInUse(threepid.to_string()));
             }
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO user_threepids (user_id, medium, address, validated_at, added_at) \
                  VALUES ($1, $2, $3, $4, $4)",
             )
@@ -71,7 +71,14 @@ macro_rules! replace_threepids {
             .bind(&threepid.address)
             .bind($now)
             .execute(&mut **tx)
-            .await?;
+            .await;
+            match inserted {
+                // Another transaction added it since the check (PostgreSQL lets both check).
+                Err(err) if $crate::store::is_unique_violation(&err) => {
+                    return Err($crate::store::StoreError::ThreepidInUse(threepid.to_string()));
+                }
+                other => other?,
+            };
         }
     }};
 }

@@ -368,6 +368,37 @@ async fn two_confirmed_links_for_one_address_make_one_account(db: TestDb) {
     );
     assert_eq!(user_count(&server).await, 1);
 
+    // Both at the same moment: one account gets the address, the other is told (never a
+    // server error), whichever transaction checks first.
+    for round in 0..5 {
+        let address = format!("race{round}@example.com");
+        let mut racers = Vec::new();
+        for who in ["a", "b"] {
+            let (session, _) = begin(&server, &format!("racer{round}{who}")).await;
+            let secret = format!("secret-{who}");
+            let sid = sid_for(&server, &address, &secret).await;
+            let link = queued_link(&server, &address).await;
+            assert_eq!(confirm_link(&server, &link).await.status(), StatusCode::OK);
+            racers.push((session, sid, secret));
+        }
+        let (a, b) = tokio::join!(
+            email_stage(&server, &racers[0].0, &racers[0].1, &racers[0].2),
+            email_stage(&server, &racers[1].0, &racers[1].1, &racers[1].2),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::BAD_REQUEST],
+            "{} {}",
+            a.1,
+            b.1
+        );
+        let refused = if a.0 == StatusCode::OK { &b.1 } else { &a.1 };
+        assert_eq!(refused["errcode"], "M_THREEPID_IN_USE", "{refused}");
+        assert_eq!(user_count(&server).await, 2 + round);
+    }
+
     // A wrong or replayed link: Synapse's failure page, with its reason.
     let (path, query) = first_link.split_once('?').unwrap();
     let tampered = format!("{path}?{}", query.replace("token=", "token=x"));
