@@ -612,6 +612,11 @@ async fn without_a_required_address_both_flows_are_offered_and_next_link_is_foll
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let sid = body["sid"].as_str().unwrap().to_owned();
+    // The same send attempt again (a client retrying): the same session, no second mail.
+    let (status, again) = request_token(&server, "heidi@example.net", "heidi-secret", 1).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["sid"], json!(sid));
+    assert_eq!(mails_to(&server, "heidi@example.net").await.len(), 1);
     let link = queued_link(&server, "heidi@example.net").await;
     let confirmed = confirm_link(&server, &link).await;
     assert_eq!(confirmed.status(), StatusCode::FOUND);
