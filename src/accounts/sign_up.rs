@@ -2,9 +2,11 @@
 //! user-interactive `POST /register` (`synapse/rest/client/register.py`,
 //! `handlers/registration.py`, `handlers/ui_auth/checkers.py`).
 //!
-//! The flows come from the config as Synapse computes them: `m.login.dummy` alone for open
-//! sign-up, `m.login.registration_token` first when tokens are required, `m.login.terms`
-//! first when the operator has terms (`branding.tos_uri`). The first request's parameters
+//! The flows come from the config as Synapse computes them: `m.login.dummy` for open
+//! sign-up, `m.login.email.identity` when mail is on (alone with `registrations_require_3pid:
+//! [email]`; the link is `sign_up_email.rs`'s, and the account gets the proved address),
+//! `m.login.registration_token` first when tokens are required, `m.login.terms` first when
+//! the operator has terms (`branding.tos_uri`). The first request's parameters
 //! (the name, the device, `inhibit_login`) and the password, only as its hash, are kept in
 //! the session, so later requests may carry nothing but `auth`.
 //!
