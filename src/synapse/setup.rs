@@ -11,7 +11,10 @@ pub const REFUSED_BESIDE_DELEGATION: &[(&str, &str)] = &[
         "password_config.enabled",
         "set it to false (true and only_for_reauth are refused)",
     ),
-    ("enable_registration", "remove it, or set it to false"),
+    (
+        "enable_registration",
+        "remove it, or set it to false (sign-up is homekey's: step 6)",
+    ),
     ("user_consent", "remove the section"),
     ("oidc_providers", "remove it (no SSO in this mode)"),
     ("saml2_config", "remove it"),
@@ -45,6 +48,7 @@ pub fn instructions(homekey_config: &Path, homekey_url: &str, secret_file: &Path
         .iter()
         .map(|(key, what)| format!("  - {key}: {what}\n"))
         .collect();
+    let sign_up_keys = crate::config::registration::KEYS.join(", ");
     format!(
         "In Synapse's homeserver.yaml:\n\
          \n\
@@ -68,11 +72,17 @@ pub fn instructions(homekey_config: &Path, homekey_url: &str, secret_file: &Path
          link to homekey's account page (\"Manage account\").\n\
          \n\
          5. The reverse proxy: send what Synapse switches off in this mode to homekey at \
-         {homekey_url} (login, logout, refresh, register/available, account/password, \
-         account/deactivate, delete_devices, DELETE devices/ID, the Admin API's user routes, \
-         and /_homekey/), everything else to Synapse: the tested nginx and Caddy configs are \
-         in homekey's README, \"Beside Synapse\". Never route /oauth2/introspect nor \
+         {homekey_url} (login, logout, refresh, register, register/available, \
+         account/password, account/deactivate, delete_devices, DELETE devices/ID, the \
+         registration token check, the Admin API's user and registration token routes, and \
+         /_homekey/), everything else to Synapse: the tested nginx and Caddy configs are in \
+         homekey's README, \"Beside Synapse\". Never route /oauth2/introspect nor \
          /_synapse/mas publicly: Synapse and homekey call each other directly.\n\
+         \n\
+         6. Sign-up is homekey's: move these keys, if Synapse's file has them, to {file}, and \
+         remove them from Synapse's: {sign_up_keys}. Turning sign-up on or off later needs a \
+         restart of Synapse too (it keeps homekey's discovery document until it restarts, and \
+         clients show \"Create account\" from it).\n\
          \n\
          homekey keeps Synapse's users and devices in line with its own (`homekey synapse \
          status` shows what is owed to Synapse and not delivered yet).\n\
@@ -113,6 +123,9 @@ mod tests {
             "public_baseurl: set it in Synapse's file",
             "/.well-known/matrix/client",
             "to homekey at http://127.0.0.1:8081/",
+            "Sign-up is homekey's: move these keys",
+            "registration_requires_token",
+            "rc_registration",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }

@@ -40,6 +40,7 @@ mod serve_rate_limit;
 mod serve_refresh;
 mod server;
 mod sign_up;
+mod sign_up_beside_synapse;
 mod sign_up_email;
 mod store;
 mod support;

@@ -24,7 +24,7 @@ server_tests!(
 );
 
 /// synadm with its YAML config (in a temporary home, where it also keeps its debug log).
-struct Synadm {
+pub(crate) struct Synadm {
     program: PathBuf,
     home: tempfile::TempDir,
     config: PathBuf,
@@ -33,7 +33,7 @@ struct Synadm {
 impl Synadm {
     /// `homeserver: auto-retrieval` is synadm's default: it learns the server name from
     /// `/_matrix/key/v2/server` to complete a bare localpart.
-    fn new(venv: &Path, base_url: &str, admin: &str, token: &str) -> Synadm {
+    pub(crate) fn new(venv: &Path, base_url: &str, admin: &str, token: &str) -> Synadm {
         let home = tempfile::tempdir().unwrap();
         let config = home.path().join("synadm.yaml");
         std::fs::write(
@@ -53,7 +53,7 @@ impl Synadm {
     }
 
     /// `synadm -c CONFIG --batch -o minified ARGS…`: no prompts, one JSON value per output.
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         let mut command = Command::new(&self.program);
         command
             .arg("-c")
@@ -79,7 +79,7 @@ impl Synadm {
     /// Runs a command that must succeed: exit 0, nothing on stderr (synadm logs a failed
     /// request there even when it exits 0), and returns the last line of stdout as JSON
     /// (the answer; `modify` and `deactivate` print the user's details before it).
-    fn ok(&self, args: &[&str]) -> Value {
+    pub(crate) fn ok(&self, args: &[&str]) -> Value {
         let out = self.run(args);
         let (stdout, stderr) = (stdout(&out), stderr(&out));
         assert!(

@@ -373,10 +373,10 @@ pub(crate) fn password_login(user: &str, password: &str) -> Value {
 }
 
 /// An appservice with MSC4190 device management, known only to Synapse.
-const AS_TOKEN: &str = "as-token-proxy-0123456789abcdefghij";
+pub(crate) const AS_TOKEN: &str = "as-token-proxy-0123456789abcdefghij";
 
 /// Restarts Synapse with an appservice registered (`bridge_*` users).
-async fn register_appservice(synapse: &mut Synapse, dir: &Path) {
+pub(crate) async fn register_appservice(synapse: &mut Synapse, dir: &Path) {
     let registration = dir.join("bridge.yaml");
     std::fs::write(
         &registration,
@@ -417,6 +417,19 @@ const ROUTES: &[(&str, &str, Upstream)] = {
         (
             "GET",
             "/_matrix/client/v3/register/available?username=x",
+            Homekey,
+        ),
+        ("POST", "/_matrix/client/v3/register", Homekey),
+        ("POST", "/_matrix/client/r0/register", Homekey),
+        (
+            "GET",
+            "/_matrix/client/v1/register/m.login.registration_token/validity",
+            Homekey,
+        ),
+        ("GET", "/_synapse/admin/v1/registration_tokens", Homekey),
+        (
+            "POST",
+            "/_synapse/admin/v1/registration_tokens/new",
             Homekey,
         ),
         ("POST", "/_matrix/client/v3/account/password", Homekey),
@@ -509,7 +522,6 @@ const ROUTES: &[(&str, &str, Upstream)] = {
         ("GET", "/_matrix/client/v3/devices/ROUTED", Synapse),
         ("PUT", "/_matrix/client/v3/devices/ROUTED", Synapse),
         ("GET", "/_matrix/client/v3/profile/@x:example.com", Synapse),
-        ("POST", "/_matrix/client/v3/register", Synapse),
         ("GET", "/_matrix/client/v3/sync", Synapse),
         ("GET", "/_synapse/admin/v1/server_version", Synapse),
         ("GET", "/_synapse/admin/v1/whois/@x:example.com", Synapse),
@@ -965,7 +977,7 @@ async fn with_homekey_stopped_nginx_and_caddy_answer_its_routes_with_a_matrix_er
 
 /// The node_modules holding matrix-js-sdk (`tests/clients/run.sh --install` puts it in
 /// `$HOMEKEY_CLIENTS_CACHE`, default `~/.cache/homekey-ci/js-sdk`), with a Node.js >= 20.
-fn js_sdk(test: &str) -> Option<PathBuf> {
+pub(crate) fn js_sdk(test: &str) -> Option<PathBuf> {
     let cache = std::env::var_os("HOMEKEY_CLIENTS_CACHE").map_or_else(
         || {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
