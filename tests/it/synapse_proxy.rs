@@ -443,6 +443,21 @@ const ROUTES: &[(&str, &str, Upstream)] = {
             "/_synapse/client/password_reset/email/submit_token",
             Homekey,
         ),
+        (
+            "POST",
+            "/_matrix/client/v3/register/email/requestToken",
+            Homekey,
+        ),
+        (
+            "POST",
+            "/_matrix/client/r0/register/email/requestToken",
+            Homekey,
+        ),
+        (
+            "GET",
+            "/_matrix/client/unstable/registration/email/submit_token",
+            Homekey,
+        ),
         ("POST", "/_matrix/client/r0/account/deactivate", Homekey),
         ("POST", "/_matrix/client/v3/delete_devices", Homekey),
         ("DELETE", "/_matrix/client/v3/devices/ROUTED", Homekey),
