@@ -326,6 +326,15 @@ impl Accounts {
         {
             tracing::warn!(error = %err, user = %user.name, "the profile did not reach Synapse");
         }
+        // The addresses it was made with (a sign-up's proved one, an admin's list): Synapse
+        // mails and finds users by them. Left owed if they do not get there.
+        if let Err(err) = self
+            .bring_emails_in_line(synapse, &user.name, &localpart)
+            .await
+        {
+            self.postpone(&owed, &err).await;
+            return Err(err);
+        }
         self.settle(&owed).await
     }
 

@@ -138,8 +138,13 @@ fn assert_not_framed(response: &reqwest::Response) {
 /// Opens the link's page as a browser (GET: a form that confirms nothing), then presses its
 /// button (a POST of the form's hidden fields): returns the POST's answer.
 async fn confirm_link(server: &Server, path: &str) -> reqwest::Response {
+    confirm_link_at(&server.url(""), path).await
+}
+
+/// [`confirm_link`] at `base` (homekey's URL, or a proxy's).
+async fn confirm_link_at(base: &str, path: &str) -> reqwest::Response {
     let http = browser();
-    let page = http.get(server.url(path)).send().await.unwrap();
+    let page = http.get(format!("{base}{path}")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert_not_framed(&page);
     let html = page.text().await.unwrap();
@@ -157,7 +162,7 @@ async fn confirm_link(server: &Server, path: &str) -> reqwest::Response {
         ("client_secret", field("client_secret")),
     ];
     let answer = http
-        .post(server.url(SUBMIT_TOKEN))
+        .post(format!("{base}{SUBMIT_TOKEN}"))
         .form(&form)
         .send()
         .await
@@ -670,4 +675,114 @@ async fn request_token_is_forbidden_while_sign_up_is_off(db: TestDb) {
     assert_eq!(body["errcode"], "M_FORBIDDEN");
     assert_eq!(body["error"], "Registration is disabled on this homeserver");
     assert_eq!(count(&server, "homekey_mail_outbox").await, 0);
+}
+
+/// Beside the real Synapse, through the README's nginx config: the e-mail sign-up reaches
+/// homekey (requestToken, the link's page, the stage), and Synapse gets the new account with
+/// its address.
+#[tokio::test]
+async fn beside_synapse_through_nginx_a_sign_up_proves_its_address_and_synapse_has_it() {
+    let test = "beside_synapse_through_nginx_a_sign_up_proves_its_address_and_synapse_has_it";
+    let Some(venv) = crate::support::synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) =
+        crate::synapse_proxy::program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v")
+    else {
+        return;
+    };
+    let Some(python) = python_with_aiosmtpd(test) else {
+        return;
+    };
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, None, None);
+    let beside = crate::synapse_queue::BesideSynapse::start_with_homekey_config(
+        venv,
+        TestDb::sqlite().await,
+        "https://matrix.example.com/",
+        &format!(
+            "enable_registration: true\nregistrations_require_3pid: [email]\n{}",
+            crate::mail::email_section(port, "")
+        ),
+    )
+    .await;
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    let root = homekey.admin_token("root", "root-pw").await;
+    let http = crate::synapse_proxy::client();
+    let proxy = crate::synapse_proxy::Proxy::nginx(&nginx, synapse, homekey, &http).await;
+    let call = |path: &str, body: Value| {
+        let request = http.post(proxy.url(path)).json(&body);
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    let (status, first) = call(
+        "/_matrix/client/v3/register",
+        json!({"username": "zoe", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{first}");
+    assert_eq!(first["flows"], json!([{"stages": [EMAIL_STAGE]}]));
+    let session = first["session"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        "/_matrix/client/r0/register/email/requestToken",
+        json!({"client_secret": "zoe-secret", "email": "Zoe@Example.com", "send_attempt": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", homekey.log());
+    let sid = body["sid"].as_str().unwrap().to_owned();
+    let received = smtp.wait_for(1, 15);
+    assert_eq!(received.len(), 1, "{}", homekey.log());
+    let text = received[0].text();
+    let prefix = format!("https://matrix.example.com{SUBMIT_TOKEN}?");
+    let start = text.find(&prefix).unwrap_or_else(|| panic!("{text}"));
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let path = link.trim_start_matches("https://matrix.example.com");
+    let confirmed = confirm_link_at(&proxy.url(""), path).await;
+    assert_eq!(confirmed.status(), StatusCode::OK, "{}", proxy.log());
+
+    let auth = json!({"type": EMAIL_STAGE, "session": session,
+                      "threepid_creds": {"sid": sid, "client_secret": "zoe-secret"}});
+    let (status, body) = call("/_matrix/client/v3/register", json!({ "auth": auth })).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", homekey.log());
+    assert_eq!(body["user_id"], "@zoe:example.com");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    // Synapse has the account with its address (homekey gives it the addresses it keeps).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, user) = synapse
+            .get("/_synapse/admin/v2/users/@zoe:example.com", &root)
+            .await;
+        let has_it = status == StatusCode::OK
+            && user["threepids"].as_array().is_some_and(|threepids| {
+                threepids
+                    .iter()
+                    .any(|t| t["medium"] == "email" && t["address"] == "zoe@example.com")
+            });
+        if has_it {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{status} {user}\nhomekey:\n{}\nSynapse:\n{}",
+            homekey.log(),
+            synapse.log_tail()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The new token works on Synapse at once, through the proxy.
+    let whoami = http
+        .get(proxy.url("/_matrix/client/v3/account/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.status(), StatusCode::OK);
 }
