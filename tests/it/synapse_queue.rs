@@ -64,7 +64,19 @@ impl BesideSynapse {
         asks: Option<u16>,
         shared: &str,
     ) -> BesideSynapse {
-        BesideSynapse::start_public(venv, db, asks, shared, "https://matrix.example.com/").await
+        BesideSynapse::start_public(venv, db, asks, shared, "https://matrix.example.com/", "").await
+    }
+
+    /// Like [`BesideSynapse::start_at`], with `homekey_only` (top-level YAML keys) in
+    /// homekey's config alone: what Synapse refuses beside an auth service
+    /// (`enable_registration`).
+    pub(crate) async fn start_with_homekey_config(
+        venv: std::path::PathBuf,
+        db: TestDb,
+        public_baseurl: &str,
+        homekey_only: &str,
+    ) -> BesideSynapse {
+        BesideSynapse::start_public(venv, db, None, "", public_baseurl, homekey_only).await
     }
 
     /// Like [`BesideSynapse::start_sharing`], with `public_baseurl` (Synapse's and homekey's)
@@ -76,7 +88,7 @@ impl BesideSynapse {
         public_baseurl: &str,
         shared: &str,
     ) -> BesideSynapse {
-        BesideSynapse::start_public(venv, db, None, shared, public_baseurl).await
+        BesideSynapse::start_public(venv, db, None, shared, public_baseurl, "").await
     }
 
     async fn start_public(
@@ -85,6 +97,7 @@ impl BesideSynapse {
         asks: Option<u16>,
         shared: &str,
         public_baseurl: &str,
+        homekey_only: &str,
     ) -> BesideSynapse {
         let port = crate::support::free_port();
         let asks = asks.unwrap_or(port);
@@ -102,7 +115,7 @@ impl BesideSynapse {
              synapse:\n  endpoint: {}\n  secret: {SECRET}\n{shared}",
             synapse.url("/")
         );
-        let homekey_config = listening_on(port, &synapse_section);
+        let homekey_config = format!("{}{homekey_only}", listening_on(port, &synapse_section));
         let database = match &db.config {
             homekey::config::DatabaseConfig::Sqlite { path } => {
                 format!("sqlite:{}", path.display())
