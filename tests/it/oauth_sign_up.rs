@@ -622,3 +622,153 @@ async fn in_a_real_browser_the_sign_up_page_passes_axe_core_and_lands_on_the_cli
     let dana = beside.homekey.store().get_user("@dana:example.com").await;
     assert!(dana.unwrap().is_some());
 }
+
+/// Element Web's library creates an account: `getAuthMetadata` through Synapse (behind nginx)
+/// offers `prompt=create`, `OAuth2.registerClient`, the authorization URL with `prompt=create`
+/// opened in Chromium, where homekey's sign-up page is filled in (a registration token
+/// required) and the consent allowed; `completeAuthorizationCodeGrant`, and the new user's
+/// client creates a room, sends a message and syncs it back through Synapse.
+#[tokio::test]
+async fn matrix_js_sdk_43_creates_an_account_with_prompt_create_through_nginx() {
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::oauth_clients::{
+        APP, APP_HOST, Site as HttpsSite, node_22_and_js_sdk_43, wait_for_line,
+    };
+    use crate::synapse_proxy::{Proxy, Stopped, client, free_port, program};
+
+    let test = "matrix_js_sdk_43_creates_an_account_with_prompt_create_through_nginx";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let Some(nginx) = program(test, "HOMEKEY_TEST_NGINX", "/usr/sbin/nginx", "-v") else {
+        return;
+    };
+    let Some((node, modules)) = node_22_and_js_sdk_43(test) else {
+        return;
+    };
+    let app = HttpsSite::start(Some(APP_HOST)).await;
+    let rules = format!(
+        "--host-resolver-rules=MAP {APP_HOST} 127.0.0.1:{}",
+        app.port
+    );
+    let flags = [rules, "--ignore-certificate-errors".to_owned()];
+    let Some(chromium) = Chromium::start_with(test, &flags).await else {
+        return;
+    };
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/");
+    let beside = BesideSynapse::start_with_homekey_config(
+        venv,
+        TestDb::sqlite().await,
+        &public,
+        "enable_registration: true\nregistration_requires_token: true\n",
+    )
+    .await;
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    assert!(
+        homekey
+            .store()
+            .create_registration_token("invite-erin", Some(1), None, None)
+            .await
+            .unwrap()
+    );
+    let http = client();
+    let proxy = Proxy::nginx_on(port, &nginx, synapse, homekey, &http).await;
+
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oauth_sign_up_js_sdk.mjs");
+    let out = tempfile::tempdir().unwrap();
+    let (stdout_path, stderr_path) = (out.path().join("stdout"), out.path().join("stderr"));
+    let callbacks = out.path().join("callbacks");
+    std::fs::create_dir(&callbacks).unwrap();
+    let child = Command::new(&node)
+        .arg(&script)
+        .arg(proxy.url("/"))
+        .args(["@erin:example.com", APP])
+        .arg(&callbacks)
+        .env("HOMEKEY_JS_SDK_DIR", &modules)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut node = Stopped(child);
+    let context = || {
+        format!(
+            "{}\n{}\nhomekey:\n{}\nSynapse:\n{}\nnginx:\n{}\nthe app's site got: {:?}",
+            std::fs::read_to_string(&stdout_path).unwrap_or_default(),
+            std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+            homekey.log(),
+            synapse.log_tail(),
+            proxy.log(),
+            app.requests()
+        )
+    };
+    let Some(url) = wait_for_line(&stdout_path, "AUTHORIZE 1 ", &mut node).await else {
+        panic!("the script asked for no sign-up:\n{}", context());
+    };
+    let browser = chromium.client.clone();
+    let signed_up = async {
+        browser.goto(&url).await?;
+        arrive(&browser, "sign-up").await?;
+        chromium.shot("oauth-js-sdk-sign-up-1-form").await;
+        for (id, value) in [
+            ("username", "erin"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+            ("registration_token", "invite-erin"),
+        ] {
+            browser
+                .find(Locator::Id(id))
+                .await?
+                .send_keys(value)
+                .await?;
+        }
+        browser.find(Locator::Id("sign-up")).await?.click().await?;
+        arrive(&browser, "allow").await?;
+        chromium.shot("oauth-js-sdk-sign-up-2-consent").await;
+        assert_eq!(text(&browser, "signed-in-as").await?, "@erin:example.com");
+        browser.find(Locator::Id("allow")).await?.click().await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = browser.current_url().await?;
+            if now.as_str().starts_with(APP) {
+                return Ok::<_, CmdError>(now.to_string());
+            }
+            assert!(Instant::now() < deadline, "still at {now}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    .await;
+    let landed = signed_up.unwrap_or_else(|e| panic!("chromium: {e}\n{}", context()));
+    let file = callbacks.join("callback-1");
+    std::fs::write(file.with_extension("new"), &landed).unwrap();
+    std::fs::rename(file.with_extension("new"), &file).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = node.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the js-sdk 43 script did not finish in 120 s:\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    chromium.close().await;
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    assert!(status.success(), "{}", context());
+    assert!(
+        stdout.contains("matrix-js-sdk: 4 passed, 0 failed, 0 skipped"),
+        "{}",
+        context()
+    );
+    let invite = token(homekey, "invite-erin").await;
+    assert_eq!((invite.pending, invite.completed), (0, 1));
+    eprintln!("{stdout}");
+}
