@@ -733,14 +733,15 @@ async fn what_cannot_go_back_to_the_client_is_an_error_page_and_the_rest_goes_ba
         assert!(page.location.is_none());
         assert!(page.html.contains("cannot go on"), "{}", page.html);
     }
-    // The rest goes back to the client with its state: prompt=none, no PKCE, mixed scopes.
+    // The rest goes back to the client with its state: prompt=none or unknown, no PKCE, mixed
+    // scopes. (prompt=create is never refused: tests/it/oauth_sign_up.rs.)
     let no_pkce = client
         .query("D", &[])
         .replace("code_challenge_method=S256", "code_challenge_method=plain");
     for (query, error) in [
         (client.query("D", &[("prompt", "none")]), "login_required"),
         (
-            client.query("D", &[("prompt", "create")]),
+            client.query("D", &[("prompt", "select_account")]),
             "invalid_request",
         ),
         (no_pkce, "invalid_request"),
