@@ -185,6 +185,9 @@ async fn prompt_create_is_offered_only_with_sign_up_and_otherwise_shows_the_sign
     );
 }
 
+/// A form's fields, as posted.
+type Fields = Vec<(&'static str, &'static str)>;
+
 /// Posts the sign-up form of `page` with `fields` (the CSRF token and request added).
 async fn post_sign_up(
     server: &Server,
@@ -300,7 +303,7 @@ async fn a_new_user_signs_up_on_the_authorization_and_the_client_gets_their_toke
         form
     };
     let users = user_count(homekey).await;
-    let refusals: Vec<(Vec<(&str, &str)>, StatusCode, &str, &str)> = vec![
+    let refusals: Vec<(Fields, StatusCode, &str, &str)> = vec![
         (
             but("Alice", "username", "Alice"),
             StatusCode::BAD_REQUEST,
