@@ -499,6 +499,123 @@ async fn a_new_user_signs_up_on_the_authorization_and_the_client_gets_their_toke
     assert_eq!((carol.pending, carol.completed), (0, 0));
 }
 
+/// Sign-up with tokens, the rate limits out of the way.
+const SIGN_UP_RACING: &str = "enable_registration: true\n\
+     registration_requires_token: true\n\
+     rc_registration: {per_second: 1000, burst_count: 1000}\n\
+     rc_registration_token_validity: {per_second: 1000, burst_count: 1000}\n";
+
+#[tokio::test]
+async fn sqlite_sign_up_pages_racing_for_a_tokens_last_use_make_exactly_one_account() {
+    let test = "sqlite_sign_up_pages_racing_for_a_tokens_last_use_make_exactly_one_account";
+    if let Some(venv) = synapse_venv(test) {
+        let db = TestDb::sqlite().await;
+        let beside = BesideSynapse::start_with_homekey_config(
+            venv,
+            db,
+            "https://matrix.example.com/",
+            SIGN_UP_RACING,
+        )
+        .await;
+        sign_up_pages_racing_for_a_tokens_last_use_make_exactly_one_account(beside).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_sign_up_pages_racing_for_a_tokens_last_use_make_exactly_one_account() {
+    let test = "postgres_sign_up_pages_racing_for_a_tokens_last_use_make_exactly_one_account";
+    if let (Some(venv), Some(db)) = (synapse_venv(test), TestDb::postgres(test).await) {
+        let beside = BesideSynapse::start_with_homekey_config(
+            venv,
+            db,
+            "https://matrix.example.com/",
+            SIGN_UP_RACING,
+        )
+        .await;
+        sign_up_pages_racing_for_a_tokens_last_use_make_exactly_one_account(beside).await;
+    }
+}
+
+/// Eight browsers post the sign-up page at once with the same one-use token (each passes the
+/// token's first check): the statement that spends and completes the use lets exactly one
+/// through; the others get the page again with the token's message, and nothing of theirs
+/// is made.
+async fn sign_up_pages_racing_for_a_tokens_last_use_make_exactly_one_account(
+    beside: BesideSynapse,
+) {
+    const RACERS: usize = 8;
+    let homekey = &beside.homekey;
+    assert!(
+        homekey
+            .store()
+            .create_registration_token("last-use", Some(1), None, None)
+            .await
+            .unwrap()
+    );
+    let client = Client::register(homekey, element_x()).await;
+    let users = user_count(homekey).await;
+    let mut ready = Vec::new();
+    for n in 0..RACERS {
+        let mut browser = Browser::new();
+        let page = browser
+            .get(
+                homekey,
+                &format!("{AUTHORIZE}?{}", creating(&client, &format!("R{n}"))),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        ready.push((browser, page, format!("racer{n}")));
+    }
+    // Every racer posts at once, from a task of its own.
+    let beside = std::sync::Arc::new(beside);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut racing = tokio::task::JoinSet::new();
+    for (mut browser, page, name) in ready {
+        let (beside, barrier) = (beside.clone(), barrier.clone());
+        racing.spawn(async move {
+            let (csrf, request) = (page.field("csrf"), page.field("request"));
+            let form = [
+                ("csrf", csrf.as_str()),
+                ("request", request.as_str()),
+                ("username", name.as_str()),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+                ("registration_token", "last-use"),
+            ];
+            barrier.wait().await;
+            browser.post(&beside.homekey, SIGN_UP, &form).await
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = racing.join_next().await {
+        answers.push(done.unwrap());
+    }
+    let homekey = &beside.homekey;
+    let made: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::SEE_OTHER)
+        .collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    for refused in answers.iter().filter(|a| a.status != StatusCode::SEE_OTHER) {
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+        assert!(
+            refused
+                .html
+                .contains("That registration token is not valid, or it has been used up."),
+            "{}",
+            refused.html
+        );
+    }
+    assert_eq!(user_count(homekey).await, users + 1);
+    let spent = token(homekey, "last-use").await;
+    assert_eq!((spent.pending, spent.completed), (0, 1));
+}
+
 /// The sign-up page in chromium: axe-core finds no serious or critical violation at a
 /// desktop's and a phone's width (the form, and the form refused), and the filled-in page
 /// leads through the consent to the client's redirect URI with a code.
