@@ -13,7 +13,7 @@ use fantoccini::error::CmdError;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::account_page::{Chromium, DESKTOP, PHONE, Tour, axe_core, synapse_section};
+use crate::account_page::{Chromium, DESKTOP, PHONE, Tour, axe_core, synapse_section, tab_through};
 use crate::oauth_grants::{Browser, Client, VERIFIER, allow, element_x};
 use crate::oauth_pages::{Site, arrive, landed_on, param, query_of, text, web_app};
 use crate::server::{PEPPER, Server, server_tests};
@@ -697,6 +697,21 @@ async fn in_a_real_browser_the_sign_up_page_passes_axe_core_and_lands_on_the_cli
             .await?;
         arrive(&client, "sign-up").await?;
         assert_eq!(text(&client, "client-name").await?, "Example Web Chat");
+        // Every control by keyboard, in the page's order.
+        assert_eq!(
+            tab_through(&client, 9).await?,
+            [
+                "#main",
+                "username",
+                "password",
+                "password_again",
+                "registration_token",
+                "terms",
+                "terms-link",
+                "sign-up",
+                "sign-in-instead"
+            ]
+        );
         tour.check("1-form").await?;
         fill("dana", "not the same password").await?;
         arrive(&client, "password_again-error").await?;
