@@ -365,6 +365,12 @@ async fn a_new_user_signs_up_on_the_authorization_and_the_client_gets_their_toke
             "registration_token",
         ),
         (
+            but("bob", "registration_token", "nul\u{0}token"),
+            StatusCode::BAD_REQUEST,
+            "That registration token is not valid, or it has been used up.",
+            "registration_token",
+        ),
+        (
             but("bob", "terms", ""),
             StatusCode::BAD_REQUEST,
             "Accept the terms of service to create an account.",
@@ -410,6 +416,17 @@ async fn a_new_user_signs_up_on_the_authorization_and_the_client_gets_their_toke
         assert_eq!((invite.pending, invite.completed), (0, 0), "{form:?}");
         assert_eq!(token(homekey, "used-up").await.completed, 0, "{form:?}");
     }
+    // A form that is not text once decoded: an error page, never a server error.
+    let response = homekey
+        .http
+        .post(homekey.url(SIGN_UP))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("csrf=x&username=%FF&password=%FE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("not valid text"));
     // Without the page's CSRF token: refused, nothing made.
     let mut forged = good("bob");
     forged.insert(0, ("csrf", "not-the-token"));
