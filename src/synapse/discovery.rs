@@ -29,23 +29,23 @@ impl Documents {
             format!("{}{}", issuer.trim_end_matches('/'), ACCOUNT_PAGE_PATH);
         let at = |path: &str| format!("{}{path}", issuer.trim_end_matches('/'));
         let mut openid_configuration = json!({
-                "issuer": issuer,
-                "authorization_endpoint": at(crate::web::authorize::AUTHORIZE_PATH),
-                "token_endpoint": at(crate::oauth::token::TOKEN_PATH),
-                "registration_endpoint": at(crate::oauth::REGISTRATION_PATH),
-                "revocation_endpoint": at(crate::oauth::REVOCATION_PATH),
-                "response_types_supported": ["code"],
-                "response_modes_supported": ["query", "fragment"],
-                "device_authorization_endpoint":
-                    at(crate::oauth::device_authorization::DEVICE_AUTHORIZATION_PATH),
-                "grant_types_supported": crate::oauth::client_metadata::GRANT_TYPES,
-                "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["none"],
-                "revocation_endpoint_auth_methods_supported": ["none"],
-                "scopes_supported": crate::oauth::scope::SUPPORTED,
-                "account_management_uri": account_management_uri,
-                "account_management_actions_supported":
-                    crate::web::account::SUPPORTED_ACTIONS,
+            "issuer": issuer,
+            "authorization_endpoint": at(crate::web::authorize::AUTHORIZE_PATH),
+            "token_endpoint": at(crate::oauth::token::TOKEN_PATH),
+            "registration_endpoint": at(crate::oauth::REGISTRATION_PATH),
+            "revocation_endpoint": at(crate::oauth::REVOCATION_PATH),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "fragment"],
+            "device_authorization_endpoint":
+                at(crate::oauth::device_authorization::DEVICE_AUTHORIZATION_PATH),
+            "grant_types_supported": crate::oauth::client_metadata::GRANT_TYPES,
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "scopes_supported": crate::oauth::scope::SUPPORTED,
+            "account_management_uri": account_management_uri,
+            "account_management_actions_supported":
+                crate::web::account::SUPPORTED_ACTIONS,
         });
         if config.registration.enable_registration {
             openid_configuration["prompt_values_supported"] = json!(["create"]);
