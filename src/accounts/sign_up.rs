@@ -85,9 +85,16 @@ pub enum SignUpError {
     MissingPassword,
     #[error("Too many requests")]
     RateLimited { retry_after_ms: u64 },
-    /// The token the sign-up held was deleted before the account was made.
+    /// The token the sign-up held was deleted before the account was made (or, on the
+    /// sign-up page, the token given is unknown, expired or used up).
     #[error("Invalid registration token")]
     TokenGone,
+    /// The sign-up page came without the registration token the server requires.
+    #[error("Missing registration token")]
+    MissingToken,
+    /// The sign-up page came without the terms of service accepted.
+    #[error("The terms of service were not accepted")]
+    TermsNotAccepted,
 }
 
 impl From<StoreError> for SignUpError {
@@ -101,11 +108,11 @@ impl From<StoreError> for SignUpError {
 
 /// The parameters a sign-up's session keeps between its requests.
 #[derive(Debug, Default, Clone, PartialEq)]
-struct Params {
-    username: Option<String>,
-    device_id: Option<String>,
-    initial_device_display_name: Option<String>,
-    inhibit_login: bool,
+pub(super) struct Params {
+    pub(super) username: Option<String>,
+    pub(super) device_id: Option<String>,
+    pub(super) initial_device_display_name: Option<String>,
+    pub(super) inhibit_login: bool,
 }
 
 impl Params {
@@ -304,8 +311,8 @@ impl Accounts {
             .attempt(&request.client_address)
             .map_err(|retry_after_ms| SignUpError::RateLimited { retry_after_ms })?;
         let admitted = Admitted {
-            session_id: &session_id,
-            token: token.as_deref(),
+            session_id: Some(&session_id),
+            token: token.as_deref().map(AdmittingToken::Held),
             client_address: &request.client_address,
             refresh_token: request.refresh_token,
         };
@@ -399,7 +406,7 @@ impl Accounts {
         unreachable!("the last try returns")
     }
 
-    async fn create_signed_up(
+    pub(super) async fn create_signed_up(
         &self,
         params: &Params,
         hash: &SecretString,
@@ -420,7 +427,7 @@ impl Accounts {
         let refresh = (session.is_some() && expiry.refreshable)
             .then(|| self.new_refresh_token(user_id.as_str(), now, expiry.ultimate));
         let mut details = json!({"admin": false, "client_address": admitted.client_address});
-        if let Some(token) = admitted.token {
+        if let Some(token) = admitted.token.map(AdmittingToken::text) {
             details["registration_token"] = json!(super::registration_tokens::audit_target(token));
         }
         let record = self.audit_record(
@@ -442,8 +449,15 @@ impl Accounts {
             Some(hash.clone()),
         );
         let admission = Admission {
-            registration_token: admitted.token,
-            ui_auth_session: Some(admitted.session_id),
+            registration_token: match admitted.token {
+                Some(AdmittingToken::Held(token)) => Some(token),
+                _ => None,
+            },
+            registration_token_now: match admitted.token {
+                Some(AdmittingToken::Now(token)) => Some((token, now)),
+                _ => None,
+            },
+            ui_auth_session: admitted.session_id,
             refresh: refresh.as_ref(),
         };
         let (user, token_id) = self
@@ -471,9 +485,27 @@ impl Accounts {
 }
 
 /// What admitted a completed sign-up.
-struct Admitted<'a> {
-    session_id: &'a str,
-    token: Option<&'a str>,
-    client_address: &'a str,
-    refresh_token: bool,
+pub(super) struct Admitted<'a> {
+    /// The user-interactive session (`POST /register`), spent with the account.
+    pub(super) session_id: Option<&'a str>,
+    pub(super) token: Option<AdmittingToken<'a>>,
+    pub(super) client_address: &'a str,
+    pub(super) refresh_token: bool,
+}
+
+/// The registration token of a sign-up.
+#[derive(Clone, Copy)]
+pub(super) enum AdmittingToken<'a> {
+    /// Its use was spent at the token stage and is held by the session: now completed.
+    Held(&'a str),
+    /// Not spent yet (the sign-up page): spent and completed with the account.
+    Now(&'a str),
+}
+
+impl<'a> AdmittingToken<'a> {
+    fn text(self) -> &'a str {
+        match self {
+            AdmittingToken::Held(token) | AdmittingToken::Now(token) => token,
+        }
+    }
 }

@@ -7,6 +7,8 @@
 //! or unregistered redirect URI is an error page here, anything else goes back to the
 //! client. Where the user was going travels as the request's own query string, re-checked
 //! each time, and leads only to this endpoint: never to an absolute URL taken from a query.
+//! With `prompt=create` a signed-out user gets the sign-up page (`web/sign_up.rs`) instead
+//! of the sign-in, and comes back here signed in as the new account.
 //! Every POST carries its session's CSRF token. The consent page allows its form to lead to
 //! the client's redirect URI in its `form-action` (browsers apply it to the redirect that
 //! follows the POST).
@@ -27,7 +29,7 @@ use super::page::{
 use super::render::allowing_redirect;
 use super::session::Session;
 use crate::http::client_address::ClientAddress;
-use crate::oauth::authorization_request::{AuthorizationRequest, Params, Refused};
+use crate::oauth::authorization_request::{AuthorizationRequest, Params, Refused, SignUpPrompt};
 use crate::oauth::client_metadata::ClientMetadata;
 use crate::store::User;
 
@@ -42,9 +44,9 @@ pub const CONSENT_PATH: &str = "/_homekey/oauth2/consent";
 const FRESH_SIGN_IN_MS: i64 = 2 * 60 * 1000;
 
 /// A checked request and its client.
-struct Checked {
-    request: AuthorizationRequest,
-    client: ClientMetadata,
+pub(super) struct Checked {
+    pub(super) request: AuthorizationRequest,
+    pub(super) client: ClientMetadata,
 }
 
 /// `GET` [`AUTHORIZE_PATH`]: the consent page for a signed-in user, else the sign-in form.
@@ -69,8 +71,24 @@ pub async fn authorize(
         Some(user) if !checked.request.fresh_sign_in || signed_in_just_now(&session) => {
             consent_page(&state, &session, &user, &checked, &query, Message::None).await
         }
+        // `prompt=create`: the sign-up page instead (a signed-in user goes on as themself).
+        None if checked.request.sign_up == SignUpPrompt::Offered => super::sign_up::sign_up_page(
+            &state,
+            &session,
+            StatusCode::OK,
+            &checked,
+            &query,
+            &super::sign_up::Kept::default(),
+            Message::None,
+        ),
         _ => {
             let hint = checked.request.login_hint.clone().unwrap_or_default();
+            let message = match checked.request.sign_up {
+                SignUpPrompt::NotOffered => Message::Notice(
+                    "This server does not offer sign-up; sign in with an existing account.".into(),
+                ),
+                _ => Message::None,
+            };
             sign_in_page(
                 &state,
                 &session,
@@ -78,7 +96,7 @@ pub async fn authorize(
                 &checked,
                 &query,
                 &hint,
-                Message::None,
+                message,
             )
         }
     }
@@ -195,7 +213,7 @@ pub async fn consent(State(state): State<WebState>, headers: HeaderMap, body: By
 
 /// The request in `query`, checked with its client; `Err`: the error page, or the redirect
 /// that tells the client.
-async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
+pub(super) async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -208,7 +226,7 @@ async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
         None => None,
     };
     let named = client.as_ref().map(|(id, client)| (id.as_str(), client));
-    match AuthorizationRequest::check(&params, named, false) {
+    match AuthorizationRequest::check(&params, named, state.accounts.sign_up_enabled()) {
         Ok(request) => Ok(Checked {
             request,
             client: client.expect("a checked request has its client").1,
@@ -226,7 +244,7 @@ fn signed_in_just_now(session: &Session) -> bool {
 }
 
 /// What the pages say of the client.
-fn client_context(checked: &Checked) -> Value {
+pub(super) fn client_context(checked: &Checked) -> Value {
     // The name and the site are the client's own claims, unless it is sent back to an
     // `https` address on that site: then the site itself asked.
     let proven = Url::parse(&checked.request.redirect_uri).is_ok_and(|uri| {
@@ -307,6 +325,8 @@ fn sign_in_page(
             "request": query,
             "user": user,
             "forgot_url": super::recovery::forgot_url(state, &format!("{AUTHORIZE_PATH}?{query}")),
+            "sign_up_url": state.accounts.sign_up_enabled()
+                .then(|| super::sign_up::sign_up_url(query)),
         }),
     );
     let response = state.renderer.page(status, "oauth_sign_in.html", context);
@@ -350,7 +370,7 @@ async fn consent_page(
 }
 
 /// The error page (400) of a request that cannot go back to its client.
-fn error_page(state: &WebState, message: &str) -> Response {
+pub(super) fn error_page(state: &WebState, message: &str) -> Response {
     let context = json!({
         "server_name": state.accounts.config.server_name,
         "admin_contact": state.accounts.config.admin_contact,
