@@ -102,6 +102,24 @@ pub async fn authorize(
     }
 }
 
+/// A form posted on the authorization's pages: the form, the authorization request it
+/// carries (its query) and that request checked again; or the page that answers instead.
+pub(super) async fn posted_form(
+    state: &WebState,
+    body: &[u8],
+) -> Result<(Form, String, Checked), Response> {
+    let Ok(form) = Form::parse(body) else {
+        return Err(error_page(
+            state,
+            "The form held characters that are not valid text. Go back to the app and start \
+             again.",
+        ));
+    };
+    let query = form.get("request").unwrap_or("").to_owned();
+    let checked = check(state, &query).await?;
+    Ok((form, query, checked))
+}
+
 /// `POST` [`SIGN_IN_PATH`]: the password, checked as the account page's sign-in checks it
 /// (`rc_login`, no device), then back to the authorization with a signed-in session.
 pub async fn sign_in(
@@ -110,16 +128,8 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            &state,
-            "The form held characters that are not valid text. Go back to the app and start \
-             again.",
-        );
-    };
-    let query = form.get("request").unwrap_or("").to_owned();
-    let checked = match check(&state, &query).await {
-        Ok(checked) => checked,
+    let (form, query, checked) = match posted_form(&state, &body).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     let user_given = form.get("user").unwrap_or("").trim().to_owned();

@@ -17,8 +17,8 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::WebState;
-use super::authorize::{AUTHORIZE_PATH, Checked, check, client_context, error_page};
-use super::page::{Form, Message, base, form_expired, see_other, unavailable, with, with_cookie};
+use super::authorize::{AUTHORIZE_PATH, Checked, client_context, posted_form};
+use super::page::{Message, base, form_expired, see_other, unavailable, with, with_cookie};
 use super::session::Session;
 use crate::accounts::sign_up::SignUpError;
 use crate::accounts::sign_up_page::SignUpForm;
@@ -82,16 +82,8 @@ pub async fn sign_up(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            &state,
-            "The form held characters that are not valid text. Go back to the app and start \
-             again.",
-        );
-    };
-    let query = form.get("request").unwrap_or("").to_owned();
-    let checked = match check(&state, &query).await {
-        Ok(checked) => checked,
+    let (form, query, checked) = match posted_form(&state, &body).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     if !state.accounts.sign_up_enabled() {
