@@ -18,6 +18,7 @@
 //! - [`oauth_device_grants`]: the device authorization grant (a device without a browser).
 //! - [`password_reset`]: the e-mail password reset of legacy clients (Synapse's flow).
 //! - [`registration_tokens`]: the invitations to sign up, and their validity check.
+//! - [`sign_up`]: sign-up over `POST /register`; [`sign_up_page`]: on homekey's own page.
 //! - [`actor`], [`error`], [`tokens`]: who acts, what can go wrong, what tokens look like.
 
 pub mod actor;
@@ -40,6 +41,7 @@ pub mod recovery;
 pub mod registration_tokens;
 pub mod sessions;
 pub mod sign_up;
+pub mod sign_up_page;
 pub mod sign_up_email;
 pub mod tokens;
 

@@ -91,9 +91,16 @@ pub enum SignUpError {
     MissingPassword,
     #[error("Too many requests")]
     RateLimited { retry_after_ms: u64 },
-    /// The token the sign-up held was deleted before the account was made.
+    /// The token the sign-up held was deleted before the account was made (or, on the
+    /// sign-up page, the token given is unknown, expired or used up).
     #[error("Invalid registration token")]
     TokenGone,
+    /// The sign-up page came without the registration token the server requires.
+    #[error("Missing registration token")]
+    MissingToken,
+    /// The sign-up page came without the terms of service accepted.
+    #[error("The terms of service were not accepted")]
+    TermsNotAccepted,
     /// The proved address is outside `allowed_local_3pids` (checked again at the end).
     #[error("Third party identifiers (email/phone numbers) are not authorized on this server")]
     ThreepidDenied,
@@ -114,11 +121,11 @@ impl From<StoreError> for SignUpError {
 
 /// The parameters a sign-up's session keeps between its requests.
 #[derive(Debug, Default, Clone, PartialEq)]
-struct Params {
-    username: Option<String>,
-    device_id: Option<String>,
-    initial_device_display_name: Option<String>,
-    inhibit_login: bool,
+pub(super) struct Params {
+    pub(super) username: Option<String>,
+    pub(super) device_id: Option<String>,
+    pub(super) initial_device_display_name: Option<String>,
+    pub(super) inhibit_login: bool,
 }
 
 impl Params {
@@ -154,6 +161,11 @@ impl Accounts {
     /// Whether anyone may sign up (`enable_registration`).
     pub fn sign_up_enabled(&self) -> bool {
         self.config.registration.enable_registration
+    }
+
+    /// Whether homekey's sign-up page is offered ([`crate::config::RegistrationConfig::page_sign_up`]).
+    pub fn sign_up_page_offered(&self) -> bool {
+        self.config.registration.page_sign_up()
     }
 
     /// Checks `rc_registration` for `client_address` without counting (Synapse's first step
@@ -350,8 +362,8 @@ impl Accounts {
             .attempt(&request.client_address)
             .map_err(|retry_after_ms| SignUpError::RateLimited { retry_after_ms })?;
         let admitted = Admitted {
-            session_id: &session_id,
-            token: token.as_deref(),
+            session_id: Some(&session_id),
+            token: token.as_deref().map(AdmittingToken::Held),
             threepid,
             client_address: &request.client_address,
             refresh_token: request.refresh_token,
@@ -464,7 +476,7 @@ impl Accounts {
         unreachable!("the last try returns")
     }
 
-    async fn create_signed_up(
+    pub(super) async fn create_signed_up(
         &self,
         params: &Params,
         hash: &SecretString,
@@ -485,7 +497,7 @@ impl Accounts {
         let refresh = (session.is_some() && expiry.refreshable)
             .then(|| self.new_refresh_token(user_id.as_str(), now, expiry.ultimate));
         let mut details = json!({"admin": false, "client_address": admitted.client_address});
-        if let Some(token) = admitted.token {
+        if let Some(token) = admitted.token.map(AdmittingToken::text) {
             details["registration_token"] = json!(super::registration_tokens::audit_target(token));
         }
         if let Some(threepid) = &admitted.threepid {
@@ -510,8 +522,15 @@ impl Accounts {
             Some(hash.clone()),
         );
         let admission = Admission {
-            registration_token: admitted.token,
-            ui_auth_session: Some(admitted.session_id),
+            registration_token: match admitted.token {
+                Some(AdmittingToken::Held(token)) => Some(token),
+                _ => None,
+            },
+            registration_token_now: match admitted.token {
+                Some(AdmittingToken::Now(token)) => Some((token, now)),
+                _ => None,
+            },
+            ui_auth_session: admitted.session_id,
             refresh: refresh.as_ref(),
         };
         let (user, token_id) = self
@@ -539,11 +558,29 @@ impl Accounts {
 }
 
 /// What admitted a completed sign-up.
-struct Admitted<'a> {
-    session_id: &'a str,
-    token: Option<&'a str>,
+pub(super) struct Admitted<'a> {
+    /// The user-interactive session (`POST /register`), spent with the account.
+    pub(super) session_id: Option<&'a str>,
+    pub(super) token: Option<AdmittingToken<'a>>,
     /// The address the e-mail stage proved: the account's.
-    threepid: Option<Threepid>,
-    client_address: &'a str,
-    refresh_token: bool,
+    pub(super) threepid: Option<Threepid>,
+    pub(super) client_address: &'a str,
+    pub(super) refresh_token: bool,
+}
+
+/// The registration token of a sign-up.
+#[derive(Clone, Copy)]
+pub(super) enum AdmittingToken<'a> {
+    /// Its use was spent at the token stage and is held by the session: now completed.
+    Held(&'a str),
+    /// Not spent yet (the sign-up page): spent and completed with the account.
+    Now(&'a str),
+}
+
+impl<'a> AdmittingToken<'a> {
+    fn text(self) -> &'a str {
+        match self {
+            AdmittingToken::Held(token) | AdmittingToken::Now(token) => token,
+        }
+    }
 }

@@ -81,6 +81,13 @@ pub struct RegistrationConfig {
 }
 
 impl RegistrationConfig {
+    /// Whether homekey's own sign-up page (`prompt=create`) is offered: sign-up is on and
+    /// needs no e-mail address, which the page cannot prove (a client that can,
+    /// `POST /register` with `m.login.email.identity`, is the way then).
+    pub fn page_sign_up(&self) -> bool {
+        self.enable_registration && !self.require_email
+    }
+
     /// Synapse's `check_3pid_allowed` (without a password auth provider): any address when
     /// `allowed_local_3pids` is empty, else one an entry of its medium matches.
     pub fn threepid_allowed(&self, medium: &str, address: &str) -> bool {

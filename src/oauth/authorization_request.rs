@@ -11,6 +11,12 @@
 //! for no `response_mode`, an `https` redirect URI gets the `fragment` and any other the
 //! `query` (Element X sends none with `io.element:/callback` and reads the query). PKCE is
 //! required, with `S256` only (RFC 9700).
+//!
+//! `prompt=create` (OpenID Connect's "Initiating User Registration", which Element X and
+//! Element Web send for "Create account") asks for a sign-up page instead of the sign-in.
+//! It is never refused: Synapse keeps the discovery document that said sign-up is offered
+//! until it restarts, so a client may ask after the operator turned sign-up off; then the
+//! sign-in page says so.
 
 use url::Url;
 
@@ -22,6 +28,17 @@ use super::scope::Scope;
 pub enum ResponseMode {
     Query,
     Fragment,
+}
+
+/// What `prompt=create` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignUpPrompt {
+    /// Not asked: the sign-in page.
+    NotAsked,
+    /// Asked, and offered: the sign-up page instead of the sign-in page.
+    Offered,
+    /// Asked, but this server offers no sign-up: the sign-in page, saying so.
+    NotOffered,
 }
 
 /// A checked request: what the sign-in and consent go on with.
@@ -39,6 +56,8 @@ pub struct AuthorizationRequest {
     pub fresh_sign_in: bool,
     /// `login_hint=mxid:@alice:example.com` (MSC4198): the user to sign in as.
     pub login_hint: Option<String>,
+    /// `prompt=create`: a new account rather than a sign-in.
+    pub sign_up: SignUpPrompt,
 }
 
 /// A refusal.
@@ -159,6 +178,7 @@ impl AuthorizationRequest {
             Err(refusal) => return refuse("invalid_scope", &refusal.0),
         };
         let mut fresh_sign_in = false;
+        let mut sign_up = SignUpPrompt::NotAsked;
         for prompt in params.get("prompt").unwrap_or("").split(' ') {
             match prompt {
                 "" => {}
@@ -170,13 +190,8 @@ impl AuthorizationRequest {
                         "this server always asks the user (prompt=none)",
                     );
                 }
-                "create" if sign_up_offered => {}
-                "create" => {
-                    return refuse(
-                        "invalid_request",
-                        "this server offers no sign-up (prompt=create)",
-                    );
-                }
+                "create" if sign_up_offered => sign_up = SignUpPrompt::Offered,
+                "create" => sign_up = SignUpPrompt::NotOffered,
                 _ => {
                     return refuse(
                         "invalid_request",
@@ -199,6 +214,7 @@ impl AuthorizationRequest {
             code_challenge,
             fresh_sign_in,
             login_hint,
+            sign_up,
         })
     }
 
@@ -425,7 +441,6 @@ mod tests {
                 "invalid_scope",
             ),
             ("prompt", Some("none"), "login_required"),
-            ("prompt", Some("create"), "invalid_request"),
             ("prompt", Some("select_account"), "invalid_request"),
             ("response_mode", Some("form_post"), "invalid_request"),
         ] {
@@ -444,15 +459,22 @@ mod tests {
     }
 
     #[test]
-    fn prompt_login_and_login_hint_are_kept_and_create_waits_for_sign_up() {
+    fn prompt_login_login_hint_and_create_are_kept() {
         let params = with(good("io.element:/callback"), "prompt", Some("login"));
         let params = with(params, "login_hint", Some("mxid:@alice:example.com"));
         let request = check(&params, &element_x()).unwrap();
         assert!(request.fresh_sign_in);
         assert_eq!(request.login_hint.as_deref(), Some("@alice:example.com"));
+        assert_eq!(request.sign_up, SignUpPrompt::NotAsked);
         let create = with(good("io.element:/callback"), "prompt", Some("create"));
-        assert!(
-            AuthorizationRequest::check(&Params(&create), Some(("C", &element_x())), true).is_ok()
+        let offered =
+            AuthorizationRequest::check(&Params(&create), Some(("C", &element_x())), true).unwrap();
+        assert_eq!(offered.sign_up, SignUpPrompt::Offered);
+        assert!(!offered.fresh_sign_in);
+        // Sign-up turned off after a client learnt it was offered: the sign-in, not an error.
+        assert_eq!(
+            check(&create, &element_x()).unwrap().sign_up,
+            SignUpPrompt::NotOffered
         );
     }
 

@@ -60,6 +60,10 @@ pub(super) fn taken_ids_query<'a, DB: BulkRows>(
 pub struct Admission<'a> {
     /// The registration token whose pending use becomes a completed one.
     pub registration_token: Option<&'a str>,
+    /// A registration token whose use is spent and completed at once, valid at the given
+    /// time (ms): the sign-up page's, where no session held a use. One statement checks
+    /// and counts; a token unknown, expired or used up by then makes no account.
+    pub registration_token_now: Option<(&'a str, i64)>,
     /// The sign-up's user-interactive session, spent.
     pub ui_auth_session: Option<&'a str>,
     /// A refresh token for the first session (a client that asked for one).
@@ -164,6 +168,11 @@ impl Store {
                 && !super::registration_tokens::complete_registration_token!(&mut tx, token)
             {
                 // Deleted since the sign-up spent a use: the account is not made.
+                return Err(StoreError::RegistrationTokenGone);
+            }
+            if let Some((token, now_ms)) = admission.registration_token_now
+                && !super::registration_tokens::use_registration_token_now!(&mut tx, token, now_ms)
+            {
                 return Err(StoreError::RegistrationTokenGone);
             }
             if let Some(ui_auth_session) = admission.ui_auth_session {

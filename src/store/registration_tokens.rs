@@ -8,6 +8,9 @@
 //! - [`complete_registration_token!`]: `pending - 1, completed + 1`, once the account exists;
 //! - [`release_registration_token!`]: `pending - 1`, when the sign-up is given up.
 //!
+//! The sign-up page holds no use between requests: [`use_registration_token_now!`] spends
+//! and completes one in the statement that checks it, in the transaction making the account.
+//!
 //! Each is a macro that runs inside the caller's transaction (the sign-up's own), and a
 //! [`Store`] method that runs it in a transaction of its own.
 
@@ -102,6 +105,30 @@ macro_rules! complete_registration_token {
     }};
 }
 pub(crate) use complete_registration_token;
+
+/// Spends and completes a use of `$token` at `$now_ms` inside `$tx` at once (a sign-up
+/// whose account is made in the same transaction, with no use held before): `completed + 1`,
+/// only while the token is valid. `false` if it is unknown, expired or used up (nothing
+/// changed). As [`spend_registration_token!`], the check and the count are one statement.
+macro_rules! use_registration_token_now {
+    ($tx:expr, $token:expr, $now_ms:expr) => {{
+        let tx = $tx;
+        let token: &str = $token;
+        let now_ms: i64 = $now_ms;
+        let sql = format!(
+            "UPDATE registration_tokens SET completed = completed + 1 WHERE token = $1 AND {}",
+            $crate::store::registration_tokens::valid_at("$2")
+        );
+        sqlx::query(&sql)
+            .bind(token)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1
+    }};
+}
+pub(crate) use use_registration_token_now;
 
 /// Gives a pending use of `$token` back inside `$tx` (the sign-up was abandoned or its
 /// session expired): `pending - 1`. `false` if there was none.

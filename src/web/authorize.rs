@@ -7,6 +7,8 @@
 //! or unregistered redirect URI is an error page here, anything else goes back to the
 //! client. Where the user was going travels as the request's own query string, re-checked
 //! each time, and leads only to this endpoint: never to an absolute URL taken from a query.
+//! With `prompt=create` a signed-out user gets the sign-up page (`web/sign_up.rs`) instead
+//! of the sign-in, and comes back here signed in as the new account.
 //! Every POST carries its session's CSRF token. The consent page allows its form to lead to
 //! the client's redirect URI in its `form-action` (browsers apply it to the redirect that
 //! follows the POST).
@@ -27,7 +29,7 @@ use super::page::{
 use super::render::allowing_redirect;
 use super::session::Session;
 use crate::http::client_address::ClientAddress;
-use crate::oauth::authorization_request::{AuthorizationRequest, Params, Refused};
+use crate::oauth::authorization_request::{AuthorizationRequest, Params, Refused, SignUpPrompt};
 use crate::oauth::client_metadata::ClientMetadata;
 use crate::store::User;
 
@@ -42,9 +44,9 @@ pub const CONSENT_PATH: &str = "/_homekey/oauth2/consent";
 const FRESH_SIGN_IN_MS: i64 = 2 * 60 * 1000;
 
 /// A checked request and its client.
-struct Checked {
-    request: AuthorizationRequest,
-    client: ClientMetadata,
+pub(super) struct Checked {
+    pub(super) request: AuthorizationRequest,
+    pub(super) client: ClientMetadata,
 }
 
 /// `GET` [`AUTHORIZE_PATH`]: the consent page for a signed-in user, else the sign-in form.
@@ -69,8 +71,24 @@ pub async fn authorize(
         Some(user) if !checked.request.fresh_sign_in || signed_in_just_now(&session) => {
             consent_page(&state, &session, &user, &checked, &query, Message::None).await
         }
+        // `prompt=create`: the sign-up page instead (a signed-in user goes on as themself).
+        None if checked.request.sign_up == SignUpPrompt::Offered => super::sign_up::sign_up_page(
+            &state,
+            &session,
+            StatusCode::OK,
+            &checked,
+            &query,
+            &super::sign_up::Kept::default(),
+            Message::None,
+        ),
         _ => {
             let hint = checked.request.login_hint.clone().unwrap_or_default();
+            let message = match checked.request.sign_up {
+                SignUpPrompt::NotOffered => Message::Notice(
+                    "This server does not offer sign-up; sign in with an existing account.".into(),
+                ),
+                _ => Message::None,
+            };
             sign_in_page(
                 &state,
                 &session,
@@ -78,10 +96,28 @@ pub async fn authorize(
                 &checked,
                 &query,
                 &hint,
-                Message::None,
+                message,
             )
         }
     }
+}
+
+/// A form posted on the authorization's pages: the form, the authorization request it
+/// carries (its query) and that request checked again; or the page that answers instead.
+pub(super) async fn posted_form(
+    state: &WebState,
+    body: &[u8],
+) -> Result<(Form, String, Checked), Response> {
+    let Ok(form) = Form::parse(body) else {
+        return Err(error_page(
+            state,
+            "The form held characters that are not valid text. Go back to the app and start \
+             again.",
+        ));
+    };
+    let query = form.get("request").unwrap_or("").to_owned();
+    let checked = check(state, &query).await?;
+    Ok((form, query, checked))
 }
 
 /// `POST` [`SIGN_IN_PATH`]: the password, checked as the account page's sign-in checks it
@@ -92,16 +128,8 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = Form::parse(&body) else {
-        return error_page(
-            &state,
-            "The form held characters that are not valid text. Go back to the app and start \
-             again.",
-        );
-    };
-    let query = form.get("request").unwrap_or("").to_owned();
-    let checked = match check(&state, &query).await {
-        Ok(checked) => checked,
+    let (form, query, checked) = match posted_form(&state, &body).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     let user_given = form.get("user").unwrap_or("").trim().to_owned();
@@ -195,7 +223,7 @@ pub async fn consent(State(state): State<WebState>, headers: HeaderMap, body: By
 
 /// The request in `query`, checked with its client; `Err`: the error page, or the redirect
 /// that tells the client.
-async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
+pub(super) async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -208,7 +236,7 @@ async fn check(state: &WebState, query: &str) -> Result<Checked, Response> {
         None => None,
     };
     let named = client.as_ref().map(|(id, client)| (id.as_str(), client));
-    match AuthorizationRequest::check(&params, named, false) {
+    match AuthorizationRequest::check(&params, named, state.accounts.sign_up_page_offered()) {
         Ok(request) => Ok(Checked {
             request,
             client: client.expect("a checked request has its client").1,
@@ -226,7 +254,7 @@ fn signed_in_just_now(session: &Session) -> bool {
 }
 
 /// What the pages say of the client.
-fn client_context(checked: &Checked) -> Value {
+pub(super) fn client_context(checked: &Checked) -> Value {
     // The name and the site are the client's own claims, unless it is sent back to an
     // `https` address on that site: then the site itself asked.
     let proven = Url::parse(&checked.request.redirect_uri).is_ok_and(|uri| {
@@ -307,6 +335,8 @@ fn sign_in_page(
             "request": query,
             "user": user,
             "forgot_url": super::recovery::forgot_url(state, &format!("{AUTHORIZE_PATH}?{query}")),
+            "sign_up_url": state.accounts.sign_up_page_offered()
+                .then(|| super::sign_up::sign_up_url(query)),
         }),
     );
     let response = state.renderer.page(status, "oauth_sign_in.html", context);
@@ -350,7 +380,7 @@ async fn consent_page(
 }
 
 /// The error page (400) of a request that cannot go back to its client.
-fn error_page(state: &WebState, message: &str) -> Response {
+pub(super) fn error_page(state: &WebState, message: &str) -> Response {
     let context = json!({
         "server_name": state.accounts.config.server_name,
         "admin_contact": state.accounts.config.admin_contact,

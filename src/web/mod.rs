@@ -9,6 +9,7 @@
 //! - [`account`]: the account page's group of pages (sign-in, the MSC4191 actions, the
 //!   e-mail addresses in `account::emails`).
 //! - [`authorize`]: the OAuth 2.0 authorization's pages (sign-in, consent).
+//! - [`sign_up`]: the authorization's sign-up page (`prompt=create`).
 //! - [`device`]: the device authorization grant's page (a device's code approved).
 //! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
 //! - [`sign_up_email`]: the page a sign-up's mailed link opens (standalone too).
@@ -26,6 +27,7 @@ pub mod password_reset;
 pub mod recovery;
 pub mod render;
 pub mod session;
+pub mod sign_up;
 pub mod sign_up_email;
 
 use std::sync::Arc;
@@ -137,6 +139,7 @@ pub fn account_routes<S: Clone + Send + Sync + 'static>(
         .route(authorize::AUTHORIZE_PATH, get(authorize::authorize))
         .route(authorize::SIGN_IN_PATH, post(authorize::sign_in))
         .route(authorize::CONSENT_PATH, post(authorize::consent))
+        .route(sign_up::SIGN_UP_PATH, post(sign_up::sign_up))
         .route(device::DEVICE_PAGE_PATH, get(device::page))
         .route(device::DEVICE_SIGN_IN_PATH, post(device::sign_in))
         .route(device::DEVICE_DECISION_PATH, post(device::decision))

@@ -301,7 +301,7 @@ fn reset_page(
 }
 
 /// "a, b and c".
-fn in_words(items: &[String]) -> String {
+pub(super) fn in_words(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),

@@ -57,6 +57,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "oauth_consent.html",
         include_str!("templates/oauth_consent.html"),
     ),
+    ("sign_up.html", include_str!("templates/sign_up.html")),
     (
         "oauth_error.html",
         include_str!("templates/oauth_error.html"),

@@ -29,6 +29,7 @@ mod oauth_grants;
 mod oauth_pages;
 mod oauth_registration;
 mod oauth_revocation;
+mod oauth_sign_up;
 mod one_account_service;
 mod recovery;
 mod registration_tokens;

@@ -26,8 +26,8 @@ use crate::synapse_proxy::{Proxy, Stopped, call, client, free_port, program};
 use crate::synapse_queue::BesideSynapse;
 
 /// The web client's own site, as registered (`client_uri` and its redirect URI).
-const APP: &str = "https://app.homekey.test/";
-const APP_HOST: &str = "app.homekey.test";
+pub(crate) const APP: &str = "https://app.homekey.test/";
+pub(crate) const APP_HOST: &str = "app.homekey.test";
 /// The js-sdk test client's name, as registered and shown on the consent and device pages.
 const APP_NAME: &str = "homekey's js-sdk 43 test";
 
@@ -87,14 +87,14 @@ pub(crate) fn node_22_and_js_sdk_43(test: &str) -> Option<(PathBuf, PathBuf)> {
 /// A site of the test's own on 127.0.0.1 that answers every request 200 with a short page and
 /// keeps each request's first line: a web client's HTTPS redirect target (a self-signed
 /// certificate made now for its host) or a native client's loopback listener (plain HTTP).
-struct Site {
-    port: u16,
+pub(crate) struct Site {
+    pub(crate) port: u16,
     requests: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Site {
-    async fn start(tls_host: Option<&str>) -> Site {
+    pub(crate) async fn start(tls_host: Option<&str>) -> Site {
         let acceptor = tls_host.map(|host| {
             let made = rcgen::generate_simple_self_signed(vec![host.to_owned()]).unwrap();
             let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
@@ -140,7 +140,7 @@ impl Site {
         }
     }
 
-    fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
 }
@@ -340,7 +340,7 @@ async fn approve_device(
 }
 
 /// Waits for `prefix` at the start of a line of the file `path`; the rest of that line.
-async fn wait_for_line(path: &Path, prefix: &str, node: &mut Stopped) -> Option<String> {
+pub(crate) async fn wait_for_line(path: &Path, prefix: &str, node: &mut Stopped) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();

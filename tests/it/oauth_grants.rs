@@ -47,16 +47,16 @@ pub(crate) struct Browser {
 }
 
 /// A page's answer.
-struct Answer {
-    status: StatusCode,
-    location: Option<String>,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
     policy: Option<String>,
-    html: String,
+    pub(crate) html: String,
 }
 
 impl Answer {
     /// The value of the hidden field `name`.
-    fn field(&self, name: &str) -> String {
+    pub(crate) fn field(&self, name: &str) -> String {
         let needle = format!("name=\"{name}\" value=\"");
         let start = self.html.find(&needle).unwrap_or_else(|| {
             panic!("no field {name} in the page: {}", self.html);
@@ -128,12 +128,17 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, server: &Server, path_and_query: &str) -> Answer {
+    pub(crate) async fn get(&mut self, server: &Server, path_and_query: &str) -> Answer {
         let request = self.http.get(server.url(path_and_query));
         self.send(request).await
     }
 
-    async fn post(&mut self, server: &Server, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post(
+        &mut self,
+        server: &Server,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Answer {
         let request = self
             .http
             .post(server.url(path))
@@ -280,7 +285,7 @@ pub(crate) async fn sign_in(
 }
 
 /// On the consent page of a signed-in browser, Allow; returns the code.
-async fn allow(server: &Server, browser: &mut Browser, query: &str) -> String {
+pub(crate) async fn allow(server: &Server, browser: &mut Browser, query: &str) -> String {
     let consent = browser.get(server, &format!("{AUTHORIZE}?{query}")).await;
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.html);
     assert!(consent.html.contains("Element X"), "{}", consent.html);
@@ -728,14 +733,15 @@ async fn what_cannot_go_back_to_the_client_is_an_error_page_and_the_rest_goes_ba
         assert!(page.location.is_none());
         assert!(page.html.contains("cannot go on"), "{}", page.html);
     }
-    // The rest goes back to the client with its state: prompt=none, no PKCE, mixed scopes.
+    // The rest goes back to the client with its state: prompt=none or unknown, no PKCE, mixed
+    // scopes. (prompt=create is never refused: tests/it/oauth_sign_up.rs.)
     let no_pkce = client
         .query("D", &[])
         .replace("code_challenge_method=S256", "code_challenge_method=plain");
     for (query, error) in [
         (client.query("D", &[("prompt", "none")]), "login_required"),
         (
-            client.query("D", &[("prompt", "create")]),
+            client.query("D", &[("prompt", "select_account")]),
             "invalid_request",
         ),
         (no_pkce, "invalid_request"),

@@ -155,5 +155,33 @@ async fn beside_synapse_through_nginx_a_js_sdk_client_signs_up_with_a_synadm_tok
             .is_none(),
         "the appservice's user is Synapse's alone"
     );
+    // A person cannot sign up for a name in the bridge's exclusive namespace: Synapse says so
+    // when homekey asks, at the availability check and at the first request.
+    let (status, body) = crate::synapse_proxy::call(
+        &http,
+        "GET",
+        &proxy.url("/_matrix/client/v3/register/available?username=bridge_bob"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("M_EXCLUSIVE")),
+        "{body}"
+    );
+    let (status, body) = crate::synapse_proxy::call(
+        &http,
+        "POST",
+        &proxy.url("/_matrix/client/v3/register"),
+        None,
+        Some(json!({"username": "bridge_bob", "password": "a long password here"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("M_EXCLUSIVE")),
+        "{body}"
+    );
     eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -777,6 +777,20 @@ async fn beside_synapse_through_nginx_a_sign_up_proves_its_address_and_synapse_h
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // homekey's sign-up page cannot prove an address: Matrix 2.0 clients are not offered it.
+    let discovery: Value = http
+        .get(proxy.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(discovery["issuer"].is_string(), "{discovery}");
+    assert!(
+        discovery.get("prompt_values_supported").is_none(),
+        "{discovery}"
+    );
     // The new token works on Synapse at once, through the proxy.
     let whoami = http
         .get(proxy.url("/_matrix/client/v3/account/whoami"))

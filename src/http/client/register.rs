@@ -55,7 +55,7 @@ impl From<SignUpError> for MatrixError {
             SignUpError::RateLimited { retry_after_ms } => {
                 MatrixError::rate_limited(retry_after_ms)
             }
-            SignUpError::TokenGone => {
+            SignUpError::TokenGone | SignUpError::TermsNotAccepted => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
             }
             SignUpError::ThreepidDenied => {
@@ -66,6 +66,8 @@ impl From<SignUpError> for MatrixError {
                 "M_THREEPID_IN_USE",
                 err.to_string(),
             ),
+            // Only the sign-up page's (`POST /register` asks for the token as a stage).
+            SignUpError::MissingToken => MatrixError::missing_param("Missing registration token"),
         }
     }
 }
