@@ -41,8 +41,8 @@ pub mod recovery;
 pub mod registration_tokens;
 pub mod sessions;
 pub mod sign_up;
-pub mod sign_up_page;
 pub mod sign_up_email;
+pub mod sign_up_page;
 pub mod tokens;
 
 use std::collections::HashSet;
