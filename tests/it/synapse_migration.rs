@@ -107,10 +107,9 @@ impl Moving {
         run_binary(HOMEKEY, &all, stdin.as_bytes(), &[])
     }
 
-    /// `homekey registration-token ARGS` on homekey's database.
-    fn homekey_registration_token(&self, args: &[&str]) -> std::process::Output {
-        let mut all = vec!["registration-token"];
-        all.extend(args);
+    /// `homekey ARGS` on homekey's database (no Synapse config).
+    fn homekey_on_database(&self, args: &[&str]) -> std::process::Output {
+        let mut all = args.to_vec();
         all.extend([
             "-c",
             self.config.path().to_str().unwrap(),
@@ -1710,11 +1709,20 @@ async fn registration_tokens_move_from_synapse_and_back(synapse: Synapse, db: Te
         )
         .await;
     // homekey has a token of the same text already, its own.
-    ok(&moving.homekey_registration_token(&["create", "in-both", "--uses-allowed", "1"]));
+    ok(&moving.homekey_on_database(&[
+        "registration-token",
+        "create",
+        "in-both",
+        "--uses-allowed",
+        "1",
+    ]));
     let homekey_tokens = |moving: &Moving| {
-        let listed: Value =
-            serde_json::from_str(&ok(&moving.homekey_registration_token(&["list", "--json"])))
-                .unwrap();
+        let listed: Value = serde_json::from_str(&ok(&moving.homekey_on_database(&[
+            "registration-token",
+            "list",
+            "--json",
+        ])))
+        .unwrap();
         tokens_by_name(&listed)
     };
     let homekey_own = vec![token("in-both", Some(1), 0, 0, None)];
@@ -1751,6 +1759,26 @@ async fn registration_tokens_move_from_synapse_and_back(synapse: Synapse, db: Te
             token("unlimited", None, 0, 0, None),
         ]
     );
+    // Audited on homekey's side as how many, never which.
+    let audit = ok(&moving.homekey_on_database(&["audit", "list", "--json"]));
+    assert!(
+        !audit.contains("in-both") && !audit.contains("made-in"),
+        "{audit}"
+    );
+    let audit: Value = serde_json::from_str(&audit).unwrap();
+    let token_records: Vec<&Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"] == "carry_from_synapse" && r["details"]["registration_tokens"].is_number()
+        })
+        .collect();
+    assert_eq!(token_records.len(), 1, "{audit}");
+    assert_eq!(
+        token_records[0]["details"],
+        json!({"registration_tokens": 4})
+    );
     // A second run finds them all there.
     let out = ok(&moving.homekey(&["migrate-from-synapse"]));
     assert!(
@@ -1759,7 +1787,13 @@ async fn registration_tokens_move_from_synapse_and_back(synapse: Synapse, db: Te
     );
 
     // Under homekey: a token made, with a sign-up under way; a limit changed; one deleted.
-    ok(&moving.homekey_registration_token(&["create", "made-in-homekey", "--uses-allowed", "2"]));
+    ok(&moving.homekey_on_database(&[
+        "registration-token",
+        "create",
+        "made-in-homekey",
+        "--uses-allowed",
+        "2",
+    ]));
     assert!(
         moving
             .db
@@ -1768,8 +1802,14 @@ async fn registration_tokens_move_from_synapse_and_back(synapse: Synapse, db: Te
             .await
             .unwrap()
     );
-    ok(&moving.homekey_registration_token(&["update", "limited", "--uses-allowed", "4"]));
-    ok(&moving.homekey_registration_token(&["delete", "unlimited"]));
+    ok(&moving.homekey_on_database(&[
+        "registration-token",
+        "update",
+        "limited",
+        "--uses-allowed",
+        "4",
+    ]));
+    ok(&moving.homekey_on_database(&["registration-token", "delete", "unlimited"]));
     moving.db.store.close().await;
     let count = "FROM registration_tokens";
     let out = ok(&moving.homekey(&["migrate-to-synapse", "--dry-run"]));
