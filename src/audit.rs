@@ -44,7 +44,8 @@ pub enum Action {
     /// (`homekey user login`).
     NewSession,
     /// A batch of accounts carried from an existing Synapse's database
-    /// (`homekey migrate-from-synapse`), with their devices and tokens.
+    /// (`homekey migrate-from-synapse`), with their devices and tokens; or a batch of its
+    /// registration tokens (details: how many, never which).
     CarryFromSynapse,
     /// An account homekey had of its own replaced by Synapse's of the same name, with its
     /// devices and tokens (`homekey migrate-from-synapse --replace-existing`).

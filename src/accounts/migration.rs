@@ -17,6 +17,12 @@
 //!   and not changed.
 //! - **Back into Synapse** ([`Accounts::restore_into_synapse`], on Synapse's database): see
 //!   the store's `restore_account_batch`.
+//! - **Registration tokens**, both ways ([`Accounts::carry_registration_tokens_from`]): every
+//!   token with its limits and completed count; the uses held by unfinished sign-ups stay
+//!   behind with their sessions (`pending` 0). A token homekey has already is homekey's, as
+//!   an account carried before is: left as it is. On the way back homekey's count and limits
+//!   are written over Synapse's copy, as homekey's accounts are: homekey admitted the
+//!   sign-ups meanwhile.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,7 +31,9 @@ use serde_json::json;
 use super::{Accounts, Actor, now_ms};
 use crate::config::HashScheme;
 use crate::password::scheme::scheme_of;
-use crate::store::{AccountBatch, CarryOptions, NewAuditRecord, Restored, StoreError};
+use crate::store::{
+    AccountBatch, CarryOptions, NewAuditRecord, Restored, StoreError, TokensCarried,
+};
 use crate::threepid::Threepid;
 
 /// What a migration found and did, summed over its batches.
@@ -343,6 +351,48 @@ impl Accounts {
         tally.threepids_added += threepids_added;
         tally.threepids_removed += threepids_removed;
         Ok(())
+    }
+
+    /// Carries every registration token of `source` (the other database) into this one, in
+    /// batches of `batch` tokens, each in one transaction (see the module's comment): into
+    /// homekey (`self` homekey's database) a token already there is left as it is; into
+    /// Synapse it is given homekey's limits and count. With `dry_run` nothing is written.
+    pub async fn carry_registration_tokens_from(
+        &self,
+        source: &Accounts,
+        actor: &Actor,
+        batch: i64,
+        dry_run: bool,
+    ) -> Result<TokensCarried, StoreError> {
+        let into_synapse = self.flavour() == crate::store::Flavour::Synapse;
+        let mut total = TokensCarried::default();
+        let mut after = String::new();
+        loop {
+            let tokens = source.store.registration_token_batch(&after, batch).await?;
+            let Some(last) = tokens.last() else {
+                return Ok(total);
+            };
+            after = last.token.clone();
+            // Never the tokens themselves: they admit sign-ups.
+            let record = actor.audit_name().map(|name| NewAuditRecord {
+                ts_ms: now_ms(),
+                actor: name.to_owned(),
+                action: crate::audit::Action::CarryFromSynapse.as_str().to_owned(),
+                target: None,
+                details: json!({"registration_tokens": tokens.len()}),
+            });
+            let carried = self
+                .store
+                .carry_registration_tokens(&tokens, into_synapse, dry_run, record.as_ref())
+                .await?;
+            total.new += carried.new;
+            total.already_there += carried.already_there;
+        }
+    }
+
+    /// How many registration tokens this database has.
+    pub async fn count_registration_tokens(&self) -> Result<i64, StoreError> {
+        self.store.count_registration_tokens().await
     }
 
     /// Empties Synapse's copy of the password hashes of every account homekey carried from

@@ -180,6 +180,11 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
     }
     tally.conflicts.sort();
     let elapsed = progress.finish();
+    let tokens = homekey
+        .accounts
+        .carry_registration_tokens_from(&synapse.accounts, &actor, BATCH, args.dry_run)
+        .await
+        .map_err(carry_error)?;
     let verb = if args.dry_run {
         "would carry"
     } else {
@@ -222,6 +227,14 @@ pub async fn run_from(args: FromSynapseArgs) -> Result<(), CommandError> {
             "{} third-party ID(s) not carried (left in Synapse's database): {}",
             tally.threepids_left.len(),
             tally.threepids_left.join("; ")
+        );
+    }
+    if tokens.new + tokens.already_there > 0 {
+        out!(
+            "{verb} {} registration token(s) with their limits and completed uses (pending 0: \
+             unfinished sign-ups do not move); {} already there, left as they were",
+            tokens.new,
+            tokens.already_there
         );
     }
     if tally.already_carried > 0 {
@@ -331,6 +344,13 @@ pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
         progress.advance(read);
     }
     let elapsed = progress.finish();
+    // Counted before writing: those Synapse has that homekey does not.
+    let synapse_tokens = synapse.accounts.count_registration_tokens().await?;
+    let actor = homekey.actor(false, false);
+    let tokens = synapse
+        .accounts
+        .carry_registration_tokens_from(&homekey.accounts, &actor, BATCH, args.dry_run)
+        .await?;
     let verb = if args.dry_run { "would write" } else { "wrote" };
     out!(
         "{verb} {} account(s) back into Synapse's database, with {} access token(s) and {} \
@@ -340,6 +360,28 @@ pub async fn run_to(args: ToSynapseArgs) -> Result<(), CommandError> {
         tally.refresh_tokens,
         elapsed.as_secs_f64()
     );
+    if tokens.new + tokens.already_there > 0 {
+        out!(
+            "{verb} {} registration token(s) into Synapse's database with their limits and \
+             completed uses (pending 0: unfinished sign-ups do not move); {} Synapse had \
+             already, {} homekey's limits and completed uses (Synapse's pending kept)",
+            tokens.new,
+            tokens.already_there,
+            if args.dry_run {
+                "would be given"
+            } else {
+                "given"
+            }
+        );
+    }
+    let only_in_synapse = synapse_tokens - tokens.already_there as i64;
+    if only_in_synapse > 0 {
+        out!(
+            "{only_in_synapse} registration token(s) Synapse has that homekey does not (deleted \
+             under homekey, or never carried): left as they are; once Synapse serves, `homekey \
+             admin registration-token list` shows them and `delete` removes one"
+        );
+    }
     if tally.erased > 0 {
         out!(
             "marked {} account(s) erased in Synapse (erased in homekey)",

@@ -47,7 +47,7 @@ pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
     NewOAuthSession, OAuthCode, OAuthSession,
 };
-pub use registration_tokens::{RegistrationToken, RegistrationTokenChanges};
+pub use registration_tokens::{RegistrationToken, RegistrationTokenChanges, TokensCarried};
 pub use reset_links::{NewResetLink, ResetLink};
 pub use sessions::{ClientSeen, DeviceContact};
 pub use synapse_migration::{

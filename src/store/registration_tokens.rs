@@ -317,6 +317,103 @@ impl Store {
     }
 }
 
+/// What [`Store::carry_registration_tokens`] did with a batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TokensCarried {
+    /// Tokens this database did not have: written, with `pending` 0.
+    pub new: u64,
+    /// Tokens it had already: left as they were, or given the source's limits and count
+    /// (`overwrite`).
+    pub already_there: u64,
+}
+
+impl Store {
+    /// Up to `limit` tokens after `after`, by token, with every column, as this database has
+    /// them (homekey's or Synapse's: the table is the same). For moving them to the other.
+    pub async fn registration_token_batch(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<RegistrationToken>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM registration_tokens WHERE token > $1 ORDER BY token LIMIT $2"
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// How many tokens this database has.
+    pub async fn count_registration_tokens(&self) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM registration_tokens")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Writes `tokens`, read from the other database, into this one in one transaction, with
+    /// the audit record (homekey's database only): each new one with its `uses_allowed`,
+    /// `completed` and `expiry_time`, and `pending` 0 (the unfinished sign-ups holding its
+    /// uses do not move, so nothing here would ever give those uses back). One this database
+    /// has already is left as it is, or with `overwrite` given the source's `uses_allowed`,
+    /// `completed` and `expiry_time`, its own `pending` kept (its own unfinished sign-ups give
+    /// theirs back as they expire). With `dry_run` the same work is done and rolled back.
+    pub async fn carry_registration_tokens(
+        &self,
+        tokens: &[RegistrationToken],
+        overwrite: bool,
+        dry_run: bool,
+        record: Option<&NewAuditRecord>,
+    ) -> Result<TokensCarried, StoreError> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut carried = TokensCarried::default();
+            for token in tokens {
+                let inserted = sqlx::query(
+                    "INSERT INTO registration_tokens \
+                     (token, uses_allowed, pending, completed, expiry_time) \
+                     VALUES ($1, $2, 0, $3, $4) ON CONFLICT (token) DO NOTHING",
+                )
+                .bind(&token.token)
+                .bind(token.uses_allowed)
+                .bind(token.completed)
+                .bind(token.expiry_time)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    carried.new += 1;
+                    continue;
+                }
+                carried.already_there += 1;
+                if overwrite {
+                    sqlx::query(
+                        "UPDATE registration_tokens SET uses_allowed = $2, completed = $3, \
+                         expiry_time = $4 WHERE token = $1",
+                    )
+                    .bind(&token.token)
+                    .bind(token.uses_allowed)
+                    .bind(token.completed)
+                    .bind(token.expiry_time)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            if dry_run {
+                tx.rollback().await?;
+            } else {
+                commit_audited!(tx, self, record.filter(|_| carried.new > 0));
+            }
+            Ok(carried)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::RegistrationToken;

@@ -107,6 +107,18 @@ impl Moving {
         run_binary(HOMEKEY, &all, stdin.as_bytes(), &[])
     }
 
+    /// `homekey ARGS` on homekey's database (no Synapse config).
+    fn homekey_on_database(&self, args: &[&str]) -> std::process::Output {
+        let mut all = args.to_vec();
+        all.extend([
+            "-c",
+            self.config.path().to_str().unwrap(),
+            "--database",
+            &self.database,
+        ]);
+        run_binary(HOMEKEY, &all, b"", &[])
+    }
+
     /// Rewrites Synapse's config to its own login (`false`) or to delegate to homekey.
     fn switch_synapse(&self, delegate: bool) {
         let text = std::fs::read_to_string(&self.synapse.config).unwrap();
@@ -1632,6 +1644,246 @@ async fn on_postgres_email_addresses_move_from_synapse_and_back() {
         return;
     };
     email_addresses_move_from_synapse_and_back(synapse, db, test).await;
+}
+
+/// The tokens as a listing shows them (the Admin API's objects), by token.
+fn tokens_by_name(listed: &Value) -> Vec<Value> {
+    let mut tokens = listed.as_array().unwrap().clone();
+    tokens.sort_by_key(|t| t["token"].as_str().unwrap().to_owned());
+    tokens
+}
+
+fn token(
+    name: &str,
+    uses: Option<i64>,
+    pending: i64,
+    completed: i64,
+    expiry: Option<i64>,
+) -> Value {
+    json!({"token": name, "uses_allowed": uses, "pending": pending, "completed": completed,
+           "expiry_time": expiry})
+}
+
+/// Registration tokens move both ways: made in Synapse (its Admin API; a held use and an
+/// expired one as its sign-ups and time leave them), carried into homekey with their limits
+/// and completed uses and no held use, homekey's own token of the same text left as it was
+/// and said, nothing written by a dry run; back into Synapse homekey's tokens (one made in
+/// homekey, with a use held there) and homekey's limits over Synapse's copies, and Synapse's
+/// Admin API lists them.
+async fn registration_tokens_move_from_synapse_and_back(synapse: Synapse, db: TestDb, test: &str) {
+    let started = Instant::now();
+    let mut moving = Moving::new(synapse, db);
+    moving.synapse.start().await;
+    moving.register("alice", "alice-pw", true);
+    let (status, body) = moving.synapse.login("alice", "alice-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin = body["access_token"].as_str().unwrap().to_owned();
+    for made in [
+        json!({"token": "limited", "uses_allowed": 3}),
+        json!({"token": "unlimited"}),
+        json!({"token": "in-both", "uses_allowed": 5}),
+    ] {
+        let response = moving
+            .synapse
+            .http
+            .post(
+                moving
+                    .synapse
+                    .url("/_synapse/admin/v1/registration_tokens/new"),
+            )
+            .bearer_auth(&admin)
+            .json(&made)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{made}");
+    }
+    moving.synapse.stop();
+    // A sign-up finished with `limited` and one under way; a token that expired (the Admin
+    // API refuses an expiry in the past).
+    moving
+        .synapse_execute(
+            "UPDATE registration_tokens SET pending = 1, completed = 1 WHERE token = 'limited';
+             INSERT INTO registration_tokens (token, uses_allowed, pending, completed, \
+             expiry_time) VALUES ('expired', 2, 0, 1, 1000)",
+        )
+        .await;
+    // homekey has a token of the same text already, its own.
+    ok(&moving.homekey_on_database(&[
+        "registration-token",
+        "create",
+        "in-both",
+        "--uses-allowed",
+        "1",
+    ]));
+    let homekey_tokens = |moving: &Moving| {
+        let listed: Value = serde_json::from_str(&ok(&moving.homekey_on_database(&[
+            "registration-token",
+            "list",
+            "--json",
+        ])))
+        .unwrap();
+        tokens_by_name(&listed)
+    };
+    let homekey_own = vec![token("in-both", Some(1), 0, 0, None)];
+    assert_eq!(homekey_tokens(&moving), homekey_own);
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse", "--dry-run"]));
+    assert!(
+        out.contains(
+            "would carry 3 registration token(s) with their limits and completed uses \
+             (pending 0: unfinished sign-ups do not move); 1 already there, left as they were"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        homekey_tokens(&moving),
+        homekey_own,
+        "a dry run writes nothing"
+    );
+
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(
+        out.contains(
+            "carried 3 registration token(s) with their limits and completed uses \
+             (pending 0: unfinished sign-ups do not move); 1 already there, left as they were"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        homekey_tokens(&moving),
+        [
+            token("expired", Some(2), 0, 1, Some(1000)),
+            token("in-both", Some(1), 0, 0, None),
+            token("limited", Some(3), 0, 1, None),
+            token("unlimited", None, 0, 0, None),
+        ]
+    );
+    // Audited on homekey's side as how many, never which.
+    let audit = ok(&moving.homekey_on_database(&["audit", "list", "--json"]));
+    assert!(
+        !audit.contains("in-both") && !audit.contains("made-in"),
+        "{audit}"
+    );
+    let audit: Value = serde_json::from_str(&audit).unwrap();
+    let token_records: Vec<&Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"] == "carry_from_synapse" && r["details"]["registration_tokens"].is_number()
+        })
+        .collect();
+    assert_eq!(token_records.len(), 1, "{audit}");
+    assert_eq!(
+        token_records[0]["details"],
+        json!({"registration_tokens": 4})
+    );
+    // A second run finds them all there.
+    let out = ok(&moving.homekey(&["migrate-from-synapse"]));
+    assert!(
+        out.contains("carried 0 registration token(s)") && out.contains("4 already there"),
+        "{out}"
+    );
+
+    // Under homekey: a token made, with a sign-up under way; a limit changed; one deleted.
+    ok(&moving.homekey_on_database(&[
+        "registration-token",
+        "create",
+        "made-in-homekey",
+        "--uses-allowed",
+        "2",
+    ]));
+    assert!(
+        moving
+            .db
+            .store
+            .spend_registration_token("made-in-homekey", 0)
+            .await
+            .unwrap()
+    );
+    ok(&moving.homekey_on_database(&[
+        "registration-token",
+        "update",
+        "limited",
+        "--uses-allowed",
+        "4",
+    ]));
+    ok(&moving.homekey_on_database(&["registration-token", "delete", "unlimited"]));
+    moving.db.store.close().await;
+    let count = "FROM registration_tokens";
+    let out = ok(&moving.homekey(&["migrate-to-synapse", "--dry-run"]));
+    assert!(
+        out.contains("would write 1 registration token(s) into Synapse's database"),
+        "{out}"
+    );
+    assert_eq!(
+        moving.synapse_count(count).await,
+        4,
+        "a dry run writes nothing"
+    );
+    let out = ok(&moving.homekey(&["migrate-to-synapse"]));
+    assert!(
+        out.contains(
+            "wrote 1 registration token(s) into Synapse's database with their limits and \
+             completed uses (pending 0: unfinished sign-ups do not move); 3 Synapse had \
+             already, given homekey's limits and completed uses (Synapse's pending kept)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "1 registration token(s) Synapse has that homekey does not (deleted under homekey, \
+             or never carried): left as they are"
+        ),
+        "{out}"
+    );
+
+    moving.synapse.start().await;
+    let (status, body) = moving.synapse.login("alice", "alice-pw").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin = body["access_token"].as_str().unwrap().to_owned();
+    let response = moving
+        .synapse
+        .http
+        .get(moving.synapse.url("/_synapse/admin/v1/registration_tokens"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let listed: Value = response.json().await.unwrap();
+    assert_eq!(
+        tokens_by_name(&listed["registration_tokens"]),
+        [
+            token("expired", Some(2), 0, 1, Some(1000)),
+            token("in-both", Some(1), 0, 0, None),
+            // homekey's limit; Synapse's own sign-up under way still holds its use.
+            token("limited", Some(4), 1, 1, None),
+            token("made-in-homekey", Some(2), 0, 0, None),
+            token("unlimited", None, 0, 0, None),
+        ]
+    );
+    eprintln!("{test}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test]
+async fn on_sqlite_registration_tokens_move_from_synapse_and_back() {
+    let test = "on_sqlite_registration_tokens_move_from_synapse_and_back";
+    let Some(venv) = synapse_venv(test) else {
+        return;
+    };
+    let synapse = Synapse::prepare_with_auth(venv, &own_auth());
+    registration_tokens_move_from_synapse_and_back(synapse, TestDb::sqlite().await, test).await;
+}
+
+#[tokio::test]
+async fn on_postgres_registration_tokens_move_from_synapse_and_back() {
+    let test = "on_postgres_registration_tokens_move_from_synapse_and_back";
+    let Some((synapse, db)) = both_on_postgres(test).await else {
+        return;
+    };
+    registration_tokens_move_from_synapse_and_back(synapse, db, test).await;
 }
 
 /// A bridge's bot, logged in on Synapse with `m.login.application_service` on two devices
