@@ -60,7 +60,9 @@ impl Accounts {
         address: &str,
         client_address: &str,
     ) -> Result<String, EmailCodeError> {
-        let email = self.config.email.as_ref().ok_or(EmailCodeError::MailOff)?;
+        if self.config.email.is_none() {
+            return Err(EmailCodeError::MailOff);
+        }
         let threepid = Threepid::email(address).map_err(|_| EmailCodeError::NotAnAddress)?;
         // Limited before the address is looked up, as Synapse's `requestToken` for adding an
         // address: asking whether addresses are taken counts too.
@@ -72,11 +74,31 @@ impl Accounts {
             Some(_) => return Err(EmailCodeError::InUse),
             None => {}
         }
+        self.mail_code(user_id, &threepid.address, None).await?;
+        Ok(threepid.address)
+    }
+
+    /// Makes a code for `key` (a user ID, or the sign-up page's key), keeps it with the
+    /// sign-up page's user ID and form (JSON) when it is that page's, replacing any earlier
+    /// code, and queues its mail to `address` (canonical) in the same transaction. The mail
+    /// names the account's user ID, or the one the sign-up page will make.
+    pub(super) async fn mail_code(
+        &self,
+        key: &str,
+        address: &str,
+        sign_up: Option<(&str, &str)>,
+    ) -> Result<(), EmailCodeError> {
+        let email = self.config.email.as_ref().ok_or(EmailCodeError::MailOff)?;
+        let (user_id, form) = match sign_up {
+            Some((user_id, form)) => (user_id, Some(form)),
+            None => (key, None),
+        };
         let code = six_digits();
         let templates = crate::mail::templates::Templates::for_mail(&self.config);
         let context = minijinja::context! {
             code => &code,
             user_id => user_id,
+            sign_up => form.is_some(),
             app_name => &email.app_name,
             server_name => &self.config.server_name,
         };
@@ -86,7 +108,7 @@ impl Accounts {
                 .map_err(|err| EmailCodeError::Mail(err.to_string()))
         };
         let mail = crate::store::NewMail {
-            to: threepid.address.clone(),
+            to: address.to_owned(),
             subject: crate::mail::percent_format(
                 SUBJECT,
                 &[("server_name", &self.config.server_name)],
@@ -99,18 +121,19 @@ impl Accounts {
         self.store
             .keep_email_code(
                 &NewEmailCode {
-                    user_id,
-                    address: &threepid.address,
+                    user_id: key,
+                    address,
                     code_digest: &digest(&code),
                     expires_ms: now + self.validation_token_lifetime_ms(),
                     tries: CODE_TRIES,
+                    sign_up: form,
                 },
                 &mail,
                 now,
             )
             .await?;
         self.mail_queued();
-        Ok(threepid.address)
+        Ok(())
     }
 
     /// The address `user_id` was sent a code for and can still type it for.
@@ -132,7 +155,7 @@ impl Accounts {
             .check_email_code(user_id, &digest(&code), now_ms())
             .await?
         {
-            CodeChecked::Right(address) => address,
+            CodeChecked::Right { address, .. } => address,
             CodeChecked::Wrong { tries_left } => {
                 return Err(EmailCodeError::WrongCode { tries_left });
             }

@@ -81,11 +81,11 @@ pub struct RegistrationConfig {
 }
 
 impl RegistrationConfig {
-    /// Whether homekey's own sign-up page (`prompt=create`) is offered: sign-up is on and
-    /// needs no e-mail address, which the page cannot prove (a client that can,
-    /// `POST /register` with `m.login.email.identity`, is the way then).
+    /// Whether homekey's own sign-up page (`prompt=create`) is offered: whenever sign-up is
+    /// on. An address required is proved on the page by a mailed code; `require_email` is
+    /// only set with the `email:` section, which mails it.
     pub fn page_sign_up(&self) -> bool {
-        self.enable_registration && !self.require_email
+        self.enable_registration
     }
 
     /// Synapse's `check_3pid_allowed` (without a password auth provider): any address when

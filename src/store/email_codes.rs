@@ -3,6 +3,10 @@
 //! ([`super::token_forms::digest`], the callers hand it in digested), with how many wrong
 //! tries it still takes. Synapse's `threepid_validation_*` tables keep a link's token with no
 //! count of tries, which a short typed code needs.
+//!
+//! The sign-up page's code waits here too (migration 0021): its key is not a user ID but
+//! `sign-up:` and the page session's digest, and the form it proves waits with it (`sign_up`,
+//! JSON), given back with the right code.
 
 use super::transaction::for_update;
 use super::{BeginWrite, NewMail, Store, StoreError, with_pool};
@@ -10,8 +14,12 @@ use super::{BeginWrite, NewMail, Store, StoreError, with_pool};
 /// What a code typed on the page did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CodeChecked {
-    /// The right code, in time: spent; the address it was sent to.
-    Right(String),
+    /// The right code, in time: spent; the address it was sent to, and the sign-up form kept
+    /// with it (the sign-up page's codes only).
+    Right {
+        address: String,
+        sign_up: Option<String>,
+    },
     /// A wrong code: this many tries are left (0: the code is gone).
     Wrong { tries_left: i32 },
     /// No code is waiting (never sent, used up, or replaced), or it expired (then gone).
@@ -25,6 +33,8 @@ pub struct NewEmailCode<'a> {
     pub code_digest: &'a str,
     pub expires_ms: i64,
     pub tries: i32,
+    /// The sign-up page's form, waiting for the code (JSON).
+    pub sign_up: Option<&'a str>,
 }
 
 impl Store {
@@ -39,17 +49,19 @@ impl Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "INSERT INTO homekey_email_codes (user_id, address, code, expires_ms, tries_left) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO homekey_email_codes \
+                 (user_id, address, code, expires_ms, tries_left, sign_up) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (user_id) DO UPDATE SET address = excluded.address, \
                  code = excluded.code, expires_ms = excluded.expires_ms, \
-                 tries_left = excluded.tries_left",
+                 tries_left = excluded.tries_left, sign_up = excluded.sign_up",
             )
             .bind(new.user_id)
             .bind(new.address)
             .bind(new.code_digest)
             .bind(new.expires_ms)
             .bind(new.tries)
+            .bind(new.sign_up)
             .execute(&mut *tx)
             .await?;
             super::mail_outbox::queue_mail!(&mut tx, mail, now_ms);
@@ -86,15 +98,15 @@ impl Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let sql = format!(
-                "SELECT address, code, expires_ms, tries_left FROM homekey_email_codes \
+                "SELECT address, code, expires_ms, tries_left, sign_up FROM homekey_email_codes \
                  WHERE user_id = $1{}",
                 for_update(&tx)
             );
-            let row: Option<(String, String, i64, i32)> = sqlx::query_as(&sql)
+            let row: Option<(String, String, i64, i32, Option<String>)> = sqlx::query_as(&sql)
                 .bind(user_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some((address, kept, expires_ms, tries_left)) = row else {
+            let Some((address, kept, expires_ms, tries_left, sign_up)) = row else {
                 return Ok(CodeChecked::NoneWaiting);
             };
             let delete = "DELETE FROM homekey_email_codes WHERE user_id = $1";
@@ -103,7 +115,7 @@ impl Store {
                 CodeChecked::NoneWaiting
             } else if kept == code_digest {
                 sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
-                CodeChecked::Right(address)
+                CodeChecked::Right { address, sign_up }
             } else if tries_left <= 1 {
                 sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
                 CodeChecked::Wrong { tries_left: 0 }

@@ -59,6 +59,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("sign_up.html", include_str!("templates/sign_up.html")),
     (
+        "sign_up_code.html",
+        include_str!("templates/sign_up_code.html"),
+    ),
+    (
         "oauth_error.html",
         include_str!("templates/oauth_error.html"),
     ),

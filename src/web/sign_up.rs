@@ -9,6 +9,12 @@
 //! the token, the audit record, Synapse told); then the browser is signed in as after the
 //! sign-in page, and goes back to the authorization: the consent page, then the client.
 //! A refusal is the page again with its message, every field but the passwords kept.
+//!
+//! When an address is required (`registrations_require_3pid: [email]`) the form asks for it
+//! too, and a good form mails it a code instead of making the account: the page's second
+//! step asks for the code (its form posts here with `code`), and the right code makes the
+//! account with the address, then goes on as above. A wrong code: the step again with the
+//! tries left; none left, or the code expired: the form again, to start over.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,8 +26,9 @@ use super::WebState;
 use super::authorize::{AUTHORIZE_PATH, Checked, client_context, posted_form};
 use super::page::{Message, base, form_expired, see_other, unavailable, with, with_cookie};
 use super::session::Session;
+use crate::accounts::email_addresses::EmailCodeError;
 use crate::accounts::sign_up::SignUpError;
-use crate::accounts::sign_up_page::SignUpForm;
+use crate::accounts::sign_up_page::{PageSignUp, PageSignUpError, SignUpForm};
 use crate::accounts::{AccountError, PasswordRefusal};
 use crate::http::client_address::ClientAddress;
 use crate::ids::UserIdError;
@@ -36,6 +43,7 @@ pub struct Kept {
     pub username: String,
     pub registration_token: String,
     pub terms_accepted: bool,
+    pub email: String,
 }
 
 /// The authorization of `query` asking for the sign-up page (`prompt=create` added).
@@ -102,11 +110,15 @@ pub async fn sign_up(
             .trim()
             .to_owned(),
         terms_accepted: form.get("terms") == Some("on"),
+        email: form.get("email").unwrap_or("").trim().to_owned(),
     };
     let again =
         |status, message| sign_up_page(&state, &session, status, &checked, &query, &kept, message);
     if !session.csrf_matches(form.get("csrf")) {
         return again(StatusCode::FORBIDDEN, form_expired());
+    }
+    if let Some(code) = form.get("code") {
+        return code_typed(&state, &session, &checked, &query, code, &address).await;
     }
     let Some(password) = form.secret("password") else {
         let error = "Choose a password, and type it twice.".into();
@@ -127,36 +139,136 @@ pub async fn sign_up(
         password,
         registration_token: Some(kept.registration_token.clone()),
         terms_accepted: kept.terms_accepted,
+        email: Some(kept.email.clone()),
         client_address: address,
     };
-    let user_id = match state.accounts.sign_up_on_page(asked).await {
-        Ok(user_id) => user_id,
-        Err(SignUpError::Disabled) => {
-            return see_other(&format!("{AUTHORIZE_PATH}?{query}"), None);
+    match state.accounts.sign_up_on_page(asked, session.id_hash()).await {
+        Ok(PageSignUp::Made(user_id)) => signed_in(&state, &session, &query, &user_id).await,
+        Ok(PageSignUp::CodeMailed(mailed)) => code_page(
+            &state,
+            &session,
+            StatusCode::OK,
+            &checked,
+            &query,
+            &mailed,
+            Message::None,
+        ),
+        Err(PageSignUpError::SignUp(SignUpError::Disabled)) => {
+            see_other(&format!("{AUTHORIZE_PATH}?{query}"), None)
         }
-        Err(err) => {
-            return match refusal(err) {
-                Ok((status, message)) => again(status, message),
-                Err(err) => unavailable(&state, err),
-            };
-        }
+        Err(err) => match refusal(err) {
+            Ok((status, message)) => again(status, message),
+            Err(err) => unavailable(&state, err),
+        },
+    }
+}
+
+/// The code step's form: the right code makes the account (signed in, back to the
+/// authorization); a wrong one shows the step again with the tries left; none left, or no
+/// code waiting, the form again.
+async fn code_typed(
+    state: &WebState,
+    session: &Session,
+    checked: &Checked,
+    query: &str,
+    code: &str,
+    address: &str,
+) -> Response {
+    let form_again = |status, message| {
+        sign_up_page(
+            state,
+            session,
+            status,
+            checked,
+            query,
+            &Kept::default(),
+            message,
+        )
     };
-    // As after the sign-in page: a new session, signed in, and back to the authorization.
-    if let Err(err) = state.sessions.end(&session).await {
+    let err = match state
+        .accounts
+        .finish_sign_up_on_page(session.id_hash(), code, address)
+        .await
+    {
+        Ok(user_id) => return signed_in(state, session, query, &user_id).await,
+        Err(err) => err,
+    };
+    match err {
+        PageSignUpError::SignUp(SignUpError::Disabled) => {
+            see_other(&format!("{AUTHORIZE_PATH}?{query}"), None)
+        }
+        PageSignUpError::Code(EmailCodeError::WrongCode { tries_left }) if tries_left > 0 => {
+            let mailed = match state.accounts.waiting_sign_up_code(session.id_hash()).await {
+                Ok(Some(mailed)) => mailed,
+                Ok(None) => return form_again(StatusCode::BAD_REQUEST, start_again()),
+                Err(err) => return unavailable(state, err),
+            };
+            let tries = if tries_left == 1 { "try" } else { "tries" };
+            let text = format!("That code is wrong. You have {tries_left} {tries} left.");
+            code_page(
+                state,
+                session,
+                StatusCode::BAD_REQUEST,
+                checked,
+                query,
+                &mailed,
+                Message::FieldError("code", text),
+            )
+        }
+        PageSignUpError::Code(EmailCodeError::WrongCode { .. } | EmailCodeError::NoCode) => {
+            form_again(StatusCode::BAD_REQUEST, start_again())
+        }
+        // The name or the address taken since, the token used up…: the form says which.
+        err => match refusal(err) {
+            Ok((status, message)) => form_again(status, message),
+            Err(err) => unavailable(state, err),
+        },
+    }
+}
+
+/// The code is gone (wrong too often, expired, or never sent to this browser).
+fn start_again() -> Message {
+    Message::Error(
+        "That code can no longer be used: it was wrong too many times, or it expired. \
+         Fill in the form again to get a new code."
+            .into(),
+    )
+}
+
+/// As after the sign-in page: a new session, signed in as `user_id`, and back to the
+/// authorization.
+async fn signed_in(state: &WebState, session: &Session, query: &str, user_id: &str) -> Response {
+    if let Err(err) = state.sessions.end(session).await {
         return unavailable(&state, err);
     }
-    match state.sessions.begin(&user_id).await {
+    match state.sessions.begin(user_id).await {
         Ok(signed_in) => see_other(
             &format!("{AUTHORIZE_PATH}?{query}"),
             signed_in.set_cookie.as_deref(),
         ),
-        Err(err) => unavailable(&state, err),
+        Err(err) => unavailable(state, err),
     }
 }
 
 /// What the page says of a refused sign-up; `Err`: not the user's to fix (the 503 page).
-fn refusal(err: SignUpError) -> Result<(StatusCode, Message), SignUpError> {
+fn refusal(err: PageSignUpError) -> Result<(StatusCode, Message), PageSignUpError> {
     let field = |id, text: String| Ok((StatusCode::BAD_REQUEST, Message::FieldError(id, text)));
+    let err = match err {
+        PageSignUpError::SignUp(err) => err,
+        PageSignUpError::Code(EmailCodeError::NotAnAddress) => {
+            return field("email", "Enter your e-mail address.".into());
+        }
+        PageSignUpError::Code(EmailCodeError::RateLimited { retry_after_ms }) => {
+            return Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                Message::Error(format!(
+                    "Too many codes sent. Please try again in {}.",
+                    crate::mail::describe_duration(retry_after_ms as i64)
+                )),
+            ));
+        }
+        other => return Err(other),
+    };
     match err {
         SignUpError::InvalidUsername(err) => field("username", name_refusal(&err)),
         SignUpError::Account(AccountError::UserExists(_)) => {
@@ -183,6 +295,14 @@ fn refusal(err: SignUpError) -> Result<(StatusCode, Message), SignUpError> {
             "terms",
             "Accept the terms of service to create an account.".into(),
         ),
+        SignUpError::ThreepidDenied => field(
+            "email",
+            "This server does not accept sign-ups with that e-mail address.".into(),
+        ),
+        SignUpError::ThreepidInUse => field(
+            "email",
+            "That e-mail address is already in use by another account.".into(),
+        ),
         SignUpError::RateLimited { retry_after_ms } => Ok((
             StatusCode::TOO_MANY_REQUESTS,
             Message::Error(format!(
@@ -190,7 +310,7 @@ fn refusal(err: SignUpError) -> Result<(StatusCode, Message), SignUpError> {
                 crate::mail::describe_duration(retry_after_ms as i64)
             )),
         )),
-        other => Err(other),
+        other => Err(other.into()),
     }
 }
 
@@ -227,11 +347,36 @@ pub(super) fn sign_up_page(
             "registration_token": kept.registration_token,
             "terms_accepted": kept.terms_accepted,
             "requires_token": config.registration.registration_requires_token,
+            "email": kept.email,
+            "requires_email": state.accounts.sign_up_page_needs_email(),
             "requirements": super::recovery::in_words(&policy.requirements()),
             "sign_in_url": sign_in_url(query),
         }),
     );
     let response = state.renderer.page(status, "sign_up.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// The code step: "Enter the code we mailed to `mailed`", and a way to start again.
+fn code_page(
+    state: &WebState,
+    session: &Session,
+    status: StatusCode,
+    checked: &Checked,
+    query: &str,
+    mailed: &str,
+    message: Message,
+) -> Response {
+    let context = with(
+        base(state, session, None, message),
+        json!({
+            "client": client_context(checked),
+            "request": query,
+            "address": mailed,
+            "start_again_url": sign_up_url(query),
+        }),
+    );
+    let response = state.renderer.page(status, "sign_up_code.html", context);
     with_cookie(response, session.set_cookie.as_deref())
 }
 
