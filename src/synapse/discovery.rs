@@ -6,8 +6,8 @@
 //! lacks any of them, matrix-js-sdk the registration endpoint). Synapse keeps the first
 //! document it fetched until it restarts. It lists the actions the account page
 //! (`crate::web::account`) offers by deep link. `prompt_values_supported: ["create"]` only
-//! when sign-up is on (`enable_registration`) and needs no e-mail address (the page cannot
-//! prove one): it makes Element X and Element Web offer "Create account", which sends the
+//! when sign-up is on (`enable_registration`; an address required is proved on the page by a
+//! mailed code): it makes Element X and Element Web offer "Create account", which sends the
 //! user to homekey's sign-up page (`web/sign_up.rs`).
 
 use axum::Json;

@@ -30,6 +30,7 @@ mod oauth_pages;
 mod oauth_registration;
 mod oauth_revocation;
 mod oauth_sign_up;
+mod oauth_sign_up_email;
 mod one_account_service;
 mod recovery;
 mod registration_tokens;
