@@ -192,8 +192,8 @@ impl Accounts {
             password_hash: hash.expose_secret().to_owned(),
             registration_token: token.map(str::to_owned),
         };
-        let waiting = serde_json::to_string(&waiting)
-            .map_err(|err| EmailCodeError::Mail(err.to_string()))?;
+        let waiting =
+            serde_json::to_string(&waiting).map_err(|err| EmailCodeError::Mail(err.to_string()))?;
         self.mail_code(
             &code_key(page_session),
             &threepid.address,
@@ -244,8 +244,8 @@ impl Accounts {
                 return Err(EmailCodeError::NoCode.into());
             }
         };
-        let waiting: Waiting = serde_json::from_str(&waiting)
-            .map_err(|err| EmailCodeError::Mail(err.to_string()))?;
+        let waiting: Waiting =
+            serde_json::from_str(&waiting).map_err(|err| EmailCodeError::Mail(err.to_string()))?;
         let user_id = self.check_sign_up_name(&waiting.localpart).await?;
         let threepid = Threepid::email(&address).map_err(|_| EmailCodeError::NotAnAddress)?;
         if !self.threepid_allowed_at_sign_up(threepid.medium.as_str(), &threepid.address) {

@@ -142,7 +142,11 @@ pub async fn sign_up(
         email: Some(kept.email.clone()),
         client_address: address,
     };
-    match state.accounts.sign_up_on_page(asked, session.id_hash()).await {
+    match state
+        .accounts
+        .sign_up_on_page(asked, session.id_hash())
+        .await
+    {
         Ok(PageSignUp::Made(user_id)) => signed_in(&state, &session, &query, &user_id).await,
         Ok(PageSignUp::CodeMailed(mailed)) => code_page(
             &state,

@@ -1,5 +1,6 @@
 //! The sign-up page (`prompt=create`) when `registrations_require_3pid: [email]`, on SQLite
-//! and PostgreSQL, over HTTP against `homekey serve` with a real SMTP server (aiosmtpd):
+//! and PostgreSQL, over HTTP against homekey beside the real Synapse, with a real SMTP server
+//! (aiosmtpd):
 //! discovery offers `create`; the form asks for the address; a good form mails one code and
 //! makes nothing; a wrong code shows the tries left and makes nothing; the code read from the
 //! real mail makes the account with the address (it logs in by it), then the consent and the
@@ -11,15 +12,11 @@ use serde_json::json;
 
 use crate::mail::{Smtp, python_with_aiosmtpd};
 use crate::oauth_grants::{Browser, Client, allow, element_x};
-use crate::server::{Server, server_tests};
-use crate::support::{TestDb, free_port};
+use crate::server::Server;
+use crate::support::{TestDb, free_port, synapse_venv};
+use crate::synapse_queue::BesideSynapse;
 use homekey::store::AuditFilter;
 use homekey::threepid::Threepid;
-
-server_tests!(
-    a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code,
-    too_many_wrong_codes_start_the_sign_up_page_over,
-);
 
 const AUTHORIZE: &str = "/_homekey/oauth2/authorize";
 const SIGN_UP: &str = "/_homekey/oauth2/sign-up";
@@ -29,8 +26,7 @@ const PASSWORD: &str = "a long sign-up password";
 /// SMTP server on `smtp_port`.
 fn config(smtp_port: u16) -> String {
     format!(
-        "public_baseurl: https://example.com/\n\
-         enable_registration: true\n\
+        "enable_registration: true\n\
          registrations_require_3pid: [email]\n\
          allowed_local_3pids:\n  - medium: email\n    pattern: '.*@example\\.com'\n\
          rc_registration: {{per_second: 1000, burst_count: 1000}}\n\
@@ -47,6 +43,60 @@ fn code_in(text: &str) -> String {
         .unwrap_or_else(|| panic!("no code in {text:?}"))
         .to_owned()
 }
+
+/// homekey beside Synapse with [`config`], and its SMTP server; `None`: skipped here.
+async fn start(test: &str, db: Option<TestDb>) -> Option<(BesideSynapse, Smtp)> {
+    let python = python_with_aiosmtpd(test)?;
+    let venv = synapse_venv(test)?;
+    let db = db?;
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, None, None);
+    let beside = BesideSynapse::start_with_homekey_config(
+        venv,
+        db,
+        "https://matrix.example.com/",
+        &config(port),
+    )
+    .await;
+    Some((beside, smtp))
+}
+
+/// The sqlite_ and postgres_ tests of `name`, each beside its own Synapse.
+macro_rules! beside_synapse_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let test = concat!("sqlite_", stringify!($name));
+                    if let Some((beside, smtp)) =
+                        super::start(test, Some(super::TestDb::sqlite().await)).await
+                    {
+                        super::$name(&beside.homekey, smtp).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let test = concat!("postgres_", stringify!($name));
+                    if let Some((beside, smtp)) =
+                        super::start(test, super::TestDb::postgres(test).await).await
+                    {
+                        super::$name(&beside.homekey, smtp).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+beside_synapse_tests!(
+    a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code,
+    too_many_wrong_codes_start_the_sign_up_page_over,
+);
 
 async fn user_count(server: &Server) -> u64 {
     server
@@ -98,50 +148,45 @@ fn filled<'a>(name: &'a str, email: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
-async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: TestDb) {
-    let Some(python) = python_with_aiosmtpd("a_required_address_is_proved_on_the_sign_up_page")
-    else {
-        return;
-    };
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, None, None);
-    let server = Server::start(db, &config(port)).await;
-
+async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(
+    server: &Server,
+    smtp: Smtp,
+) {
     // Offered although an address is required: discovery, and the sign-in page's link.
     let (status, doc) = server
         .call("GET", "/.well-known/openid-configuration", None, None)
         .await;
     assert_eq!(status, StatusCode::OK, "{doc}");
     assert_eq!(doc["prompt_values_supported"], json!(["create"]), "{doc}");
-    let client = Client::register(&server, element_x()).await;
+    let client = Client::register(server, element_x()).await;
     let mut browser = Browser::new();
     let sign_in = browser
-        .get(&server, &format!("{AUTHORIZE}?{}", client.query("D0", &[])))
+        .get(server, &format!("{AUTHORIZE}?{}", client.query("D0", &[])))
         .await;
-    assert!(
-        sign_in.html.contains("sign-up-instead"),
-        "{}",
-        sign_in.html
-    );
+    assert!(sign_in.html.contains("sign-up-instead"), "{}", sign_in.html);
     let query = client.query("SIGNUPDEVICE", &[("prompt", "create")]);
-    let page = browser.get(&server, &format!("{AUTHORIZE}?{query}")).await;
+    let page = browser.get(server, &format!("{AUTHORIZE}?{query}")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     for present in [
         "Create an account to continue to",
         "<label for=\"email\">E-mail address</label>",
-        "id=\"email\" name=\"email\" type=\"email\"",
+        "id=\"email\" name=\"email\" value=\"\" type=\"email\"",
         "We mail a code to it",
     ] {
         assert!(page.html.contains(present), "{present}: {}", page.html);
     }
 
     // Refused on the form, no mail: no address, one outside allowed_local_3pids.
-    let users = user_count(&server).await;
-    let none = submit(&server, &mut browser, &query, &filled("bob", "")).await;
+    let users = user_count(server).await;
+    let none = submit(server, &mut browser, &query, &filled("bob", "")).await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.html);
-    assert!(none.html.contains("Enter your e-mail address."), "{}", none.html);
+    assert!(
+        none.html.contains("Enter your e-mail address."),
+        "{}",
+        none.html
+    );
     let denied = submit(
-        &server,
+        server,
         &mut browser,
         &query,
         &filled("bob", "bob@example.net"),
@@ -161,7 +206,7 @@ async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: T
 
     // The good form: one mail with a code, and no account yet.
     let step = submit(
-        &server,
+        server,
         &mut browser,
         &query,
         &filled("Bob", "Bob@Example.com"),
@@ -186,7 +231,7 @@ async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: T
     let code = code_in(&text);
     assert!(!server.log().contains(&code));
     assert!(!server.log().contains(PASSWORD));
-    assert_eq!(user_count(&server).await, users);
+    assert_eq!(user_count(server).await, users);
     let bob_address = Threepid::email("bob@example.com").unwrap();
     assert_eq!(
         server.store().user_by_threepid(&bob_address).await.unwrap(),
@@ -195,7 +240,7 @@ async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: T
 
     // A wrong code: the step again with the tries left, nothing made.
     let wrong = if code == "123456" { "654321" } else { "123456" };
-    let refused = type_code(&server, &mut browser, &step, wrong).await;
+    let refused = type_code(server, &mut browser, &step, wrong).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
     assert!(
         refused
@@ -205,16 +250,16 @@ async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: T
         refused.html
     );
     assert!(refused.html.contains("bob@example.com"), "{}", refused.html);
-    assert_eq!(user_count(&server).await, users);
+    assert_eq!(user_count(server).await, users);
 
     // The right code: the account, with the address, signed in and back to the authorization.
-    let made = type_code(&server, &mut browser, &refused, &code).await;
+    let made = type_code(server, &mut browser, &refused, &code).await;
     assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
     assert_eq!(
         made.location.as_deref(),
         Some(format!("{AUTHORIZE}?{query}").as_str())
     );
-    assert_eq!(user_count(&server).await, users + 1);
+    assert_eq!(user_count(server).await, users + 1);
     assert_eq!(
         server
             .store()
@@ -241,12 +286,12 @@ async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: T
         records[0]
             .details
             .to_string()
-            .contains("email:bob@example.com"),
+            .contains("email bob@example.com"),
         "{:?}",
         records[0].details
     );
     // The consent, then the client's redirect with a code.
-    let granted = allow(&server, &mut browser, &query).await;
+    let granted = allow(server, &mut browser, &query).await;
     assert!(!granted.is_empty());
     // The new account logs in by its address.
     let login = json!({
@@ -260,15 +305,15 @@ async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: T
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user_id"], "@bob:example.com");
     // The code is spent: typing it again makes nothing and starts over.
-    let again = type_code(&server, &mut browser, &refused, &code).await;
+    let again = type_code(server, &mut browser, &refused, &code).await;
     assert_ne!(again.status, StatusCode::SEE_OTHER, "{}", again.html);
-    assert_eq!(user_count(&server).await, users + 1);
+    assert_eq!(user_count(server).await, users + 1);
 
     // Another browser with bob's address: in use, told on the form, no mail.
     let mut other = Browser::new();
     let query = client.query("D2", &[("prompt", "create")]);
     let in_use = submit(
-        &server,
+        server,
         &mut other,
         &query,
         &filled("carol", "bob@example.com"),
@@ -282,24 +327,18 @@ async fn a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code(db: T
         "{}",
         in_use.html
     );
-    assert_eq!(user_count(&server).await, users + 1);
+    assert_eq!(user_count(server).await, users + 1);
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert_eq!(smtp.received().len(), 1, "no mail for the refused forms");
 }
 
-async fn too_many_wrong_codes_start_the_sign_up_page_over(db: TestDb) {
-    let Some(python) = python_with_aiosmtpd("too_many_wrong_codes_start_the_sign_up_page_over")
-    else {
-        return;
-    };
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, None, None);
-    let server = Server::start(db, &config(port)).await;
-    let client = Client::register(&server, element_x()).await;
+async fn too_many_wrong_codes_start_the_sign_up_page_over(server: &Server, smtp: Smtp) {
+    let users = user_count(server).await;
+    let client = Client::register(server, element_x()).await;
     let mut browser = Browser::new();
     let query = client.query("D1", &[("prompt", "create")]);
     let step = submit(
-        &server,
+        server,
         &mut browser,
         &query,
         &filled("dave", "dave@example.com"),
@@ -310,7 +349,7 @@ async fn too_many_wrong_codes_start_the_sign_up_page_over(db: TestDb) {
     let wrong = if code == "123456" { "654321" } else { "123456" };
     let mut answer = step;
     for left in (1..=4).rev() {
-        answer = type_code(&server, &mut browser, &answer, wrong).await;
+        answer = type_code(server, &mut browser, &answer, wrong).await;
         let tries = if left == 1 { "try" } else { "tries" };
         assert!(
             answer
@@ -321,17 +360,18 @@ async fn too_many_wrong_codes_start_the_sign_up_page_over(db: TestDb) {
         );
     }
     // The fifth wrong code takes it: the form again, and even the right code is gone.
-    let gone = type_code(&server, &mut browser, &answer, wrong).await;
+    let gone = type_code(server, &mut browser, &answer, wrong).await;
     assert_eq!(gone.status, StatusCode::BAD_REQUEST, "{}", gone.html);
     assert!(
-        gone.html.contains("Fill in the form again to get a new code."),
+        gone.html
+            .contains("Fill in the form again to get a new code."),
         "{}",
         gone.html
     );
     assert!(gone.html.contains("id=\"username\""), "{}", gone.html);
-    let late = type_code(&server, &mut browser, &gone, &code).await;
+    let late = type_code(server, &mut browser, &gone, &code).await;
     assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.html);
-    assert_eq!(user_count(&server).await, 0);
+    assert_eq!(user_count(server).await, users);
     assert_eq!(
         server
             .store()
