@@ -243,7 +243,7 @@ fn start_again() -> Message {
 /// authorization.
 async fn signed_in(state: &WebState, session: &Session, query: &str, user_id: &str) -> Response {
     if let Err(err) = state.sessions.end(session).await {
-        return unavailable(&state, err);
+        return unavailable(state, err);
     }
     match state.sessions.begin(user_id).await {
         Ok(signed_in) => see_other(
