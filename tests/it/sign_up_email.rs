@@ -777,7 +777,8 @@ async fn beside_synapse_through_nginx_a_sign_up_proves_its_address_and_synapse_h
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    // homekey's sign-up page cannot prove an address: Matrix 2.0 clients are not offered it.
+    // homekey's sign-up page proves an address by a mailed code: Matrix 2.0 clients are
+    // offered it through the proxy too (tests/it/oauth_sign_up_email.rs runs it).
     let discovery: Value = http
         .get(proxy.url("/.well-known/openid-configuration"))
         .send()
@@ -787,8 +788,9 @@ async fn beside_synapse_through_nginx_a_sign_up_proves_its_address_and_synapse_h
         .await
         .unwrap();
     assert!(discovery["issuer"].is_string(), "{discovery}");
-    assert!(
-        discovery.get("prompt_values_supported").is_none(),
+    assert_eq!(
+        discovery["prompt_values_supported"],
+        json!(["create"]),
         "{discovery}"
     );
     // The new token works on Synapse at once, through the proxy.
