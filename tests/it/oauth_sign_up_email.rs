@@ -30,8 +30,8 @@ const SIGN_UP: &str = "/_homekey/oauth2/sign-up";
 const PASSWORD: &str = "a long sign-up password";
 
 /// Sign-up requiring an address of example.com, the rate limits out of the way, mail to an
-/// SMTP server on `smtp_port`; the test site's plain-http redirect URIs allowed.
-fn config(smtp_port: u16) -> String {
+/// SMTP server on `smtp_port`; the test site's plain-http redirect URIs allowed; and `extra`.
+fn config(smtp_port: u16, extra: &str) -> String {
     format!(
         "oauth:\n  allow_insecure_client_uris: true\n\
          enable_registration: true\n\
@@ -39,7 +39,7 @@ fn config(smtp_port: u16) -> String {
          allowed_local_3pids:\n  - medium: email\n    pattern: '.*@example\\.com'\n\
          rc_registration: {{per_second: 1000, burst_count: 1000}}\n\
          rc_3pid_validation: {{per_second: 1000, burst_count: 1000}}\n\
-         {}",
+         {extra}{}",
         crate::mail::email_section(smtp_port, "")
     )
 }
@@ -53,8 +53,8 @@ fn code_in(text: &str) -> String {
 }
 
 /// homekey beside Synapse with [`config`], and its SMTP server; `None`: skipped here.
-async fn start(test: &str, db: Option<TestDb>) -> Option<(BesideSynapse, Smtp)> {
-    start_at(test, db, "https://matrix.example.com/").await
+async fn start(test: &str, db: Option<TestDb>, extra: &str) -> Option<(BesideSynapse, Smtp)> {
+    start_at(test, db, "https://matrix.example.com/", extra).await
 }
 
 /// [`start`] with `public_baseurl`.
@@ -62,6 +62,7 @@ async fn start_at(
     test: &str,
     db: Option<TestDb>,
     public_baseurl: &str,
+    extra: &str,
 ) -> Option<(BesideSynapse, Smtp)> {
     let python = python_with_aiosmtpd(test)?;
     let venv = synapse_venv(test)?;
@@ -69,20 +70,22 @@ async fn start_at(
     let port = free_port();
     let smtp = Smtp::start(&python, port, None, None);
     let beside =
-        BesideSynapse::start_with_homekey_config(venv, db, public_baseurl, &config(port)).await;
+        BesideSynapse::start_with_homekey_config(venv, db, public_baseurl, &config(port, extra))
+            .await;
     Some((beside, smtp))
 }
 
-/// The sqlite_ and postgres_ tests of `name`, each beside its own Synapse.
+/// The sqlite_ and postgres_ tests of `name`, each beside its own Synapse, `extra` added to
+/// homekey's config.
 macro_rules! beside_synapse_tests {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident: $extra:expr),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test]
                 async fn $name() {
                     let test = concat!("sqlite_", stringify!($name));
                     if let Some((beside, smtp)) =
-                        super::start(test, Some(super::TestDb::sqlite().await)).await
+                        super::start(test, Some(super::TestDb::sqlite().await), $extra).await
                     {
                         super::$name(&beside.homekey, smtp).await;
                     }
@@ -95,7 +98,7 @@ macro_rules! beside_synapse_tests {
                 async fn $name() {
                     let test = concat!("postgres_", stringify!($name));
                     if let Some((beside, smtp)) =
-                        super::start(test, super::TestDb::postgres(test).await).await
+                        super::start(test, super::TestDb::postgres(test).await, $extra).await
                     {
                         super::$name(&beside.homekey, smtp).await;
                     }
@@ -106,8 +109,10 @@ macro_rules! beside_synapse_tests {
 }
 
 beside_synapse_tests!(
-    a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code,
-    too_many_wrong_codes_start_the_sign_up_page_over,
+    a_required_address_is_proved_on_the_sign_up_page_by_a_mailed_code: "",
+    too_many_wrong_codes_start_the_sign_up_page_over: "",
+    a_required_token_is_spent_only_when_the_code_makes_the_account:
+        "registration_requires_token: true\n",
 );
 
 async fn user_count(server: &Server) -> u64 {
@@ -406,7 +411,7 @@ async fn in_a_real_browser_the_sign_up_page_mails_a_code_and_lands_on_the_client
     };
     // Plain http: the cookie is not `Secure`.
     let Some((beside, smtp)) =
-        start_at(test, Some(TestDb::sqlite().await), "http://127.0.0.1/").await
+        start_at(test, Some(TestDb::sqlite().await), "http://127.0.0.1/", "").await
     else {
         chromium.close().await;
         return;
@@ -521,4 +526,84 @@ async fn in_a_real_browser_the_sign_up_page_mails_a_code_and_lands_on_the_client
             .as_deref(),
         Some("@erin:example.com")
     );
+}
+
+/// With a registration token required: the form checks it, the code's step spends and
+/// completes its use with the account; a token deleted meanwhile makes nothing.
+async fn a_required_token_is_spent_only_when_the_code_makes_the_account(
+    server: &Server,
+    smtp: Smtp,
+) {
+    let store = server.store();
+    for (token, uses) in [("invite-frank", 1), ("invite-gina", 1)] {
+        assert!(
+            store
+                .create_registration_token(token, Some(uses), None, None)
+                .await
+                .unwrap()
+        );
+    }
+    let users = user_count(server).await;
+    let client = Client::register(server, element_x()).await;
+    let uses = |token: &'static str| async move {
+        let row = server
+            .store()
+            .registration_token(token)
+            .await
+            .unwrap()
+            .unwrap();
+        (row.pending, row.completed)
+    };
+    // A wrong token: refused on the form, no mail.
+    let mut browser = Browser::new();
+    let query = client.query("D1", &[("prompt", "create")]);
+    let mut form = filled("frank", "frank@example.com");
+    form.push(("registration_token", "not-a-token"));
+    let refused = submit(server, &mut browser, &query, &form).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(
+        refused
+            .html
+            .contains("That registration token is not valid, or it has been used up."),
+        "{}",
+        refused.html
+    );
+    // The good one: a code mailed, the token not spent yet.
+    let mut form = filled("frank", "frank@example.com");
+    form.push(("registration_token", "invite-frank"));
+    let step = submit(server, &mut browser, &query, &form).await;
+    assert_eq!(step.status, StatusCode::OK, "{}", step.html);
+    let code = code_in(&smtp.wait_for(1, 15)[0].text());
+    assert_eq!(uses("invite-frank").await, (0, 0));
+    assert_eq!(user_count(server).await, users);
+    let made = type_code(server, &mut browser, &step, &code).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.html);
+    assert_eq!(uses("invite-frank").await, (0, 1));
+    assert_eq!(user_count(server).await, users + 1);
+    assert!(!server.log().contains("invite-frank"));
+
+    // Gina's token is deleted between her form and her code: her code makes nothing.
+    let mut browser = Browser::new();
+    let query = client.query("D2", &[("prompt", "create")]);
+    let mut form = filled("gina", "gina@example.com");
+    form.push(("registration_token", "invite-gina"));
+    let step = submit(server, &mut browser, &query, &form).await;
+    assert_eq!(step.status, StatusCode::OK, "{}", step.html);
+    let code = code_in(&smtp.wait_for(2, 15)[1].text());
+    assert!(
+        store
+            .delete_registration_token("invite-gina", None)
+            .await
+            .unwrap()
+    );
+    let late = type_code(server, &mut browser, &step, &code).await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.html);
+    assert!(
+        late.html
+            .contains("That registration token is not valid, or it has been used up."),
+        "{}",
+        late.html
+    );
+    assert_eq!(user_count(server).await, users + 1);
+    assert!(store.get_user("@gina:example.com").await.unwrap().is_none());
 }
