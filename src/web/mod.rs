@@ -13,11 +13,13 @@
 //! - [`device`]: the device authorization grant's page (a device's code approved).
 //! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
 //! - [`recovery`]: "Forgot password?" and the page a mailed reset link opens.
+//! - [`admin`]: the admin console, on a listener of its own (`admin_console:`).
 //!
 //! As every entry point, a page parses its form, calls one method of the account service
 //! (`Accounts`), and renders the result; a refusal is the page again with a message.
 
 pub mod account;
+pub mod admin;
 pub mod authorize;
 pub mod branding;
 pub mod device;
