@@ -192,7 +192,7 @@ async fn an_admin_signs_in_and_a_non_admin_gets_the_answer_of_a_wrong_password(d
         assert!(answer.body.contains(REFUSED), "{what}: {}", answer.body);
         assert!(answer.is_sign_in_page(), "{what}");
     }
-    assert_eq!(browser.get(CONSOLE).await.is_sign_in_page(), true);
+    assert!(browser.get(CONSOLE).await.is_sign_in_page());
 
     let signed_in = browser.sign_in("@alice:example.com", "alice-pw").await;
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
@@ -490,8 +490,7 @@ async fn the_users_list_searches_filters_pages_and_escapes(db: TestDb) {
         assert!(!page.body.contains("<script>"), "{}", page.body);
         assert!(
             page.body
-                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
-                || page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
             "{}",
             page.body
         );
