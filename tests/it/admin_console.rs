@@ -511,6 +511,117 @@ async fn the_users_list_searches_filters_pages_and_escapes(db: TestDb) {
     assert_eq!(nobody.status, StatusCode::NOT_FOUND);
 }
 
+async fn an_admin_resets_a_password_keeping_the_devices_unless_asked(db: TestDb) {
+    let (server, console) = start(db, "").await;
+    make_admin(&server, "alice", "alice-pw").await;
+    server.create_user("bob", "bob-pw").await;
+    let bob = server.token_for("bob", "bob-pw").await;
+    let mut browser = Console::new(&console);
+    assert_eq!(
+        browser.sign_in("alice", "alice-pw").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page_path = format!("{CONSOLE}user?id=%40bob%3Aexample.com");
+    let page = browser.get(&page_path).await;
+    // Signing out the devices is asked, unchecked, with the warning.
+    assert!(
+        page.body
+            .contains("id=\"logout_devices\" name=\"logout_devices\" aria-describedby"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(" checked"), "{}", page.body);
+    assert!(page.body.contains("lose the encrypted messages"));
+    let reset = format!("{CONSOLE}reset-password");
+    let bob_id = "@bob:example.com";
+
+    // Typed differently, or without the form's token: nothing changes.
+    let csrf = page.csrf();
+    let differ = browser
+        .post(
+            &reset,
+            &[
+                ("csrf", &csrf),
+                ("user_id", bob_id),
+                ("new_password", "new-one"),
+                ("new_password_again", "new-two"),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    assert!(differ.body.contains("The two passwords differ"));
+    let forged = browser
+        .post(
+            &reset,
+            &[
+                ("user_id", bob_id),
+                ("new_password", "new-one"),
+                ("new_password_again", "new-one"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(server.has_password(bob_id, "bob-pw").await);
+
+    // Reset, the devices kept: bob's token still works, the new password signs in.
+    let kept = browser
+        .post(
+            &reset,
+            &[
+                ("csrf", &csrf),
+                ("user_id", bob_id),
+                ("new_password", "bob-new-1"),
+                ("new_password_again", "bob-new-1"),
+            ],
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    assert!(kept.body.contains("devices stay signed in"));
+    assert!(server.has_password(bob_id, "bob-new-1").await);
+    assert_eq!(server.whoami(Some(&bob)).await.0, StatusCode::OK);
+
+    // Reset with the devices signed out: the old token is refused.
+    let ended = browser
+        .post(
+            &reset,
+            &[
+                ("csrf", &csrf),
+                ("user_id", bob_id),
+                ("new_password", "bob-new-2"),
+                ("new_password_again", "bob-new-2"),
+                ("logout_devices", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert!(
+        ended
+            .body
+            .contains("every device of this user was signed out")
+    );
+    assert_eq!(server.whoami(Some(&bob)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.login("bob", "bob-new-2").await.0, StatusCode::OK);
+    assert!(!ended.body.contains("bob-new-2"), "never the password");
+
+    // Audited as the Admin API's resets, with alice as the actor.
+    let mut resets: Vec<_> = server
+        .store()
+        .list_audit(&homekey::store::AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|record| record.action == "reset_password")
+        .collect();
+    assert_eq!(resets.len(), 2, "{resets:?}");
+    resets.sort_by_key(|record| record.id);
+    for (record, logout) in resets.iter().zip([false, true]) {
+        assert_eq!(record.actor, "@alice:example.com");
+        assert_eq!(record.target.as_deref(), Some(bob_id));
+        assert_eq!(record.details["logout_devices"], logout);
+    }
+    assert!(!server.log().contains("bob-new-"), "no password in the log");
+}
+
 server_tests!(
     an_admin_signs_in_and_a_non_admin_gets_the_answer_of_a_wrong_password,
     every_answer_has_the_consoles_headers,
@@ -518,4 +629,5 @@ server_tests!(
     an_idle_session_ends,
     a_demoted_or_locked_admins_session_ends_at_the_next_request,
     the_users_list_searches_filters_pages_and_escapes,
+    an_admin_resets_a_password_keeping_the_devices_unless_asked,
 );

@@ -15,7 +15,9 @@
 //!
 //! - [`sign_in`]: sign-in and sign-out.
 //! - [`users`]: the users list and a user's page.
+//! - [`password`]: a user's password reset, from the user's page.
 
+pub mod password;
 pub mod sign_in;
 pub mod users;
 
@@ -71,6 +73,10 @@ pub fn routes(accounts: Arc<Accounts>) -> Router {
         .route(&format!("{ADMIN_PATH}user"), get(users::user))
         .route(&format!("{ADMIN_PATH}sign-in"), post(sign_in::sign_in))
         .route(&format!("{ADMIN_PATH}sign-out"), post(sign_in::sign_out))
+        .route(
+            &format!("{ADMIN_PATH}reset-password"),
+            post(password::reset),
+        )
         .merge(super::static_routes(&state))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))

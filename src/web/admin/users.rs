@@ -12,6 +12,7 @@ use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
 use super::signed_in_admin;
 use crate::store::{User, UserFilter};
 use crate::utc::format_utc_minutes;
+use crate::web::session::Session;
 
 /// How many users a page shows unless asked.
 const DEFAULT_LIMIT: i64 = 50;
@@ -167,15 +168,39 @@ pub async fn user(
         return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     let form = Form::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let user_id = form.get("id").unwrap_or("").to_owned();
-    let found = match state.accounts.get_user(&user_id).await {
+    let user_id = form.get("id").unwrap_or("");
+    show_user(
+        &state,
+        &session,
+        &admin,
+        user_id,
+        StatusCode::OK,
+        Message::None,
+    )
+    .await
+}
+
+/// A user's page, with `message` at its top; a user that does not exist, a 404 saying so.
+pub(super) async fn show_user(
+    state: &WebState,
+    session: &Session,
+    admin: &User,
+    user_id: &str,
+    status: StatusCode,
+    message: Message,
+) -> Response {
+    let found = match state.accounts.get_user(user_id).await {
         Ok(found) => found,
-        Err(err) => return unavailable(&state, err),
+        Err(err) => return unavailable(state, err),
     };
-    let base_context = |message| base(&state, &session, Some(&admin.name), message);
     let Some(user) = found else {
         let context = with(
-            base_context(Message::Error("There is no such user.".into())),
+            base(
+                state,
+                session,
+                Some(&admin.name),
+                Message::Error("There is no such user.".into()),
+            ),
             json!({ "user": null, "devices": [] }),
         );
         let response = state
@@ -185,7 +210,7 @@ pub async fn user(
     };
     let devices = match state.accounts.list_devices(&user.name).await {
         Ok(devices) => devices,
-        Err(err) => return unavailable(&state, err),
+        Err(err) => return unavailable(state, err),
     };
     let devices: Vec<Value> = devices
         .iter()
@@ -199,11 +224,9 @@ pub async fn user(
         })
         .collect();
     let context = with(
-        base_context(Message::None),
+        base(state, session, Some(&admin.name), message),
         json!({ "user": user_context(&user), "devices": devices }),
     );
-    let response = state
-        .renderer
-        .page(StatusCode::OK, "admin_user.html", context);
+    let response = state.renderer.page(status, "admin_user.html", context);
     with_cookie(response, session.set_cookie.as_deref())
 }
