@@ -631,3 +631,65 @@ server_tests!(
     the_users_list_searches_filters_pages_and_escapes,
     an_admin_resets_a_password_keeping_the_devices_unless_asked,
 );
+
+/// The console in chromium: sign in, the users list, a user's page, each screenshot
+/// (`target/account-page/admin-*.png`) and checked with axe-core (no serious or critical
+/// violation); a script in a display name shows as text.
+#[tokio::test]
+async fn in_a_real_browser_an_admin_signs_in_and_finds_a_user() {
+    use crate::account_page::{Chromium, axe_core, axe_violations, sign_in_with};
+    use fantoccini::Locator;
+    let test = "in_a_real_browser_an_admin_signs_in_and_finds_a_user";
+    let Some(axe) = axe_core(test) else {
+        return;
+    };
+    let Some(chromium) = Chromium::start(test).await else {
+        return;
+    };
+    let (server, console) = start(TestDb::sqlite().await, "").await;
+    make_admin(&server, "alice", "alice-pw").await;
+    server.create_user("bob", "bob-pw").await;
+    let bob = server.token_for("bob", "bob-pw").await;
+    server
+        .set_own_displayname(&bob, "@bob:example.com", "<script>alert(1)</script>")
+        .await;
+    let client = chromium.client.clone();
+    let result = async {
+        let mut problems = Vec::new();
+        client.goto(&format!("{console}{CONSOLE}")).await?;
+        client.wait().for_element(Locator::Id("sign-in")).await?;
+        chromium.shot("admin-1-sign-in").await;
+        problems.extend(axe_violations(&client, &axe).await?.0);
+        sign_in_with(&client, "alice", "alice-pw").await?;
+        let list = client.wait().for_element(Locator::Id("users")).await?;
+        let listed = list.text().await?;
+        assert!(listed.contains("<script>alert(1)</script>"), "{listed}");
+        assert!(listed.contains("@bob:example.com"), "{listed}");
+        chromium.shot("admin-2-users").await;
+        problems.extend(axe_violations(&client, &axe).await?.0);
+        client
+            .find(Locator::LinkText(
+                "<script>alert(1)</script>\n@bob:example.com",
+            ))
+            .await
+            .or(client.find(Locator::Css("a.row-link[href*='bob']")).await)?
+            .click()
+            .await?;
+        client
+            .wait()
+            .for_element(Locator::Id("reset-password"))
+            .await?;
+        chromium.shot("admin-3-user").await;
+        problems.extend(axe_violations(&client, &axe).await?.0);
+        // The cookie is out of the page's reach.
+        let script_cookies = client.execute("return document.cookie", vec![]).await?;
+        assert_eq!(script_cookies, json!(""));
+        client.find(Locator::Id("sign-out")).await?.click().await?;
+        client.wait().for_element(Locator::Id("sign-in")).await?;
+        assert!(problems.is_empty(), "axe-core: {problems:#?}");
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    chromium.close().await;
+    result.unwrap();
+}
