@@ -622,6 +622,34 @@ async fn an_admin_resets_a_password_keeping_the_devices_unless_asked(db: TestDb)
     assert!(!server.log().contains("bob-new-"), "no password in the log");
 }
 
+async fn behind_a_proxy_on_https_the_cookie_is_secure_and_only_its_origin_posts(db: TestDb) {
+    let public = "https://admin.example.com";
+    let (server, console) = start(
+        db,
+        &format!("  public_url: {public}/_homekey/admin/\n  x_forwarded: true\n"),
+    )
+    .await;
+    make_admin(&server, "alice", "alice-pw").await;
+    let mut browser = Console::new(&console);
+    let csrf = browser.get(CONSOLE).await.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("user", "alice"),
+        ("password", "alice-pw"),
+    ];
+    let path = format!("{CONSOLE}sign-in");
+    // The listener's own loopback origin is not the console's public one.
+    let local = browser.post(&path, &fields).await;
+    assert_eq!(local.status, StatusCode::FORBIDDEN);
+    let proxied = browser
+        .post_from(&path, &fields, Some(public), Some("admin.example.com"))
+        .await;
+    assert_eq!(proxied.status, StatusCode::SEE_OTHER, "{}", proxied.body);
+    let cookie = proxied.set_cookie().unwrap();
+    assert!(cookie.split("; ").any(|part| part == "Secure"), "{cookie}");
+    assert!(!browser.get(CONSOLE).await.is_sign_in_page());
+}
+
 server_tests!(
     an_admin_signs_in_and_a_non_admin_gets_the_answer_of_a_wrong_password,
     every_answer_has_the_consoles_headers,
@@ -630,6 +658,7 @@ server_tests!(
     a_demoted_or_locked_admins_session_ends_at_the_next_request,
     the_users_list_searches_filters_pages_and_escapes,
     an_admin_resets_a_password_keeping_the_devices_unless_asked,
+    behind_a_proxy_on_https_the_cookie_is_secure_and_only_its_origin_posts,
 );
 
 /// The console in chromium: sign in, the users list, a user's page, each screenshot
