@@ -5,7 +5,7 @@
 use super::{Store, with_pool};
 
 /// The sessions' table, on the server's database, seen as one kind of session (the
-/// `kind` column, migration 0021): the account page's (`account`) or the admin console's
+/// `kind` column, migration 0022): the account page's (`account`) or the admin console's
 /// (`admin`).
 #[derive(Clone)]
 pub struct WebSessionTable(Store, &'static str);
