@@ -15,12 +15,14 @@ use serde_yaml_ng::Value;
 
 use crate::ids;
 
+pub mod admin_console;
 pub mod appservices;
 pub mod branding;
 pub mod email;
 pub mod oauth;
 pub mod registration;
 pub mod threepid_validation;
+pub use admin_console::AdminConsoleConfig;
 pub use appservices::AppService;
 pub use branding::BrandingConfig;
 pub use email::EmailConfig;
@@ -77,6 +79,8 @@ pub struct Config {
     pub custom_template_directory: Option<PathBuf>,
     /// Sign-up, with Synapse's keys ([`registration`]).
     pub registration: RegistrationConfig,
+    /// homekey's own `admin_console:` section ([`admin_console`]).
+    pub admin_console: AdminConsoleConfig,
 }
 
 /// How long sessions last, with Synapse's keys and defaults, in milliseconds (`None`: no
@@ -317,6 +321,7 @@ impl Config {
             email: None,
             custom_template_directory: None,
             registration: RegistrationConfig::default(),
+            admin_console: AdminConsoleConfig::default(),
         }
     }
 
@@ -411,6 +416,7 @@ const KNOWN_KEYS: &[&str] = &[
     "next_link_domain_whitelist",
     "email",
     "templates",
+    "admin_console",
 ];
 
 fn expand_config_path(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -485,6 +491,8 @@ struct RawConfig {
     /// Read as it is: whether it is empty decides whether mail is on ([`email`]).
     email: Option<Value>,
     templates: Option<email::RawTemplates>,
+    #[serde(default)]
+    admin_console: admin_console::RawAdminConsole,
     #[serde(flatten)]
     registration: registration::RawRegistration,
 }
@@ -827,6 +835,14 @@ impl RawConfig {
                     key,
                     message,
                 })?;
+        let admin_console =
+            self.admin_console
+                .validate()
+                .map_err(|(key, message)| ConfigError::Key {
+                    path: file_of("admin_console"),
+                    key: key.to_owned(),
+                    message,
+                })?;
         let defaults = LoginRateLimits::default();
         let rc_login = LoginRateLimits {
             address: self.rc_login.address.unwrap_or(defaults.address),
@@ -874,6 +890,7 @@ impl RawConfig {
             email,
             custom_template_directory,
             registration,
+            admin_console,
         })
     }
 }

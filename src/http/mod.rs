@@ -173,6 +173,21 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if listeners.is_empty() {
         return Err(ServeError::NoListener);
     }
+    // The admin console's own listener (`admin_console:`): its own address, never the
+    // homeserver's origin, and not one Synapse is told of.
+    let console = if config.admin_console.enabled {
+        let address = config.admin_console.listen;
+        let bound = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| ServeError::Bind {
+                address: address.to_string(),
+                source,
+            })?;
+        tracing::info!("admin console listening on http://{}", bound.local_addr()?);
+        Some(bound)
+    } else {
+        None
+    };
     // Beside Synapse: this process becomes the instance listening there (freeing the delivery
     // leases of a previous process of the same instance), and what is owed to Synapse is
     // delivered as it comes due, left over from a change that could not reach Synapse at once
@@ -209,6 +224,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         // The type of the connection info tells `ClientAddress` whether to read
         // X-Forwarded-For: nothing is added to each request for it.
         if x_forwarded {
+            let app = app.into_make_service_with_connect_info::<client_address::BehindProxy>();
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            });
+        } else {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            });
+        }
+    }
+    if let Some(listener) = console {
+        let mut stopped = stopped.clone();
+        let stop = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let app = crate::web::admin::routes(Arc::new(accounts.clone())).layer(
+            ServiceBuilder::new()
+                .layer(access_log::AccessLogLayer)
+                .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES)),
+        );
+        if config.admin_console.x_forwarded {
             let app = app.into_make_service_with_connect_info::<client_address::BehindProxy>();
             servers.spawn(async move {
                 axum::serve(listener, app)

@@ -4,9 +4,11 @@
 
 use super::{Store, with_pool};
 
-/// The sessions' table, on the server's database.
+/// The sessions' table, on the server's database, seen as one kind of session (the
+/// `kind` column, migration 0022): the account page's (`account`) or the admin console's
+/// (`admin`).
 #[derive(Clone)]
-pub struct WebSessionTable(Store);
+pub struct WebSessionTable(Store, &'static str);
 
 /// A live session's row.
 pub struct WebSessionRow {
@@ -18,11 +20,16 @@ pub struct WebSessionRow {
 impl Store {
     /// The web pages' sessions on this database.
     pub fn web_sessions(&self) -> WebSessionTable {
-        WebSessionTable(self.clone())
+        WebSessionTable(self.clone(), "account")
     }
 }
 
 impl WebSessionTable {
+    /// The same table, seen as the sessions of `kind`.
+    pub fn of_kind(self, kind: &'static str) -> WebSessionTable {
+        WebSessionTable(self.0, kind)
+    }
+
     /// The session whose ID hashes to `id_hash`, if it was last seen after `idle_since` and
     /// began after `born_since`; it is seen at `now`.
     pub async fn touch(
@@ -35,13 +42,14 @@ impl WebSessionTable {
         let row: Option<(Option<String>, String, Option<i64>)> = with_pool!(self.0, |pool| {
             sqlx::query_as(
                 "UPDATE homekey_web_sessions SET last_seen_ms = $2 \
-                 WHERE id_hash = $1 AND last_seen_ms > $3 AND created_ms > $4 \
+                 WHERE id_hash = $1 AND last_seen_ms > $3 AND created_ms > $4 AND kind = $5 \
                  RETURNING user_id, csrf_token, verified_ms",
             )
             .bind(id_hash)
             .bind(now)
             .bind(idle_since)
             .bind(born_since)
+            .bind(self.1)
             .fetch_optional(pool)
             .await?
         });
@@ -64,22 +72,25 @@ impl WebSessionTable {
     ) -> Result<(), sqlx::Error> {
         with_pool!(self.0, |pool| {
             sqlx::query(
-                "DELETE FROM homekey_web_sessions WHERE last_seen_ms <= $1 OR created_ms <= $2",
+                "DELETE FROM homekey_web_sessions \
+                 WHERE kind = $3 AND (last_seen_ms <= $1 OR created_ms <= $2)",
             )
             .bind(idle_since)
             .bind(born_since)
+            .bind(self.1)
             .execute(pool)
             .await?;
             sqlx::query(
                 "INSERT INTO homekey_web_sessions \
-                 (id_hash, user_id, csrf_token, created_ms, last_seen_ms, verified_ms) \
-                 VALUES ($1, $2, $3, $4, $4, $5)",
+                 (id_hash, user_id, csrf_token, created_ms, last_seen_ms, verified_ms, kind) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $6)",
             )
             .bind(id_hash)
             .bind(row.user_id.as_deref())
             .bind(&row.csrf_token)
             .bind(now)
             .bind(row.verified_ms)
+            .bind(self.1)
             .execute(pool)
             .await?;
         });

@@ -14,11 +14,13 @@
 //! - [`password_reset`]: the page a mailed password reset link opens (standalone too).
 //! - [`sign_up_email`]: the page a sign-up's mailed link opens (standalone too).
 //! - [`recovery`]: "Forgot password?" and the page a mailed reset link opens.
+//! - [`admin`]: the admin console, on a listener of its own (`admin_console:`).
 //!
 //! As every entry point, a page parses its form, calls one method of the account service
 //! (`Accounts`), and renders the result; a refusal is the page again with a message.
 
 pub mod account;
+pub mod admin;
 pub mod authorize;
 pub mod branding;
 pub mod device;

@@ -102,6 +102,16 @@ const TEMPLATES: &[(&str, &str)] = &[
         "recovery_done.html",
         include_str!("templates/recovery_done.html"),
     ),
+    ("admin_base.html", include_str!("templates/admin_base.html")),
+    (
+        "admin_sign_in.html",
+        include_str!("templates/admin_sign_in.html"),
+    ),
+    (
+        "admin_users.html",
+        include_str!("templates/admin_users.html"),
+    ),
+    ("admin_user.html", include_str!("templates/admin_user.html")),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).
@@ -164,6 +174,12 @@ impl Renderer {
     /// The templates with `config`'s branding and static files under its `public_baseurl`.
     pub fn for_config(config: &Config) -> Renderer {
         Renderer::with_branding(&config.branding, &branding::static_base(config))
+    }
+
+    /// The templates for the admin console, on its own origin: its static files under that
+    /// origin's `/_homekey/static/`, whatever `public_baseurl` says.
+    pub fn for_console(config: &Config) -> Renderer {
+        Renderer::with_branding(&config.branding, "/_homekey/static/")
     }
 
     /// Every template sees `brand` (the service's name, the logo's and the stylesheets'

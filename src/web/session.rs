@@ -52,11 +52,36 @@ pub const RECENTLY_VERIFIED_MS: i64 = 5 * 60 * 1000;
 /// The name of the sign-in forms' CSRF key in `homekey_server_keys`.
 const FORM_KEY_NAME: &str = "web_form";
 
+/// What sets one kind of session apart: its cookie and its lifetimes.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionRules {
+    /// The cookie's name.
+    pub cookie: &'static str,
+    /// The cookie's `Path`.
+    pub path: &'static str,
+    /// The cookie's `SameSite`.
+    pub same_site: &'static str,
+    /// A session ends after this long without a request...
+    pub idle_ms: i64,
+    /// ...and this long after it began whatever happens.
+    pub lifetime_ms: i64,
+}
+
+/// The account page's sessions.
+pub const ACCOUNT_RULES: SessionRules = SessionRules {
+    cookie: COOKIE,
+    path: COOKIE_PATH,
+    same_site: "Lax",
+    idle_ms: IDLE_MS,
+    lifetime_ms: LIFETIME_MS,
+};
+
 /// The sessions' table, on the server's database, and how their cookie is set.
 #[derive(Clone)]
 pub struct SessionStore {
     table: WebSessionTable,
     secure: bool,
+    rules: SessionRules,
     /// The key of the sign-in forms' CSRF tokens, read from the database on first use.
     form_key: Arc<OnceCell<FormKey>>,
 }
@@ -114,9 +139,16 @@ impl SessionStore {
     /// The sessions in `table`. `secure`: whether the cookie is `Secure` (the pages are
     /// reached over HTTPS).
     pub fn new(table: WebSessionTable, secure: bool) -> SessionStore {
+        SessionStore::with_rules(table, secure, ACCOUNT_RULES)
+    }
+
+    /// The sessions of another kind (the table as that kind's), with its own cookie and
+    /// lifetimes.
+    pub fn with_rules(table: WebSessionTable, secure: bool, rules: SessionRules) -> SessionStore {
         SessionStore {
             table,
             secure,
+            rules,
             form_key: Arc::new(OnceCell::new()),
         }
     }
@@ -137,14 +169,19 @@ impl SessionStore {
     /// cookie, a new one not signed in, whose cookie the response must set. Nothing is
     /// written for a session not signed in.
     pub async fn find_or_begin(&self, headers: &HeaderMap) -> Result<Session, sqlx::Error> {
-        let Some(id) = cookie_value(headers) else {
+        let Some(id) = cookie_value(headers, self.rules.cookie) else {
             return self.begin_anonymous().await;
         };
         let id_hash = hash_id(&id);
         let now = now_ms();
         let row = self
             .table
-            .touch(&id_hash, now, now - IDLE_MS, now - LIFETIME_MS)
+            .touch(
+                &id_hash,
+                now,
+                now - self.rules.idle_ms,
+                now - self.rules.lifetime_ms,
+            )
             .await?;
         Ok(match row {
             Some(row) => Session {
@@ -181,7 +218,13 @@ impl SessionStore {
             verified_ms: Some(now),
         };
         self.table
-            .insert(&id_hash, &row, now, now - IDLE_MS, now - LIFETIME_MS)
+            .insert(
+                &id_hash,
+                &row,
+                now,
+                now - self.rules.idle_ms,
+                now - self.rules.lifetime_ms,
+            )
             .await?;
         Ok(Session {
             id_hash,
@@ -219,16 +262,28 @@ impl SessionStore {
 
     /// The `Set-Cookie` of a session ID.
     fn cookie(&self, id: &str) -> String {
+        let SessionRules {
+            cookie,
+            path,
+            same_site,
+            ..
+        } = self.rules;
         format!(
-            "{COOKIE}={id}; Path={COOKIE_PATH}; HttpOnly; SameSite=Lax{}",
+            "{cookie}={id}; Path={path}; HttpOnly; SameSite={same_site}{}",
             if self.secure { "; Secure" } else { "" }
         )
     }
 
     /// The `Set-Cookie` that makes the browser forget its session.
     pub fn cleared_cookie(&self) -> String {
+        let SessionRules {
+            cookie,
+            path,
+            same_site,
+            ..
+        } = self.rules;
         format!(
-            "{COOKIE}=; Path={COOKIE_PATH}; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            "{cookie}=; Path={path}; Max-Age=0; HttpOnly; SameSite={same_site}{}",
             if self.secure { "; Secure" } else { "" }
         )
     }
@@ -236,14 +291,14 @@ impl SessionStore {
 
 /// The session ID in the request's cookies (the first, if sent twice), if it has the shape
 /// of one.
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
+fn cookie_value(headers: &HeaderMap, cookie: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == cookie)
         .map(|(_, value)| value.to_owned())
         .filter(|value| value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric()))
 }

@@ -1,0 +1,232 @@
+//! The users list (search, filters, pages, the total) and a user's page (flags, creation
+//! time, display name, devices), read through the account service's listing, the one the
+//! Admin API's v2 users list uses.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::super::WebState;
+use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
+use super::signed_in_admin;
+use crate::store::{User, UserFilter};
+use crate::utc::format_utc_minutes;
+use crate::web::session::Session;
+
+/// How many users a page shows unless asked.
+const DEFAULT_LIMIT: i64 = 50;
+/// The most a page shows.
+const MAX_LIMIT: i64 = 500;
+
+/// The list's query: `q`, `admins`, `deactivated`, `locked`, `from`, `limit`.
+struct ListQuery {
+    q: String,
+    admins: bool,
+    deactivated: bool,
+    locked: bool,
+    from: i64,
+    limit: i64,
+}
+
+impl ListQuery {
+    fn of(query: Option<&str>) -> ListQuery {
+        let form = Form::parse(query.unwrap_or("").as_bytes()).unwrap_or_default();
+        let number = |name: &str| form.get(name).and_then(|v| v.trim().parse::<i64>().ok());
+        let on = |name: &str| form.get(name).is_some_and(|v| !v.is_empty());
+        ListQuery {
+            q: form.get("q").unwrap_or("").trim().to_owned(),
+            admins: on("admins"),
+            deactivated: on("deactivated"),
+            locked: on("locked"),
+            from: number("from").unwrap_or(0).max(0),
+            limit: number("limit").unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+        }
+    }
+
+    /// The filter: text starting with `@` is searched in user IDs, any other text in
+    /// localparts and display names (the Admin API's `user_id` and `name`).
+    fn filter(&self) -> UserFilter {
+        let text = (!self.q.is_empty()).then(|| self.q.clone());
+        let by_id = self.q.starts_with('@');
+        UserFilter {
+            name_contains: if by_id { None } else { text.clone() },
+            user_id_contains: if by_id { text } else { None },
+            admins: self.admins.then_some(true),
+            include_guests: true,
+            include_deactivated: self.deactivated,
+            include_locked: self.locked,
+            ..UserFilter::default()
+        }
+    }
+
+    /// The list's link for the page starting at `from`.
+    fn href(&self, from: i64) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if !self.q.is_empty() {
+            query.append_pair("q", &self.q);
+        }
+        for (name, on) in [
+            ("admins", self.admins),
+            ("deactivated", self.deactivated),
+            ("locked", self.locked),
+        ] {
+            if on {
+                query.append_pair(name, "on");
+            }
+        }
+        query.append_pair("from", &from.to_string());
+        query.append_pair("limit", &self.limit.to_string());
+        format!("./?{}", query.finish())
+    }
+}
+
+/// A user's row as the pages show it.
+fn user_context(user: &User) -> Value {
+    json!({
+        "user_id": user.name,
+        "href": format!("user?{}", form_urlencoded::Serializer::new(String::new())
+            .append_pair("id", &user.name)
+            .finish()),
+        "displayname": user.displayname,
+        "admin": user.admin,
+        "deactivated": user.deactivated,
+        "locked": user.locked,
+        "guest": user.is_guest,
+        "erased": user.erased,
+        "user_type": user.user_type,
+        "created": format_utc_minutes(user.creation_ts.saturating_mul(1000)),
+        "last_seen": user.last_seen_ts.map(format_utc_minutes),
+    })
+}
+
+/// `GET /_homekey/admin/`: the users list, or the sign-in page.
+pub async fn list(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    let (session, admin, message) = match signed_in_admin(&state, session).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let Some(admin) = admin else {
+        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
+    };
+    let query = ListQuery::of(query.as_deref());
+    let page = match state
+        .accounts
+        .list_users(&query.filter(), query.from, query.limit)
+        .await
+    {
+        Ok(page) => page,
+        Err(err) => return unavailable(&state, err),
+    };
+    let shown_to = query.from + page.users.len() as i64;
+    let context = with(
+        base(&state, &session, Some(&admin.name), Message::None),
+        json!({
+            "users": page.users.iter().map(user_context).collect::<Vec<_>>(),
+            "total": page.total,
+            "q": query.q,
+            "admins": query.admins,
+            "deactivated": query.deactivated,
+            "locked": query.locked,
+            "limit": query.limit,
+            "shown_from": if page.users.is_empty() { query.from } else { query.from + 1 },
+            "shown_to": shown_to,
+            "previous": (query.from > 0).then(|| query.href((query.from - query.limit).max(0))),
+            "next": (shown_to < page.total).then(|| query.href(shown_to)),
+        }),
+    );
+    let response = state
+        .renderer
+        .page(StatusCode::OK, "admin_users.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// `GET /_homekey/admin/user?id=…`: one user's flags, creation time, display name and
+/// devices.
+pub async fn user(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    let (session, admin, message) = match signed_in_admin(&state, session).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let Some(admin) = admin else {
+        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
+    };
+    let form = Form::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let user_id = form.get("id").unwrap_or("");
+    show_user(
+        &state,
+        &session,
+        &admin,
+        user_id,
+        StatusCode::OK,
+        Message::None,
+    )
+    .await
+}
+
+/// A user's page, with `message` at its top; a user that does not exist, a 404 saying so.
+pub(super) async fn show_user(
+    state: &WebState,
+    session: &Session,
+    admin: &User,
+    user_id: &str,
+    status: StatusCode,
+    message: Message,
+) -> Response {
+    let found = match state.accounts.get_user(user_id).await {
+        Ok(found) => found,
+        Err(err) => return unavailable(state, err),
+    };
+    let Some(user) = found else {
+        let context = with(
+            base(
+                state,
+                session,
+                Some(&admin.name),
+                Message::Error("There is no such user.".into()),
+            ),
+            json!({ "user": null, "devices": [] }),
+        );
+        let response = state
+            .renderer
+            .page(StatusCode::NOT_FOUND, "admin_user.html", context);
+        return with_cookie(response, session.set_cookie.as_deref());
+    };
+    let devices = match state.accounts.list_devices(&user.name).await {
+        Ok(devices) => devices,
+        Err(err) => return unavailable(state, err),
+    };
+    let devices: Vec<Value> = devices
+        .iter()
+        .map(|device| {
+            json!({
+                "device_id": device.device_id,
+                "display_name": device.display_name,
+                "last_seen": device.last_seen.map(format_utc_minutes),
+                "ip": device.ip,
+            })
+        })
+        .collect();
+    let context = with(
+        base(state, session, Some(&admin.name), message),
+        json!({ "user": user_context(&user), "devices": devices }),
+    );
+    let response = state.renderer.page(status, "admin_user.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
