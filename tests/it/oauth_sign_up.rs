@@ -94,6 +94,26 @@ fn creating(client: &Client, device: &str) -> String {
     client.query(device, &[("prompt", "create")])
 }
 
+/// The authorization a browser opens for `web_app` with `prompt=create`, asking for device
+/// `device`, with a fixed PKCE challenge (state `the-state`).
+pub(crate) fn browser_sign_up_query(web_app: &str, redirect_uri: &str, device: &str) -> String {
+    let scope = format!("urn:matrix:client:api:* urn:matrix:client:device:{device}");
+    serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", web_app),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope.as_str()),
+        ("state", "the-state"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+        ("prompt", "create"),
+    ])
+    .unwrap()
+}
+
 /// Without a Synapse (no page here needs one): sign-up off, then on without token or terms.
 async fn prompt_create_is_offered_only_with_sign_up_and_otherwise_shows_the_sign_in_with_a_notice(
     db: TestDb,
@@ -659,23 +679,7 @@ async fn in_a_real_browser_the_sign_up_page_passes_axe_core_and_lands_on_the_cli
     let site = Site::start();
     let web_app = crate::oauth_pages::register(homekey, web_app(&site)).await;
     let redirect_uri = site.url("127.0.0.1", "/cb");
-    let query = serde_urlencoded::to_string([
-        ("response_type", "code"),
-        ("client_id", web_app.as_str()),
-        ("redirect_uri", redirect_uri.as_str()),
-        (
-            "scope",
-            "urn:matrix:client:api:* urn:matrix:client:device:DANASBROWSER",
-        ),
-        ("state", "the-state"),
-        (
-            "code_challenge",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        ),
-        ("code_challenge_method", "S256"),
-        ("prompt", "create"),
-    ])
-    .unwrap();
+    let query = browser_sign_up_query(&web_app, &redirect_uri, "DANASBROWSER");
     let client = chromium.client.clone();
     let widths = [("desktop", DESKTOP), ("phone", PHONE)];
     let mut tour = Tour {

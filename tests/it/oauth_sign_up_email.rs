@@ -19,6 +19,7 @@ use crate::oauth_pages::{Site, arrive, landed_on, param, query_of, text, web_app
 
 use crate::mail::{Smtp, python_with_aiosmtpd};
 use crate::oauth_grants::{Browser, Client, allow, element_x};
+use crate::oauth_sign_up::browser_sign_up_query;
 use crate::server::Server;
 use crate::support::{TestDb, free_port, synapse_venv};
 use crate::synapse_queue::BesideSynapse;
@@ -420,23 +421,7 @@ async fn in_a_real_browser_the_sign_up_page_mails_a_code_and_lands_on_the_client
     let site = Site::start();
     let web_app = crate::oauth_pages::register(homekey, web_app(&site)).await;
     let redirect_uri = site.url("127.0.0.1", "/cb");
-    let query = serde_urlencoded::to_string([
-        ("response_type", "code"),
-        ("client_id", web_app.as_str()),
-        ("redirect_uri", redirect_uri.as_str()),
-        (
-            "scope",
-            "urn:matrix:client:api:* urn:matrix:client:device:ERINSBROWSER",
-        ),
-        ("state", "the-state"),
-        (
-            "code_challenge",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        ),
-        ("code_challenge_method", "S256"),
-        ("prompt", "create"),
-    ])
-    .unwrap();
+    let query = browser_sign_up_query(&web_app, &redirect_uri, "ERINSBROWSER");
     let client = chromium.client.clone();
     let widths = [("desktop", DESKTOP), ("phone", PHONE)];
     let mut tour = Tour {
