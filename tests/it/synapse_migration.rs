@@ -45,6 +45,33 @@ pub(crate) struct Moving {
 }
 
 impl Moving {
+    /// Closes the test's own pool on homekey's database before a migration runs, and waits
+    /// until this process holds none of the database's files open: a closed SQLite
+    /// connection lets its file go a moment later, and a migration that sees this process
+    /// holding homekey's database refuses (as it must).
+    pub(crate) async fn close_homekey_store(&self) {
+        self.db.store.close().await;
+        let Some(path) = self.database.strip_prefix("sqlite:") else {
+            return;
+        };
+        let holds_it = || {
+            std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
+                fds.filter_map(Result::ok).any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| target.to_string_lossy().starts_with(path))
+                })
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while holds_it() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "homekey's database is still open in the test process 10 s after its close"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub(crate) fn new(synapse: Synapse, db: TestDb) -> Moving {
         let homekey_port = crate::support::free_port();
         let synapse_section = format!(
@@ -489,7 +516,7 @@ pub(crate) async fn there_and_back(synapse: Synapse, db: TestDb, test: &str) {
     homekey.stop();
     drop(homekey);
     // The test's own handle on homekey's SQLite file would count as a homekey using it.
-    moving.db.store.close().await;
+    moving.close_homekey_store().await;
     let out = ok(&moving.homekey(&["migrate-to-synapse", "--dry-run"]));
     assert!(out.contains("dry run: nothing was changed"), "{out}");
     assert_eq!(
@@ -1334,7 +1361,7 @@ async fn the_way_back_into_a_synapse_not_sorting_as_c(db: TestDb, test: &str) {
         &[],
     ));
     // The test's own handle on homekey's SQLite file would count as a homekey using it.
-    moving.db.store.close().await;
+    moving.close_homekey_store().await;
     let out = ok(&moving.homekey(&["migrate-to-synapse"]));
     assert!(
         out.contains(&format!(
@@ -1419,7 +1446,7 @@ async fn the_way_back_ends_and_names_oauth_sessions(synapse: Synapse, db: TestDb
     homekey.stop();
     drop(homekey);
     // The test's own handle on homekey's SQLite file would count as a homekey using it.
-    moving.db.store.close().await;
+    moving.close_homekey_store().await;
     let ended = "1 OAuth session(s) ended: homekey keeps only a digest of their tokens, which \
                  Synapse cannot take; their apps must sign in again: \
                  @alice:example.com OAUTHDEVICE1";
@@ -1562,7 +1589,7 @@ async fn email_addresses_move_from_synapse_and_back(synapse: Synapse, db: TestDb
     // Changed in homekey: alice gets an address, bob loses his (his phone number stays).
     ok(&moving.homekey_user(&["email", "add", "alice", "Alice@Example.com"], ""));
     ok(&moving.homekey_user(&["email", "remove", "bob", "bob@example.com"], ""));
-    moving.db.store.close().await;
+    moving.close_homekey_store().await;
     let out = ok(&moving.homekey(&["migrate-to-synapse"]));
     assert!(
         out.contains(
@@ -1810,7 +1837,7 @@ async fn registration_tokens_move_from_synapse_and_back(synapse: Synapse, db: Te
         "4",
     ]));
     ok(&moving.homekey_on_database(&["registration-token", "delete", "unlimited"]));
-    moving.db.store.close().await;
+    moving.close_homekey_store().await;
     let count = "FROM registration_tokens";
     let out = ok(&moving.homekey(&["migrate-to-synapse", "--dry-run"]));
     assert!(
@@ -1988,7 +2015,7 @@ async fn a_bridge_bots_devices_move_from_synapse_and_back(
     moving.synapse.stop();
     homekey.stop();
     drop(homekey);
-    moving.db.store.close().await;
+    moving.close_homekey_store().await;
     ok(&moving.homekey(&["migrate-to-synapse"]));
     moving.switch_synapse(false);
     moving.synapse.start().await;
