@@ -13,7 +13,9 @@ use fantoccini::error::CmdError;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::account_page::{Chromium, DESKTOP, PHONE, Tour, axe_core, synapse_section, tab_through};
+use crate::account_page::{
+    Chromium, DESKTOP, PHONE, Tour, axe_core, scheme_applied, synapse_section, tab_through,
+};
 use crate::oauth_grants::{Browser, Client, VERIFIER, allow, element_x};
 use crate::oauth_pages::{Site, arrive, landed_on, param, query_of, text, web_app};
 use crate::server::{PEPPER, Server, server_tests};
@@ -663,9 +665,14 @@ async fn in_a_real_browser_the_sign_up_page_passes_axe_core_and_lands_on_the_cli
     let Some(chromium) = Chromium::start(test).await else {
         return;
     };
+    let Some(dark) = Chromium::start_dark(test).await else {
+        chromium.close().await;
+        return;
+    };
     // Plain http: the cookie is not `Secure`.
     let Some(beside) = start(test, Some(TestDb::sqlite().await), "http://127.0.0.1/").await else {
         chromium.close().await;
+        dark.close().await;
         return;
     };
     let homekey = &beside.homekey;
@@ -761,10 +768,56 @@ async fn in_a_real_browser_the_sign_up_page_passes_axe_core_and_lands_on_the_cli
         Ok::<_, CmdError>(())
     }
     .await;
-    let problems = std::mem::take(&mut tour.problems);
-    let checked = tour.checked;
+    let mut problems = std::mem::take(&mut tour.problems);
+    let mut checked = tour.checked;
+    // The form and the form refused in the dark, as a browser preferring it shows them (its
+    // own profile: not signed in).
+    let mut dark_tour = Tour {
+        chromium: &dark,
+        prefix: "sign-up-dark".into(),
+        widths: &widths,
+        axe: axe.as_deref(),
+        problems: Vec::new(),
+        checked: 0,
+    };
+    let dark_result = async {
+        let client = &dark.client;
+        client
+            .goto(&homekey.url(&format!("{AUTHORIZE}?{query}")))
+            .await?;
+        arrive(client, "sign-up").await?;
+        dark_tour.check("1-form").await?;
+        // Every field filled (the browser's own checks pass): a second sign-up from this
+        // address, which `rc_registration` refuses before anything else.
+        for (id, value) in [
+            ("username", "_erin"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+            ("registration_token", "invite-erin"),
+        ] {
+            client.find(Locator::Id(id)).await?.send_keys(value).await?;
+        }
+        client.find(Locator::Id("terms")).await?.click().await?;
+        client.find(Locator::Id("sign-up")).await?.click().await?;
+        arrive(client, "error").await?;
+        let error = text(client, "error").await?;
+        assert!(
+            error.contains("Too many sign-ups from your address"),
+            "{error}"
+        );
+        dark_tour.check("2-refused").await?;
+        let (background, prefers_dark) = scheme_applied(client).await?;
+        assert!(prefers_dark);
+        assert_eq!(background, "rgb(17, 19, 24)");
+        Ok::<_, CmdError>(())
+    }
+    .await;
+    problems.append(&mut dark_tour.problems);
+    checked += dark_tour.checked;
     chromium.close().await;
+    dark.close().await;
     result.unwrap();
+    dark_result.unwrap();
     match axe {
         Some(_) => eprintln!("axe-core checked {checked} page views"),
         None => eprintln!("axe-core: SKIPPED (HOMEKEY_TEST_AXE not set); screenshots only"),
