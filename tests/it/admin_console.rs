@@ -1,7 +1,8 @@
 //! The admin console (issue 28), over HTTP against `homekey serve` with `admin_console:`
 //! enabled on a listener of its own: sign-in for admins only, its cookie and headers, the
 //! CSRF token and `Origin` of every POST, the session's idle expiry, a demoted admin's
-//! session ended, and the users list.
+//! session ended, and the users list. Its `Console` browser and `start` are shared by the
+//! other console tests (`admin_console_*.rs`).
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -10,12 +11,12 @@ use serde_json::json;
 use crate::server::{Server, server_tests};
 use crate::support::TestDb;
 
-const CONSOLE: &str = "/_homekey/admin/";
-const REFUSED: &str = "Wrong user name or password, or not a server admin.";
-const ENDED: &str = "Your session has ended";
+pub(crate) const CONSOLE: &str = "/_homekey/admin/";
+pub(crate) const REFUSED: &str = "Wrong user name or password, or not a server admin.";
+pub(crate) const ENDED: &str = "Your session has ended";
 
 /// The console on its own listener, found in the serve log.
-async fn start(db: TestDb, more: &str) -> (Server, String) {
+pub(crate) async fn start(db: TestDb, more: &str) -> (Server, String) {
     let server = Server::start(
         db,
         &format!("admin_console:\n  enabled: true\n  listen: 127.0.0.1:0\n{more}"),
@@ -36,38 +37,38 @@ async fn start(db: TestDb, more: &str) -> (Server, String) {
 
 /// A browser on the console: keeps its cookie, follows no redirect, sends the console's
 /// origin with every POST unless told otherwise.
-struct Console {
+pub(crate) struct Console {
     base: String,
     http: reqwest::Client,
     cookie: Option<String>,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl Answer {
-    fn csrf(&self) -> String {
+    pub fn csrf(&self) -> String {
         let start = self.body.find("name=\"csrf\" value=\"").expect("a form") + 19;
         let end = start + self.body[start..].find('"').unwrap();
         self.body[start..end].to_owned()
     }
 
-    fn set_cookie(&self) -> Option<&str> {
+    pub fn set_cookie(&self) -> Option<&str> {
         self.headers
             .get("set-cookie")
             .map(|value| value.to_str().unwrap())
     }
 
-    fn is_sign_in_page(&self) -> bool {
+    pub fn is_sign_in_page(&self) -> bool {
         self.body.contains("id=\"sign-in\"")
     }
 }
 
 impl Console {
-    fn new(base: &str) -> Console {
+    pub fn new(base: &str) -> Console {
         Console {
             base: base.to_owned(),
             http: reqwest::Client::builder()
@@ -93,7 +94,7 @@ impl Console {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Answer {
+    pub async fn get(&mut self, path: &str) -> Answer {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
@@ -102,7 +103,7 @@ impl Console {
         self.answer(response).await
     }
 
-    async fn post_from(
+    pub async fn post_from(
         &mut self,
         path: &str,
         fields: &[(&str, &str)],
@@ -130,13 +131,13 @@ impl Console {
         self.answer(response).await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
         let origin = self.base.clone();
         self.post_from(path, fields, Some(&origin), None).await
     }
 
     /// Signs in through the form; the answer to the POST.
-    async fn sign_in(&mut self, user: &str, password: &str) -> Answer {
+    pub async fn sign_in(&mut self, user: &str, password: &str) -> Answer {
         let csrf = self.get(CONSOLE).await.csrf();
         self.post(
             &format!("{CONSOLE}sign-in"),
@@ -146,7 +147,7 @@ impl Console {
     }
 }
 
-fn assert_console_headers(answer: &Answer, what: &str) {
+pub(crate) fn assert_console_headers(answer: &Answer, what: &str) {
     for (name, value) in [
         (
             "content-security-policy",
@@ -165,7 +166,7 @@ fn assert_console_headers(answer: &Answer, what: &str) {
     }
 }
 
-async fn make_admin(server: &Server, localpart: &str, password: &str) -> String {
+pub(crate) async fn make_admin(server: &Server, localpart: &str, password: &str) -> String {
     server.admin_token(localpart, password).await
 }
 
