@@ -49,6 +49,16 @@ impl Accounts {
         self.store.unsent_mail().await
     }
 
+    /// Makes queued mail `id` due now and wakes the delivery (the console's "Try again
+    /// now"; it changes no account, so nothing is audited). `false`: no longer queued.
+    pub async fn retry_mail_now(&self, id: i64) -> Result<bool, StoreError> {
+        let due = self.store.retry_mail_now(id, now_ms()).await?;
+        if due {
+            self.mail_queued();
+        }
+        Ok(due)
+    }
+
     /// `serve`'s delivery of the queued mail, until `stopped`. Nothing without an `email:`
     /// section (the mail waits for one).
     pub async fn run_mail_delivery(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {

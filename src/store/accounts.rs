@@ -35,7 +35,9 @@ const USER_FILTER: &str = "($1 = '' OR u.name LIKE '@%' || $1 || '%:%' \
      AND ($4 = 1 OR u.is_guest = 0) \
      AND ($5 = 1 OR u.deactivated = 0) \
      AND ($6 = 0 OR u.deactivated = 1) \
-     AND ($7 = 1 OR u.locked = FALSE)";
+     AND ($7 = 1 OR u.locked = FALSE) \
+     AND ($8 = '' OR EXISTS (SELECT 1 FROM user_threepids t WHERE t.user_id = u.name \
+          AND t.medium = 'email' AND lower(t.address) LIKE '%' || $8 || '%'))";
 
 /// `SELECT` those of `user_ids` that an account has, ignoring case (the database's `lower`
 /// on both sides, as at login).
@@ -345,8 +347,8 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER}{user_type_filter} \
              ORDER BY {} {direction}, u.name ASC LIMIT ${} OFFSET ${}",
             filter.order_by.sql(),
-            8 + excluded_types.len(),
             9 + excluded_types.len(),
+            10 + excluded_types.len(),
         );
         let count_sql = format!(
             "SELECT COUNT(*) FROM {USERS_WITH_PROFILES} WHERE {USER_FILTER}{user_type_filter}"
@@ -366,7 +368,8 @@ impl Store {
                         filter.include_deactivated || filter.only_deactivated,
                     ))
                     .bind(i16::from(filter.only_deactivated))
-                    .bind(i16::from(filter.include_locked));
+                    .bind(i16::from(filter.include_locked))
+                    .bind(lowercase(&filter.email_contains));
                 for user_type in &excluded_types {
                     query = query.bind(*user_type);
                 }
@@ -718,7 +721,7 @@ fn not_user_type_filter(not_user_types: &[String]) -> (String, Vec<&str>) {
     if types.is_empty() {
         return (String::new(), Vec::new());
     }
-    let placeholders: Vec<String> = (0..types.len()).map(|i| format!("${}", 8 + i)).collect();
+    let placeholders: Vec<String> = (0..types.len()).map(|i| format!("${}", 9 + i)).collect();
     let not_in = format!("u.user_type NOT IN ({})", placeholders.join(", "));
     let clause = if not_user_types.iter().any(|t| t.is_empty()) {
         format!(" AND {not_in}")

@@ -235,6 +235,23 @@ impl Store {
         }))
     }
 
+    /// Makes queued mail `id` due at `now_ms` (an admin's "try again now"). `false` if it is
+    /// no longer queued: sent, dropped or given up meanwhile.
+    pub async fn retry_mail_now(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE homekey_mail_outbox SET next_attempt_ms = $2 \
+                 WHERE id = $1 AND state = 'queued'",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        }))
+    }
+
     /// The mail not sent: queued (waiting or retrying) and given up, the oldest first.
     pub async fn unsent_mail(&self) -> Result<Vec<MailStatus>, StoreError> {
         Ok(with_pool!(self, |pool| {

@@ -229,6 +229,9 @@ pub struct UserFilter {
     pub name_contains: Option<String>,
     /// A text found in the user ID, ignoring case (Synapse's `user_id`).
     pub user_id_contains: Option<String>,
+    /// A text found in one of the account's e-mail addresses, ignoring case (the admin
+    /// console's search; the Admin API has no such filter).
+    pub email_contains: Option<String>,
     /// Only admins (`Some(true)`), only non-admins (`Some(false)`), or both.
     pub admins: Option<bool>,
     pub include_guests: bool,

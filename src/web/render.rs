@@ -112,6 +112,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/admin_users.html"),
     ),
     ("admin_user.html", include_str!("templates/admin_user.html")),
+    (
+        "admin_new_user.html",
+        include_str!("templates/admin_new_user.html"),
+    ),
+    (
+        "admin_password_shown.html",
+        include_str!("templates/admin_password_shown.html"),
+    ),
+    (
+        "admin_deliveries.html",
+        include_str!("templates/admin_deliveries.html"),
+    ),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).

@@ -470,6 +470,7 @@ async fn list_users(
     let filter = UserFilter {
         name_contains: name,
         user_id_contains: user_id,
+        email_contains: None,
         admins,
         include_guests,
         include_deactivated,

@@ -15,8 +15,13 @@
 //!
 //! - [`sign_in`]: sign-in and sign-out.
 //! - [`users`]: the users list and a user's page.
-//! - [`password`]: a user's password reset, from the user's page.
+//! - [`create_user`]: creating an account.
+//! - [`deliveries`]: mail not sent and work owed to Synapse, with "try again now".
+//! - [`password`]: a user's password reset (typed, generated, or a mailed link), from the
+//!   user's page.
 
+pub mod create_user;
+pub mod deliveries;
 pub mod password;
 pub mod sign_in;
 pub mod users;
@@ -76,6 +81,23 @@ pub fn routes(accounts: Arc<Accounts>) -> Router {
         .route(
             &format!("{ADMIN_PATH}reset-password"),
             post(password::reset),
+        )
+        .route(
+            &format!("{ADMIN_PATH}send-reset-link"),
+            post(password::send_link),
+        )
+        .route(&format!("{ADMIN_PATH}deliveries"), get(deliveries::page))
+        .route(
+            &format!("{ADMIN_PATH}retry-mail"),
+            post(deliveries::retry_mail),
+        )
+        .route(
+            &format!("{ADMIN_PATH}retry-synapse"),
+            post(deliveries::retry_synapse),
+        )
+        .route(
+            &format!("{ADMIN_PATH}new-user"),
+            get(create_user::form).post(create_user::create),
         )
         .merge(super::static_routes(&state))
         .fallback(not_found)

@@ -1,22 +1,30 @@
-//! A user's password reset by an admin, from the user's page: the new password typed twice,
-//! and "Also sign out all of this user's devices?" defaulting to no (signed-out devices lose
-//! the encrypted history the user has not backed up). Through the account service with the
-//! admin as actor (`Actor::Admin`), audited as the Admin API's reset is.
+//! A user's password reset by an admin, from the user's page: the new password typed twice
+//! or generated (shown once, on a page of its own), and "Also sign out all of this user's
+//! devices?" defaulting to no (signed-out devices lose the encrypted history the user has
+//! not backed up). With e-mail configured, "send a reset link" instead: the user sets the
+//! password. Through the account service with the admin as actor (`Actor::Admin`), audited
+//! as the Admin API's reset and the CLI's `send-reset-link` are.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
 
 use super::super::WebState;
-use super::super::page::Message;
+use super::super::page::{Message, base, with, with_cookie};
+use super::super::session::Session;
 use super::sign_in::checked_post;
 use super::signed_in_admin;
 use super::users::show_user;
+use crate::accounts::recovery::RecoveryError;
 use crate::accounts::{AccountError, Actor, PasswordRefusal, Requester};
+use crate::store::User;
 
-/// `POST /_homekey/admin/reset-password`: `user_id`, `new_password`, `new_password_again`,
-/// `logout_devices` (absent: no).
+/// `POST /_homekey/admin/reset-password`: `user_id`, `password_choice` (`type`, the
+/// default, with `new_password` and `new_password_again`; or `generate`), `logout_devices`
+/// (absent: no).
 pub async fn reset(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
     let (session, form) = match checked_post(&state, &headers, &body).await {
         Ok(checked) => checked,
@@ -40,40 +48,43 @@ pub async fn reset(State(state): State<WebState>, headers: HeaderMap, body: Byte
             Message::FieldError("new_password", error.to_owned()),
         )
     };
-    let (Some(password), Some(repeated)) = (
-        form.secret("new_password"),
-        form.secret("new_password_again"),
-    ) else {
-        return again(StatusCode::BAD_REQUEST, "Type the new password twice.").await;
+    let generated = form.get("password_choice") == Some("generate");
+    let password = if generated {
+        crate::secrets::generated_password()
+    } else {
+        let (Some(password), Some(repeated)) = (
+            form.secret("new_password"),
+            form.secret("new_password_again"),
+        ) else {
+            return again(StatusCode::BAD_REQUEST, "Type the new password twice.").await;
+        };
+        if password.expose_secret() != repeated.expose_secret() {
+            return again(
+                StatusCode::BAD_REQUEST,
+                "The two passwords differ. Nothing was changed.",
+            )
+            .await;
+        }
+        password
     };
-    use secrecy::ExposeSecret;
-    if password.expose_secret() != repeated.expose_secret() {
-        return again(
-            StatusCode::BAD_REQUEST,
-            "The two passwords differ. Nothing was changed.",
-        )
-        .await;
-    }
     let logout_devices = form.get("logout_devices").is_some_and(|v| !v.is_empty());
     let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     match state
         .accounts
-        .set_password(&actor, &user_id, password, logout_devices)
+        .set_password(&actor, &user_id, password.clone(), logout_devices)
         .await
     {
+        Ok(()) if generated => {
+            password_page(&state, &session, &admin, &user_id, Some(&password), false)
+        }
         Ok(()) => {
-            let notice = if logout_devices {
-                "The password was reset, and every device of this user was signed out."
-            } else {
-                "The password was reset. This user's devices stay signed in."
-            };
             show_user(
                 &state,
                 &session,
                 &admin,
                 &user_id,
                 StatusCode::OK,
-                Message::Notice(notice.into()),
+                Message::Notice(reset_notice(logout_devices).into()),
             )
             .await
         }
@@ -87,11 +98,110 @@ pub async fn reset(State(state): State<WebState>, headers: HeaderMap, body: Byte
     }
 }
 
+fn reset_notice(logout_devices: bool) -> &'static str {
+    if logout_devices {
+        "The password was reset, and every device of this user was signed out."
+    } else {
+        "The password was reset. This user's devices stay signed in."
+    }
+}
+
+/// The page after an account was created or its password reset, with the generated
+/// password when there is one: shown this once (it is kept nowhere but as a hash; the
+/// answer is `no-store` like every answer of the console).
+pub(super) fn password_page(
+    state: &WebState,
+    session: &Session,
+    admin: &User,
+    user_id: &str,
+    generated: Option<&SecretString>,
+    created: bool,
+) -> Response {
+    let href = format!(
+        "user?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("id", user_id)
+            .finish()
+    );
+    let notice = if created {
+        format!("{user_id} was created.")
+    } else {
+        format!("The password of {user_id} was reset. This user's devices stay signed in.")
+    };
+    let context = with(
+        base(state, session, Some(&admin.name), Message::Notice(notice)),
+        json!({
+            "subject": user_id,
+            "href": href,
+            "created": created,
+            "password": generated.map(|password| password.expose_secret().to_owned()),
+        }),
+    );
+    let response = state
+        .renderer
+        .page(StatusCode::OK, "admin_password_shown.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// `POST /_homekey/admin/send-reset-link`: `user_id`, `logout_devices` (absent: no). A
+/// link to each of the user's e-mail addresses; the user chooses the password.
+pub async fn send_link(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (session, form) = match checked_post(&state, &headers, &body).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
+    let (session, admin, message) = match signed_in_admin(&state, session).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let Some(admin) = admin else {
+        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
+    };
+    let user_id = form.get("user_id").unwrap_or("").to_owned();
+    let logout_devices = form.get("logout_devices").is_some_and(|v| !v.is_empty());
+    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
+    let (status, message) = match state
+        .accounts
+        .send_reset_link(&actor, &user_id, None, logout_devices)
+        .await
+    {
+        Ok(addresses) => (
+            StatusCode::OK,
+            Message::Notice(format!(
+                "A reset link is on its way to {}. Nothing changes until the user sets a \
+                 new password with it.",
+                addresses.join(", ")
+            )),
+        ),
+        Err(RecoveryError::Account(err)) => {
+            let (status, message) = refusal(&err);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(error = %err, "the admin console could not send a reset link");
+            }
+            (status, Message::Error(message))
+        }
+        Err(err @ (RecoveryError::NoAddress(_) | RecoveryError::MailOff)) => {
+            (StatusCode::BAD_REQUEST, Message::Error(format!("{err}.")))
+        }
+        Err(err) => (StatusCode::BAD_REQUEST, Message::Error(format!("{err}."))),
+    };
+    show_user(&state, &session, &admin, &user_id, status, message).await
+}
+
+/// What a page says of a password refused by the rule (never the password).
+pub(super) fn refusal_text(refusal: &PasswordRefusal) -> String {
+    match refusal {
+        PasswordRefusal::Policy(violation) => format!("The password is too weak: {violation}."),
+        PasswordRefusal::TooLong => "The password is too long.".into(),
+        other => format!("{other}."),
+    }
+}
+
 /// What the page says when the reset is refused (never the password).
 fn refusal(err: &AccountError) -> (StatusCode, String) {
     match err {
         AccountError::UserNotFound(_) => (StatusCode::NOT_FOUND, "There is no such user.".into()),
-        AccountError::DeactivatedGetsNoPassword(_) => (
+        AccountError::DeactivatedGetsNoPassword(_) | AccountError::Deactivated(_) => (
             StatusCode::BAD_REQUEST,
             "This account is deactivated: a password would not let it sign in.".into(),
         ),
@@ -99,14 +209,8 @@ fn refusal(err: &AccountError) -> (StatusCode, String) {
             StatusCode::FORBIDDEN,
             "This server does not let passwords be changed.".into(),
         ),
-        AccountError::Password(PasswordRefusal::Policy(violation)) => (
-            StatusCode::BAD_REQUEST,
-            format!("The new password is too weak: {violation}."),
-        ),
-        AccountError::Password(PasswordRefusal::TooLong) => (
-            StatusCode::BAD_REQUEST,
-            "The new password is too long.".into(),
-        ),
+        AccountError::Password(refused) => (StatusCode::BAD_REQUEST, refusal_text(refused)),
+        AccountError::RefusedOnSynapse { .. } => (StatusCode::BAD_REQUEST, format!("{err}.")),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Something went wrong; nothing was changed. Please try again later.".into(),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::super::WebState;
 use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
 use super::signed_in_admin;
-use crate::store::{User, UserFilter};
+use crate::store::{User, UserFilter, UserOrder};
 use crate::utc::format_utc_minutes;
 use crate::web::session::Session;
 
@@ -19,12 +19,34 @@ const DEFAULT_LIMIT: i64 = 50;
 /// The most a page shows.
 const MAX_LIMIT: i64 = 500;
 
-/// The list's query: `q`, `admins`, `deactivated`, `locked`, `from`, `limit`.
+/// The sorts the list offers: its field's value, the listing's order, and its label.
+const SORTS: [(&str, UserOrder, &str); 3] = [
+    ("name", UserOrder::Name, "User ID"),
+    ("created", UserOrder::CreationTs, "Creation"),
+    ("last_seen", UserOrder::LastSeenTs, "Last seen"),
+];
+
+/// The user types the list can be narrowed to: its field's value, and its label. Synapse's
+/// own types are `bot` and `support`; "regular" is an account with neither.
+const USER_TYPES: [(&str, &str); 4] = [
+    ("", "Any type"),
+    ("regular", "Regular users"),
+    ("bot", "Bots"),
+    ("support", "Support"),
+];
+
+/// The list's query: `q`, `admins`, `deactivated`, `locked`, `guests`, `type`, `sort`,
+/// `dir`, `from`, `limit`. A value the form cannot send (an unknown sort or type) counts as
+/// the default, as a filter box left empty does.
 struct ListQuery {
     q: String,
     admins: bool,
     deactivated: bool,
     locked: bool,
+    guests: bool,
+    user_type: &'static str,
+    sort: &'static str,
+    descending: bool,
     from: i64,
     limit: i64,
 }
@@ -34,28 +56,54 @@ impl ListQuery {
         let form = Form::parse(query.unwrap_or("").as_bytes()).unwrap_or_default();
         let number = |name: &str| form.get(name).and_then(|v| v.trim().parse::<i64>().ok());
         let on = |name: &str| form.get(name).is_some_and(|v| !v.is_empty());
+        let given = form.get("sort").unwrap_or("");
+        let sort = SORTS.iter().find(|(value, _, _)| *value == given);
+        let given = form.get("type").unwrap_or("");
+        let user_type = USER_TYPES.iter().find(|(value, _)| *value == given);
         ListQuery {
             q: form.get("q").unwrap_or("").trim().to_owned(),
             admins: on("admins"),
             deactivated: on("deactivated"),
             locked: on("locked"),
+            guests: on("guests"),
+            user_type: user_type.map_or("", |(value, _)| value),
+            sort: sort.map_or("name", |(value, _, _)| value),
+            descending: form.get("dir") == Some("desc"),
             from: number("from").unwrap_or(0).max(0),
             limit: number("limit").unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
         }
     }
 
-    /// The filter: text starting with `@` is searched in user IDs, any other text in
-    /// localparts and display names (the Admin API's `user_id` and `name`).
+    /// The filter: text starting with `@` is searched in user IDs, text with an `@` further
+    /// on in e-mail addresses, any other text in localparts and display names.
     fn filter(&self) -> UserFilter {
         let text = (!self.q.is_empty()).then(|| self.q.clone());
-        let by_id = self.q.starts_with('@');
+        let (by_id, by_email) = match self.q.find('@') {
+            Some(0) => (true, false),
+            Some(_) => (false, true),
+            None => (false, false),
+        };
+        let not_user_types = match self.user_type {
+            "regular" => vec!["bot".into(), "support".into()],
+            // Only one type: every other type left out, and so is "no type" ("").
+            "bot" => vec!["".into(), "support".into()],
+            "support" => vec!["".into(), "bot".into()],
+            _ => Vec::new(),
+        };
         UserFilter {
-            name_contains: if by_id { None } else { text.clone() },
-            user_id_contains: if by_id { text } else { None },
+            name_contains: text.clone().filter(|_| !by_id && !by_email),
+            user_id_contains: text.clone().filter(|_| by_id),
+            email_contains: text.filter(|_| by_email),
             admins: self.admins.then_some(true),
-            include_guests: true,
+            include_guests: self.guests,
             include_deactivated: self.deactivated,
             include_locked: self.locked,
+            not_user_types,
+            order_by: SORTS
+                .iter()
+                .find(|(value, _, _)| *value == self.sort)
+                .map_or(UserOrder::Name, |(_, order, _)| *order),
+            descending: self.descending,
             ..UserFilter::default()
         }
     }
@@ -70,14 +118,32 @@ impl ListQuery {
             ("admins", self.admins),
             ("deactivated", self.deactivated),
             ("locked", self.locked),
+            ("guests", self.guests),
         ] {
             if on {
                 query.append_pair(name, "on");
             }
         }
+        if !self.user_type.is_empty() {
+            query.append_pair("type", self.user_type);
+        }
+        query.append_pair("sort", self.sort);
+        query.append_pair("dir", if self.descending { "desc" } else { "asc" });
         query.append_pair("from", &from.to_string());
         query.append_pair("limit", &self.limit.to_string());
         format!("./?{}", query.finish())
+    }
+
+    /// The options of the form's two selects, the chosen one marked.
+    fn options(&self) -> Value {
+        json!({
+            "sorts": SORTS.iter().map(|(value, _, label)| json!({
+                "value": value, "label": label, "selected": *value == self.sort,
+            })).collect::<Vec<_>>(),
+            "user_types": USER_TYPES.iter().map(|(value, label)| json!({
+                "value": value, "label": label, "selected": *value == self.user_type,
+            })).collect::<Vec<_>>(),
+        })
     }
 }
 
@@ -136,6 +202,9 @@ pub async fn list(
             "admins": query.admins,
             "deactivated": query.deactivated,
             "locked": query.locked,
+            "guests": query.guests,
+            "descending": query.descending,
+            "options": query.options(),
             "limit": query.limit,
             "shown_from": if page.users.is_empty() { query.from } else { query.from + 1 },
             "shown_to": shown_to,
@@ -223,9 +292,21 @@ pub(super) async fn show_user(
             })
         })
         .collect();
+    // "Send a reset link" is offered when a mail can carry one to an address of the user's.
+    let reset_link_offered = state.accounts.recovery_enabled()
+        && match state.accounts.user_threepids(&user.name).await {
+            Ok(threepids) => threepids
+                .iter()
+                .any(|t| t.threepid.medium == crate::threepid::Medium::Email),
+            Err(err) => return unavailable(state, err),
+        };
     let context = with(
         base(state, session, Some(&admin.name), message),
-        json!({ "user": user_context(&user), "devices": devices }),
+        json!({
+            "user": user_context(&user),
+            "devices": devices,
+            "reset_link_offered": reset_link_offered,
+        }),
     );
     let response = state.renderer.page(status, "admin_user.html", context);
     with_cookie(response, session.set_cookie.as_deref())

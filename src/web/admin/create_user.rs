@@ -1,0 +1,217 @@
+//! Creating an account from the console: a name (a localpart or the full user ID) checked
+//! on submit by the rules of a new account (Synapse's, and whether the name is taken in any
+//! case, here or beside Synapse in Synapse too), an optional display name, a password either
+//! generated (the default, shown once on the next page) or typed twice, and the admin flag.
+//! Through the account service's `create_user`, with the admin as actor (audited as the
+//! Admin API's creation is).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::super::WebState;
+use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
+use super::super::session::Session;
+use super::sign_in::checked_post;
+use super::signed_in_admin;
+use crate::accounts::{AccountError, Actor, NewAccount, NewAccountPassword, Requester};
+use crate::ids::UserId;
+use crate::store::User;
+
+/// What the form was given, to fill it in again after a refusal (never the password).
+#[derive(Default)]
+struct Typed {
+    user: String,
+    displayname: String,
+    admin: bool,
+    typed_password: bool,
+}
+
+impl Typed {
+    fn of(form: &Form) -> Typed {
+        Typed {
+            user: form.get("user").unwrap_or("").trim().to_owned(),
+            displayname: form.get("displayname").unwrap_or("").trim().to_owned(),
+            admin: form.get("admin").is_some_and(|v| !v.is_empty()),
+            typed_password: form.get("password_choice") == Some("type"),
+        }
+    }
+}
+
+/// `GET /_homekey/admin/new-user`: the form.
+pub async fn form(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    let session = match state.sessions.find_or_begin(&headers).await {
+        Ok(session) => session,
+        Err(err) => return unavailable(&state, err),
+    };
+    let (session, admin, message) = match signed_in_admin(&state, session).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let Some(admin) = admin else {
+        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
+    };
+    page(
+        &state,
+        &session,
+        &admin,
+        &Typed::default(),
+        StatusCode::OK,
+        Message::None,
+    )
+}
+
+fn page(
+    state: &WebState,
+    session: &Session,
+    admin: &User,
+    typed: &Typed,
+    status: StatusCode,
+    message: Message,
+) -> Response {
+    let context = with(
+        base(state, session, Some(&admin.name), message),
+        json!({
+            "server_name": state.accounts.config.server_name,
+            "typed_user": typed.user,
+            "typed_displayname": typed.displayname,
+            "typed_admin": typed.admin,
+            "typed_password": typed.typed_password,
+        }),
+    );
+    let response = state.renderer.page(status, "admin_new_user.html", context);
+    with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// `POST /_homekey/admin/new-user`: `user`, `displayname`, `password_choice` (`generate`,
+/// the default, or `type` with `password` and `password_again`), `admin`.
+pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (session, form) = match checked_post(&state, &headers, &body).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
+    let (session, admin, message) = match signed_in_admin(&state, session).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let Some(admin) = admin else {
+        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
+    };
+    let typed = Typed::of(&form);
+    let again = |status, message| page(&state, &session, &admin, &typed, status, message);
+    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
+    let user_id = match new_user_id(&state, &typed.user).await {
+        Ok(user_id) => user_id,
+        Err(Refusal::Field(field, why)) => {
+            return again(StatusCode::BAD_REQUEST, Message::FieldError(field, why));
+        }
+        Err(Refusal::Unavailable(err)) => return unavailable(&state, err),
+    };
+    let (password, generated) = match chosen_password(&state, &actor, &typed, &form) {
+        Ok(chosen) => chosen,
+        Err(why) => {
+            return again(
+                StatusCode::BAD_REQUEST,
+                Message::FieldError("password", why),
+            );
+        }
+    };
+    let new = NewAccount {
+        user_id: user_id.clone(),
+        password: NewAccountPassword::Plain(password.clone()),
+        admin: typed.admin,
+        user_type: None,
+        // Empty: the localpart, as Synapse names a new account.
+        displayname: (!typed.displayname.is_empty()).then(|| typed.displayname.clone()),
+        avatar_url: None,
+        threepids: Vec::new(),
+    };
+    match state.accounts.create_user(&actor, new).await {
+        Ok(created) => {
+            let shown = generated.then_some(&password);
+            super::password::password_page(&state, &session, &admin, &created.name, shown, true)
+        }
+        Err(AccountError::UserExists(_)) => again(
+            StatusCode::CONFLICT,
+            Message::FieldError("user", format!("{user_id} is taken.")),
+        ),
+        Err(err @ AccountError::SynapseRefusesName { .. }) => again(
+            StatusCode::CONFLICT,
+            Message::FieldError("user", format!("{err}.")),
+        ),
+        Err(err @ (AccountError::Store(_) | AccountError::Synapse(_) | AccountError::Hash(_))) => {
+            tracing::warn!(error = %err, "the admin console could not create an account");
+            again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Message::Error(
+                    "The account could not be created right now; nothing was changed. \
+                     Please try again later."
+                        .into(),
+                ),
+            )
+        }
+        Err(err) => again(StatusCode::BAD_REQUEST, Message::Error(format!("{err}."))),
+    }
+}
+
+enum Refusal {
+    /// The form's field and what is wrong with it.
+    Field(&'static str, String),
+    Unavailable(crate::store::StoreError),
+}
+
+/// The ID of the account to create, from a localpart or a full ID of this server, by the
+/// rules of a new account and free in any case.
+async fn new_user_id(state: &WebState, given: &str) -> Result<UserId, Refusal> {
+    if given.is_empty() {
+        return Err(Refusal::Field("user", "Enter a user name.".into()));
+    }
+    let server_name = &state.accounts.config.server_name;
+    let user_id = UserId::parse_local(given, server_name)
+        .map_err(|err| Refusal::Field("user", format!("{err}.")))?;
+    crate::ids::validate_new_localpart(user_id.localpart())
+        .map_err(|err| Refusal::Field("user", format!("{err}.")))?;
+    let taken = state
+        .accounts
+        .find_users_case_insensitive(user_id.as_str())
+        .await
+        .map_err(Refusal::Unavailable)?;
+    if let Some(existing) = taken.first() {
+        return Err(Refusal::Field(
+            "user",
+            format!("{} is taken.", existing.name),
+        ));
+    }
+    Ok(user_id)
+}
+
+/// The new account's password: generated (`true`: to be shown once), or typed twice and
+/// checked by the rule the admin is bound by.
+fn chosen_password(
+    state: &WebState,
+    actor: &Actor,
+    typed: &Typed,
+    form: &Form,
+) -> Result<(SecretString, bool), String> {
+    if !typed.typed_password {
+        return Ok((crate::secrets::generated_password(), true));
+    }
+    let (Some(password), Some(repeated)) = (form.secret("password"), form.secret("password_again"))
+    else {
+        return Err("Type the password twice, or let one be generated.".into());
+    };
+    if password.expose_secret().is_empty() {
+        return Err("Type the password twice, or let one be generated.".into());
+    }
+    if password.expose_secret() != repeated.expose_secret() {
+        return Err("The two passwords differ.".into());
+    }
+    state
+        .accounts
+        .check_new_password(actor, &password)
+        .map_err(|refusal| super::password::refusal_text(&refusal))?;
+    Ok((password, false))
+}
