@@ -16,9 +16,12 @@
 //! - [`sign_in`]: sign-in and sign-out.
 //! - [`users`]: the users list and a user's page.
 //! - [`password`]: a user's password reset, from the user's page.
+//! - [`user_actions`]: the other actions of a user's page (admin flag, lock, deactivate,
+//!   erase, reactivate, end a device).
 
 pub mod password;
 pub mod sign_in;
+pub mod user_actions;
 pub mod users;
 
 use std::sync::Arc;
@@ -76,6 +79,27 @@ pub fn routes(accounts: Arc<Accounts>) -> Router {
         .route(
             &format!("{ADMIN_PATH}reset-password"),
             post(password::reset),
+        )
+        .route(
+            &format!("{ADMIN_PATH}set-admin"),
+            post(user_actions::set_admin),
+        )
+        .route(
+            &format!("{ADMIN_PATH}set-locked"),
+            post(user_actions::set_locked),
+        )
+        .route(
+            &format!("{ADMIN_PATH}deactivate"),
+            post(user_actions::deactivate),
+        )
+        .route(&format!("{ADMIN_PATH}erase"), post(user_actions::erase))
+        .route(
+            &format!("{ADMIN_PATH}reactivate"),
+            post(user_actions::reactivate),
+        )
+        .route(
+            &format!("{ADMIN_PATH}end-device"),
+            post(user_actions::end_device),
         )
         .merge(super::static_routes(&state))
         .fallback(not_found)
