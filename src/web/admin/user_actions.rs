@@ -392,3 +392,45 @@ fn refusal(err: &AccountError) -> (StatusCode, String) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::OnSynapse;
+
+    /// The refusals no console action of an admin who can act meets but in a race (the last
+    /// admin) or on a Synapse database: said with the service's reason, never a 500.
+    #[test]
+    fn the_services_refusals_are_said_with_their_reason() {
+        let (status, said) = refusal(&AccountError::LastAdmin("@a:example.com".into()));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            said.contains("@a:example.com is the last server admin who can act"),
+            "{said}"
+        );
+        for (what, says) in [
+            (
+                OnSynapse::Deactivation,
+                "deactivate through the running Synapse",
+            ),
+            (
+                OnSynapse::Logout,
+                "log the user out through the running Synapse",
+            ),
+        ] {
+            let err = AccountError::RefusedOnSynapse {
+                user: "@a:example.com".into(),
+                what,
+            };
+            let (status, said) = refusal(&err);
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert!(
+                said.contains("Synapse's database") && said.contains(says),
+                "{said}"
+            );
+        }
+        let (status, said) = refusal(&AccountError::NoNewPassword);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(said.starts_with("Something went wrong; nothing was changed"));
+    }
+}
