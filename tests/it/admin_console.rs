@@ -131,6 +131,22 @@ impl Console {
         self.answer(response).await
     }
 
+    /// Posts `body` as it is (a form no browser would encode, such as `%FF`), from the
+    /// console's origin.
+    pub async fn post_raw(&mut self, path: &str, body: &str) -> Answer {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", &self.base)
+            .body(body.to_owned());
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.answer(response).await
+    }
+
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
         let origin = self.base.clone();
         self.post_from(path, fields, Some(&origin), None).await

@@ -1142,7 +1142,7 @@ async fn show_finds_an_account_as_a_login_does_and_says_every_flag(db: TestDb) {
 
 /// Registers an OAuth client over HTTP, as an app does, at a `homekey serve` beside a
 /// Synapse (that is not there: registration never asks it); returns its client ID.
-async fn register_oauth_client(db: &TestDb, metadata: serde_json::Value) -> String {
+pub(crate) async fn register_oauth_client(db: &TestDb, metadata: serde_json::Value) -> String {
     let config = "public_baseurl: https://matrix.example.com/\n\
                   synapse:\n  endpoint: http://127.0.0.1:1/\n  \
                   secret: cli-user-oauth-secret-0123456789abcdef\n";
@@ -1165,7 +1165,12 @@ async fn register_oauth_client(db: &TestDb, metadata: serde_json::Value) -> Stri
 /// tokens as digests, the access token pointing at its refresh token, the session's row, the
 /// client marked used). A grant over HTTP makes the device in Synapse before it answers, and
 /// these tests have no Synapse.
-async fn oauth_session(db: &TestDb, user_id: &str, device_id: &str, client: (&str, Option<&str>)) {
+pub(crate) async fn oauth_session(
+    db: &TestDb,
+    user_id: &str,
+    device_id: &str,
+    client: (&str, Option<&str>),
+) {
     use homekey::store::token_forms::digest;
     let (client_id, client_name) = client;
     let now = homekey::accounts::now_ms();

@@ -19,11 +19,14 @@
 //! - [`deliveries`]: mail not sent and work owed to Synapse, with "try again now".
 //! - [`password`]: a user's password reset (typed, generated, or a mailed link), from the
 //!   user's page.
+//! - [`user_actions`]: the other actions of a user's page (admin flag, lock, deactivate,
+//!   erase, reactivate, end a device).
 
 pub mod create_user;
 pub mod deliveries;
 pub mod password;
 pub mod sign_in;
+pub mod user_actions;
 pub mod users;
 
 use std::sync::Arc;
@@ -98,6 +101,27 @@ pub fn routes(accounts: Arc<Accounts>) -> Router {
         .route(
             &format!("{ADMIN_PATH}new-user"),
             get(create_user::form).post(create_user::create),
+        )
+        .route(
+            &format!("{ADMIN_PATH}set-admin"),
+            post(user_actions::set_admin),
+        )
+        .route(
+            &format!("{ADMIN_PATH}set-locked"),
+            post(user_actions::set_locked),
+        )
+        .route(
+            &format!("{ADMIN_PATH}deactivate"),
+            post(user_actions::deactivate),
+        )
+        .route(&format!("{ADMIN_PATH}erase"), post(user_actions::erase))
+        .route(
+            &format!("{ADMIN_PATH}reactivate"),
+            post(user_actions::reactivate),
+        )
+        .route(
+            &format!("{ADMIN_PATH}end-device"),
+            post(user_actions::end_device),
         )
         .merge(super::static_routes(&state))
         .fallback(not_found)

@@ -1,5 +1,6 @@
 //! The users list (search, filters, pages, the total) and a user's page (flags, creation
-//! time, display name, devices), read through the account service's listing, the one the
+//! time, display name, e-mail addresses, devices, the actions and their guards, the audit
+//! records about the user), read through the account service's listing, the one the
 //! Admin API's v2 users list uses.
 
 use axum::extract::{RawQuery, State};
@@ -10,8 +11,11 @@ use serde_json::{Value, json};
 use super::super::WebState;
 use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
 use super::signed_in_admin;
-use crate::store::{User, UserFilter, UserOrder};
-use crate::utc::format_utc_minutes;
+use crate::accounts::AccountError;
+use crate::ids::UserId;
+use crate::store::{AuditFilter, AuditRecord, StoreError, User, UserFilter, UserOrder};
+use crate::threepid::Medium;
+use crate::utc::{format_utc, format_utc_minutes};
 use crate::web::session::Session;
 
 /// How many users a page shows unless asked.
@@ -249,7 +253,13 @@ pub async fn user(
     .await
 }
 
+/// How many audit records a user's page shows (the newest).
+const AUDIT_SHOWN: i64 = 20;
+
 /// A user's page, with `message` at its top; a user that does not exist, a 404 saying so.
+/// Besides the flags: e-mail addresses, devices (each with its OAuth app, and an end
+/// button), the actions with their guards said before the click, and the newest audit
+/// records about this user.
 pub(super) async fn show_user(
     state: &WebState,
     session: &Session,
@@ -258,9 +268,13 @@ pub(super) async fn show_user(
     status: StatusCode,
     message: Message,
 ) -> Response {
-    let found = match state.accounts.get_user(user_id).await {
-        Ok(found) => found,
-        Err(err) => return unavailable(state, err),
+    // Not a user ID (a NUL, too long…): no such user, without asking the database.
+    let found = match UserId::parse(user_id) {
+        Err(_) => None,
+        Ok(_) => match state.accounts.get_user(user_id).await {
+            Ok(found) => found,
+            Err(err) => return unavailable(state, err),
+        },
     };
     let Some(user) = found else {
         let context = with(
@@ -277,8 +291,13 @@ pub(super) async fn show_user(
             .page(StatusCode::NOT_FOUND, "admin_user.html", context);
         return with_cookie(response, session.set_cookie.as_deref());
     };
-    let devices = match state.accounts.list_devices(&user.name).await {
-        Ok(devices) => devices,
+    let (devices, apps, threepids, last_admin) = match tokio::try_join!(
+        async { Ok::<_, AccountError>(state.accounts.list_devices(&user.name).await?) },
+        async { Ok::<_, AccountError>(state.accounts.session_apps(&user.name).await?) },
+        state.accounts.user_threepids(&user.name),
+        is_last_admin(state, &user),
+    ) {
+        Ok(read) => read,
         Err(err) => return unavailable(state, err),
     };
     let devices: Vec<Value> = devices
@@ -287,27 +306,78 @@ pub(super) async fn show_user(
             json!({
                 "device_id": device.device_id,
                 "display_name": device.display_name,
+                "app": apps.get(&device.device_id),
                 "last_seen": device.last_seen.map(format_utc_minutes),
                 "ip": device.ip,
             })
         })
         .collect();
+    let emails: Vec<&str> = threepids
+        .iter()
+        .filter(|t| t.threepid.medium == Medium::Email)
+        .map(|t| t.threepid.address.as_str())
+        .collect();
+    let filter = AuditFilter {
+        target: Some(user.name.clone()),
+        since_ms: None,
+        limit: Some(AUDIT_SHOWN),
+    };
+    // A Synapse database keeps no audit log: the page says so instead of failing.
+    let (audit, audit_missing) = match state.accounts.list_audit(&filter).await {
+        Ok(records) => (records.iter().map(audit_context).collect(), None),
+        Err(StoreError::RefusedOnSynapse(_)) => (
+            Vec::new(),
+            Some("This server runs on Synapse's database, which has no audit log."),
+        ),
+        Err(err) => return unavailable(state, err),
+    };
     // "Send a reset link" is offered when a mail can carry one to an address of the user's.
-    let reset_link_offered = state.accounts.recovery_enabled()
-        && match state.accounts.user_threepids(&user.name).await {
-            Ok(threepids) => threepids
-                .iter()
-                .any(|t| t.threepid.medium == crate::threepid::Medium::Email),
-            Err(err) => return unavailable(state, err),
-        };
+    let reset_link_offered = state.accounts.recovery_enabled() && !emails.is_empty();
     let context = with(
         base(state, session, Some(&admin.name), message),
         json!({
             "user": user_context(&user),
             "devices": devices,
             "reset_link_offered": reset_link_offered,
+            "emails": emails,
+            "own": user.name == admin.name,
+            "last_admin": last_admin,
+            "audit": audit,
+            "audit_missing": audit_missing,
+            "audit_shown": AUDIT_SHOWN,
         }),
     );
     let response = state.renderer.page(status, "admin_user.html", context);
     with_cookie(response, session.set_cookie.as_deref())
+}
+
+/// Whether `user` is the last server admin who can act: the service refuses to demote,
+/// lock or deactivate them (`AdminGuard::KeepOne`), and the page says so before the click.
+async fn is_last_admin(state: &WebState, user: &User) -> Result<bool, AccountError> {
+    if !user.admin || user.deactivated || user.locked {
+        return Ok(false);
+    }
+    // Counted as the guard counts them: admins neither deactivated nor locked.
+    let acting = UserFilter {
+        admins: Some(true),
+        include_guests: true,
+        ..UserFilter::default()
+    };
+    Ok(state.accounts.list_users(&acting, 0, 1).await?.total <= 1)
+}
+
+/// An audit record as the user's page shows it: when, who, what (details never hold a
+/// secret).
+fn audit_context(record: &AuditRecord) -> Value {
+    let details = match &record.details {
+        Value::Object(fields) if fields.is_empty() => None,
+        Value::Null => None,
+        details => Some(details.to_string()),
+    };
+    json!({
+        "when": format_utc(record.ts_ms),
+        "actor": record.actor,
+        "action": record.action.replace('_', " "),
+        "details": details,
+    })
 }
