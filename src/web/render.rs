@@ -112,6 +112,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/admin_users.html"),
     ),
     ("admin_user.html", include_str!("templates/admin_user.html")),
+    (
+        "admin_audit.html",
+        include_str!("templates/admin_audit.html"),
+    ),
+    (
+        "admin_registration_tokens.html",
+        include_str!("templates/admin_registration_tokens.html"),
+    ),
+    (
+        "admin_oauth_clients.html",
+        include_str!("templates/admin_oauth_clients.html"),
+    ),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).

@@ -5,6 +5,7 @@ mod account_emails;
 mod account_page;
 mod account_page_hardening;
 mod admin_console;
+mod admin_console_pages;
 mod admin_moderation;
 mod admin_sessions;
 mod admin_users;

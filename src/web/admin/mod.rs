@@ -16,8 +16,14 @@
 //! - [`sign_in`]: sign-in and sign-out.
 //! - [`users`]: the users list and a user's page.
 //! - [`password`]: a user's password reset, from the user's page.
+//! - [`audit`]: the audit log, filtered.
+//! - [`registration_tokens`]: registration tokens: made, changed, deleted.
+//! - [`oauth_clients`]: the registered OAuth clients, and deleting one.
 
+pub mod audit;
+pub mod oauth_clients;
 pub mod password;
+pub mod registration_tokens;
 pub mod sign_in;
 pub mod users;
 
@@ -76,6 +82,31 @@ pub fn routes(accounts: Arc<Accounts>) -> Router {
         .route(
             &format!("{ADMIN_PATH}reset-password"),
             post(password::reset),
+        )
+        .route(&format!("{ADMIN_PATH}audit"), get(audit::page))
+        .route(
+            &format!("{ADMIN_PATH}registration-tokens"),
+            get(registration_tokens::page),
+        )
+        .route(
+            &format!("{ADMIN_PATH}create-registration-token"),
+            post(registration_tokens::create),
+        )
+        .route(
+            &format!("{ADMIN_PATH}update-registration-token"),
+            post(registration_tokens::update),
+        )
+        .route(
+            &format!("{ADMIN_PATH}delete-registration-token"),
+            post(registration_tokens::delete),
+        )
+        .route(
+            &format!("{ADMIN_PATH}oauth-clients"),
+            get(oauth_clients::page),
+        )
+        .route(
+            &format!("{ADMIN_PATH}delete-oauth-client"),
+            post(oauth_clients::delete),
         )
         .merge(super::static_routes(&state))
         .fallback(not_found)
