@@ -159,12 +159,13 @@ fn address_of(record: &AuditRecord) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A record's details as text, one `name: value` a line (JSON for what is not text).
+/// A record's details as text, one `name: value` a line (JSON for what is not text), what
+/// it leaves unset (null) left out.
 fn details_text(details: &Value) -> Vec<String> {
     match details {
         Value::Object(fields) => fields
             .iter()
-            .filter(|(name, _)| name.as_str() != "client_address")
+            .filter(|(name, value)| name.as_str() != "client_address" && !value.is_null())
             .map(|(name, value)| match value {
                 Value::String(text) => format!("{name}: {text}"),
                 other => format!("{name}: {other}"),
