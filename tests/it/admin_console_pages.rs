@@ -885,7 +885,8 @@ async fn deleting_a_client_ends_its_sessions(test: &str, db: Option<TestDb>) {
     homekey.admin_token("root", "root-pw").await;
     let element = Client::register(homekey, element_x()).await;
     let mut other_app = element_x();
-    other_app["client_name"] = json!("Another App");
+    // A name the consent page helper recognises (it looks for "Element X").
+    other_app["client_name"] = json!("Element X Nightly");
     let other = Client::register(homekey, other_app).await;
     let mut sessions = Vec::new();
     for (client, device) in [(&element, "ELEMENTDEVICE"), (&other, "OTHERDEVICE")] {
@@ -937,7 +938,7 @@ async fn deleting_a_client_ends_its_sessions(test: &str, db: Option<TestDb>) {
         StatusCode::OK,
         "the other client's session stays: {body}"
     );
-    assert!(deleted.body.contains("Another App"));
+    assert!(deleted.body.contains("Element X Nightly"));
 }
 
 /// The three pages in chromium, each screenshot (`admin-audit`, `admin-tokens`,
@@ -954,7 +955,11 @@ async fn in_a_real_browser_the_audit_tokens_and_clients_pages_are_usable() {
     let Some(chromium) = Chromium::start(test).await else {
         return;
     };
-    let (server, console) = start(TestDb::sqlite().await, BESIDE_NO_SYNAPSE).await;
+    let db = TestDb::sqlite().await;
+    // The Admin API's logins on the same database served standalone: beside a Synapse that
+    // is not there, no one logs in.
+    let server = Server::start(db.share().await, "").await;
+    let (beside, console) = start(db, BESIDE_NO_SYNAPSE).await;
     let alice = make_admin(&server, "alice", "alice-pw").await;
     server.create_user("bob", "bob-pw").await;
     let (status, body) = server
@@ -975,7 +980,7 @@ async fn in_a_real_browser_the_audit_tokens_and_clients_pages_are_usable() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    register(&server, crate::oauth_grants::element_x()).await;
+    register(&beside, crate::oauth_grants::element_x()).await;
     let client = chromium.client.clone();
     let result = async {
         let mut problems = Vec::new();
