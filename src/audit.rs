@@ -75,6 +75,9 @@ pub enum Action {
     SendResetLink,
     /// A password set through a mailed reset link (homekey's own pages).
     ResetPasswordByLink,
+    /// A registered OAuth client deleted by an admin, its sessions ended; the record's target
+    /// is its client ID.
+    DeleteClient,
 }
 
 impl Action {
@@ -109,7 +112,49 @@ impl Action {
             Action::DeleteRegistrationToken => "delete_registration_token",
             Action::SendResetLink => "send_reset_link",
             Action::ResetPasswordByLink => "reset_password_by_link",
+            Action::DeleteClient => "delete_oauth_client",
         }
+    }
+
+    /// Every action, as a filter of the audit log offers them.
+    pub const ALL: [Action; 30] = [
+        Action::CreateUser,
+        Action::ResetPassword,
+        Action::SetAdmin,
+        Action::Deactivate,
+        Action::Lock,
+        Action::Unlock,
+        Action::ShadowBan,
+        Action::UnshadowBan,
+        Action::Suspend,
+        Action::Unsuspend,
+        Action::Logout,
+        Action::DeleteDevices,
+        Action::ModifyUser,
+        Action::SetDisplayname,
+        Action::LoginAsUser,
+        Action::NewSession,
+        Action::CarryFromSynapse,
+        Action::ReplaceFromSynapse,
+        Action::RegisterClient,
+        Action::AddEmail,
+        Action::RemoveEmail,
+        Action::OAuthGrant,
+        Action::OAuthConsentRefused,
+        Action::RevokeToken,
+        Action::CreateRegistrationToken,
+        Action::UpdateRegistrationToken,
+        Action::DeleteRegistrationToken,
+        Action::SendResetLink,
+        Action::ResetPasswordByLink,
+        Action::DeleteClient,
+    ];
+
+    /// The action named `name` (as [`Action::as_str`] names it).
+    pub fn named(name: &str) -> Option<Action> {
+        Action::ALL
+            .into_iter()
+            .find(|action| action.as_str() == name)
     }
 }
 
@@ -122,5 +167,23 @@ pub fn record(actor: &str, action: Action, target: &str, details: Value) -> NewA
         action: action.as_str().to_owned(),
         target: Some(target.to_owned()),
         details,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    /// `ALL` holds each action once, and each is found again by its name.
+    #[test]
+    fn every_action_is_listed_once() {
+        let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Action::ALL.len());
+        for action in Action::ALL {
+            assert_eq!(Action::named(action.as_str()), Some(action));
+        }
+        assert_eq!(Action::named("drop_tables"), None);
     }
 }

@@ -36,3 +36,104 @@ pub fn format_utc_minutes(ms: i64) -> String {
     // `YYYY-MM-DD HH:MM:SS UTC` less `:SS`.
     format!("{} UTC", &full[..full.len() - " UTC".len() - 3])
 }
+
+/// `ms` since the epoch as a `datetime-local` input's value, `YYYY-MM-DDTHH:MM`.
+pub fn format_datetime_local(ms: i64) -> String {
+    let full = format_utc(ms);
+    format!("{}T{}", &full[..10], &full[11..16])
+}
+
+/// A time the web pages' `date` and `datetime-local` inputs give, read as UTC:
+/// `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM` or `YYYY-MM-DDTHH:MM:SS` (a space for the `T` too).
+/// Returns its start in ms since the epoch, and how long it lasts (a day, a minute, a
+/// second), so that "until" a day includes the whole day. `None`: not such a time.
+pub fn parse_utc(text: &str) -> Option<(i64, i64)> {
+    let text = text.trim();
+    let (date, time) = match text.split_once(['T', ' ']) {
+        Some((date, time)) => (date, Some(time)),
+        None => (text, None),
+    };
+    let number = |part: &str, digits: usize| -> Option<i64> {
+        (part.len() == digits && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let mut parts = date.split('-');
+    let year = number(parts.next()?, 4)?;
+    let month = number(parts.next()?, 2)?;
+    let day = number(parts.next()?, 2)?;
+    if parts.next().is_some() || !(1..=12).contains(&month) || day < 1 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // A day past the month's end (`02-30`) comes back as another date.
+    if civil_from_days(days) != (year, month as u32, day as u32) {
+        return None;
+    }
+    let (second_of_day, length_ms) = match time {
+        None => (0, 86_400_000),
+        Some(time) => {
+            let fields: Vec<&str> = time.split(':').collect();
+            let (hour, minute, second, length_ms) = match fields.as_slice() {
+                [hour, minute] => (number(hour, 2)?, number(minute, 2)?, 0, 60_000),
+                [hour, minute, second] => (
+                    number(hour, 2)?,
+                    number(minute, 2)?,
+                    number(second, 2)?,
+                    1000,
+                ),
+                _ => return None,
+            };
+            if hour > 23 || minute > 59 || second > 59 {
+                return None;
+            }
+            (hour * 3600 + minute * 60 + second, length_ms)
+        }
+    };
+    Some(((days * 86_400 + second_of_day) * 1000, length_ms))
+}
+
+/// The day number (days since 1970-01-01) of a proleptic Gregorian date, after Howard
+/// Hinnant's `days_from_civil`.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pages_times_are_read_as_utc() {
+        assert_eq!(parse_utc("1970-01-01"), Some((0, 86_400_000)));
+        assert_eq!(parse_utc("1970-01-02T00:01"), Some((86_460_000, 60_000)));
+        let (ms, _) = parse_utc("2026-11-27T03:52:32").unwrap();
+        assert_eq!(format_utc(ms), "2026-11-27 03:52:32 UTC");
+        assert_eq!(format_datetime_local(ms), "2026-11-27T03:52");
+        assert_eq!(
+            parse_utc("2024-02-29")
+                .map(|(ms, _)| format_utc(ms))
+                .as_deref(),
+            Some("2024-02-29 00:00:00 UTC")
+        );
+        for bad in [
+            "",
+            "2026-02-30",
+            "2026-13-01",
+            "2026-1-01",
+            "2026-01-01T24:00",
+            "2026-01-01T10",
+            "yesterday",
+            "2026-01-01T10:00:00:00",
+            "+026-01-01",
+            "2026-01-01\0",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -269,6 +269,11 @@ impl Accounts {
         self.store.list_audit(filter).await
     }
 
+    /// How many audit records match `filter`, its page aside.
+    pub async fn count_audit(&self, filter: &AuditFilter) -> Result<i64, StoreError> {
+        self.store.count_audit(filter).await
+    }
+
     /// Refuses, on a Synapse database, a change that would end sessions or deactivate
     /// `user_id` (see [`OnSynapse`]); entry points may ask first, before prompting for
     /// anything, and the operations ask again.

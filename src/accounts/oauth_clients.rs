@@ -5,10 +5,10 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::Accounts;
+use super::{AccountError, Accounts, Actor};
 use crate::audit::Action;
 use crate::oauth::client_metadata::ClientMetadata;
-use crate::store::{ClientRegistered, NewOAuthClient, StoreError};
+use crate::store::{ClientRegistered, NewOAuthClient, OAuthClientRow, StoreError};
 
 /// Why a registration was not kept.
 #[derive(Debug, thiserror::Error)]
@@ -69,5 +69,56 @@ impl Accounts {
             ClientRegistered::Kept { client_id, new } => Ok((client_id, new)),
             ClientRegistered::TooManyUnused => Err(ClientRegistrationError::TooManyUnused),
         }
+    }
+
+    /// Every registered client, with its number of sessions.
+    pub async fn list_oauth_clients(&self) -> Result<Vec<OAuthClientRow>, StoreError> {
+        self.store.list_oauth_clients().await
+    }
+
+    /// Deletes a registered client (an admin, from the console): its sessions end, each as
+    /// a logout of its device (beside Synapse, Synapse's devices too), in one transaction
+    /// with the client's deletion and its audit record. Returns how many sessions ended;
+    /// `None`: no such client.
+    pub async fn delete_oauth_client(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+    ) -> Result<Option<usize>, AccountError> {
+        if self.store.flavour() == crate::store::Flavour::Synapse {
+            return Err(StoreError::RefusedOnSynapse(
+                "OAuth clients are kept only in homekey's database",
+            )
+            .into());
+        }
+        let name = match self.store.oauth_client_metadata(client_id).await? {
+            Some(metadata) => serde_json::from_str::<serde_json::Value>(&metadata)
+                .ok()
+                .and_then(|metadata| metadata["client_name"].as_str().map(str::to_owned)),
+            None => return Ok(None),
+        };
+        let record = self.audit_record(
+            actor,
+            Action::DeleteClient,
+            client_id,
+            json!({"client_name": name}),
+        );
+        let Some(deleted) = self
+            .store
+            .delete_oauth_client(client_id, record.as_ref())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut users: Vec<&str> = deleted
+            .sessions
+            .iter()
+            .map(|(user, _)| user.as_str())
+            .collect();
+        users.dedup();
+        for user_id in users {
+            self.deliver_after_change(user_id).await;
+        }
+        Ok(Some(deleted.sessions.len()))
     }
 }

@@ -48,7 +48,7 @@ pub async fn run(args: AuditArgs) -> Result<(), CommandError> {
         .list_audit(&AuditFilter {
             target,
             since_ms: args.since.map(|ms| now_ms().saturating_sub(ms)),
-            limit: None,
+            ..AuditFilter::default()
         })
         .await?;
     if args.json {

@@ -39,13 +39,24 @@ struct AuditRow {
     details: String,
 }
 
-/// Which records a listing returns: about one user, since a moment, newest first.
+/// Which records a listing returns, newest first: about one target, by one actor, of one
+/// action, within a time, a page of them (`offset`, `limit`).
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub target: Option<String>,
+    pub actor: Option<String>,
+    /// An action by its name (`crate::audit::Action::as_str`).
+    pub action: Option<String>,
     pub since_ms: Option<i64>,
+    /// Only the records made before this (ms since the epoch).
+    pub until_ms: Option<i64>,
+    pub offset: Option<i64>,
     pub limit: Option<i64>,
 }
+
+/// The condition of [`AuditFilter`]'s records, its values bound as `$1` to `$5`.
+const AUDIT_MATCHES: &str = "($1 IS NULL OR target = $1) AND ($2 IS NULL OR actor = $2) \
+     AND ($3 IS NULL OR action = $3) AND ts_ms >= $4 AND ts_ms < $5";
 
 impl NewAuditRecord {
     /// The log line of a committed record: at `info`, target `homekey::audit`. Written by
@@ -118,17 +129,21 @@ impl Store {
                 "it has no homekey audit log; audit records are kept only in homekey's database",
             ));
         }
+        let sql = format!(
+            "SELECT id, ts_ms, actor, action, target, details FROM homekey_audit_log \
+             WHERE {AUDIT_MATCHES} ORDER BY ts_ms DESC, id DESC LIMIT $6 OFFSET $7"
+        );
         let rows: Vec<AuditRow> = with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, ts_ms, actor, action, target, details FROM homekey_audit_log \
-                 WHERE ($1 IS NULL OR target = $1) AND ts_ms >= $2 \
-                 ORDER BY ts_ms DESC, id DESC LIMIT $3",
-            )
-            .bind(filter.target.as_deref())
-            .bind(filter.since_ms.unwrap_or(0))
-            .bind(filter.limit.unwrap_or(i64::MAX))
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(&sql)
+                .bind(filter.target.as_deref())
+                .bind(filter.actor.as_deref())
+                .bind(filter.action.as_deref())
+                .bind(filter.since_ms.unwrap_or(0))
+                .bind(filter.until_ms.unwrap_or(i64::MAX))
+                .bind(filter.limit.unwrap_or(i64::MAX))
+                .bind(filter.offset.unwrap_or(0).max(0))
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows
             .into_iter()
@@ -141,5 +156,26 @@ impl Store {
                 details: serde_json::from_str(&row.details).unwrap_or(Value::Null),
             })
             .collect())
+    }
+
+    /// How many records match `filter` (its `offset` and `limit` aside). Refused on a
+    /// Synapse database.
+    pub async fn count_audit(&self, filter: &AuditFilter) -> Result<i64, StoreError> {
+        if self.flavour == Flavour::Synapse {
+            return Err(StoreError::RefusedOnSynapse(
+                "it has no homekey audit log; audit records are kept only in homekey's database",
+            ));
+        }
+        let sql = format!("SELECT COUNT(*) FROM homekey_audit_log WHERE {AUDIT_MATCHES}");
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_scalar(&sql)
+                .bind(filter.target.as_deref())
+                .bind(filter.actor.as_deref())
+                .bind(filter.action.as_deref())
+                .bind(filter.since_ms.unwrap_or(0))
+                .bind(filter.until_ms.unwrap_or(i64::MAX))
+                .fetch_one(pool)
+                .await?)
+        })
     }
 }

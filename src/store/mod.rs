@@ -42,7 +42,7 @@ pub use connect::OpenMode;
 pub use email_codes::{CodeChecked, NewEmailCode};
 pub use interactive_auth::{REGISTRATION_TOKEN_STAGE, TokenStage, UiAuthSession};
 pub use mail_outbox::{LeasedMail, MailOutcome, MailStatus, NewMail};
-pub use oauth_clients::{ClientRegistered, NewOAuthClient};
+pub use oauth_clients::{ClientDeleted, ClientRegistered, NewOAuthClient, OAuthClientRow};
 pub use oauth_sessions::{
     CodeExchange, DeviceDecision, DeviceGrant, DevicePoll, NewDeviceGrant, NewOAuthCode,
     NewOAuthSession, OAuthCode, OAuthSession,

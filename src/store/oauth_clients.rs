@@ -3,7 +3,29 @@
 //! again (clients register at the start of every sign-in).
 
 use super::audit::commit_audited;
-use super::{BeginWrite, NewAuditRecord, Store, StoreError, with_pool};
+use super::synapse_queue::owe_synapse;
+use super::transaction::delete_sessions;
+use super::{BeginWrite, Flavour, Logout, NewAuditRecord, Store, StoreError, with_pool};
+
+/// A registered client as the admin console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OAuthClientRow {
+    pub client_id: String,
+    /// The kept metadata, as JSON text.
+    pub metadata: String,
+    pub registered_ms: i64,
+    pub last_registered_ms: i64,
+    /// When it began its first session; `None`: never (it is forgotten in time).
+    pub first_session_ms: Option<i64>,
+    /// Its sessions now.
+    pub sessions: i64,
+}
+
+/// What deleting a client ended: the sessions (user and device) it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientDeleted {
+    pub sessions: Vec<(String, String)>,
+}
 
 /// A registration to keep.
 pub struct NewOAuthClient<'a> {
@@ -104,6 +126,74 @@ impl Store {
             .bind(client_id)
             .fetch_optional(pool)
             .await?)
+        })
+    }
+
+    /// Every registered client with its number of sessions, the newest first. Refused on a
+    /// Synapse database (it keeps none).
+    pub async fn list_oauth_clients(&self) -> Result<Vec<OAuthClientRow>, StoreError> {
+        if self.flavour == Flavour::Synapse {
+            return Err(StoreError::RefusedOnSynapse(
+                "OAuth clients are kept only in homekey's database",
+            ));
+        }
+        with_pool!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT c.client_id, c.metadata, c.registered_ms, c.last_registered_ms, \
+                 c.first_session_ms, (SELECT COUNT(*) FROM homekey_oauth_sessions s \
+                 WHERE s.client_id = c.client_id) AS sessions \
+                 FROM homekey_oauth_clients c ORDER BY c.registered_ms DESC, c.client_id",
+            )
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Deletes the client `client_id` in one transaction with `audit`'s record: its
+    /// sessions end as a logout of their devices ends them (the devices and their tokens go,
+    /// and Synapse is owed the change of each user), its pending authorization codes and
+    /// device grants go, then the client. `None`: no such client (nothing changed).
+    pub async fn delete_oauth_client(
+        &self,
+        client_id: &str,
+        audit: Option<&NewAuditRecord>,
+    ) -> Result<Option<ClientDeleted>, StoreError> {
+        if self.flavour == Flavour::Synapse {
+            return Err(StoreError::RefusedOnSynapse(
+                "OAuth clients are kept only in homekey's database",
+            ));
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            // By user, so that two transactions lock the users in the same order.
+            let sessions: Vec<(String, String)> = sqlx::query_as(
+                "SELECT user_id, device_id FROM homekey_oauth_sessions WHERE client_id = $1 \
+                 ORDER BY user_id, device_id",
+            )
+            .bind(client_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (user_id, device_id) in &sessions {
+                let device = Logout::Device(device_id.clone());
+                delete_sessions!(&mut tx, self, user_id, &device);
+                owe_synapse!(&mut tx, self, user_id);
+            }
+            for sql in [
+                "DELETE FROM homekey_oauth_codes WHERE client_id = $1",
+                "DELETE FROM homekey_oauth_device_grants WHERE client_id = $1",
+            ] {
+                sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
+            }
+            let deleted = sqlx::query("DELETE FROM homekey_oauth_clients WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Ok(None);
+            }
+            commit_audited!(tx, self, audit);
+            Ok(Some(ClientDeleted { sessions }))
         })
     }
 }

@@ -124,6 +124,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_deliveries.html",
         include_str!("templates/admin_deliveries.html"),
     ),
+    (
+        "admin_audit.html",
+        include_str!("templates/admin_audit.html"),
+    ),
+    (
+        "admin_registration_tokens.html",
+        include_str!("templates/admin_registration_tokens.html"),
+    ),
+    (
+        "admin_oauth_clients.html",
+        include_str!("templates/admin_oauth_clients.html"),
+    ),
 ];
 
 /// The one stylesheet, served by homekey (the CSP allows no inline style).

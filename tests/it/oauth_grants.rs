@@ -700,7 +700,7 @@ async fn count(database: &str, sql: &str, value: &str) -> i64 {
 
 /// Synapse keeps introspection answers up to two minutes, but drops them with the device:
 /// the revoked token is refused by Synapse soon after homekey delivered the deletion.
-async fn wait_until_synapse_refuses(synapse: &Synapse, token: &str) {
+pub(crate) async fn wait_until_synapse_refuses(synapse: &Synapse, token: &str) {
     for _ in 0..50 {
         if synapse.whoami(token).await.0 == StatusCode::UNAUTHORIZED {
             return;

@@ -676,7 +676,7 @@ async fn audit_records_are_listed_newest_first_by_user_and_time(store: Store) {
         .list_audit(&AuditFilter {
             target: Some("@amy:example.com".into()),
             since_ms: Some(NOW_MS - 1500),
-            limit: None,
+            ..AuditFilter::default()
         })
         .await
         .unwrap();
@@ -690,6 +690,37 @@ async fn audit_records_are_listed_newest_first_by_user_and_time(store: Store) {
         .await
         .unwrap();
     assert_eq!(newest[0].action, "set_admin");
+    // By actor, action and a time before, a page at a time, with the count of all.
+    let by = |actor: &str, action: Option<&str>, until_ms: Option<i64>| AuditFilter {
+        actor: Some(actor.into()),
+        action: action.map(Into::into),
+        until_ms,
+        ..AuditFilter::default()
+    };
+    let root_resets = by("@root:example.com", Some("reset_password"), None);
+    let listed = store.list_audit(&root_resets).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].target.as_deref(), Some("@amy:example.com"));
+    assert_eq!(store.count_audit(&root_resets).await.unwrap(), 1);
+    let before_now = by("@root:example.com", None, Some(NOW_MS));
+    let actions: Vec<String> = (store.list_audit(&before_now).await.unwrap())
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, ["reset_password", "create_user"]);
+    assert_eq!(store.count_audit(&before_now).await.unwrap(), 2);
+    let nobody = by("@nobody:example.com", None, None);
+    assert_eq!(store.count_audit(&nobody).await.unwrap(), 0);
+    let second = store
+        .list_audit(&AuditFilter {
+            offset: Some(1),
+            limit: Some(1),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(second[0].action, "reset_password");
+    assert_eq!(store.count_audit(&AuditFilter::default()).await.unwrap(), 3);
 }
 
 async fn interactive_auth_sessions_keep_stages_and_data_until_spent_or_expired(store: Store) {

@@ -21,10 +21,16 @@
 //!   user's page.
 //! - [`user_actions`]: the other actions of a user's page (admin flag, lock, deactivate,
 //!   erase, reactivate, end a device).
+//! - [`audit`]: the audit log, filtered.
+//! - [`registration_tokens`]: registration tokens: made, changed, deleted.
+//! - [`oauth_clients`]: the registered OAuth clients, and deleting one.
 
+pub mod audit;
 pub mod create_user;
 pub mod deliveries;
+pub mod oauth_clients;
 pub mod password;
+pub mod registration_tokens;
 pub mod sign_in;
 pub mod user_actions;
 pub mod users;
@@ -122,6 +128,31 @@ pub fn routes(accounts: Arc<Accounts>) -> Router {
         .route(
             &format!("{ADMIN_PATH}end-device"),
             post(user_actions::end_device),
+        )
+        .route(&format!("{ADMIN_PATH}audit"), get(audit::page))
+        .route(
+            &format!("{ADMIN_PATH}registration-tokens"),
+            get(registration_tokens::page),
+        )
+        .route(
+            &format!("{ADMIN_PATH}create-registration-token"),
+            post(registration_tokens::create),
+        )
+        .route(
+            &format!("{ADMIN_PATH}update-registration-token"),
+            post(registration_tokens::update),
+        )
+        .route(
+            &format!("{ADMIN_PATH}delete-registration-token"),
+            post(registration_tokens::delete),
+        )
+        .route(
+            &format!("{ADMIN_PATH}oauth-clients"),
+            get(oauth_clients::page),
+        )
+        .route(
+            &format!("{ADMIN_PATH}delete-oauth-client"),
+            post(oauth_clients::delete),
         )
         .merge(super::static_routes(&state))
         .fallback(not_found)

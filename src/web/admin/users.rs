@@ -319,8 +319,8 @@ pub(super) async fn show_user(
         .collect();
     let filter = AuditFilter {
         target: Some(user.name.clone()),
-        since_ms: None,
         limit: Some(AUDIT_SHOWN),
+        ..AuditFilter::default()
     };
     // A Synapse database keeps no audit log: the page says so instead of failing.
     let (audit, audit_missing) = match state.accounts.list_audit(&filter).await {
