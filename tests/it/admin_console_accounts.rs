@@ -118,7 +118,7 @@ async fn the_users_list_finds_by_email_narrows_by_type_and_guests_and_sorts(db: 
     );
     // An e-mail address, whole or in part with its @; a user ID; a name.
     assert_eq!(list("q=bob%40mail.example.org").await, ids(&["bob"]));
-    assert_eq!(list("q=%40MAIL.example").await, ids(&["bob"]));
+    assert_eq!(list("q=BOB%40MAIL").await, ids(&["bob"]));
     assert_eq!(list("q=%40carol").await, ids(&["carol"]));
     assert_eq!(list("q=example.org").await, Vec::<String>::new());
     // User types.
@@ -151,7 +151,9 @@ async fn the_users_list_finds_by_email_narrows_by_type_and_guests_and_sorts(db: 
         .await;
     assert_eq!(listed(&answer.body), ids(&["alice", "bob"]));
     let next = answer.body.split("id=\"next\" href=\"").nth(1).unwrap();
-    let next = next[..next.find('"').unwrap()].replace("&amp;", "&");
+    let next = next[..next.find('"').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/");
     let answer = browser
         .get(&format!("{CONSOLE}{}", next.trim_start_matches("./")))
         .await;
@@ -235,7 +237,12 @@ async fn an_admin_creates_users_with_a_generated_or_a_typed_password(db: TestDb)
     let page = browser
         .get(&format!("{CONSOLE}user?id=%40frank%3Aexample.com"))
         .await;
-    assert!(page.body.contains("Frank &lt;b&gt;the&lt;/b&gt; Admin"));
+    assert!(
+        page.body.contains("Frank &lt;b&gt;the&lt;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<b>the"));
 
     // Audited as the admin.
     let created: Vec<_> = server
@@ -263,9 +270,14 @@ async fn bad_input_on_the_create_form_creates_nothing(db: TestDb) {
     let long = "a".repeat(300);
     let cases: &[(&[(&str, &str)], StatusCode, &str)] = &[
         (
-            &[("user", "BOB")],
+            &[("user", "bob")],
             StatusCode::CONFLICT,
             "@bob:example.com is taken",
+        ),
+        (
+            &[("user", "BOB")],
+            StatusCode::BAD_REQUEST,
+            "can only contain",
         ),
         (
             &[("user", "")],
@@ -288,15 +300,11 @@ async fn bad_input_on_the_create_form_creates_nothing(db: TestDb) {
             StatusCode::BAD_REQUEST,
             "not a user of this server",
         ),
-        (
-            &[("user", "eve\0x")],
-            StatusCode::BAD_REQUEST,
-            "can only contain",
-        ),
+        (&[("user", "eve\0x")], StatusCode::BAD_REQUEST, "characters"),
         (
             &[("user", "<script>")],
             StatusCode::BAD_REQUEST,
-            "can only contain",
+            "characters",
         ),
         (&[("user", &long)], StatusCode::BAD_REQUEST, "longer than"),
         (

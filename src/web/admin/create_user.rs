@@ -108,6 +108,10 @@ pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Byt
         Err(Refusal::Field(field, why)) => {
             return again(StatusCode::BAD_REQUEST, Message::FieldError(field, why));
         }
+        Err(Refusal::Taken(user_id)) => {
+            let why = format!("{user_id} is taken.");
+            return again(StatusCode::CONFLICT, Message::FieldError("user", why));
+        }
         Err(Refusal::Unavailable(err)) => return unavailable(&state, err),
     };
     let (password, generated) = match chosen_password(&state, &actor, &typed, &form) {
@@ -160,6 +164,8 @@ pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Byt
 enum Refusal {
     /// The form's field and what is wrong with it.
     Field(&'static str, String),
+    /// An account has the name, in this case or another.
+    Taken(String),
     Unavailable(crate::store::StoreError),
 }
 
@@ -180,10 +186,7 @@ async fn new_user_id(state: &WebState, given: &str) -> Result<UserId, Refusal> {
         .await
         .map_err(Refusal::Unavailable)?;
     if let Some(existing) = taken.first() {
-        return Err(Refusal::Field(
-            "user",
-            format!("{} is taken.", existing.name),
-        ));
+        return Err(Refusal::Taken(existing.name.clone()));
     }
     Ok(user_id)
 }
