@@ -260,6 +260,9 @@ async fn an_admin_creates_users_with_a_generated_or_a_typed_password(db: TestDb)
     assert!(!server.log().contains(&password), "no password in the log");
 }
 
+/// A form's fields, as posted.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 async fn bad_input_on_the_create_form_creates_nothing(db: TestDb) {
     let (server, console) = start(db, "").await;
     let boss = make_admin(&server, "alice", "alice-pw").await;
@@ -268,7 +271,7 @@ async fn bad_input_on_the_create_form_creates_nothing(db: TestDb) {
     let csrf = browser.get(&format!("{CONSOLE}new-user")).await.csrf();
     let before = user_count(&server, &boss).await;
     let long = "a".repeat(300);
-    let cases: &[(&[(&str, &str)], StatusCode, &str)] = &[
+    let cases: &[(Fields, StatusCode, &str)] = &[
         (
             &[("user", "bob")],
             StatusCode::CONFLICT,
