@@ -957,3 +957,115 @@ async fn in_a_real_browser_the_consoles_guards_hold() {
     chromium.close().await;
     result.unwrap();
 }
+
+#[tokio::test]
+async fn sqlite_beside_a_real_synapse_the_consoles_changes_reach_it() {
+    let test = "sqlite_beside_a_real_synapse_the_consoles_changes_reach_it";
+    the_consoles_changes_reach_synapse(test, Some(TestDb::sqlite().await)).await;
+}
+
+#[tokio::test]
+async fn postgres_beside_a_real_synapse_the_consoles_changes_reach_it() {
+    let test = "postgres_beside_a_real_synapse_the_consoles_changes_reach_it";
+    the_consoles_changes_reach_synapse(test, TestDb::postgres(test).await).await;
+}
+
+/// Beside the real Synapse, checked through Synapse itself: a user created on the console
+/// exists in Synapse (its token works there, its display name is Synapse's); a lock and an
+/// unlock reach Synapse's record of the user; a reset signing the devices out ends the
+/// token in Synapse.
+async fn the_consoles_changes_reach_synapse(test: &str, db: Option<TestDb>) {
+    use crate::admin_console::console_of;
+    use crate::oauth_grants::wait_until_synapse_refuses;
+    let (Some(venv), Some(db)) = (crate::support::synapse_venv(test), db) else {
+        return;
+    };
+    let beside = crate::synapse_queue::BesideSynapse::start_with_homekey_config(
+        venv,
+        db,
+        "https://matrix.example.com/",
+        "admin_console:\n  enabled: true\n  listen: 127.0.0.1:0\n",
+    )
+    .await;
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    let root = homekey.admin_token("root", "root-pw").await;
+    let mut browser = Console::new(&console_of(homekey));
+    let signed_in = browser.sign_in("root", "root-pw").await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+
+    let form = browser.get(&format!("{CONSOLE}new-user")).await;
+    let created = browser
+        .post(
+            &format!("{CONSOLE}new-user"),
+            &[
+                ("csrf", &form.csrf()),
+                ("user", "erin"),
+                ("displayname", "Erin Example"),
+                ("password_choice", "type"),
+                ("password", "erin-typed-pw"),
+                ("password_again", "erin-typed-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let erin = homekey.token_for("erin", "erin-typed-pw").await;
+    let (status, body) = synapse.whoami(&erin).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    assert_eq!(body["user_id"], "@erin:example.com");
+    let (status, body) = synapse
+        .get("/_synapse/admin/v2/users/@erin:example.com", &root)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["displayname"], "Erin Example", "Synapse's profile");
+
+    let page = browser
+        .get(&format!("{CONSOLE}user?id=%40erin%3Aexample.com"))
+        .await;
+    let set_locked = async |browser: &mut Console, locked: &str| {
+        let answer = browser
+            .post(
+                &format!("{CONSOLE}set-locked"),
+                &[
+                    ("csrf", &page.csrf()),
+                    ("user_id", "@erin:example.com"),
+                    ("locked", locked),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    };
+    set_locked(&mut browser, "on").await;
+    let erin_id = "@erin:example.com";
+    assert_eq!(beside.synapse_user(&root, erin_id).await["locked"], true);
+    assert_eq!(
+        homekey.whoami(Some(&erin)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    set_locked(&mut browser, "off").await;
+    assert_eq!(beside.synapse_user(&root, erin_id).await["locked"], false);
+    let (status, body) = synapse.whoami(&erin).await;
+    assert_eq!(status, StatusCode::OK, "unlocked, the token works: {body}");
+
+    let reset = browser
+        .post(
+            &format!("{CONSOLE}reset-password"),
+            &[
+                ("csrf", &page.csrf()),
+                ("user_id", "@erin:example.com"),
+                ("password_choice", "generate"),
+                ("logout_devices", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    wait_until_synapse_refuses(synapse, &erin).await;
+    assert_eq!(
+        homekey.whoami(Some(&erin)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
