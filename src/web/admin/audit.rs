@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::super::WebState;
 use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
-use super::signed_in_admin;
 use crate::audit::Action;
 use crate::ids::UserId;
 use crate::store::{AuditFilter, AuditRecord, StoreError};
@@ -206,16 +205,9 @@ pub async fn page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match state.sessions.find_or_begin(&headers).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin) = match super::admin_for_page(&state, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     let query = AuditQuery::of(query.as_deref());
     let filter = match filter(&state, &query).await {

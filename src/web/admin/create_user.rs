@@ -15,8 +15,6 @@ use serde_json::json;
 use super::super::WebState;
 use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
 use super::super::session::Session;
-use super::sign_in::checked_post;
-use super::signed_in_admin;
 use crate::accounts::{AccountError, Actor, NewAccount, NewAccountPassword, Requester};
 use crate::ids::UserId;
 use crate::store::User;
@@ -43,16 +41,9 @@ impl Typed {
 
 /// `GET /_homekey/admin/new-user`: the form.
 pub async fn form(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let session = match state.sessions.find_or_begin(&headers).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin) = match super::admin_for_page(&state, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     page(
         &state,
@@ -89,16 +80,9 @@ fn page(
 /// `POST /_homekey/admin/new-user`: `user`, `displayname`, `password_choice` (`generate`,
 /// the default, or `type` with `password` and `password_again`), `admin`.
 pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let typed = Typed::of(&form);
     let again = |status, message| page(&state, &session, &admin, &typed, status, message);

@@ -12,24 +12,15 @@ use serde_json::{Value, json};
 use super::super::WebState;
 use super::super::page::{Message, base, unavailable, with, with_cookie};
 use super::super::session::Session;
-use super::sign_in::checked_post;
-use super::signed_in_admin;
 use crate::accounts::beside_synapse::Delivery;
 use crate::store::User;
 use crate::utc::format_utc_minutes;
 
 /// `GET /_homekey/admin/deliveries`.
 pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let session = match state.sessions.find_or_begin(&headers).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin) = match super::admin_for_page(&state, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     show(&state, &session, &admin, StatusCode::OK, Message::None).await
 }
@@ -107,16 +98,9 @@ pub async fn retry_mail(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let Some(id) = form.get("id").and_then(|id| id.parse::<i64>().ok()) else {
         let message = Message::Error("No such mail.".into());
@@ -146,16 +130,9 @@ pub async fn retry_synapse(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
     let (status, message) = match state

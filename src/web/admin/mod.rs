@@ -247,3 +247,42 @@ pub async fn signed_in_admin(
         }
     }
 }
+
+/// A page's reader: the session's admin, or `Err` with the answer instead (the sign-in
+/// page, saying why when a session just ended; or the database's unavailability).
+pub(super) async fn admin_for_page(
+    state: &WebState,
+    headers: &HeaderMap,
+) -> Result<(Session, User), Response> {
+    let session = state
+        .sessions
+        .find_or_begin(headers)
+        .await
+        .map_err(|err| super::page::unavailable(state, err))?;
+    let (session, admin, message) = signed_in_admin(state, session).await?;
+    match admin {
+        Some(admin) => Ok((session, admin)),
+        None => Err(sign_in::page(state, &session, StatusCode::OK, "", message)),
+    }
+}
+
+/// A form's sender: its `Origin` and CSRF token checked, then the session's admin; or `Err`
+/// with the answer instead (the refusal, or the sign-in page: nothing was done).
+pub(super) async fn admin_for_post(
+    state: &WebState,
+    headers: &HeaderMap,
+    body: &axum::body::Bytes,
+) -> Result<(Session, User, super::page::Form), Response> {
+    let (session, form) = sign_in::checked_post(state, headers, body).await?;
+    let (session, admin, message) = signed_in_admin(state, session).await?;
+    match admin {
+        Some(admin) => Ok((session, admin, form)),
+        None => Err(sign_in::page(
+            state,
+            &session,
+            StatusCode::FORBIDDEN,
+            "",
+            message,
+        )),
+    }
+}

@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 
 use super::super::WebState;
 use super::super::page::{Message, base, unavailable, with, with_cookie};
-use super::sign_in::checked_post;
-use super::signed_in_admin;
 use crate::accounts::{AccountError, Actor, Requester};
 use crate::store::{OAuthClientRow, StoreError, User};
 use crate::utc::format_utc_minutes;
@@ -76,32 +74,18 @@ async fn show(
 
 /// `GET /_homekey/admin/oauth-clients`.
 pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let session = match state.sessions.find_or_begin(&headers).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin) = match super::admin_for_page(&state, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     show(&state, &session, &admin, StatusCode::OK, Message::None).await
 }
 
 /// `POST /_homekey/admin/delete-oauth-client`: `client_id`. Its sessions end.
 pub async fn delete(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let client_id = form.get("client_id").unwrap_or("");
     let no_such = || {

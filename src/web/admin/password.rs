@@ -15,8 +15,6 @@ use serde_json::json;
 use super::super::WebState;
 use super::super::page::{Message, base, with, with_cookie};
 use super::super::session::Session;
-use super::sign_in::checked_post;
-use super::signed_in_admin;
 use super::user_actions::refusal;
 use super::users::show_user;
 use crate::accounts::recovery::RecoveryError;
@@ -27,16 +25,9 @@ use crate::store::User;
 /// default, with `new_password` and `new_password_again`; or `generate`), `logout_devices`
 /// (absent: no).
 pub async fn reset(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
     let again = |status, error: &str| {
@@ -147,16 +138,9 @@ pub(super) fn password_page(
 /// `POST /_homekey/admin/send-reset-link`: `user_id`, `logout_devices` (absent: no). A
 /// link to each of the user's e-mail addresses; the user chooses the password.
 pub async fn send_link(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
     let logout_devices = form.get("logout_devices").is_some_and(|v| !v.is_empty());

@@ -13,8 +13,6 @@ use serde_json::{Value, json};
 
 use super::super::WebState;
 use super::super::page::{Message, base, unavailable, with, with_cookie};
-use super::sign_in::checked_post;
-use super::signed_in_admin;
 use crate::accounts::registration_tokens::{
     DEFAULT_TOKEN_LENGTH, MAX_TOKEN_LENGTH, NewRegistrationToken, NewTokenText,
     RegistrationTokenError, check_token,
@@ -83,16 +81,9 @@ async fn show(
 
 /// `GET /_homekey/admin/registration-tokens`.
 pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    let session = match state.sessions.find_or_begin(&headers).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin) = match super::admin_for_page(&state, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     show(
         &state,
@@ -166,16 +157,9 @@ fn refusal(err: &RegistrationTokenError) -> Option<(&'static str, String)> {
 /// `POST /_homekey/admin/create-registration-token`: `token` (empty: generated, of
 /// `length` characters), `uses_allowed` (empty: no limit), `expiry` (empty: never).
 pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let field = |name: &str| form.get(name).unwrap_or("").to_owned();
     let typed = Typed {
@@ -241,16 +225,9 @@ pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Byt
 /// `POST /_homekey/admin/update-registration-token`: `token`, `uses_allowed`, `expiry`
 /// (each empty: no limit, never); what is as it was is left unchanged.
 pub async fn update(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let token = form.get("token").unwrap_or("").to_owned();
     let empty = Typed::default();
@@ -341,16 +318,9 @@ pub async fn update(State(state): State<WebState>, headers: HeaderMap, body: Byt
 /// `POST /_homekey/admin/delete-registration-token`: `token`. A sign-up that spent a use of
 /// it and is unfinished keeps going; no new one can.
 pub async fn delete(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match checked_post(&state, &headers, &body).await {
-        Ok(checked) => checked,
-        Err(refusal) => return refusal,
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let token = form.get("token").unwrap_or("");
     let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));

@@ -16,8 +16,6 @@ use secrecy::ExposeSecret;
 use super::super::WebState;
 use super::super::page::{Form, Message};
 use super::super::session::Session;
-use super::sign_in::checked_post;
-use super::signed_in_admin;
 use super::users::show_user;
 use crate::accounts::error::last_admin_refusal;
 use crate::accounts::{AccountChanges, AccountError, Actor, Outcome, PasswordRefusal, Requester};
@@ -37,17 +35,7 @@ struct Acting {
 /// (`user_id`). `Err`: the answer (the sign-in page, or the page saying there is no such
 /// user).
 async fn begin(state: WebState, headers: &HeaderMap, body: &Bytes) -> Result<Acting, Response> {
-    let (session, form) = checked_post(&state, headers, body).await?;
-    let (session, admin, message) = signed_in_admin(&state, session).await?;
-    let Some(admin) = admin else {
-        return Err(super::sign_in::page(
-            &state,
-            &session,
-            StatusCode::FORBIDDEN,
-            "",
-            message,
-        ));
-    };
+    let (session, admin, form) = super::admin_for_post(&state, headers, body).await?;
     let user_id = form.get("user_id").unwrap_or("");
     let user = match UserId::parse(user_id) {
         Err(_) => None,

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::super::WebState;
 use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
-use super::signed_in_admin;
 use crate::accounts::AccountError;
 use crate::ids::UserId;
 use crate::store::{AuditFilter, StoreError, User, UserFilter, UserOrder};
@@ -176,16 +175,9 @@ pub async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match state.sessions.find_or_begin(&headers).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin) = match super::admin_for_page(&state, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     let query = ListQuery::of(query.as_deref());
     let page = match state
@@ -229,16 +221,9 @@ pub async fn user(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let session = match state.sessions.find_or_begin(&headers).await {
-        Ok(session) => session,
-        Err(err) => return unavailable(&state, err),
-    };
-    let (session, admin, message) = match signed_in_admin(&state, session).await {
+    let (session, admin) = match super::admin_for_page(&state, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(admin) = admin else {
-        return super::sign_in::page(&state, &session, StatusCode::OK, "", message);
     };
     let form = Form::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let user_id = form.get("id").unwrap_or("");
