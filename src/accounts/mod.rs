@@ -121,6 +121,9 @@ pub struct Requester {
     pub page_session: Option<String>,
     /// The token is one of the OAuth 2.0 API's: what its session was granted.
     pub oauth: Option<crate::store::OAuthGrant>,
+    /// The address an admin acts from, recorded with the change (the admin console, whose
+    /// audit page shows it; `x_forwarded` decides whose address it is).
+    pub client_address: Option<String>,
 }
 
 impl Requester {
@@ -130,6 +133,14 @@ impl Requester {
         Requester {
             page_session: Some(page_session.to_owned()),
             ..Requester::without_token(user)
+        }
+    }
+
+    /// The same requester, acting from `address`.
+    pub fn from_address(self, address: &str) -> Requester {
+        Requester {
+            client_address: Some(address.to_owned()),
+            ..self
         }
     }
 
@@ -159,6 +170,7 @@ impl Requester {
             valid_until_ms: None,
             page_session: None,
             oauth: None,
+            client_address: None,
         }
     }
 }
@@ -295,6 +307,15 @@ impl Accounts {
         target: &str,
         details: serde_json::Value,
     ) -> Option<crate::store::NewAuditRecord> {
+        let mut details = details;
+        if let Actor::Admin(Requester {
+            client_address: Some(address),
+            ..
+        }) = actor
+            && let Some(fields) = details.as_object_mut()
+        {
+            fields.insert("client_address".into(), address.as_str().into());
+        }
         actor
             .audit_name()
             .map(|name| crate::audit::record(name, action, target, details))

@@ -582,6 +582,7 @@ impl Accounts {
             valid_until_ms: session.valid_until_ms,
             page_session: None,
             oauth: session.oauth,
+            client_address: None,
         })
     }
 

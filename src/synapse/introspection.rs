@@ -211,6 +211,7 @@ mod tests {
             valid_until_ms,
             page_session: None,
             oauth: None,
+            client_address: None,
         }
     }
 

@@ -256,7 +256,13 @@ async fn an_admin_creates_users_with_a_generated_or_a_typed_password(db: TestDb)
     assert_eq!(created.len(), 2, "{created:?}");
     for record in &created {
         assert_eq!(record.actor, "@alice:example.com", "{record:?}");
+        assert_eq!(record.details["client_address"], "127.0.0.1", "{record:?}");
     }
+    let audit = browser
+        .get(&format!("{CONSOLE}audit?action=create_user"))
+        .await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    assert!(audit.body.contains("127.0.0.1"), "the address shown: {}", audit.body);
     assert!(!server.log().contains(&password), "no password in the log");
 }
 

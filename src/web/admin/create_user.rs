@@ -15,7 +15,8 @@ use serde_json::json;
 use super::super::WebState;
 use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
 use super::super::session::Session;
-use crate::accounts::{AccountError, Actor, NewAccount, NewAccountPassword, Requester};
+use crate::accounts::{AccountError, Actor, NewAccount, NewAccountPassword};
+use crate::http::client_address::ClientAddress;
 use crate::ids::UserId;
 use crate::store::User;
 
@@ -79,14 +80,19 @@ fn page(
 
 /// `POST /_homekey/admin/new-user`: `user`, `displayname`, `password_choice` (`generate`,
 /// the default, or `type` with `password` and `password_again`), `admin`.
-pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+pub async fn create(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, admin, form, actor) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let typed = Typed::of(&form);
     let again = |status, message| page(&state, &session, &admin, &typed, status, message);
-    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     let user_id = match new_user_id(&state, &typed.user).await {
         Ok(user_id) => user_id,
         Err(Refusal::Field(field, why)) => {

@@ -13,6 +13,7 @@ use super::super::WebState;
 use super::super::page::{Message, base, unavailable, with, with_cookie};
 use super::super::session::Session;
 use crate::accounts::beside_synapse::Delivery;
+use crate::http::client_address::ClientAddress;
 use crate::store::User;
 use crate::utc::format_utc_minutes;
 
@@ -95,13 +96,15 @@ async fn show(
 /// `POST /_homekey/admin/retry-mail`: `id`, a queued mail made due now.
 pub async fn retry_mail(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    let (session, admin, form, _) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let Some(id) = form.get("id").and_then(|id| id.parse::<i64>().ok()) else {
         let message = Message::Error("No such mail.".into());
         return show(&state, &session, &admin, StatusCode::BAD_REQUEST, message).await;
@@ -127,13 +130,15 @@ pub async fn retry_mail(
 /// checking Synapse itself (as `homekey synapse reconcile USER` does).
 pub async fn retry_synapse(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    let (session, admin, form, _) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
     let (status, message) = match state
         .accounts

@@ -46,7 +46,7 @@ use super::WebState;
 use super::page::Message;
 use super::render::Renderer;
 use super::session::{Session, SessionRules, SessionStore};
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Actor, Requester};
 use crate::config::admin_console::ADMIN_PATH;
 use crate::store::User;
 
@@ -266,17 +266,23 @@ pub(super) async fn admin_for_page(
     }
 }
 
-/// A form's sender: its `Origin` and CSRF token checked, then the session's admin; or `Err`
-/// with the answer instead (the refusal, or the sign-in page: nothing was done).
+/// A form's sender: its `Origin` and CSRF token checked, then the session's admin, and the
+/// admin as the actor of what the form asks (acting from `address`, which the audit
+/// records); or `Err` with the answer instead (the refusal, or the sign-in page: nothing
+/// was done).
 pub(super) async fn admin_for_post(
     state: &WebState,
+    address: &str,
     headers: &HeaderMap,
     body: &axum::body::Bytes,
-) -> Result<(Session, User, super::page::Form), Response> {
+) -> Result<(Session, User, super::page::Form, Actor), Response> {
     let (session, form) = sign_in::checked_post(state, headers, body).await?;
     let (session, admin, message) = signed_in_admin(state, session).await?;
     match admin {
-        Some(admin) => Ok((session, admin, form)),
+        Some(admin) => {
+            let requester = Requester::on_page(&admin, session.id_hash()).from_address(address);
+            Ok((session, admin, form, Actor::Admin(requester)))
+        }
         None => Err(sign_in::page(
             state,
             &session,

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::super::WebState;
 use super::super::page::{Message, base, unavailable, with, with_cookie};
-use crate::accounts::{AccountError, Actor, Requester};
+use crate::accounts::AccountError;
+use crate::http::client_address::ClientAddress;
 use crate::store::{OAuthClientRow, StoreError, User};
 use crate::utc::format_utc_minutes;
 use crate::web::session::Session;
@@ -82,11 +83,17 @@ pub async fn page(State(state): State<WebState>, headers: HeaderMap) -> Response
 }
 
 /// `POST /_homekey/admin/delete-oauth-client`: `client_id`. Its sessions end.
-pub async fn delete(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+pub async fn delete(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, admin, form, actor) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let client_id = form.get("client_id").unwrap_or("");
     let no_such = || {
         (
@@ -102,7 +109,6 @@ pub async fn delete(State(state): State<WebState>, headers: HeaderMap, body: Byt
         let (status, message) = no_such();
         return show(&state, &session, &admin, status, message).await;
     }
-    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     let (status, message) = match state.accounts.delete_oauth_client(&actor, client_id).await {
         Ok(Some(ended)) => {
             let sessions = match ended {

@@ -17,18 +17,25 @@ use super::super::page::{Message, base, with, with_cookie};
 use super::super::session::Session;
 use super::user_actions::refusal;
 use super::users::show_user;
+use crate::accounts::PasswordRefusal;
 use crate::accounts::recovery::RecoveryError;
-use crate::accounts::{Actor, PasswordRefusal, Requester};
+use crate::http::client_address::ClientAddress;
 use crate::store::User;
 
 /// `POST /_homekey/admin/reset-password`: `user_id`, `password_choice` (`type`, the
 /// default, with `new_password` and `new_password_again`; or `generate`), `logout_devices`
 /// (absent: no).
-pub async fn reset(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+pub async fn reset(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, admin, form, actor) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
     let again = |status, error: &str| {
         show_user(
@@ -60,7 +67,6 @@ pub async fn reset(State(state): State<WebState>, headers: HeaderMap, body: Byte
         password
     };
     let logout_devices = form.get("logout_devices").is_some_and(|v| !v.is_empty());
-    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     match state
         .accounts
         .set_password(&actor, &user_id, password.clone(), logout_devices)
@@ -137,14 +143,19 @@ pub(super) fn password_page(
 
 /// `POST /_homekey/admin/send-reset-link`: `user_id`, `logout_devices` (absent: no). A
 /// link to each of the user's e-mail addresses; the user chooses the password.
-pub async fn send_link(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+pub async fn send_link(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, admin, form, actor) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
     let logout_devices = form.get("logout_devices").is_some_and(|v| !v.is_empty());
-    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     let (status, message) = match state
         .accounts
         .send_reset_link(&actor, &user_id, None, logout_devices)

@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 
 use super::super::WebState;
 use super::super::page::{Message, base, unavailable, with, with_cookie};
+use crate::accounts::now_ms;
 use crate::accounts::registration_tokens::{
     DEFAULT_TOKEN_LENGTH, MAX_TOKEN_LENGTH, NewRegistrationToken, NewTokenText,
     RegistrationTokenError, check_token,
 };
-use crate::accounts::{Actor, Requester, now_ms};
+use crate::http::client_address::ClientAddress;
 use crate::store::{RegistrationToken, User};
 use crate::utc::{format_datetime_local, format_utc_minutes, parse_utc};
 use crate::web::session::Session;
@@ -156,11 +157,17 @@ fn refusal(err: &RegistrationTokenError) -> Option<(&'static str, String)> {
 
 /// `POST /_homekey/admin/create-registration-token`: `token` (empty: generated, of
 /// `length` characters), `uses_allowed` (empty: no limit), `expiry` (empty: never).
-pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+pub async fn create(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, admin, form, actor) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let field = |name: &str| form.get(name).unwrap_or("").to_owned();
     let typed = Typed {
         token: field("token").trim().to_owned(),
@@ -196,7 +203,6 @@ pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Byt
         Ok(expiry) => expiry,
         Err(error) => return again("expiry", error).await,
     };
-    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     let new = NewRegistrationToken {
         text,
         uses_allowed,
@@ -224,11 +230,17 @@ pub async fn create(State(state): State<WebState>, headers: HeaderMap, body: Byt
 
 /// `POST /_homekey/admin/update-registration-token`: `token`, `uses_allowed`, `expiry`
 /// (each empty: no limit, never); what is as it was is left unchanged.
-pub async fn update(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+pub async fn update(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, admin, form, actor) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let token = form.get("token").unwrap_or("").to_owned();
     let empty = Typed::default();
     let again = |status, error: String| {
@@ -278,7 +290,6 @@ pub async fn update(State(state): State<WebState>, headers: HeaderMap, body: Byt
     } else {
         shown_expiry.as_deref() != Some(typed_expiry)
     };
-    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     match state
         .accounts
         .update_registration_token(
@@ -317,13 +328,18 @@ pub async fn update(State(state): State<WebState>, headers: HeaderMap, body: Byt
 
 /// `POST /_homekey/admin/delete-registration-token`: `token`. A sign-up that spent a use of
 /// it and is unfinished keeps going; no new one can.
-pub async fn delete(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, admin, form) = match super::admin_for_post(&state, &headers, &body).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+pub async fn delete(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (session, admin, form, actor) =
+        match super::admin_for_post(&state, &address, &headers, &body).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
     let token = form.get("token").unwrap_or("");
-    let actor = Actor::Admin(Requester::on_page(&admin, session.id_hash()));
     let deleted = match check_token(token) {
         Ok(()) => {
             state

@@ -18,7 +18,8 @@ use super::super::page::{Form, Message};
 use super::super::session::Session;
 use super::users::show_user;
 use crate::accounts::error::last_admin_refusal;
-use crate::accounts::{AccountChanges, AccountError, Actor, Outcome, PasswordRefusal, Requester};
+use crate::accounts::{AccountChanges, AccountError, Actor, Outcome, PasswordRefusal};
+use crate::http::client_address::ClientAddress;
 use crate::ids::UserId;
 use crate::store::{Deactivation, User};
 
@@ -29,13 +30,21 @@ struct Acting {
     admin: User,
     user: User,
     form: Form,
+    /// The admin, acting from the request's address.
+    actor: Actor,
 }
 
 /// Checks the POST (Origin, CSRF), the admin (still one who can act) and the user it names
 /// (`user_id`). `Err`: the answer (the sign-in page, or the page saying there is no such
 /// user).
-async fn begin(state: WebState, headers: &HeaderMap, body: &Bytes) -> Result<Acting, Response> {
-    let (session, admin, form) = super::admin_for_post(&state, headers, body).await?;
+async fn begin(
+    state: WebState,
+    address: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Acting, Response> {
+    let (session, admin, form, actor) =
+        super::admin_for_post(&state, address, headers, body).await?;
     let user_id = form.get("user_id").unwrap_or("");
     let user = match UserId::parse(user_id) {
         Err(_) => None,
@@ -63,14 +72,11 @@ async fn begin(state: WebState, headers: &HeaderMap, body: &Bytes) -> Result<Act
         admin,
         user,
         form,
+        actor,
     })
 }
 
 impl Acting {
-    fn actor(&self) -> Actor {
-        Actor::Admin(Requester::on_page(&self.admin, self.session.id_hash()))
-    }
-
     /// Whether the admin acts on their own account.
     fn own(&self) -> bool {
         self.admin.name == self.user.name
@@ -122,8 +128,13 @@ const NOT_YOURSELF: &str = "You cannot lock, deactivate or erase your own accoun
      was changed.";
 
 /// `POST /_homekey/admin/set-admin`: `user_id`, `admin` (`on` grants, `off` removes).
-pub async fn set_admin(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let acting = match begin(state, &headers, &body).await {
+pub async fn set_admin(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let acting = match begin(state, &address, &headers, &body).await {
         Ok(acting) => acting,
         Err(answer) => return answer,
     };
@@ -139,7 +150,7 @@ pub async fn set_admin(State(state): State<WebState>, headers: HeaderMap, body: 
     match acting
         .state
         .accounts
-        .set_admin(&acting.actor(), user, admin)
+        .set_admin(&acting.actor.clone(), user, admin)
         .await
     {
         Ok(Outcome::Changed) if admin => acting.done("This user is now a server admin.").await,
@@ -152,10 +163,11 @@ pub async fn set_admin(State(state): State<WebState>, headers: HeaderMap, body: 
 /// `POST /_homekey/admin/set-locked`: `user_id`, `locked` (`on` locks, `off` unlocks).
 pub async fn set_locked(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let acting = match begin(state, &headers, &body).await {
+    let acting = match begin(state, &address, &headers, &body).await {
         Ok(acting) => acting,
         Err(answer) => return answer,
     };
@@ -177,7 +189,7 @@ pub async fn set_locked(
     match acting
         .state
         .accounts
-        .set_locked(&acting.actor(), user, locked)
+        .set_locked(&acting.actor.clone(), user, locked)
         .await
     {
         Ok(()) if locked => {
@@ -193,10 +205,11 @@ pub async fn set_locked(
 /// `POST /_homekey/admin/deactivate`: `user_id`.
 pub async fn deactivate(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let acting = match begin(state, &headers, &body).await {
+    let acting = match begin(state, &address, &headers, &body).await {
         Ok(acting) => acting,
         Err(answer) => return answer,
     };
@@ -207,7 +220,7 @@ pub async fn deactivate(
     match acting
         .state
         .accounts
-        .deactivate(&acting.actor(), user, false)
+        .deactivate(&acting.actor.clone(), user, false)
         .await
     {
         Ok(Deactivation::Done) => {
@@ -224,8 +237,13 @@ pub async fn deactivate(
 
 /// `POST /_homekey/admin/erase`: `user_id`, and `confirm`, which must be the user ID in
 /// full: erasing cannot be undone.
-pub async fn erase(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Response {
-    let acting = match begin(state, &headers, &body).await {
+pub async fn erase(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let acting = match begin(state, &address, &headers, &body).await {
         Ok(acting) => acting,
         Err(answer) => return answer,
     };
@@ -244,7 +262,7 @@ pub async fn erase(State(state): State<WebState>, headers: HeaderMap, body: Byte
     match acting
         .state
         .accounts
-        .deactivate(&acting.actor(), user, true)
+        .deactivate(&acting.actor.clone(), user, true)
         .await
     {
         Ok(_) => {
@@ -261,11 +279,12 @@ pub async fn erase(State(state): State<WebState>, headers: HeaderMap, body: Byte
 /// deactivated account has none, and could not sign in without one.
 pub async fn reactivate(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     const FIELD: &str = "reactivate_password";
-    let acting = match begin(state, &headers, &body).await {
+    let acting = match begin(state, &address, &headers, &body).await {
         Ok(acting) => acting,
         Err(answer) => return answer,
     };
@@ -293,7 +312,7 @@ pub async fn reactivate(
     match acting
         .state
         .accounts
-        .modify_user(&acting.actor(), &acting.user, changes)
+        .modify_user(&acting.actor.clone(), &acting.user, changes)
         .await
     {
         Ok(()) => {
@@ -309,10 +328,11 @@ pub async fn reactivate(
 /// tokens end), as the Admin API's device deletion.
 pub async fn end_device(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let acting = match begin(state, &headers, &body).await {
+    let acting = match begin(state, &address, &headers, &body).await {
         Ok(acting) => acting,
         Err(answer) => return answer,
     };
@@ -329,7 +349,7 @@ pub async fn end_device(
     match acting
         .state
         .accounts
-        .delete_devices(&acting.actor(), &acting.user.name, &[device_id])
+        .delete_devices(&acting.actor.clone(), &acting.user.name, &[device_id])
         .await
     {
         Ok(()) => acting.done("The device is signed out.").await,
