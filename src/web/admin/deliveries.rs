@@ -14,7 +14,9 @@ use super::super::page::{Message, base, unavailable, with, with_cookie};
 use super::super::session::Session;
 use super::sign_in::checked_post;
 use super::signed_in_admin;
+use crate::accounts::AccountError;
 use crate::accounts::beside_synapse::Delivery;
+use crate::ids::UserId;
 use crate::store::User;
 use crate::utc::format_utc_minutes;
 
@@ -158,11 +160,18 @@ pub async fn retry_synapse(
         return super::sign_in::page(&state, &session, StatusCode::FORBIDDEN, "", message);
     };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
-    let (status, message) = match state
-        .accounts
-        .reconcile_with_synapse(Some(vec![user_id.clone()]))
-        .await
-    {
+    // Not a user ID (a NUL, too long…): no such user, without asking the database, which on
+    // PostgreSQL refuses a NUL in a query's text (the page would be a 503).
+    let reconciled = match UserId::parse(&user_id) {
+        Ok(_) => {
+            state
+                .accounts
+                .reconcile_with_synapse(Some(vec![user_id.clone()]))
+                .await
+        }
+        Err(_) => Err(AccountError::UserNotFound(user_id.clone())),
+    };
+    let (status, message) = match reconciled {
         Ok(results) => match results.first().map(|(_, delivery)| delivery) {
             Some(Delivery::StillOwed(why)) => (
                 StatusCode::BAD_GATEWAY,
@@ -176,7 +185,7 @@ pub async fn retry_synapse(
                 Message::Notice(format!("Synapse is in line for {user_id}.")),
             ),
         },
-        Err(err @ crate::accounts::AccountError::Store(_)) => return unavailable(&state, err),
+        Err(err @ AccountError::Store(_)) => return unavailable(&state, err),
         Err(err) => (StatusCode::BAD_REQUEST, Message::Error(format!("{err}."))),
     };
     show(&state, &session, &admin, status, message).await
