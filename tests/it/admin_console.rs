@@ -22,17 +22,22 @@ pub(crate) async fn start(db: TestDb, more: &str) -> (Server, String) {
         &format!("admin_console:\n  enabled: true\n  listen: 127.0.0.1:0\n{more}"),
     )
     .await;
+    let address = console_of(&server);
+    assert_ne!(address, server.base, "a listener of its own");
+    (server, address)
+}
+
+/// The address of a server's console, found in its serve log.
+pub(crate) fn console_of(server: &Server) -> String {
     assert!(server.wait_for_log("admin console listening on "));
-    let log = server.log();
-    let address = log
+    server
+        .log()
         .split("admin console listening on ")
         .nth(1)
         .and_then(|rest| rest.lines().next())
         .unwrap()
         .trim()
-        .to_owned();
-    assert_ne!(address, server.base, "a listener of its own");
-    (server, address)
+        .to_owned()
 }
 
 /// A browser on the console: keeps its cookie, follows no redirect, sends the console's

@@ -260,6 +260,9 @@ async fn an_admin_creates_users_with_a_generated_or_a_typed_password(db: TestDb)
     assert!(!server.log().contains(&password), "no password in the log");
 }
 
+/// A form's fields, as posted.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 async fn bad_input_on_the_create_form_creates_nothing(db: TestDb) {
     let (server, console) = start(db, "").await;
     let boss = make_admin(&server, "alice", "alice-pw").await;
@@ -268,7 +271,7 @@ async fn bad_input_on_the_create_form_creates_nothing(db: TestDb) {
     let csrf = browser.get(&format!("{CONSOLE}new-user")).await.csrf();
     let before = user_count(&server, &boss).await;
     let long = "a".repeat(300);
-    let cases: &[(&[(&str, &str)], StatusCode, &str)] = &[
+    let cases: &[(Fields, StatusCode, &str)] = &[
         (
             &[("user", "bob")],
             StatusCode::CONFLICT,
@@ -663,4 +666,406 @@ async fn work_owed_to_a_synapse_that_is_down_is_listed_and_tried_again(db: TestD
         .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
     drop(server);
+}
+
+/// The console in chromium, light and dark, at a desktop's and a phone's width: a user
+/// created through the form with a generated password (which then logs in), a refused
+/// creation with its message beside the field, and every page of the console, each
+/// screenshot (`target/account-page/admin-{light,dark}-{desktop,phone}-*.png`), checked with
+/// axe-core (no serious or critical violation) and for sideways scrolling.
+#[tokio::test]
+async fn in_a_real_browser_the_console_is_toured_light_and_dark_and_creates_a_user() {
+    use crate::account_page::{Chromium, DESKTOP, PHONE, Tour, axe_core, scheme_applied};
+    use fantoccini::Locator;
+    let test = "in_a_real_browser_the_console_is_toured_light_and_dark_and_creates_a_user";
+    let Some(axe) = axe_core(test) else {
+        return;
+    };
+    let port = free_port();
+    let (server, console) = start(TestDb::sqlite().await, &email_section(port, "")).await;
+    make_admin(&server, "alice", "alice-pw").await;
+    server.create_user("bob", "bob-pw").await;
+    add_address(&server, "@bob:example.com", "bob@example.org").await;
+    server.session_for("bob", "bob-pw").await;
+    let widths = [("desktop", DESKTOP), ("phone", PHONE)];
+    let mut problems = Vec::new();
+    for (scheme, dark) in [("light", false), ("dark", true)] {
+        let chromium = if dark {
+            Chromium::start_dark(test).await
+        } else {
+            Chromium::start(test).await
+        };
+        let Some(chromium) = chromium else {
+            return;
+        };
+        let client = chromium.client.clone();
+        let mut tour = Tour {
+            chromium: &chromium,
+            prefix: format!("admin-{scheme}"),
+            widths: &widths,
+            axe: Some(&axe),
+            problems: Vec::new(),
+            checked: 0,
+        };
+        let newcomer = format!("erin-{scheme}");
+        let result = async {
+            let page = |path: &str| format!("{console}{CONSOLE}{path}");
+            client.goto(&page("")).await?;
+            client.wait().for_element(Locator::Id("sign-in")).await?;
+            let (_, prefers_dark) = scheme_applied(&client).await?;
+            assert_eq!(prefers_dark, dark, "{scheme}");
+            tour.check("1-sign-in").await?;
+            crate::account_page::sign_in_with(&client, "alice", "alice-pw").await?;
+            client.wait().for_element(Locator::Id("users")).await?;
+            tour.check("2-users").await?;
+
+            // Create a user: a taken name first, said beside the field.
+            client.goto(&page("new-user")).await?;
+            client
+                .wait()
+                .for_element(Locator::Id("create-user"))
+                .await?;
+            tour.check("3-new-user").await?;
+            client
+                .find(Locator::Id("user"))
+                .await?
+                .send_keys("bob")
+                .await?;
+            client
+                .find(Locator::Id("create-user"))
+                .await?
+                .click()
+                .await?;
+            let error = client.wait().for_element(Locator::Id("user-error")).await?;
+            assert!(error.text().await?.contains("@bob:example.com is taken"));
+            tour.check("4-new-user-taken").await?;
+            let field = client.find(Locator::Id("user")).await?;
+            field.clear().await?;
+            field.send_keys(&newcomer).await?;
+            client.find(Locator::Id("admin")).await?.click().await?;
+            client
+                .find(Locator::Id("create-user"))
+                .await?
+                .click()
+                .await?;
+            let shown = client
+                .wait()
+                .for_element(Locator::Id("generated-password"))
+                .await?;
+            let password = shown.text().await?;
+            tour.check("5-user-created").await?;
+            assert_eq!(
+                server.login(&newcomer, password.trim()).await.0,
+                reqwest::StatusCode::OK,
+                "the password shown logs in"
+            );
+            client.find(Locator::Id("to-user")).await?.click().await?;
+            client.wait().for_element(Locator::Id("details")).await?;
+            let admin = client.find(Locator::Id("admin")).await?.text().await?;
+            assert_eq!(admin, "yes", "made an admin");
+
+            for (name, path) in [
+                ("6-user", "user?id=%40bob%3Aexample.com"),
+                ("7-audit", "audit"),
+                ("8-registration-tokens", "registration-tokens"),
+                ("9-oauth-clients", "oauth-clients"),
+                ("10-deliveries", "deliveries"),
+            ] {
+                client.goto(&page(path)).await?;
+                client.wait().for_element(Locator::Css("main h1")).await?;
+                tour.check(name).await?;
+            }
+            client.find(Locator::Id("sign-out")).await?.click().await?;
+            client.wait().for_element(Locator::Id("sign-in")).await?;
+            Ok::<_, fantoccini::error::CmdError>(())
+        }
+        .await;
+        problems.extend(std::mem::take(&mut tour.problems));
+        let checked = tour.checked;
+        chromium.close().await;
+        result.unwrap();
+        assert_eq!(
+            checked,
+            2 * 10,
+            "every page at both widths went through axe-core"
+        );
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The console's guards in chromium: a non-admin refused at sign-in; the cookie out of
+/// scripts' reach with its flags; a reset that keeps the user's devices, then one that
+/// signs them out (checked through the client API); a form whose CSRF token was taken out
+/// refused with nothing made; a demoted admin's session ended at the next page; an idle
+/// session ended.
+#[tokio::test]
+async fn in_a_real_browser_the_consoles_guards_hold() {
+    use crate::account_page::{Chromium, sign_in_with};
+    use crate::admin_console::REFUSED;
+    use fantoccini::Locator;
+    let test = "in_a_real_browser_the_consoles_guards_hold";
+    let Some(chromium) = Chromium::start(test).await else {
+        return;
+    };
+    let (server, console) = start(TestDb::sqlite().await, "  idle_timeout: 8s\n").await;
+    make_admin(&server, "alice", "alice-pw").await;
+    let carol = make_admin(&server, "carol", "carol-pw").await;
+    server.create_user("bob", "bob-pw").await;
+    let bob = server.token_for("bob", "bob-pw").await;
+    let client = chromium.client.clone();
+    let page = |path: &str| format!("{console}{CONSOLE}{path}");
+    let result = async {
+        // Not an admin: the answer of a wrong password.
+        client.goto(&page("")).await?;
+        client.wait().for_element(Locator::Id("sign-in")).await?;
+        sign_in_with(&client, "bob", "bob-pw").await?;
+        let error = client.wait().for_element(Locator::Id("error")).await?;
+        assert_eq!(error.text().await?, REFUSED);
+        client.find(Locator::Id("user")).await?.clear().await?;
+        sign_in_with(&client, "alice", "alice-pw").await?;
+        client.wait().for_element(Locator::Id("users")).await?;
+        let cookies = client.get_all_cookies().await?;
+        let cookie = cookies
+            .iter()
+            .find(|cookie| cookie.name() == "homekey_admin")
+            .expect("the console's cookie");
+        assert_eq!(cookie.http_only(), Some(true));
+        // SameSite's type is the cookie crate's, which fantoccini does not name.
+        assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+        assert_eq!(cookie.path(), Some("/_homekey/admin"));
+        let script_cookies = client.execute("return document.cookie", vec![]).await?;
+        assert_eq!(script_cookies, json!(""));
+
+        // Reset, keeping bob's devices; then signing them out.
+        for (password, sign_out) in [("bob-second-pw", false), ("bob-third-pw", true)] {
+            client.goto(&page("user?id=%40bob%3Aexample.com")).await?;
+            client
+                .wait()
+                .for_element(Locator::Id("reset-password"))
+                .await?;
+            for field in ["new_password", "new_password_again"] {
+                client
+                    .find(Locator::Id(field))
+                    .await?
+                    .send_keys(password)
+                    .await?;
+            }
+            if sign_out {
+                client
+                    .find(Locator::Id("logout_devices"))
+                    .await?
+                    .click()
+                    .await?;
+            }
+            client
+                .find(Locator::Id("reset-password"))
+                .await?
+                .click()
+                .await?;
+            let notice = client.wait().for_element(Locator::Id("notice")).await?;
+            assert!(notice.text().await?.contains("The password was reset"));
+            let alive = server.whoami(Some(&bob)).await.0;
+            let expected = if sign_out {
+                reqwest::StatusCode::UNAUTHORIZED
+            } else {
+                reqwest::StatusCode::OK
+            };
+            assert_eq!(
+                alive, expected,
+                "bob's phone after a reset signing out: {sign_out}"
+            );
+            assert_eq!(
+                server.login("bob", password).await.0,
+                reqwest::StatusCode::OK
+            );
+        }
+
+        // A form without its CSRF token: refused, nothing made.
+        client.goto(&page("new-user")).await?;
+        client
+            .wait()
+            .for_element(Locator::Id("create-user"))
+            .await?;
+        client
+            .execute(
+                "document.querySelector('form[action=new-user] input[name=csrf]').remove()",
+                vec![],
+            )
+            .await?;
+        client
+            .find(Locator::Id("user"))
+            .await?
+            .send_keys("mallory")
+            .await?;
+        client
+            .find(Locator::Id("create-user"))
+            .await?
+            .click()
+            .await?;
+        let error = client.wait().for_element(Locator::Id("error")).await?;
+        assert!(error.text().await?.contains("Nothing was done"));
+        assert_eq!(
+            server.login("mallory", "x").await.0,
+            reqwest::StatusCode::FORBIDDEN
+        );
+        let (status, _) = server
+            .call(
+                "GET",
+                "/_synapse/admin/v2/users/@mallory:example.com",
+                Some(&carol),
+                None,
+            )
+            .await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::NOT_FOUND,
+            "mallory was not made"
+        );
+
+        // Demoted by another admin: the next page is the sign-in, saying why.
+        client.goto(&page("")).await?;
+        client.wait().for_element(Locator::Id("users")).await?;
+        let (status, body) = server
+            .call(
+                "PUT",
+                "/_synapse/admin/v2/users/@alice:example.com",
+                Some(&carol),
+                Some(json!({"admin": false})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        client.refresh().await?;
+        let error = client.wait().for_element(Locator::Id("error")).await?;
+        assert!(error.text().await?.contains(crate::admin_console::ENDED));
+        client.find(Locator::Id("sign-in")).await?;
+
+        // Left idle past idle_timeout (8 s here: long enough for the steps above, whose
+        // logins hash under a debug build), a session has ended.
+        client.find(Locator::Id("user")).await?.clear().await?;
+        sign_in_with(&client, "carol", "carol-pw").await?;
+        client.wait().for_element(Locator::Id("users")).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(9000)).await;
+        client.refresh().await?;
+        client.wait().for_element(Locator::Id("sign-in")).await?;
+        assert!(client.find(Locator::Id("users")).await.is_err());
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if result.is_err() {
+        chromium.shot("admin-guards-failed").await;
+    }
+    chromium.close().await;
+    result.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_beside_a_real_synapse_the_consoles_changes_reach_it() {
+    let test = "sqlite_beside_a_real_synapse_the_consoles_changes_reach_it";
+    the_consoles_changes_reach_synapse(test, Some(TestDb::sqlite().await)).await;
+}
+
+#[tokio::test]
+async fn postgres_beside_a_real_synapse_the_consoles_changes_reach_it() {
+    let test = "postgres_beside_a_real_synapse_the_consoles_changes_reach_it";
+    the_consoles_changes_reach_synapse(test, TestDb::postgres(test).await).await;
+}
+
+/// Beside the real Synapse, checked through Synapse itself: a user created on the console
+/// exists in Synapse (its token works there, its display name is Synapse's); a lock and an
+/// unlock reach Synapse's record of the user; a reset signing the devices out ends the
+/// token in Synapse.
+async fn the_consoles_changes_reach_synapse(test: &str, db: Option<TestDb>) {
+    use crate::admin_console::console_of;
+    use crate::oauth_grants::wait_until_synapse_refuses;
+    let (Some(venv), Some(db)) = (crate::support::synapse_venv(test), db) else {
+        return;
+    };
+    let beside = crate::synapse_queue::BesideSynapse::start_with_homekey_config(
+        venv,
+        db,
+        "https://matrix.example.com/",
+        "admin_console:\n  enabled: true\n  listen: 127.0.0.1:0\n",
+    )
+    .await;
+    let (synapse, homekey) = (&beside.synapse, &beside.homekey);
+    let root = homekey.admin_token("root", "root-pw").await;
+    let mut browser = Console::new(&console_of(homekey));
+    let signed_in = browser.sign_in("root", "root-pw").await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+
+    let form = browser.get(&format!("{CONSOLE}new-user")).await;
+    let created = browser
+        .post(
+            &format!("{CONSOLE}new-user"),
+            &[
+                ("csrf", &form.csrf()),
+                ("user", "erin"),
+                ("displayname", "Erin Example"),
+                ("password_choice", "type"),
+                ("password", "erin-typed-pw"),
+                ("password_again", "erin-typed-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let erin = homekey.token_for("erin", "erin-typed-pw").await;
+    let (status, body) = synapse.whoami(&erin).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", synapse.log_tail());
+    assert_eq!(body["user_id"], "@erin:example.com");
+    let (status, body) = synapse
+        .get("/_synapse/admin/v2/users/@erin:example.com", &root)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["displayname"], "Erin Example", "Synapse's profile");
+
+    let page = browser
+        .get(&format!("{CONSOLE}user?id=%40erin%3Aexample.com"))
+        .await;
+    let set_locked = async |browser: &mut Console, locked: &str| {
+        let answer = browser
+            .post(
+                &format!("{CONSOLE}set-locked"),
+                &[
+                    ("csrf", &page.csrf()),
+                    ("user_id", "@erin:example.com"),
+                    ("locked", locked),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    };
+    set_locked(&mut browser, "on").await;
+    let erin_id = "@erin:example.com";
+    assert_eq!(beside.synapse_user(&root, erin_id).await["locked"], true);
+    assert_eq!(
+        homekey.whoami(Some(&erin)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    set_locked(&mut browser, "off").await;
+    assert_eq!(beside.synapse_user(&root, erin_id).await["locked"], false);
+    let (status, body) = synapse.whoami(&erin).await;
+    assert_eq!(status, StatusCode::OK, "unlocked, the token works: {body}");
+
+    let reset = browser
+        .post(
+            &format!("{CONSOLE}reset-password"),
+            &[
+                ("csrf", &page.csrf()),
+                ("user_id", "@erin:example.com"),
+                ("password_choice", "generate"),
+                ("logout_devices", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    wait_until_synapse_refuses(synapse, &erin).await;
+    assert_eq!(
+        homekey.whoami(Some(&erin)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

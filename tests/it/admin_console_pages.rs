@@ -9,7 +9,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::admin_console::{Answer, CONSOLE, Console, make_admin, start};
+use crate::admin_console::{Answer, CONSOLE, Console, console_of, make_admin, start};
 use crate::server::{Server, server_tests};
 use crate::support::TestDb;
 
@@ -839,18 +839,6 @@ async fn registered_oauth_clients_are_listed_and_deleted(db: TestDb) {
         "{}",
         registrations.body
     );
-}
-
-/// The console's address, from the serve log of `server`.
-fn console_of(server: &Server) -> String {
-    assert!(server.wait_for_log("admin console listening on "));
-    let log = server.log();
-    log.split("admin console listening on ")
-        .nth(1)
-        .and_then(|rest| rest.lines().next())
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 #[tokio::test]

@@ -176,7 +176,7 @@ impl BesideSynapse {
     }
 
     /// Synapse's own account of `user_id` (its Admin API).
-    async fn synapse_user(&self, admin: &str, user_id: &str) -> Value {
+    pub(crate) async fn synapse_user(&self, admin: &str, user_id: &str) -> Value {
         let (status, body) = self
             .synapse
             .get(&format!("/_synapse/admin/v2/users/{user_id}"), admin)

@@ -176,7 +176,8 @@ fn details_text(details: &Value) -> Vec<String> {
     }
 }
 
-fn record_context(record: &AuditRecord) -> Value {
+/// A record as the pages show it (the audit page, and a user's page's newest records).
+pub(super) fn record_context(record: &AuditRecord) -> Value {
     let user_href = |id: &str| {
         id.starts_with('@').then(|| {
             format!(

@@ -17,9 +17,10 @@ use super::super::page::{Message, base, with, with_cookie};
 use super::super::session::Session;
 use super::sign_in::checked_post;
 use super::signed_in_admin;
+use super::user_actions::refusal;
 use super::users::show_user;
 use crate::accounts::recovery::RecoveryError;
-use crate::accounts::{AccountError, Actor, PasswordRefusal, Requester};
+use crate::accounts::{Actor, PasswordRefusal, Requester};
 use crate::store::User;
 
 /// `POST /_homekey/admin/reset-password`: `user_id`, `password_choice` (`type`, the
@@ -194,26 +195,5 @@ pub(super) fn refusal_text(refusal: &PasswordRefusal) -> String {
         PasswordRefusal::Policy(violation) => format!("The password is too weak: {violation}."),
         PasswordRefusal::TooLong => "The password is too long.".into(),
         other => format!("{other}."),
-    }
-}
-
-/// What the page says when the reset is refused (never the password).
-fn refusal(err: &AccountError) -> (StatusCode, String) {
-    match err {
-        AccountError::UserNotFound(_) => (StatusCode::NOT_FOUND, "There is no such user.".into()),
-        AccountError::DeactivatedGetsNoPassword(_) | AccountError::Deactivated(_) => (
-            StatusCode::BAD_REQUEST,
-            "This account is deactivated: a password would not let it sign in.".into(),
-        ),
-        AccountError::PasswordChangeDisabled => (
-            StatusCode::FORBIDDEN,
-            "This server does not let passwords be changed.".into(),
-        ),
-        AccountError::Password(refused) => (StatusCode::BAD_REQUEST, refusal_text(refused)),
-        AccountError::RefusedOnSynapse { .. } => (StatusCode::BAD_REQUEST, format!("{err}.")),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Something went wrong; nothing was changed. Please try again later.".into(),
-        ),
     }
 }

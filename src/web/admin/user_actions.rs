@@ -350,7 +350,7 @@ pub async fn end_device(
 }
 
 /// What the page says when the service refuses an action (never a secret).
-fn refusal(err: &AccountError) -> (StatusCode, String) {
+pub(super) fn refusal(err: &AccountError) -> (StatusCode, String) {
     let forbidden = |why: String| (StatusCode::FORBIDDEN, why);
     match err {
         AccountError::UserNotFound(_) => (StatusCode::NOT_FOUND, "There is no such user.".into()),
@@ -377,6 +377,10 @@ fn refusal(err: &AccountError) -> (StatusCode, String) {
         AccountError::Password(PasswordRefusal::TooLong) => (
             StatusCode::BAD_REQUEST,
             "The new password is too long. Nothing was changed.".into(),
+        ),
+        AccountError::DeactivatedGetsNoPassword(_) => (
+            StatusCode::BAD_REQUEST,
+            "This account is deactivated: a password would not let it sign in.".into(),
         ),
         AccountError::Deactivated(_) | AccountError::Locked(_) => {
             (StatusCode::BAD_REQUEST, format!("Refused: {err}."))

@@ -13,9 +13,9 @@ use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
 use super::signed_in_admin;
 use crate::accounts::AccountError;
 use crate::ids::UserId;
-use crate::store::{AuditFilter, AuditRecord, StoreError, User, UserFilter, UserOrder, UserPage};
+use crate::store::{AuditFilter, StoreError, User, UserFilter, UserOrder, UserPage};
 use crate::threepid::Medium;
-use crate::utc::{format_utc, format_utc_minutes};
+use crate::utc::format_utc_minutes;
 use crate::web::session::Session;
 
 /// How many users a page shows unless asked.
@@ -334,7 +334,10 @@ pub(super) async fn show_user(
     };
     // A Synapse database keeps no audit log: the page says so instead of failing.
     let (audit, audit_missing) = match state.accounts.list_audit(&filter).await {
-        Ok(records) => (records.iter().map(audit_context).collect(), None),
+        Ok(records) => (
+            records.iter().map(super::audit::record_context).collect(),
+            None,
+        ),
         Err(StoreError::RefusedOnSynapse(_)) => (
             Vec::new(),
             Some("This server runs on Synapse's database, which has no audit log."),
@@ -374,20 +377,4 @@ async fn is_last_admin(state: &WebState, user: &User) -> Result<bool, AccountErr
         ..UserFilter::default()
     };
     Ok(state.accounts.list_users(&acting, 0, 1).await?.total <= 1)
-}
-
-/// An audit record as the user's page shows it: when, who, what (details never hold a
-/// secret).
-fn audit_context(record: &AuditRecord) -> Value {
-    let details = match &record.details {
-        Value::Object(fields) if fields.is_empty() => None,
-        Value::Null => None,
-        details => Some(details.to_string()),
-    };
-    json!({
-        "when": format_utc(record.ts_ms),
-        "actor": record.actor,
-        "action": record.action.replace('_', " "),
-        "details": details,
-    })
 }
