@@ -767,6 +767,7 @@ async fn display_names_of_any_text_are_stored_as_typed_and_shown_as_text(db: Tes
     let mut browser = Console::new(&console);
     browser.sign_in("alice", "alice-pw").await;
     let user_page = format!("{CONSOLE}user?id={}", percent_encoded(BOB));
+    // The audit log records that a display name changed, not the name: no markup there either.
     for (path, shows_it) in [
         (CONSOLE.to_owned(), true),
         (format!("{CONSOLE}?q=bob"), true),
