@@ -262,7 +262,11 @@ async fn an_admin_creates_users_with_a_generated_or_a_typed_password(db: TestDb)
         .get(&format!("{CONSOLE}audit?action=create_user"))
         .await;
     assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
-    assert!(audit.body.contains("127.0.0.1"), "the address shown: {}", audit.body);
+    assert!(
+        audit.body.contains("127.0.0.1"),
+        "the address shown: {}",
+        audit.body
+    );
     assert!(!server.log().contains(&password), "no password in the log");
 }
 
@@ -584,7 +588,21 @@ async fn unsent_mail_waits_on_the_deliveries_page_and_goes_out_when_tried_again(
     let received = smtp.wait_for(1, 15);
     assert_eq!(received.len(), 1, "{}", server.log());
     assert_eq!(received[0].header("To"), "bob@example.org");
-    // Sent: no longer waiting, and trying it again says so.
+    // Sent: no longer waiting (marked so a moment after the SMTP server took it), and
+    // trying it again says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !browser
+        .get(&format!("{CONSOLE}deliveries"))
+        .await
+        .body
+        .contains("No mail is waiting")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting after it was sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let answer = browser
         .post(
             &format!("{CONSOLE}retry-mail"),

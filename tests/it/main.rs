@@ -6,6 +6,7 @@ mod account_page;
 mod account_page_hardening;
 mod admin_console;
 mod admin_console_accounts;
+mod admin_console_hostile;
 mod admin_console_pages;
 mod admin_console_user;
 mod admin_moderation;

@@ -104,6 +104,12 @@ pub async fn create(
         }
         Err(Refusal::Unavailable(err)) => return unavailable(&state, err),
     };
+    if let Err(why) = check_displayname(&typed.displayname) {
+        return again(
+            StatusCode::BAD_REQUEST,
+            Message::FieldError("displayname", why),
+        );
+    }
     let (password, generated) = match chosen_password(&state, &actor, &typed, &form) {
         Ok(chosen) => chosen,
         Err(why) => {
@@ -179,6 +185,24 @@ async fn new_user_id(state: &WebState, given: &str) -> Result<UserId, Refusal> {
         return Err(Refusal::Taken(existing.name.clone()));
     }
     Ok(user_id)
+}
+
+/// Synapse's `MAX_DISPLAYNAME_LEN`, in characters, which the Admin API keeps too.
+const MAX_DISPLAYNAME_LENGTH: usize = 256;
+
+/// A display name the account can have: at most Synapse's length, as the Admin API refuses a
+/// longer one, and no NUL, which PostgreSQL cannot store (the creation would fail as a 503).
+/// Any other text is the user's name as typed.
+fn check_displayname(displayname: &str) -> Result<(), String> {
+    if displayname.chars().count() > MAX_DISPLAYNAME_LENGTH {
+        return Err(format!(
+            "A display name has at most {MAX_DISPLAYNAME_LENGTH} characters."
+        ));
+    }
+    if displayname.contains('\0') {
+        return Err("A display name cannot contain a NUL character.".into());
+    }
+    Ok(())
 }
 
 /// The new account's password: generated (`true`: to be shown once), or typed twice and

@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 use super::super::WebState;
 use super::super::page::{Message, base, unavailable, with, with_cookie};
 use super::super::session::Session;
+use crate::accounts::AccountError;
 use crate::accounts::beside_synapse::Delivery;
 use crate::http::client_address::ClientAddress;
+use crate::ids::UserId;
 use crate::store::User;
 use crate::utc::format_utc_minutes;
 
@@ -140,11 +142,18 @@ pub async fn retry_synapse(
             Err(answer) => return answer,
         };
     let user_id = form.get("user_id").unwrap_or("").to_owned();
-    let (status, message) = match state
-        .accounts
-        .reconcile_with_synapse(Some(vec![user_id.clone()]))
-        .await
-    {
+    // Not a user ID (a NUL, too long…): no such user, without asking the database, which on
+    // PostgreSQL refuses a NUL in a query's text (the page would be a 503).
+    let reconciled = match UserId::parse(&user_id) {
+        Ok(_) => {
+            state
+                .accounts
+                .reconcile_with_synapse(Some(vec![user_id.clone()]))
+                .await
+        }
+        Err(_) => Err(AccountError::UserNotFound(user_id.clone())),
+    };
+    let (status, message) = match reconciled {
         Ok(results) => match results.first().map(|(_, delivery)| delivery) {
             Some(Delivery::StillOwed(why)) => (
                 StatusCode::BAD_GATEWAY,
@@ -158,7 +167,7 @@ pub async fn retry_synapse(
                 Message::Notice(format!("Synapse is in line for {user_id}.")),
             ),
         },
-        Err(err @ crate::accounts::AccountError::Store(_)) => return unavailable(&state, err),
+        Err(err @ AccountError::Store(_)) => return unavailable(&state, err),
         Err(err) => (StatusCode::BAD_REQUEST, Message::Error(format!("{err}."))),
     };
     show(&state, &session, &admin, status, message).await

@@ -12,7 +12,7 @@ use super::super::WebState;
 use super::super::page::{Form, Message, base, unavailable, with, with_cookie};
 use crate::accounts::AccountError;
 use crate::ids::UserId;
-use crate::store::{AuditFilter, StoreError, User, UserFilter, UserOrder};
+use crate::store::{AuditFilter, StoreError, User, UserFilter, UserOrder, UserPage};
 use crate::threepid::Medium;
 use crate::utc::format_utc_minutes;
 use crate::web::session::Session;
@@ -180,17 +180,29 @@ pub async fn list(
         Err(answer) => return answer,
     };
     let query = ListQuery::of(query.as_deref());
-    let page = match state
-        .accounts
-        .list_users(&query.filter(), query.from, query.limit)
-        .await
-    {
-        Ok(page) => page,
-        Err(err) => return unavailable(&state, err),
+    // A control character no search box sends: the page with the field's message, the
+    // database not asked (PostgreSQL refuses a NUL in a query's text: the page would be a
+    // 503), as the audit log's filters are refused.
+    let (status, message, page) = if query.q.chars().any(char::is_control) {
+        let why = "The search cannot contain control characters.".to_owned();
+        let none = UserPage {
+            users: Vec::new(),
+            total: 0,
+        };
+        (StatusCode::BAD_REQUEST, Message::FieldError("q", why), none)
+    } else {
+        match state
+            .accounts
+            .list_users(&query.filter(), query.from, query.limit)
+            .await
+        {
+            Ok(page) => (StatusCode::OK, Message::None, page),
+            Err(err) => return unavailable(&state, err),
+        }
     };
     let shown_to = query.from + page.users.len() as i64;
     let context = with(
-        base(&state, &session, Some(&admin.name), Message::None),
+        base(&state, &session, Some(&admin.name), message),
         json!({
             "users": page.users.iter().map(user_context).collect::<Vec<_>>(),
             "total": page.total,
@@ -208,9 +220,7 @@ pub async fn list(
             "next": (shown_to < page.total).then(|| query.href(shown_to)),
         }),
     );
-    let response = state
-        .renderer
-        .page(StatusCode::OK, "admin_users.html", context);
+    let response = state.renderer.page(status, "admin_users.html", context);
     with_cookie(response, session.set_cookie.as_deref())
 }
 
