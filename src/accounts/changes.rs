@@ -6,6 +6,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
+use super::error::refuse_nul;
 use super::interactive_auth::Authorised;
 use super::{AccountError, Accounts, Actor, LoginSuccess, OnSynapse, Requester, now_ms};
 use crate::audit::Action;
@@ -159,6 +160,7 @@ impl Accounts {
         actor: &Actor,
         new: NewAccount,
     ) -> Result<(NewUser, Option<NewAuditRecord>), AccountError> {
+        refuse_nul("displayname", new.displayname.as_deref())?;
         let hash = match &new.password {
             NewAccountPassword::None => None,
             NewAccountPassword::Plain(password) => {
@@ -353,6 +355,10 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         let user_id =
             UserId::parse(&user.name).map_err(|_| AccountError::UserNotFound(user.name.clone()))?;
+        refuse_nul(
+            "displayname",
+            changes.displayname.as_ref().and_then(Option::as_deref),
+        )?;
         let admin = changes.admin.filter(|admin| *admin != user.admin);
         let deactivated = changes.deactivated.filter(|d| *d != user.deactivated);
         let locked = changes.locked.filter(|l| *l != user.locked);
@@ -449,6 +455,7 @@ impl Accounts {
         user_id: &UserId,
         displayname: Option<&str>,
     ) -> Result<(), AccountError> {
+        refuse_nul("displayname", displayname)?;
         if let Actor::User(requester) | Actor::Admin(requester) = actor {
             self.refuse_suspended_requester(requester).await?;
         }

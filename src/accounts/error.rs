@@ -72,6 +72,10 @@ pub enum AccountError {
     /// `homekey synapse …` without a `synapse:` section.
     #[error("this config has no synapse: section; homekey serves no Synapse")]
     NotBesideSynapse,
+    /// A name with a NUL character, which PostgreSQL cannot store (Synapse answers it with
+    /// a 500 there): refused on either database alike, before anything is written.
+    #[error("{0} may not contain a NUL character")]
+    NulInText(&'static str),
     #[error(transparent)]
     Store(StoreError),
     #[error("hashing failed: {0}")]
@@ -135,5 +139,13 @@ impl From<StoreError> for AccountError {
             StoreError::LastAdmin(user) => AccountError::LastAdmin(user),
             other => AccountError::Store(other),
         }
+    }
+}
+
+/// Refuses `text` (the field `what`) when it holds a NUL ([`AccountError::NulInText`]).
+pub fn refuse_nul(what: &'static str, text: Option<&str>) -> Result<(), AccountError> {
+    match text {
+        Some(text) if text.contains('\0') => Err(AccountError::NulInText(what)),
+        _ => Ok(()),
     }
 }

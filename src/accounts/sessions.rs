@@ -107,6 +107,10 @@ pub enum LoginError {
     /// A third-party ID's address that cannot be one (Synapse's 400).
     #[error(transparent)]
     BadAddress(crate::threepid::ThreepidError),
+    /// `device_id` or `initial_device_display_name` with a NUL (see
+    /// [`AccountError::NulInText`]).
+    #[error("{0} may not contain a NUL character")]
+    NulInText(&'static str),
     #[error("Too Many Requests")]
     RateLimited { retry_after_ms: u64 },
     /// Beside Synapse: Synapse did not take the new session, so no token was handed out.
@@ -205,6 +209,17 @@ impl Accounts {
     ) -> Result<LoginSuccess, LoginError> {
         if !self.password_login_enabled() {
             return Err(LoginError::PasswordLoginDisabled);
+        }
+        for (what, text) in [
+            ("device_id", &attempt.device_id),
+            (
+                "initial_device_display_name",
+                &attempt.initial_device_display_name,
+            ),
+        ] {
+            if text.as_deref().is_some_and(|text| text.contains('\0')) {
+                return Err(LoginError::NulInText(what));
+            }
         }
         let (user, stored_hash) = self
             .check_login_password(
@@ -725,6 +740,7 @@ impl Accounts {
         device_id: &str,
         display_name: &str,
     ) -> Result<bool, AccountError> {
+        super::error::refuse_nul("display_name", Some(display_name))?;
         Ok(self
             .store
             .rename_device(user_id, device_id, display_name)

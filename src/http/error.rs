@@ -188,6 +188,7 @@ impl From<LoginError> for MatrixError {
                 "Password login has been disabled.",
             ),
             LoginError::RateLimited { retry_after_ms } => MatrixError::rate_limited(retry_after_ms),
+            LoginError::NulInText(_) => MatrixError::invalid_param(err.to_string()),
             LoginError::BadAddress(err) => {
                 MatrixError::new(StatusCode::BAD_REQUEST, "M_UNKNOWN", err.to_string())
             }
@@ -279,6 +280,7 @@ impl From<AccountError> for MatrixError {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", err.to_string())
             }
             AccountError::NoNewPassword => MatrixError::missing_param(err.to_string()),
+            AccountError::NulInText(_) => MatrixError::invalid_param(err.to_string()),
             AccountError::EmailNotFound => {
                 MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", err.to_string())
             }

@@ -692,6 +692,8 @@ pub(super) fn login_refusal(err: LoginError) -> (StatusCode, String) {
             "This account has been deactivated.".into(),
         ),
         LoginError::Locked => (StatusCode::FORBIDDEN, "This account is locked.".into()),
+        // The pages name no device: only an API login meets it.
+        LoginError::NulInText(_) => (StatusCode::BAD_REQUEST, err.to_string()),
         LoginError::PasswordLoginDisabled => (
             StatusCode::FORBIDDEN,
             "This server does not sign in with passwords.".into(),

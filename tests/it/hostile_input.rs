@@ -15,6 +15,7 @@ server_tests!(
     localparts_with_control_characters_or_over_the_limit_are_invalid_usernames,
     shared_secret_registration_refuses_nul_and_reads_unicode_as_synapse,
     passwords_are_nfkc_normalised_and_control_characters_kept_as_synapse_does,
+    a_nul_in_a_name_or_device_id_is_a_matrix_error_not_a_500,
 );
 
 const ADMIN: &str = "/_synapse/admin";
@@ -623,4 +624,122 @@ print(json.dumps(out))
         "{checked} of {}",
         passwords.len()
     );
+}
+
+/// A display name, device name or device ID with a NUL, which PostgreSQL cannot store in
+/// text (Synapse answers a 500 there): the client API (profile, devices, login, sign-up) and
+/// the Admin API answer with a Matrix error on either database, never a 500, and change
+/// nothing.
+async fn a_nul_in_a_name_or_device_id_is_a_matrix_error_not_a_500(db: TestDb) {
+    let server = Server::start(
+        db,
+        "enable_registration: true\nenable_registration_without_verification: true\n",
+    )
+    .await;
+    let root = server.admin_token("root", "root-pw").await;
+    server.create_user("alice", "alice-pw").await;
+    let (alice, device) = server.session_for("alice", "alice-pw").await;
+    let named = "a\u{0}b";
+    let calls = [
+        (
+            "PUT",
+            "/_matrix/client/v3/profile/@alice:example.com/displayname".to_owned(),
+            alice.clone(),
+            json!({"displayname": named}),
+        ),
+        (
+            "PUT",
+            format!("{ADMIN}/v2/users/@alice:example.com"),
+            root.clone(),
+            json!({"displayname": named}),
+        ),
+        (
+            "PUT",
+            format!("/_matrix/client/v3/devices/{device}"),
+            alice.clone(),
+            json!({"display_name": named}),
+        ),
+        (
+            "PUT",
+            format!("{ADMIN}/v2/users/@alice:example.com/devices/{device}"),
+            root.clone(),
+            json!({"display_name": named}),
+        ),
+        (
+            "PUT",
+            format!("{ADMIN}/v2/users/@carol:example.com"),
+            root.clone(),
+            json!({"displayname": named, "password": "carol-pw"}),
+        ),
+        (
+            "POST",
+            LOGIN.to_owned(),
+            String::new(),
+            json!({"type": "m.login.password", "user": "alice", "password": "alice-pw",
+                   "initial_device_display_name": named}),
+        ),
+        (
+            "POST",
+            LOGIN.to_owned(),
+            String::new(),
+            json!({"type": "m.login.password", "user": "alice", "password": "alice-pw",
+                   "device_id": named}),
+        ),
+        (
+            "POST",
+            "/_matrix/client/v3/register".to_owned(),
+            String::new(),
+            json!({"username": "erin", "password": "erin-pw-1", "device_id": named,
+                   "auth": {"type": "m.login.dummy"}}),
+        ),
+    ];
+    for (method, path, token, body) in calls {
+        let token = (!token.is_empty()).then_some(token.as_str());
+        let (status, answer) = server.call(method, &path, token, Some(body)).await;
+        assert!(
+            status.is_client_error(),
+            "{method} {path}: {status} {answer}"
+        );
+        assert!(answer["errcode"].is_string(), "{method} {path}: {answer}");
+    }
+    // Sign-up: refused, and no account made.
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/_matrix/client/v3/register",
+            None,
+            Some(json!({"username": "dave", "password": "dave-pw-1",
+                        "initial_device_display_name": named,
+                        "auth": {"type": "m.login.dummy"}})),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {answer}");
+    assert!(answer["errcode"].is_string(), "{answer}");
+    let (status, _) = server
+        .call(
+            "GET",
+            &format!("{ADMIN}/v2/users/@dave:example.com"),
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "dave was not made");
+    let (_, profile) = server
+        .call(
+            "GET",
+            "/_matrix/client/v3/profile/@alice:example.com",
+            None,
+            None,
+        )
+        .await;
+    assert_ne!(profile["displayname"], json!(named), "{profile}");
+    let (status, _) = server
+        .call(
+            "GET",
+            &format!("{ADMIN}/v2/users/@carol:example.com"),
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "carol was not made");
 }
