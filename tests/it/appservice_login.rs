@@ -183,6 +183,23 @@ async fn bot_logs_in_and_the_refusals(
     let answer = |(status, body): (StatusCode, Value)| {
         (status, body["errcode"].clone(), body["error"].clone())
     };
+    // A NUL in the device's ID or name (which Synapse's PostgreSQL cannot store): refused,
+    // where Synapse answers a 500.
+    for (field, says) in [
+        ("device_id", "device_id may not contain a NUL character"),
+        (
+            "initial_device_display_name",
+            "initial_device_display_name may not contain a NUL character",
+        ),
+    ] {
+        let mut body = as_login("bridge_bot");
+        body[field] = json!("a\u{0}b");
+        let nul = call(http, "POST", login_url, Some(AS_TOKEN), Some(body)).await;
+        assert_eq!(
+            answer(nul),
+            refused(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", says)
+        );
+    }
     // A user outside the namespaces.
     let outside = call(
         http,
