@@ -150,7 +150,7 @@ pub async fn set_admin(
     match acting
         .state
         .accounts
-        .set_admin(&acting.actor.clone(), user, admin)
+        .set_admin(&acting.actor, user, admin)
         .await
     {
         Ok(Outcome::Changed) if admin => acting.done("This user is now a server admin.").await,
@@ -189,7 +189,7 @@ pub async fn set_locked(
     match acting
         .state
         .accounts
-        .set_locked(&acting.actor.clone(), user, locked)
+        .set_locked(&acting.actor, user, locked)
         .await
     {
         Ok(()) if locked => {
@@ -220,7 +220,7 @@ pub async fn deactivate(
     match acting
         .state
         .accounts
-        .deactivate(&acting.actor.clone(), user, false)
+        .deactivate(&acting.actor, user, false)
         .await
     {
         Ok(Deactivation::Done) => {
@@ -262,7 +262,7 @@ pub async fn erase(
     match acting
         .state
         .accounts
-        .deactivate(&acting.actor.clone(), user, true)
+        .deactivate(&acting.actor, user, true)
         .await
     {
         Ok(_) => {
@@ -312,7 +312,7 @@ pub async fn reactivate(
     match acting
         .state
         .accounts
-        .modify_user(&acting.actor.clone(), &acting.user, changes)
+        .modify_user(&acting.actor, &acting.user, changes)
         .await
     {
         Ok(()) => {
@@ -349,7 +349,7 @@ pub async fn end_device(
     match acting
         .state
         .accounts
-        .delete_devices(&acting.actor.clone(), &acting.user.name, &[device_id])
+        .delete_devices(&acting.actor, &acting.user.name, &[device_id])
         .await
     {
         Ok(()) => acting.done("The device is signed out.").await,
