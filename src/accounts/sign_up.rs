@@ -453,7 +453,11 @@ impl Accounts {
         let mut generated = None;
         for attempt in 0..GENERATED_NAME_TRIES {
             let user_id = match &params.username {
-                Some(name) => self.check_sign_up_name(name).await?,
+                // Checked in full at this request's start (`sign_up`); `create_signed_up`
+                // asks Synapse once more and the store refuses a name taken in any case, so
+                // a second full check would only ask Synapse again.
+                Some(name) => UserId::parse_new_local(name, &self.config.server_name)
+                    .map_err(SignUpError::InvalidUsername)?,
                 None => {
                     let next = match generated {
                         None => self.store.largest_numeric_localpart().await? + 1,
