@@ -48,60 +48,29 @@ pub fn format_datetime_local(ms: i64) -> String {
 /// Returns its start in ms since the epoch, and how long it lasts (a day, a minute, a
 /// second), so that "until" a day includes the whole day. `None`: not such a time.
 pub fn parse_utc(text: &str) -> Option<(i64, i64)> {
+    use time::macros::format_description;
+    use time::{Date, PrimitiveDateTime, Time};
     let text = text.trim();
     let (date, time) = match text.split_once(['T', ' ']) {
         Some((date, time)) => (date, Some(time)),
         None => (text, None),
     };
-    let number = |part: &str, digits: usize| -> Option<i64> {
-        (part.len() == digits && part.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| part.parse().ok())
-            .flatten()
+    let date = Date::parse(date, format_description!("[year]-[month]-[day]")).ok()?;
+    let (time, length_ms) = match time {
+        None => (Time::MIDNIGHT, 86_400_000),
+        Some(time) if time.len() == "HH:MM".len() => (
+            Time::parse(time, format_description!("[hour]:[minute]")).ok()?,
+            60_000,
+        ),
+        Some(time) => (
+            Time::parse(time, format_description!("[hour]:[minute]:[second]")).ok()?,
+            1000,
+        ),
     };
-    let mut parts = date.split('-');
-    let year = number(parts.next()?, 4)?;
-    let month = number(parts.next()?, 2)?;
-    let day = number(parts.next()?, 2)?;
-    if parts.next().is_some() || !(1..=12).contains(&month) || day < 1 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    // A day past the month's end (`02-30`) comes back as another date.
-    if civil_from_days(days) != (year, month as u32, day as u32) {
-        return None;
-    }
-    let (second_of_day, length_ms) = match time {
-        None => (0, 86_400_000),
-        Some(time) => {
-            let fields: Vec<&str> = time.split(':').collect();
-            let (hour, minute, second, length_ms) = match fields.as_slice() {
-                [hour, minute] => (number(hour, 2)?, number(minute, 2)?, 0, 60_000),
-                [hour, minute, second] => (
-                    number(hour, 2)?,
-                    number(minute, 2)?,
-                    number(second, 2)?,
-                    1000,
-                ),
-                _ => return None,
-            };
-            if hour > 23 || minute > 59 || second > 59 {
-                return None;
-            }
-            (hour * 3600 + minute * 60 + second, length_ms)
-        }
-    };
-    Some(((days * 86_400 + second_of_day) * 1000, length_ms))
-}
-
-/// The day number (days since 1970-01-01) of a proleptic Gregorian date, after Howard
-/// Hinnant's `days_from_civil`.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let seconds = PrimitiveDateTime::new(date, time)
+        .assume_utc()
+        .unix_timestamp();
+    Some((seconds * 1000, length_ms))
 }
 
 #[cfg(test)]
