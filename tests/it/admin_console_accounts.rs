@@ -419,6 +419,7 @@ async fn a_generated_password_is_shown_once_and_the_devices_stay_signed_in(db: T
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert!(answer.body.contains("Shown only this once"));
+    assert!(answer.body.contains("devices stay signed in"));
     let password = shown_password(&answer.body).unwrap();
     assert_eq!(server.login("bob", &password).await.0, StatusCode::OK);
     assert_eq!(
@@ -1087,6 +1088,13 @@ async fn the_consoles_changes_reach_synapse(test: &str, db: Option<TestDb>) {
         )
         .await;
     assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert!(
+        reset
+            .body
+            .contains("every device of this user was signed out"),
+        "the page says what was done: {}",
+        reset.body
+    );
     wait_until_synapse_refuses(synapse, &erin).await;
     assert_eq!(
         homekey.whoami(Some(&erin)).await.0,

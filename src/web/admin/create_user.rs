@@ -132,7 +132,10 @@ pub async fn create(
     match state.accounts.create_user(&actor, new).await {
         Ok(created) => {
             let shown = generated.then_some(&password);
-            super::password::password_page(&state, &session, &admin, &created.name, shown, true)
+            {
+                let set = super::password::PasswordSet::Created;
+                super::password::password_page(&state, &session, &admin, &created.name, shown, set)
+            }
         }
         Err(AccountError::UserExists(_)) => again(
             StatusCode::CONFLICT,

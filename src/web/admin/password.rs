@@ -73,7 +73,8 @@ pub async fn reset(
         .await
     {
         Ok(()) if generated => {
-            password_page(&state, &session, &admin, &user_id, Some(&password), false)
+            let set = PasswordSet::Reset { logout_devices };
+            password_page(&state, &session, &admin, &user_id, Some(&password), set)
         }
         Ok(()) => {
             show_user(
@@ -104,6 +105,14 @@ fn reset_notice(logout_devices: bool) -> &'static str {
     }
 }
 
+/// What a password page follows.
+pub(super) enum PasswordSet {
+    /// The account was just created.
+    Created,
+    /// Its password was reset; `logout_devices`: its devices were signed out.
+    Reset { logout_devices: bool },
+}
+
 /// The page after an account was created or its password reset, with the generated
 /// password when there is one: shown this once (it is kept nowhere but as a hash; the
 /// answer is `no-store` like every answer of the console).
@@ -113,7 +122,7 @@ pub(super) fn password_page(
     admin: &User,
     user_id: &str,
     generated: Option<&SecretString>,
-    created: bool,
+    set: PasswordSet,
 ) -> Response {
     let href = format!(
         "user?{}",
@@ -121,10 +130,9 @@ pub(super) fn password_page(
             .append_pair("id", user_id)
             .finish()
     );
-    let notice = if created {
-        format!("{user_id} was created.")
-    } else {
-        format!("The password of {user_id} was reset. This user's devices stay signed in.")
+    let (notice, created) = match set {
+        PasswordSet::Created => (format!("{user_id} was created."), true),
+        PasswordSet::Reset { logout_devices } => (reset_notice(logout_devices).to_owned(), false),
     };
     let context = with(
         base(state, session, Some(&admin.name), Message::Notice(notice)),
