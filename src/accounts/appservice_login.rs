@@ -64,6 +64,10 @@ impl Accounts {
         attempt: AppServiceLoginAttempt,
     ) -> Result<LoginSuccess, AppServiceLoginError> {
         use secrecy::ExposeSecret;
+        super::sessions::refuse_nul_in_device(
+            &attempt.device_id,
+            &attempt.initial_device_display_name,
+        )?;
         let Some(appservice) = self
             .config
             .appservice_by_token(attempt.token.expose_secret())

@@ -210,17 +210,7 @@ impl Accounts {
         if !self.password_login_enabled() {
             return Err(LoginError::PasswordLoginDisabled);
         }
-        for (what, text) in [
-            ("device_id", &attempt.device_id),
-            (
-                "initial_device_display_name",
-                &attempt.initial_device_display_name,
-            ),
-        ] {
-            if text.as_deref().is_some_and(|text| text.contains('\0')) {
-                return Err(LoginError::NulInText(what));
-            }
-        }
+        refuse_nul_in_device(&attempt.device_id, &attempt.initial_device_display_name)?;
         let (user, stored_hash) = self
             .check_login_password(
                 &attempt.user,
@@ -828,4 +818,21 @@ pub(super) fn localpart_of(user_id: &str) -> String {
 /// `at`, or the login's end if that comes first.
 fn cap(at: i64, ultimate: Option<i64>) -> i64 {
     ultimate.map_or(at, |end| at.min(end))
+}
+
+/// Refuses a new session's `device_id` or `initial_device_display_name` holding a NUL, which
+/// PostgreSQL cannot store ([`LoginError::NulInText`]): every login asks before anything.
+pub(super) fn refuse_nul_in_device(
+    device_id: &Option<String>,
+    initial_device_display_name: &Option<String>,
+) -> Result<(), LoginError> {
+    for (what, text) in [
+        ("device_id", device_id),
+        ("initial_device_display_name", initial_device_display_name),
+    ] {
+        if text.as_deref().is_some_and(|text| text.contains('\0')) {
+            return Err(LoginError::NulInText(what));
+        }
+    }
+    Ok(())
 }

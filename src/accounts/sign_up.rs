@@ -22,6 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use super::changes::{NewAccount, NewAccountPassword};
+use super::error::refuse_nul;
 use super::interactive_auth::{AuthSubmission, Operation, StageFailure, UiAuthError};
 use super::{AccountError, Accounts, Actor, LoginSuccess, now_ms};
 use crate::audit::Action;
@@ -250,6 +251,12 @@ impl Accounts {
         if !self.sign_up_enabled() {
             return Err(SignUpError::Disabled);
         }
+        // Before the session keeps them: PostgreSQL cannot store a NUL.
+        refuse_nul("device_id", request.device_id.as_deref())?;
+        refuse_nul(
+            "initial_device_display_name",
+            request.initial_device_display_name.as_deref(),
+        )?;
         let actor = Actor::SignUp;
         if let Some(password) = &request.password {
             self.check_new_password(&actor, password)

@@ -41,18 +41,6 @@ pub async fn login(
             "`refresh_token` should be true or false.",
         ));
     }
-    // A NUL, which PostgreSQL cannot store (Synapse answers a 500 there), as at any login.
-    for field in ["device_id", "initial_device_display_name"] {
-        if body
-            .get(field)
-            .and_then(Value::as_str)
-            .is_some_and(|text| text.contains('\0'))
-        {
-            return Err(MatrixError::invalid_param(format!(
-                "{field} may not contain a NUL character"
-            )));
-        }
-    }
     let token = crate::http::auth::request_token(request.headers, request.query)?;
     let device_id = match body.get("device_id") {
         None | Some(Value::Null) => None,

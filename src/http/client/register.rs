@@ -164,10 +164,6 @@ pub async fn register(
     let text = |name: &str| -> Result<Option<String>, MatrixError> {
         match body.get(name) {
             None | Some(Value::Null) => Ok(None),
-            // PostgreSQL cannot store a NUL (Synapse answers a 500 there): refused alike.
-            Some(Value::String(text)) if text.contains('\0') => Err(MatrixError::invalid_param(
-                format!("{name} may not contain a NUL character"),
-            )),
             Some(Value::String(text)) => Ok(Some(text.clone())),
             Some(_) => Err(MatrixError::invalid_param(format!("Invalid {name}"))),
         }
