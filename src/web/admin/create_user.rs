@@ -175,9 +175,8 @@ async fn new_user_id(state: &WebState, given: &str) -> Result<UserId, Refusal> {
         return Err(Refusal::Field("user", "Enter a user name.".into()));
     }
     let server_name = &state.accounts.config.server_name;
-    let user_id = UserId::parse_local(given, server_name)
-        .map_err(|err| Refusal::Field("user", format!("{err}.")))?;
-    crate::ids::validate_new_localpart(user_id.localpart())
+    // The grammar and Synapse's rules for a new name, as sign-up checks them.
+    let user_id = UserId::parse_new_local(given, server_name)
         .map_err(|err| Refusal::Field("user", format!("{err}.")))?;
     let taken = state
         .accounts

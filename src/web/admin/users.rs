@@ -48,7 +48,8 @@ struct ListQuery {
     locked: bool,
     guests: bool,
     user_type: &'static str,
-    sort: &'static str,
+    /// The sort's field value and the listing's order.
+    sort: (&'static str, UserOrder),
     descending: bool,
     from: i64,
     limit: i64,
@@ -70,7 +71,9 @@ impl ListQuery {
             locked: on("locked"),
             guests: on("guests"),
             user_type: user_type.map_or("", |(value, _)| value),
-            sort: sort.map_or("name", |(value, _, _)| value),
+            sort: sort.map_or(("name", UserOrder::Name), |(value, order, _)| {
+                (value, *order)
+            }),
             descending: form.get("dir") == Some("desc"),
             from: number("from").unwrap_or(0).max(0),
             limit: number("limit").unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
@@ -102,10 +105,7 @@ impl ListQuery {
             include_deactivated: self.deactivated,
             include_locked: self.locked,
             not_user_types,
-            order_by: SORTS
-                .iter()
-                .find(|(value, _, _)| *value == self.sort)
-                .map_or(UserOrder::Name, |(_, order, _)| *order),
+            order_by: self.sort.1,
             descending: self.descending,
             ..UserFilter::default()
         }
@@ -130,7 +130,7 @@ impl ListQuery {
         if !self.user_type.is_empty() {
             query.append_pair("type", self.user_type);
         }
-        query.append_pair("sort", self.sort);
+        query.append_pair("sort", self.sort.0);
         query.append_pair("dir", if self.descending { "desc" } else { "asc" });
         query.append_pair("from", &from.to_string());
         query.append_pair("limit", &self.limit.to_string());
@@ -141,7 +141,7 @@ impl ListQuery {
     fn options(&self) -> Value {
         json!({
             "sorts": SORTS.iter().map(|(value, _, label)| json!({
-                "value": value, "label": label, "selected": *value == self.sort,
+                "value": value, "label": label, "selected": *value == self.sort.0,
             })).collect::<Vec<_>>(),
             "user_types": USER_TYPES.iter().map(|(value, label)| json!({
                 "value": value, "label": label, "selected": *value == self.user_type,
